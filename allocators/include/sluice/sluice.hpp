@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Everything an app needs from Sluice, in one include.
+
+#include <sluice/allocators/result.hpp>
+#include <sluice/allocators/sample.hpp>
+#include <sluice/allocators/sample_allocator.hpp>
