@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -159,7 +160,10 @@ DecommitTiming decommit_once(std::size_t waiters) {
     P pool(kBuffers);
     std::vector<typename P::Buffer> held;
     held.reserve(kBuffers);
-    for (std::size_t i = 0; i < kBuffers; ++i) held.push_back(pool.get());
+    for (std::size_t i = 0; i < kBuffers; ++i) {
+        held.push_back(pool.get());
+        if (!P::valid(held.back())) fail("decommit: get() failed on a committed pool");
+    }
 
     std::vector<pid_t> tids(waiters, 0);
     std::vector<std::int64_t> returned_ns(waiters, 0);
