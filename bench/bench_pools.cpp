@@ -27,7 +27,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -67,67 +69,96 @@ void one_thread(benchmark::State& state) {
     for (auto _ : state) one_pair(pool);
 }
 
+// What two threads share in scenarios 2 and 3, on the heap and on cache lines of its own. On a
+// thread's stack, the pool (a MutexPool's mutex, say) could share a line with that thread's
+// spilled temporaries and return addresses, written on every pair, and the line would bounce
+// between the cores for reasons that have nothing to do with the pool.
+template <class P>
+struct alignas(kCacheLineSize) Shared {
+    explicit Shared(std::size_t buffers) : pool(buffers) {}
+    P pool;
+    SpscRing<typename P::Buffer, kHandoffBuffers> ring;  // scenario 2 only
+    alignas(kCacheLineSize) std::atomic<bool> started{false};
+    alignas(kCacheLineSize) std::atomic<bool> finished{false};
+};
+
 // ---- Scenario 2
 
 template <Pool P>
 void handoff(benchmark::State& state) {
-    P pool(kHandoffBuffers);
-    SpscRing<typename P::Buffer, kHandoffBuffers> ring;
+    auto shared = std::make_unique<Shared<P>>(kHandoffBuffers);
+    P& pool = shared->pool;
     const benchmark::IterationCount n = state.max_iterations;
-    std::atomic<bool> started{false};
-    std::atomic<bool> finished{false};
-    std::thread consumer([&] {
+    std::thread consumer([s = shared.get(), n] {
         // relaxed: a start signal only; the pool and ring were published by the thread start.
-        started.store(true, std::memory_order_relaxed);
+        s->started.store(true, std::memory_order_relaxed);
         typename P::Buffer b{};
         for (benchmark::IterationCount i = 0; i < n; ++i) {
-            while (!ring.try_pop(b)) cpu_relax();
-            pool.release(std::move(b));
+            while (!s->ring.try_pop(b)) cpu_relax();
+            s->pool.release(std::move(b));
         }
         // relaxed: only stops the clock; join() below orders the consumer's work before teardown.
-        finished.store(true, std::memory_order_relaxed);
+        s->finished.store(true, std::memory_order_relaxed);
     });
     // relaxed: as above. Waiting keeps thread start-up out of the timing.
-    while (!started.load(std::memory_order_relaxed)) cpu_relax();
+    while (!shared->started.load(std::memory_order_relaxed)) cpu_relax();
     benchmark::IterationCount i = 0;
     for (auto _ : state) {
         auto b = pool.get();
         if (!P::valid(b)) [[unlikely]]
             fail("handoff: get() failed on a committed pool");
-        while (!ring.try_push(std::move(b))) cpu_relax();
+        while (!shared->ring.try_push(std::move(b))) cpu_relax();
         if (++i == n) [[unlikely]]
             // The last buffers' releases belong to the measured work. relaxed: as above.
-            while (!finished.load(std::memory_order_relaxed)) cpu_relax();
+            while (!shared->finished.load(std::memory_order_relaxed)) cpu_relax();
     }
     consumer.join();
+    if constexpr (requires { pool.waits(); })
+        state.counters["waits_per_buffer"] = double(pool.waits()) / double(n);
 }
+
+// The hand-off without an allocator: get() returns the same non-null pointer every time and
+// release() does nothing, leaving the ring and the cache-line traffic between the two cores. The
+// floor every s2 figure stands on; not a contender.
+class RingOnly {
+public:
+    using Buffer = std::byte*;
+    static constexpr std::string_view kName = "ring_only";
+    static constexpr PoolKind kKind = PoolKind::heap;
+    explicit RingOnly(std::size_t) noexcept {}
+    Buffer get() noexcept { return &dummy_; }
+    static bool valid(const Buffer& b) noexcept { return b != nullptr; }
+    void release(Buffer&&) noexcept {}
+
+private:
+    std::byte dummy_{};
+};
 
 // ---- Scenario 3
 
 template <Pool P>
 void contention(benchmark::State& state) {
-    P pool(kBuffers);
+    auto shared = std::make_unique<Shared<P>>(kBuffers);
+    P& pool = shared->pool;
     one_pair(pool);
     const benchmark::IterationCount n = state.max_iterations;
-    std::atomic<bool> go{false};
-    std::atomic<bool> finished{false};
-    std::thread rival([&] {
-        one_pair(pool);
+    std::thread rival([s = shared.get(), n] {
+        one_pair(s->pool);
         // relaxed: a start signal; nothing is published through it.
-        while (!go.load(std::memory_order_relaxed)) cpu_relax();
-        for (benchmark::IterationCount i = 0; i < n; ++i) one_pair(pool);
+        while (!s->started.load(std::memory_order_relaxed)) cpu_relax();
+        for (benchmark::IterationCount i = 0; i < n; ++i) one_pair(s->pool);
         // relaxed: only stops the clock; join() orders the rest.
-        finished.store(true, std::memory_order_relaxed);
+        s->finished.store(true, std::memory_order_relaxed);
     });
     benchmark::IterationCount i = 0;
     // relaxed: as above.
-    go.store(true, std::memory_order_relaxed);
+    shared->started.store(true, std::memory_order_relaxed);
     for (auto _ : state) {
         one_pair(pool);
         // Both threads do n pairs, so a thread that hogs the pool cannot flatter the figure: the
         // clock runs until the slower one is done. relaxed: as above.
         if (++i == n) [[unlikely]]
-            while (!finished.load(std::memory_order_relaxed)) cpu_relax();
+            while (!shared->finished.load(std::memory_order_relaxed)) cpu_relax();
     }
     rival.join();
 }
@@ -234,6 +265,7 @@ void register_all() {
             benchmark::RegisterBenchmark(("s2_handoff/" + std::string(P::kName)).c_str(), handoff<P>)
                 ->UseRealTime();
     });
+    benchmark::RegisterBenchmark("s2_handoff/ring_only", handoff<RingOnly>)->UseRealTime();
     for_each_pool([]<class P>() {
         benchmark::RegisterBenchmark(("s3_contention/" + std::string(P::kName)).c_str(), contention<P>)
             ->UseRealTime();
@@ -255,6 +287,7 @@ void register_all() {
 }  // namespace sluice::bench
 
 int main(int argc, char** argv) {
+    sluice::bench::leave_single_threaded_mode();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
     sluice::bench::register_all();

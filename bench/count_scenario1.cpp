@@ -141,18 +141,25 @@ constexpr int kWarmupPairs = 1000;  // first-use costs happen here, in both runs
 
 template <Pool P>
 void run(std::uint64_t pairs) {
+#if SLUICE_BENCH_COUNT_ALLOCS
+    // relaxed: see the counters' declaration.
+    const std::uint64_t at_start = g_allocs.load(std::memory_order_relaxed);
+#endif
     P pool(kBuffers);
     for (int i = 0; i < kWarmupPairs; ++i) one_pair(pool);
 #if SLUICE_BENCH_COUNT_ALLOCS
-    // relaxed: see the counters' declaration.
+    // relaxed: as above.
     const std::uint64_t allocs = g_allocs.load(std::memory_order_relaxed);
     const std::uint64_t frees = g_frees.load(std::memory_order_relaxed);
 #endif
     for (std::uint64_t i = 0; i < pairs; ++i) one_pair(pool);
 #if SLUICE_BENCH_COUNT_ALLOCS
-    std::printf("pool=%s pairs=%llu allocs=%llu frees=%llu\n", P::kName.data(), (unsigned long long)pairs,
-                (unsigned long long)(g_allocs.load(std::memory_order_relaxed) - allocs),
-                (unsigned long long)(g_frees.load(std::memory_order_relaxed) - frees));
+    // setup_allocs proves the counting sees this pool's allocation paths: the pools allocate
+    // while they are built (the heaps during warm-up), so it is never 0.
+    std::printf("pool=%s pairs=%llu allocs=%llu frees=%llu setup_allocs=%llu\n", P::kName.data(),
+                (unsigned long long)pairs, (unsigned long long)(g_allocs.load(std::memory_order_relaxed) - allocs),
+                (unsigned long long)(g_frees.load(std::memory_order_relaxed) - frees),
+                (unsigned long long)(allocs - at_start));
 #else
     std::printf("pool=%s pairs=%llu\n", P::kName.data(), (unsigned long long)pairs);
 #endif
@@ -169,6 +176,7 @@ int usage() {
 
 int main(int argc, char** argv) {
     if (argc != 3) return usage();
+    leave_single_threaded_mode();
     const std::string_view name = argv[1];
     char* end = nullptr;
     const unsigned long long pairs = std::strtoull(argv[2], &end, 10);

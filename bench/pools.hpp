@@ -13,8 +13,11 @@
 #include "baselines/sluice_pool.hpp"
 #include "baselines/treiber_stack.hpp"
 
+#include <sys/single_threaded.h>  // __libc_single_threaded (glibc 2.32+)
+
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <utility>
 
 namespace sluice::bench {
@@ -28,6 +31,18 @@ void for_each_pool(F&& f) {
     f.template operator()<GlibcAlloc>();
     f.template operator()<SluicePool>();
     f.template operator()<TreiberStack>();
+}
+
+// A media engine is multi-threaded, and glibc takes shortcuts in a process that has never started
+// a thread: pthread_mutex_lock skips the LOCK prefix, malloc skips its arena lock. Starting one
+// thread ends them for good, so no baseline is measured in a mode it would never run in.
+// Call first thing in main(). Allocates (the thread).
+inline void leave_single_threaded_mode() {
+    std::thread([] {}).join();
+    if (__libc_single_threaded) {
+        std::fputs("glibc still believes the process is single-threaded\n", stderr);
+        std::abort();
+    }
 }
 
 // Scenario 1's pair: take a buffer, give it back, on one thread. The validity test is what real

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "memory.hpp"
 
+#include <sluice/allocators/sample_allocator.hpp>
+
 #include <cstdint>
 #include <new>
 
@@ -99,3 +101,11 @@ void control_free(void* p) noexcept {
 }
 
 }  // namespace sluice::detail
+
+namespace sluice {
+int numa_node_of_cpu(int cpu) noexcept {
+    if (cpu < 0) return -1;
+    if (::numa_available() < 0) return 0;
+    return ::numa_node_of_cpu(cpu);
+}
+}  // namespace sluice

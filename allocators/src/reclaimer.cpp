@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "reclaimer.hpp"
 
-#include "futex.hpp"
+#include <sluice/allocators/detail/futex.hpp>
 #include "memory.hpp"
 
 #include <mutex>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/allocators/sample_allocator.hpp>
 
-#include "futex.hpp"
+#include <sluice/allocators/detail/futex.hpp>
 #include "memory.hpp"
 #include "reclaimer.hpp"
 

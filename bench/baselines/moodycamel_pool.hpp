@@ -86,8 +86,17 @@ public:
         }
     }
 
+    // Gets that found the queue empty (and spun, then maybe slept, in the semaphore) so far.
+    // Any thread.
+    std::uint64_t waits() const noexcept {
+        // relaxed: a statistic, read after the threads that count it were joined.
+        return waits_.load(std::memory_order_relaxed);
+    }
+
 private:
     Buffer get_slow() noexcept {
+        // relaxed: a statistic.
+        waits_.fetch_add(1, std::memory_order_relaxed);
         // seq_cst: the waiter's half of decommit's pairing.
         waiters_.fetch_add(1, std::memory_order_seq_cst);
         if (decommitted_.load(std::memory_order_seq_cst)) {
@@ -116,6 +125,7 @@ private:
     alignas(kCacheLineSize) std::atomic<bool> decommitted_{false};
     // Threads between registering in get_slow() and returning from it; >= the number asleep.
     std::atomic<std::uint32_t> waiters_{0};
+    std::atomic<std::uint64_t> waits_{0};  // statistic
 };
 
 }  // namespace sluice::bench

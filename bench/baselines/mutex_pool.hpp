@@ -24,6 +24,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string_view>
@@ -60,6 +61,7 @@ public:
                 return s;
             }
             ++waiting_;
+            ++waits_;
             wake_.wait(lock);
             --waiting_;
         }
@@ -75,6 +77,12 @@ public:
         const bool someone_waits = waiting_ != 0;
         lock.unlock();
         if (someone_waits) wake_.notify_one();
+    }
+
+    // Gets that found the list empty and slept, so far. Any thread; locks.
+    std::uint64_t waits() {
+        std::lock_guard lock(mutex_);
+        return waits_;
     }
 
     // Any thread; locks.
@@ -95,6 +103,7 @@ private:
     std::condition_variable wake_;
     Sample* free_ = nullptr;
     std::size_t waiting_ = 0;  // threads asleep (or about to be) in get()
+    std::uint64_t waits_ = 0;  // statistic: gets that had to sleep
     bool committed_ = true;
 };
 

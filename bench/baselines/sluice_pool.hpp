@@ -14,6 +14,7 @@
 #include <sluice/allocators/sample_allocator.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -46,6 +47,8 @@ public:
     static bool valid(const Buffer& b) noexcept { return static_cast<bool>(b); }
     void release(Buffer&& b) noexcept { b.reset(); }
     void decommit() noexcept { (void)alloc_.decommit(); }
+    // Gets that found the pool empty and slept, so far. Any thread; takes the control mutex.
+    std::uint64_t waits() const { return alloc_.stats().waits; }
 
 private:
     sluice::SampleAllocator alloc_;

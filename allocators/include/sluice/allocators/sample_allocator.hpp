@@ -197,6 +197,10 @@ private:
     std::unique_ptr<Control> control_;
 };
 
+// The NUMA node of `cpu` (for placing a pool near the thread that will fill it); -1 when the
+// CPU is unknown, 0 on a system without NUMA. Any thread.
+int numa_node_of_cpu(int cpu) noexcept;
+
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::atomic<std::uint64_t>::is_always_lock_free,
               "the free-list head must be one lock-free 64-bit word");
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Thin wrappers over the Linux futex, the only blocking primitive of the allocators library.
+// Thin wrappers over the Linux futex, the blocking primitive of the allocator and the engine clock.
 // C++20's atomic::wait has no timeout, hence the system call.
 
 #include <atomic>

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Turns one bench/run.sh run into the tables of bench/results/latest.md (and prints them).
+
+Inputs: Google Benchmark's JSON (--json) and the scenario 1 counts run.sh collected (--counts,
+tab-separated). Every ratio is a pool's figure divided by the mutex pool's figure from the same
+run: below 1.00 is better than the mutex pool. Exit status 0, or 1 when an input is missing.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+POOLS = ["mutex", "moodycamel", "mimalloc", "glibc", "sluice", "treiber"]
+LABELS = {
+    "mutex": "mutex pool (DirectShow-style)",
+    "moodycamel": "moodycamel BlockingConcurrentQueue",
+    "mimalloc": "mimalloc, no pool",
+    "glibc": "glibc aligned_alloc, no pool",
+    "sluice": "**sluice SampleAllocator (ours)**",
+    "treiber": "Treiber stack (floor, not a pool)",
+    "ring_only": "ring only (s2 floor, no allocator)",
+}
+NA = "n/a"
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def load_benchmarks(path):
+    """{(scenario, pool, waiters): {"median": ns, "min": ns, "max": ns, "counters": {...}}}"""
+    with open(path) as f:
+        doc = json.load(f)
+    runs = {}
+    for b in doc["benchmarks"]:
+        parts = b["run_name"].split("/")
+        scenario, pool = parts[0], parts[1]
+        waiters = next((int(p.split(":")[1]) for p in parts if p.startswith("waiters:")), None)
+        entry = runs.setdefault((scenario, pool, waiters), {"reps": [], "counters": {}, "median": None})
+        scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
+        counters = {k: v for k, v in b.items() if isinstance(v, (int, float)) and k not in (
+            "real_time", "cpu_time", "iterations", "repetitions", "repetition_index", "threads",
+            "family_index", "per_family_instance_index")}
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                entry["median"] = b["real_time"] * scale
+                entry["counters"] = counters
+        else:
+            entry["reps"].append(b["real_time"] * scale)
+            if not entry["counters"]:
+                entry["counters"] = counters
+    for entry in runs.values():
+        if entry["median"] is None and entry["reps"]:
+            entry["median"] = statistics.median(entry["reps"])
+    return doc.get("context", {}), runs
+
+
+def load_counts(path):
+    with open(path) as f:
+        lines = [l.rstrip("\n").split("\t") for l in f if l.strip()]
+    header, rows = lines[0], lines[1:]
+    out = {}
+    for r in rows:
+        d = dict(zip(header, r))
+        pool = d.pop("pool")
+        out[pool] = {k: int(v) for k, v in d.items()}
+    return out
+
+
+def ratio(value, base):
+    if value is None or base in (None, 0):
+        return NA
+    return f"{value / base:.2f}"
+
+
+def fmt_ns(v):
+    if v is None:
+        return NA
+    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+
+def fmt_us(v):
+    return NA if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.1f}")
+
+
+def machine(repo):
+    model = "?"
+    for line in sh("lscpu").splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    cxx = "?"
+    cache = os.path.join(repo, "build-bench", "CMakeCache.txt")
+    if os.path.exists(cache):
+        m = re.search(r"^CMAKE_CXX_COMPILER:\w+=(.*)$", open(cache).read(), re.M)
+        if m:
+            cxx = sh(m.group(1), "--version").splitlines()[0]
+    commit = sh("git", "-C", repo, "rev-parse", "--short", "HEAD")
+    dirty = sh("git", "-C", repo, "status", "--porcelain")
+    return {
+        "nproc": sh("nproc"),
+        "model": model,
+        "kernel": platform.release(),
+        "glibc": sh("ldd", "--version").splitlines()[0] if sh("ldd", "--version") != "?" else "?",
+        "compiler": cxx,
+        "commit": commit + (" + uncommitted changes" if dirty not in ("", "?") else ""),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--counts", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--load-before", default="?")
+    ap.add_argument("--load-after", default="?")
+    ap.add_argument("--seconds", default="?")
+    args = ap.parse_args()
+    for p in (args.json, args.counts):
+        if not os.path.exists(p):
+            print(f"report.py: {p} does not exist", file=sys.stderr)
+            return 1
+
+    context, runs = load_benchmarks(args.json)
+    counts = load_counts(args.counts)
+    m = machine(args.repo)
+
+    def med(scenario, pool, waiters=None):
+        e = runs.get((scenario, pool, waiters))
+        return None if e is None else e["median"]
+
+    def counter(scenario, pool, name, waiters=None):
+        e = runs.get((scenario, pool, waiters))
+        return None if e is None else e["counters"].get(name)
+
+    def instr(pool):
+        c = counts.get(pool)
+        if not c:
+            return None
+        return (c["cg_ir_2"] - c["cg_ir_1"]) / (c["cg_pairs_2"] - c["cg_pairs_1"])
+
+    out = []
+    w = out.append
+    w("# Sluice allocator benchmarks: latest run\n")
+    w(f"Machine: {m['nproc']} CPUs, {m['model']} (lscpu model name); Linux {m['kernel']}; "
+      f"{m['glibc']}; {m['compiler']}; Release build. Commit {m['commit']}.  ")
+    w(f"Run: {context.get('date', '?')}, {args.seconds} s in all; load average before "
+      f"{args.load_before}, after {args.load_after} (this machine is shared: a concurrent build "
+      f"shows up here and in the spread below).  ")
+    w("Ratios: the pool's figure divided by the mutex pool's from this same run; below 1.00 is "
+      "better than the mutex pool. Times are medians of 5 repetitions (scenario 4: of 200).\n")
+
+    # ---- Time table
+    w("## Time\n")
+    w("| pool | s1 one thread ns/pair | ×mutex | s2 hand-off ns/buffer | ×mutex | s2 gets that waited "
+      "| s3 contention ns/pair | ×mutex | s4 decommit, 4 waiters: median / max µs | ×mutex "
+      "| s4 decommit, 64 waiters: median / max µs | ×mutex |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = {s: med(s, "mutex") for s in ("s1_one_thread", "s2_handoff", "s3_contention")}
+    base4 = {n: med("s4_decommit", "mutex", n) for n in (4, 64)}
+    for pool in POOLS + ["ring_only"]:
+        s1, s2, s3 = (med(s, pool) for s in ("s1_one_thread", "s2_handoff", "s3_contention"))
+        waited = counter("s2_handoff", pool, "waits_per_buffer")
+        cells = [LABELS[pool], fmt_ns(s1), ratio(s1, base["s1_one_thread"]), fmt_ns(s2),
+                 ratio(s2, base["s2_handoff"]), NA if waited is None else f"{waited * 100:.1f} %",
+                 fmt_ns(s3), ratio(s3, base["s3_contention"])]
+        for n in (4, 64):
+            mid = med("s4_decommit", pool, n)
+            top = counter("s4_decommit", pool, "max_us", n)
+            cells += [NA if mid is None else f"{fmt_us(mid / 1e3)} / {fmt_us(top)}",
+                      ratio(mid, base4[n])]
+        w("| " + " | ".join(cells) + " |")
+    w("")
+
+    # ---- Scenario 1 counts
+    w("## Scenario 1 counted (one thread, get then release)\n")
+    w("| pool | instructions/pair (callgrind) | ×mutex | heap allocations/pair | frees/pair "
+      "| extra system calls for 1M extra pairs (all / futex) |")
+    w("|---|---:|---:|---:|---:|---:|")
+    base_i = instr("mutex")
+    for pool in POOLS:
+        c = counts.get(pool)
+        if not c:
+            continue
+        i = instr(pool)
+        extra = c["st_pairs_2"] - c["st_pairs_1"]
+        calls = (c["st_calls_2"] - c["st_calls_1"]) * 1_000_000 / extra
+        futex = (c["st_futex_2"] - c["st_futex_1"]) * 1_000_000 / extra
+        w(f"| {LABELS[pool]} | {i:.1f} | {ratio(i, base_i)} | {c['allocs'] / c['alloc_pairs']:.2f} "
+          f"| {c['frees'] / c['alloc_pairs']:.2f} | {calls:g} / {futex:g} |")
+    w("")
+    w("Instructions per pair are (Ir at {1} pairs − Ir at {0} pairs) / {2}, so start-up cancels; "
+      "they include the 3 instructions of the counting loop itself. Allocations are counted "
+      "around {3} measured pairs by sluice-count-allocs (every pool's set-up allocations were "
+      "seen too: {4}).\n".format(
+          *(lambda c: (c["cg_pairs_1"], c["cg_pairs_2"], c["cg_pairs_2"] - c["cg_pairs_1"],
+                       c["alloc_pairs"]))(counts["mutex"]),
+          ", ".join(f"{p} {counts[p]['setup_allocs']}" for p in POOLS if p in counts)))
+
+    # ---- Targets
+    w("## Targets for ours (issue #5)\n")
+    w("| target | measured | met? |")
+    w("|---|---|---|")
+
+    def verdict(ok):
+        return "yes" if ok else "**no**"
+
+    i_s, i_m = instr("sluice"), instr("mutex")
+    if i_s is not None and i_m is not None:
+        w(f"| s1: ≤ 60 instructions per pair | {i_s:.1f} | {verdict(i_s <= 60)} |")
+        w(f"| s1: ≥ 3× fewer instructions than the mutex pool | {i_m / i_s:.2f}× fewer "
+          f"({i_m:.1f} vs {i_s:.1f}) | {verdict(i_m / i_s >= 3)} |")
+    for scenario, limit, text in (("s2_handoff", 0.5, "s2: hand-off ≤ ½ the mutex pool's ns"),
+                                  ("s3_contention", 1 / 3, "s3: contention ≤ ⅓ the mutex pool's ns")):
+        s, b = med(scenario, "sluice"), med(scenario, "mutex")
+        if s is not None and b:
+            w(f"| {text} | {s / b:.2f}× ({fmt_ns(s)} vs {fmt_ns(b)} ns) | {verdict(s / b <= limit)} |")
+    for n in (4, 64):
+        s, b = med("s4_decommit", "sluice", n), med("s4_decommit", "mutex", n)
+        if s is not None and b:
+            w(f"| s4: decommit with {n} waiters no slower than the mutex pool's broadcast (median) "
+              f"| {s / b:.2f}× ({fmt_us(s / 1e3)} vs {fmt_us(b / 1e3)} µs) | {verdict(s <= b)} |")
+    w("")
+
+    # ---- Spread
+    w("## Spread over the 5 repetitions (ns, min – max)\n")
+    w("| pool | s1 | s2 | s3 |")
+    w("|---|---:|---:|---:|")
+    for pool in POOLS + ["ring_only"]:
+        cells = [LABELS[pool]]
+        for s in ("s1_one_thread", "s2_handoff", "s3_contention"):
+            e = runs.get((s, pool, None))
+            cells.append(NA if not e or not e["reps"] else f"{fmt_ns(min(e['reps']))} – {fmt_ns(max(e['reps']))}")
+        w("| " + " | ".join(cells) + " |")
+    w("")
+    w("s4 also records the decommit() call alone (median µs, 4 / 64 waiters): " + "; ".join(
+        f"{p} {fmt_us(counter('s4_decommit', p, 'call_median_us', 4))} / "
+        f"{fmt_us(counter('s4_decommit', p, 'call_median_us', 64))}"
+        for p in POOLS if runs.get(("s4_decommit", p, 4))) + ".\n")
+    w("Raw data: latest.json (Google Benchmark), latest-counts.tsv (callgrind, allocation and "
+      "strace counts).")
+
+    text = "\n".join(out) + "\n"
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Media formats and their negotiation.
+//
+// A MediaFormat describes raw audio (sample rate, channels, sample format) or raw video (width,
+// height, pixel format, frame rate). A field left at 0 / `any` accepts every value, so one
+// MediaFormat can also stand for a set ("audio, any rate, 2 channels, s16"). A FormatSet lists
+// alternatives, preferred first. Linking two pins intersects the upstream's offer with the
+// downstream's accepted set and fixes the first result (fixate() fills what is still open).
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::engine {
+
+enum class MediaKind : std::uint8_t { audio, video };
+enum class SampleFormat : std::uint8_t { any, s16, f32 };
+enum class PixelFormat : std::uint8_t { any, i420, rgba };
+
+struct Fraction {
+    int num = 0;  // 0: any
+    int den = 1;
+    friend bool operator==(const Fraction&, const Fraction&) = default;
+    double value() const noexcept { return den != 0 ? double(num) / double(den) : 0.0; }
+};
+
+struct MediaFormat {
+    MediaKind kind = MediaKind::audio;
+    // Audio.
+    int rate = 0;
+    int channels = 0;
+    SampleFormat sample_format = SampleFormat::any;
+    // Video.
+    int width = 0;
+    int height = 0;
+    PixelFormat pixel_format = PixelFormat::any;
+    Fraction fps{};
+
+    static MediaFormat audio(int rate = 0, int channels = 0, SampleFormat f = SampleFormat::any) {
+        MediaFormat m;
+        m.kind = MediaKind::audio;
+        m.rate = rate;
+        m.channels = channels;
+        m.sample_format = f;
+        return m;
+    }
+    static MediaFormat video(int width = 0, int height = 0, PixelFormat f = PixelFormat::any, Fraction fps = {}) {
+        MediaFormat m;
+        m.kind = MediaKind::video;
+        m.width = width;
+        m.height = height;
+        m.pixel_format = f;
+        m.fps = fps;
+        return m;
+    }
+
+    // Every field that matters for the kind is set.
+    bool fixed() const noexcept;
+    // Audio: bytes per frame (all channels). Video: bytes per picture. 0 unless fixed().
+    std::size_t frame_bytes() const noexcept;
+    // e.g. "audio/s16 48000Hz 2ch", "video/I420 640x360 30/1fps", with "*" for open fields.
+    std::string to_string() const;
+
+    friend bool operator==(const MediaFormat&, const MediaFormat&) = default;
+};
+
+using FormatSet = std::vector<MediaFormat>;
+
+std::size_t bytes_per_sample(SampleFormat f) noexcept;
+const char* to_string(SampleFormat f) noexcept;
+const char* to_string(PixelFormat f) noexcept;
+std::string to_string(const FormatSet& set);
+
+// The formats both accept (field by field: equal, or one side open), or nothing.
+std::optional<MediaFormat> intersect(const MediaFormat& a, const MediaFormat& b);
+FormatSet intersect(const FormatSet& offered, const FormatSet& accepted);
+// Fills open fields with defaults: 48000 Hz, 2 channels, s16; 320x240, I420, 30/1 fps.
+MediaFormat fixate(MediaFormat f);
+
+}  // namespace sluice::engine

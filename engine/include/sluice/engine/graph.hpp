@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Graph: owns nodes, links their pins, negotiates formats and pools, runs one streaming thread
+// per source, and stops deterministically.
+//
+//   sluice::engine::Graph g;
+//   auto& src = g.add<MySource>("src");
+//   auto& out = g.add<MyRender>("out");
+//   g.connect(src, out);
+//   if (auto st = g.run(); !st) { std::cerr << st.message() << "\n"; }
+//   g.wait_until_ended(std::chrono::seconds(10));   // end of stream, an error, or the timeout
+//   g.stop();
+//
+// States: stopped -> paused -> running, and back. pause() from stopped prepares the graph,
+// commits every pool and starts the streaming threads parked; run() lets them flow and starts the
+// clock. stop() is deterministic:
+//   1. decommit every pool: a streaming thread blocked in get_buffer (or about to be) gets
+//      not_committed and leaves its loop; clock waits and paused threads are released;
+//   2. join the streaming threads;
+//   3. nodes' stop(): renders drop held samples, files are finished;
+//   4. wait for the samples still out; past a threshold, post a `stop_stuck` event listing from
+//      the pools' ownership ledgers which node holds which sample and for how long.
+// Errors from streaming threads, end of stream, warnings and state changes are posted as Events
+// that the app polls (poll_event / wait_event); none is swallowed.
+//
+// Threading: every method may be called from any thread except a streaming thread (stop() from a
+// streaming thread returns Errc::bad_state rather than deadlock). Concurrent calls serialize;
+// stop() called twice, or from two threads at once, stops once.
+
+#include <sluice/engine/node.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::engine {
+
+enum class State { stopped, paused, running };
+const char* to_string(State s) noexcept;
+
+struct Event {
+    enum class Type { state_changed, end_of_stream, error, warning, stop_stuck };
+    Type type = Type::state_changed;
+    std::string node;  // the node it concerns, if any
+    std::error_code code;
+    std::string message;
+};
+const char* to_string(Event::Type t) noexcept;
+
+struct PoolReport {
+    std::string pin;  // "node.pin" whose pool it is
+    AllocatorProperties properties;
+    AllocatorStats stats;
+    std::size_t needed = 0;  // buffers the graph may hold at once from this pool
+};
+
+struct GraphStats {
+    State state = State::stopped;
+    std::int64_t running_time_ns = 0;
+    std::vector<std::pair<std::string, NodeStats>> nodes;
+    std::vector<PoolReport> pools;
+    std::chrono::nanoseconds last_stop{0};  // how long the last stop() took
+};
+
+class Graph {
+public:
+    Graph();
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
+    ~Graph();  // stops
+
+    // Adds a node; the graph owns it. Names must be unique within a graph (prepare() checks).
+    Node& add(std::unique_ptr<Node> node);
+    template <class N, class... Args>
+    N& add(Args&&... args) {
+        return static_cast<N&>(add(std::make_unique<N>(std::forward<Args>(args)...)));
+    }
+    Node* find(std::string_view name) const noexcept;
+    std::vector<Node*> nodes() const;
+
+    // Links the first unlinked output of `from` to the first unlinked input of `to`, or the given
+    // pins. Fails at once on taken pins or media kinds that can never meet; formats are agreed
+    // by prepare(). Stopped state only.
+    Status connect(Node& from, Node& to);
+    Status connect(OutputPin& from, InputPin& to);
+
+    // Checks that every pin is linked and there is no cycle, agrees a format on every link, sizes
+    // every pool and refuses pools that could run dry with every holder waiting (naming the path).
+    // Stopped state only; pause() and run() call it when needed.
+    Status prepare();
+
+    Status pause();
+    Status run();
+    Status stop();
+    // Drops every sample in flight (held by renders, queued, being pushed) and resets nodes,
+    // without changing the state.
+    Status flush();
+    State state() const noexcept;
+
+    // Sources end their streams once their media time reaches `ns` (-1: no limit).
+    void set_media_duration(std::int64_t ns) noexcept;
+    std::int64_t media_duration() const noexcept;
+    // Stops the graph `d` of wall time after run() (an Asio timer on the engine's io_context).
+    void stop_after(std::chrono::nanoseconds d);
+    // Calls `tick` every `interval` on the engine's timer thread while the graph is not stopped
+    // (progress displays). Replaces any earlier ticker.
+    void set_ticker(std::chrono::milliseconds interval, std::function<void()> tick);
+    // How long stop() waits for held samples before it posts the ledger (default 500 ms), and
+    // before it gives up waiting and returns with them still out (default 5 s).
+    void set_stop_thresholds(std::chrono::milliseconds report, std::chrono::milliseconds give_up) noexcept;
+
+    std::optional<Event> poll_event();
+    std::optional<Event> wait_event(std::chrono::milliseconds timeout);
+    // Waits until every render has seen end of stream, an error is posted, or `timeout`.
+    // Returns true on end of stream.
+    bool wait_until_ended(std::chrono::milliseconds timeout);
+    bool ended() const noexcept;
+
+    GraphStats stats() const;
+    Clock& clock() noexcept;
+
+private:
+    friend class Node;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::engine

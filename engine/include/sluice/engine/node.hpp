@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Node: the unit of a push graph. A node has input and output pins and is one of three kinds:
+//
+//   source     no inputs; the graph gives it a streaming thread that calls produce() in a loop
+//   transform  inputs and outputs; process() runs on the thread of whoever pushed the sample
+//   render     inputs only; consumes samples (files, devices, counters)
+//
+// Writing a node: subclass Node, declare pins in the constructor (add_input / add_output), then
+// override the few virtual functions that matter for it:
+//
+//   produce()        sources: get_buffer(0), fill it, push(0, ...); return end_of_stream when done
+//   process(i, s)    transforms and renders: handle one sample arriving on input i
+//   output_formats() what each output can carry once the inputs' formats are fixed
+//   configure()      all formats fixed: size buffers, refuse impossible combinations
+//   output_buffers() bytes per buffer (and buffers kept in flight) for each output's pool
+//   holds(i)         samples of input i kept after process() returns (a render's last frame...)
+//   start/stop/flush lifecycle on the control thread (open and finish files, drop held samples)
+//
+// Threading rules: negotiation and lifecycle functions run on the control thread (the one calling
+// Graph's methods) while no streaming thread runs, except flush(), which runs while they are
+// parked. produce/process/end_of_stream run on streaming threads: never concurrently for the same
+// input, but concurrently for different inputs when they come from different sources (a mixer).
+// Streaming functions must not allocate, lock or block other than through the helpers below.
+
+#include <sluice/allocators/sample_allocator.hpp>
+#include <sluice/engine/clock.hpp>
+#include <sluice/engine/format.hpp>
+#include <sluice/engine/status.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+namespace sluice::engine {
+
+class Graph;
+class Node;
+class OutputPin;
+
+// What a push or a produce() step came to.
+enum class Flow {
+    ok,
+    end_of_stream,  // the stream is over (a source ran out; a render wants no more)
+    flushing,       // the graph is flushing: the sample was dropped
+    stopped,        // the graph is stopping: leave the loop
+    error,          // a node reported an error (already posted on the graph's bus)
+};
+
+// What an input pin tells the pool upstream of it.
+struct InputNeeds {
+    std::size_t holds = 0;       // samples kept after process() returns (last frame, queue, look-ahead)
+    std::size_t alignment = 64;  // of data()
+    std::size_t prefix = 0;      // bytes wanted before data()
+};
+
+// What a node needs from the pool of one of its outputs.
+struct BufferNeeds {
+    std::size_t bytes = 0;    // per buffer
+    std::size_t buffers = 1;  // buffers the node itself may have in flight at once (>= 1)
+};
+
+struct NodeStats {
+    std::uint64_t samples_in = 0;        // samples handed to process()
+    std::uint64_t samples_out = 0;       // samples pushed downstream
+    std::uint64_t drops = 0;             // samples dropped (flushing, or by the node)
+    std::uint64_t late = 0;              // clocked renders: samples presented more than 1 ms late
+    std::uint64_t deadline_misses = 0;   // clocked renders: samples later than their own duration
+    std::int64_t max_lateness_ns = 0;    // clocked renders: worst lateness seen
+};
+
+class InputPin {
+public:
+    Node& node() const noexcept { return *node_; }
+    const std::string& name() const noexcept { return name_; }
+    std::string full_name() const;  // "node.pin"
+    std::size_t index() const noexcept { return index_; }
+    OutputPin* peer() const noexcept { return peer_; }
+    const FormatSet& accepts() const noexcept { return accepts_; }
+    const MediaFormat& format() const noexcept { return format_; }  // fixed by Graph::prepare()
+    const InputNeeds& needs() const noexcept { return needs_; }
+
+private:
+    friend class Node;
+    friend class Graph;
+    friend class OutputPin;
+    Node* node_ = nullptr;
+    std::string name_;
+    std::size_t index_ = 0;
+    OutputPin* peer_ = nullptr;
+    FormatSet accepts_;
+    MediaFormat format_;
+    InputNeeds needs_;
+};
+
+class OutputPin {
+public:
+    Node& node() const noexcept { return *node_; }
+    const std::string& name() const noexcept { return name_; }
+    std::string full_name() const;
+    std::size_t index() const noexcept { return index_; }
+    InputPin* peer() const noexcept { return peer_; }
+    const MediaFormat& format() const noexcept { return format_; }
+    const FormatSet& offers() const noexcept { return offers_; }
+
+    // Fixes the size of this pin's pool (0, the default: sized automatically from the graph).
+    // A fixed size too small for what the graph may hold at once makes Graph::prepare() fail.
+    void set_pool_buffers(std::size_t n) noexcept { pool_buffers_ = n; }
+    std::size_t pool_buffers() const noexcept { return pool_buffers_; }
+
+    // The pool samples leaving this pin come from; its properties are set by Graph::prepare().
+    SampleAllocator& allocator() noexcept { return *allocator_; }
+    const SampleAllocator& allocator() const noexcept { return *allocator_; }
+
+private:
+    friend class Node;
+    friend class Graph;
+    Node* node_ = nullptr;
+    std::string name_;
+    std::size_t index_ = 0;
+    InputPin* peer_ = nullptr;
+    FormatSet offers_;
+    MediaFormat format_;
+    std::size_t pool_buffers_ = 0;
+    std::unique_ptr<SampleAllocator> allocator_ = std::make_unique<SampleAllocator>();
+};
+
+class Node {
+public:
+    enum class Kind { source, transform, render };
+
+    // Where a source's streaming thread runs. priority > 0 asks for SCHED_FIFO at that priority;
+    // cpu >= 0 pins the thread (and places its pools on that CPU's NUMA node). Refusals by the OS
+    // are posted on the bus as warnings and the thread runs anyway.
+    struct ThreadOptions {
+        int priority = 0;
+        int cpu = -1;
+    };
+
+    Node(std::string name, Kind kind);
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+    virtual ~Node();
+
+    const std::string& name() const noexcept { return name_; }
+    Kind kind() const noexcept { return kind_; }
+    std::size_t input_count() const noexcept { return inputs_.size(); }
+    std::size_t output_count() const noexcept { return outputs_.size(); }
+    InputPin& input(std::size_t i) { return *inputs_.at(i); }
+    OutputPin& output(std::size_t i) { return *outputs_.at(i); }
+    const InputPin& input(std::size_t i) const { return *inputs_.at(i); }
+    const OutputPin& output(std::size_t i) const { return *outputs_.at(i); }
+
+    // Counters, readable from any thread while the graph runs.
+    NodeStats stats() const noexcept;
+
+    void set_thread_options(ThreadOptions o) noexcept { thread_options_ = o; }
+    ThreadOptions thread_options() const noexcept { return thread_options_; }
+    // Renders: present each sample at its time on the graph's clock (true) or at once (false).
+    void set_clocked(bool on) noexcept { clocked_ = on; }
+    bool clocked() const noexcept { return clocked_; }
+
+    // Samples of input i this node keeps after process() returns. Default: the pin's needs.
+    virtual std::size_t holds(std::size_t input) const { return inputs_.at(input)->needs_.holds; }
+    // Whether a sample arriving on input i may leave unchanged on output o (the same buffer):
+    // tees and in-place transforms. The graph uses it to size pools. Default: no.
+    virtual bool passes_through(std::size_t input, std::size_t output) const;
+
+protected:
+    InputPin& add_input(std::string name, FormatSet accepts, InputNeeds needs = {});
+    OutputPin& add_output(std::string name, FormatSet offers);
+    void set_input_needs(std::size_t input, InputNeeds needs) { inputs_.at(input)->needs_ = needs; }
+
+    // ---- Negotiation (control thread, nodes visited from the sources down).
+    // What output o can carry, every input's format being fixed. Default: the offers given to
+    // add_output, narrowed by input 0's format when the node has inputs.
+    virtual FormatSet output_formats(std::size_t output) const;
+    // Every pin's format is fixed; check the combination and size things. Default: accept.
+    virtual Status configure();
+    // The pool of output o. Default: one frame (video) or 1024 frames (audio) of its format.
+    virtual BufferNeeds output_buffers(std::size_t output) const;
+
+    // ---- Lifecycle (control thread).
+    virtual Status start();  // before the streaming threads start: open files, reset counters
+    virtual void stop();     // after every streaming thread left: drop held samples, finish files
+    virtual void flush();    // streaming threads parked: drop held samples, reset position
+
+    // ---- Streaming.
+    virtual Flow produce();                                 // sources
+    virtual Flow process(std::size_t input, SampleRef&& s);  // transforms and renders
+    // The stream on input i has ended. Default: forward to every output; a render reports it
+    // to the graph (the graph ends when every render has).
+    virtual void end_of_stream(std::size_t input);
+
+    // ---- Helpers for streaming code.
+    // A free buffer from output o's pool, waiting while it is empty; fails when the graph stops.
+    Result<SampleRef> get_buffer(std::size_t output) noexcept;
+    // Hands a sample to the node downstream of output o, on this thread.
+    Flow push(std::size_t output, SampleRef&& sample) noexcept;
+    void push_end_of_stream(std::size_t output) noexcept;
+    // Renders: waits for the sample's start time if clocked and records its lateness. Returns
+    // ok to present, or flushing/stopped (drop it). Never allocates.
+    Flow present(const SampleRef& sample) noexcept;
+    // Posts an error on the graph's bus (allocates: not for the steady state) and returns
+    // Flow::error for the caller to return.
+    Flow report_error(std::error_code code, std::string message);
+    void count_drop() noexcept;
+    const std::stop_token& stop_token() const noexcept;
+    Clock& clock() const noexcept;
+    // Media time after which sources end their stream (Graph::set_media_duration), or -1.
+    std::int64_t media_limit_ns() const noexcept;
+
+private:
+    friend class Graph;
+    struct alignas(64) Counters {
+        std::atomic<std::uint64_t> in{0}, out{0}, drops{0}, late{0}, misses{0};
+        std::atomic<std::int64_t> max_lateness{0};
+    };
+
+    std::string name_;
+    Kind kind_;
+    std::vector<std::unique_ptr<InputPin>> inputs_;
+    std::vector<std::unique_ptr<OutputPin>> outputs_;
+    ThreadOptions thread_options_{};
+    bool clocked_ = false;
+    Graph* graph_ = nullptr;
+    Counters counters_;
+};
+
+}  // namespace sluice::engine

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+#include <sluice/engine/clock.hpp>
+
+#include <sluice/allocators/detail/futex.hpp>
+
+#include <chrono>
+#include <optional>
+
+namespace sluice::engine {
+
+std::int64_t Clock::steady_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+std::int64_t Clock::now() const noexcept {
+    // acquire: pairs with start()/pause(), whose release stores come after base/paused_at.
+    if (running_.load(std::memory_order_acquire)) return steady_ns() - base_ns_.load(std::memory_order_relaxed);
+    return paused_at_.load(std::memory_order_relaxed);
+}
+
+bool Clock::running() const noexcept {
+    // acquire: as in now().
+    return running_.load(std::memory_order_acquire);
+}
+
+void Clock::start() noexcept {
+    // relaxed loads/stores of base and paused_at: published by the release store of running_.
+    base_ns_.store(steady_ns() - paused_at_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    running_.store(true, std::memory_order_release);
+    interrupt();  // waiters recompute their deadline against the new base
+}
+
+void Clock::pause() noexcept {
+    paused_at_.store(now(), std::memory_order_relaxed);
+    // release: publishes paused_at_ to now().
+    running_.store(false, std::memory_order_release);
+    interrupt();
+}
+
+void Clock::reset() noexcept {
+    running_.store(false, std::memory_order_release);  // release: as in pause()
+    paused_at_.store(0, std::memory_order_relaxed);
+    interrupt();
+}
+
+void Clock::interrupt() noexcept {
+    // release: a waiter that sees the new generation also sees the state change before it.
+    generation_.fetch_add(1, std::memory_order_release);
+    detail::futex_wake_all(&generation_);
+}
+
+namespace {
+struct Interrupt {
+    Clock* clock;
+    void operator()() const noexcept { clock->interrupt(); }
+};
+}  // namespace
+
+ClockWait Clock::wait_until(std::int64_t running_ns, const std::stop_token& stop) noexcept {
+    std::optional<std::stop_callback<Interrupt>> on_stop;
+    if (stop.stop_possible()) on_stop.emplace(stop, Interrupt{this});
+    // acquire: pairs with interrupt(); read before the checks so a change after them makes the
+    // futex wait return at once.
+    const std::uint32_t generation = generation_.load(std::memory_order_acquire);
+    for (std::uint32_t seen = generation;;) {
+        if (stop.stop_requested()) return ClockWait::stopped;
+        if (!running() || seen != generation) return ClockWait::interrupted;
+        const std::int64_t base = base_ns_.load(std::memory_order_relaxed);  // relaxed: see now()
+        const std::int64_t deadline = base + running_ns;
+        if (steady_ns() >= deadline) return ClockWait::due;
+        detail::futex_wait(&generation_, generation, deadline);
+        // acquire: as above.
+        seen = generation_.load(std::memory_order_acquire);
+    }
+}
+
+}  // namespace sluice::engine

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+#include <sluice/engine/format.hpp>
+
+#include <cstdio>
+
+namespace sluice::engine {
+
+std::size_t bytes_per_sample(SampleFormat f) noexcept {
+    switch (f) {
+        case SampleFormat::s16: return 2;
+        case SampleFormat::f32: return 4;
+        case SampleFormat::any: break;
+    }
+    return 0;
+}
+
+const char* to_string(SampleFormat f) noexcept {
+    switch (f) {
+        case SampleFormat::s16: return "s16";
+        case SampleFormat::f32: return "f32";
+        case SampleFormat::any: break;
+    }
+    return "*";
+}
+
+const char* to_string(PixelFormat f) noexcept {
+    switch (f) {
+        case PixelFormat::i420: return "I420";
+        case PixelFormat::rgba: return "RGBA";
+        case PixelFormat::any: break;
+    }
+    return "*";
+}
+
+bool MediaFormat::fixed() const noexcept {
+    if (kind == MediaKind::audio) return rate > 0 && channels > 0 && sample_format != SampleFormat::any;
+    return width > 0 && height > 0 && pixel_format != PixelFormat::any && fps.num > 0 && fps.den > 0;
+}
+
+std::size_t MediaFormat::frame_bytes() const noexcept {
+    if (!fixed()) return 0;
+    if (kind == MediaKind::audio) return std::size_t(channels) * bytes_per_sample(sample_format);
+    const auto w = std::size_t(width), h = std::size_t(height);
+    if (pixel_format == PixelFormat::rgba) return w * h * 4;
+    return w * h + 2 * (((w + 1) / 2) * ((h + 1) / 2));  // I420: Y plane, then U and V at half size
+}
+
+std::string MediaFormat::to_string() const {
+    auto num = [](int v) { return v > 0 ? std::to_string(v) : std::string("*"); };
+    if (kind == MediaKind::audio)
+        return "audio/" + std::string(engine::to_string(sample_format)) + " " + num(rate) + "Hz " + num(channels) + "ch";
+    return "video/" + std::string(engine::to_string(pixel_format)) + " " + num(width) + "x" + num(height) + " " +
+           (fps.num > 0 ? std::to_string(fps.num) + "/" + std::to_string(fps.den) : std::string("*")) + "fps";
+}
+
+std::string to_string(const FormatSet& set) {
+    std::string s = "{";
+    for (std::size_t i = 0; i < set.size(); ++i) s += (i ? "; " : "") + set[i].to_string();
+    return s + "}";
+}
+
+namespace {
+template <class T>
+bool meet(T a, T b, T any, T& out) {
+    if (a == any) return out = b, true;
+    if (b == any || a == b) return out = a, true;
+    return false;
+}
+}  // namespace
+
+std::optional<MediaFormat> intersect(const MediaFormat& a, const MediaFormat& b) {
+    if (a.kind != b.kind) return std::nullopt;
+    MediaFormat r;
+    r.kind = a.kind;
+    if (a.kind == MediaKind::audio) {
+        if (meet(a.rate, b.rate, 0, r.rate) && meet(a.channels, b.channels, 0, r.channels) &&
+            meet(a.sample_format, b.sample_format, SampleFormat::any, r.sample_format))
+            return r;
+        return std::nullopt;
+    }
+    if (!meet(a.width, b.width, 0, r.width) || !meet(a.height, b.height, 0, r.height) ||
+        !meet(a.pixel_format, b.pixel_format, PixelFormat::any, r.pixel_format))
+        return std::nullopt;
+    if (a.fps.num == 0) r.fps = b.fps;
+    else if (b.fps.num == 0 || a.fps.value() == b.fps.value()) r.fps = a.fps;
+    else return std::nullopt;
+    return r;
+}
+
+FormatSet intersect(const FormatSet& offered, const FormatSet& accepted) {
+    FormatSet out;
+    for (const auto& o : offered)
+        for (const auto& a : accepted)
+            if (auto m = intersect(o, a)) out.push_back(*m);
+    return out;
+}
+
+MediaFormat fixate(MediaFormat f) {
+    if (f.kind == MediaKind::audio) {
+        if (f.rate <= 0) f.rate = 48000;
+        if (f.channels <= 0) f.channels = 2;
+        if (f.sample_format == SampleFormat::any) f.sample_format = SampleFormat::s16;
+    } else {
+        if (f.width <= 0) f.width = 320;
+        if (f.height <= 0) f.height = 240;
+        if (f.pixel_format == PixelFormat::any) f.pixel_format = PixelFormat::i420;
+        if (f.fps.num <= 0 || f.fps.den <= 0) f.fps = {30, 1};
+    }
+    return f;
+}
+
+}  // namespace sluice::engine

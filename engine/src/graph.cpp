@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: MIT
+#include <sluice/engine/graph.hpp>
+
+#include "graph_impl.hpp"
+
+#include <asio/post.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include <pthread.h>
+#include <sched.h>
+
+namespace sluice::engine {
+
+const char* to_string(State s) noexcept {
+    switch (s) {
+        case State::stopped: return "stopped";
+        case State::paused: return "paused";
+        case State::running: return "running";
+    }
+    return "?";
+}
+
+const char* to_string(Event::Type t) noexcept {
+    switch (t) {
+        case Event::Type::state_changed: return "state-changed";
+        case Event::Type::end_of_stream: return "end-of-stream";
+        case Event::Type::error: return "error";
+        case Event::Type::warning: return "warning";
+        case Event::Type::stop_stuck: return "stop-stuck";
+    }
+    return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impl: bus, gate, streaming threads
+
+void Graph::Impl::post(Event e) {
+    if (e.type == Event::Type::error) failed.store(true, std::memory_order_release);  // release: read by wait_until_ended
+    {
+        std::lock_guard lock(events_mutex);
+        events.push_back(std::move(e));
+    }
+    events_cv.notify_all();
+}
+
+void Graph::Impl::park() noexcept {
+    // seq_cst: flush() reads `parked` and then node state; our count must be visible before we
+    // stop touching nodes, and its reads of the count are seq_cst too.
+    parked.fetch_add(1, std::memory_order_seq_cst);
+    parked.notify_all();
+    // acquire: pairs with the release store that opens the gate (run, flush end, stop).
+    while (gate.load(std::memory_order_acquire) == kClosed && !stop_token.stop_requested())
+        gate.wait(kClosed, std::memory_order_acquire);
+    parked.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+}
+
+bool Graph::Impl::is_streaming_thread() const {
+    return std::find(thread_ids.begin(), thread_ids.end(), std::this_thread::get_id()) != thread_ids.end();
+}
+
+void Graph::Impl::render_input_ended() {
+    // acq_rel: the last render's increment sees the others'.
+    if (render_inputs_ended.fetch_add(1, std::memory_order_acq_rel) + 1 == render_inputs) {
+        ended.store(true, std::memory_order_release);  // release: read by wait_until_ended
+        post({Event::Type::end_of_stream, {}, {}, "every render reached end of stream"});
+    }
+}
+
+void Graph::Impl::stream(Node& source) {
+    const Node::ThreadOptions opts = source.thread_options();
+    if (opts.cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(opts.cpu, &set);
+        if (int err = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set))
+            post({Event::Type::warning, source.name(), std::error_code(err, std::system_category()),
+                  "could not pin the streaming thread to CPU " + std::to_string(opts.cpu) + ": " + std::strerror(err)});
+    }
+    if (opts.priority > 0) {
+        sched_param param{};
+        param.sched_priority = opts.priority;
+        if (int err = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param))
+            post({Event::Type::warning, source.name(), std::error_code(err, std::system_category()),
+                  "could not use SCHED_FIFO priority " + std::to_string(opts.priority) + " (" + std::strerror(err) +
+                      "); running at normal priority"});
+    }
+    for (;;) {
+        // acquire: pairs with the release store that opens the gate.
+        if (gate.load(std::memory_order_acquire) != kOpen) park();
+        if (stop_token.stop_requested()) break;
+        const Flow flow = source.produce();
+        if (flow == Flow::ok || flow == Flow::flushing) continue;
+        if (flow == Flow::end_of_stream) {
+            for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o);
+            break;
+        }
+        if (flow == Flow::error) break;
+        // Flow::stopped without a stop: a pool was decommitted under us; only stop() does that.
+        if (stop_token.stop_requested()) break;
+        std::this_thread::yield();
+    }
+    // seq_cst: flush() compares `parked` against `active`.
+    active.fetch_sub(1, std::memory_order_seq_cst);
+    parked.notify_all();
+}
+
+void Graph::Impl::arm_ticker() {
+    if (tick_interval.count() <= 0 || !tick) return;
+    tick_timer.expires_after(tick_interval);
+    tick_timer.async_wait([this](std::error_code ec) {
+        if (ec) return;
+        // relaxed: a stale state only delays the last tick by one interval.
+        if (state.load(std::memory_order_relaxed) != State::stopped) tick();
+        arm_ticker();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building
+
+Graph::Graph() : impl_(std::make_unique<Impl>(*this)) {
+    impl_->io_thread = std::thread([this] { impl_->io.run(); });
+}
+
+Graph::~Graph() {
+    (void)stop();
+    impl_->work.reset();
+    asio::post(impl_->io, [this] {
+        impl_->stop_timer.cancel();
+        impl_->tick_timer.cancel();
+    });
+    impl_->io.stop();
+    impl_->io_thread.join();
+}
+
+Node& Graph::add(std::unique_ptr<Node> node) {
+    std::lock_guard lock(impl_->control);
+    node->graph_ = this;
+    impl_->nodes.push_back(std::move(node));
+    return *impl_->nodes.back();
+}
+
+Node* Graph::find(std::string_view name) const noexcept {
+    for (const auto& n : impl_->nodes)
+        if (n->name() == name) return n.get();
+    return nullptr;
+}
+
+std::vector<Node*> Graph::nodes() const {
+    std::vector<Node*> out;
+    for (const auto& n : impl_->nodes) out.push_back(n.get());
+    return out;
+}
+
+Status Graph::connect(Node& from, Node& to) {
+    OutputPin* out = nullptr;
+    InputPin* in = nullptr;
+    for (std::size_t i = 0; i < from.output_count() && !out; ++i)
+        if (!from.output(i).peer()) out = &from.output(i);
+    for (std::size_t i = 0; i < to.input_count() && !in; ++i)
+        if (!to.input(i).peer()) in = &to.input(i);
+    if (!out)
+        return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
+                                      (from.output_count() ? " has no free output" : " has no outputs")};
+    if (!in)
+        return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + to.name() +
+                                      (to.input_count() ? " has no free input" : " has no inputs")};
+    return connect(*out, *in);
+}
+
+Status Graph::connect(OutputPin& from, InputPin& to) {
+    std::lock_guard lock(impl_->control);
+    if (impl_->state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
+        return {Errc::bad_state, "cannot link pins while the graph is " + std::string(to_string(state()))};
+    if (from.peer_ || to.peer_)
+        return {Errc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
+                                      (from.peer_ ? from.full_name() : to.full_name()) + " is already linked"};
+    // Kinds can be checked now when both sides declare formats; the rest waits for prepare().
+    if (!from.offers_.empty() && !to.accepts_.empty()) {
+        bool kinds_meet = false;
+        for (const auto& o : from.offers_)
+            for (const auto& a : to.accepts_) kinds_meet = kinds_meet || o.kind == a.kind;
+        if (!kinds_meet)
+            return {Errc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
+                                          from.full_name() + " offers " + to_string(from.offers_) + ", " +
+                                          to.full_name() + " accepts " + to_string(to.accepts_)};
+    }
+    from.peer_ = &to;
+    to.peer_ = &from;
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prepare: links, order, formats, pools
+
+namespace {
+
+// Buffers of `out`'s pool that nodes downstream may keep at once, following samples through
+// nodes that pass them on unchanged; `path` describes the walk for error messages.
+std::size_t held_downstream(const OutputPin& out, std::string& path) {
+    const InputPin* in = out.peer();
+    const Node& node = in->node();
+    std::size_t held = node.holds(in->index());
+    path += node.name();
+    if (held != 0) path += " (keeps " + std::to_string(held) + ")";
+    std::vector<std::string> branches;
+    for (std::size_t o = 0; o < node.output_count(); ++o) {
+        if (!node.passes_through(in->index(), o)) continue;
+        std::string branch;
+        held += held_downstream(node.output(o), branch);
+        branches.push_back(std::move(branch));
+    }
+    if (branches.size() == 1) path += " -> " + branches[0];
+    if (branches.size() > 1) {
+        path += " -> [";
+        for (std::size_t i = 0; i < branches.size(); ++i) path += (i ? " | " : "") + branches[i];
+        path += "]";
+    }
+    return held;
+}
+
+// The source whose streaming thread reaches `node` first (following input 0 upstream).
+const Node* upstream_source(const Node* node) {
+    while (node->kind() != Node::Kind::source && node->input_count() > 0 && node->input(0).peer())
+        node = &node->input(0).peer()->node();
+    return node;
+}
+
+}  // namespace
+
+Status Graph::prepare() {
+    std::lock_guard lock(impl_->control);
+    return impl_->prepare_locked();
+}
+
+Status Graph::Impl::prepare_locked() {
+    if (state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
+        return {Errc::bad_state, "the graph can only be prepared while stopped"};
+    if (nodes.empty()) return {Errc::invalid_argument, "the graph has no nodes"};
+    std::set<std::string_view> names;
+    for (const auto& n : nodes)
+        if (!names.insert(n->name()).second) return {Errc::invalid_argument, "two nodes are named '" + n->name() + "'"};
+
+    render_inputs = 0;
+    for (const auto& n : nodes) {
+        for (std::size_t i = 0; i < n->input_count(); ++i)
+            if (!n->input(i).peer()) return {Errc::not_linked, "pin " + n->input(i).full_name() + " is not linked"};
+        for (std::size_t o = 0; o < n->output_count(); ++o)
+            if (!n->output(o).peer()) return {Errc::not_linked, "pin " + n->output(o).full_name() + " is not linked"};
+        if (n->kind() == Node::Kind::source && n->input_count() != 0)
+            return {Errc::invalid_argument, "source " + n->name() + " has inputs"};
+        if (n->kind() == Node::Kind::render) render_inputs += n->input_count();
+    }
+
+    // Kahn's algorithm: a node comes after every node feeding it; what is left is a cycle.
+    order.clear();
+    std::map<const Node*, std::size_t> pending;
+    for (const auto& n : nodes) pending[n.get()] = n->input_count();
+    std::vector<Node*> ready;
+    for (const auto& n : nodes)
+        if (n->input_count() == 0) ready.push_back(n.get());
+    while (!ready.empty()) {
+        Node* n = ready.back();
+        ready.pop_back();
+        order.push_back(n);
+        for (std::size_t o = 0; o < n->output_count(); ++o) {
+            Node* d = &n->output(o).peer()->node();
+            if (--pending[d] == 0) ready.push_back(d);
+        }
+    }
+    if (order.size() != nodes.size()) {
+        std::string cycle;
+        for (const auto& n : nodes)
+            if (pending[n.get()] != 0) cycle += (cycle.empty() ? "" : ", ") + n->name();
+        return {Errc::invalid_argument, "the graph has a cycle through " + cycle};
+    }
+    if (std::none_of(nodes.begin(), nodes.end(), [](const auto& n) { return n->kind() == Node::Kind::source; }))
+        return {Errc::invalid_argument, "the graph has no source"};
+
+    // Formats, from the sources down: what each output offers meets what its peer accepts.
+    for (Node* n : order) {
+        for (std::size_t o = 0; o < n->output_count(); ++o) {
+            OutputPin& out = n->output(o);
+            InputPin& in = *out.peer();
+            const FormatSet offered = n->output_formats(o);
+            const FormatSet agreed = intersect(offered, in.accepts().empty() ? offered : in.accepts());
+            if (agreed.empty())
+                return {Errc::not_linked, "cannot link " + out.full_name() + " to " + in.full_name() + ": " +
+                                              out.full_name() + " offers " + to_string(offered) + ", " +
+                                              in.full_name() + " accepts " + to_string(in.accepts())};
+            out.format_ = in.format_ = fixate(agreed.front());
+        }
+        if (Status st = n->configure(); !st) return {st.code(), n->name() + ": " + st.message()};
+    }
+
+    // Pools: big enough for everything the graph downstream may keep at once, plus the
+    // producer's own buffers in flight, or refused when the app fixed a smaller size.
+    needed.clear();
+    for (Node* n : order)
+        for (std::size_t o = 0; o < n->output_count(); ++o) {
+            OutputPin& out = n->output(o);
+            const BufferNeeds want = n->output_buffers(o);
+            std::string path = out.full_name() + " -> ";
+            const std::size_t need = std::max<std::size_t>(want.buffers, 1) + held_downstream(out, path);
+            needed[&out] = need;
+            std::size_t buffers = out.pool_buffers();
+            if (buffers != 0 && buffers < need)
+                return {Errc::starvation, "pool of " + out.full_name() + " has " + std::to_string(buffers) +
+                                              " buffers but " + std::to_string(need) + " may be held at once on " +
+                                              path + "; it would run dry with every holder waiting"};
+            if (buffers == 0) buffers = need + 2;
+            const InputNeeds& downstream = out.peer()->needs();
+            const Node* source = upstream_source(n);
+            const AllocatorProperties props{.buffers = buffers,
+                                            .buffer_bytes = std::max<std::size_t>(want.bytes, 1),
+                                            .alignment = std::max<std::size_t>(downstream.alignment, 64),
+                                            .prefix = downstream.prefix,
+                                            .numa_node = numa_node_of_cpu(source->thread_options().cpu)};
+            auto granted = out.allocator().set_properties(props);
+            if (!granted)
+                return {granted.error(), "pool of " + out.full_name() + " (" + std::to_string(buffers) + " x " +
+                                             std::to_string(props.buffer_bytes) + " bytes): " + granted.error().message()};
+        }
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// States
+
+Status Graph::pause() {
+    std::lock_guard lock(impl_->control);
+    return impl_->pause_locked();
+}
+
+Status Graph::Impl::pause_locked() {
+    const State s = state.load(std::memory_order_relaxed);  // relaxed: guarded by `control`
+    if (s == State::paused) return {};
+    if (s == State::running) {
+        // release: streaming threads that see the closed gate park (acquire in stream()).
+        gate.store(kClosed, std::memory_order_release);
+        clock.pause();
+        state.store(State::paused, std::memory_order_release);  // release: read by state()
+        post({Event::Type::state_changed, {}, {}, "paused"});
+        return {};
+    }
+    if (Status st = prepare_locked(); !st) return st;
+    auto decommit_all = [this] {
+        for (Node* n : order)
+            for (std::size_t o = 0; o < n->output_count(); ++o) (void)n->output(o).allocator().decommit();
+    };
+    for (Node* n : order)
+        for (std::size_t o = 0; o < n->output_count(); ++o)
+            if (std::error_code ec = n->output(o).allocator().commit()) {
+                decommit_all();
+                return {ec, "pool of " + n->output(o).full_name() + ": " + ec.message()};
+            }
+    // Renders first, so files are open before anything can reach them.
+    for (auto it = order.rbegin(); it != order.rend(); ++it)
+        if (Status st = (*it)->start(); !st) {
+            for (auto back = order.rbegin(); back != it; ++back) (*back)->stop();
+            decommit_all();
+            return {st.code(), (*it)->name() + ": " + st.message()};
+        }
+    // relaxed: no streaming thread runs yet; the thread starts below publish these.
+    render_inputs_ended.store(0, std::memory_order_relaxed);
+    ended.store(false, std::memory_order_relaxed);
+    failed.store(false, std::memory_order_relaxed);
+    flushing.store(false, std::memory_order_relaxed);
+    gate.store(kClosed, std::memory_order_relaxed);
+    clock.reset();
+    stop_source = std::stop_source();
+    stop_token = stop_source.get_token();
+    threads.clear();
+    thread_ids.clear();
+    for (Node* n : order)
+        if (n->kind() == Node::Kind::source) {
+            active.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the thread start
+            threads.emplace_back([this, n] { stream(*n); });
+            thread_ids.push_back(threads.back().get_id());
+        }
+    state.store(State::paused, std::memory_order_release);  // release: read by state()
+    post({Event::Type::state_changed, {}, {}, "paused"});
+    return {};
+}
+
+Status Graph::run() {
+    std::lock_guard lock(impl_->control);
+    Impl& g = *impl_;
+    if (g.state.load(std::memory_order_relaxed) == State::running) return {};  // relaxed: guarded by `control`
+    if (Status st = g.pause_locked(); !st) return st;
+    g.clock.start();
+    // release: pairs with the acquire loads of the gate in stream() and park().
+    g.gate.store(Impl::kOpen, std::memory_order_release);
+    g.gate.notify_all();
+    g.state.store(State::running, std::memory_order_release);  // release: read by state()
+    if (g.stop_after.count() > 0)
+        asio::post(g.io, [&g, d = g.stop_after] {
+            g.stop_timer.expires_after(d);
+            g.stop_timer.async_wait([&g](std::error_code ec) {
+                if (!ec) (void)g.self.stop();
+            });
+        });
+    g.post({Event::Type::state_changed, {}, {}, "running"});
+    return {};
+}
+
+Status Graph::stop() {
+    if (impl_->is_streaming_thread())
+        return {Errc::bad_state, "stop() called from a streaming thread would wait for itself"};
+    std::lock_guard lock(impl_->control);
+    return impl_->stop_locked();
+}
+
+Status Graph::Impl::stop_locked() {
+    if (state.load(std::memory_order_relaxed) == State::stopped) return {};  // relaxed: guarded by `control`
+    const auto t0 = std::chrono::steady_clock::now();
+    // 1. Decommit every pool first: a thread blocked in get_buffer, or about to be, gets
+    //    not_committed. Then release threads parked at the gate or waiting on the clock.
+    for (Node* n : order)
+        for (std::size_t o = 0; o < n->output_count(); ++o) (void)n->output(o).allocator().decommit();
+    stop_source.request_stop();
+    // release: parked threads re-check the stop token after waking.
+    gate.store(kStopping, std::memory_order_release);
+    gate.notify_all();
+    clock.interrupt();
+    // 2. Join.
+    threads.clear();
+    thread_ids.clear();
+    // 3. Nodes finish: renders drop what they hold, files get their final headers.
+    for (Node* n : order) n->stop();
+    clock.reset();
+    // 4. Samples still out somewhere.
+    wait_for_samples(t0);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    // relaxed: a statistic, read by stats().
+    last_stop_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count(), std::memory_order_relaxed);
+    state.store(State::stopped, std::memory_order_release);  // release: read by state()
+    post({Event::Type::state_changed, {}, {}, "stopped"});
+    return {};
+}
+
+void Graph::Impl::wait_for_samples(std::chrono::steady_clock::time_point t0) {
+    bool reported = false;
+    for (;;) {
+        std::size_t out = 0;
+        for (Node* n : order)
+            for (std::size_t o = 0; o < n->output_count(); ++o) out += n->output(o).allocator().stats().outstanding;
+        if (out == 0) return;
+        const auto waited = std::chrono::steady_clock::now() - t0;
+        if (!reported && waited >= stop_report) {
+            reported = true;
+            std::string who;
+            for (Node* n : order)
+                for (std::size_t o = 0; o < n->output_count(); ++o)
+                    for (const LedgerEntry& e : n->output(o).allocator().ledger())
+                        who += (who.empty() ? "" : "; ") + e.holder + " holds sample " + std::to_string(e.index) +
+                               " of " + n->output(o).full_name() + " for " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(e.held_for).count()) +
+                               " ms";
+            std::string text = "stop is waiting for " + std::to_string(out) + " samples: " + who;
+            std::fprintf(stderr, "sluice: %s\n", text.c_str());
+            post({Event::Type::stop_stuck, {}, make_error_code(Errc::buffers_outstanding), std::move(text)});
+        }
+        if (waited >= stop_give_up) {
+            post({Event::Type::warning, {}, make_error_code(Errc::buffers_outstanding),
+                  "stop gave up waiting for " + std::to_string(out) + " samples; they stay valid until released"});
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+Status Graph::flush() {
+    std::lock_guard lock(impl_->control);
+    Impl& g = *impl_;
+    const State s = g.state.load(std::memory_order_relaxed);  // relaxed: guarded by `control`
+    if (s == State::stopped) {
+        for (Node* n : g.order) n->flush();
+        return {};
+    }
+    // relaxed: push() treats it as a hint; the parking below is the synchronisation.
+    g.flushing.store(true, std::memory_order_relaxed);
+    const std::uint32_t previous = g.gate.load(std::memory_order_relaxed);
+    g.gate.store(Impl::kClosed, std::memory_order_release);  // release: as in pause
+    g.clock.interrupt();
+    // Every streaming thread parks at the gate (or has finished): then no node code runs.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    // seq_cst: pairs with park() and the end of stream().
+    while (g.parked.load(std::memory_order_seq_cst) < g.active.load(std::memory_order_seq_cst)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            g.flushing.store(false, std::memory_order_relaxed);
+            g.gate.store(previous, std::memory_order_release);
+            g.gate.notify_all();
+            return {Errc::timeout, "flush: a streaming thread did not reach a safe point within 2 s"};
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    for (Node* n : g.order) n->flush();
+    g.flushing.store(false, std::memory_order_relaxed);
+    g.gate.store(previous, std::memory_order_release);  // release: the nodes' reset state
+    g.gate.notify_all();
+    return {};
+}
+
+State Graph::state() const noexcept {
+    // acquire: pairs with the release stores of the state changes.
+    return impl_->state.load(std::memory_order_acquire);
+}
+
+void Graph::set_media_duration(std::int64_t ns) noexcept {
+    // relaxed: read by sources after the thread start that publishes it.
+    impl_->media_limit.store(ns, std::memory_order_relaxed);
+}
+std::int64_t Graph::media_duration() const noexcept {
+    return impl_->media_limit.load(std::memory_order_relaxed);  // relaxed: as above
+}
+
+void Graph::stop_after(std::chrono::nanoseconds d) {
+    std::lock_guard lock(impl_->control);
+    impl_->stop_after = d;
+}
+
+void Graph::set_ticker(std::chrono::milliseconds interval, std::function<void()> tick) {
+    asio::post(impl_->io, [this, interval, tick = std::move(tick)]() mutable {
+        impl_->tick_timer.cancel();
+        impl_->tick_interval = interval;
+        impl_->tick = std::move(tick);
+        impl_->arm_ticker();
+    });
+}
+
+void Graph::set_stop_thresholds(std::chrono::milliseconds report, std::chrono::milliseconds give_up) noexcept {
+    std::lock_guard lock(impl_->control);
+    impl_->stop_report = report;
+    impl_->stop_give_up = give_up;
+}
+
+std::optional<Event> Graph::poll_event() {
+    std::lock_guard lock(impl_->events_mutex);
+    if (impl_->events.empty()) return std::nullopt;
+    Event e = std::move(impl_->events.front());
+    impl_->events.pop_front();
+    return e;
+}
+
+std::optional<Event> Graph::wait_event(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(impl_->events_mutex);
+    if (!impl_->events_cv.wait_for(lock, timeout, [&] { return !impl_->events.empty(); })) return std::nullopt;
+    Event e = std::move(impl_->events.front());
+    impl_->events.pop_front();
+    return e;
+}
+
+bool Graph::wait_until_ended(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(impl_->events_mutex);
+    // acquire: pairs with the release stores in render_input_ended() and post().
+    impl_->events_cv.wait_for(lock, timeout, [&] {
+        return impl_->ended.load(std::memory_order_acquire) || impl_->failed.load(std::memory_order_acquire);
+    });
+    return impl_->ended.load(std::memory_order_acquire);
+}
+
+bool Graph::ended() const noexcept {
+    return impl_->ended.load(std::memory_order_acquire);  // acquire: as above
+}
+
+GraphStats Graph::stats() const {
+    GraphStats s;
+    s.state = state();
+    s.running_time_ns = impl_->clock.now();
+    s.last_stop = std::chrono::nanoseconds(impl_->last_stop_ns.load(std::memory_order_relaxed));  // relaxed: statistic
+    std::lock_guard lock(impl_->control);
+    for (const auto& n : impl_->nodes) {
+        s.nodes.emplace_back(n->name(), n->stats());
+        for (std::size_t o = 0; o < n->output_count(); ++o) {
+            const OutputPin& out = n->output(o);
+            const auto it = impl_->needed.find(&out);
+            s.pools.push_back({out.full_name(), out.allocator().properties(), out.allocator().stats(),
+                               it != impl_->needed.end() ? it->second : 0});
+        }
+    }
+    return s;
+}
+
+Clock& Graph::clock() noexcept { return impl_->clock; }
+
+}  // namespace sluice::engine

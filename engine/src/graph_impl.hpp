@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Graph's private state, shared by graph.cpp and node.cpp (the Node helpers reach the graph's
+// stop token, clock, flushing flag and bus through it).
+
+#include <sluice/engine/graph.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/executor_work_guard.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace sluice::engine {
+
+struct Graph::Impl {
+    // Gate values: sources flow only while it is kOpen.
+    static constexpr std::uint32_t kClosed = 0, kOpen = 1, kStopping = 2;
+
+    Graph& self;
+    std::vector<std::unique_ptr<Node>> nodes;
+
+    // Serializes state changes (prepare, pause, run, stop, flush). Never taken by streaming code.
+    std::mutex control;
+    std::atomic<State> state{State::stopped};
+    std::vector<Node*> order;  // sources first, every node after all its upstream nodes
+    std::map<const OutputPin*, std::size_t> needed;  // buffers each pool may have out at once
+    std::size_t render_inputs = 0;
+
+    // Streaming.
+    std::vector<std::jthread> threads;
+    std::vector<std::thread::id> thread_ids;
+    std::stop_source stop_source{std::nostopstate};
+    std::stop_token stop_token;  // copy of stop_source's token, read by streaming threads
+    std::atomic<std::uint32_t> gate{kClosed};
+    std::atomic<std::uint32_t> parked{0};  // streaming threads waiting at the gate
+    std::atomic<std::uint32_t> active{0};  // streaming threads still in their loop
+    std::atomic<bool> flushing{false};
+    std::atomic<std::uint32_t> render_inputs_ended{0};
+    std::atomic<bool> ended{false};
+    std::atomic<bool> failed{false};
+    std::atomic<std::int64_t> media_limit{-1};
+    Clock clock;
+
+    // Bus.
+    std::mutex events_mutex;
+    std::condition_variable events_cv;
+    std::deque<Event> events;
+
+    // Stop timing.
+    std::atomic<std::int64_t> last_stop_ns{0};
+    std::chrono::milliseconds stop_report{500};
+    std::chrono::milliseconds stop_give_up{5000};
+
+    // Timers: the engine's io_context on its own thread.
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    asio::steady_timer stop_timer{io};
+    asio::steady_timer tick_timer{io};
+    std::chrono::nanoseconds stop_after{0};
+    std::chrono::milliseconds tick_interval{0};
+    std::function<void()> tick;
+    std::thread io_thread;
+
+    explicit Impl(Graph& g) : self(g) {}
+
+    void post(Event e);
+    void park() noexcept;  // streaming thread: wait at the gate while it is closed
+    void stream(Node& source);
+    void render_input_ended();
+    bool is_streaming_thread() const;
+    void arm_ticker();
+
+    Status prepare_locked();
+    Status pause_locked();
+    Status stop_locked();
+    void wait_for_samples(std::chrono::steady_clock::time_point t0);
+};
+
+}  // namespace sluice::engine

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+#include <sluice/engine/node.hpp>
+
+#include "graph_impl.hpp"
+
+#include <algorithm>
+
+namespace sluice::engine {
+
+std::string InputPin::full_name() const { return node_->name() + "." + name_; }
+std::string OutputPin::full_name() const { return node_->name() + "." + name_; }
+
+Node::Node(std::string name, Kind kind) : name_(std::move(name)), kind_(kind) {}
+Node::~Node() = default;
+
+InputPin& Node::add_input(std::string name, FormatSet accepts, InputNeeds needs) {
+    auto pin = std::make_unique<InputPin>();
+    pin->node_ = this;
+    pin->name_ = std::move(name);
+    pin->index_ = inputs_.size();
+    pin->accepts_ = std::move(accepts);
+    pin->needs_ = needs;
+    inputs_.push_back(std::move(pin));
+    return *inputs_.back();
+}
+
+OutputPin& Node::add_output(std::string name, FormatSet offers) {
+    auto pin = std::make_unique<OutputPin>();
+    pin->node_ = this;
+    pin->name_ = std::move(name);
+    pin->index_ = outputs_.size();
+    pin->offers_ = std::move(offers);
+    outputs_.push_back(std::move(pin));
+    return *outputs_.back();
+}
+
+NodeStats Node::stats() const noexcept {
+    // relaxed: counters, each a snapshot on its own.
+    return {counters_.in.load(std::memory_order_relaxed),     counters_.out.load(std::memory_order_relaxed),
+            counters_.drops.load(std::memory_order_relaxed),  counters_.late.load(std::memory_order_relaxed),
+            counters_.misses.load(std::memory_order_relaxed), counters_.max_lateness.load(std::memory_order_relaxed)};
+}
+
+bool Node::passes_through(std::size_t, std::size_t) const { return false; }
+
+FormatSet Node::output_formats(std::size_t output) const {
+    const FormatSet& offers = outputs_.at(output)->offers_;
+    if (inputs_.empty()) return offers;
+    const FormatSet in{inputs_[0]->format_};
+    return offers.empty() ? in : intersect(offers, in);
+}
+
+Status Node::configure() { return {}; }
+
+BufferNeeds Node::output_buffers(std::size_t output) const {
+    const MediaFormat& f = outputs_.at(output)->format_;
+    return {f.kind == MediaKind::video ? f.frame_bytes() : 1024 * f.frame_bytes(), 1};
+}
+
+Status Node::start() { return {}; }
+void Node::stop() {}
+void Node::flush() {}
+Flow Node::produce() { return Flow::end_of_stream; }
+
+Flow Node::process(std::size_t, SampleRef&& s) {
+    s.reset();
+    count_drop();
+    return Flow::ok;
+}
+
+void Node::end_of_stream(std::size_t) {
+    if (outputs_.empty()) {
+        graph_->impl_->render_input_ended();
+        return;
+    }
+    for (std::size_t o = 0; o < outputs_.size(); ++o) push_end_of_stream(o);
+}
+
+Result<SampleRef> Node::get_buffer(std::size_t output) noexcept {
+    return outputs_[output]->allocator_->get_buffer(graph_->impl_->stop_token, name_.c_str());
+}
+
+Flow Node::push(std::size_t output, SampleRef&& sample) noexcept {
+    InputPin* in = outputs_[output]->peer_;
+    // relaxed: the flag is a hint checked per sample; flush() parks every streaming thread
+    // before it touches node state, which is what makes flushing safe.
+    if (graph_->impl_->flushing.load(std::memory_order_relaxed)) [[unlikely]] {
+        count_drop();
+        return Flow::flushing;
+    }
+    Node& downstream = *in->node_;
+    // relaxed: statistics.
+    counters_.out.fetch_add(1, std::memory_order_relaxed);
+    downstream.counters_.in.fetch_add(1, std::memory_order_relaxed);
+    sample.set_holder(downstream.name_.c_str());
+    return downstream.process(in->index_, std::move(sample));
+}
+
+void Node::push_end_of_stream(std::size_t output) noexcept {
+    InputPin* in = outputs_[output]->peer_;
+    in->node_->end_of_stream(in->index_);
+}
+
+Flow Node::present(const SampleRef& sample) noexcept {
+    if (!clocked_ || sample.start_time() == kNoTime) return Flow::ok;
+    Graph::Impl& g = *graph_->impl_;
+    for (;;) {
+        switch (g.clock.wait_until(sample.start_time(), g.stop_token)) {
+            case ClockWait::due: {
+                const std::int64_t lateness = g.clock.now() - sample.start_time();
+                // relaxed: statistics; one render updates its own counters.
+                if (lateness > 1'000'000) counters_.late.fetch_add(1, std::memory_order_relaxed);
+                if (sample.stop_time() != kNoTime && lateness > sample.stop_time() - sample.start_time())
+                    counters_.misses.fetch_add(1, std::memory_order_relaxed);
+                if (lateness > counters_.max_lateness.load(std::memory_order_relaxed))
+                    counters_.max_lateness.store(lateness, std::memory_order_relaxed);
+                return Flow::ok;
+            }
+            case ClockWait::stopped:
+                return Flow::stopped;
+            case ClockWait::interrupted:
+                // relaxed: see push().
+                if (g.flushing.load(std::memory_order_relaxed)) return Flow::flushing;
+                if (g.stop_token.stop_requested()) return Flow::stopped;
+                if (!g.clock.running()) g.park();  // paused: hold the sample until resumed
+                break;
+        }
+    }
+}
+
+Flow Node::report_error(std::error_code code, std::string message) {
+    graph_->impl_->post({Event::Type::error, name_, code, std::move(message)});
+    return Flow::error;
+}
+
+void Node::count_drop() noexcept {
+    // relaxed: statistics.
+    counters_.drops.fetch_add(1, std::memory_order_relaxed);
+}
+
+const std::stop_token& Node::stop_token() const noexcept { return graph_->impl_->stop_token; }
+Clock& Node::clock() const noexcept { return graph_->impl_->clock; }
+std::int64_t Node::media_limit_ns() const noexcept {
+    // relaxed: set on the control thread before the streaming threads start.
+    return graph_->impl_->media_limit.load(std::memory_order_relaxed);
+}
+
+}  // namespace sluice::engine

@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: MIT
+// The engine: linking and negotiation, states, deterministic stop, starvation checks, the clock.
+#include "test_nodes.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <dirent.h>
+#include <thread>
+
+using namespace std::chrono_literals;
+using namespace test;
+
+namespace {
+
+int thread_count() {
+    int n = 0;
+    if (DIR* d = ::opendir("/proc/self/task")) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+std::size_t outstanding(Graph& g) {
+    std::size_t n = 0;
+    for (const auto& p : g.stats().pools) n += p.stats.outstanding;
+    return n;
+}
+
+std::optional<Event> find_event(Graph& g, Event::Type type, std::chrono::milliseconds limit = 5s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until)
+        if (auto e = g.wait_event(10ms); e && e->type == type) return e;
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("Format.Intersect.FieldsMeetOrFail") {
+    auto a = MediaFormat::audio(0, 2, SampleFormat::any);
+    auto b = MediaFormat::audio(44100, 0, SampleFormat::f32);
+    auto m = intersect(a, b);
+    REQUIRE(m);
+    CHECK(*m == MediaFormat::audio(44100, 2, SampleFormat::f32));
+    CHECK_FALSE(intersect(MediaFormat::audio(44100), MediaFormat::audio(48000)));
+    CHECK_FALSE(intersect(MediaFormat::audio(), MediaFormat::video()));
+    CHECK(fixate(MediaFormat::video()).fixed());
+    CHECK(MediaFormat::video(640, 360, PixelFormat::i420, {30, 1}).frame_bytes() == 640 * 360 * 3 / 2);
+    CHECK(MediaFormat::video(3, 3, PixelFormat::i420, {30, 1}).frame_bytes() == 9 + 2 * 4);
+    CHECK(kAudio.to_string() == "audio/s16 48000Hz 2ch");
+}
+
+TEST_CASE("Graph.Link.UnlinkableFormatsNameBothPins") {
+    Graph g;
+    auto& src = g.add<CountingSource>("tone", 0, MediaFormat::audio(44100, 1, SampleFormat::s16));
+    auto& out = g.add<KeepRender>("screen", 0, FormatSet{MediaFormat::video()});
+    Status st = g.connect(src, out);
+    REQUIRE_FALSE(st);
+    CHECK(st.code() == Errc::not_linked);
+    CHECK(st.message().find("tone.src") != std::string::npos);
+    CHECK(st.message().find("screen.sink") != std::string::npos);
+    CHECK(st.message().find("audio/s16 44100Hz 1ch") != std::string::npos);
+    CHECK(st.message().find("video/") != std::string::npos);
+
+    // Same kind, incompatible fields: caught by prepare(), again naming both sides.
+    Graph h;
+    auto& a = h.add<CountingSource>("a", 0, MediaFormat::audio(44100, 1, SampleFormat::s16));
+    auto& b = h.add<KeepRender>("b", 0, FormatSet{MediaFormat::audio(48000)});
+    REQUIRE(h.connect(a, b));
+    st = h.prepare();
+    CHECK(st.code() == Errc::not_linked);
+    CHECK(st.message().find("a.src offers {audio/s16 44100Hz 1ch}") != std::string::npos);
+    CHECK(st.message().find("b.sink accepts {audio/* 48000Hz *ch}") != std::string::npos);
+}
+
+TEST_CASE("Graph.Build.RejectsUnlinkedPinsCyclesAndTakenPins") {
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& mid = g.add<PassThrough>("mid");
+    CHECK(g.prepare().message() == "pin src.src is not linked");
+    auto& out = g.add<KeepRender>("out");
+    REQUIRE(g.connect(src, mid));
+    CHECK(g.connect(src, out).message().find("src has no free output") != std::string::npos);
+    REQUIRE(g.connect(mid, out));
+    CHECK(g.prepare());
+
+    Graph c;  // a -> b -> a, fed by nothing
+    auto& s = c.add<CountingSource>("s");
+    auto& r = c.add<KeepRender>("r");
+    REQUIRE(c.connect(s, r));
+    auto& x = c.add<PassThrough>("x");
+    auto& y = c.add<PassThrough>("y");
+    REQUIRE(c.connect(x, y));
+    REQUIRE(c.connect(y, x));
+    Status st = c.prepare();
+    CHECK(st.message().find("cycle through x, y") != std::string::npos);
+}
+
+TEST_CASE("Graph.Negotiation.GrantedPoolMeetsBothSides") {
+    struct PickyRender : KeepRender {
+        PickyRender() : KeepRender("picky") { set_input_needs(0, {.holds = 2, .alignment = 4096, .prefix = 48}); }
+    };
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    src.frames = 333;  // an odd size
+    auto& out = g.add<PickyRender>();
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.prepare());
+    const auto stats = g.stats();
+    REQUIRE(stats.pools.size() == 1);
+    const auto& pool = stats.pools[0];
+    CHECK(pool.pin == "src.src");
+    CHECK(pool.properties.buffer_bytes >= 333 * 4);  // the source's need
+    CHECK(pool.properties.alignment >= 4096);         // the render's
+    CHECK(pool.properties.prefix >= 48);
+    CHECK(pool.needed == 3);  // 1 in the source's hands + 2 kept by the render
+    CHECK(pool.properties.buffers >= pool.needed);
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return out.received() > 10; }));
+    REQUIRE(g.stop());
+}
+
+TEST_CASE("Graph.Starvation.TeeToTwoKeepingRendersCaughtAtBuild") {
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& tee = g.add<Tee>("tee", 2);
+    auto& r1 = g.add<KeepRender>("left", 1);
+    auto& r2 = g.add<KeepRender>("right", 1);
+    REQUIRE(g.connect(src, tee));
+    REQUIRE(g.connect(tee, r1));
+    REQUIRE(g.connect(tee, r2));
+    src.output(0).set_pool_buffers(2);
+    Status st = g.prepare();
+    REQUIRE_FALSE(st);
+    CHECK(st.code() == Errc::starvation);
+    CHECK(st.message().find("src.src -> tee -> [left (keeps 1) | right (keeps 1)]") != std::string::npos);
+    CHECK(st.message().find("has 2 buffers but 3 may be held at once") != std::string::npos);
+    // Enough buffers: it runs and never starves.
+    src.output(0).set_pool_buffers(3);
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return r1.received() > 100 && r2.received() > 100; }));
+    CHECK(g.stop());
+    // Automatic size: enlarged to what the path needs.
+    src.output(0).set_pool_buffers(0);
+    REQUIRE(g.prepare());
+    CHECK(g.stats().pools[0].properties.buffers >= 3);
+}
+
+TEST_CASE("Graph.States.PauseResumeStop" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& out = g.add<KeepRender>("out", 1);
+    REQUIRE(g.connect(src, out));
+    CHECK(g.state() == State::stopped);
+    REQUIRE(g.pause());
+    CHECK(g.state() == State::paused);
+    std::this_thread::sleep_for(20ms);
+    CHECK(out.received() == 0);  // paused from stopped: nothing flows yet
+    REQUIRE(g.run());
+    CHECK(g.state() == State::running);
+    REQUIRE(eventually([&] { return out.received() > 50; }));
+    REQUIRE(g.pause());
+    std::this_thread::sleep_for(5ms);
+    const auto frozen = out.received();
+    std::this_thread::sleep_for(30ms);
+    CHECK(out.received() == frozen);
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return out.received() > frozen + 50; }));
+    CHECK(out.stats().samples_in == out.received());  // observable while running
+    REQUIRE(g.stop());
+    CHECK(g.state() == State::stopped);
+    CHECK(outstanding(g) == 0);
+}
+
+TEST_CASE("Graph.EndOfStream.FiniteSourcesFinishByThemselves" * doctest::timeout(30)) {
+    Graph g;
+    auto& a = g.add<CountingSource>("a", 100);
+    auto& b = g.add<CountingSource>("b", 250);
+    auto& ra = g.add<KeepRender>("ra", 1);
+    auto& pass = g.add<PassThrough>("pass");
+    auto& rb = g.add<KeepRender>("rb");
+    REQUIRE(g.connect(a, ra));
+    REQUIRE(g.connect(b, pass));
+    REQUIRE(g.connect(pass, rb));
+    REQUIRE(g.run());
+    CHECK(g.wait_until_ended(10s));
+    CHECK(ra.received() == 100);
+    CHECK(rb.received() == 250);
+    CHECK(find_event(g, Event::Type::end_of_stream));
+    REQUIRE(g.stop());  // stop at end of stream
+    CHECK(outstanding(g) == 0);
+}
+
+TEST_CASE("Graph.Errors.StreamingErrorReachesTheBus" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("failing");
+    src.fail_after = 5;
+    auto& out = g.add<KeepRender>("out");
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.run());
+    CHECK_FALSE(g.wait_until_ended(10s));
+    auto e = find_event(g, Event::Type::error);
+    REQUIRE(e);
+    CHECK(e->node == "failing");
+    CHECK(e->code == Errc::io_error);
+    CHECK(e->message == "test source failed on purpose");
+    CHECK(out.received() == 5);
+    REQUIRE(g.stop());
+}
+
+TEST_CASE("Graph.Stop.FullyBlockedGraphStopsPromptly" * doctest::timeout(60)) {
+    Graph g;
+    std::vector<HoardRender*> renders;
+    for (int i = 0; i < 4; ++i) {
+        auto& s = g.add<CountingSource>("src" + std::to_string(i));
+        renders.push_back(&g.add<HoardRender>("hoard" + std::to_string(i)));
+        REQUIRE(g.connect(s, *renders.back()));
+    }
+    REQUIRE(g.run());
+    // Every pool runs dry: every source ends up blocked in get_buffer.
+    REQUIRE(eventually([&] {
+        for (const auto& p : g.stats().pools)
+            if (p.stats.waiters != 1) return false;
+        return true;
+    }));
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(g.stop());
+    const auto took = std::chrono::steady_clock::now() - t0;
+    MESSAGE("stop of a fully blocked 4-source graph took " << std::chrono::duration<double, std::micro>(took).count() << " us");
+    CHECK(g.stats().last_stop > 0ns);
+    CHECK(outstanding(g) == 0);
+    for (const auto& p : g.stats().pools) CHECK(p.stats.waiters == 0);
+}
+
+TEST_CASE("Graph.Stop.WhilePausedTwiceAndFromTwoThreads" * doctest::timeout(60)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& out = g.add<KeepRender>("out", 1);
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.pause());
+    REQUIRE(g.stop());  // while paused
+    CHECK(g.state() == State::stopped);
+    CHECK(g.stop());  // twice
+    for (int round = 0; round < 20; ++round) {
+        REQUIRE(g.run());
+        std::vector<std::thread> stoppers;
+        std::atomic<int> ok{0};
+        for (int t = 0; t < 2; ++t)
+            stoppers.emplace_back([&] {
+                if (g.stop()) ok.fetch_add(1);
+            });
+        for (auto& t : stoppers) t.join();
+        CHECK(ok == 2);
+        CHECK(g.state() == State::stopped);
+    }
+    CHECK(outstanding(g) == 0);
+}
+
+TEST_CASE("Graph.Stop.WhileFlushing" * doctest::timeout(60)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& out = g.add<KeepRender>("out", 2);
+    REQUIRE(g.connect(src, out));
+    for (int round = 0; round < 20; ++round) {
+        REQUIRE(g.run());
+        REQUIRE(eventually([&] { return out.received() > 10; }));
+        std::thread flusher([&] { CHECK(g.flush()); });
+        std::thread stopper([&] { CHECK(g.stop()); });
+        flusher.join();
+        stopper.join();
+        CHECK(g.state() == State::stopped);
+        CHECK(outstanding(g) == 0);
+    }
+}
+
+TEST_CASE("Graph.Flush.DropsHeldSamplesAndKeepsState" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& out = g.add<KeepRender>("out", 3);
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.pause());
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return out.received() > 10; }));
+    REQUIRE(g.pause());
+    // The source finishes the sample in hand, then parks; the render keeps its last 3.
+    CHECK(eventually([&] { return outstanding(g) == 3; }));
+    REQUIRE(g.flush());
+    CHECK(outstanding(g) == 0);
+    CHECK(g.state() == State::paused);
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return out.received() > 100; }));
+    REQUIRE(g.stop());
+}
+
+TEST_CASE("Graph.Stop.ThousandCyclesLeakNoThreadNoBuffer" * doctest::timeout(300)) {
+    Graph g;
+    auto& s1 = g.add<CountingSource>("s1");
+    auto& s2 = g.add<CountingSource>("s2");
+    auto& r1 = g.add<KeepRender>("r1", 1);
+    auto& r2 = g.add<HoardRender>("r2");
+    REQUIRE(g.connect(s1, r1));
+    REQUIRE(g.connect(s2, r2));
+    REQUIRE(g.run());
+    REQUIRE(g.stop());
+    const int threads_before = thread_count();
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(g.run());
+        REQUIRE(g.stop());
+    }
+    CHECK(thread_count() == threads_before);
+    CHECK(outstanding(g) == 0);
+    for (const auto& p : g.stats().pools) CHECK(p.stats.retired_pools == 0);
+}
+
+TEST_CASE("Graph.Stop.StuckStopNamesTheHolder" * doctest::timeout(30)) {
+    Graph g;
+    g.set_stop_thresholds(50ms, 300ms);
+    auto& src = g.add<CountingSource>("src");
+    auto& out = g.add<HoardRender>("hoarder");
+    out.release_on_stop = false;  // a buggy render that keeps samples even after stop
+    REQUIRE(g.connect(src, out));
+    for (std::size_t i = 0; i < src.output_count(); ++i) src.output(i).allocator().set_ledger_enabled(true);
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return out.held.load() >= 3; }));
+    REQUIRE(g.stop());  // returns after the give-up threshold, samples still out
+    auto e = find_event(g, Event::Type::stop_stuck, 1s);
+    REQUIRE(e);
+    CHECK(e->message.find("hoarder holds sample") != std::string::npos);
+    CHECK(e->message.find("of src.src for") != std::string::npos);
+    out.hoard_.clear();
+    CHECK(outstanding(g) == 0);
+}
+
+TEST_CASE("Graph.Clock.StopDoesNotWaitForAClockedRender" * doctest::timeout(30)) {
+    struct FarFutureSource : CountingSource {
+        FarFutureSource() : CountingSource("future") {}
+        Flow produce() override {
+            auto s = get_buffer(0);
+            if (!s) return Flow::stopped;
+            s->set_times(3'600'000'000'000, 3'600'001'000'000);  // due in an hour
+            return push(0, std::move(*s));
+        }
+    };
+    Graph g;
+    auto& src = g.add<FarFutureSource>();
+    auto& out = g.add<KeepRender>("clocked");
+    out.set_clocked(true);
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.run());
+    std::this_thread::sleep_for(20ms);  // the render is now waiting on the clock
+    CHECK(out.received() == 0);
+    REQUIRE(g.stop());
+    CHECK(g.stats().last_stop < 1s);
+    CHECK(outstanding(g) == 0);
+}
+
+TEST_CASE("Graph.Clock.ClockedRenderPresentsOnTime" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("src", 50);  // 50 x 64 frames at 48 kHz = 66.7 ms
+    auto& out = g.add<KeepRender>("clocked", 1);
+    out.set_clocked(true);
+    REQUIRE(g.connect(src, out));
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(g.run());
+    REQUIRE(g.wait_until_ended(10s));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= 65ms);  // paced by the clock, not as fast as possible
+    CHECK(out.received() == 50);
+    REQUIRE(g.stop());
+}
+
+TEST_CASE("Graph.Threads.RealtimePriorityFallsBackWithAWarning" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("rt");
+    src.set_thread_options({.priority = 50, .cpu = 0});
+    auto& out = g.add<KeepRender>("out");
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return out.received() > 10; }));
+    REQUIRE(g.stop());
+    // Either the OS granted SCHED_FIFO (no warning) or a warning says it did not; never a crash.
+    bool warned = false;
+    while (auto e = g.poll_event())
+        if (e->type == Event::Type::warning) warned = warned || e->message.find("SCHED_FIFO") != std::string::npos;
+    MESSAGE(std::string("SCHED_FIFO ") + (warned ? "refused, fell back with a warning" : "granted"));
+}
