@@ -395,5 +395,6 @@ TEST_CASE("Graph.Threads.RealtimePriorityFallsBackWithAWarning" * doctest::timeo
     bool warned = false;
     while (auto e = g.poll_event())
         if (e->type == Event::Type::warning) warned = warned || e->message.find("SCHED_FIFO") != std::string::npos;
-    MESSAGE(std::string("SCHED_FIFO ") + (warned ? "refused, fell back with a warning" : "granted"));
+    const std::string outcome = warned ? "refused, fell back with a warning" : "granted";
+    MESSAGE("SCHED_FIFO " << outcome);
 }
