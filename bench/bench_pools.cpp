@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Issue #5: SampleAllocator against the designs it replaces, side by side in one run.
 //
-//   s1_one_thread/<pool>         one thread: get, release. Time per pair.
+//   s1_one_thread/<pool>         one thread: get, release. CPU time per pair.
 //   s2_handoff/<pool>            producer gets and hands the buffer through an SPSC ring to a
 //                                consumer that releases it; pool of 8, so the producer waits.
 //                                Time per buffer, from the first get to the last release.
@@ -49,6 +49,18 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// Waits for `done` in the two-thread scenarios. Pure spinning would be fastest on an idle
+// machine, but on two cores shared with a build the awaited thread is often not running, and a
+// spinner would burn the rest of its time slice before it could run: after a short spin, yield.
+template <class F>
+void spin_until(F&& done) noexcept {
+    constexpr int kSpinsBeforeYield = 256;
+    for (int i = 0; !done(); ++i) {
+        if (i < kSpinsBeforeYield) cpu_relax();
+        else std::this_thread::yield();
+    }
+}
+
 std::int64_t now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -94,23 +106,23 @@ void handoff(benchmark::State& state) {
         s->started.store(true, std::memory_order_relaxed);
         typename P::Buffer b{};
         for (benchmark::IterationCount i = 0; i < n; ++i) {
-            while (!s->ring.try_pop(b)) cpu_relax();
+            spin_until([&] { return s->ring.try_pop(b); });
             s->pool.release(std::move(b));
         }
         // relaxed: only stops the clock; join() below orders the consumer's work before teardown.
         s->finished.store(true, std::memory_order_relaxed);
     });
     // relaxed: as above. Waiting keeps thread start-up out of the timing.
-    while (!shared->started.load(std::memory_order_relaxed)) cpu_relax();
+    spin_until([&] { return shared->started.load(std::memory_order_relaxed); });
     benchmark::IterationCount i = 0;
     for (auto _ : state) {
         auto b = pool.get();
         if (!P::valid(b)) [[unlikely]]
             fail("handoff: get() failed on a committed pool");
-        while (!shared->ring.try_push(std::move(b))) cpu_relax();
+        spin_until([&] { return shared->ring.try_push(std::move(b)); });
         if (++i == n) [[unlikely]]
             // The last buffers' releases belong to the measured work. relaxed: as above.
-            while (!shared->finished.load(std::memory_order_relaxed)) cpu_relax();
+            spin_until([&] { return shared->finished.load(std::memory_order_relaxed); });
     }
     consumer.join();
     if constexpr (requires { pool.waits(); })
@@ -145,7 +157,7 @@ void contention(benchmark::State& state) {
     std::thread rival([s = shared.get(), n] {
         one_pair(s->pool);
         // relaxed: a start signal; nothing is published through it.
-        while (!s->started.load(std::memory_order_relaxed)) cpu_relax();
+        spin_until([&] { return s->started.load(std::memory_order_relaxed); });
         for (benchmark::IterationCount i = 0; i < n; ++i) one_pair(s->pool);
         // relaxed: only stops the clock; join() orders the rest.
         s->finished.store(true, std::memory_order_relaxed);
@@ -158,7 +170,7 @@ void contention(benchmark::State& state) {
         // Both threads do n pairs, so a thread that hogs the pool cannot flatter the figure: the
         // clock runs until the slower one is done. relaxed: as above.
         if (++i == n) [[unlikely]]
-            while (!shared->finished.load(std::memory_order_relaxed)) cpu_relax();
+            spin_until([&] { return shared->finished.load(std::memory_order_relaxed); });
     }
     rival.join();
 }
@@ -257,8 +269,9 @@ void decommit(benchmark::State& state) {
 
 void register_all() {
     for_each_pool([]<class P>() {
-        benchmark::RegisterBenchmark(("s1_one_thread/" + std::string(P::kName)).c_str(), one_thread<P>)
-            ->UseRealTime();
+        // CPU time: one thread, so it equals wall time on a quiet machine and ignores preemption
+        // on a busy one.
+        benchmark::RegisterBenchmark(("s1_one_thread/" + std::string(P::kName)).c_str(), one_thread<P>);
     });
     for_each_pool([]<class P>() {
         if constexpr (P::kKind != PoolKind::spinning_pool)

@@ -123,6 +123,8 @@ def main():
     ap.add_argument("--repo", required=True)
     ap.add_argument("--load-before", default="?")
     ap.add_argument("--load-after", default="?")
+    ap.add_argument("--idle-before", default="?")
+    ap.add_argument("--idle-after", default="?")
     ap.add_argument("--seconds", default="?")
     args = ap.parse_args()
     for p in (args.json, args.counts):
@@ -153,9 +155,10 @@ def main():
     w("# Sluice allocator benchmarks: latest run\n")
     w(f"Machine: {m['nproc']} CPUs, {m['model']} (lscpu model name); Linux {m['kernel']}; "
       f"{m['glibc']}; {m['compiler']}; Release build. Commit {m['commit']}.  ")
-    w(f"Run: {context.get('date', '?')}, {args.seconds} s in all; load average before "
-      f"{args.load_before}, after {args.load_after} (this machine is shared: a concurrent build "
-      f"shows up here and in the spread below).  ")
+    w(f"Run: {context.get('date', '?')}, {args.seconds} s in all. CPU idle just before the timed "
+      f"part {args.idle_before} %, just after {args.idle_after} %; load average before "
+      f"{args.load_before}, after {args.load_after}. The machine is shared: a concurrent build "
+      f"shows up there and in the spread table.  ")
     w("Ratios: the pool's figure divided by the mutex pool's from this same run; below 1.00 is "
       "better than the mutex pool. Times are medians of 5 repetitions (scenario 4: of 200).\n")
 
@@ -183,8 +186,9 @@ def main():
 
     # ---- Scenario 1 counts
     w("## Scenario 1 counted (one thread, get then release)\n")
+    c0 = counts["mutex"]
     w("| pool | instructions/pair (callgrind) | ×mutex | heap allocations/pair | frees/pair "
-      "| extra system calls for 1M extra pairs (all / futex) |")
+      f"| system calls for {(c0['st_pairs_2'] - c0['st_pairs_1']) / 1e6:g}M extra pairs (all / futex) |")
     w("|---|---:|---:|---:|---:|---:|")
     base_i = instr("mutex")
     for pool in POOLS:
@@ -192,19 +196,21 @@ def main():
         if not c:
             continue
         i = instr(pool)
-        extra = c["st_pairs_2"] - c["st_pairs_1"]
-        calls = (c["st_calls_2"] - c["st_calls_1"]) * 1_000_000 / extra
-        futex = (c["st_futex_2"] - c["st_futex_1"]) * 1_000_000 / extra
+        calls = c["st_calls_2"] - c["st_calls_1"]
+        futex = c["st_futex_2"] - c["st_futex_1"]
         w(f"| {LABELS[pool]} | {i:.1f} | {ratio(i, base_i)} | {c['allocs'] / c['alloc_pairs']:.2f} "
-          f"| {c['frees'] / c['alloc_pairs']:.2f} | {calls:g} / {futex:g} |")
+          f"| {c['frees'] / c['alloc_pairs']:.2f} | {calls} / {futex} |")
     w("")
     w("Instructions per pair are (Ir at {1} pairs − Ir at {0} pairs) / {2}, so start-up cancels; "
-      "they include the 3 instructions of the counting loop itself. Allocations are counted "
+      "they include the 3 instructions of the counting loop itself. System calls: `strace -f -c` at "
+      "{5} and {6} pairs, the difference (a ±1 is start-up jitter, such as a thread join that did "
+      "or did not have to sleep). Allocations are counted "
       "around {3} measured pairs by sluice-count-allocs (every pool's set-up allocations were "
       "seen too: {4}).\n".format(
           *(lambda c: (c["cg_pairs_1"], c["cg_pairs_2"], c["cg_pairs_2"] - c["cg_pairs_1"],
-                       c["alloc_pairs"]))(counts["mutex"]),
-          ", ".join(f"{p} {counts[p]['setup_allocs']}" for p in POOLS if p in counts)))
+                       c["alloc_pairs"]))(c0),
+          ", ".join(f"{p} {counts[p]['setup_allocs']}" for p in POOLS if p in counts),
+          c0["st_pairs_1"], c0["st_pairs_2"]))
 
     # ---- Targets
     w("## Targets for ours (issue #5)\n")

@@ -427,6 +427,7 @@ Status Graph::Impl::stop_locked() {
     gate.store(kStopping, std::memory_order_release);
     gate.notify_all();
     clock.interrupt();
+    for (Node* n : order) n->unblock();
     // 2. Join.
     threads.clear();
     thread_ids.clear();
@@ -487,6 +488,7 @@ Status Graph::flush() {
     const std::uint32_t previous = g.gate.load(std::memory_order_relaxed);
     g.gate.store(Impl::kClosed, std::memory_order_release);  // release: as in pause
     g.clock.interrupt();
+    for (Node* n : g.order) n->unblock();
     // Every streaming thread parks at the gate (or has finished): then no node code runs.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     // seq_cst: pairs with park() and the end of stream().

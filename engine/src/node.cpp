@@ -60,6 +60,7 @@ BufferNeeds Node::output_buffers(std::size_t output) const {
 Status Node::start() { return {}; }
 void Node::stop() {}
 void Node::flush() {}
+void Node::unblock() {}
 Flow Node::produce() { return Flow::end_of_stream; }
 
 Flow Node::process(std::size_t, SampleRef&& s) {
@@ -136,6 +137,11 @@ Flow Node::report_error(std::error_code code, std::string message) {
 void Node::count_drop() noexcept {
     // relaxed: statistics.
     counters_.drops.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool Node::flushing() const noexcept {
+    // relaxed: see push().
+    return graph_->impl_->flushing.load(std::memory_order_relaxed);
 }
 
 const std::stop_token& Node::stop_token() const noexcept { return graph_->impl_->stop_token; }

@@ -189,6 +189,10 @@ protected:
     virtual Status start();  // before the streaming threads start: open files, reset counters
     virtual void stop();     // after every streaming thread left: drop held samples, finish files
     virtual void flush();    // streaming threads parked: drop held samples, reset position
+    // Called on the control thread when the graph flushes or stops, before it waits for the
+    // streaming threads: wake any streaming thread blocked inside this node (a mixer waiting for
+    // its other inputs). Default: nothing.
+    virtual void unblock();
 
     // ---- Streaming.
     virtual Flow produce();                                 // sources
@@ -210,6 +214,8 @@ protected:
     // Flow::error for the caller to return.
     Flow report_error(std::error_code code, std::string message);
     void count_drop() noexcept;
+    // Whether the graph is flushing (samples pushed now are dropped).
+    bool flushing() const noexcept;
     const std::stop_token& stop_token() const noexcept;
     Clock& clock() const noexcept;
     // Media time after which sources end their stream (Graph::set_media_duration), or -1.

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The node registry: every concrete node type by name ("tone", "wavsink", ...), its properties
+// with defaults and help, and a factory that builds a node from key=value properties, answering
+// bad values with a one-line message that names the node and the property.
+//
+// Control thread only; allocates.
+
+#include <sluice/engine/node.hpp>
+#include <sluice/engine/status.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::nodes {
+
+using engine::Node;
+
+struct PropertySpec {
+    std::string name;
+    std::string default_value;  // as it would be written in a pipeline
+    std::string help;
+};
+
+using Properties = std::map<std::string, std::string, std::less<>>;
+
+class PropertyReader;
+
+struct NodeSpec {
+    std::string type;
+    Node::Kind kind;
+    std::string help;
+    std::vector<PropertySpec> properties;
+    // Builds the node; reads properties through `reader`, which records the first bad value.
+    std::function<std::unique_ptr<Node>(std::string name, PropertyReader& reader)> make;
+};
+
+// Every registered node type, in the order --list shows them.
+const std::vector<NodeSpec>& node_specs();
+const NodeSpec* find_node_spec(std::string_view type);
+
+// Builds a node of `type` named `name`. Errors: unknown type, unknown property, bad value.
+Status create_node(std::string_view type, std::string name, const Properties& properties,
+                   std::unique_ptr<Node>& out);
+
+// Typed access to a node's properties with range checks; remembers the first error.
+class PropertyReader {
+public:
+    PropertyReader(const NodeSpec& spec, std::string node_name, const Properties& values);
+
+    double number(std::string_view key, double min, double max);
+    std::int64_t integer(std::string_view key, std::int64_t min, std::int64_t max);
+    std::string text(std::string_view key);
+    // One of `choices`; returns its index.
+    std::size_t choice(std::string_view key, const std::vector<std::string>& choices);
+    bool flag(std::string_view key);
+
+    // A failure found by the node itself (a missing file...).
+    void fail(std::error_code code, std::string message);
+    bool ok() const noexcept { return status_.ok(); }
+    const Status& status() const noexcept { return status_; }
+    const std::string& node_name() const noexcept { return node_name_; }
+
+private:
+    std::string raw(std::string_view key) const;
+    void bad(std::string_view key, const std::string& value, const std::string& why);
+
+    const NodeSpec& spec_;
+    std::string node_name_;
+    const Properties& values_;
+    Status status_;
+};
+
+}  // namespace sluice::nodes

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Helpers shared by the node implementations.
+
+#include <sluice/engine/node.hpp>
+#include <sluice/nodes/registry.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace sluice::nodes::detail {
+
+using engine::Flow;
+
+// What a failed get_buffer means for a streaming loop: the graph is stopping (decommitted pool
+// or cancelled wait), or something is wrong.
+inline Flow flow_of_get_error(std::error_code ec) noexcept {
+    return ec == Errc::not_committed || ec == Errc::cancelled ? Flow::stopped : Flow::error;
+}
+
+// Ends a source's stream after `num-buffers` samples or at the graph's media duration.
+struct StreamLimit {
+    std::int64_t num_buffers = -1;  // -1: unlimited
+    std::uint64_t produced = 0;
+
+    // Whether the next sample, starting at `next_start_ns`, would go past a limit.
+    bool reached(std::int64_t next_start_ns, std::int64_t media_limit_ns) const noexcept {
+        return (num_buffers >= 0 && produced >= std::uint64_t(num_buffers)) ||
+               (media_limit_ns >= 0 && next_start_ns >= media_limit_ns);
+    }
+};
+
+// The property every source takes.
+inline PropertySpec num_buffers_property() {
+    return {"num-buffers", "-1", "samples to produce before end of stream (-1: no limit)"};
+}
+
+// File errors name the file and, where it applies, the byte offset.
+inline std::string at_offset(const std::string& path, std::uint64_t offset) {
+    return path + ": byte " + std::to_string(offset) + ": ";
+}
+
+}  // namespace sluice::nodes::detail

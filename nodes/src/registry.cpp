@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+#include <sluice/nodes/registry.hpp>
+
+#include "specs.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace sluice::nodes {
+
+const std::vector<NodeSpec>& node_specs() {
+    static const std::vector<NodeSpec> specs{
+        tone_spec(),    noise_spec(),        wavsrc_spec(), videotest_spec(), y4msrc_spec(),
+        gain_spec(),    mix_spec(),          tee_spec(),    audioconvert_spec(), videoconvert_spec(),
+        scale_spec(),   wavsink_spec(),      y4msink_spec(), nullsink_spec(),  pngsink_spec(),
+    };
+    return specs;
+}
+
+const NodeSpec* find_node_spec(std::string_view type) {
+    for (const auto& s : node_specs())
+        if (s.type == type) return &s;
+    return nullptr;
+}
+
+Status create_node(std::string_view type, std::string name, const Properties& properties, std::unique_ptr<Node>& out) {
+    const NodeSpec* spec = find_node_spec(type);
+    if (spec == nullptr) return {Errc::invalid_argument, "unknown node '" + std::string(type) + "' (sluice-play --list shows them all)"};
+    for (const auto& [key, value] : properties) {
+        bool known = key == "name";
+        for (const auto& p : spec->properties) known = known || p.name == key;
+        if (!known) {
+            std::string names;
+            for (const auto& p : spec->properties) names += (names.empty() ? "" : ", ") + p.name;
+            return {Errc::invalid_argument, name + ": " + spec->type + " has no property '" + key + "' (it has: " +
+                                                (names.empty() ? "none" : names) + ")"};
+        }
+    }
+    PropertyReader reader(*spec, name, properties);
+    std::unique_ptr<Node> node = spec->make(std::move(name), reader);
+    if (!reader.ok()) return reader.status();
+    out = std::move(node);
+    return {};
+}
+
+PropertyReader::PropertyReader(const NodeSpec& spec, std::string node_name, const Properties& values)
+    : spec_(spec), node_name_(std::move(node_name)), values_(values) {}
+
+std::string PropertyReader::raw(std::string_view key) const {
+    if (auto it = values_.find(key); it != values_.end()) return it->second;
+    for (const auto& p : spec_.properties)
+        if (p.name == key) return p.default_value;
+    return {};
+}
+
+void PropertyReader::bad(std::string_view key, const std::string& value, const std::string& why) {
+    if (status_.ok())
+        status_ = Status(Errc::invalid_argument,
+                         node_name_ + ": property " + std::string(key) + "='" + value + "' " + why);
+}
+
+void PropertyReader::fail(std::error_code code, std::string message) {
+    if (status_.ok()) status_ = Status(code, node_name_ + ": " + message);
+}
+
+double PropertyReader::number(std::string_view key, double min, double max) {
+    const std::string v = raw(key);
+    errno = 0;
+    char* end = nullptr;
+    const double d = std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size() || errno != 0 || !std::isfinite(d)) {
+        bad(key, v, "is not a number");
+        return min;
+    }
+    if (d < min || d > max) {
+        bad(key, v, "is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+        return min;
+    }
+    return d;
+}
+
+std::int64_t PropertyReader::integer(std::string_view key, std::int64_t min, std::int64_t max) {
+    const std::string v = raw(key);
+    errno = 0;
+    char* end = nullptr;
+    const long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || end != v.c_str() + v.size() || errno != 0) {
+        bad(key, v, "is not an integer");
+        return min;
+    }
+    if (n < min || n > max) {
+        bad(key, v, "is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+        return min;
+    }
+    return n;
+}
+
+std::string PropertyReader::text(std::string_view key) { return raw(key); }
+
+std::size_t PropertyReader::choice(std::string_view key, const std::vector<std::string>& choices) {
+    const std::string v = raw(key);
+    for (std::size_t i = 0; i < choices.size(); ++i)
+        if (choices[i] == v) return i;
+    std::string all;
+    for (const auto& c : choices) all += (all.empty() ? "" : "|") + c;
+    bad(key, v, "is not one of " + all);
+    return 0;
+}
+
+bool PropertyReader::flag(std::string_view key) {
+    const std::string v = raw(key);
+    if (v == "true" || v == "1" || v == "yes") return true;
+    if (v == "false" || v == "0" || v == "no") return false;
+    bad(key, v, "is not true or false");
+    return false;
+}
+
+}  // namespace sluice::nodes
