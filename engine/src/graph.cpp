@@ -163,6 +163,8 @@ Status Graph::connect(Node& from, Node& to) {
         if (!from.output(i).peer()) out = &from.output(i);
     for (std::size_t i = 0; i < to.input_count() && !in; ++i)
         if (!to.input(i).peer()) in = &to.input(i);
+    if (!in && to.request_input()) in = &to.input(to.input_count() - 1);
+    if (!out && in && from.request_output()) out = &from.output(from.output_count() - 1);
     if (!out)
         return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
                                       (from.output_count() ? " has no free output" : " has no outputs")};

@@ -42,6 +42,8 @@ NodeStats Node::stats() const noexcept {
 }
 
 bool Node::passes_through(std::size_t, std::size_t) const { return false; }
+bool Node::request_output() { return false; }
+bool Node::request_input() { return false; }
 
 FormatSet Node::output_formats(std::size_t output) const {
     const FormatSet& offers = outputs_.at(output)->offers_;

@@ -176,6 +176,12 @@ protected:
     OutputPin& add_output(std::string name, FormatSet offers);
     void set_input_needs(std::size_t input, InputNeeds needs) { inputs_.at(input)->needs_ = needs; }
 
+    // Request pins (a tee's outputs, a mixer's inputs): Graph::connect(Node&, Node&) calls these
+    // when every pin of the kind is taken; a node that can grow adds a pin and returns true.
+    // Default: false.
+    virtual bool request_output();
+    virtual bool request_input();
+
     // ---- Negotiation (control thread, nodes visited from the sources down).
     // What output o can carry, every input's format being fixed. Default: the offers given to
     // add_output, narrowed by input 0's format when the node has inputs.

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Pipelines in a gst-launch-like text syntax:
+//
+//   tone freq=440 ! gain db=-6 ! wavsink path=a.wav
+//   videotest ! tee name=t  t. ! y4msink path=a.y4m  t. ! pngsink path=a.png
+//   tone freq=440 ! m.  tone freq=660 ! m.  mix name=m ! wavsink path=chord.wav
+//
+// A word is a node type, a `key=value` property of the node before it (values may be quoted:
+// path="my file.wav"), `!` (link the node before to the node after), or `name.` (a reference to
+// the node called name, to link from or to; each link to a tee adds a branch, to a mix an input).
+// A node not preceded by `!` starts a new chain. Nodes are named by `name=` or, by default,
+// type plus a counter (tone0, tone1, ...).
+
+#include <sluice/engine/graph.hpp>
+#include <sluice/engine/status.hpp>
+
+#include <cstddef>
+#include <string_view>
+
+namespace sluice::nodes {
+
+// Builds the pipeline into `graph` (which should be empty) and prepares it, so format, link and
+// pool errors surface here. Errors are one line naming the offending word and its position:
+//   "unknown node 'tonee' at character 1 ('tonee')".
+// Control thread; allocates.
+Status build_pipeline(engine::Graph& graph, std::string_view text);
+
+}  // namespace sluice::nodes

@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: MIT
+// Audio sources and transforms: tone, noise, gain, mix, audioconvert.
+#include "common.hpp"
+#include "specs.hpp"
+
+#include <sluice/allocators/detail/futex.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <numbers>
+#include <optional>
+#include <vector>
+
+namespace sluice::nodes {
+namespace {
+
+using engine::BufferNeeds;
+using engine::Flow;
+using engine::FormatSet;
+using engine::InputNeeds;
+using engine::MediaFormat;
+using engine::SampleFormat;
+
+constexpr std::int64_t kSecond = 1'000'000'000;
+
+std::vector<std::string> sample_format_names() { return {"s16", "f32"}; }
+SampleFormat sample_format_at(std::size_t i) { return i == 0 ? SampleFormat::s16 : SampleFormat::f32; }
+
+std::int16_t to_s16(float v) noexcept {
+    v = std::clamp(v, -1.0f, 1.0f);
+    return static_cast<std::int16_t>(std::lrintf(v * 32767.0f));
+}
+
+// Common to the generated-audio sources: format, buffer size, times and limits.
+class AudioSource : public Node {
+public:
+    AudioSource(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
+        const auto rate = int(r.integer("rate", 1, 384000));
+        const auto channels = int(r.integer("channels", 1, 64));
+        const auto format = sample_format_at(r.choice("format", sample_format_names()));
+        frames_ = std::size_t(r.integer("frames", 1, 1 << 20));
+        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        amplitude_ = float(r.number("amplitude", 0.0, 1.0));
+        add_output("src", {MediaFormat::audio(rate, channels, format)});
+    }
+
+protected:
+    BufferNeeds output_buffers(std::size_t) const override { return {frames_ * output(0).format().frame_bytes(), 1}; }
+    Status start() override {
+        limit_.produced = 0;
+        frame_ = 0;
+        return {};
+    }
+    void flush() override {}  // keep the position: a flush drops samples, the tone goes on
+
+    Flow produce() override {
+        const MediaFormat& f = output(0).format();
+        const std::int64_t start = std::int64_t(frame_) * kSecond / f.rate;
+        if (limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
+        auto s = get_buffer(0);
+        if (!s) return detail::flow_of_get_error(s.error());
+        const std::size_t channels = std::size_t(f.channels);
+        if (f.sample_format == SampleFormat::f32) {
+            auto* out = reinterpret_cast<float*>(s->data());
+            for (std::size_t i = 0; i < frames_; ++i) {
+                const float v = next_value();
+                for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
+            }
+        } else {
+            auto* out = reinterpret_cast<std::int16_t*>(s->data());
+            for (std::size_t i = 0; i < frames_; ++i) {
+                const std::int16_t v = to_s16(next_value());
+                for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
+            }
+        }
+        (void)s->set_size(frames_ * f.frame_bytes());
+        frame_ += frames_;
+        s->set_times(start, std::int64_t(frame_) * kSecond / f.rate);
+        if (limit_.produced == 0) s->add_flags(SampleFlags::discontinuity);
+        ++limit_.produced;
+        return push(0, std::move(*s));
+    }
+
+    virtual float next_value() noexcept = 0;
+
+    float amplitude_ = 0.5f;
+    std::size_t frames_ = 1024;
+    std::uint64_t frame_ = 0;
+    detail::StreamLimit limit_;
+};
+
+class Tone final : public AudioSource {
+public:
+    Tone(std::string name, PropertyReader& r) : AudioSource(std::move(name), r) {
+        freq_ = r.number("freq", 0.0, 1e6);
+    }
+
+private:
+    Status start() override {
+        phase_ = 0;
+        step_ = 2 * std::numbers::pi * freq_ / output(0).format().rate;
+        return AudioSource::start();
+    }
+    float next_value() noexcept override {
+        const double v = std::sin(phase_);
+        phase_ += step_;
+        if (phase_ > 2 * std::numbers::pi) phase_ -= 2 * std::numbers::pi;  // keeps precision over hours
+        return amplitude_ * float(v);
+    }
+    double freq_ = 440, phase_ = 0, step_ = 0;
+};
+
+class Noise final : public AudioSource {
+public:
+    Noise(std::string name, PropertyReader& r) : AudioSource(std::move(name), r) {
+        seed_ = std::uint64_t(r.integer("seed", 0, INT64_MAX)) | 1;
+    }
+
+private:
+    Status start() override {
+        state_ = seed_;
+        return AudioSource::start();
+    }
+    float next_value() noexcept override {
+        // xorshift64*: fast, and the same seed gives the same noise.
+        state_ ^= state_ >> 12;
+        state_ ^= state_ << 25;
+        state_ ^= state_ >> 27;
+        const std::uint64_t r = state_ * 0x2545F4914F6CDD1DULL;
+        return amplitude_ * (float(r >> 40) / float(1 << 23) - 1.0f);
+    }
+    std::uint64_t seed_ = 1, state_ = 1;
+};
+
+std::vector<PropertySpec> audio_source_properties() {
+    return {{"amplitude", "0.5", "peak level, linear 0..1"},
+            {"rate", "48000", "sample rate in Hz"},
+            {"channels", "2", "channel count"},
+            {"format", "s16", "sample format: s16|f32"},
+            {"frames", "1024", "frames per buffer"},
+            detail::num_buffers_property()};
+}
+
+// The bytes per buffer of the pool feeding input `i` (already sized: pools are set in graph
+// order), so a transform's own pool matches what it receives.
+std::size_t upstream_buffer_bytes(const Node& node, std::size_t input) {
+    return node.input(input).peer()->allocator().properties().buffer_bytes;
+}
+
+// Gain: in place when the sample is ours alone, into a buffer of its own pool when shared.
+class Gain final : public Node {
+public:
+    Gain(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
+        db_ = r.number("db", -150.0, 60.0);
+        add_input("sink", {MediaFormat::audio()});
+        add_output("src", {MediaFormat::audio()});
+    }
+    bool passes_through(std::size_t, std::size_t) const override { return true; }
+
+private:
+    BufferNeeds output_buffers(std::size_t) const override { return {upstream_buffer_bytes(*this, 0), 1}; }
+    Status start() override {
+        factor_ = float(std::pow(10.0, db_ / 20.0));
+        return {};
+    }
+    Flow process(std::size_t, SampleRef&& in) override {
+        SampleRef out;
+        if (in.use_count() == 1) {
+            out = std::move(in);
+        } else {  // shared (a tee upstream): never write into a buffer someone else reads
+            auto s = get_buffer(0);
+            if (!s) return detail::flow_of_get_error(s.error());
+            out = std::move(*s);
+            std::memcpy(out.data(), in.data(), in.size());
+            (void)out.set_size(in.size());
+            out.set_times(in.start_time(), in.stop_time());
+            out.set_flags(in.flags());
+            in.reset();
+        }
+        const std::size_t n = out.size();
+        if (output(0).format().sample_format == SampleFormat::f32) {
+            auto* p = reinterpret_cast<float*>(out.data());
+            for (std::size_t i = 0; i < n / 4; ++i) p[i] *= factor_;
+        } else {
+            auto* p = reinterpret_cast<std::int16_t*>(out.data());
+            for (std::size_t i = 0; i < n / 2; ++i)
+                p[i] = std::int16_t(std::clamp(std::lrintf(float(p[i]) * factor_), -32768L, 32767L));
+        }
+        return push(0, std::move(out));
+    }
+    double db_ = 0;
+    float factor_ = 1;
+};
+
+class AudioConvert final : public Node {
+public:
+    AudioConvert(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
+        target_ = sample_format_at(r.choice("format", sample_format_names()));
+        add_input("sink", {MediaFormat::audio()});
+        add_output("src", {MediaFormat::audio()});
+    }
+    bool passes_through(std::size_t, std::size_t) const override { return same_; }
+
+private:
+    FormatSet output_formats(std::size_t) const override {
+        MediaFormat f = input(0).format();
+        f.sample_format = target_;
+        return {f};
+    }
+    Status configure() override {
+        same_ = input(0).format().sample_format == target_;
+        return {};
+    }
+    BufferNeeds output_buffers(std::size_t) const override {
+        const std::size_t in_bytes = upstream_buffer_bytes(*this, 0);
+        const std::size_t frames = in_bytes / std::max<std::size_t>(input(0).format().frame_bytes(), 1);
+        return {std::max<std::size_t>(frames * output(0).format().frame_bytes(), 1), 1};
+    }
+    Flow process(std::size_t, SampleRef&& in) override {
+        if (same_) return push(0, std::move(in));
+        auto s = get_buffer(0);
+        if (!s) return detail::flow_of_get_error(s.error());
+        SampleRef out = std::move(*s);
+        if (target_ == SampleFormat::f32) {
+            const auto* src = reinterpret_cast<const std::int16_t*>(in.data());
+            auto* dst = reinterpret_cast<float*>(out.data());
+            const std::size_t n = std::min(in.size() / 2, out.capacity() / 4);
+            for (std::size_t i = 0; i < n; ++i) dst[i] = float(src[i]) / 32768.0f;
+            (void)out.set_size(n * 4);
+        } else {
+            const auto* src = reinterpret_cast<const float*>(in.data());
+            auto* dst = reinterpret_cast<std::int16_t*>(out.data());
+            const std::size_t n = std::min(in.size() / 4, out.capacity() / 2);
+            for (std::size_t i = 0; i < n; ++i) dst[i] = to_s16(src[i]);
+            (void)out.set_size(n * 2);
+        }
+        out.set_times(in.start_time(), in.stop_time());
+        out.set_flags(in.flags());
+        in.reset();
+        return push(0, std::move(out));
+    }
+    SampleFormat target_ = SampleFormat::s16;
+    bool same_ = false;
+};
+
+// Mix: N audio inputs of one format into one output, sample by sample. Each input has a slot;
+// the thread whose sample completes the set mixes and pushes. A thread whose slot is still full
+// waits (a futex, woken by the mix, by unblock() on stop/flush, or by its stop token), which is
+// what keeps fast sources in step with slow ones. An input at end of stream counts as silence.
+class Mix final : public Node {
+public:
+    Mix(std::string name, PropertyReader&) : Node(std::move(name), Kind::transform) {}
+
+    bool request_input() override {
+        if (input_count() >= kMaxInputs) return false;
+        add_input("sink_" + std::to_string(input_count()), {MediaFormat::audio()}, InputNeeds{.holds = 1});
+        return true;
+    }
+
+private:
+    static constexpr std::size_t kMaxInputs = 32;
+    struct Slot {
+        SampleRef sample;
+        std::atomic<bool> full{false};
+        std::atomic<bool> ended{false};
+    };
+
+    FormatSet output_formats(std::size_t) const override { return {input(0).format()}; }
+    Status configure() override {
+        if (input_count() == 0) return {Errc::not_linked, "mix has no inputs"};
+        for (std::size_t i = 1; i < input_count(); ++i)
+            if (!(input(i).format() == input(0).format()))
+                return {Errc::not_linked, "inputs must share one format: " + input(0).full_name() + " carries " +
+                                              input(0).format().to_string() + ", " + input(i).full_name() +
+                                              " carries " + input(i).format().to_string() +
+                                              " (put an audioconvert before it)"};
+        return {};
+    }
+    BufferNeeds output_buffers(std::size_t) const override { return {upstream_buffer_bytes(*this, 0), 1}; }
+    Status start() override {
+        reset_slots();
+        return {};
+    }
+    void stop() override { reset_slots(); }
+    void flush() override {
+        for (auto& slot : slots_) {
+            slot.sample.reset();
+            slot.full.store(false, std::memory_order_relaxed);  // relaxed: threads are parked
+        }
+        filled_.store(ended_count(), std::memory_order_relaxed);  // relaxed: as above
+    }
+    void unblock() override { wake(); }
+
+    void reset_slots() {
+        for (auto& slot : slots_) {
+            slot.sample.reset();
+            // relaxed: no streaming thread runs during start()/stop().
+            slot.full.store(false, std::memory_order_relaxed);
+            slot.ended.store(false, std::memory_order_relaxed);
+        }
+        filled_.store(0, std::memory_order_relaxed);
+        ended_inputs_.store(0, std::memory_order_relaxed);
+    }
+    std::uint32_t ended_count() const {
+        std::uint32_t n = 0;
+        for (std::size_t i = 0; i < input_count(); ++i) n += slots_[i].ended.load(std::memory_order_relaxed);
+        return n;
+    }
+    void wake() noexcept {
+        // release: a waiter that sees the new value re-reads its slot after it.
+        wake_.fetch_add(1, std::memory_order_release);
+        sluice::detail::futex_wake_all(&wake_);
+    }
+
+    // Waits until slot i is free. ok, or stopped/flushing.
+    Flow wait_for_slot(std::size_t i) noexcept {
+        struct Wake {
+            Mix* mix;
+            void operator()() const noexcept { mix->wake(); }
+        };
+        std::optional<std::stop_callback<Wake>> on_stop;
+        for (;;) {
+            // acquire: pairs with the wake's release; then the slot's state is current.
+            const std::uint32_t seen = wake_.load(std::memory_order_acquire);
+            // acquire: pairs with the mixer's release store that emptied the slot.
+            if (!slots_[i].full.load(std::memory_order_acquire)) return Flow::ok;
+            if (stop_token().stop_requested()) return Flow::stopped;
+            if (flushing()) return Flow::flushing;
+            if (!on_stop) on_stop.emplace(stop_token(), Wake{this});
+            sluice::detail::futex_wait(&wake_, seen, -1);
+        }
+    }
+
+    // Counts one more full (or ended) slot; the one completing the set mixes.
+    Flow arrive() noexcept {
+        // acq_rel: the completing thread must see every other slot's sample.
+        if (filled_.fetch_add(1, std::memory_order_acq_rel) + 1 == input_count()) return mix_and_push();
+        return Flow::ok;
+    }
+
+    Flow process(std::size_t i, SampleRef&& s) override {
+        if (Flow f = wait_for_slot(i); f != Flow::ok) {
+            if (f == Flow::flushing) count_drop();
+            return f;
+        }
+        slots_[i].sample = std::move(s);
+        // release: publishes the sample to the thread that mixes.
+        slots_[i].full.store(true, std::memory_order_release);
+        return arrive();
+    }
+
+    void end_of_stream(std::size_t i) override {
+        if (wait_for_slot(i) != Flow::ok) return;
+        // relaxed: published by the acq_rel increment in arrive().
+        slots_[i].ended.store(true, std::memory_order_relaxed);
+        const std::uint32_t ended = ended_inputs_.fetch_add(1, std::memory_order_acq_rel) + 1;  // acq_rel: counts once
+        if (ended == input_count()) {
+            push_end_of_stream(0);
+            return;
+        }
+        (void)arrive();
+    }
+
+    Flow mix_and_push() noexcept {
+        auto got = get_buffer(0);
+        std::size_t live = 0;
+        for (std::size_t i = 0; i < input_count(); ++i)
+            live += !slots_[i].ended.load(std::memory_order_relaxed);  // relaxed: ordered by filled_
+        if (!got) {
+            release_slots(live);
+            return detail::flow_of_get_error(got.error());
+        }
+        SampleRef out = std::move(*got);
+        std::size_t bytes = out.capacity();
+        const SampleRef* first = nullptr;
+        for (std::size_t i = 0; i < input_count(); ++i)
+            if (slots_[i].sample) {
+                bytes = std::min(bytes, slots_[i].sample.size());
+                if (!first) first = &slots_[i].sample;
+            }
+        std::memset(out.data(), 0, bytes);
+        const bool f32 = output(0).format().sample_format == SampleFormat::f32;
+        for (std::size_t i = 0; i < input_count(); ++i) {
+            const SampleRef& in = slots_[i].sample;
+            if (!in) continue;
+            if (f32) {
+                auto* dst = reinterpret_cast<float*>(out.data());
+                const auto* src = reinterpret_cast<const float*>(in.data());
+                for (std::size_t k = 0; k < bytes / 4; ++k) dst[k] += src[k];
+            } else {
+                auto* dst = reinterpret_cast<std::int16_t*>(out.data());
+                const auto* src = reinterpret_cast<const std::int16_t*>(in.data());
+                for (std::size_t k = 0; k < bytes / 2; ++k)
+                    dst[k] = std::int16_t(std::clamp(int(dst[k]) + int(src[k]), -32768, 32767));
+            }
+        }
+        (void)out.set_size(bytes);
+        if (first) out.set_times(first->start_time(), first->stop_time());
+        release_slots(live);
+        return push(0, std::move(out));
+    }
+
+    void release_slots(std::size_t live) noexcept {
+        // The count goes down first: no slot can be refilled (and counted) before it is emptied.
+        // acq_rel: orders the decrement before the slot stores below.
+        filled_.fetch_sub(std::uint32_t(live), std::memory_order_acq_rel);
+        for (std::size_t i = 0; i < input_count(); ++i) {
+            if (slots_[i].ended.load(std::memory_order_relaxed)) continue;  // relaxed: as in mix
+            slots_[i].sample.reset();
+            // release: the waiting thread of this input may fill the slot again.
+            slots_[i].full.store(false, std::memory_order_release);
+        }
+        wake();
+    }
+
+    std::array<Slot, kMaxInputs> slots_;
+    std::atomic<std::uint32_t> filled_{0};
+    std::atomic<std::uint32_t> ended_inputs_{0};
+    std::atomic<std::uint32_t> wake_{0};  // futex word
+};
+
+}  // namespace
+
+NodeSpec tone_spec() {
+    auto props = audio_source_properties();
+    props.insert(props.begin(), {"freq", "440", "frequency in Hz"});
+    return {"tone", Node::Kind::source, "sine tone", props,
+            [](std::string name, PropertyReader& r) { return std::make_unique<Tone>(std::move(name), r); }};
+}
+
+NodeSpec noise_spec() {
+    auto props = audio_source_properties();
+    props.push_back({"seed", "1", "random seed (the same seed gives the same noise)"});
+    return {"noise", Node::Kind::source, "white noise", props,
+            [](std::string name, PropertyReader& r) { return std::make_unique<Noise>(std::move(name), r); }};
+}
+
+NodeSpec gain_spec() {
+    return {"gain", Node::Kind::transform, "changes the level by a number of decibels",
+            {{"db", "0", "gain in dB (negative attenuates)"}},
+            [](std::string name, PropertyReader& r) { return std::make_unique<Gain>(std::move(name), r); }};
+}
+
+NodeSpec mix_spec() {
+    return {"mix", Node::Kind::transform,
+            "mixes any number of audio inputs of one format (each link adds an input; inputs in equal buffer sizes)",
+            {},
+            [](std::string name, PropertyReader& r) { return std::make_unique<Mix>(std::move(name), r); }};
+}
+
+NodeSpec audioconvert_spec() {
+    return {"audioconvert", Node::Kind::transform, "converts the sample format",
+            {{"format", "s16", "output sample format: s16|f32"}},
+            [](std::string name, PropertyReader& r) { return std::make_unique<AudioConvert>(std::move(name), r); }};
+}
+
+}  // namespace sluice::nodes

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// Kind-agnostic nodes: tee (fan-out) and nullsink (counts, measures lateness).
+#include "common.hpp"
+#include "specs.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+using engine::Flow;
+
+// Fan-out sharing one refcounted sample with every branch: zero copy. Branches run one after the
+// other on the pushing thread. Each link from a tee adds an output.
+class Tee final : public Node {
+public:
+    Tee(std::string name, PropertyReader&) : Node(std::move(name), Kind::transform) { add_input("sink", {}); }
+    bool passes_through(std::size_t, std::size_t) const override { return true; }
+    bool request_output() override {
+        add_output("src_" + std::to_string(output_count()), {});
+        return true;
+    }
+
+private:
+    Flow process(std::size_t, SampleRef&& s) override {
+        if (output_count() == 0) return Flow::ok;
+        for (std::size_t o = 0; o + 1 < output_count(); ++o)
+            if (Flow f = push(o, SampleRef(s)); f != Flow::ok && f != Flow::end_of_stream) return f;
+        return push(output_count() - 1, std::move(s));
+    }
+};
+
+// Counts samples; when clocked (sluice-play --realtime) presents each at its time, recording
+// lateness in its stats.
+class NullSink final : public Node {
+public:
+    NullSink(std::string name, PropertyReader&) : Node(std::move(name), Kind::render) { add_input("sink", {}); }
+
+private:
+    Flow process(std::size_t, SampleRef&& s) override { return present(s); }
+};
+
+}  // namespace
+
+NodeSpec tee_spec() {
+    return {"tee", Node::Kind::transform, "sends each sample to every branch, sharing the buffer (zero copy)", {},
+            [](std::string name, PropertyReader& r) { return std::make_unique<Tee>(std::move(name), r); }};
+}
+
+NodeSpec nullsink_spec() {
+    return {"nullsink", Node::Kind::render, "discards samples, counting them (and their lateness when clocked)", {},
+            [](std::string name, PropertyReader& r) { return std::make_unique<NullSink>(std::move(name), r); }};
+}
+
+}  // namespace sluice::nodes

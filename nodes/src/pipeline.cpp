@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+#include <sluice/nodes/pipeline.hpp>
+
+#include <sluice/nodes/registry.hpp>
+
+#include <cctype>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::nodes {
+namespace {
+
+struct Word {
+    std::string text;     // unquoted
+    std::size_t column;   // 1-based position of its first character
+};
+
+Status error_at(const Word& w, const std::string& what) {
+    return {Errc::parse_error, what + " at character " + std::to_string(w.column) + " ('" + w.text + "')"};
+}
+
+// Splits on whitespace; double or single quotes group, backslash escapes inside double quotes.
+Status split(std::string_view text, std::vector<Word>& words) {
+    std::size_t i = 0;
+    while (i < text.size()) {
+        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+        if (i >= text.size()) break;
+        Word w{{}, i + 1};
+        // `!` is a word of its own even when glued to its neighbours: "a!b".
+        if (text[i] == '!') {
+            words.push_back({"!", i + 1});
+            ++i;
+            continue;
+        }
+        while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) && text[i] != '!') {
+            const char c = text[i];
+            if (c == '"' || c == '\'') {
+                const std::size_t open = i++;
+                while (i < text.size() && text[i] != c) {
+                    if (c == '"' && text[i] == '\\' && i + 1 < text.size()) ++i;
+                    w.text += text[i++];
+                }
+                if (i >= text.size())
+                    return {Errc::parse_error, "unterminated quote at character " + std::to_string(open + 1)};
+                ++i;
+            } else {
+                w.text += c;
+                ++i;
+            }
+        }
+        words.push_back(std::move(w));
+    }
+    return {};
+}
+
+struct Element {
+    std::string type;
+    Properties properties;
+    Word word;                 // where it was written, for errors
+    std::string name;          // final name
+    engine::Node* node = nullptr;
+};
+
+// One end of a link: an element written in place, or a reference `name.`.
+struct End {
+    std::optional<std::size_t> element;
+    std::string reference;
+    Word word;
+};
+
+struct Link {
+    End from, to;
+    Word bang;
+};
+
+bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; }
+
+}  // namespace
+
+Status build_pipeline(engine::Graph& graph, std::string_view text) {
+    if (text.size() > (1u << 20)) return {Errc::parse_error, "pipeline longer than 1 MiB"};
+    std::vector<Word> words;
+    if (Status st = split(text, words); !st) return st;
+    if (words.empty()) return {Errc::parse_error, "empty pipeline"};
+
+    std::vector<Element> elements;
+    std::vector<Link> links;
+    std::optional<End> previous;          // what a following `!` links from
+    std::optional<Word> pending_bang;     // a `!` waiting for its right-hand side
+    std::optional<std::size_t> current;   // the element that takes key=value words
+
+    for (const Word& w : words) {
+        if (w.text == "!") {
+            if (!previous) return error_at(w, "'!' with nothing to link from");
+            if (pending_bang) return error_at(w, "two '!' in a row");
+            pending_bang = w;
+            current.reset();
+            continue;
+        }
+        const auto eq = w.text.find('=');
+        if (eq != std::string::npos) {
+            if (!current) return error_at(w, "property '" + w.text + "' does not follow a node");
+            const std::string key = w.text.substr(0, eq);
+            if (key.empty()) return error_at(w, "property without a name");
+            if (elements[*current].properties.count(key)) return error_at(w, "property '" + key + "' given twice");
+            elements[*current].properties[key] = w.text.substr(eq + 1);
+            continue;
+        }
+        End end;
+        end.word = w;
+        if (w.text.size() > 1 && w.text.back() == '.') {
+            end.reference = w.text.substr(0, w.text.size() - 1);
+            for (char c : end.reference)
+                if (!is_name_char(c)) return error_at(w, "bad node reference");
+            current.reset();
+        } else {
+            for (char c : w.text)
+                if (!is_name_char(c)) return error_at(w, "unexpected '" + std::string(1, c) + "'");
+            elements.push_back({w.text, {}, w, {}, nullptr});
+            end.element = elements.size() - 1;
+            current = elements.size() - 1;
+        }
+        if (pending_bang) links.push_back({*previous, end, *pending_bang});
+        pending_bang.reset();
+        previous = end;
+    }
+    if (pending_bang) return error_at(*pending_bang, "'!' with nothing to link to");
+
+    // Names: explicit ones first, then type + counter for the rest.
+    std::map<std::string, std::size_t> by_name;
+    for (std::size_t i = 0; i < elements.size(); ++i) {
+        auto it = elements[i].properties.find("name");
+        if (it == elements[i].properties.end()) continue;
+        if (it->second.empty()) return error_at(elements[i].word, "empty name");
+        if (!by_name.emplace(it->second, i).second)
+            return error_at(elements[i].word, "two nodes are named '" + it->second + "'");
+        elements[i].name = it->second;
+        elements[i].properties.erase(it);
+    }
+    std::map<std::string, int> counters;
+    for (auto& e : elements) {
+        if (!e.name.empty()) continue;
+        do e.name = e.type + std::to_string(counters[e.type]++);
+        while (by_name.count(e.name));
+        by_name.emplace(e.name, std::size_t(&e - elements.data()));
+    }
+
+    for (auto& e : elements) {
+        std::unique_ptr<engine::Node> node;
+        if (Status st = create_node(e.type, e.name, e.properties, node); !st)
+            return {st.code(), st.message() + " at character " + std::to_string(e.word.column) + " ('" + e.word.text + "')"};
+        e.node = &graph.add(std::move(node));
+    }
+
+    auto resolve = [&](const End& end, engine::Node*& out) -> Status {
+        if (end.element) {
+            out = elements[*end.element].node;
+            return {};
+        }
+        auto it = by_name.find(end.reference);
+        if (it == by_name.end()) return error_at(end.word, "no node named '" + end.reference + "'");
+        out = elements[it->second].node;
+        return {};
+    };
+    for (const Link& l : links) {
+        engine::Node* from = nullptr;
+        engine::Node* to = nullptr;
+        if (Status st = resolve(l.from, from); !st) return st;
+        if (Status st = resolve(l.to, to); !st) return st;
+        if (Status st = graph.connect(*from, *to); !st) return error_at(l.bang, st.message());
+    }
+    return graph.prepare();
+}
+
+}  // namespace sluice::nodes
