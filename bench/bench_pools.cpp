@@ -4,7 +4,9 @@
 //   s1_one_thread/<pool>         one thread: get, release. CPU time per pair.
 //   s2_handoff/<pool>            producer gets and hands the buffer through an SPSC ring to a
 //                                consumer that releases it; pool of 8, so the producer waits.
-//                                Time per buffer, from the first get to the last release.
+//                                Time per buffer, from the first get to the last release;
+//                                counter waits_per_buffer: gets that found the pool empty.
+//   s2_handoff/ring_only         the same without any allocator: the floor of s2.
 //   s3_contention/<pool>         two threads, each n pairs on one pool of 64. Time per pair per
 //                                thread: wall time from both starting to both done, over n.
 //   s4_decommit/<pool>/waiters:W W threads blocked in get() on an empty pool of 64; time from
@@ -12,8 +14,9 @@
 //                                200 repetitions. Time column: the median; counters: median_us,
 //                                max_us, call_median_us (the decommit() call alone).
 //
-// Heap baselines have no limit, so in s2 their producer spins when the ring (8 slots, like the
-// pool) is full, and s4 does not apply. The Treiber stack cannot sleep: s1 and s3 only.
+// Heap baselines have no limit, so in s2 their producer waits (spinning, then yielding) when the
+// ring (8 slots, like the pool) is full, and s4 does not apply. The Treiber stack cannot sleep:
+// s1 and s3 only.
 
 #include "pools.hpp"
 #include "spsc_ring.hpp"

@@ -17,7 +17,7 @@ lock=/tmp/sluice-build.lock
 # Scenario 1 pair counts: each tool runs twice and the difference is divided by the extra pairs,
 # so set-up, warm-up and exit cancel out.
 cg_pairs=(100000 200000)       # callgrind: ~50x slower than native
-strace_pairs=(1000000 5000000)  # a per-pair system call would show as 4M
+strace_pairs=(2000000 4000000)  # N and 2N: a per-pair system call would show as 2M
 alloc_pairs=100000
 pools=(mutex moodycamel mimalloc glibc sluice treiber)
 

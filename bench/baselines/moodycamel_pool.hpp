@@ -124,7 +124,8 @@ private:
     // Set once by decommit(); read by every get.
     alignas(kCacheLineSize) std::atomic<bool> decommitted_{false};
     // Threads between registering in get_slow() and returning from it; >= the number asleep.
-    std::atomic<std::uint32_t> waiters_{0};
+    // Written only on the way to sleep, so kept off the flag's line that every get reads.
+    alignas(kCacheLineSize) std::atomic<std::uint32_t> waiters_{0};
     std::atomic<std::uint64_t> waits_{0};  // statistic
 };
 

@@ -58,9 +58,12 @@ void Graph::Impl::park() noexcept {
     parked.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
 }
 
-bool Graph::Impl::is_streaming_thread() const {
-    return std::find(thread_ids.begin(), thread_ids.end(), std::this_thread::get_id()) != thread_ids.end();
-}
+namespace {
+// The graph whose streaming thread this is, if any: a thread-local, so asking needs no lock.
+thread_local const void* t_streaming_for = nullptr;
+}  // namespace
+
+bool Graph::Impl::is_streaming_thread() const { return t_streaming_for == this; }
 
 void Graph::Impl::render_input_ended() {
     // acq_rel: the last render's increment sees the others'.
@@ -71,6 +74,7 @@ void Graph::Impl::render_input_ended() {
 }
 
 void Graph::Impl::stream(Node& source) {
+    t_streaming_for = this;
     const Node::ThreadOptions opts = source.thread_options();
     if (opts.cpu >= 0) {
         cpu_set_t set;
@@ -377,12 +381,10 @@ Status Graph::Impl::pause_locked() {
     stop_source = std::stop_source();
     stop_token = stop_source.get_token();
     threads.clear();
-    thread_ids.clear();
     for (Node* n : order)
         if (n->kind() == Node::Kind::source) {
             active.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the thread start
             threads.emplace_back([this, n] { stream(*n); });
-            thread_ids.push_back(threads.back().get_id());
         }
     state.store(State::paused, std::memory_order_release);  // release: read by state()
     post({Event::Type::state_changed, {}, {}, "paused"});
@@ -432,7 +434,6 @@ Status Graph::Impl::stop_locked() {
     for (Node* n : order) n->unblock();
     // 2. Join.
     threads.clear();
-    thread_ids.clear();
     // 3. Nodes finish: renders drop what they hold, files get their final headers.
     for (Node* n : order) n->stop();
     clock.reset();

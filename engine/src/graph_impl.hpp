@@ -35,7 +35,6 @@ struct Graph::Impl {
 
     // Streaming.
     std::vector<std::jthread> threads;
-    std::vector<std::thread::id> thread_ids;
     std::stop_source stop_source{std::nostopstate};
     std::stop_token stop_token;  // copy of stop_source's token, read by streaming threads
     std::atomic<std::uint32_t> gate{kClosed};

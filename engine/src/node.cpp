@@ -38,7 +38,8 @@ NodeStats Node::stats() const noexcept {
     // relaxed: counters, each a snapshot on its own.
     return {counters_.in.load(std::memory_order_relaxed),     counters_.out.load(std::memory_order_relaxed),
             counters_.drops.load(std::memory_order_relaxed),  counters_.late.load(std::memory_order_relaxed),
-            counters_.misses.load(std::memory_order_relaxed), counters_.max_lateness.load(std::memory_order_relaxed)};
+            counters_.misses.load(std::memory_order_relaxed), counters_.max_lateness.load(std::memory_order_relaxed),
+            counters_.position.load(std::memory_order_relaxed)};
 }
 
 bool Node::passes_through(std::size_t, std::size_t) const { return false; }
@@ -95,6 +96,7 @@ Flow Node::push(std::size_t output, SampleRef&& sample) noexcept {
     // relaxed: statistics.
     counters_.out.fetch_add(1, std::memory_order_relaxed);
     downstream.counters_.in.fetch_add(1, std::memory_order_relaxed);
+    if (sample.stop_time() != kNoTime) downstream.counters_.position.store(sample.stop_time(), std::memory_order_relaxed);
     sample.set_holder(downstream.name_.c_str());
     return downstream.process(in->index_, std::move(sample));
 }

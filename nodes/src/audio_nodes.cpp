@@ -28,9 +28,9 @@ constexpr std::int64_t kSecond = 1'000'000'000;
 std::vector<std::string> sample_format_names() { return {"s16", "f32"}; }
 SampleFormat sample_format_at(std::size_t i) { return i == 0 ? SampleFormat::s16 : SampleFormat::f32; }
 
+// Full scale is 32768 both ways, so s16 -> f32 -> s16 is exact.
 std::int16_t to_s16(float v) noexcept {
-    v = std::clamp(v, -1.0f, 1.0f);
-    return static_cast<std::int16_t>(std::lrintf(v * 32767.0f));
+    return static_cast<std::int16_t>(std::clamp(std::lrintf(v * 32768.0f), -32768L, 32767L));
 }
 
 // Common to the generated-audio sources: format, buffer size, times and limits.
@@ -58,25 +58,32 @@ protected:
     Flow produce() override {
         const MediaFormat& f = output(0).format();
         const std::int64_t start = std::int64_t(frame_) * kSecond / f.rate;
-        if (limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
+        const std::int64_t limit = media_limit_ns();
+        if (limit_.reached(start, limit)) return Flow::end_of_stream;
+        // The last buffer before a media duration is cut short, so the stream ends exactly there.
+        std::size_t frames = frames_;
+        if (limit >= 0) {
+            const auto end_frame = std::uint64_t((__int128(limit) * f.rate + kSecond - 1) / kSecond);
+            frames = std::size_t(std::min<std::uint64_t>(frames, end_frame - frame_));
+        }
         auto s = get_buffer(0);
         if (!s) return detail::flow_of_get_error(s.error());
         const std::size_t channels = std::size_t(f.channels);
         if (f.sample_format == SampleFormat::f32) {
             auto* out = reinterpret_cast<float*>(s->data());
-            for (std::size_t i = 0; i < frames_; ++i) {
+            for (std::size_t i = 0; i < frames; ++i) {
                 const float v = next_value();
                 for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
             }
         } else {
             auto* out = reinterpret_cast<std::int16_t*>(s->data());
-            for (std::size_t i = 0; i < frames_; ++i) {
+            for (std::size_t i = 0; i < frames; ++i) {
                 const std::int16_t v = to_s16(next_value());
                 for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
             }
         }
-        (void)s->set_size(frames_ * f.frame_bytes());
-        frame_ += frames_;
+        (void)s->set_size(frames * f.frame_bytes());
+        frame_ += frames;
         s->set_times(start, std::int64_t(frame_) * kSecond / f.rate);
         if (limit_.produced == 0) s->add_flags(SampleFlags::discontinuity);
         ++limit_.produced;
@@ -251,7 +258,9 @@ private:
 // what keeps fast sources in step with slow ones. An input at end of stream counts as silence.
 class Mix final : public Node {
 public:
-    Mix(std::string name, PropertyReader&) : Node(std::move(name), Kind::transform) {}
+    Mix(std::string name, PropertyReader&) : Node(std::move(name), Kind::transform) {
+        add_output("src", {MediaFormat::audio()});
+    }
 
     bool request_input() override {
         if (input_count() >= kMaxInputs) return false;

@@ -79,7 +79,7 @@ bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) |
 
 }  // namespace
 
-Status build_pipeline(engine::Graph& graph, std::string_view text) {
+Status build_pipeline(engine::Graph& graph, std::string_view text, const PipelineOptions& options) {
     if (text.size() > (1u << 20)) return {Errc::parse_error, "pipeline longer than 1 MiB"};
     std::vector<Word> words;
     if (Status st = split(text, words); !st) return st;
@@ -89,23 +89,24 @@ Status build_pipeline(engine::Graph& graph, std::string_view text) {
     std::vector<Link> links;
     std::optional<End> previous;          // what a following `!` links from
     std::optional<Word> pending_bang;     // a `!` waiting for its right-hand side
-    std::optional<std::size_t> current;   // the element that takes key=value words
+    constexpr std::size_t kNone = std::size_t(-1);
+    std::size_t current = kNone;          // the element that takes key=value words
 
     for (const Word& w : words) {
         if (w.text == "!") {
             if (!previous) return error_at(w, "'!' with nothing to link from");
             if (pending_bang) return error_at(w, "two '!' in a row");
             pending_bang = w;
-            current.reset();
+            current = kNone;
             continue;
         }
         const auto eq = w.text.find('=');
         if (eq != std::string::npos) {
-            if (!current) return error_at(w, "property '" + w.text + "' does not follow a node");
+            if (current == kNone) return error_at(w, "property '" + w.text + "' does not follow a node");
             const std::string key = w.text.substr(0, eq);
             if (key.empty()) return error_at(w, "property without a name");
-            if (elements[*current].properties.count(key)) return error_at(w, "property '" + key + "' given twice");
-            elements[*current].properties[key] = w.text.substr(eq + 1);
+            if (elements[current].properties.count(key)) return error_at(w, "property '" + key + "' given twice");
+            elements[current].properties[key] = w.text.substr(eq + 1);
             continue;
         }
         End end;
@@ -114,7 +115,7 @@ Status build_pipeline(engine::Graph& graph, std::string_view text) {
             end.reference = w.text.substr(0, w.text.size() - 1);
             for (char c : end.reference)
                 if (!is_name_char(c)) return error_at(w, "bad node reference");
-            current.reset();
+            current = kNone;
         } else {
             for (char c : w.text)
                 if (!is_name_char(c)) return error_at(w, "unexpected '" + std::string(1, c) + "'");
@@ -148,6 +149,10 @@ Status build_pipeline(engine::Graph& graph, std::string_view text) {
     }
 
     for (auto& e : elements) {
+        const NodeSpec* spec = find_node_spec(e.type);
+        if (options.num_buffers >= 0 && spec && spec->kind == engine::Node::Kind::source &&
+            !e.properties.count("num-buffers"))
+            e.properties["num-buffers"] = std::to_string(options.num_buffers);
         std::unique_ptr<engine::Node> node;
         if (Status st = create_node(e.type, e.name, e.properties, node); !st)
             return {st.code(), st.message() + " at character " + std::to_string(e.word.column) + " ('" + e.word.text + "')"};

@@ -168,7 +168,12 @@ private:
         if (position_ >= info_.data_bytes || limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
         auto s = get_buffer(0);
         if (!s) return detail::flow_of_get_error(s.error());
-        const std::size_t want = std::size_t(std::min<std::uint64_t>(frames_ * frame_bytes, info_.data_bytes - position_));
+        std::uint64_t remaining = info_.data_bytes - position_;
+        if (const std::int64_t limit = media_limit_ns(); limit >= 0) {  // end exactly at the duration
+            const auto end_frame = std::uint64_t((__int128(limit) * f.rate + 999'999'999) / 1'000'000'000);
+            remaining = std::min<std::uint64_t>(remaining, (end_frame - frames_done) * frame_bytes);
+        }
+        const std::size_t want = std::size_t(std::min<std::uint64_t>(frames_ * frame_bytes, remaining));
         std::size_t got = 0;
         while (got < want) {
             const ssize_t n = ::pread(fd_, s->data() + got, want - got, off_t(info_.data_offset + position_ + got));

@@ -179,7 +179,7 @@ TEST_CASE("Graph.States.PauseResumeStop" * doctest::timeout(30)) {
     CHECK(out.received() == frozen);
     REQUIRE(g.run());
     REQUIRE(eventually([&] { return out.received() > frozen + 50; }));
-    CHECK(out.stats().samples_in == out.received());  // observable while running
+    CHECK(out.stats().samples_in >= out.received());  // observable while running (counted before process)
     REQUIRE(g.stop());
     CHECK(g.state() == State::stopped);
     CHECK(outstanding(g) == 0);

@@ -72,6 +72,7 @@ struct NodeStats {
     std::uint64_t late = 0;              // clocked renders: samples presented more than 1 ms late
     std::uint64_t deadline_misses = 0;   // clocked renders: samples later than their own duration
     std::int64_t max_lateness_ns = 0;    // clocked renders: worst lateness seen
+    std::int64_t position_ns = kNoTime;  // stop time of the last sample handed to process()
 };
 
 class InputPin {
@@ -232,6 +233,7 @@ private:
     struct alignas(64) Counters {
         std::atomic<std::uint64_t> in{0}, out{0}, drops{0}, late{0}, misses{0};
         std::atomic<std::int64_t> max_lateness{0};
+        std::atomic<std::int64_t> position{kNoTime};
     };
 
     std::string name_;

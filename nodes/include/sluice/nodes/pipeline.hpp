@@ -17,6 +17,7 @@
 #include <sluice/engine/status.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace sluice::nodes {
@@ -25,6 +26,9 @@ namespace sluice::nodes {
 // pool errors surface here. Errors are one line naming the offending word and its position:
 //   "unknown node 'tonee' at character 1 ('tonee')".
 // Control thread; allocates.
-Status build_pipeline(engine::Graph& graph, std::string_view text);
+struct PipelineOptions {
+    std::int64_t num_buffers = -1;  // >= 0: given to every source that does not set num-buffers
+};
+Status build_pipeline(engine::Graph& graph, std::string_view text, const PipelineOptions& options = {});
 
 }  // namespace sluice::nodes

@@ -12,3 +12,6 @@
 #include <sluice/engine/graph.hpp>
 #include <sluice/engine/node.hpp>
 #include <sluice/engine/status.hpp>
+#include <sluice/nodes/pipeline.hpp>
+#include <sluice/nodes/registry.hpp>
+#include <sluice/nodes/wav.hpp>

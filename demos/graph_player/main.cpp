@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+// sluice-play: builds a graph from a gst-launch-like pipeline and plays it.
+//
+// Exit status: 0 the graph reached end of stream (or --duration), 1 a node failed while playing,
+// 2 bad input (pipeline, property, link, file), 130/143 stopped by SIGINT/SIGTERM (outputs are
+// complete and valid: the stop goes through the graph's deterministic stop path).
+
+#include <sluice/sluice.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+namespace {
+
+using namespace sluice;
+using namespace sluice::engine;
+
+constexpr const char* kDefaultPipeline =
+    "tone freq=440 amplitude=0.5 ! tee name=audio "
+    "audio. ! wavsink path=sluice-demo.wav "
+    "audio. ! nullsink "
+    "videotest width=640 height=360 fps=30 ! tee name=video "
+    "video. ! y4msink path=sluice-demo.y4m "
+    "video. ! pngsink path=sluice-demo.png";
+constexpr double kDefaultDuration = 5.0;
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) {
+    if (g_signal.exchange(sig, std::memory_order_relaxed) != 0) ::_exit(128 + sig);  // second Ctrl-C: no mercy
+}
+
+void list_nodes() {
+    for (const auto& spec : nodes::node_specs()) {
+        const char* kind = spec.kind == Node::Kind::source ? "source" : spec.kind == Node::Kind::render ? "render" : "transform";
+        std::printf("%-13s %-9s %s\n", spec.type.c_str(), kind, spec.help.c_str());
+        for (const auto& p : spec.properties)
+            std::printf("    %-12s default %-12s %s\n", p.name.c_str(), p.default_value.empty() ? "(none)" : p.default_value.c_str(),
+                        p.help.c_str());
+    }
+}
+
+double seconds(std::int64_t ns) { return ns == kNoTime ? 0.0 : double(ns) / 1e9; }
+
+// Media time reached: the furthest stop time any render has received.
+std::int64_t media_position(const GraphStats& stats, const Graph& graph) {
+    std::int64_t pos = 0;
+    for (const auto& [name, s] : stats.nodes) {
+        const Node* n = graph.find(name);
+        if (n && n->kind() == Node::Kind::render && s.position_ns != kNoTime) pos = std::max(pos, s.position_ns);
+    }
+    return pos;
+}
+
+std::string progress_line(const GraphStats& s, const Graph& graph, double elapsed, std::uint64_t& last_samples,
+                          double& last_elapsed) {
+    std::uint64_t samples = 0, late = 0;
+    for (const auto& [name, n] : s.nodes) {
+        const Node* node = graph.find(name);
+        if (node && node->kind() == Node::Kind::render) {
+            samples += n.samples_in;
+            late += n.late;
+        }
+    }
+    std::size_t out = 0, total = 0;
+    for (const auto& p : s.pools) {
+        out += p.stats.outstanding;
+        total += p.properties.buffers;
+    }
+    const double rate = elapsed > last_elapsed ? double(samples - last_samples) / (elapsed - last_elapsed) : 0.0;
+    last_samples = samples;
+    last_elapsed = elapsed;
+    char line[200];
+    std::snprintf(line, sizeof line, "\r\033[K%8.2f s media | %9.0f samples/s | pools %zu/%zu in use | late %llu",
+                  seconds(media_position(s, graph)), rate, out, total, static_cast<unsigned long long>(late));
+    return line;
+}
+
+nlohmann::json stats_json(const GraphStats& s, const std::string& ended_by, int exit_code) {
+    nlohmann::json j;
+    j["ended_by"] = ended_by;
+    j["exit_code"] = exit_code;
+    j["last_stop_ms"] = std::chrono::duration<double, std::milli>(s.last_stop).count();
+    for (const auto& [name, n] : s.nodes)
+        j["nodes"][name] = {{"samples_in", n.samples_in},  {"samples_out", n.samples_out},
+                            {"drops", n.drops},            {"late", n.late},
+                            {"deadline_misses", n.deadline_misses}, {"max_lateness_ms", double(n.max_lateness_ns) / 1e6},
+                            {"position_s", seconds(n.position_ns)}};
+    for (const auto& p : s.pools)
+        j["pools"][p.pin] = {{"buffers", p.properties.buffers},   {"buffer_bytes", p.properties.buffer_bytes},
+                             {"alignment", p.properties.alignment}, {"needed", p.needed},
+                             {"gets", p.stats.gets},               {"waits", p.stats.waits},
+                             {"outstanding", p.stats.outstanding}, {"numa_node", p.stats.numa_node}};
+    return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> words;
+    bool list = false, quiet = false, realtime = false, no_realtime = false;
+    double duration = -1;
+    std::int64_t num_buffers = -1;
+    std::string stats_path;
+
+    CLI::App app{"sluice-play: play a Sluice graph written as a pipeline, e.g.\n"
+                 "  sluice-play 'tone freq=440 ! gain db=-6 ! wavsink path=a.wav'\n"
+                 "  sluice-play 'videotest ! tee name=t  t. ! y4msink path=a.y4m  t. ! pngsink path=a.png'\n"
+                 "Words: a node type, key=value properties of the node before, '!' to link, 'name.' to refer\n"
+                 "to a named node (each link to a tee adds a branch, to a mix an input).\n"
+                 "With no pipeline it plays a demo graph (a tone and a test picture, 5 s) into files here.\n"
+                 "Exit status: 0 end of stream, 1 a node failed, 2 bad input, 130/143 SIGINT/SIGTERM."};
+    app.add_option("pipeline", words, "The pipeline (one quoted argument or several words)");
+    app.add_flag("--list", list, "List every node with its properties and defaults");
+    app.add_option("--duration", duration, "Seconds of media to play (sources end their streams there)")
+        ->check(CLI::Range(0.0, 1e7));
+    app.add_option("--num-buffers", num_buffers, "Samples each source produces unless it sets num-buffers")
+        ->check(CLI::Range(std::int64_t(0), INT64_MAX));
+    app.add_flag("--realtime", realtime, "Present every sample at its time on the clock (renders wait)");
+    app.add_flag("--no-realtime", no_realtime, "As fast as possible (the default)");
+    app.add_option("--stats-json", stats_path, "Write final per-node and per-pool statistics to this file");
+    app.add_flag("-q,--quiet", quiet, "No progress line");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return app.exit(e);
+        std::fprintf(stderr, "sluice-play: %s\n", e.what());
+        return 2;
+    }
+    if (list) {
+        list_nodes();
+        return 0;
+    }
+    if (realtime && no_realtime) {
+        std::fprintf(stderr, "sluice-play: --realtime and --no-realtime contradict each other\n");
+        return 2;
+    }
+    std::string text;
+    for (const auto& w : words) text += (text.empty() ? "" : " ") + w;
+    const bool demo = text.empty();
+    if (demo) {
+        text = kDefaultPipeline;
+        if (duration < 0 && num_buffers < 0) duration = kDefaultDuration;
+    }
+
+    // Declared before the graph: its ticker may run until the graph is destroyed.
+    std::mutex print_mutex;
+    std::uint64_t last_samples = 0;
+    double last_elapsed = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    Graph graph;
+    if (Status st = nodes::build_pipeline(graph, text, {.num_buffers = num_buffers}); !st) {
+        std::fprintf(stderr, "sluice-play: %s\n", st.message().c_str());
+        return 2;
+    }
+    if (duration >= 0) graph.set_media_duration(std::int64_t(duration * 1e9));
+    for (Node* n : graph.nodes())
+        if (n->kind() == Node::Kind::render) n->set_clocked(realtime);
+
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+
+    const bool show_progress = !quiet && ::isatty(STDERR_FILENO);
+    if (show_progress)
+        graph.set_ticker(std::chrono::milliseconds(250), [&] {
+            const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const std::string line = progress_line(graph.stats(), graph, elapsed, last_samples, last_elapsed);
+            std::lock_guard lock(print_mutex);
+            std::fputs(line.c_str(), stderr);
+        });
+
+    if (Status st = graph.run(); !st) {
+        std::fprintf(stderr, "sluice-play: %s\n", st.message().c_str());
+        return 2;
+    }
+
+    std::string ended_by = "end-of-stream";
+    int code = 0;
+    for (;;) {
+        if (graph.wait_until_ended(std::chrono::milliseconds(50))) break;
+        bool failed = false;
+        while (auto e = graph.poll_event()) {
+            if (e->type == Event::Type::error) {
+                std::lock_guard lock(print_mutex);
+                std::fprintf(stderr, "%ssluice-play: error: %s\n", show_progress ? "\r\033[K" : "", e->message.c_str());
+                failed = true;
+            } else if (e->type == Event::Type::warning) {
+                std::lock_guard lock(print_mutex);
+                std::fprintf(stderr, "%ssluice-play: warning: %s%s%s\n", show_progress ? "\r\033[K" : "", e->node.c_str(),
+                             e->node.empty() ? "" : ": ", e->message.c_str());
+            }
+        }
+        if (failed) {
+            ended_by = "error";
+            code = 1;
+            break;
+        }
+        if (int sig = g_signal.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by this loop only
+            ended_by = sig == SIGINT ? "SIGINT" : "SIGTERM";
+            code = 128 + sig;
+            break;
+        }
+    }
+    graph.set_ticker(std::chrono::milliseconds(0), {});
+    (void)graph.stop();
+    const GraphStats stats = graph.stats();
+    {
+        std::lock_guard lock(print_mutex);
+        if (show_progress) std::fputs("\r\033[K", stderr);
+    }
+    if (!quiet) {
+        std::uint64_t samples = 0;
+        for (const auto& [name, n] : stats.nodes) {
+            const Node* node = graph.find(name);
+            if (node && node->kind() == Node::Kind::render) samples += n.samples_in;
+        }
+        std::printf("sluice-play: %s after %.2f s of media, %llu samples rendered, stop took %.2f ms\n", ended_by.c_str(),
+                    seconds(media_position(stats, graph)), static_cast<unsigned long long>(samples),
+                    std::chrono::duration<double, std::milli>(stats.last_stop).count());
+        if (demo) {
+            char cwd[4096];
+            const char* here = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
+            std::printf("wrote %s/sluice-demo.wav (440 Hz tone), %s/sluice-demo.y4m (test picture), %s/sluice-demo.png (its last frame)\n",
+                        here, here, here);
+        }
+        if (code == 1) std::printf("sluice-play: outputs written before the error are closed and valid, but end early\n");
+    }
+    if (!stats_path.empty()) {
+        std::ofstream out(stats_path);
+        out << stats_json(stats, ended_by, code).dump(2) << "\n";
+        if (!out) {
+            std::fprintf(stderr, "sluice-play: %s: cannot write the statistics\n", stats_path.c_str());
+            return code != 0 ? code : 2;
+        }
+    }
+    return code;
+}

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+// Video source and transforms: videotest (bars, a moving box, the frame number), videoconvert
+// (I420 <-> RGBA), scale (nearest, bilinear).
+#include "common.hpp"
+#include "specs.hpp"
+#include "video_util.hpp"
+
+#include <charconv>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace sluice::nodes {
+namespace {
+
+using detail::I420Layout;
+using detail::Picture;
+using detail::Rgb;
+using detail::ScaleMethod;
+using engine::Flow;
+using engine::FormatSet;
+using engine::Fraction;
+using engine::MediaFormat;
+using engine::PixelFormat;
+
+std::vector<std::string> pixel_format_names() { return {"i420", "rgba"}; }
+PixelFormat pixel_format_at(std::size_t i) { return i == 0 ? PixelFormat::i420 : PixelFormat::rgba; }
+
+// "30" or "30000/1001": both parts positive integers that fit a Fraction.
+std::optional<Fraction> parse_rate(std::string_view text) {
+    auto whole = [](std::string_view s, int& out) {
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+        return ec == std::errc() && end == s.data() + s.size() && out > 0;
+    };
+    Fraction f{0, 1};
+    const std::size_t slash = text.find('/');
+    if (!whole(text.substr(0, slash), f.num)) return std::nullopt;
+    if (slash != std::string_view::npos && !whole(text.substr(slash + 1), f.den)) return std::nullopt;
+    return f;
+}
+
+// Checks width x height against the area limit (each side is range-checked by the reader).
+void check_area(PropertyReader& r, std::int64_t width, std::int64_t height) {
+    if (width * height > detail::kMaxPixels)
+        r.fail(make_error_code(Errc::invalid_argument),
+               "a " + std::to_string(width) + "x" + std::to_string(height) + " picture is larger than the " +
+                   std::to_string(detail::kMaxPixels) + "-pixel limit");
+}
+
+// ---------------------------------------------------------------------------------------------
+// videotest
+
+// Test pictures a person can read: the top two thirds hold seven 75% colour bars (white, yellow,
+// cyan, green, magenta, red, blue), then a thin strip of the reversed "castellation" bars, then a
+// black band where a white box moves every frame; the frame number sits in the top-left corner.
+// Everything is drawn at even coordinates so that I420's 2x2 chroma blocks never straddle two
+// colours (which keeps I420 <-> RGBA round trips nearly exact).
+class VideoTest final : public detail::VideoNode {
+public:
+    VideoTest(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::source) {
+        const auto width = r.integer("width", 1, detail::kMaxDimension);
+        const auto height = r.integer("height", 1, detail::kMaxDimension);
+        check_area(r, width, height);
+        const std::string fps = r.text("fps");
+        const std::optional<Fraction> rate = parse_rate(fps);
+        if (!rate)
+            r.fail(make_error_code(Errc::invalid_argument),
+                   "property fps='" + fps + "' is not a frame rate like 30 or 30000/1001");
+        const PixelFormat format = pixel_format_at(r.choice("format", pixel_format_names()));
+        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        add_output("src", {MediaFormat::video(int(width), int(height), format, rate.value_or(Fraction{30, 1}))});
+    }
+
+private:
+    static constexpr Rgb kBars[7] = {{191, 191, 191}, {191, 191, 0}, {0, 191, 191}, {0, 191, 0},
+                                     {191, 0, 191},   {191, 0, 0},   {0, 0, 191}};
+    static constexpr Rgb kCastellations[7] = {{0, 0, 191}, {16, 16, 16}, {191, 0, 191}, {16, 16, 16},
+                                              {0, 191, 191}, {16, 16, 16}, {191, 191, 191}};
+    static constexpr Rgb kBlack{16, 16, 16};
+    static constexpr Rgb kWhite{235, 235, 235};
+
+    static int even(int v) noexcept { return v & ~1; }
+
+    Status start() override {
+        const MediaFormat& f = output(0).format();
+        frame_bytes_ = f.frame_bytes();
+        limit_.produced = 0;
+        // The static part is painted once here (control thread, may allocate); produce() copies it.
+        background_.assign(frame_bytes_, 0);
+        const Picture p{background_.data(), f.width, f.height, f.pixel_format};
+        const int bars_h = even(f.height * 2 / 3), strip_h = even(f.height / 12);
+        for (int i = 0; i < 7; ++i) {
+            const int x0 = even(i * f.width / 7), x1 = i == 6 ? f.width : even((i + 1) * f.width / 7);
+            detail::fill_rect(p, x0, 0, x1 - x0, bars_h, kBars[i]);
+            detail::fill_rect(p, x0, bars_h, x1 - x0, strip_h, kCastellations[i]);
+        }
+        const int band_y = bars_h + strip_h, band_h = f.height - band_y;
+        detail::fill_rect(p, 0, band_y, f.width, band_h, kBlack);
+        // The box: a sixth of the smaller side, centred in the band (or at the bottom when the
+        // picture is too small for one), stepping along even x positions, wrapping around.
+        box_ = std::max(2, even(std::min(f.width, f.height) / 6));
+        box_y_ = band_h >= box_ ? band_y + even((band_h - box_) / 2) : std::max(0, even(f.height - box_));
+        positions_ = std::max(1, (f.width - box_) / 2 + 1);
+        step_ = std::max(1, positions_ / 60);  // across in about 60 frames; always moves when it can
+        cell_ = std::max(2, even(f.height / 60));
+        return {};
+    }
+
+    MediaTime time_of(std::uint64_t n) const noexcept {
+        const Fraction fps = output(0).format().fps;
+        // 128-bit: n * den * 1e9 overflows 64 bits after a few months of 30000/1001.
+        return MediaTime(static_cast<__int128>(n) * fps.den * 1'000'000'000 / fps.num);
+    }
+
+    Flow produce() override {
+        const std::uint64_t n = limit_.produced;
+        const MediaTime start = time_of(n);
+        if (limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
+        auto got = get_buffer(0);
+        if (!got) return buffer_error(got.error());
+        SampleRef s = std::move(*got);
+        if (std::error_code ec = s.set_size(frame_bytes_))
+            return report_error(ec, "pool buffer of " + std::to_string(s.capacity()) + " bytes is smaller than a " +
+                                        std::to_string(frame_bytes_) + "-byte frame");
+        std::memcpy(s.data(), background_.data(), frame_bytes_);
+        const MediaFormat& f = output(0).format();
+        const Picture p{reinterpret_cast<std::uint8_t*>(s.data()), f.width, f.height, f.pixel_format};
+        const int x = 2 * int((n * std::uint64_t(step_)) % std::uint64_t(positions_));
+        detail::fill_rect(p, x, box_y_, box_, box_, kWhite);
+        detail::draw_number(p, 0, 0, cell_, n, kWhite, kBlack);
+        s.set_times(start, time_of(n + 1));
+        s.set_flags(SampleFlags::sync_point);
+        ++limit_.produced;
+        return push(0, std::move(s));
+    }
+
+    detail::StreamLimit limit_;
+    std::size_t frame_bytes_ = 0;
+    std::vector<std::uint8_t> background_;  // the frame without box and number; sized in start()
+    int box_ = 2, box_y_ = 0, positions_ = 1, step_ = 1, cell_ = 2;
+};
+
+// ---------------------------------------------------------------------------------------------
+// videoconvert
+
+class VideoConvert final : public detail::VideoNode {
+public:
+    VideoConvert(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::transform) {
+        target_ = pixel_format_at(r.choice("format", pixel_format_names()));
+        add_input("sink", {MediaFormat::video()});
+        add_output("src", {MediaFormat::video()});
+    }
+    // The same buffer leaves when there is nothing to convert (pools are sized for it).
+    bool passes_through(std::size_t, std::size_t) const override { return same_; }
+
+private:
+    FormatSet output_formats(std::size_t) const override {
+        MediaFormat f = input(0).format();
+        f.pixel_format = target_;
+        return {f};
+    }
+    Status configure() override {
+        const MediaFormat& in = input(0).format();
+        same_ = in.pixel_format == target_;
+        in_bytes_ = in.frame_bytes();
+        out_bytes_ = output(0).format().frame_bytes();
+        return {};
+    }
+    Flow process(std::size_t, SampleRef&& in) override {
+        if (same_) return push(0, std::move(in));
+        if (in.size() < in_bytes_) return short_sample(in.size(), in_bytes_);
+        auto got = get_buffer(0);
+        if (!got) return buffer_error(got.error());
+        SampleRef out = std::move(*got);
+        if (std::error_code ec = out.set_size(out_bytes_)) return report_error(ec, "output buffer too small");
+        const MediaFormat& f = input(0).format();
+        const auto* src = reinterpret_cast<const std::uint8_t*>(in.data());
+        auto* dst = reinterpret_cast<std::uint8_t*>(out.data());
+        if (target_ == PixelFormat::rgba) detail::i420_to_rgba(src, f.width, f.height, dst);
+        else detail::rgba_to_i420(src, f.width, f.height, dst);
+        out.set_times(in.start_time(), in.stop_time());
+        out.set_flags(in.flags());
+        in.reset();  // back to its pool before we push (and maybe wait downstream)
+        return push(0, std::move(out));
+    }
+
+    PixelFormat target_ = PixelFormat::rgba;
+    bool same_ = false;
+    std::size_t in_bytes_ = 0, out_bytes_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// scale
+
+class Scale final : public detail::VideoNode {
+public:
+    Scale(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::transform) {
+        width_ = int(r.integer("width", 1, detail::kMaxDimension));
+        height_ = int(r.integer("height", 1, detail::kMaxDimension));
+        check_area(r, width_, height_);
+        method_ = r.choice("method", {"nearest", "bilinear"}) == 0 ? ScaleMethod::nearest : ScaleMethod::bilinear;
+        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
+        add_output("src", {MediaFormat::video()});
+    }
+    bool passes_through(std::size_t, std::size_t) const override { return same_; }
+
+private:
+    FormatSet output_formats(std::size_t) const override {
+        MediaFormat f = input(0).format();
+        f.width = width_;
+        f.height = height_;
+        return {f};
+    }
+    Status configure() override {
+        const MediaFormat& in = input(0).format();
+        same_ = in.width == width_ && in.height == height_;
+        in_bytes_ = in.frame_bytes();
+        out_bytes_ = output(0).format().frame_bytes();
+        return {};
+    }
+    Flow process(std::size_t, SampleRef&& in) override {
+        if (same_) return push(0, std::move(in));
+        if (in.size() < in_bytes_) return short_sample(in.size(), in_bytes_);
+        auto got = get_buffer(0);
+        if (!got) return buffer_error(got.error());
+        SampleRef out = std::move(*got);
+        if (std::error_code ec = out.set_size(out_bytes_)) return report_error(ec, "output buffer too small");
+        const MediaFormat& f = input(0).format();
+        detail::scale_picture(reinterpret_cast<const std::uint8_t*>(in.data()), f.width, f.height,
+                              reinterpret_cast<std::uint8_t*>(out.data()), width_, height_, f.pixel_format, method_);
+        out.set_times(in.start_time(), in.stop_time());
+        out.set_flags(in.flags());
+        in.reset();
+        return push(0, std::move(out));
+    }
+
+    int width_ = 320, height_ = 240;
+    ScaleMethod method_ = ScaleMethod::bilinear;
+    bool same_ = false;
+    std::size_t in_bytes_ = 0, out_bytes_ = 0;
+};
+
+}  // namespace
+
+NodeSpec videotest_spec() {
+    return {"videotest", Node::Kind::source,
+            "test pictures: colour bars, a box that moves every frame, and the frame number",
+            {{"width", "320", "picture width in pixels"},
+             {"height", "240", "picture height in pixels"},
+             {"fps", "30", "frame rate: frames per second, or a fraction like 30000/1001"},
+             {"format", "i420", "pixel format: i420|rgba"},
+             detail::num_buffers_property()},
+            [](std::string name, PropertyReader& r) { return std::make_unique<VideoTest>(std::move(name), r); }};
+}
+
+NodeSpec videoconvert_spec() {
+    return {"videoconvert", Node::Kind::transform,
+            "converts between I420 and RGBA (BT.601, limited range); passes frames through when they match",
+            {{"format", "rgba", "output pixel format: i420|rgba"}},
+            [](std::string name, PropertyReader& r) { return std::make_unique<VideoConvert>(std::move(name), r); }};
+}
+
+NodeSpec scale_spec() {
+    return {"scale", Node::Kind::transform, "resizes I420 or RGBA pictures",
+            {{"width", "320", "output width in pixels"},
+             {"height", "240", "output height in pixels"},
+             {"method", "bilinear", "resampling: nearest|bilinear"}},
+            [](std::string name, PropertyReader& r) { return std::make_unique<Scale>(std::move(name), r); }};
+}
+
+}  // namespace sluice::nodes

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+#include "video_util.hpp"
+
+#include "common.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace sluice::nodes::detail {
+
+engine::Flow VideoNode::buffer_error(std::error_code ec) {
+    const engine::Flow flow = flow_of_get_error(ec);
+    return flow == engine::Flow::error ? report_error(ec, "cannot get an output buffer: " + ec.message()) : flow;
+}
+
+engine::Flow VideoNode::short_sample(std::size_t size, std::size_t expected) {
+    return report_error(make_error_code(Errc::invalid_argument),
+                        "received a sample of " + std::to_string(size) + " bytes; its format " +
+                            input(0).format().to_string() + " needs " + std::to_string(expected));
+}
+
+namespace {
+
+std::uint8_t clamp_u8(int v) noexcept { return std::uint8_t(std::clamp(v, 0, 255)); }
+
+// Packed RGB (3 bytes) or RGBA (4 bytes) from I420; the alpha byte, if any, is 255.
+template <int Channels>
+void i420_to_packed(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
+    const I420Layout l = I420Layout::of(width, height);
+    const std::uint8_t* u_plane = src + l.y_bytes;
+    const std::uint8_t* v_plane = u_plane + l.chroma_bytes;
+    for (std::size_t y = 0; y < l.height; ++y) {
+        const std::uint8_t* yrow = src + y * l.width;
+        const std::uint8_t* urow = u_plane + (y / 2) * l.chroma_width;
+        const std::uint8_t* vrow = v_plane + (y / 2) * l.chroma_width;
+        std::uint8_t* out = dst + y * l.width * Channels;
+        for (std::size_t x = 0; x < l.width; ++x, out += Channels) {
+            const Rgb c = yuv_to_rgb({yrow[x], urow[x / 2], vrow[x / 2]});
+            out[0] = c.r;
+            out[1] = c.g;
+            out[2] = c.b;
+            if constexpr (Channels == 4) out[3] = 255;
+        }
+    }
+}
+
+// Source coordinate of each destination pixel in 16.16 fixed point, centres aligned:
+// src = (dst + 0.5) * src_size / dst_size - 0.5.
+struct Stepper {
+    std::int64_t step, first;
+    Stepper(int src_size, int dst_size) noexcept
+        : step((std::int64_t(src_size) << 16) / dst_size), first(step / 2 - 32768) {}
+    std::int64_t at(int i) const noexcept { return first + std::int64_t(i) * step; }
+};
+
+void scale_nearest(const std::uint8_t* src, int sw, int sh, std::uint8_t* dst, int dw, int dh, int channels) noexcept {
+    const Stepper sx(sw, dw), sy(sh, dh);
+    for (int y = 0; y < dh; ++y) {
+        // + 0.5 then floor: the source pixel whose centre is nearest.
+        const int iy = int(std::clamp<std::int64_t>((sy.at(y) + 32768) >> 16, 0, sh - 1));
+        const std::uint8_t* row = src + std::size_t(iy) * std::size_t(sw) * std::size_t(channels);
+        std::uint8_t* out = dst + std::size_t(y) * std::size_t(dw) * std::size_t(channels);
+        for (int x = 0; x < dw; ++x) {
+            const int ix = int(std::clamp<std::int64_t>((sx.at(x) + 32768) >> 16, 0, sw - 1));
+            std::memcpy(out + std::size_t(x) * std::size_t(channels), row + std::size_t(ix) * std::size_t(channels),
+                        std::size_t(channels));
+        }
+    }
+}
+
+void scale_bilinear(const std::uint8_t* src, int sw, int sh, std::uint8_t* dst, int dw, int dh, int channels) noexcept {
+    const Stepper sx(sw, dw), sy(sh, dh);
+    const std::size_t src_stride = std::size_t(sw) * std::size_t(channels);
+    for (int y = 0; y < dh; ++y) {
+        // Clamping to the edge pixels' centres keeps both taps inside the plane.
+        const std::int64_t fy_fixed = std::clamp<std::int64_t>(sy.at(y), 0, std::int64_t(sh - 1) << 16);
+        const int y0 = int(fy_fixed >> 16);
+        const int y1 = std::min(y0 + 1, sh - 1);
+        const int wy = int((fy_fixed >> 8) & 255);  // 8-bit weights keep the sums in 32 bits
+        const std::uint8_t* row0 = src + std::size_t(y0) * src_stride;
+        const std::uint8_t* row1 = src + std::size_t(y1) * src_stride;
+        std::uint8_t* out = dst + std::size_t(y) * std::size_t(dw) * std::size_t(channels);
+        for (int x = 0; x < dw; ++x) {
+            const std::int64_t fx_fixed = std::clamp<std::int64_t>(sx.at(x), 0, std::int64_t(sw - 1) << 16);
+            const std::size_t x0 = std::size_t(fx_fixed >> 16) * std::size_t(channels);
+            const std::size_t x1 = std::size_t(std::min(int(fx_fixed >> 16) + 1, sw - 1)) * std::size_t(channels);
+            const int wx = int((fx_fixed >> 8) & 255);
+            for (int c = 0; c < channels; ++c) {
+                const int top = row0[x0 + c] * (256 - wx) + row0[x1 + c] * wx;
+                const int bottom = row1[x0 + c] * (256 - wx) + row1[x1 + c] * wx;
+                out[std::size_t(x) * std::size_t(channels) + c] =
+                    std::uint8_t((top * (256 - wy) + bottom * wy + 32768) >> 16);
+            }
+        }
+    }
+}
+
+// The digits 0-9, five rows of three cells each, most significant bit on the left.
+constexpr std::uint8_t kFont[10][5] = {
+    {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
+    {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7},
+};
+
+int digit_count(std::uint64_t v) noexcept {
+    int n = 1;
+    while (v >= 10) v /= 10, ++n;
+    return n;
+}
+
+}  // namespace
+
+Yuv rgb_to_yuv(Rgb c) noexcept {
+    const int r = c.r, g = c.g, b = c.b;
+    // >> on negative values is an arithmetic shift (defined since C++20): floor division.
+    return {clamp_u8(((66 * r + 129 * g + 25 * b + 128) >> 8) + 16),
+            clamp_u8(((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128),
+            clamp_u8(((112 * r - 94 * g - 18 * b + 128) >> 8) + 128)};
+}
+
+Rgb yuv_to_rgb(Yuv c) noexcept {
+    const int y = 298 * (c.y - 16) + 128, u = c.u - 128, v = c.v - 128;
+    return {clamp_u8((y + 409 * v) >> 8), clamp_u8((y - 100 * u - 208 * v) >> 8), clamp_u8((y + 516 * u) >> 8)};
+}
+
+void i420_to_rgba(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
+    i420_to_packed<4>(src, width, height, dst);
+}
+
+void i420_to_rgb(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
+    i420_to_packed<3>(src, width, height, dst);
+}
+
+void rgba_to_i420(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
+    const I420Layout l = I420Layout::of(width, height);
+    std::uint8_t* u_plane = dst + l.y_bytes;
+    std::uint8_t* v_plane = u_plane + l.chroma_bytes;
+    for (std::size_t y = 0; y < l.height; ++y) {
+        const std::uint8_t* in = src + y * l.width * 4;
+        std::uint8_t* out = dst + y * l.width;
+        for (std::size_t x = 0; x < l.width; ++x) out[x] = rgb_to_yuv({in[4 * x], in[4 * x + 1], in[4 * x + 2]}).y;
+    }
+    for (std::size_t cy = 0; cy < l.chroma_height; ++cy) {
+        const std::size_t rows = std::min<std::size_t>(2, l.height - 2 * cy);
+        for (std::size_t cx = 0; cx < l.chroma_width; ++cx) {
+            const std::size_t cols = std::min<std::size_t>(2, l.width - 2 * cx);
+            int r = 0, g = 0, b = 0;
+            for (std::size_t dy = 0; dy < rows; ++dy)
+                for (std::size_t dx = 0; dx < cols; ++dx) {
+                    const std::uint8_t* p = src + ((2 * cy + dy) * l.width + 2 * cx + dx) * 4;
+                    r += p[0], g += p[1], b += p[2];
+                }
+            const int n = int(rows * cols);
+            const Yuv c = rgb_to_yuv({std::uint8_t((r + n / 2) / n), std::uint8_t((g + n / 2) / n),
+                                      std::uint8_t((b + n / 2) / n)});
+            u_plane[cy * l.chroma_width + cx] = c.u;
+            v_plane[cy * l.chroma_width + cx] = c.v;
+        }
+    }
+}
+
+void scale_plane(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
+                 int dst_height, int channels, ScaleMethod method) noexcept {
+    if (src_width <= 0 || src_height <= 0 || dst_width <= 0 || dst_height <= 0) return;
+    if (method == ScaleMethod::nearest) scale_nearest(src, src_width, src_height, dst, dst_width, dst_height, channels);
+    else scale_bilinear(src, src_width, src_height, dst, dst_width, dst_height, channels);
+}
+
+void scale_picture(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
+                   int dst_height, engine::PixelFormat format, ScaleMethod method) noexcept {
+    if (format == engine::PixelFormat::rgba) {
+        scale_plane(src, src_width, src_height, dst, dst_width, dst_height, 4, method);
+        return;
+    }
+    const I420Layout s = I420Layout::of(src_width, src_height), d = I420Layout::of(dst_width, dst_height);
+    scale_plane(src, src_width, src_height, dst, dst_width, dst_height, 1, method);
+    for (std::size_t plane = 0; plane < 2; ++plane)
+        scale_plane(src + s.y_bytes + plane * s.chroma_bytes, int(s.chroma_width), int(s.chroma_height),
+                    dst + d.y_bytes + plane * d.chroma_bytes, int(d.chroma_width), int(d.chroma_height), 1, method);
+}
+
+void fill_rect(const Picture& p, int x, int y, int w, int h, Rgb colour) noexcept {
+    const int x0 = std::max(x, 0), y0 = std::max(y, 0);
+    const int x1 = std::min(x + w, p.width), y1 = std::min(y + h, p.height);
+    if (x0 >= x1 || y0 >= y1) return;
+    if (p.format == engine::PixelFormat::rgba) {
+        for (int row = y0; row < y1; ++row) {
+            std::uint8_t* out = p.data + (std::size_t(row) * std::size_t(p.width) + std::size_t(x0)) * 4;
+            for (int col = x0; col < x1; ++col, out += 4) {
+                out[0] = colour.r;
+                out[1] = colour.g;
+                out[2] = colour.b;
+                out[3] = 255;
+            }
+        }
+        return;
+    }
+    const I420Layout l = I420Layout::of(p.width, p.height);
+    const Yuv c = rgb_to_yuv(colour);
+    for (int row = y0; row < y1; ++row)
+        std::memset(p.data + std::size_t(row) * l.width + std::size_t(x0), c.y, std::size_t(x1 - x0));
+    const std::size_t cx0 = std::size_t(x0) / 2, cx1 = (std::size_t(x1) + 1) / 2;
+    const std::size_t cy0 = std::size_t(y0) / 2, cy1 = (std::size_t(y1) + 1) / 2;
+    for (std::size_t row = cy0; row < cy1; ++row) {
+        std::memset(p.data + l.y_bytes + row * l.chroma_width + cx0, c.u, cx1 - cx0);
+        std::memset(p.data + l.y_bytes + l.chroma_bytes + row * l.chroma_width + cx0, c.v, cx1 - cx0);
+    }
+}
+
+int number_plate_width(std::uint64_t value, int cell) noexcept { return cell * (4 * digit_count(value) + 1); }
+int number_plate_height(int cell) noexcept { return cell * 7; }
+
+void draw_number(const Picture& p, int x, int y, int cell, std::uint64_t value, Rgb colour, Rgb background) noexcept {
+    const int digits = digit_count(value);
+    fill_rect(p, x, y, number_plate_width(value, cell), number_plate_height(cell), background);
+    // Most significant digit first: peel digits off the right end.
+    for (int i = digits - 1; i >= 0; --i, value /= 10) {
+        const std::uint8_t* glyph = kFont[value % 10];
+        const int ox = x + cell * (1 + 4 * i), oy = y + cell;
+        for (int row = 0; row < 5; ++row)
+            for (int col = 0; col < 3; ++col)
+                if (glyph[row] & (4 >> col)) fill_rect(p, ox + col * cell, oy + row * cell, cell, cell, colour);
+    }
+}
+
+}  // namespace sluice::nodes::detail

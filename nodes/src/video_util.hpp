@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Raw-picture helpers shared by the video nodes: I420 plane geometry, BT.601 colour conversion,
+// scaling, and the painting videotest does (rectangles and a bitmap digit font).
+//
+// Pictures are tightly packed, as MediaFormat::frame_bytes() counts them: RGBA is width*4 bytes a
+// row; I420 is the Y plane (width x height) followed by U and V at ((width+1)/2 x (height+1)/2).
+// Every function here works in place on caller-owned memory: never allocates, never blocks, so
+// all of them may run on a streaming thread. Any thread.
+
+#include <sluice/engine/format.hpp>
+#include <sluice/engine/node.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+
+namespace sluice::nodes::detail {
+
+// Largest width or height, and picture area, any video node accepts: beyond them a pool of a
+// few frames would take gigabytes, which is a typo or a corrupt header rather than a wish.
+inline constexpr int kMaxDimension = 16384;
+inline constexpr std::int64_t kMaxPixels = std::int64_t(8192) * 8192;
+
+// Base of the video nodes: the error paths they share. Streaming thread only; the error paths
+// allocate (they post on the bus), the others do not.
+class VideoNode : public engine::Node {
+public:
+    using Node::Node;
+
+protected:
+    // A failed get_buffer: leave quietly when the graph is stopping, else report and fail.
+    engine::Flow buffer_error(std::error_code ec);
+    // A sample of `size` bytes where the format needs `expected`: report rather than read past it.
+    engine::Flow short_sample(std::size_t size, std::size_t expected);
+};
+
+// Where the planes of one I420 picture lie.
+struct I420Layout {
+    std::size_t width = 0, height = 0;                // of the Y plane
+    std::size_t chroma_width = 0, chroma_height = 0;  // of U and of V: half, rounded up
+    std::size_t y_bytes = 0;                          // offset of U
+    std::size_t chroma_bytes = 0;                     // of one chroma plane; V starts at y_bytes + chroma_bytes
+
+    static I420Layout of(int width, int height) noexcept {
+        I420Layout l;
+        l.width = std::size_t(width);
+        l.height = std::size_t(height);
+        l.chroma_width = (l.width + 1) / 2;
+        l.chroma_height = (l.height + 1) / 2;
+        l.y_bytes = l.width * l.height;
+        l.chroma_bytes = l.chroma_width * l.chroma_height;
+        return l;
+    }
+    std::size_t total() const noexcept { return y_bytes + 2 * chroma_bytes; }
+};
+
+struct Rgb {
+    std::uint8_t r = 0, g = 0, b = 0;
+};
+struct Yuv {
+    std::uint8_t y = 16, u = 128, v = 128;
+};
+
+// BT.601, limited range (Y 16..235, chroma 16..240), 8-bit integer arithmetic: the classic
+// fixed-point coefficients (ITU-R BT.601 scaled by 256), as most software converters use.
+Yuv rgb_to_yuv(Rgb c) noexcept;
+Rgb yuv_to_rgb(Yuv c) noexcept;
+
+// Whole-picture conversions between I420 and packed RGB(A). `src` and `dst` must not overlap.
+// RGBA output has alpha 255; RGBA input ignores alpha. rgba_to_i420 averages each 2x2 block's
+// colour before deriving its chroma (fewer pixels at odd right and bottom edges).
+void i420_to_rgba(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept;
+void i420_to_rgb(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept;
+void rgba_to_i420(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept;
+
+enum class ScaleMethod { nearest, bilinear };
+
+// Resamples one plane of `channels` interleaved bytes per pixel, pixel centres aligned (the
+// picture's edges map onto each other). Bilinear uses 16.16 fixed point; it does not low-pass
+// before shrinking, so large reductions alias.
+void scale_plane(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
+                 int dst_height, int channels, ScaleMethod method) noexcept;
+// A whole picture in `format` (I420: each plane, chroma at its own half size; RGBA: 4 channels).
+void scale_picture(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
+                   int dst_height, engine::PixelFormat format, ScaleMethod method) noexcept;
+
+// A writable picture for painting.
+struct Picture {
+    std::uint8_t* data = nullptr;
+    int width = 0;
+    int height = 0;
+    engine::PixelFormat format = engine::PixelFormat::i420;
+};
+
+// Fills a rectangle, clipped to the picture. In I420 the chroma of every 2x2 block the rectangle
+// touches is overwritten, so keep x, y and the size even for clean edges.
+void fill_rect(const Picture& p, int x, int y, int w, int h, Rgb colour) noexcept;
+
+// Draws `value` in decimal with a 3x5-cell bitmap font, each cell `cell` pixels square, on a
+// `background` plate with a one-cell margin; the plate's top-left corner is (x, y).
+void draw_number(const Picture& p, int x, int y, int cell, std::uint64_t value, Rgb colour, Rgb background) noexcept;
+// Width and height in pixels of the plate draw_number paints for `value`.
+int number_plate_width(std::uint64_t value, int cell) noexcept;
+int number_plate_height(int cell) noexcept;
+
+}  // namespace sluice::nodes::detail

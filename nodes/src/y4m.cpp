@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: MIT
+// YUV4MPEG2 (.y4m) reading and writing, 8-bit 4:2:0 only: raw I420 frames behind a one-line
+// text header ("YUV4MPEG2 W320 H240 F30:1 Ip A1:1 C420jpeg") and a "FRAME" line each.
+//
+// Our own reader rather than libavformat: errors must name the byte offset where a file goes
+// wrong, the header is checked before the graph is built (so negotiation knows the size and
+// rate), and streaming reads straight into pool samples without allocating.
+#include "common.hpp"
+#include "specs.hpp"
+#include "video_util.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace sluice::nodes {
+namespace {
+
+using engine::Flow;
+using engine::Fraction;
+using engine::MediaFormat;
+using engine::PixelFormat;
+
+constexpr std::string_view kMagic = "YUV4MPEG2";
+constexpr std::size_t kMaxHeader = 4096;       // stream header line, '\n' included
+constexpr std::size_t kMaxFrameHeader = 1024;  // "FRAME" line with its optional parameters
+constexpr std::size_t kReadBuffer = 64 * 1024;
+
+struct Y4mHeader {
+    int width = 0;
+    int height = 0;
+    Fraction fps{};
+    std::size_t bytes = 0;  // length of the header line with its '\n': where the first FRAME starts
+};
+
+struct ParseError {
+    std::uint64_t offset = 0;
+    std::string what;
+};
+
+// Up to 32 bytes of `s` for a message, non-printable bytes as '?'.
+std::string printable(std::string_view s) {
+    std::string out(s.substr(0, 32));
+    for (char& c : out)
+        if (c < 0x20 || c > 0x7e) c = '?';
+    return s.size() > 32 ? out + "..." : out;
+}
+
+// A positive decimal int, the whole of `s`.
+bool positive(std::string_view s, std::int64_t& out) {
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size() && out > 0;
+}
+
+// Parses the stream header at the start of `head` (the first bytes of the file; `whole_file`
+// when the file holds no more). Pure, so it can be fuzzed and tested on its own.
+std::optional<ParseError> parse_y4m_header(std::string_view head, bool whole_file, Y4mHeader& out) {
+    if (head.size() <= kMagic.size() || !head.starts_with(kMagic) ||
+        (head[kMagic.size()] != ' ' && head[kMagic.size()] != '\n'))
+        return ParseError{0, "not a YUV4MPEG2 file (it must start with \"YUV4MPEG2 \")"};
+    const std::size_t end = head.find('\n');
+    if (end == std::string_view::npos)
+        return ParseError{head.size(), whole_file ? "header is truncated: the file ends before its end of line"
+                                                  : "header line is longer than " + std::to_string(kMaxHeader) + " bytes"};
+    std::int64_t width = 0, height = 0, num = 0, den = 0;
+    for (std::size_t pos = kMagic.size(); pos < end;) {
+        if (head[pos] == ' ') {
+            ++pos;
+            continue;
+        }
+        const std::size_t stop = std::min(head.find(' ', pos), end);
+        const std::string_view token = head.substr(pos, stop - pos), value = token.substr(1);
+        switch (token[0]) {
+            case 'W':
+            case 'H': {
+                const bool is_w = token[0] == 'W';
+                std::int64_t& v = is_w ? width : height;
+                if (!positive(value, v) || v > detail::kMaxDimension)
+                    return ParseError{pos, std::string("bad ") + (is_w ? "width" : "height") + " '" + printable(token) +
+                                               "': must be 1.." + std::to_string(detail::kMaxDimension)};
+                break;
+            }
+            case 'F': {
+                const std::size_t colon = value.find(':');
+                if (colon == std::string_view::npos || !positive(value.substr(0, colon), num) ||
+                    !positive(value.substr(colon + 1), den) || num > INT32_MAX || den > INT32_MAX)
+                    return ParseError{pos, "bad frame rate '" + printable(token) +
+                                               "': must be F<num>:<den>, both positive (F0:0, unknown, is not supported)"};
+                break;
+            }
+            case 'C':
+                if (value != "420" && value != "420jpeg" && value != "420paldv" && value != "420mpeg2")
+                    return ParseError{pos, "unsupported colour space '" + printable(token) +
+                                               "': only 8-bit 4:2:0 (C420, C420jpeg, C420paldv, C420mpeg2) is read"};
+                break;
+            default:  // I (interlacing: the layout is the same), A (aspect), X (extensions), unknown: ignored
+                break;
+        }
+        pos = stop;
+    }
+    if (width == 0) return ParseError{end, "header has no width (W parameter)"};
+    if (height == 0) return ParseError{end, "header has no height (H parameter)"};
+    if (num == 0) return ParseError{end, "header has no frame rate (F parameter)"};
+    if (width * height > detail::kMaxPixels)
+        return ParseError{end, "a " + std::to_string(width) + "x" + std::to_string(height) + " picture is larger than the " +
+                                   std::to_string(detail::kMaxPixels) + "-pixel limit"};
+    out = {int(width), int(height), {int(num), int(den)}, end + 1};
+    return std::nullopt;
+}
+
+// Reads up to `capacity` bytes from the start of `fd` into `buf`; returns the count, or -errno.
+std::int64_t read_head(int fd, char* buf, std::size_t capacity) noexcept {
+    std::size_t got = 0;
+    while (got < capacity) {
+        const ssize_t n = ::read(fd, buf + got, capacity - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (n == 0) break;
+        got += std::size_t(n);
+    }
+    return std::int64_t(got);
+}
+
+// Opens `path` and parses its header; the Status message is "<path>: byte N: what".
+Status read_y4m_header(const std::string& path, Y4mHeader& out) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {Errc::io_error, detail::at_offset(path, 0) + "cannot open: " + std::strerror(errno)};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return {Errc::io_error, detail::at_offset(path, 0) + "not a regular file"};
+    }
+    char head[kMaxHeader];
+    const std::int64_t got = read_head(fd, head, sizeof head);
+    ::close(fd);
+    if (got < 0) return {Errc::io_error, detail::at_offset(path, 0) + "cannot read: " + std::strerror(int(-got))};
+    const std::string_view text(head, std::size_t(got));
+    if (auto error = parse_y4m_header(text, std::size_t(got) < sizeof head, out))
+        return {Errc::corrupt_file, detail::at_offset(path, error->offset) + error->what};
+    return {};
+}
+
+// Buffered reading without allocation on the streaming thread: the buffer is made in start();
+// small reads (FRAME lines) go through it, frame payloads take what it already holds and then
+// are read straight into the sample.
+class FileReader {
+public:
+    void reset(int fd) {
+        fd_ = fd;
+        buf_.resize(kReadBuffer);
+        begin_ = end_ = 0;
+        offset_ = 0;
+    }
+    // Reads until at least `want` bytes are buffered or the file ends; returns how many are
+    // buffered, or -errno. `want` <= the buffer's size.
+    std::int64_t fill(std::size_t want) noexcept {
+        if (end_ - begin_ >= want) return std::int64_t(end_ - begin_);
+        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+        while (end_ < want) {
+            const ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return -errno;
+            if (n == 0) break;
+            end_ += std::size_t(n);
+        }
+        return std::int64_t(end_);
+    }
+    const char* data() const noexcept { return buf_.data() + begin_; }
+    void consume(std::size_t n) noexcept {
+        begin_ += n;
+        offset_ += n;
+    }
+    // Reads `n` bytes into `dst`, buffered ones first; returns how many (fewer only at the end
+    // of the file), or -errno.
+    std::int64_t read(std::byte* dst, std::size_t n) noexcept {
+        std::size_t got = std::min(n, end_ - begin_);
+        std::memcpy(dst, buf_.data() + begin_, got);
+        consume(got);
+        while (got < n) {
+            const ssize_t r = ::read(fd_, dst + got, n - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) return -errno;
+            if (r == 0) break;
+            got += std::size_t(r);
+            offset_ += std::uint64_t(r);
+        }
+        return std::int64_t(got);
+    }
+    // File offset of data().
+    std::uint64_t offset() const noexcept { return offset_; }
+
+private:
+    int fd_ = -1;
+    std::vector<char> buf_;
+    std::size_t begin_ = 0, end_ = 0;  // unread bytes are buf_[begin_, end_)
+    std::uint64_t offset_ = 0;
+};
+
+class Y4mSrc final : public detail::VideoNode {
+public:
+    Y4mSrc(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::source) {
+        path_ = r.text("path");
+        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        if (r.ok() && path_.empty()) {
+            r.fail(make_error_code(Errc::invalid_argument), "property path is required");
+        } else if (r.ok()) {
+            if (Status st = read_y4m_header(path_, header_); !st) r.fail(st.code(), st.message());
+        }
+        add_output("src", {MediaFormat::video(header_.width, header_.height, PixelFormat::i420, header_.fps)});
+    }
+    ~Y4mSrc() override { close_file(); }
+
+private:
+    // Opens the file again and checks that the header still says what negotiation was told.
+    Status start() override {
+        close_file();
+        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) return {Errc::io_error, detail::at_offset(path_, 0) + "cannot open: " + std::strerror(errno)};
+        reader_.reset(fd_);
+        const std::int64_t got = reader_.fill(kMaxHeader);
+        if (got < 0) return {Errc::io_error, detail::at_offset(path_, 0) + "cannot read: " + std::strerror(int(-got))};
+        Y4mHeader now;
+        if (auto error = parse_y4m_header({reader_.data(), std::size_t(got)}, std::size_t(got) < kMaxHeader, now))
+            return {Errc::corrupt_file, detail::at_offset(path_, error->offset) + error->what};
+        if (now.width != header_.width || now.height != header_.height || !(now.fps == header_.fps))
+            return {Errc::corrupt_file, detail::at_offset(path_, 0) + "header changed since the node was made"};
+        reader_.consume(now.bytes);
+        frame_bytes_ = output(0).format().frame_bytes();
+        limit_.produced = 0;
+        return {};
+    }
+    void stop() override { close_file(); }
+
+    void close_file() noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+    MediaTime time_of(std::uint64_t n) const noexcept {
+        // 128-bit: n * den * 1e9 overflows 64 bits for long files at NTSC-like rates.
+        return MediaTime(static_cast<__int128>(n) * header_.fps.den * 1'000'000'000 / header_.fps.num);
+    }
+
+    Flow fail(Errc code, std::uint64_t offset, const std::string& what) {
+        return report_error(make_error_code(code), detail::at_offset(path_, offset) + what);
+    }
+
+    Flow produce() override {
+        const std::uint64_t n = limit_.produced;
+        const MediaTime start = time_of(n);
+        if (limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
+
+        const std::uint64_t at = reader_.offset();
+        const std::int64_t got = reader_.fill(kMaxFrameHeader);
+        if (got < 0) return fail(Errc::io_error, at, "cannot read: " + std::string(std::strerror(int(-got))));
+        if (got == 0) return Flow::end_of_stream;  // the file ends where a frame would start
+        const std::string_view head(reader_.data(), std::size_t(got));
+        if (!head.starts_with("FRAME") || (head.size() > 5 && head[5] != ' ' && head[5] != '\n')) {
+            if (std::string_view("FRAME").starts_with(head))  // "FRA" and the end of the file
+                return fail(Errc::corrupt_file, at,
+                            "frame " + std::to_string(n) + " is truncated: expected a FRAME line and " +
+                                std::to_string(frame_bytes_) + " bytes, found " + std::to_string(head.size()));
+            return fail(Errc::corrupt_file, at,
+                        "frame " + std::to_string(n) + ": expected \"FRAME\", found \"" + printable(head.substr(0, 8)) + "\"");
+        }
+        const std::size_t eol = head.find('\n');
+        if (eol == std::string_view::npos)
+            return fail(Errc::corrupt_file, at,
+                        head.size() < kMaxFrameHeader
+                            ? "frame " + std::to_string(n) + " is truncated inside its FRAME line"
+                            : "frame " + std::to_string(n) + ": FRAME line longer than " + std::to_string(kMaxFrameHeader) + " bytes");
+        reader_.consume(eol + 1);
+
+        auto buffer = get_buffer(0);
+        if (!buffer) return buffer_error(buffer.error());
+        SampleRef s = std::move(*buffer);
+        if (std::error_code ec = s.set_size(frame_bytes_))
+            return report_error(ec, "pool buffer of " + std::to_string(s.capacity()) + " bytes is smaller than a " +
+                                        std::to_string(frame_bytes_) + "-byte frame");
+        const std::int64_t read = reader_.read(s.data(), frame_bytes_);
+        if (read < 0) {
+            s.discard();
+            return fail(Errc::io_error, reader_.offset(), "cannot read: " + std::string(std::strerror(int(-read))));
+        }
+        if (std::size_t(read) < frame_bytes_) {
+            s.discard();
+            return fail(Errc::corrupt_file, at,
+                        "frame " + std::to_string(n) + " is truncated: expected " + std::to_string(frame_bytes_) +
+                            " bytes, found " + std::to_string(read));
+        }
+        s.set_times(start, time_of(n + 1));
+        s.set_flags(SampleFlags::sync_point);
+        ++limit_.produced;
+        return push(0, std::move(s));
+    }
+
+    std::string path_;
+    Y4mHeader header_;
+    detail::StreamLimit limit_;  // limit_.produced is also the index of the next frame
+    std::size_t frame_bytes_ = 0;
+    int fd_ = -1;  // open from start() to stop()
+    FileReader reader_;
+};
+
+// Writes every byte the iovecs hold, resuming after partial writes and EINTR; 0 or an errno.
+int write_all(int fd, iovec* iov, int count) noexcept {
+    while (count > 0) {
+        const ssize_t n = ::writev(fd, iov, count);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        if (n == 0) return EIO;  // no progress on a non-empty write: do not spin
+        std::size_t left = std::size_t(n);
+        while (count > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            ++iov;
+            --count;
+        }
+        if (count > 0) {
+            iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+class Y4mSink final : public detail::VideoNode {
+public:
+    Y4mSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
+        path_ = r.text("path");
+        if (r.ok() && path_.empty()) r.fail(make_error_code(Errc::invalid_argument), "property path is required");
+        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420)});
+    }
+    ~Y4mSink() override { close_file(); }
+
+private:
+    Status start() override {
+        close_file();
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd_ < 0) return {Errc::io_error, path_ + ": cannot open for writing: " + std::strerror(errno)};
+        const MediaFormat& f = input(0).format();
+        frame_bytes_ = f.frame_bytes();
+        // C420jpeg: our I420 has centred chroma, as ffmpeg's yuv420p; the tag ffmpeg writes for it.
+        std::string header = std::string(kMagic) + " W" + std::to_string(f.width) + " H" + std::to_string(f.height) +
+                             " F" + std::to_string(f.fps.num) + ":" + std::to_string(f.fps.den) + " Ip A1:1 C420jpeg\n";
+        iovec iov{header.data(), header.size()};
+        if (int err = write_all(fd_, &iov, 1)) {
+            close_file();
+            return {Errc::io_error, detail::at_offset(path_, 0) + "cannot write the header: " + std::strerror(err)};
+        }
+        offset_ = header.size();
+        return {};
+    }
+
+    void stop() override {
+        if (fd_ >= 0 && ::close(fd_) != 0)
+            (void)report_error(make_error_code(Errc::io_error),
+                               detail::at_offset(path_, offset_) + "closing failed: " + std::strerror(errno));
+        fd_ = -1;
+    }
+
+    void close_file() noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+    Flow process(std::size_t, SampleRef&& s) override {
+        if (Flow f = present(s); f != Flow::ok) return f;
+        if (s.size() != frame_bytes_) return short_sample(s.size(), frame_bytes_);
+        static constexpr char kFrame[] = "FRAME\n";
+        iovec iov[2] = {{const_cast<char*>(kFrame), sizeof kFrame - 1}, {s.data(), frame_bytes_}};
+        if (int err = write_all(fd_, iov, 2))
+            return report_error(make_error_code(Errc::io_error),
+                                detail::at_offset(path_, offset_) + "write failed: " + std::strerror(err));
+        offset_ += sizeof kFrame - 1 + frame_bytes_;
+        return Flow::ok;
+    }
+
+    std::string path_;
+    int fd_ = -1;  // open from start() to stop()
+    std::size_t frame_bytes_ = 0;
+    std::uint64_t offset_ = 0;  // bytes written so far: where the next FRAME goes
+};
+
+}  // namespace
+
+NodeSpec y4msrc_spec() {
+    return {"y4msrc", Node::Kind::source, "reads a YUV4MPEG2 (.y4m) file, 8-bit 4:2:0, as I420 frames",
+            {{"path", "", "file to read"}, detail::num_buffers_property()},
+            [](std::string name, PropertyReader& r) { return std::make_unique<Y4mSrc>(std::move(name), r); }};
+}
+
+NodeSpec y4msink_spec() {
+    return {"y4msink", Node::Kind::render, "writes I420 frames to a YUV4MPEG2 (.y4m) file",
+            {{"path", "", "file to write (created or truncated)"}},
+            [](std::string name, PropertyReader& r) { return std::make_unique<Y4mSink>(std::move(name), r); }};
+}
+
+}  // namespace sluice::nodes

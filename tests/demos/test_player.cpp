@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+// sluice-play end to end: its outputs opened by independent readers (ffprobe, ffmpeg, sox), its
+// exit codes, its errors, and Ctrl-C.
+#include "../support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+using test::quote;
+using test::run;
+using test::TempDir;
+
+namespace {
+const std::string kPlayer = SLUICE_PLAY_PATH;
+
+test::CommandResult play(const std::string& args, const std::string& dir = "/tmp") {
+    return run("cd " + quote(dir) + " && " + kPlayer + " -q " + args);
+}
+}  // namespace
+
+TEST_CASE("Player.DefaultGraph.WritesValidFilesAndSaysWhere" * doctest::timeout(120)) {
+    TempDir dir;
+    auto r = run("cd " + quote(dir.path()) + " && " + kPlayer);  // not quiet: it says where the files are
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find(dir.path() + "/sluice-demo.wav") != std::string::npos);
+    CHECK(test::probe(dir / "sluice-demo.wav", "a:0", "codec_name") == "pcm_s16le");
+    CHECK(std::stod(test::probe(dir / "sluice-demo.wav", "a:0", "duration")) == doctest::Approx(5.0).epsilon(0.03));
+    CHECK(test::dominant_frequency(test::decode_mono(dir / "sluice-demo.wav"), 48000) == doctest::Approx(440).epsilon(1.0 / 440));
+    CHECK(test::probe(dir / "sluice-demo.y4m", "v:0", "width,height,r_frame_rate,nb_read_frames") == "640\n360\n30/1\n150");
+    CHECK(test::probe(dir / "sluice-demo.png", "v:0", "codec_name,width,height") == "png\n640\n360");
+}
+
+TEST_CASE("Player.Errors.BadInputExitsTwoWithOneLine" * doctest::timeout(120)) {
+    TempDir dir;
+    struct Case {
+        std::string args, needle;
+    };
+    const std::vector<Case> cases{
+        {"'tonee freq=440 ! nullsink'", "unknown node 'tonee'"},
+        {"'tone freq=abc ! nullsink'", "property freq='abc' is not a number"},
+        {"'tone bogus=1 ! nullsink'", "has no property 'bogus'"},
+        {"'tone ! y4msink path=x.y4m'", "cannot link tone0.src to y4msink0.sink"},
+        {"'wavsrc path=/nonexistent/a.wav ! nullsink'", "/nonexistent/a.wav: cannot open"},
+        {"'tone ! wavsink path=/nonexistent/dir/a.wav'", "/nonexistent/dir/a.wav: cannot write"},
+        {"'tone ! !'", "two '!' in a row"},
+        {"'tone'", "pin tone0.src is not linked"},
+        {"--duration -3 'tone ! nullsink'", "--duration"},
+        {"--realtime --no-realtime 'tone ! nullsink'", "contradict"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.args);
+        auto r = play(c.args, dir.path());
+        CHECK(r.exit_code == 2);
+        CHECK(r.output.find(c.needle) != std::string::npos);
+        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);  // one line
+        CHECK(r.output.rfind("sluice-play: ", 0) == 0);
+    }
+}
+
+TEST_CASE("Player.Interrupt.CtrlCLeavesAValidFile" * doctest::timeout(60)) {
+    TempDir dir;
+    const std::string wav = dir / "live.wav";
+    const std::string cmd = kPlayer + " -q --realtime " + quote("tone freq=440 ! wavsink path=" + wav);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    ::kill(child, SIGINT);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 130);
+    // The header was finished by the stop path: ffprobe's duration matches the samples there.
+    const double duration = std::stod(test::probe(wav, "a:0", "duration"));
+    CHECK(duration > 1.0);
+    CHECK(duration < 2.0);
+    const auto samples = test::decode_mono(wav);
+    CHECK(double(samples.size()) / 48000 == doctest::Approx(duration).epsilon(0.001));
+    CHECK(run("sox " + quote(wav) + " -n stat").exit_code == 0);
+}
+
+TEST_CASE("Player.StatsJson.PerNodeAndPerPool" * doctest::timeout(60)) {
+    TempDir dir;
+    auto r = play("--stats-json " + quote(dir / "s.json") + " --num-buffers 100 'tone ! gain db=-6 ! nullsink'");
+    REQUIRE(r.exit_code == 0);
+    std::ifstream in(dir / "s.json");
+    auto j = nlohmann::json::parse(in);
+    CHECK(j["ended_by"] == "end-of-stream");
+    CHECK(j["nodes"]["nullsink0"]["samples_in"] == 100);
+    CHECK(j["pools"]["tone0.src"]["gets"] == 100);
+    CHECK(j["pools"]["tone0.src"]["outstanding"] == 0);
+}
+
+TEST_CASE("Player.List.ShowsEveryNodeAndProperty") {
+    auto r = run(kPlayer + " --list");
+    REQUIRE(r.exit_code == 0);
+    for (const char* node : {"tone", "noise", "wavsrc", "videotest", "y4msrc", "gain", "mix", "tee", "audioconvert",
+                             "videoconvert", "scale", "wavsink", "y4msink", "nullsink", "pngsink"})
+        CHECK(("\n" + r.output).find(std::string("\n") + node + " ") != std::string::npos);
+    CHECK(r.output.find("num-buffers") != std::string::npos);
+    CHECK(run(kPlayer + " --help").exit_code == 0);
+}
+
+TEST_CASE("Player.Duration.RealtimeIsPacedByTheClock" * doctest::timeout(60)) {
+    TempDir dir;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = play("--realtime --duration 1 --stats-json " + quote(dir / "s.json") + " 'tone frames=480 ! nullsink'");
+    const auto took = std::chrono::steady_clock::now() - t0;
+    REQUIRE(r.exit_code == 0);
+    CHECK(took >= std::chrono::milliseconds(950));
+    std::ifstream in(dir / "s.json");
+    auto j = nlohmann::json::parse(in);
+    CHECK(j["nodes"]["nullsink0"]["samples_in"] == 100);  // 1 s of 480-frame buffers at 48 kHz
+}

@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: MIT
+// Video nodes: videotest, videoconvert, scale, y4msrc/y4msink and pngsink, checked in-process and
+// against independent readers (ffprobe, ffmpeg).
+#include <sluice/engine/graph.hpp>
+#include <sluice/nodes/registry.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+
+using namespace std::chrono_literals;
+using namespace sluice;
+using namespace sluice::engine;
+
+namespace {
+
+// A fresh folder under /tmp, removed with everything in it when this goes out of scope.
+class ScratchDir {
+public:
+    ScratchDir() {
+        char name[] = "/tmp/sluice-video-XXXXXX";
+        REQUIRE(::mkdtemp(name) != nullptr);
+        path_ = name;
+    }
+    ~ScratchDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    std::string operator/(const std::string& file) const { return path_ + "/" + file; }
+
+private:
+    std::string path_;
+};
+
+// Runs a shell command; its stdout (stderr goes to the test's log).
+std::string shell(const std::string& command, int* exit_code = nullptr) {
+    std::string out;
+    FILE* p = ::popen(command.c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[65536];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int status = ::pclose(p);
+    if (exit_code != nullptr) *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+// Records every sample it receives (copying it: a test render, allocation is fine here).
+class Capture final : public Node {
+public:
+    struct Frame {
+        std::vector<std::uint8_t> bytes;
+        MediaTime start = kNoTime, stop = kNoTime;
+        SampleFlags flags = SampleFlags::none;
+    };
+    explicit Capture(std::string name) : Node(std::move(name), Kind::render) { add_input("sink", {}); }
+    MediaFormat format() const { return input(0).format(); }
+    std::vector<Frame> frames;  // read after Graph::stop(), which joined the streaming thread
+
+protected:
+    Flow process(std::size_t, SampleRef&& s) override {
+        const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
+        frames.push_back({{p, p + s.size()}, s.start_time(), s.stop_time(), s.flags()});
+        return Flow::ok;
+    }
+};
+
+Node& add(Graph& g, const std::string& type, const std::string& name, const nodes::Properties& props = {}) {
+    std::unique_ptr<Node> node;
+    const Status st = nodes::create_node(type, name, props, node);
+    INFO(type, " ", name);
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    return g.add(std::move(node));
+}
+
+// A chain of nodes, linked in order.
+void chain(Graph& g, std::initializer_list<Node*> nodes) {
+    for (auto it = nodes.begin(); it + 1 != nodes.end(); ++it) REQUIRE(g.connect(**it, **(it + 1)));
+}
+
+// Runs to end of stream and stops; the error events posted on the way.
+std::vector<Event> run_to_end(Graph& g, bool expect_end = true) {
+    const Status st = g.run();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    const bool ended = g.wait_until_ended(60s);
+    REQUIRE(g.stop());
+    std::vector<Event> errors;
+    while (auto e = g.poll_event())
+        if (e->type == Event::Type::error) errors.push_back(*e);
+    if (expect_end) {
+        CHECK(ended);
+        for (const auto& e : errors) FAIL_CHECK(e.node << ": " << e.message);
+    }
+    return errors;
+}
+
+// videotest with `props` -> y4msink `path`.
+void write_test_y4m(const std::string& path, nodes::Properties props) {
+    Graph g;
+    auto& src = add(g, "videotest", "src", props);
+    auto& out = add(g, "y4msink", "out", {{"path", path}});
+    chain(g, {&src, &out});
+    run_to_end(g);
+}
+
+// videotest with `props` [-> the transforms] -> captured frames.
+struct Captured {
+    MediaFormat format;
+    std::vector<Capture::Frame> frames;
+};
+Captured capture(nodes::Properties props,
+                 std::vector<std::pair<std::string, nodes::Properties>> transforms = {}) {
+    Graph g;
+    std::vector<Node*> order{&add(g, "videotest", "src", props)};
+    for (std::size_t i = 0; i < transforms.size(); ++i)
+        order.push_back(&add(g, transforms[i].first, "t" + std::to_string(i), transforms[i].second));
+    auto& cap = g.add<Capture>("cap");
+    order.push_back(&cap);
+    for (std::size_t i = 0; i + 1 < order.size(); ++i) REQUIRE(g.connect(*order[i], *order[i + 1]));
+    run_to_end(g);
+    return {cap.format(), std::move(cap.frames)};
+}
+
+// A .y4m file split up: its header line (without '\n') and each frame's payload.
+struct Y4m {
+    std::string header;
+    std::vector<std::string> frame_lines;
+    std::vector<std::string> frames;
+};
+Y4m parse_y4m(const std::string& bytes) {
+    Y4m y;
+    std::size_t pos = bytes.find('\n');
+    REQUIRE(pos != std::string::npos);
+    y.header = bytes.substr(0, pos);
+    int w = 0, h = 0;
+    for (std::size_t i = 0; i < y.header.size(); ++i)
+        if (y.header[i] == ' ' && i + 1 < y.header.size()) {
+            if (y.header[i + 1] == 'W') w = std::atoi(y.header.c_str() + i + 2);
+            if (y.header[i + 1] == 'H') h = std::atoi(y.header.c_str() + i + 2);
+        }
+    REQUIRE(w > 0);
+    REQUIRE(h > 0);
+    const std::size_t frame = MediaFormat::video(w, h, PixelFormat::i420, {1, 1}).frame_bytes();
+    ++pos;
+    while (pos < bytes.size()) {
+        const std::size_t eol = bytes.find('\n', pos);
+        REQUIRE(eol != std::string::npos);
+        y.frame_lines.push_back(bytes.substr(pos, eol - pos));
+        REQUIRE(eol + 1 + frame <= bytes.size());
+        y.frames.push_back(bytes.substr(eol + 1, frame));
+        pos = eol + 1 + frame;
+    }
+    return y;
+}
+
+std::string probe(const std::string& path, const std::string& entries) {
+    return trim(shell("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=" + entries +
+                      " -of csv=p=0 '" + path + "'"));
+}
+
+// A picture decoded by ffmpeg as packed RGB.
+std::string decode_rgb(const std::string& path) {
+    return shell("ffmpeg -v error -i '" + path + "' -f rawvideo -pix_fmt rgb24 -");
+}
+
+// RGB of an RGBA picture (alpha dropped).
+std::string rgb_of_rgba(const std::vector<std::uint8_t>& rgba) {
+    std::string rgb;
+    for (std::size_t i = 0; i + 3 < rgba.size(); i += 4) rgb.append(reinterpret_cast<const char*>(&rgba[i]), 3);
+    return rgb;
+}
+
+int max_abs_diff(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
+    REQUIRE(a.size() == b.size());
+    int worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(int(a[i]) - int(b[i])));
+    return worst;
+}
+
+// create_node's error for a y4msrc reading `path`.
+std::string y4msrc_error(const std::string& path) {
+    std::unique_ptr<Node> node;
+    const Status st = nodes::create_node("y4msrc", "in", {{"path", path}}, node);
+    CHECK_FALSE(st.ok());
+    CHECK(node == nullptr);
+    return st.message();
+}
+
+}  // namespace
+
+TEST_CASE("VideoTest.Y4mSink.FfprobeSeesSizeRateAndFrames" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string a = dir / "a.y4m", b = dir / "b.y4m";
+    write_test_y4m(a, {{"width", "320"}, {"height", "240"}, {"fps", "30"}, {"num-buffers", "10"}});
+    CHECK(probe(a, "width,height,r_frame_rate,nb_read_frames") == "320,240,30/1,10");
+    write_test_y4m(b, {{"width", "176"}, {"height", "144"}, {"fps", "30000/1001"}, {"num-buffers", "10"}});
+    CHECK(probe(b, "width,height,r_frame_rate,nb_read_frames") == "176,144,30000/1001,10");
+    // Header and frame lines exactly as promised.
+    const Y4m y = parse_y4m(read_file(b));
+    CHECK(y.header == "YUV4MPEG2 W176 H144 F30000:1001 Ip A1:1 C420jpeg");
+    CHECK(y.frames.size() == 10);
+    CHECK(std::all_of(y.frame_lines.begin(), y.frame_lines.end(), [](const auto& l) { return l == "FRAME"; }));
+}
+
+TEST_CASE("VideoTest.Frames.TimesFlagsNumberAndMovingBox" * doctest::timeout(60)) {
+    const auto got = capture({{"width", "320"}, {"height", "240"}, {"fps", "30000/1001"}, {"num-buffers", "12"}});
+    CHECK(got.format == MediaFormat::video(320, 240, PixelFormat::i420, {30000, 1001}));
+    REQUIRE(got.frames.size() == 12);
+    for (std::size_t n = 0; n < got.frames.size(); ++n) {
+        const auto& f = got.frames[n];
+        CHECK(f.bytes.size() == got.format.frame_bytes());
+        CHECK(f.start == MediaTime(n * 1001 * 1'000'000'000ull / 30000));
+        CHECK(f.stop == MediaTime((n + 1) * 1001 * 1'000'000'000ull / 30000));
+        CHECK(f.flags == SampleFlags::sync_point);
+    }
+    // Rows of the Y plane in [y0, y1) of frame n.
+    auto rows = [&](std::size_t n, int y0, int y1) {
+        const auto& b = got.frames[n].bytes;
+        return std::vector<std::uint8_t>(b.begin() + y0 * 320, b.begin() + y1 * 320);
+    };
+    for (std::size_t n = 1; n < got.frames.size(); ++n) {
+        INFO("frame ", n);
+        // The box (bottom band) moves every frame; the number (top rows) changes every frame.
+        CHECK(rows(n, 180, 240) != rows(n - 1, 180, 240));
+        CHECK(rows(n, 0, 28) != rows(n - 1, 0, 28));
+        // Between the number and the band, the bars do not change.
+        CHECK(rows(n, 40, 150) == rows(n - 1, 40, 150));
+    }
+    // Frames 1 and 11 show the same last digit, in different positions (the plate widened).
+    CHECK(rows(1, 0, 28) != rows(11, 0, 28));
+}
+
+TEST_CASE("VideoTest.Limits.NumBuffersAndMediaDuration" * doctest::timeout(60)) {
+    CHECK(capture({{"num-buffers", "4"}}).frames.size() == 4);
+    CHECK(capture({{"num-buffers", "0"}}).frames.empty());
+    Graph g;
+    auto& src = add(g, "videotest", "src", {{"fps", "30"}});
+    auto& cap = g.add<Capture>("cap");
+    chain(g, {&src, &cap});
+    g.set_media_duration(100'000'000);  // frames start at 0, 33.3 and 66.7 ms; the 4th at 100 ms
+    run_to_end(g);
+    CHECK(cap.frames.size() == 3);
+}
+
+TEST_CASE("VideoTest.Properties.BadValuesNameTheProperty") {
+    for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+             {"fps", "abc"}, {"fps", "30/0"}, {"fps", "-5"}, {"fps", "30/"}, {"format", "yuy2"},
+             {"width", "0"}, {"height", "99999"}}) {
+        std::unique_ptr<Node> node;
+        const Status st = nodes::create_node("videotest", "vt", {{key, value}}, node);
+        INFO(key, "=", value, ": ", st.message());
+        CHECK(st.code() == Errc::invalid_argument);
+        CHECK(st.message().find("vt: property " + key + "='" + value + "'") != std::string::npos);
+    }
+    std::unique_ptr<Node> node;
+    CHECK(nodes::create_node("videotest", "vt", {{"fps", "30000/1001"}}, node));
+    CHECK(node->output(0).offers().front().fps == Fraction{30000, 1001});
+}
+
+TEST_CASE("Y4m.RoundTrip.ThroughFfmpeg" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string a = dir / "a.y4m", b = dir / "b.y4m", c = dir / "c.y4m";
+    write_test_y4m(a, {{"width", "160"}, {"height", "120"}, {"fps", "25"}, {"num-buffers", "8"}});
+    int code = -1;
+    shell("ffmpeg -v error -y -i '" + a + "' -f yuv4mpegpipe -pix_fmt yuv420p '" + b + "'", &code);
+    REQUIRE(code == 0);
+    INFO("ffmpeg's header: ", parse_y4m(read_file(b)).header);
+
+    Graph g;
+    auto& src = add(g, "y4msrc", "in", {{"path", b}});
+    auto& out = add(g, "y4msink", "out", {{"path", c}});
+    CHECK(src.output(0).offers().front() == MediaFormat::video(160, 120, PixelFormat::i420, {25, 1}));
+    chain(g, {&src, &out});
+    run_to_end(g);
+
+    const Y4m ya = parse_y4m(read_file(a)), yc = parse_y4m(read_file(c));
+    CHECK(yc.header == ya.header);
+    REQUIRE(yc.frames.size() == 8);
+    CHECK(yc.frames == ya.frames);
+    CHECK(read_file(c) == read_file(a));
+}
+
+TEST_CASE("Y4mSrc.Frames.TimesNumBuffersAndFrameParameters" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string path = dir / "tiny.y4m";
+    // 3x3 I420: 9 bytes of Y, 4 of U, 4 of V. A header with extra spaces, an X tag, an interlace
+    // tag; FRAME lines with parameters.
+    std::string file = "YUV4MPEG2  W3 H3 F30000:1001 It A0:0 XCOLORRANGE=LIMITED C420mpeg2\n";
+    std::vector<std::string> frames;
+    for (char f = 0; f < 3; ++f) {
+        std::string payload;
+        for (char i = 0; i < 17; ++i) payload += char('a' + f * 17 + i);
+        frames.push_back(payload);
+        file += (f == 1 ? "FRAME Ixyz Xa=b\n" : "FRAME\n") + payload;
+    }
+    write_file(path, file);
+
+    Graph g;
+    auto& src = add(g, "y4msrc", "in", {{"path", path}});
+    auto& cap = g.add<Capture>("cap");
+    chain(g, {&src, &cap});
+    run_to_end(g);
+    CHECK(cap.format() == MediaFormat::video(3, 3, PixelFormat::i420, {30000, 1001}));
+    REQUIRE(cap.frames.size() == 3);
+    for (std::size_t n = 0; n < 3; ++n) {
+        CHECK(std::string(cap.frames[n].bytes.begin(), cap.frames[n].bytes.end()) == frames[n]);
+        CHECK(cap.frames[n].start == MediaTime(n * 1001 * 1'000'000'000ull / 30000));
+        CHECK(cap.frames[n].flags == SampleFlags::sync_point);
+    }
+
+    Graph limited;
+    auto& src2 = add(limited, "y4msrc", "in", {{"path", path}, {"num-buffers", "2"}});
+    auto& cap2 = limited.add<Capture>("cap");
+    chain(limited, {&src2, &cap2});
+    run_to_end(limited);
+    CHECK(cap2.frames.size() == 2);
+}
+
+TEST_CASE("VideoConvert.RoundTrip.I420ToRgbaToI420StaysClose" * doctest::timeout(60)) {
+    const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "3"}};
+    const auto direct = capture(props);
+    const auto round = capture(props, {{"videoconvert", {{"format", "rgba"}}}, {"videoconvert", {{"format", "i420"}}}});
+    CHECK(round.format == direct.format);
+    REQUIRE(round.frames.size() == 3);
+    for (std::size_t n = 0; n < 3; ++n) CHECK(max_abs_diff(round.frames[n].bytes, direct.frames[n].bytes) <= 2);
+    CHECK(round.frames[2].start == direct.frames[2].start);
+    CHECK(round.frames[2].flags == SampleFlags::sync_point);
+
+    // Generated as RGBA and converted down, the picture is the one generated as I420.
+    const auto down = capture({{"width", "320"}, {"height", "240"}, {"num-buffers", "3"}, {"format", "rgba"}},
+                              {{"videoconvert", {{"format", "i420"}}}});
+    for (std::size_t n = 0; n < 3; ++n) CHECK(max_abs_diff(down.frames[n].bytes, direct.frames[n].bytes) <= 1);
+}
+
+TEST_CASE("VideoConvert.Colours.MatchFfmpegBt601" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string a = dir / "a.y4m";
+    const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}};
+    write_test_y4m(a, props);
+    const auto ours = capture(props, {{"videoconvert", {{"format", "rgba"}}}});
+    REQUIRE(ours.frames.size() == 1);
+    CHECK(ours.format == MediaFormat::video(320, 240, PixelFormat::rgba, {30, 1}));
+    const std::string rgb = rgb_of_rgba(ours.frames[0].bytes);
+    const std::string theirs = decode_rgb(a);
+    REQUIRE(theirs.size() == rgb.size());
+    // The centre of each bar (away from edges, where chroma upsampling filters differ).
+    const int expected[7][3] = {{191, 191, 191}, {191, 191, 0}, {0, 191, 191}, {0, 191, 0},
+                                {191, 0, 191},   {191, 0, 0},   {0, 0, 191}};
+    for (int bar = 0; bar < 7; ++bar) {
+        const std::size_t x = std::size_t((2 * bar + 1) * 320 / 14), y = 100;
+        for (int c = 0; c < 3; ++c) {
+            const std::size_t i = (y * 320 + x) * 3 + std::size_t(c);
+            INFO("bar ", bar, " channel ", c);
+            CHECK(std::abs(int(std::uint8_t(rgb[i])) - expected[bar][c]) <= 2);
+            CHECK(std::abs(int(std::uint8_t(rgb[i])) - int(std::uint8_t(theirs[i]))) <= 2);
+        }
+    }
+}
+
+TEST_CASE("VideoConvert.SameFormat.PassesTheSampleThrough" * doctest::timeout(60)) {
+    for (const char* format : {"i420", "rgba"}) {
+        const nodes::Properties props{{"width", "64"}, {"height", "48"}, {"num-buffers", "2"}, {"format", format}};
+        const auto direct = capture(props);
+        const auto same = capture(props, {{"videoconvert", {{"format", format}}}});
+        CHECK(same.format == direct.format);
+        REQUIRE(same.frames.size() == 2);
+        CHECK(same.frames[1].bytes == direct.frames[1].bytes);
+    }
+}
+
+TEST_CASE("Scale.Size.BothMethodsBothFormats" * doctest::timeout(120)) {
+    for (const char* format : {"i420", "rgba"})
+        for (const char* method : {"nearest", "bilinear"})
+            for (const auto& [w, h] : std::vector<std::pair<int, int>>{{200, 150}, {101, 77}, {640, 480}}) {
+                INFO(format, " ", method, " ", w, "x", h);
+                const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "2"}, {"format", format}};
+                const auto src = capture(props);
+                const auto got = capture(props, {{"scale", {{"width", std::to_string(w)}, {"height", std::to_string(h)},
+                                                            {"method", method}}}});
+                CHECK(got.format.width == w);
+                CHECK(got.format.height == h);
+                CHECK(got.format.pixel_format == src.format.pixel_format);
+                CHECK(got.format.fps == src.format.fps);
+                REQUIRE(got.frames.size() == 2);
+                CHECK(got.frames[1].bytes.size() == got.format.frame_bytes());
+                CHECK(got.frames[1].start == src.frames[1].start);
+                // Inside a bar the colour is flat: any method keeps it exactly.
+                const int channels = std::string(format) == "rgba" ? 4 : 1;
+                for (int bar = 0; bar < 7; ++bar) {
+                    const int dx = (2 * bar + 1) * w / 14, dy = h / 3;
+                    const int sx = dx * 320 / w, sy = dy * 240 / h;
+                    for (int c = 0; c < channels; ++c)
+                        CHECK(got.frames[1].bytes[std::size_t((dy * w + dx) * channels + c)] ==
+                              src.frames[1].bytes[std::size_t((sy * 320 + sx) * channels + c)]);
+                }
+            }
+}
+
+TEST_CASE("Scale.SameSize.PassesTheSampleThrough" * doctest::timeout(60)) {
+    const nodes::Properties props{{"width", "64"}, {"height", "48"}, {"num-buffers", "2"}};
+    const auto direct = capture(props);
+    const auto same = capture(props, {{"scale", {{"width", "64"}, {"height", "48"}}}});
+    REQUIRE(same.frames.size() == 2);
+    CHECK(same.frames[1].bytes == direct.frames[1].bytes);
+}
+
+TEST_CASE("PngSink.LastFrame.FfprobeSeesTheFrameSize" * doctest::timeout(60)) {
+    for (const char* format : {"i420", "rgba"}) {
+        INFO(format);
+        ScratchDir dir;
+        const std::string png = dir / "last.png";
+        const nodes::Properties props{{"width", "160"}, {"height", "120"}, {"num-buffers", "5"}, {"format", format}};
+        Graph g;
+        auto& src = add(g, "videotest", "src", props);
+        auto& out = add(g, "pngsink", "out", {{"path", png}});
+        chain(g, {&src, &out});
+        run_to_end(g);
+        CHECK(probe(png, "codec_name,width,height") == "png,160,120");
+        // The pixels are the last frame's, as our own conversion makes them.
+        const auto frames = capture(props, {{"videoconvert", {{"format", "rgba"}}}});
+        REQUIRE(frames.frames.size() == 5);
+        CHECK(decode_rgb(png) == rgb_of_rgba(frames.frames[4].bytes));
+    }
+}
+
+TEST_CASE("PngSink.Every.WritesEveryNthFrameNumbered" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const nodes::Properties props{{"width", "96"}, {"height", "64"}, {"num-buffers", "5"}, {"format", "rgba"}};
+    {
+        Graph g;
+        auto& src = add(g, "videotest", "src", props);
+        auto& out = add(g, "pngsink", "out", {{"path", dir / "f%d.png"}, {"every", "2"}});
+        chain(g, {&src, &out});
+        run_to_end(g);
+    }
+    const auto frames = capture(props);
+    for (int n = 0; n < 5; ++n) {
+        INFO("frame ", n);
+        const std::string png = dir / ("f" + std::to_string(n) + ".png");
+        CHECK(std::filesystem::exists(png) == (n % 2 == 0));
+        if (n % 2 == 0) CHECK(decode_rgb(png) == rgb_of_rgba(frames.frames[std::size_t(n)].bytes));
+    }
+    // Without "%d", one file, overwritten: the last frame written is frame 4.
+    Graph g;
+    auto& src = add(g, "videotest", "src", props);
+    auto& out = add(g, "pngsink", "out", {{"path", dir / "one.png"}, {"every", "1"}});
+    chain(g, {&src, &out});
+    run_to_end(g);
+    CHECK(decode_rgb(dir / "one.png") == rgb_of_rgba(frames.frames[4].bytes));
+}
+
+TEST_CASE("PngSink.NoFrame.LeavesNoFile" * doctest::timeout(60)) {
+    ScratchDir dir;
+    Graph g;
+    auto& src = add(g, "videotest", "src", {{"num-buffers", "0"}});
+    auto& out = add(g, "pngsink", "out", {{"path", dir / "none.png"}});
+    chain(g, {&src, &out});
+    run_to_end(g);
+    CHECK_FALSE(std::filesystem::exists(dir / "none.png"));
+}
+
+TEST_CASE("Y4mSrc.BadInput.MissingFile") {
+    const std::string msg = y4msrc_error("/nonexistent/missing.y4m");
+    CHECK(msg == "in: /nonexistent/missing.y4m: byte 0: cannot open: No such file or directory");
+}
+
+TEST_CASE("Y4mSrc.BadInput.WrongMagic") {
+    ScratchDir dir;
+    const std::string path = dir / "x.y4m";
+    write_file(path, "YUV4MPEG W320 H240 F30:1\nFRAME\n");
+    CHECK(y4msrc_error(path) == "in: " + path + ": byte 0: not a YUV4MPEG2 file (it must start with \"YUV4MPEG2 \")");
+    write_file(path, "");
+    CHECK(y4msrc_error(path).find(path + ": byte 0: not a YUV4MPEG2 file") != std::string::npos);
+}
+
+TEST_CASE("Y4mSrc.BadInput.MissingWidthHeightOrRate") {
+    ScratchDir dir;
+    const std::string path = dir / "x.y4m";
+    write_file(path, "YUV4MPEG2 H240 F30:1\n");
+    CHECK(y4msrc_error(path) == "in: " + path + ": byte 20: header has no width (W parameter)");
+    write_file(path, "YUV4MPEG2 W320 F30:1\n");
+    CHECK(y4msrc_error(path).find(path + ": byte 20: header has no height") != std::string::npos);
+    write_file(path, "YUV4MPEG2 W320 H240\n");
+    CHECK(y4msrc_error(path).find(path + ": byte 19: header has no frame rate") != std::string::npos);
+    write_file(path, "YUV4MPEG2 W320 H240 F0:0\n");
+    CHECK(y4msrc_error(path).find(path + ": byte 20: bad frame rate 'F0:0'") != std::string::npos);
+    write_file(path, "YUV4MPEG2 W320 H240 F30:1");  // no end of line
+    CHECK(y4msrc_error(path).find(path + ": byte 25: header is truncated") != std::string::npos);
+}
+
+TEST_CASE("Y4mSrc.BadInput.UnsupportedColourSpace") {
+    ScratchDir dir;
+    const std::string path = dir / "x.y4m";
+    write_file(path, "YUV4MPEG2 W320 H240 F30:1 Ip C444 A1:1\nFRAME\n");
+    const std::string msg = y4msrc_error(path);
+    CHECK(msg.find(path + ": byte 29: unsupported colour space 'C444'") != std::string::npos);
+    write_file(path, "YUV4MPEG2 W320 H240 F30:1 C420p10\n");
+    CHECK(y4msrc_error(path).find("unsupported colour space 'C420p10'") != std::string::npos);
+}
+
+TEST_CASE("Y4mSrc.BadInput.AbsurdSize") {
+    ScratchDir dir;
+    const std::string path = dir / "x.y4m";
+    write_file(path, "YUV4MPEG2 W99999999 H240 F30:1\n");
+    CHECK(y4msrc_error(path) == "in: " + path + ": byte 10: bad width 'W99999999': must be 1..16384");
+    write_file(path, "YUV4MPEG2 W320 H-4 F30:1\n");
+    CHECK(y4msrc_error(path).find(path + ": byte 15: bad height 'H-4'") != std::string::npos);
+    write_file(path, "YUV4MPEG2 W16384 H16384 F30:1\n");
+    CHECK(y4msrc_error(path).find("larger than the") != std::string::npos);
+}
+
+TEST_CASE("Y4mSrc.BadInput.TruncatedFrame" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string good = dir / "good.y4m", cut = dir / "cut.y4m";
+    write_test_y4m(good, {{"width", "160"}, {"height", "120"}, {"num-buffers", "3"}});
+    const std::string bytes = read_file(good);
+    const std::size_t header = bytes.find('\n') + 1, frame = 6 + 28800;
+    write_file(cut, bytes.substr(0, header + frame + 6 + 1000));  // frame 1 has 1000 of its 28800 bytes
+
+    Graph g;
+    auto& src = add(g, "y4msrc", "in", {{"path", cut}});
+    auto& cap = g.add<Capture>("cap");
+    chain(g, {&src, &cap});
+    const auto errors = run_to_end(g, false);
+    CHECK(cap.frames.size() == 1);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].node == "in");
+    CHECK(errors[0].code == Errc::corrupt_file);
+    CHECK(errors[0].message == cut + ": byte " + std::to_string(header + frame) +
+                                   ": frame 1 is truncated: expected 28800 bytes, found 1000");
+}
+
+TEST_CASE("Y4mSrc.BadInput.GarbageInsteadOfFrame" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string good = dir / "good.y4m", bad = dir / "bad.y4m";
+    write_test_y4m(good, {{"width", "160"}, {"height", "120"}, {"num-buffers", "3"}});
+    std::string bytes = read_file(good);
+    const std::size_t header = bytes.find('\n') + 1, frame = 6 + 28800;
+    bytes.replace(header + 2 * frame, 5, "FRAXE");
+    write_file(bad, bytes);
+
+    Graph g;
+    auto& src = add(g, "y4msrc", "in", {{"path", bad}});
+    auto& cap = g.add<Capture>("cap");
+    chain(g, {&src, &cap});
+    const auto errors = run_to_end(g, false);
+    CHECK(cap.frames.size() == 2);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].code == Errc::corrupt_file);
+    // The bytes found are shown, non-printable ones (the '\n', dark pixels) as '?'.
+    CHECK(errors[0].message.starts_with(bad + ": byte " + std::to_string(header + 2 * frame) +
+                                        ": frame 2: expected \"FRAME\", found \"FRAXE?"));
+}
+
+TEST_CASE("Y4mSink.BadOutput.UnwritablePathFailsRun") {
+    Graph g;
+    auto& src = add(g, "videotest", "src", {{"num-buffers", "2"}});
+    auto& out = add(g, "y4msink", "out", {{"path", "/nonexistent/dir/x.y4m"}});
+    chain(g, {&src, &out});
+    const Status st = g.run();
+    CHECK_FALSE(st.ok());
+    CHECK(st.code() == Errc::io_error);
+    CHECK(st.message() == "out: /nonexistent/dir/x.y4m: cannot open for writing: No such file or directory");
+    CHECK(g.state() == State::stopped);
+}
+
+TEST_CASE("PngSink.BadOutput.UnwritablePathFailsRun") {
+    for (const char* every : {"0", "3"}) {
+        Graph g;
+        auto& src = add(g, "videotest", "src", {{"num-buffers", "2"}});
+        auto& out = add(g, "pngsink", "out", {{"path", "/nonexistent/dir/f%d.png"}, {"every", every}});
+        chain(g, {&src, &out});
+        const Status st = g.run();
+        CHECK_FALSE(st.ok());
+        CHECK(st.message().find(std::string("/nonexistent/dir/f") + (every[0] == '0' ? "%d" : "0") +
+                                ".png: cannot open for writing") != std::string::npos);
+    }
+}
+
+TEST_CASE("Y4mSink.Formats.RgbaIsRefusedAtPrepare") {
+    ScratchDir dir;
+    Graph g;
+    auto& src = add(g, "videotest", "src", {{"format", "rgba"}});
+    auto& out = add(g, "y4msink", "out", {{"path", dir / "x.y4m"}});
+    chain(g, {&src, &out});
+    const Status st = g.prepare();
+    CHECK(st.code() == Errc::not_linked);
+    CHECK(st.message().find("out.sink accepts") != std::string::npos);
+}

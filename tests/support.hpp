@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// Shared by the node and player tests: temporary folders, running commands, decoding audio with
+// ffmpeg (an independent reader) and measuring a tone's frequency.
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <numbers>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+
+namespace test {
+
+// A fresh folder under /tmp, removed with everything in it when this goes out of scope.
+class TempDir {
+public:
+    TempDir() {
+        char name[] = "/tmp/sluice-test-XXXXXX";
+        path_ = ::mkdtemp(name) ? name : "/tmp";
+    }
+    ~TempDir() {
+        std::error_code ec;
+        if (path_ != "/tmp") std::filesystem::remove_all(path_, ec);
+    }
+    std::string operator/(const std::string& file) const { return path_ + "/" + file; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command, capturing its output and exit status.
+inline CommandResult run(const std::string& command) {
+    CommandResult r;
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+    const int status = ::pclose(p);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+inline std::string quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+// The file's first audio channel as floats, decoded by ffmpeg.
+inline std::vector<float> decode_mono(const std::string& path) {
+    std::vector<float> samples;
+    FILE* p = ::popen(("ffmpeg -v error -i " + quote(path) + " -map 0:a:0 -af 'pan=mono|c0=c0' -f f32le - 2>/dev/null").c_str(), "r");
+    if (!p) return samples;
+    float buf[4096];
+    while (std::size_t n = std::fread(buf, sizeof(float), 4096, p)) samples.insert(samples.end(), buf, buf + n);
+    ::pclose(p);
+    return samples;
+}
+
+// The strongest frequency between lo and hi Hz (Goertzel scan at 1 Hz, refined by a parabola
+// through the peak and its neighbours).
+inline double dominant_frequency(const std::vector<float>& x, double rate, double lo = 20, double hi = 4000) {
+    auto power = [&](double f) {
+        const double w = 2 * std::numbers::pi * f / rate, c = 2 * std::cos(w);
+        double s1 = 0, s2 = 0;
+        for (float v : x) {
+            const double s0 = v + c * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        return s1 * s1 + s2 * s2 - c * s1 * s2;
+    };
+    double best = lo, best_p = -1;
+    for (double f = lo; f <= hi; f += 1) {
+        const double p = power(f);
+        if (p > best_p) best_p = p, best = f;
+    }
+    const double a = power(best - 1), b = best_p, c = power(best + 1);
+    const double denom = a - 2 * b + c;
+    return denom != 0 ? best + 0.5 * (a - c) / denom : best;
+}
+
+// ffprobe's answer for one stream entry, e.g. probe(file, "a:0", "codec_name").
+inline std::string probe(const std::string& path, const std::string& stream, const std::string& entry) {
+    auto r = run("ffprobe -v error -select_streams " + stream + " -count_frames -show_entries stream=" + entry +
+                 " -of default=noprint_wrappers=1:nokey=1 " + quote(path));
+    std::string s = r.output;
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    return s;
+}
+
+}  // namespace test
