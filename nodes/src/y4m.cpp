@@ -228,13 +228,19 @@ private:
         fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd_ < 0) return {Errc::io_error, detail::at_offset(path_, 0) + "cannot open: " + std::strerror(errno)};
         reader_.reset(fd_);
+        auto failed = [this](Errc code, std::uint64_t offset, const std::string& what) -> Status {
+            close_file();  // the graph calls stop() only on nodes that started
+            return {code, detail::at_offset(path_, offset) + what};
+        };
         const std::int64_t got = reader_.fill(kMaxHeader);
-        if (got < 0) return {Errc::io_error, detail::at_offset(path_, 0) + "cannot read: " + std::strerror(int(-got))};
+        if (got < 0) return failed(Errc::io_error, 0, "cannot read: " + std::string(std::strerror(int(-got))));
         Y4mHeader now;
-        if (auto error = parse_y4m_header({reader_.data(), std::size_t(got)}, std::size_t(got) < kMaxHeader, now))
-            return {Errc::corrupt_file, detail::at_offset(path_, error->offset) + error->what};
+        // The same bytes make() judged: the buffer may hold more than kMaxHeader.
+        const std::string_view head(reader_.data(), std::min(std::size_t(got), kMaxHeader));
+        if (auto error = parse_y4m_header(head, std::size_t(got) < kMaxHeader, now))
+            return failed(Errc::corrupt_file, error->offset, error->what);
         if (now.width != header_.width || now.height != header_.height || !(now.fps == header_.fps))
-            return {Errc::corrupt_file, detail::at_offset(path_, 0) + "header changed since the node was made"};
+            return failed(Errc::corrupt_file, 0, "header changed since the node was made");
         reader_.consume(now.bytes);
         frame_bytes_ = output(0).format().frame_bytes();
         limit_.produced = 0;
@@ -274,7 +280,7 @@ private:
             return fail(Errc::corrupt_file, at,
                         "frame " + std::to_string(n) + ": expected \"FRAME\", found \"" + printable(head.substr(0, 8)) + "\"");
         }
-        const std::size_t eol = head.find('\n');
+        const std::size_t eol = head.substr(0, kMaxFrameHeader).find('\n');
         if (eol == std::string_view::npos)
             return fail(Errc::corrupt_file, at,
                         head.size() < kMaxFrameHeader

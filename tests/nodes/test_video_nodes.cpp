@@ -419,6 +419,39 @@ TEST_CASE("Scale.Size.BothMethodsBothFormats" * doctest::timeout(120)) {
             }
 }
 
+TEST_CASE("Scale.Values.RampResampledAsExpected" * doctest::timeout(60)) {
+    // A 64x4 picture whose Y rises 4 per column; grey chroma.
+    ScratchDir dir;
+    const std::string path = dir / "ramp.y4m";
+    std::string picture;
+    for (int y = 0; y < 4; ++y)
+        for (int x = 0; x < 64; ++x) picture += char(4 * x);
+    picture += std::string(2 * 32 * 2, char(128));
+    write_file(path, "YUV4MPEG2 W64 H4 F1:1\nFRAME\n" + picture);
+    auto scaled = [&](int w, const char* method) {
+        Graph g;
+        auto& src = add(g, "y4msrc", "in", {{"path", path}});
+        auto& sc = add(g, "scale", "sc", {{"width", std::to_string(w)}, {"height", "4"}, {"method", method}});
+        auto& cap = g.add<Capture>("cap");
+        chain(g, {&src, &sc, &cap});
+        run_to_end(g);
+        REQUIRE(cap.frames.size() == 1);
+        return cap.frames[0].bytes;
+    };
+    // Centres aligned: destination x samples source x' = (x + 0.5) * 64 / w - 0.5.
+    const auto up = scaled(128, "bilinear");  // x' = x/2 - 1/4: Y = 2x - 1, clamped at the edges
+    for (int x = 1; x < 127; ++x) CHECK(std::abs(int(up[std::size_t(x)]) - (2 * x - 1)) <= 1);
+    CHECK(up[0] == 0);
+    CHECK(up[127] == 252);
+    const auto down = scaled(32, "bilinear");  // x' = 2x + 1/2: Y = 8x + 2
+    for (int x = 0; x < 32; ++x) CHECK(std::abs(int(down[std::size_t(x)]) - (8 * x + 2)) <= 1);
+    const auto nearest = scaled(128, "nearest");  // the source pixel whose centre is nearest: x / 2
+    for (int x = 0; x < 128; ++x) CHECK(int(nearest[std::size_t(x)]) == 4 * (x / 2));
+    // Every row the same, chroma still grey.
+    CHECK(std::equal(up.begin(), up.begin() + 128, up.begin() + 3 * 128));
+    CHECK(std::all_of(up.begin() + 4 * 128, up.end(), [](std::uint8_t v) { return v == 128; }));
+}
+
 TEST_CASE("Scale.SameSize.PassesTheSampleThrough" * doctest::timeout(60)) {
     const nodes::Properties props{{"width", "64"}, {"height", "48"}, {"num-buffers", "2"}};
     const auto direct = capture(props);
@@ -573,6 +606,21 @@ TEST_CASE("Y4mSrc.BadInput.GarbageInsteadOfFrame" * doctest::timeout(60)) {
     // The bytes found are shown, non-printable ones (the '\n', dark pixels) as '?'.
     CHECK(errors[0].message.starts_with(bad + ": byte " + std::to_string(header + 2 * frame) +
                                         ": frame 2: expected \"FRAME\", found \"FRAXE?"));
+}
+
+TEST_CASE("Y4mSrc.BadInput.EndlessFrameLine" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string path = dir / "x.y4m";
+    // A FRAME line must end within 1024 bytes, however much the reader happens to buffer.
+    write_file(path, "YUV4MPEG2 W2 H2 F1:1\nFRAME " + std::string(2000, 'x') + "\n" + std::string(6, 'y'));
+    Graph g;
+    auto& src = add(g, "y4msrc", "in", {{"path", path}});
+    auto& cap = g.add<Capture>("cap");
+    chain(g, {&src, &cap});
+    const auto errors = run_to_end(g, false);
+    CHECK(cap.frames.empty());
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].message == path + ": byte 21: frame 0: FRAME line longer than 1024 bytes");
 }
 
 TEST_CASE("Y4mSink.BadOutput.UnwritablePathFailsRun") {
