@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "scenarios.hpp"
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,6 +24,29 @@ using namespace std::chrono_literals;
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
 }
+
+// The queue between threads in handoff and share. A plain locked deque on purpose: the tool
+// tests the allocator, and ThreadSanitizer must understand every synchronisation around it
+// (lock-free queues built on atomic_thread_fence, like moodycamel's, are opaque to it).
+template <class T>
+class LockedQueue {
+public:
+    void enqueue(T item) {
+        std::lock_guard lock(mutex_);
+        items_.push_back(std::move(item));
+    }
+    bool try_dequeue(T& out) {
+        std::lock_guard lock(mutex_);
+        if (items_.empty()) return false;
+        out = std::move(items_.front());
+        items_.pop_front();
+        return true;
+    }
+
+private:
+    std::mutex mutex_;
+    std::deque<T> items_;
+};
 
 // Who holds which sample: one word per (epoch, index), holding the epoch while the sample is
 // out. A get that finds its word already set has been handed a sample someone else holds.
@@ -250,7 +272,7 @@ void handoff(Run& run) {
         SampleRef sample;
         Stamp stamp;
     };
-    moodycamel::ConcurrentQueue<Item> queue(run.config.buffers * 2);
+    LockedQueue<Item> queue;
     std::atomic<unsigned> producers_left{producers};
     run_threads(run, producers + consumers, [&](Worker& w) {
         if (w.id < producers) {
@@ -339,9 +361,8 @@ void decommit_storm(Run& run, ScenarioResult& result) {
 // references concurrently, and the last one returns the buffer.
 void share(Run& run) {
     const unsigned readers = std::max(1u, run.config.threads - 1);
-    std::vector<std::unique_ptr<moodycamel::ConcurrentQueue<std::pair<SampleRef, Stamp>>>> queues;
-    for (unsigned i = 0; i < readers; ++i)
-        queues.push_back(std::make_unique<moodycamel::ConcurrentQueue<std::pair<SampleRef, Stamp>>>(run.config.buffers * 2));
+    std::vector<std::unique_ptr<LockedQueue<std::pair<SampleRef, Stamp>>>> queues;
+    for (unsigned i = 0; i < readers; ++i) queues.push_back(std::make_unique<LockedQueue<std::pair<SampleRef, Stamp>>>());
     std::atomic<bool> producer_done{false};
     run_threads(run, readers + 1, [&](Worker& w) {
         if (w.id == 0) {

@@ -14,7 +14,6 @@
 namespace sluice::nodes {
 namespace {
 
-using detail::I420Layout;
 using detail::Picture;
 using detail::Rgb;
 using detail::ScaleMethod;
