@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 using namespace sluice;
 using namespace sluice::engine;
 
@@ -74,9 +76,9 @@ int main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         if (!g.stop()) return 2;
         us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
-        if (c % 100 == 99) std::fprintf(stderr, "\r%d/%d stops", c + 1, cycles);
+        if (c % 100 == 99 && ::isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%d/%d stops", c + 1, cycles);
     }
-    std::fprintf(stderr, "\r");
+    if (::isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\033[K");
     std::sort(us.begin(), us.end());
     auto q = [&](double f) { return us[std::min(us.size() - 1, std::size_t(f * double(us.size())))]; };
     std::printf("fully blocked graph, %d sources, %d stops: stop() median %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
