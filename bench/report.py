@@ -36,11 +36,22 @@ def sh(*cmd):
         return "?"
 
 
-def load_benchmarks(path):
-    """{(scenario, pool, waiters): {"median": ns, "min": ns, "max": ns, "counters": {...}}}"""
-    with open(path) as f:
-        doc = json.load(f)
+def load_benchmarks(paths):
+    """{(scenario, pool, waiters): {"median": ns, "reps": [ns...], "counters": {...}}}"""
     runs = {}
+    contexts = []
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        contexts.append(doc.get("context", {}))
+        add_benchmarks(doc, runs)
+    for entry in runs.values():
+        if entry["median"] is None and entry["reps"]:
+            entry["median"] = statistics.median(entry["reps"])
+    return contexts, runs
+
+
+def add_benchmarks(doc, runs):
     for b in doc["benchmarks"]:
         parts = b["run_name"].split("/")
         scenario, pool = parts[0], parts[1]
@@ -61,10 +72,6 @@ def load_benchmarks(path):
             entry["reps"].append(b[key] * scale)
             if not entry["counters"]:
                 entry["counters"] = counters
-    for entry in runs.values():
-        if entry["median"] is None and entry["reps"]:
-            entry["median"] = statistics.median(entry["reps"])
-    return doc.get("context", {}), runs
 
 
 def load_counts(path):
@@ -120,22 +127,21 @@ def machine(repo):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--json", required=True)
+    ap.add_argument("--json", action="append", required=True, help="one per scenario run")
+    ap.add_argument("--disturbed", action="append", default=[],
+                    help="SCENARIO=PERCENT: share of the machine other processes took meanwhile")
     ap.add_argument("--counts", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--repo", required=True)
-    ap.add_argument("--load-before", default="?")
-    ap.add_argument("--load-after", default="?")
-    ap.add_argument("--idle-before", default="?")
-    ap.add_argument("--idle-after", default="?")
     ap.add_argument("--seconds", default="?")
     args = ap.parse_args()
-    for p in (args.json, args.counts):
+    for p in args.json + [args.counts]:
         if not os.path.exists(p):
             print(f"report.py: {p} does not exist", file=sys.stderr)
             return 1
 
-    context, runs = load_benchmarks(args.json)
+    contexts, runs = load_benchmarks(args.json)
+    disturbed = dict(d.split("=", 1) for d in args.disturbed)
     counts = load_counts(args.counts)
     m = machine(args.repo)
 
@@ -158,10 +164,10 @@ def main():
     w("# Sluice allocator benchmarks: latest run\n")
     w(f"Machine: {m['nproc']} CPUs, {m['model']} (lscpu model name); Linux {m['kernel']}; "
       f"{m['glibc']}; {m['compiler']}; Release build. Commit {m['commit']}.  ")
-    w(f"Run: {context.get('date', '?')}, {args.seconds} s in all. CPU idle just before the timed "
-      f"part {args.idle_before} %, just after {args.idle_after} %; load average before "
-      f"{args.load_before}, after {args.load_after}. The machine is shared: a concurrent build "
-      f"shows up there and in the spread table.  ")
+    w(f"Run: {contexts[0].get('date', '?') if contexts else '?'}, {args.seconds} s in all. The "
+      f"machine is shared; share of it other processes took while each scenario ran: "
+      + ", ".join(f"{k} {v} %" for k, v in disturbed.items())
+      + " (run.sh re-runs a scenario above 10 %, while its time budget lasts).  ")
     w("Ratios: the pool's figure divided by the mutex pool's from this same run; below 1.00 is "
       "better than the mutex pool. Times are medians of 5 repetitions (scenario 4: of 200).\n")
 
@@ -256,8 +262,8 @@ def main():
         f"{p} {fmt_us(counter('s4_decommit', p, 'call_median_us', 4))} / "
         f"{fmt_us(counter('s4_decommit', p, 'call_median_us', 64))}"
         for p in POOLS if runs.get(("s4_decommit", p, 4))) + ".\n")
-    w("Raw data: latest.json (Google Benchmark), latest-counts.tsv (callgrind, allocation and "
-      "strace counts).")
+    w("Raw data: latest-s1.json … latest-s4.json (Google Benchmark, one run per scenario), "
+      "latest-counts.tsv (callgrind, allocation and strace counts).")
 
     text = "\n".join(out) + "\n"
     with open(args.out, "w") as f:

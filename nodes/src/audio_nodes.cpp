@@ -28,9 +28,12 @@ constexpr std::int64_t kSecond = 1'000'000'000;
 std::vector<std::string> sample_format_names() { return {"s16", "f32"}; }
 SampleFormat sample_format_at(std::size_t i) { return i == 0 ? SampleFormat::s16 : SampleFormat::f32; }
 
-// Full scale is 32768 both ways, so s16 -> f32 -> s16 is exact.
+// Full scale is 32768 both ways, so s16 -> f32 -> s16 is exact. Rounds half away from zero
+// with plain arithmetic (lrintf is a library call unless errno handling is off).
 std::int16_t to_s16(float v) noexcept {
-    return static_cast<std::int16_t>(std::clamp(std::lrintf(v * 32768.0f), -32768L, 32767L));
+    const float scaled = v * 32768.0f;
+    const int i = int(scaled + (scaled >= 0 ? 0.5f : -0.5f));
+    return static_cast<std::int16_t>(i < -32768 ? -32768 : i > 32767 ? 32767 : i);
 }
 
 // Common to the generated-audio sources: format, buffer size, times and limits.
@@ -41,6 +44,7 @@ public:
         const auto channels = int(r.integer("channels", 1, 64));
         const auto format = sample_format_at(r.choice("format", sample_format_names()));
         frames_ = std::size_t(r.integer("frames", 1, 1 << 20));
+        scratch_.resize(r.ok() ? frames_ : 1);  // allocated here, never while streaming
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
         amplitude_ = float(r.number("amplitude", 0.0, 1.0));
         add_output("src", {MediaFormat::audio(rate, channels, format)});
@@ -69,17 +73,21 @@ protected:
         auto s = get_buffer(0);
         if (!s) return detail::flow_of_get_error(s.error());
         const std::size_t channels = std::size_t(f.channels);
+        float* mono = scratch_.data();
+        fill(mono, frames);
         if (f.sample_format == SampleFormat::f32) {
             auto* out = reinterpret_cast<float*>(s->data());
-            for (std::size_t i = 0; i < frames; ++i) {
-                const float v = next_value();
-                for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
-            }
+            for (std::size_t i = 0; i < frames; ++i)
+                for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = mono[i];
         } else {
             auto* out = reinterpret_cast<std::int16_t*>(s->data());
-            for (std::size_t i = 0; i < frames; ++i) {
-                const std::int16_t v = to_s16(next_value());
-                for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
+            if (channels == 2) {  // the common case, written out so it vectorizes
+                for (std::size_t i = 0; i < frames; ++i) out[2 * i] = out[2 * i + 1] = to_s16(mono[i]);
+            } else {
+                for (std::size_t i = 0; i < frames; ++i) {
+                    const std::int16_t v = to_s16(mono[i]);
+                    for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
+                }
             }
         }
         (void)s->set_size(frames * f.frame_bytes());
@@ -90,14 +98,18 @@ protected:
         return push(0, std::move(*s));
     }
 
-    virtual float next_value() noexcept = 0;
+    // Writes the next `frames` values (amplitude applied) to `out`.
+    virtual void fill(float* out, std::size_t frames) noexcept = 0;
 
     float amplitude_ = 0.5f;
     std::size_t frames_ = 1024;
+    std::vector<float> scratch_;
     std::uint64_t frame_ = 0;
     detail::StreamLimit limit_;
 };
 
+// A phasor rotated by a fixed angle per frame (a multiply-add oscillator) instead of a sin()
+// call per frame; re-anchored to the exact phase at every buffer, so rounding cannot drift.
 class Tone final : public AudioSource {
 public:
     Tone(std::string name, PropertyReader& r) : AudioSource(std::move(name), r) {
@@ -108,15 +120,30 @@ private:
     Status start() override {
         phase_ = 0;
         step_ = 2 * std::numbers::pi * freq_ / output(0).format().rate;
+        step4_cos_ = std::cos(4 * step_);
+        step4_sin_ = std::sin(4 * step_);
         return AudioSource::start();
     }
-    float next_value() noexcept override {
-        const double v = std::sin(phase_);
-        phase_ += step_;
-        if (phase_ > 2 * std::numbers::pi) phase_ -= 2 * std::numbers::pi;  // keeps precision over hours
-        return amplitude_ * float(v);
+    // Four phasors, one per lane, each rotated by four steps per iteration: no dependency between
+    // lanes, so the loop vectorizes. Anchored to the exact phase at every buffer.
+    void fill(float* out, std::size_t frames) noexcept override {
+        double c[4], s[4];
+        for (int k = 0; k < 4; ++k) {
+            c[k] = std::cos(phase_ + k * step_);
+            s[k] = std::sin(phase_ + k * step_);
+        }
+        phase_ = std::fmod(phase_ + step_ * double(frames), 2 * std::numbers::pi);
+        std::size_t i = 0;
+        for (; i + 4 <= frames; i += 4)
+            for (int k = 0; k < 4; ++k) {
+                out[i + k] = amplitude_ * float(s[k]);
+                const double nc = c[k] * step4_cos_ - s[k] * step4_sin_;
+                s[k] = s[k] * step4_cos_ + c[k] * step4_sin_;
+                c[k] = nc;
+            }
+        for (int k = 0; i < frames; ++i, ++k) out[i] = amplitude_ * float(s[k]);
     }
-    double freq_ = 440, phase_ = 0, step_ = 0;
+    double freq_ = 440, phase_ = 0, step_ = 0, step4_cos_ = 1, step4_sin_ = 0;
 };
 
 class Noise final : public AudioSource {
@@ -130,13 +157,15 @@ private:
         state_ = seed_;
         return AudioSource::start();
     }
-    float next_value() noexcept override {
-        // xorshift64*: fast, and the same seed gives the same noise.
-        state_ ^= state_ >> 12;
-        state_ ^= state_ << 25;
-        state_ ^= state_ >> 27;
-        const std::uint64_t r = state_ * 0x2545F4914F6CDD1DULL;
-        return amplitude_ * (float(r >> 40) / float(1 << 23) - 1.0f);
+    void fill(float* out, std::size_t frames) noexcept override {
+        for (std::size_t i = 0; i < frames; ++i) {
+            // xorshift64*: fast, and the same seed gives the same noise.
+            state_ ^= state_ >> 12;
+            state_ ^= state_ << 25;
+            state_ ^= state_ >> 27;
+            const std::uint64_t r = state_ * 0x2545F4914F6CDD1DULL;
+            out[i] = amplitude_ * (float(r >> 40) / float(1 << 23) - 1.0f);
+        }
     }
     std::uint64_t seed_ = 1, state_ = 1;
 };
@@ -170,6 +199,7 @@ private:
     BufferNeeds output_buffers(std::size_t) const override { return {upstream_buffer_bytes(*this, 0), 1}; }
     Status start() override {
         factor_ = float(std::pow(10.0, db_ / 20.0));
+        q16_ = std::int64_t(std::llround(std::pow(10.0, db_ / 20.0) * 65536.0));
         return {};
     }
     Flow process(std::size_t, SampleRef&& in) override {
@@ -191,14 +221,23 @@ private:
             auto* p = reinterpret_cast<float*>(out.data());
             for (std::size_t i = 0; i < n / 4; ++i) p[i] *= factor_;
         } else {
+            // 16.16 fixed point, rounded to nearest: exact to 1 LSB and vectorizable.
             auto* p = reinterpret_cast<std::int16_t*>(out.data());
-            for (std::size_t i = 0; i < n / 2; ++i)
-                p[i] = std::int16_t(std::clamp(std::lrintf(float(p[i]) * factor_), -32768L, 32767L));
+            if (q16_ <= 65536) {  // attenuation: the product fits 32 bits
+                const auto q = std::int32_t(q16_);
+                for (std::size_t i = 0; i < n / 2; ++i) p[i] = std::int16_t((std::int32_t(p[i]) * q + 32768) >> 16);
+            } else {
+                for (std::size_t i = 0; i < n / 2; ++i) {
+                    const std::int64_t v = (std::int64_t(p[i]) * q16_ + 32768) >> 16;
+                    p[i] = std::int16_t(v < -32768 ? -32768 : v > 32767 ? 32767 : v);
+                }
+            }
         }
         return push(0, std::move(out));
     }
     double db_ = 0;
     float factor_ = 1;
+    std::int64_t q16_ = 65536;
 };
 
 class AudioConvert final : public Node {

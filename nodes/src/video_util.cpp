@@ -24,23 +24,47 @@ namespace {
 
 std::uint8_t clamp_u8(int v) noexcept { return std::uint8_t(std::clamp(v, 0, 255)); }
 
+// BT.601 limited range in 8.8 fixed point, the same arithmetic as yuv_to_rgb, with each term
+// looked up once per byte value: the inner loop is then three adds and three clamps per pixel,
+// and the chroma terms are shared by the two pixels of a pair.
+struct YuvTables {
+    int y[256], rv[256], gu[256], gv[256], bu[256];
+    YuvTables() noexcept {
+        for (int i = 0; i < 256; ++i) {
+            y[i] = 298 * (i - 16) + 128;
+            rv[i] = 409 * (i - 128);
+            gu[i] = -100 * (i - 128);
+            gv[i] = -208 * (i - 128);
+            bu[i] = 516 * (i - 128);
+        }
+    }
+};
+const YuvTables kYuv;
+
 // Packed RGB (3 bytes) or RGBA (4 bytes) from I420; the alpha byte, if any, is 255.
 template <int Channels>
 void i420_to_packed(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
     const I420Layout l = I420Layout::of(width, height);
     const std::uint8_t* u_plane = src + l.y_bytes;
     const std::uint8_t* v_plane = u_plane + l.chroma_bytes;
+    const YuvTables& t = kYuv;
     for (std::size_t y = 0; y < l.height; ++y) {
         const std::uint8_t* yrow = src + y * l.width;
         const std::uint8_t* urow = u_plane + (y / 2) * l.chroma_width;
         const std::uint8_t* vrow = v_plane + (y / 2) * l.chroma_width;
         std::uint8_t* out = dst + y * l.width * Channels;
-        for (std::size_t x = 0; x < l.width; ++x, out += Channels) {
-            const Rgb c = yuv_to_rgb({yrow[x], urow[x / 2], vrow[x / 2]});
-            out[0] = c.r;
-            out[1] = c.g;
-            out[2] = c.b;
-            if constexpr (Channels == 4) out[3] = 255;
+        auto put = [](std::uint8_t* px, int luma, int rv, int guv, int bu) {
+            const int r = (luma + rv) >> 8, g = (luma + guv) >> 8, b = (luma + bu) >> 8;
+            px[0] = std::uint8_t(r < 0 ? 0 : r > 255 ? 255 : r);
+            px[1] = std::uint8_t(g < 0 ? 0 : g > 255 ? 255 : g);
+            px[2] = std::uint8_t(b < 0 ? 0 : b > 255 ? 255 : b);
+            if constexpr (Channels == 4) px[3] = 255;
+        };
+        for (std::size_t x = 0; x < l.width; x += 2) {
+            const std::uint8_t u = urow[x / 2], v = vrow[x / 2];
+            const int rv = t.rv[v], guv = t.gu[u] + t.gv[v], bu = t.bu[u];
+            put(out + x * Channels, t.y[yrow[x]], rv, guv, bu);
+            if (x + 1 < l.width) put(out + (x + 1) * Channels, t.y[yrow[x + 1]], rv, guv, bu);
         }
     }
 }
