@@ -28,12 +28,14 @@ nlohmann::json histogram_json(const Histogram& h) {
 
 void print_table(std::ostream& out, const std::vector<ScenarioResult>& results) {
     char line[256];
+    // cycles: decommits (decommit-storm, reconfigure) or graphs built (graph); wake: decommit to a
+    // waiter's return, or for graph the time stop() took.
     std::snprintf(line, sizeof line, "%-15s %10s %9s | %9s %9s %9s %9s | %6s %9s %9s | %s\n", "scenario", "ops",
-                  "Mops/s", "get p50", "p99", "p99.9", "max", "decom", "wake p50", "wake max", "result");
+                  "Mops/s", "get p50", "p99", "p99.9", "max", "cycles", "wake p50", "wake max", "result");
     out << line;
     for (const auto& r : results) {
         const auto& g = r.get_latency;
-        const auto& w = r.wake_latency;
+        const auto& w = r.wake_latency.count() ? r.wake_latency : r.stop_latency;  // graph: stop() times
         std::snprintf(line, sizeof line, "%-15s %10llu %9.2f | %9s %9s %9s %9s | %6llu %9s %9s | %s\n", r.name.c_str(),
                       static_cast<unsigned long long>(r.ops), r.seconds > 0 ? double(r.ops) / r.seconds / 1e6 : 0.0,
                       ns_text(g.quantile(0.5)).c_str(), ns_text(g.quantile(0.99)).c_str(),
@@ -57,6 +59,7 @@ std::string to_json(const Config& config, const std::vector<ScenarioResult>& res
                                   {"ops_per_second", r.seconds > 0 ? double(r.ops) / r.seconds : 0.0},
                                   {"get_buffer", histogram_json(r.get_latency)},
                                   {"decommit_to_wake", histogram_json(r.wake_latency)},
+                                  {"graph_stop", histogram_json(r.stop_latency)},
                                   {"decommits", r.decommits},
                                   {"violations", r.violations},
                                   {"allocator", {{"gets", s.gets}, {"waits", s.waits}, {"timeouts", s.timeouts},
@@ -111,6 +114,7 @@ std::string to_svg(const std::vector<ScenarioResult>& results) {
     };
     for (const auto& r : results) curve(r.get_latency, r.name + " get", false);
     for (const auto& r : results) curve(r.wake_latency, r.name + " wake", true);
+    for (const auto& r : results) curve(r.stop_latency, r.name + " stop()", true);
     s << "<rect x='" << L << "' y='" << T << "' width='" << W - L - R << "' height='" << H - T - B
       << "' fill='none' stroke='black'/>\n</svg>\n";
     return s.str();

@@ -13,6 +13,7 @@
 #include <stop_token>
 #include <thread>
 
+#include <dirent.h>
 #include <unistd.h>
 
 namespace sluice::stress {
@@ -456,10 +457,108 @@ void reconfigure(Run& run, ScenarioResult& result) {
         });
 }
 
+int thread_count() {
+    int n = 0;
+    if (DIR* d = ::opendir("/proc/self/task")) {
+        while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+        ::closedir(d);
+    }
+    return n;
+}
+
+// A random graph of real nodes, as sluice-play would build it.
+std::string random_pipeline(std::mt19937_64& rng) {
+    auto pick = [&](std::uint64_t n) { return rng() % n; };
+    auto audio_source = [&] {
+        const char* kinds[] = {"tone", "noise"};
+        return std::string(kinds[pick(2)]) + " frames=" + std::to_string(32 << pick(5));
+    };
+    std::string text;
+    const std::uint64_t chains = 1 + pick(3);
+    for (std::uint64_t c = 0; c < chains; ++c) {
+        const std::string tag = std::to_string(c);
+        switch (pick(4)) {
+            case 0:  // audio through a gain
+                text += audio_source() + " ! gain db=-" + std::to_string(pick(20)) + " ! nullsink  ";
+                break;
+            case 1:  // a tee to two branches, one converting
+                text += audio_source() + " ! tee name=t" + tag + "  t" + tag + ". ! nullsink  t" + tag +
+                        ". ! audioconvert format=f32 ! nullsink  ";
+                break;
+            case 2:  // two sources into a mixer (same buffer size)
+                text += "tone frames=256 ! m" + tag + ".  noise frames=256 ! m" + tag + ".  mix name=m" + tag +
+                        " ! nullsink  ";
+                break;
+            default:  // video through converters and a scaler
+                text += "videotest width=" + std::to_string(64 + 16 * pick(8)) + " height=" + std::to_string(48 + 16 * pick(4)) +
+                        (pick(2) ? " ! videoconvert format=rgba" : "") + (pick(2) ? " ! scale width=80 height=60" : "") +
+                        " ! nullsink  ";
+        }
+    }
+    return text;
+}
+
+// Random graphs started, paused, flushed and stopped in random order; after every stop every pool
+// must have all its samples back and no thread may be left behind.
+void graph_storm(Run& run, ScenarioResult& result) {
+    using engine::Graph;
+    std::mt19937_64 rng(run.config.seed);
+    const auto t0 = Clock::now();
+    const auto until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(run.config.seconds));
+    { Graph warm; }  // the first graph starts process-wide threads (the allocator's reclaimer)
+    int baseline = -1;
+    std::uint64_t graphs = 0;
+    while (!run.done() && (run.config.ops != 0 || Clock::now() < until)) {
+        const std::string text = random_pipeline(rng);
+        {
+            Graph g;
+            if (Status st = nodes::build_pipeline(g, text); !st) {
+                run.violation("graph: could not build '" + text + "': " + st.message());
+                break;
+            }
+            const bool clocked = rng() % 3 == 0;
+            for (engine::Node* n : g.nodes())
+                if (n->kind() == engine::Node::Kind::render) n->set_clocked(clocked);
+            const int steps = 2 + int(rng() % 8);
+            for (int i = 0; i < steps && !run.done(); ++i) {
+                Status st;
+                switch (rng() % 5) {
+                    case 0: case 1: st = g.run(); break;
+                    case 2: st = g.pause(); break;
+                    case 3: st = g.flush(); break;
+                    default: {
+                        const auto s0 = Clock::now();
+                        st = g.stop();
+                        result.stop_latency.record(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - s0).count()));
+                    }
+                }
+                if (!st) run.violation("graph: operation failed: " + st.message() + " on '" + text + "'");
+                std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+                run.count();
+            }
+            const auto s0 = Clock::now();
+            if (Status st = g.stop(); !st) run.violation("graph: stop failed: " + st.message());
+            result.stop_latency.record(std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - s0).count()));
+            for (const auto& pool : g.stats().pools)
+                if (pool.stats.outstanding != 0 || pool.stats.waiters != 0)
+                    run.violation("graph: pool " + pool.pin + " has " + std::to_string(pool.stats.outstanding) +
+                                  " samples out and " + std::to_string(pool.stats.waiters) + " waiters after stop, on '" + text + "'");
+            while (auto e = g.poll_event())
+                if (e->type == engine::Event::Type::error || e->type == engine::Event::Type::stop_stuck)
+                    run.violation("graph: " + std::string(engine::to_string(e->type)) + ": " + e->message + " on '" + text + "'");
+        }
+        const int threads = thread_count();
+        if (baseline < 0) baseline = threads;
+        else if (threads > baseline) run.violation("graph: " + std::to_string(threads - baseline) + " threads left behind by '" + text + "'");
+        ++graphs;
+    }
+    result.decommits = graphs;  // shown in the table's count column for this scenario
+}
+
 }  // namespace
 
 const std::vector<std::string>& scenario_names() {
-    static const std::vector<std::string> names{"handoff", "contend", "decommit-storm", "share", "reconfigure"};
+    static const std::vector<std::string> names{"handoff", "contend", "decommit-storm", "share", "reconfigure", "graph"};
     return names;
 }
 
@@ -482,6 +581,7 @@ ScenarioResult run_scenario(std::string_view name, const Config& config) {
     else if (name == "decommit-storm") decommit_storm(run, result);
     else if (name == "share") share(run);
     else if (name == "reconfigure") reconfigure(run, result);
+    else if (name == "graph") graph_storm(run, result);
     else {
         result.violations.push_back("unknown scenario");
         return result;

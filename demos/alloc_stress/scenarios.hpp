@@ -22,7 +22,7 @@ struct Config {
     std::size_t bytes = 4096;
     std::size_t alignment = 64;
     int numa_node = -1;
-    double seconds = 2.0;      // per scenario, unless ops is set
+    double seconds = 1.7;      // per scenario, unless ops is set (six scenarios: about 10 s)
     std::uint64_t ops = 0;     // stop after this many operations (all threads together)
     std::uint64_t seed = 1;
     bool checked = true;       // guard bytes and poisoning in the allocator
@@ -35,6 +35,7 @@ struct ScenarioResult {
     std::uint64_t ops = 0;
     Histogram get_latency;     // ns per successful get_buffer
     Histogram wake_latency;    // ns from decommit() to a waiter's return
+    Histogram stop_latency;    // graph scenario: ns a Graph::stop() took
     std::uint64_t decommits = 0;
     std::vector<std::string> violations;
     AllocatorStats final_stats;
