@@ -53,12 +53,12 @@ deadline=$(( started + measure_budget ))
 busy_seconds() {
   awk -v hz="$hz" 'NR == 1 { printf "%.3f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
 }
-# CPU seconds this shell's finished children have used. `times` must run in this shell, not in
-# a $(...) subshell, whose own children would be counted instead.
+# Sets $children to the CPU seconds this shell's finished children have used. `times` must run
+# in this shell: in a $(...) subshell it would report the subshell's own children, none.
 children_seconds() {
   times > "$tmp/times"
-  awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } printf "%.3f\n", t }' \
-    "$tmp/times"
+  children=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+    printf "%.3f\n", t }' "$tmp/times")
 }
 # Percent idle over the next second.
 idle_percent() {
@@ -86,11 +86,11 @@ for s in "${scenarios[@]}"; do
   best=""
   for attempt in 1 2 3; do
     wait_for_quiet
-    b0=$(busy_seconds); c0=$(children_seconds); t0=$(date +%s.%N)
+    b0=$(busy_seconds); children_seconds; c0=$children; t0=$(date +%s.%N)
     "$bin/sluice-bench" --benchmark_filter="^${s}_" --benchmark_repetitions=5 --benchmark_min_time=0.5 \
       --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true \
       --benchmark_out="$tmp/$s.$attempt.json" --benchmark_out_format=json | grep -v '^\*\*\*WARNING'
-    b1=$(busy_seconds); c1=$(children_seconds); t1=$(date +%s.%N)
+    b1=$(busy_seconds); children_seconds; c1=$children; t1=$(date +%s.%N)
     # Busy time of the whole machine minus our own, as a share of all CPUs over the wall time.
     pct=$(awk -v b="$b0 $b1" -v c="$c0 $c1" -v t="$t0 $t1" -v cpus="$cpus" 'BEGIN {
       split(b, B, " "); split(c, C, " "); split(t, T, " ");

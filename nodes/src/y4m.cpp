@@ -5,6 +5,8 @@
 // Our own reader rather than libavformat: errors must name the byte offset where a file goes
 // wrong, the header is checked before the graph is built (so negotiation knows the size and
 // rate), and streaming reads straight into pool samples without allocating.
+#include <sluice/nodes/y4m.hpp>
+
 #include "common.hpp"
 #include "specs.hpp"
 #include "video_util.hpp"
@@ -35,17 +37,7 @@ constexpr std::size_t kMaxHeader = 4096;       // stream header line, '\n' inclu
 constexpr std::size_t kMaxFrameHeader = 1024;  // "FRAME" line with its optional parameters
 constexpr std::size_t kReadBuffer = 64 * 1024;
 
-struct Y4mHeader {
-    int width = 0;
-    int height = 0;
-    Fraction fps{};
-    std::size_t bytes = 0;  // length of the header line with its '\n': where the first FRAME starts
-};
-
-struct ParseError {
-    std::uint64_t offset = 0;
-    std::string what;
-};
+using ParseError = Y4mParseError;
 
 // Up to 32 bytes of `s` for a message, non-printable bytes as '?'.
 std::string printable(std::string_view s) {
@@ -61,9 +53,9 @@ bool positive(std::string_view s, std::int64_t& out) {
     return ec == std::errc() && end == s.data() + s.size() && out > 0;
 }
 
-// Parses the stream header at the start of `head` (the first bytes of the file; `whole_file`
-// when the file holds no more). Pure, so it can be fuzzed and tested on its own.
-std::optional<ParseError> parse_y4m_header(std::string_view head, bool whole_file, Y4mHeader& out) {
+}  // namespace
+
+std::optional<Y4mParseError> parse_y4m_header(std::string_view head, bool whole_file, Y4mHeader& out) {
     if (head.size() <= kMagic.size() || !head.starts_with(kMagic) ||
         (head[kMagic.size()] != ' ' && head[kMagic.size()] != '\n'))
         return ParseError{0, "not a YUV4MPEG2 file (it must start with \"YUV4MPEG2 \")"};
@@ -116,6 +108,8 @@ std::optional<ParseError> parse_y4m_header(std::string_view head, bool whole_fil
     out = {int(width), int(height), {int(num), int(den)}, end + 1};
     return std::nullopt;
 }
+
+namespace {
 
 // Reads up to `capacity` bytes from the start of `fd` into `buf`; returns the count, or -errno.
 std::int64_t read_head(int fd, char* buf, std::size_t capacity) noexcept {

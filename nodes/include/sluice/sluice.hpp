@@ -15,3 +15,4 @@
 #include <sluice/nodes/pipeline.hpp>
 #include <sluice/nodes/registry.hpp>
 #include <sluice/nodes/wav.hpp>
+#include <sluice/nodes/y4m.hpp>

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The YUV4MPEG2 stream-header parser behind `y4msrc`, public for tests and fuzzing.
+
+#include <sluice/engine/format.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice::nodes {
+
+struct Y4mHeader {
+    int width = 0;
+    int height = 0;
+    engine::Fraction fps{};
+    std::size_t bytes = 0;  // length of the header line with its '\n': where the first FRAME starts
+};
+
+struct Y4mParseError {
+    std::uint64_t offset = 0;  // byte of the file where it goes wrong
+    std::string what;
+};
+
+// Parses the stream header at the start of `head` (the first bytes of the file; `whole_file`
+// when the file holds no more). Only 8-bit 4:2:0 streams are accepted. Reads only within `head`.
+// Any thread; allocates only the error text.
+std::optional<Y4mParseError> parse_y4m_header(std::string_view head, bool whole_file, Y4mHeader& out);
+
+}  // namespace sluice::nodes
