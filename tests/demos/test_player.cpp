@@ -54,6 +54,17 @@ TEST_CASE("Player.Errors.BadInputExitsTwoWithOneLine" * doctest::timeout(120)) {
         {"'tone'", "pin tone0.src is not linked"},
         {"--duration -3 'tone ! nullsink'", "--duration"},
         {"--realtime --no-realtime 'tone ! nullsink'", "contradict"},
+        {"'videotest width=0 ! nullsink'", "property width='0'"},
+        {"'tone channels=-1 ! nullsink'", "property channels='-1' is out of range"},
+        {"'tone frames=99999999999 ! nullsink'", "property frames='99999999999' is out of range"},
+        {"'tone rate=0 ! nullsink'", "property rate='0' is out of range"},
+        {"'scale width=100000 height=10 ! nullsink'", "width"},
+        {"'tone ! tee name=t t. ! nullsink t. ! videoconvert ! nullsink'", "cannot link"},
+        {"'y4msrc path=/dev/null ! nullsink'", "/dev/null"},
+        {"'wavsrc path=/etc/hostname ! nullsink'", "/etc/hostname: byte"},
+        {"'tone ! wavsink'", "property path is required"},
+        {"'\"'", "unterminated quote"},
+        {"--num-buffers -5 'tone ! nullsink'", "--num-buffers"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.args);
