@@ -98,6 +98,8 @@ nlohmann::json stats_json(const GraphStats& s, const std::string& ended_by, int 
                             {"drops", n.drops},            {"late", n.late},
                             {"deadline_misses", n.deadline_misses}, {"max_lateness_ms", double(n.max_lateness_ns) / 1e6},
                             {"position_s", seconds(n.position_ns)}};
+    for (const auto& [name, extra] : s.node_extras)
+        for (const auto& [key, value] : extra) j["nodes"][name][key] = value;
     for (const auto& p : s.pools)
         j["pools"][p.pin] = {{"buffers", p.properties.buffers},   {"buffer_bytes", p.properties.buffer_bytes},
                              {"alignment", p.properties.alignment}, {"needed", p.needed},

@@ -581,6 +581,7 @@ GraphStats Graph::stats() const {
     std::lock_guard lock(impl_->control);
     for (const auto& n : impl_->nodes) {
         s.nodes.emplace_back(n->name(), n->stats());
+        if (auto extra = n->extra_stats(); !extra.empty()) s.node_extras.emplace_back(n->name(), std::move(extra));
         for (std::size_t o = 0; o < n->output_count(); ++o) {
             const OutputPin& out = n->output(o);
             const auto it = impl_->needed.find(&out);

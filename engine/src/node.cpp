@@ -42,6 +42,7 @@ NodeStats Node::stats() const noexcept {
             counters_.position.load(std::memory_order_relaxed)};
 }
 
+std::vector<std::pair<std::string, std::uint64_t>> Node::extra_stats() const { return {}; }
 bool Node::passes_through(std::size_t, std::size_t) const { return false; }
 bool Node::request_output() { return false; }
 bool Node::request_input() { return false; }

@@ -28,5 +28,8 @@ NodeSpec y4msrc_spec();
 NodeSpec y4msink_spec();
 // png.cpp
 NodeSpec pngsink_spec();
+// rtp.cpp
+NodeSpec rtpsrc_spec();
+NodeSpec rtpsink_spec();
 
 }  // namespace sluice::nodes

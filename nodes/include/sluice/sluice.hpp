@@ -16,3 +16,4 @@
 #include <sluice/nodes/registry.hpp>
 #include <sluice/nodes/wav.hpp>
 #include <sluice/nodes/y4m.hpp>
+#include <sluice/nodes/rtp.hpp>

@@ -64,6 +64,7 @@ struct GraphStats {
     State state = State::stopped;
     std::int64_t running_time_ns = 0;
     std::vector<std::pair<std::string, NodeStats>> nodes;
+    std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::uint64_t>>>> node_extras;
     std::vector<PoolReport> pools;
     std::chrono::nanoseconds last_stop{0};  // how long the last stop() took
 };

@@ -159,6 +159,9 @@ public:
 
     // Counters, readable from any thread while the graph runs.
     NodeStats stats() const noexcept;
+    // Counters of the node's own (packets lost, frames written...), by name. Any thread;
+    // allocates. Default: none.
+    virtual std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const;
 
     void set_thread_options(ThreadOptions o) noexcept { thread_options_ = o; }
     ThreadOptions thread_options() const noexcept { return thread_options_; }

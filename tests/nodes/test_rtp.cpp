@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+// RTP: the packet parser, sluice-to-sluice over loopback, bad packets, prompt stop while
+// receiving, and interoperation with GStreamer (rtpL16pay / rtpL16depay) both ways.
+#include "../support.hpp"
+
+#include <doctest/doctest.h>
+#include <sluice/sluice.hpp>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using namespace sluice;
+using namespace sluice::engine;
+using test::TempDir;
+
+namespace {
+
+// A port unlikely to collide with a parallel test.
+int random_port() {
+    static std::mt19937 rng(std::random_device{}());
+    return 20000 + int(rng() % 20000);
+}
+
+std::uint64_t extra(const Graph& g, const std::string& node, const std::string& key) {
+    for (const auto& [name, values] : g.stats().node_extras)
+        if (name == node)
+            for (const auto& [k, v] : values)
+                if (k == key) return v;
+    return ~std::uint64_t(0);
+}
+
+void send_datagram(int port, const std::vector<std::uint8_t>& bytes) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(std::uint16_t(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    (void)::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    ::close(fd);
+}
+
+std::vector<std::uint8_t> packet(std::uint16_t seq, std::uint32_t ts, std::uint32_t ssrc, std::size_t payload,
+                                 std::uint8_t pt = 96) {
+    std::vector<std::uint8_t> p(12 + payload, 0);
+    nodes::write_rtp_header(p.data(), pt, false, seq, ts, ssrc);
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("Rtp.Parser.HeaderFieldsAndMalformedPackets") {
+    auto p = packet(0xBEEF, 0x01020304, 0xCAFEBABE, 8, 11);
+    p[1] |= 0x80;
+    auto parsed = nodes::parse_rtp_packet(p);
+    REQUIRE(parsed);
+    CHECK(parsed->sequence == 0xBEEF);
+    CHECK(parsed->timestamp == 0x01020304);
+    CHECK(parsed->ssrc == 0xCAFEBABE);
+    CHECK(parsed->payload_type == 11);
+    CHECK(parsed->marker);
+    CHECK(parsed->payload.size() == 8);
+    // CSRC list, header extension and padding are skipped.
+    std::vector<std::uint8_t> q = packet(1, 2, 3, 0);
+    q[0] |= 0x02 | 0x10 | 0x20;                                 // 2 CSRC, extension, padding
+    q.insert(q.end(), 8, 0);                                    // CSRCs
+    q.insert(q.end(), {0xAB, 0xCD, 0x00, 0x01, 1, 2, 3, 4});    // extension of 1 word
+    q.insert(q.end(), {9, 9, 9, 9});                            // payload
+    q.insert(q.end(), {0, 0, 3});                               // 3 bytes of padding
+    parsed = nodes::parse_rtp_packet(q);
+    REQUIRE(parsed);
+    CHECK(parsed->payload.size() == 4);
+    CHECK(parsed->payload[0] == 9);
+    // Every truncation of that packet is refused or parsed within bounds.
+    for (std::size_t n = 0; n < q.size(); ++n) {
+        auto r = nodes::parse_rtp_packet({q.data(), n});
+        if (r) CHECK(r->payload.data() + r->payload.size() <= q.data() + n);
+    }
+    auto v1 = packet(1, 2, 3, 4);
+    v1[0] = 0x40;  // version 1
+    CHECK_FALSE(nodes::parse_rtp_packet(v1));
+    auto bad_pad = packet(1, 2, 3, 4);
+    bad_pad[0] |= 0x20;
+    bad_pad.back() = 200;  // more padding than payload
+    CHECK_FALSE(nodes::parse_rtp_packet(bad_pad));
+}
+
+TEST_CASE("Rtp.Loopback.ToneSurvivesTheRoundTrip" * doctest::timeout(60)) {
+    TempDir dir;
+    const int port = random_port();
+    Graph rx;
+    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(port) + " timeout=400 latency=20 ! wavsink path=" + (dir / "rx.wav")));
+    REQUIRE(rx.run());
+    Graph tx;
+    REQUIRE(nodes::build_pipeline(tx, "tone freq=440 frames=480 num-buffers=100 ! rtpsink port=" + std::to_string(port)));
+    for (Node* n : tx.nodes())
+        if (n->kind() == Node::Kind::render) n->set_clocked(true);  // paced like a live sender
+    REQUIRE(tx.run());
+    REQUIRE(tx.wait_until_ended(10s));
+    REQUIRE(tx.stop());
+    REQUIRE(rx.wait_until_ended(10s));  // ends by the receive timeout
+    REQUIRE(rx.stop());
+    // 480 stereo frames are 1920 bytes: two packets each under the 1400-byte MTU.
+    CHECK(extra(tx, "rtpsink0", "packets_sent") == 200);
+    CHECK(extra(rx, "rtpsrc0", "packets_received") == 200);
+    CHECK(extra(rx, "rtpsrc0", "packets_lost") == 0);
+    const auto samples = test::decode_mono(dir / "rx.wav");
+    CHECK(samples.size() == 48000);
+    CHECK(test::dominant_frequency(samples, 48000) == doctest::Approx(440).epsilon(1.0 / 440));
+}
+
+TEST_CASE("Rtp.Receive.BadPacketsCountedGapsBecomeSilence" * doctest::timeout(60)) {
+    TempDir dir;
+    const int port = random_port();
+    Graph rx;
+    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(port) + " timeout=300 latency=20 channels=1 pt=96 ! wavsink path=" +
+                                          (dir / "rx.wav")));
+    REQUIRE(rx.run());
+    std::this_thread::sleep_for(50ms);
+    const std::uint32_t ssrc = 1234;
+    for (std::uint16_t seq = 0; seq < 10; ++seq) {
+        if (seq == 4) continue;  // lost
+        send_datagram(port, packet(seq, seq * 100u, ssrc, 200));
+        std::this_thread::sleep_for(2ms);
+    }
+    send_datagram(port, {1, 2, 3});                    // too short
+    send_datagram(port, packet(10, 1000, 999, 200));  // another sender
+    send_datagram(port, packet(11, 1100, ssrc, 200, 8));  // wrong payload type
+    send_datagram(port, packet(12, 1200, ssrc, 201));     // half a frame
+    send_datagram(port, packet(2, 200, ssrc, 200));        // late: already played
+    std::vector<std::uint8_t> huge(60000, 0x80);
+    send_datagram(port, huge);                             // version bits wrong, absurd size
+    REQUIRE(rx.wait_until_ended(10s));
+    REQUIRE(rx.stop());
+    CHECK(extra(rx, "rtpsrc0", "packets_received") == 10);  // 9 good + the late one
+    CHECK(extra(rx, "rtpsrc0", "packets_lost") == 1);
+    CHECK(extra(rx, "rtpsrc0", "packets_late") == 1);
+    CHECK(extra(rx, "rtpsrc0", "packets_foreign") == 1);
+    CHECK(extra(rx, "rtpsrc0", "packets_malformed") == 4);
+    // The gap is filled: 10 packets of 100 frames each.
+    CHECK(test::decode_mono(dir / "rx.wav").size() == 1000);
+}
+
+TEST_CASE("Rtp.Stop.PromptWhileBlockedInReceive" * doctest::timeout(30)) {
+    Graph rx;
+    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(random_port()) + " ! nullsink"));
+    for (int i = 0; i < 20; ++i) {
+        REQUIRE(rx.run());
+        std::this_thread::sleep_for(20ms);  // nothing arrives: the thread waits in a receive
+        REQUIRE(rx.stop());
+        CHECK(rx.stats().last_stop < 500ms);
+    }
+}
+
+TEST_CASE("Rtp.Errors.BadHostAndPortInUse") {
+    Graph a;
+    REQUIRE(nodes::build_pipeline(a, "tone ! rtpsink host=not-an-address"));
+    Status st = a.run();
+    CHECK(st.message().find("'not-an-address' is not an IP address") != std::string::npos);
+    const int port = random_port();
+    Graph b, c;
+    REQUIRE(nodes::build_pipeline(b, "rtpsrc port=" + std::to_string(port) + " ! nullsink"));
+    REQUIRE(nodes::build_pipeline(c, "rtpsrc port=" + std::to_string(port) + " ! nullsink"));
+    REQUIRE(b.run());
+    // SO_REUSEADDR lets a second UDP socket bind on Linux only with SO_REUSEPORT; without it the
+    // port is in use.
+    Status in_use = c.run();
+    CHECK_FALSE(in_use);
+    CHECK(in_use.message().find("cannot listen on UDP port " + std::to_string(port)) != std::string::npos);
+    REQUIRE(b.stop());
+}
+
+TEST_CASE("Rtp.Interop.GStreamerSendsSluiceRecords" * doctest::timeout(120)) {
+    if (test::run("gst-inspect-1.0 rtpL16pay").exit_code != 0) {
+        MESSAGE("GStreamer's rtpL16pay is not installed; .ci/install-deps installs it");
+        CHECK(false);
+        return;
+    }
+    TempDir dir;
+    const int port = random_port();
+    Graph rx;
+    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(port) + " rate=48000 channels=2 timeout=500 ! wavsink path=" +
+                                          (dir / "rx.wav")));
+    REQUIRE(rx.run());
+    auto sent = test::run("gst-launch-1.0 -q audiotestsrc freq=440 num-buffers=100 samplesperbuffer=480 is-live=true ! "
+                          "audio/x-raw,format=S16LE,rate=48000,channels=2 ! audioconvert ! rtpL16pay ! udpsink host=127.0.0.1 port=" +
+                          std::to_string(port));
+    REQUIRE(sent.exit_code == 0);
+    REQUIRE(rx.wait_until_ended(10s));
+    REQUIRE(rx.stop());
+    MESSAGE("GStreamer -> sluice: received " << extra(rx, "rtpsrc0", "packets_received") << ", lost "
+                                              << extra(rx, "rtpsrc0", "packets_lost") << ", late "
+                                              << extra(rx, "rtpsrc0", "packets_late"));
+    CHECK(extra(rx, "rtpsrc0", "packets_lost") == 0);
+    const auto samples = test::decode_mono(dir / "rx.wav");
+    CHECK(samples.size() >= 47000);
+    CHECK(test::dominant_frequency(samples, 48000) == doctest::Approx(440).epsilon(1.0 / 440));
+}
+
+TEST_CASE("Rtp.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)) {
+    if (test::run("gst-inspect-1.0 rtpL16depay").exit_code != 0) {
+        MESSAGE("GStreamer's rtpL16depay is not installed; .ci/install-deps installs it");
+        CHECK(false);
+        return;
+    }
+    TempDir dir;
+    const int port = random_port();
+    const std::string wav = dir / "gst.wav";
+    // GStreamer records until it gets EOS; -e turns our SIGINT into one, so wavenc finishes.
+    const std::string gst = "gst-launch-1.0 -q -e udpsrc port=" + std::to_string(port) +
+                            " caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=L16,channels=2,payload=96\" ! "
+                            "rtpjitterbuffer latency=50 ! rtpL16depay ! audioconvert ! wavenc ! filesink location=" + wav;
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::execl("/bin/sh", "sh", "-c", ("exec " + gst).c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(1s);  // let it bind
+    Graph tx;
+    REQUIRE(nodes::build_pipeline(tx, "tone freq=440 frames=480 num-buffers=200 ! rtpsink pt=96 port=" + std::to_string(port)));
+    for (Node* n : tx.nodes())
+        if (n->kind() == Node::Kind::render) n->set_clocked(true);
+    REQUIRE(tx.run());
+    REQUIRE(tx.wait_until_ended(10s));
+    REQUIRE(tx.stop());
+    std::this_thread::sleep_for(500ms);
+    ::kill(child, SIGINT);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    const auto samples = test::decode_mono(wav);
+    MESSAGE("sluice -> GStreamer: " << samples.size() << " frames recorded of 96000 sent");
+    CHECK(samples.size() >= 90000);
+    CHECK(test::dominant_frequency(samples, 48000) == doctest::Approx(440).epsilon(1.0 / 440));
+}
