@@ -88,7 +88,7 @@ std::string progress_line(const GraphStats& s, const Graph& graph, double elapse
     return line;
 }
 
-nlohmann::json stats_json(const GraphStats& s, const std::string& ended_by, int exit_code) {
+nlohmann::json stats_json(const Graph& graph, const GraphStats& s, const std::string& ended_by, int exit_code) {
     nlohmann::json j;
     j["ended_by"] = ended_by;
     j["exit_code"] = exit_code;
@@ -97,7 +97,11 @@ nlohmann::json stats_json(const GraphStats& s, const std::string& ended_by, int 
         j["nodes"][name] = {{"samples_in", n.samples_in},  {"samples_out", n.samples_out},
                             {"drops", n.drops},            {"late", n.late},
                             {"deadline_misses", n.deadline_misses}, {"max_lateness_ms", double(n.max_lateness_ns) / 1e6},
-                            {"position_s", seconds(n.position_ns)}};
+                            {"lateness_p999_ms", double(n.lateness_p999_ns) / 1e6}, {"position_s", seconds(n.position_ns)}};
+    for (const Node* n : graph.nodes())
+        if (n->clocked())
+            for (const auto& [upper, count] : n->lateness().buckets())
+                j["nodes"][n->name()]["lateness_histogram_ns"].push_back({upper, count});
     for (const auto& [name, extra] : s.node_extras)
         for (const auto& [key, value] : extra) j["nodes"][name][key] = value;
     for (const auto& p : s.pools)
@@ -116,6 +120,7 @@ int main(int argc, char** argv) {
     double duration = -1;
     std::int64_t num_buffers = -1;
     std::string stats_path;
+    int rt_priority = 0;
 
     CLI::App app{"sluice-play: play a Sluice graph written as a pipeline, e.g.\n"
                  "  sluice-play 'tone freq=440 ! gain db=-6 ! wavsink path=a.wav'\n"
@@ -132,6 +137,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(std::int64_t(0), INT64_MAX));
     app.add_flag("--realtime", realtime, "Present every sample at its time on the clock (renders wait)");
     app.add_flag("--no-realtime", no_realtime, "As fast as possible (the default)");
+    app.add_option("--rt-priority", rt_priority, "Run sources' streaming threads at this SCHED_FIFO priority (1-99)")
+        ->check(CLI::Range(1, 99));
     app.add_option("--stats-json", stats_path, "Write final per-node and per-pool statistics to this file");
     app.add_flag("-q,--quiet", quiet, "No progress line");
     try {
@@ -168,8 +175,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (duration >= 0) graph.set_media_duration(std::int64_t(duration * 1e9));
-    for (Node* n : graph.nodes())
+    for (Node* n : graph.nodes()) {
         if (n->kind() == Node::Kind::render) n->set_clocked(realtime);
+        if (n->kind() == Node::Kind::source && rt_priority > 0) n->set_thread_options({.priority = rt_priority, .cpu = -1});
+    }
 
     struct sigaction sa {};
     sa.sa_handler = on_signal;
@@ -243,7 +252,7 @@ int main(int argc, char** argv) {
     }
     if (!stats_path.empty()) {
         std::ofstream out(stats_path);
-        out << stats_json(stats, ended_by, code).dump(2) << "\n";
+        out << stats_json(graph, stats, ended_by, code).dump(2) << "\n";
         if (!out) {
             std::fprintf(stderr, "sluice-play: %s: cannot write the statistics\n", stats_path.c_str());
             return code != 0 ? code : 2;

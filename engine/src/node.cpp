@@ -39,7 +39,7 @@ NodeStats Node::stats() const noexcept {
     return {counters_.in.load(std::memory_order_relaxed),     counters_.out.load(std::memory_order_relaxed),
             counters_.drops.load(std::memory_order_relaxed),  counters_.late.load(std::memory_order_relaxed),
             counters_.misses.load(std::memory_order_relaxed), counters_.max_lateness.load(std::memory_order_relaxed),
-            counters_.position.load(std::memory_order_relaxed)};
+            lateness_.quantile(0.999),                        counters_.position.load(std::memory_order_relaxed)};
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> Node::extra_stats() const { return {}; }
@@ -118,6 +118,7 @@ Flow Node::present(const SampleRef& sample) noexcept {
                 if (lateness > 1'000'000) counters_.late.fetch_add(1, std::memory_order_relaxed);
                 if (sample.stop_time() != kNoTime && lateness > sample.stop_time() - sample.start_time())
                     counters_.misses.fetch_add(1, std::memory_order_relaxed);
+                lateness_.record(lateness);
                 if (lateness > counters_.max_lateness.load(std::memory_order_relaxed))
                     counters_.max_lateness.store(lateness, std::memory_order_relaxed);
                 return Flow::ok;

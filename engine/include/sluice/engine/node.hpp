@@ -27,6 +27,7 @@
 #include <sluice/allocators/sample_allocator.hpp>
 #include <sluice/engine/clock.hpp>
 #include <sluice/engine/format.hpp>
+#include <sluice/engine/lateness.hpp>
 #include <sluice/engine/status.hpp>
 
 #include <atomic>
@@ -72,6 +73,7 @@ struct NodeStats {
     std::uint64_t late = 0;              // clocked renders: samples presented more than 1 ms late
     std::uint64_t deadline_misses = 0;   // clocked renders: samples later than their own duration
     std::int64_t max_lateness_ns = 0;    // clocked renders: worst lateness seen
+    std::int64_t lateness_p999_ns = 0;   // clocked renders: 99.9th percentile of lateness
     std::int64_t position_ns = kNoTime;  // stop time of the last sample handed to process()
 };
 
@@ -159,6 +161,8 @@ public:
 
     // Counters, readable from any thread while the graph runs.
     NodeStats stats() const noexcept;
+    // Clocked renders: the distribution of lateness since start. Any thread.
+    const LatenessHistogram& lateness() const noexcept { return lateness_; }
     // Counters of the node's own (packets lost, frames written...), by name. Any thread;
     // allocates. Default: none.
     virtual std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const;
@@ -247,6 +251,7 @@ private:
     bool clocked_ = false;
     Graph* graph_ = nullptr;
     Counters counters_;
+    LatenessHistogram lateness_;
 };
 
 }  // namespace sluice::engine
