@@ -117,7 +117,7 @@ struct SampleAllocator::Control {
 SampleAllocator::SampleAllocator() : control_(std::make_unique<Control>()) {
 #ifndef NDEBUG
     // relaxed: no other thread can see the allocator yet.
-    ledger_on_.store(true, std::memory_order_relaxed);
+    get_extras_.store(kLedgerBit, std::memory_order_relaxed);
 #endif
 }
 
@@ -298,6 +298,10 @@ std::error_code SampleAllocator::commit() {
         }
     }
 
+    // relaxed: published by the head store below, which every get acquires.
+    if (props.checked) get_extras_.fetch_or(kCheckedBit, std::memory_order_relaxed);
+    else get_extras_.fetch_and(std::uint8_t(~kCheckedBit), std::memory_order_relaxed);
+
     // acquire-free: only this thread changes a decommitted head (pushes and pops leave it alone).
     const std::uint64_t old = head_.load(std::memory_order_relaxed);
     // release: publishes the headers, the pool record and slots_ to every get that acquires it.
@@ -424,6 +428,16 @@ void SampleAllocator::wake_one() noexcept {
 }
 
 namespace {
+constexpr int kSpins = 100;  // about 1-4 us of PAUSE, depending on the core
+
+inline void spin_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
 struct WakeAll {
     std::atomic<std::uint32_t>* word;
     void operator()() const noexcept {
@@ -442,6 +456,18 @@ Result<SampleRef> SampleAllocator::get_slow(std::int64_t deadline_ns, const std:
         // relaxed: a statistic.
         refused_.fetch_add(1, std::memory_order_relaxed);
         return unexpected(Errc::not_committed);
+    }
+    // Spin a little before sleeping: in a producer/consumer hand-off the buffer usually comes back
+    // within a microsecond or two, far sooner than a futex sleep and wake-up would take.
+    for (int spin = 0; spin < kSpins; ++spin) {
+        spin_pause();
+        if (SampleHeader* h = try_pop(std::memory_order_acquire, why)) return hand_out(h, holder);
+        if (why == PopFailure::decommitted) {
+            // relaxed: a statistic.
+            refused_.fetch_add(1, std::memory_order_relaxed);
+            return unexpected(Errc::not_committed);
+        }
+        if (stop != nullptr && stop->stop_requested()) break;
     }
     // relaxed: a statistic.
     waits_.fetch_add(1, std::memory_order_relaxed);
@@ -496,19 +522,20 @@ void SampleAllocator::record_holder(SampleHeader* h, const char* holder) noexcep
 
 void SampleAllocator::set_ledger_enabled(bool on) noexcept {
     // relaxed: gets pick the switch up on their next call; nothing else depends on it.
-    ledger_on_.store(on, std::memory_order_relaxed);
+    if (on) get_extras_.fetch_or(kLedgerBit, std::memory_order_relaxed);
+    else get_extras_.fetch_and(std::uint8_t(~kLedgerBit), std::memory_order_relaxed);
 }
 
 bool SampleAllocator::ledger_enabled() const noexcept {
     // relaxed: as above.
-    return ledger_on_.load(std::memory_order_relaxed);
+    return (get_extras_.load(std::memory_order_relaxed) & kLedgerBit) != 0;
 }
 
 std::vector<LedgerEntry> SampleAllocator::ledger() const {
     std::lock_guard lock(control_->mutex);
     std::vector<LedgerEntry> entries;
     // relaxed: as in set_ledger_enabled. Holders and times are only recorded while it is on.
-    const bool recording = ledger_on_.load(std::memory_order_relaxed);
+    const bool recording = (get_extras_.load(std::memory_order_relaxed) & kLedgerBit) != 0;
     const std::int64_t now = steady_now_ns();
     for (const detail::PoolImpl* pool : control_->pools) {
         // acquire: a drained pool's headers may be recycled by the next commit (not while we
@@ -586,7 +613,7 @@ void SampleRef::discard() noexcept {
 
 void SampleRef::set_holder(const char* holder) noexcept {
     // relaxed: the ledger switch and entries are diagnostics.
-    if (header_ != nullptr && header_->pool->owner->ledger_on_.load(std::memory_order_relaxed))
+    if (header_ != nullptr && (header_->pool->owner->get_extras_.load(std::memory_order_relaxed) & SampleAllocator::kLedgerBit))
         header_->holder.store(holder, std::memory_order_relaxed);
 }
 

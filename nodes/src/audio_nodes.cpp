@@ -292,7 +292,8 @@ private:
 };
 
 // Mix: N audio inputs of one format into one output, sample by sample. Each input has a slot;
-// the thread whose sample completes the set mixes and pushes. A thread whose slot is still full
+// the thread whose sample completes the set mixes and pushes, then frees the slots (so pushes
+// downstream are serialised even though they come from different sources' threads). A thread whose slot is still full
 // waits (a futex, woken by the mix, by unblock() on stop/flush, or by its stop token), which is
 // what keeps fast sources in step with slow ones. An input at end of stream counts as silence.
 class Mix final : public Node {
@@ -446,8 +447,11 @@ private:
         }
         (void)out.set_size(bytes);
         if (first) out.set_times(first->start_time(), first->stop_time());
+        // Push before the slots are freed: the next set cannot complete (on another thread) until
+        // this push has returned, so the node downstream never runs on two threads at once.
+        const Flow flow = push(0, std::move(out));
         release_slots(live);
-        return push(0, std::move(out));
+        return flow;
     }
 
     void release_slots(std::size_t live) noexcept {

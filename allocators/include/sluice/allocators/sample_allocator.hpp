@@ -61,7 +61,7 @@ struct AllocatorStats {
     std::size_t outstanding = 0;     // samples held by someone now, of every epoch
     std::size_t waiters = 0;         // threads blocked in get_buffer now
     std::uint64_t gets = 0;          // samples handed out, all epochs
-    std::uint64_t waits = 0;         // get_buffer calls that found the pool empty and waited
+    std::uint64_t waits = 0;         // get_buffer calls that found the pool empty and slept
     std::uint64_t timeouts = 0;      // waits that ended in Errc::timeout
     std::uint64_t cancels = 0;       // waits that ended in Errc::cancelled
     std::uint64_t refused = 0;       // gets answered Errc::not_committed
@@ -187,8 +187,9 @@ private:
 
     // --- Line 2: read by hot paths, written only by control operations.
     alignas(detail::kCacheLineSize) detail::SampleHeader* slots_ = nullptr;  // the arena, fixed
-    std::atomic<bool> ledger_on_{false};
-    std::atomic<bool> checked_{false};
+    // kLedgerBit | kCheckedBit: the per-get extras, one load on the fast path decides both.
+    std::atomic<std::uint8_t> get_extras_{0};
+    static constexpr std::uint8_t kLedgerBit = 1, kCheckedBit = 2;
 
     // --- Line 3: retirement bookkeeping, written by last releases of retired epochs.
     alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> live_retired_{0};  // futex word
@@ -233,8 +234,10 @@ inline detail::SampleHeader* SampleAllocator::try_pop(std::memory_order order, P
         // acquire on success: the sample's previous owner released it with the push CAS;
         // acquire on failure: the reloaded head is used the same way as the first load.
         if (head_.compare_exchange_weak(head, popped, std::memory_order_acquire,
-                                        std::memory_order_acquire))
+                                        std::memory_order_acquire)) {
+            if (h == nullptr) __builtin_unreachable();  // spares the caller's null test
             return h;
+        }
     }
 }
 
@@ -244,11 +247,12 @@ inline Result<SampleRef> SampleAllocator::hand_out(detail::SampleHeader* h, cons
     h->size = 0;
     h->flags = 0;
     h->start = h->stop = INT64_MIN;
-    // relaxed: flags set by control operations; a stale value only delays the switch by one get.
-    if (ledger_on_.load(std::memory_order_relaxed)) [[unlikely]]
-        record_holder(h, holder);
-    if (h->pool->checked) [[unlikely]]
-        on_get_checked(h);
+    // relaxed: set by control operations; a stale value only delays a switch by one get (the
+    // checked bit changes only between commits, which the head's acquire orders).
+    if (const std::uint8_t extras = get_extras_.load(std::memory_order_relaxed)) [[unlikely]] {
+        if (extras & kLedgerBit) record_holder(h, holder);
+        if (extras & kCheckedBit) on_get_checked(h);
+    }
     return SampleRef(h);
 }
 
@@ -333,11 +337,21 @@ inline void SampleAllocator::return_sample(detail::SampleHeader* h, bool discard
 inline void SampleRef::reset() noexcept {
     if (header_ == nullptr) return;
     detail::SampleHeader* h = std::exchange(header_, nullptr);
-    // acq_rel: release so our writes to the sample happen-before its reuse by the next owner;
-    // acquire so the thread dropping the last reference sees every other holder's writes.
-    const std::uint32_t before = h->refs.fetch_sub(1, std::memory_order_acq_rel);
-    if ((before & detail::kRefMask) == 1)
-        SampleAllocator::return_sample(h, (before & detail::kDiscardBit) != 0);
+    // acquire: pairs with the release decrements of the other holders, so their writes to the
+    // sample happen before its reuse.
+    std::uint32_t before = h->refs.load(std::memory_order_acquire);
+    // The sole holder needs no atomic decrement: nobody else can copy a reference it alone has,
+    // so the count cannot change under it. (Its own writes are published by the push's release.)
+    if ((before & detail::kRefMask) == 1) {
+        // relaxed: the free list's push publishes it; until then only diagnostics read it.
+        h->refs.store(0, std::memory_order_relaxed);
+    } else {
+        // acq_rel: release so our writes happen-before the last holder's return of the sample;
+        // acquire so the last holder sees every other holder's writes.
+        before = h->refs.fetch_sub(1, std::memory_order_acq_rel);
+        if ((before & detail::kRefMask) != 1) return;
+    }
+    SampleAllocator::return_sample(h, (before & detail::kDiscardBit) != 0);
 }
 
 inline std::size_t SampleRef::index() const noexcept { return header_->index; }
