@@ -8,7 +8,7 @@ import json
 import math
 import sys
 
-W, H, L, R, T, B = 900, 500, 70, 230, 40, 60
+W, H, L, R, T, B = 1000, 500, 70, 300, 40, 60
 X0, X1, Y0, Y1 = 3, 9, 0, -6  # 1 us .. 1 s; 1 .. 1e-6
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
