@@ -6,7 +6,7 @@
 //                                consumer that releases it; pool of 8, so the producer waits.
 //                                Time per buffer, from the first get to the last release;
 //                                counter waits_per_buffer: gets that found the pool empty.
-//   s2_handoff/ring_only         the same without any allocator: the floor of s2.
+//   s2_handoff/null              the same without any allocator: the floor of s2.
 //   s3_contention/<pool>         two threads, each n pairs on one pool of 64. Time per pair per
 //                                thread: wall time from both starting to both done, over n.
 //   s4_decommit/<pool>/waiters:W W threads blocked in get() on an empty pool of 64; time from
@@ -18,6 +18,7 @@
 // ring (8 slots, like the pool) is full, and s4 does not apply. The Treiber stack cannot sleep:
 // s1 and s3 only.
 
+#include "baselines/null_pool.hpp"
 #include "pools.hpp"
 #include "spsc_ring.hpp"
 
@@ -131,23 +132,6 @@ void handoff(benchmark::State& state) {
     if constexpr (requires { pool.waits(); })
         state.counters["waits_per_buffer"] = double(pool.waits()) / double(n);
 }
-
-// The hand-off without an allocator: get() returns the same non-null pointer every time and
-// release() does nothing, leaving the ring and the cache-line traffic between the two cores. The
-// floor every s2 figure stands on; not a contender.
-class RingOnly {
-public:
-    using Buffer = std::byte*;
-    static constexpr std::string_view kName = "ring_only";
-    static constexpr PoolKind kKind = PoolKind::heap;
-    explicit RingOnly(std::size_t) noexcept {}
-    Buffer get() noexcept { return &dummy_; }
-    static bool valid(const Buffer& b) noexcept { return b != nullptr; }
-    void release(Buffer&&) noexcept {}
-
-private:
-    std::byte dummy_{};
-};
 
 // ---- Scenario 3
 
@@ -281,7 +265,8 @@ void register_all() {
             benchmark::RegisterBenchmark(("s2_handoff/" + std::string(P::kName)).c_str(), handoff<P>)
                 ->UseRealTime();
     });
-    benchmark::RegisterBenchmark("s2_handoff/ring_only", handoff<RingOnly>)->UseRealTime();
+    // The harness alone: the floor every s2 figure stands on.
+    benchmark::RegisterBenchmark("s2_handoff/null", handoff<NullPool>)->UseRealTime();
     for_each_pool([]<class P>() {
         benchmark::RegisterBenchmark(("s3_contention/" + std::string(P::kName)).c_str(), contention<P>)
             ->UseRealTime();

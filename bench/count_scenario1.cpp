@@ -15,6 +15,7 @@
 //
 // Exit status: 0, or 2 for a bad command line.
 
+#include "baselines/null_pool.hpp"
 #include "pools.hpp"
 
 #include <cstdint>
@@ -168,7 +169,7 @@ void run(std::uint64_t pairs) {
 int usage() {
     std::fputs("usage: sluice-count-scenario1 <pool> <pairs>\n  pools:", stderr);
     for_each_pool([]<class P>() { std::fprintf(stderr, " %s", P::kName.data()); });
-    std::fputs("\n", stderr);
+    std::fprintf(stderr, " %s (no allocator: the harness alone)\n", NullPool::kName.data());
     return 2;
 }
 
@@ -185,12 +186,14 @@ int main(int argc, char** argv) {
         return usage();
     }
     bool found = false;
-    for_each_pool([&]<class P>() {
+    auto pick = [&]<class P>() {
         if (name == P::kName) {
             found = true;
             run<P>(pairs);
         }
-    });
+    };
+    for_each_pool(pick);
+    pick.template operator()<NullPool>();  // the harness alone
     if (!found) {
         std::fprintf(stderr, "sluice-count-scenario1: unknown pool '%s'\n", argv[1]);
         return usage();
