@@ -4,17 +4,30 @@
 // Shared by the node and player tests: temporary folders, running commands, decoding audio with
 // ffmpeg (an independent reader) and measuring a tone's frequency.
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <numbers>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/wait.h>
 
 namespace test {
+
+// Waits (bounded) until `pred` holds; returns whether it did.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
 
 // A fresh folder under /tmp, removed with everything in it when this goes out of scope.
 class TempDir {

@@ -4,17 +4,18 @@
 // A latency histogram with log-linear buckets (as HdrHistogram does, with 3% resolution):
 // fixed size, no allocation when recording, mergeable across threads.
 
+#include <sluice/engine/detail/log_buckets.hpp>
+
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cstdint>
 
 namespace sluice::stress {
 
 class Histogram {
 public:
-    static constexpr int kSubBits = 5;  // 32 linear buckets per power of two
-    static constexpr int kBuckets = (64 - kSubBits + 1) << kSubBits;
+    using Buckets = engine::detail::LogBuckets<5>;  // 32 linear buckets per power of two
+    static constexpr int kBuckets = Buckets::kCount;
 
     void record(std::uint64_t ns) noexcept {
         ++counts_[bucket_of(ns)];
@@ -50,18 +51,8 @@ public:
     }
 
 private:
-    static int bucket_of(std::uint64_t v) noexcept {
-        if (v < (1u << kSubBits)) return int(v);
-        const int msb = 63 - std::countl_zero(v);
-        const int shift = msb - kSubBits;
-        return ((shift + 1) << kSubBits) + int((v >> shift) & ((1u << kSubBits) - 1));
-    }
-    static std::uint64_t upper_bound(int bucket) noexcept {
-        if (bucket < (1 << kSubBits)) return std::uint64_t(bucket);
-        const int shift = (bucket >> kSubBits) - 1;
-        const std::uint64_t sub = std::uint64_t(bucket & ((1 << kSubBits) - 1)) | (1u << kSubBits);
-        return ((sub + 1) << shift) - 1;
-    }
+    static int bucket_of(std::uint64_t v) noexcept { return Buckets::index(v); }
+    static std::uint64_t upper_bound(int bucket) noexcept { return Buckets::upper_bound(bucket); }
 
     std::array<std::uint64_t, kBuckets> counts_{};
     std::uint64_t total_ = 0;

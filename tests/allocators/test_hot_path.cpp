@@ -2,6 +2,8 @@
 // Rule 5 and 10, counted rather than assumed: the hot path (get, add_ref, release) allocates
 // nothing and makes no system call while buffers are free; the last release of a decommitted
 // pool does not unmap memory on the releasing thread.
+#include "../counting_new.hpp"
+
 #include <doctest/doctest.h>
 #include <sluice/sluice.hpp>
 
@@ -24,18 +26,6 @@
 
 using namespace std::chrono_literals;
 
-// ---- Counting operator new for this test binary.
-namespace {
-std::atomic<std::size_t> g_news{0};
-}
-void* operator new(std::size_t n) {
-    // relaxed: a counter read after the measured loop on the same thread.
-    g_news.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -78,9 +68,9 @@ TEST_CASE("SampleAllocator.HotPath.NoHeapAllocation") {
     REQUIRE(a.set_properties(pool64()));
     REQUIRE(a.commit() == std::error_code{});
     churn(a, 100);  // warm up
-    const std::size_t before = g_news.load(std::memory_order_relaxed);
+    const std::size_t before = test::allocations();
     churn(a, 10'000);
-    CHECK(g_news.load(std::memory_order_relaxed) - before == 0);
+    CHECK(test::allocations() - before == 0);
     CHECK(a.stats().gets == 2 * 10'100);
 }
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The SampleAllocator contract, rule by rule (numbers as in the allocator issue).
+#include "../support.hpp"
+
 #include <doctest/doctest.h>
 #include <sluice/sluice.hpp>
 
@@ -21,6 +23,7 @@ using sluice::AllocatorProperties;
 using sluice::Errc;
 using sluice::SampleAllocator;
 using sluice::SampleRef;
+using test::eventually;
 
 namespace {
 
@@ -34,16 +37,6 @@ void commit(SampleAllocator& a, const AllocatorProperties& p) {
     REQUIRE(a.commit() == std::error_code{});
 }
 
-// Waits (bounded) until `pred` holds; returns whether it did.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
 
 // Whether the page holding `p` is mapped in this process (mincore fails with ENOMEM otherwise).
 bool mapped(const void* p) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The engine: linking and negotiation, states, deterministic stop, starvation checks, the clock.
+#include "../support.hpp"
 #include "test_nodes.hpp"
 
 #include <doctest/doctest.h>
@@ -11,6 +12,7 @@
 
 using namespace std::chrono_literals;
 using namespace test;
+using test::eventually;
 
 namespace {
 
@@ -24,15 +26,6 @@ int thread_count() {
     return n;
 }
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
 
 std::size_t outstanding(Graph& g) {
     std::size_t n = 0;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The steady-state push path (get a buffer, fill, push through a transform, render, release)
 // allocates nothing: counted with a replaced operator new in this test binary.
+#include "../counting_new.hpp"
 #include "test_nodes.hpp"
 
 #include <doctest/doctest.h>
@@ -10,17 +11,6 @@
 #include <new>
 #include <thread>
 
-namespace {
-std::atomic<std::size_t> g_news{0};
-}
-void* operator new(std::size_t n) {
-    // relaxed: a counter compared across a window of the graph's run.
-    g_news.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace test;
 
@@ -38,10 +28,10 @@ TEST_CASE("Graph.SteadyState.TenThousandSamplesAllocateNothing" * doctest::timeo
         pass.output(0).allocator().set_ledger_enabled(ledger);
         REQUIRE(g.run());
         while (out.received() < 1000) std::this_thread::yield();  // warm up
-        const std::size_t before = g_news.load(std::memory_order_relaxed);
+        const std::size_t before = test::allocations();
         const std::uint64_t start = out.received();
         while (out.received() < start + 10'000) std::this_thread::yield();
-        const std::size_t during = g_news.load(std::memory_order_relaxed) - before;
+        const std::size_t during = test::allocations() - before;
         REQUIRE(g.stop());
         CHECK(during == 0);
         MESSAGE("heap allocations across 10,000 samples: " << during);

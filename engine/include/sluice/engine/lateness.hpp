@@ -6,9 +6,10 @@
 // render's streaming thread) records without allocating or locking; any thread reads a
 // snapshot. Samples presented early or on time count as 0.
 
+#include <sluice/engine/detail/log_buckets.hpp>
+
 #include <array>
 #include <atomic>
-#include <bit>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -17,8 +18,8 @@ namespace sluice::engine {
 
 class LatenessHistogram {
 public:
-    static constexpr int kSubBits = 4;
-    static constexpr int kBuckets = (41 - kSubBits) << kSubBits;
+    using Buckets = detail::LogBuckets<4, 40>;
+    static constexpr int kBuckets = Buckets::kCount;
 
     // Single writer. Never allocates.
     void record(std::int64_t lateness_ns) noexcept {
@@ -53,19 +54,8 @@ public:
     }
 
 private:
-    static int bucket_of(std::uint64_t v) noexcept {
-        if (v < (1u << kSubBits)) return int(v);
-        const int msb = 63 - std::countl_zero(v);
-        if (msb >= 40) return kBuckets - 1;
-        const int shift = msb - kSubBits;
-        return ((shift + 1) << kSubBits) + int((v >> shift) & ((1u << kSubBits) - 1));
-    }
-    static std::uint64_t upper_bound(int bucket) noexcept {
-        if (bucket < (1 << kSubBits)) return std::uint64_t(bucket);
-        const int shift = (bucket >> kSubBits) - 1;
-        const std::uint64_t sub = std::uint64_t(bucket & ((1 << kSubBits) - 1)) | (1u << kSubBits);
-        return ((sub + 1) << shift) - 1;
-    }
+    static int bucket_of(std::uint64_t v) noexcept { return Buckets::index(v); }
+    static std::uint64_t upper_bound(int bucket) noexcept { return Buckets::upper_bound(bucket); }
 
     std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};
 };
