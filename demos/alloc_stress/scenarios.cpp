@@ -547,7 +547,13 @@ void graph_storm(Run& run, ScenarioResult& result) {
                 if (e->type == engine::Event::Type::error || e->type == engine::Event::Type::stop_stuck)
                     run.violation("graph: " + std::string(engine::to_string(e->type)) + ": " + e->message + " on '" + text + "'");
         }
-        const int threads = thread_count();
+        // A joined thread can stay listed in /proc for a moment after pthread_join returns (the
+        // kernel clears its tid before it leaves the thread group): give it a second.
+        int threads = thread_count();
+        for (int tries = 0; baseline >= 0 && threads > baseline && tries < 1000; ++tries) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            threads = thread_count();
+        }
         if (baseline < 0) baseline = threads;
         else if (threads > baseline) run.violation("graph: " + std::to_string(threads - baseline) + " threads left behind by '" + text + "'");
         ++graphs;
