@@ -259,6 +259,12 @@ Status Graph::Impl::prepare_locked() {
             if (!n->output(o).peer()) return {Errc::not_linked, "pin " + n->output(o).full_name() + " is not linked"};
         if (n->kind() == Node::Kind::source && n->input_count() != 0)
             return {Errc::invalid_argument, "source " + n->name() + " has inputs"};
+        // A transform or render with nothing feeding it would never run (and a node with
+        // request inputs, like mix, has none until something links to it).
+        if (n->kind() != Node::Kind::source && n->input_count() == 0)
+            return {Errc::not_linked, n->name() + " has nothing linked to its input"};
+        if (n->kind() != Node::Kind::render && n->output_count() == 0)
+            return {Errc::not_linked, n->name() + " has nothing linked to its output"};
         if (n->kind() == Node::Kind::render) render_inputs += n->input_count();
     }
 

@@ -316,7 +316,9 @@ private:
         std::atomic<bool> ended{false};
     };
 
-    FormatSet output_formats(std::size_t) const override { return {input(0).format()}; }
+    FormatSet output_formats(std::size_t) const override {
+        return input_count() ? FormatSet{input(0).format()} : FormatSet{};
+    }
     Status configure() override {
         if (input_count() == 0) return {Errc::not_linked, "mix has no inputs"};
         for (std::size_t i = 1; i < input_count(); ++i)

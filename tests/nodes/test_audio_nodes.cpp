@@ -187,6 +187,9 @@ TEST_CASE("Pipeline.Errors.PointAtTheWord") {
     CHECK(build("tone ! y4msink path=/tmp/x.y4m").message().find("cannot link tone0.src to y4msink0.sink") !=
           std::string::npos);
     CHECK(build("tone ! nullsink").ok());
+    // Found by fuzz_pipeline: a mix (or tee) whose request pins were never asked for.
+    CHECK(build("tone ! tee mix name=m ! nullsink").message().find("tee0 has nothing linked to its output") == 0);
+    CHECK(build("tone ! nullsink mix name=m ! nullsink").message().find("m has nothing linked to its input") == 0);
     CHECK(build("tone ! nullsink ! nullsink").message().find("nullsink0 has no outputs") != std::string::npos);
     CHECK(build(std::string(2 << 20, 'a')).message() == "pipeline longer than 1 MiB");
 }
