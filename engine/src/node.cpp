@@ -85,7 +85,7 @@ Result<SampleRef> Node::get_buffer(std::size_t output) noexcept {
     return outputs_[output]->allocator_->get_buffer(graph_->impl_->stop_token, name_.c_str());
 }
 
-Flow Node::push(std::size_t output, SampleRef&& sample) noexcept {
+Flow Node::push(std::size_t output, SampleRef sample) noexcept {
     InputPin* in = outputs_[output]->peer_;
     // relaxed: the flag is a hint checked per sample; flush() parks every streaming thread
     // before it touches node state, which is what makes flushing safe.

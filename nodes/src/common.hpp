@@ -6,6 +6,7 @@
 #include <sluice/engine/node.hpp>
 #include <sluice/nodes/registry.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -34,6 +35,12 @@ struct StreamLimit {
 // The property every source takes.
 inline PropertySpec num_buffers_property() {
     return {"num-buffers", "-1", "samples to produce before end of stream (-1: no limit)"};
+}
+
+// The monotonic clock in nanoseconds, for time-outs (not the graph's clock, which pauses).
+inline std::int64_t steady_now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 
 // File errors name the file and, where it applies, the byte offset.

@@ -11,9 +11,12 @@ namespace sluice::nodes {
 
 const std::vector<NodeSpec>& node_specs() {
     static const std::vector<NodeSpec> specs{
-        tone_spec(),    noise_spec(),        wavsrc_spec(), videotest_spec(), y4msrc_spec(),   rtpsrc_spec(),
-        gain_spec(),    mix_spec(),          tee_spec(),    audioconvert_spec(), videoconvert_spec(),
-        scale_spec(),   wavsink_spec(),      y4msink_spec(), nullsink_spec(),  pngsink_spec(),   rtpsink_spec(),
+        // sources
+        tone_spec(), noise_spec(), wavsrc_spec(), videotest_spec(), y4msrc_spec(), rtpsrc_spec(), rtpvrawsrc_spec(),
+        // transforms
+        gain_spec(), mix_spec(), tee_spec(), audioconvert_spec(), videoconvert_spec(), scale_spec(),
+        // renders
+        wavsink_spec(), y4msink_spec(), nullsink_spec(), pngsink_spec(), rtpsink_spec(), rtpvrawsink_spec(),
     };
     return specs;
 }

@@ -6,9 +6,7 @@
 
 #include "common.hpp"
 #include "specs.hpp"
-
-#include <asio/io_context.hpp>
-#include <asio/ip/udp.hpp>
+#include "udp.hpp"
 
 #include <algorithm>
 #include <array>
@@ -66,18 +64,13 @@ using engine::Flow;
 using engine::MediaFormat;
 using engine::SampleFormat;
 
-constexpr std::size_t kMaxDatagram = 65536;
+using detail::kMaxDatagram;
 
 // RFC 3551's static L16 payload types are 44.1 kHz only; everything else uses a dynamic one.
 int static_payload_type(int rate, int channels) {
     if (rate == 44100 && channels == 2) return 10;
     if (rate == 44100 && channels == 1) return 11;
     return -1;
-}
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
 }
 
 class RtpSink final : public Node {
@@ -96,13 +89,7 @@ public:
 
 private:
     Status start() override {
-        std::error_code ec;
-        const auto address = asio::ip::make_address(host_, ec);
-        if (ec) return {Errc::invalid_argument, "host '" + host_ + "' is not an IP address: " + ec.message()};
-        endpoint_ = asio::ip::udp::endpoint(address, port_);
-        socket_.close(ec);
-        socket_.open(endpoint_.protocol(), ec);
-        if (ec) return {Errc::io_error, "cannot open a UDP socket: " + ec.message()};
+        if (Status st = udp_.open(host_, port_); !st) return st;
         const MediaFormat& f = input(0).format();
         payload_type_ = std::uint8_t(pt_ >= 0 ? pt_ : std::max(static_payload_type(f.rate, f.channels), 96));
         std::random_device random;
@@ -112,10 +99,7 @@ private:
         first_ = true;
         return {};
     }
-    void stop() override {
-        std::error_code ec;
-        socket_.close(ec);
-    }
+    void stop() override { udp_.close(); }
 
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
@@ -129,10 +113,7 @@ private:
                 packet_[12 + i] = pcm[done + i + 1];
                 packet_[12 + i + 1] = pcm[done + i];
             }
-            std::error_code ec;
-            socket_.send_to(asio::buffer(packet_.data(), 12 + n), endpoint_, 0, ec);
-            // A datagram the network refuses is lost like any other; only a dead socket is fatal.
-            if (ec && ec != asio::error::connection_refused && ec != asio::error::no_buffer_space)
+            if (const std::error_code ec = udp_.send({packet_.data(), 12 + n}))
                 return report_error(ec, "rtpsink: send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
             packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
             timestamp_ += std::uint32_t(n / frame);
@@ -147,9 +128,7 @@ private:
     std::size_t mtu_ = 1400;
     int pt_ = -1;
     std::uint8_t payload_type_ = 96;
-    asio::io_context io_;
-    asio::ip::udp::socket socket_{io_};
-    asio::ip::udp::endpoint endpoint_;
+    detail::UdpSender udp_;
     std::vector<std::uint8_t> packet_;
     std::uint32_t ssrc_ = 0, timestamp_ = 0;
     std::uint16_t sequence_ = 0;
@@ -175,7 +154,6 @@ public:
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
         add_output("src", {MediaFormat::audio(rate, channels, SampleFormat::s16)});
         for (auto& slot : slots_) slot.data.resize(kMaxDatagram);
-        datagram_.resize(kMaxDatagram);
     }
 
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
@@ -206,30 +184,18 @@ private:
     BufferNeeds output_buffers(std::size_t) const override { return {kMaxDatagram, 1}; }
 
     Status start() override {
-        std::error_code ec;
-        socket_.close(ec);
-        const auto address = asio::ip::make_address(address_, ec);
-        if (ec) return {Errc::invalid_argument, "address '" + address_ + "' is not an IP address: " + ec.message()};
-        socket_.open(address.is_v6() ? asio::ip::udp::v6() : asio::ip::udp::v4(), ec);
-        // No SO_REUSEADDR: a port another receiver holds must be an error, not a shared port.
-        if (!ec) socket_.set_option(asio::socket_base::receive_buffer_size(1 << 20), ec);
-        if (!ec) socket_.bind(asio::ip::udp::endpoint(address, port_), ec);
-        if (ec) return {Errc::io_error, "cannot listen on UDP port " + std::to_string(port_) + ": " + ec.message()};
+        if (Status st = udp_.open(address_, port_); !st) return st;
         for (auto& slot : slots_) slot.full = false;
         have_sender_ = false;
         have_next_ = false;
         last_packet_ns_ = 0;
         last_frames_ = 0;
         limit_.produced = 0;
-        io_.restart();
         return {};
     }
-    void stop() override {
-        std::error_code ec;
-        socket_.close(ec);
-    }
-    // Stop and flush: cancel the pending receive (the streaming thread runs our io_context).
-    void unblock() override { io_.stop(); }
+    void stop() override { udp_.close(); }
+    // Stop and flush: cancel the pending receive.
+    void unblock() override { udp_.unblock(); }
 
     Flow produce() override {
         for (;;) {
@@ -237,34 +203,10 @@ private:
             if (limit_.reached(0, -1)) return Flow::end_of_stream;
             if (Slot* ready = next_ready()) return emit(*ready);
             if (have_next_ && give_up_on_next()) return emit_silence();
-            const std::int64_t now = now_ns();
+            const std::int64_t now = detail::steady_now_ns();
             if (timeout_ns_ > 0 && last_packet_ns_ != 0 && now - last_packet_ns_ > timeout_ns_) return drain_or_end();
-            receive(std::chrono::milliseconds(10));
+            if (auto datagram = udp_.receive(std::chrono::milliseconds(10)); !datagram.empty()) file(datagram);
         }
-    }
-
-    // Waits up to `wait` for one datagram and files it in the jitter buffer. The receive is an
-    // Asio operation on our own io_context, run by this (the streaming) thread; stop and flush
-    // cut the wait short through unblock(). The handler has always run when this returns.
-    void receive(std::chrono::milliseconds wait) {
-        received_ = false;
-        done_ = false;
-        socket_.async_receive_from(asio::buffer(datagram_), sender_, [this](std::error_code ec, std::size_t n) {
-            received_ = !ec;
-            received_bytes_ = n;
-            done_ = true;
-        });
-        io_.restart();
-        io_.run_for(wait);
-        if (!done_) {  // timed out or unblocked: cancel, then let the handler run
-            std::error_code ec;
-            socket_.cancel(ec);
-            while (!done_) {
-                io_.restart();
-                io_.run_one();
-            }
-        }
-        if (received_) file(std::span<const std::uint8_t>(datagram_.data(), received_bytes_));
     }
 
     void file(std::span<const std::uint8_t> datagram) {
@@ -283,7 +225,7 @@ private:
             counters_.foreign.fetch_add(1, std::memory_order_relaxed);
             return;
         }
-        last_packet_ns_ = now_ns();
+        last_packet_ns_ = detail::steady_now_ns();
         counters_.received.fetch_add(1, std::memory_order_relaxed);
         if (!have_next_) {
             have_next_ = true;
@@ -324,7 +266,7 @@ private:
 
     // Whether the packet we wait for is overdue: a later one has waited longer than the latency.
     bool give_up_on_next() const {
-        const std::int64_t now = now_ns();
+        const std::int64_t now = detail::steady_now_ns();
         for (const Slot& s : slots_)
             if (s.full && now - s.arrived_ns > latency_ns_) return true;
         return false;
@@ -397,14 +339,9 @@ private:
     std::int64_t latency_ns_ = 50'000'000;
     std::int64_t timeout_ns_ = 0;
     detail::StreamLimit limit_;
-    asio::io_context io_;
-    asio::ip::udp::socket socket_{io_};
-    asio::ip::udp::endpoint sender_;
-    std::vector<std::uint8_t> datagram_;
+    detail::UdpReceiver udp_;
     std::array<Slot, kSlots> slots_;
     bool have_sender_ = false, have_next_ = false, gap_ = false;
-    bool received_ = false, done_ = false;  // the pending receive's outcome
-    std::size_t received_bytes_ = 0;
     std::uint32_t ssrc_ = 0, base_timestamp_ = 0, next_timestamp_ = 0;
     std::uint16_t next_ = 0;
     std::int64_t base_running_ns_ = 0, last_packet_ns_ = 0;

@@ -31,5 +31,8 @@ NodeSpec pngsink_spec();
 // rtp.cpp
 NodeSpec rtpsrc_spec();
 NodeSpec rtpsink_spec();
+// rtp_video.cpp
+NodeSpec rtpvrawsrc_spec();
+NodeSpec rtpvrawsink_spec();
 
 }  // namespace sluice::nodes

@@ -23,30 +23,6 @@ using engine::Fraction;
 using engine::MediaFormat;
 using engine::PixelFormat;
 
-std::vector<std::string> pixel_format_names() { return {"i420", "rgba"}; }
-PixelFormat pixel_format_at(std::size_t i) { return i == 0 ? PixelFormat::i420 : PixelFormat::rgba; }
-
-// "30" or "30000/1001": both parts positive integers that fit a Fraction.
-std::optional<Fraction> parse_rate(std::string_view text) {
-    auto whole = [](std::string_view s, int& out) {
-        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-        return ec == std::errc() && end == s.data() + s.size() && out > 0;
-    };
-    Fraction f{0, 1};
-    const std::size_t slash = text.find('/');
-    if (!whole(text.substr(0, slash), f.num)) return std::nullopt;
-    if (slash != std::string_view::npos && !whole(text.substr(slash + 1), f.den)) return std::nullopt;
-    return f;
-}
-
-// Checks width x height against the area limit (each side is range-checked by the reader).
-void check_area(PropertyReader& r, std::int64_t width, std::int64_t height) {
-    if (width * height > detail::kMaxPixels)
-        r.fail(make_error_code(Errc::invalid_argument),
-               "a " + std::to_string(width) + "x" + std::to_string(height) + " picture is larger than the " +
-                   std::to_string(detail::kMaxPixels) + "-pixel limit");
-}
-
 // ---------------------------------------------------------------------------------------------
 // videotest
 
@@ -58,17 +34,9 @@ void check_area(PropertyReader& r, std::int64_t width, std::int64_t height) {
 class VideoTest final : public detail::VideoNode {
 public:
     VideoTest(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::source) {
-        const auto width = r.integer("width", 1, detail::kMaxDimension);
-        const auto height = r.integer("height", 1, detail::kMaxDimension);
-        check_area(r, width, height);
-        const std::string fps = r.text("fps");
-        const std::optional<Fraction> rate = parse_rate(fps);
-        if (!rate)
-            r.fail(make_error_code(Errc::invalid_argument),
-                   "property fps='" + fps + "' is not a frame rate like 30 or 30000/1001");
-        const PixelFormat format = pixel_format_at(r.choice("format", pixel_format_names()));
+        const MediaFormat format = detail::read_video_format(r);
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
-        add_output("src", {MediaFormat::video(int(width), int(height), format, rate.value_or(Fraction{30, 1}))});
+        add_output("src", {format});
     }
 
 private:
@@ -146,7 +114,7 @@ private:
 class VideoConvert final : public detail::VideoNode {
 public:
     VideoConvert(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::transform) {
-        target_ = pixel_format_at(r.choice("format", pixel_format_names()));
+        target_ = detail::pixel_format_at(r.choice("format", detail::pixel_format_names()));
         add_input("sink", {MediaFormat::video()});
         add_output("src", {MediaFormat::video()});
     }
@@ -197,7 +165,7 @@ public:
     Scale(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::transform) {
         width_ = int(r.integer("width", 1, detail::kMaxDimension));
         height_ = int(r.integer("height", 1, detail::kMaxDimension));
-        check_area(r, width_, height_);
+        detail::check_area(r, width_, height_);
         method_ = r.choice("method", {"nearest", "bilinear"}) == 0 ? ScaleMethod::nearest : ScaleMethod::bilinear;
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
         add_output("src", {MediaFormat::video()});

@@ -4,6 +4,7 @@
 #include "common.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <string>
 
@@ -245,6 +246,44 @@ void draw_number(const Picture& p, int x, int y, int cell, std::uint64_t value, 
             for (int col = 0; col < 3; ++col)
                 if (glyph[row] & (4 >> col)) fill_rect(p, ox + col * cell, oy + row * cell, cell, cell, colour);
     }
+}
+
+std::vector<std::string> pixel_format_names() { return {"i420", "rgba"}; }
+
+engine::PixelFormat pixel_format_at(std::size_t choice) noexcept {
+    return choice == 0 ? engine::PixelFormat::i420 : engine::PixelFormat::rgba;
+}
+
+std::optional<engine::Fraction> parse_rate(std::string_view text) noexcept {
+    auto whole = [](std::string_view s, int& out) {
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+        return ec == std::errc() && end == s.data() + s.size() && out > 0;
+    };
+    engine::Fraction f{0, 1};
+    const std::size_t slash = text.find('/');
+    if (!whole(text.substr(0, slash), f.num)) return std::nullopt;
+    if (slash != std::string_view::npos && !whole(text.substr(slash + 1), f.den)) return std::nullopt;
+    return f;
+}
+
+void check_area(PropertyReader& r, std::int64_t width, std::int64_t height) {
+    if (width * height > kMaxPixels)
+        r.fail(make_error_code(Errc::invalid_argument),
+               "a " + std::to_string(width) + "x" + std::to_string(height) + " picture is larger than the " +
+                   std::to_string(kMaxPixels) + "-pixel limit");
+}
+
+engine::MediaFormat read_video_format(PropertyReader& r) {
+    const auto width = r.integer("width", 1, kMaxDimension);
+    const auto height = r.integer("height", 1, kMaxDimension);
+    check_area(r, width, height);
+    const std::string fps = r.text("fps");
+    const std::optional<engine::Fraction> rate = parse_rate(fps);
+    if (!rate)
+        r.fail(make_error_code(Errc::invalid_argument),
+               "property fps='" + fps + "' is not a frame rate like 30 or 30000/1001");
+    const engine::PixelFormat format = pixel_format_at(r.choice("format", pixel_format_names()));
+    return engine::MediaFormat::video(int(width), int(height), format, rate.value_or(engine::Fraction{30, 1}));
 }
 
 }  // namespace sluice::nodes::detail

@@ -11,10 +11,15 @@
 
 #include <sluice/engine/format.hpp>
 #include <sluice/engine/node.hpp>
+#include <sluice/nodes/registry.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace sluice::nodes::detail {
 
@@ -104,5 +109,16 @@ void draw_number(const Picture& p, int x, int y, int cell, std::uint64_t value, 
 // Width and height in pixels of the plate draw_number paints for `value`.
 int number_plate_width(std::uint64_t value, int cell) noexcept;
 int number_plate_height(int cell) noexcept;
+
+// The properties of nodes that make pictures up (videotest, rtpvrawsrc): `format` as i420|rgba,
+// and width, height and fps checked against the limits above. Control thread; throws through
+// PropertyReader::fail like every property read.
+std::vector<std::string> pixel_format_names();
+engine::PixelFormat pixel_format_at(std::size_t choice) noexcept;
+// "30" or "30000/1001": both parts positive integers that fit a Fraction.
+std::optional<engine::Fraction> parse_rate(std::string_view text) noexcept;
+void check_area(PropertyReader& r, std::int64_t width, std::int64_t height);
+// Reads width, height, fps and format into a fixed video format.
+engine::MediaFormat read_video_format(PropertyReader& r);
 
 }  // namespace sluice::nodes::detail

@@ -218,8 +218,9 @@ protected:
     // ---- Helpers for streaming code.
     // A free buffer from output o's pool, waiting while it is empty; fails when the graph stops.
     Result<SampleRef> get_buffer(std::size_t output) noexcept;
-    // Hands a sample to the node downstream of output o, on this thread.
-    Flow push(std::size_t output, SampleRef&& sample) noexcept;
+    // Hands a sample to the node downstream of output o, on this thread. Takes the sample
+    // whatever happens (by value), so the caller's reference is always empty afterwards.
+    Flow push(std::size_t output, SampleRef sample) noexcept;
     void push_end_of_stream(std::size_t output) noexcept;
     // Renders: waits for the sample's start time if clocked and records its lateness. Returns
     // ok to present, or flushing/stopped (drop it). Never allocates.

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// RTP (RFC 3550) packet parsing behind `rtpsrc`, public for tests and fuzzing. The nodes carry
-// audio as L16 (RFC 3551: big-endian 16-bit PCM, interleaved).
+// RTP (RFC 3550) packet parsing behind `rtpsrc` and `rtpvrawsrc`, and the RFC 4175 raw-video
+// payload format behind `rtpvrawsink` and `rtpvrawsrc`, public for tests and fuzzing. The audio
+// nodes carry L16 (RFC 3551: big-endian 16-bit PCM, interleaved).
+
+#include <sluice/engine/format.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -27,5 +30,64 @@ std::optional<RtpPacket> parse_rtp_packet(std::span<const std::uint8_t> datagram
 // Writes a 12-byte RTP header (no CSRC, no extension) at `out`.
 void write_rtp_header(std::uint8_t* out, std::uint8_t payload_type, bool marker, std::uint16_t sequence,
                       std::uint32_t timestamp, std::uint32_t ssrc) noexcept;
+
+// RFC 4175: a raw picture cut into RTP payloads. Each payload is a 2-byte extended sequence
+// number (the high half of a 32-bit one), then 6-byte line headers (length in bytes, line number,
+// pixel offset, and a bit that says another header follows), then the pixel groups they describe.
+// Pictures are tightly packed, as MediaFormat::frame_bytes() counts them. I420 travels as
+// "YCbCr-4:2:0": groups of 2x2 pixels in 6 bytes (Y00 Y01 Y10 Y11 Cb Cr), so a line header covers
+// two picture lines and width and height must be even. RGBA travels as "RGBA", a pixel a group.
+class RawVideoLayout {
+public:
+    // nullopt when the format cannot travel: another pixel format, an odd I420 size, or a side
+    // longer than the 15 bits a line header holds.
+    static std::optional<RawVideoLayout> of(const engine::MediaFormat& format) noexcept;
+
+    // The sampling's name in SDP and in GStreamer's caps ("YCbCr-4:2:0", "RGBA").
+    const char* sampling() const noexcept;
+    // Line headers count in rows: a row is `lines_per_row` picture lines.
+    int rows() const noexcept { return height_ / lines_per_row_; }
+    // Bytes of pixel groups in one whole row.
+    std::size_t row_bytes() const noexcept { return std::size_t(width_ / pixels_per_group_) * group_bytes_; }
+
+    int width() const noexcept { return width_; }
+    int height() const noexcept { return height_; }
+    int lines_per_row() const noexcept { return lines_per_row_; }
+    int pixels_per_group() const noexcept { return pixels_per_group_; }
+    std::size_t group_bytes() const noexcept { return group_bytes_; }
+    engine::PixelFormat pixel_format() const noexcept { return format_; }
+
+private:
+    engine::PixelFormat format_ = engine::PixelFormat::any;
+    int width_ = 0, height_ = 0;
+    int lines_per_row_ = 1, pixels_per_group_ = 1;
+    std::size_t group_bytes_ = 4;
+};
+
+// Where the next payload of a picture starts.
+struct RawVideoCursor {
+    int row = 0;
+    int pixel = 0;  // offset within the row, in pixels
+    bool done(const RawVideoLayout& layout) const noexcept { return row >= layout.rows(); }
+};
+
+// Writes one payload of `picture` into `out`, from `at` on, as many whole pixel groups as fit, and
+// moves `at` past them. Returns the payload's size; 0 when `out` cannot hold even one group.
+// Never allocates. Any thread.
+std::size_t pack_raw_video(const RawVideoLayout& layout, const std::uint8_t* picture, RawVideoCursor& at,
+                           std::uint16_t extended_sequence, std::span<std::uint8_t> out) noexcept;
+
+struct RawVideoPayload {
+    std::uint16_t extended_sequence = 0;
+    std::size_t bytes = 0;  // of pixel groups written into the picture
+};
+
+// Reads one payload into `picture` and adds the bytes each row received to `row_bytes_filled`
+// (rows() entries). Every line header is checked against the picture and the payload before
+// anything is written: nullopt, and nothing written, when one points outside, is not a whole
+// number of groups, or the payload is truncated. Never allocates. Any thread.
+std::optional<RawVideoPayload> unpack_raw_video(const RawVideoLayout& layout, std::span<const std::uint8_t> payload,
+                                                std::uint8_t* picture,
+                                                std::span<std::uint32_t> row_bytes_filled) noexcept;
 
 }  // namespace sluice::nodes

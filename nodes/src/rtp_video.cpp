@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: MIT
+// Raw video over RTP (RFC 4175): `rtpvrawsink` cuts each picture into payloads under an MTU,
+// `rtpvrawsrc` puts them back together straight into a pool buffer. Interoperates with
+// GStreamer's rtpvrawpay/rtpvrawdepay for I420 ("YCbCr-4:2:0") and RGBA.
+#include <sluice/nodes/rtp.hpp>
+
+#include "common.hpp"
+#include "specs.hpp"
+#include "udp.hpp"
+#include "video_util.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace sluice::nodes {
+
+using engine::PixelFormat;
+
+std::optional<RawVideoLayout> RawVideoLayout::of(const engine::MediaFormat& format) noexcept {
+    if (format.kind != engine::MediaKind::video || !format.fixed()) return std::nullopt;
+    constexpr int kMaxLine = 0x7FFF;  // 15 bits of line number and of pixel offset
+    if (format.width > kMaxLine || format.height > kMaxLine) return std::nullopt;
+    RawVideoLayout l;
+    l.format_ = format.pixel_format;
+    l.width_ = format.width;
+    l.height_ = format.height;
+    switch (format.pixel_format) {
+    case PixelFormat::i420:
+        if (format.width % 2 != 0 || format.height % 2 != 0) return std::nullopt;
+        l.lines_per_row_ = 2;
+        l.pixels_per_group_ = 2;
+        l.group_bytes_ = 6;
+        return l;
+    case PixelFormat::rgba:
+        l.lines_per_row_ = 1;
+        l.pixels_per_group_ = 1;
+        l.group_bytes_ = 4;
+        return l;
+    default:
+        return std::nullopt;
+    }
+}
+
+const char* RawVideoLayout::sampling() const noexcept {
+    return format_ == PixelFormat::i420 ? "YCbCr-4:2:0" : "RGBA";
+}
+
+namespace {
+
+constexpr std::size_t kLineHeader = 6;
+constexpr std::size_t kPayloadHeader = 2;  // the extended sequence number
+
+// The next line segment from `at` with `space` bytes left: how many groups (0: none fits).
+int groups_that_fit(const RawVideoLayout& l, const RawVideoCursor& at, std::size_t space) noexcept {
+    if (at.done(l) || space < kLineHeader + l.group_bytes()) return 0;
+    const int left_in_row = (l.width() - at.pixel) / l.pixels_per_group();
+    return int(std::min<std::size_t>(std::size_t(left_in_row), (space - kLineHeader) / l.group_bytes()));
+}
+
+void advance(const RawVideoLayout& l, RawVideoCursor& at, int groups) noexcept {
+    at.pixel += groups * l.pixels_per_group();
+    if (at.pixel >= l.width()) {
+        at.pixel = 0;
+        ++at.row;
+    }
+}
+
+// Pointers to the first pixel of a row segment in each plane (I420: both luma lines, U, V).
+struct RowPointers {
+    std::uint8_t* y0;
+    std::uint8_t* y1;
+    std::uint8_t* u;
+    std::uint8_t* v;
+};
+
+RowPointers row_pointers(const RawVideoLayout& l, std::uint8_t* picture, int row, int pixel) noexcept {
+    const auto w = std::size_t(l.width()), h = std::size_t(l.height());
+    if (l.pixel_format() == PixelFormat::rgba) {
+        std::uint8_t* p = picture + (std::size_t(row) * w + std::size_t(pixel)) * 4;
+        return {p, nullptr, nullptr, nullptr};
+    }
+    std::uint8_t* y0 = picture + std::size_t(2 * row) * w + std::size_t(pixel);
+    const std::size_t chroma = std::size_t(row) * (w / 2) + std::size_t(pixel / 2);
+    std::uint8_t* u = picture + w * h + chroma;
+    return {y0, y0 + w, u, u + (w / 2) * (h / 2)};
+}
+
+void copy_out(const RawVideoLayout& l, const std::uint8_t* picture, int row, int pixel, int groups,
+              std::uint8_t* out) noexcept {
+    const RowPointers p = row_pointers(l, const_cast<std::uint8_t*>(picture), row, pixel);
+    if (l.pixel_format() == PixelFormat::rgba) {
+        std::memcpy(out, p.y0, std::size_t(groups) * 4);
+        return;
+    }
+    for (int g = 0; g < groups; ++g, out += 6) {
+        out[0] = p.y0[2 * g];
+        out[1] = p.y0[2 * g + 1];
+        out[2] = p.y1[2 * g];
+        out[3] = p.y1[2 * g + 1];
+        out[4] = p.u[g];
+        out[5] = p.v[g];
+    }
+}
+
+void copy_in(const RawVideoLayout& l, std::uint8_t* picture, int row, int pixel, int groups,
+             const std::uint8_t* in) noexcept {
+    const RowPointers p = row_pointers(l, picture, row, pixel);
+    if (l.pixel_format() == PixelFormat::rgba) {
+        std::memcpy(p.y0, in, std::size_t(groups) * 4);
+        return;
+    }
+    for (int g = 0; g < groups; ++g, in += 6) {
+        p.y0[2 * g] = in[0];
+        p.y0[2 * g + 1] = in[1];
+        p.y1[2 * g] = in[2];
+        p.y1[2 * g + 1] = in[3];
+        p.u[g] = in[4];
+        p.v[g] = in[5];
+    }
+}
+
+std::uint16_t read16(const std::uint8_t* p) noexcept { return std::uint16_t(p[0] << 8 | p[1]); }
+void write16(std::uint8_t* p, unsigned v) noexcept {
+    p[0] = std::uint8_t(v >> 8);
+    p[1] = std::uint8_t(v);
+}
+
+}  // namespace
+
+std::size_t pack_raw_video(const RawVideoLayout& l, const std::uint8_t* picture, RawVideoCursor& at,
+                           std::uint16_t extended_sequence, std::span<std::uint8_t> out) noexcept {
+    // Every header comes before every byte of pixel data, so first count the segments.
+    const std::size_t capacity = std::min<std::size_t>(out.size(), 0xFFFF);
+    if (capacity < kPayloadHeader) return 0;
+    std::size_t segments = 0, space = capacity - kPayloadHeader;
+    for (RawVideoCursor c = at;;) {
+        const int groups = groups_that_fit(l, c, space);
+        if (groups == 0) break;
+        space -= kLineHeader + std::size_t(groups) * l.group_bytes();
+        advance(l, c, groups);
+        ++segments;
+    }
+    if (segments == 0) return 0;
+    write16(out.data(), extended_sequence);
+    std::uint8_t* header = out.data() + kPayloadHeader;
+    std::uint8_t* data = header + segments * kLineHeader;
+    space = capacity - kPayloadHeader;
+    for (std::size_t s = 0; s < segments; ++s, header += kLineHeader) {
+        const int groups = groups_that_fit(l, at, space);
+        const std::size_t bytes = std::size_t(groups) * l.group_bytes();
+        write16(header, unsigned(bytes));
+        write16(header + 2, unsigned(at.row * l.lines_per_row()));  // field bit 0: progressive
+        write16(header + 4, unsigned(at.pixel) | (s + 1 < segments ? 0x8000u : 0u));
+        copy_out(l, picture, at.row, at.pixel, groups, data);
+        data += bytes;
+        space -= kLineHeader + bytes;
+        advance(l, at, groups);
+    }
+    return std::size_t(data - out.data());
+}
+
+std::optional<RawVideoPayload> unpack_raw_video(const RawVideoLayout& l, std::span<const std::uint8_t> payload,
+                                                std::uint8_t* picture,
+                                                std::span<std::uint32_t> row_bytes_filled) noexcept {
+    if (payload.size() < kPayloadHeader || row_bytes_filled.size() < std::size_t(l.rows())) return std::nullopt;
+    // First pass: every header must describe whole groups inside the picture, and the data they
+    // announce must all be there.
+    std::size_t pos = kPayloadHeader, data_bytes = 0;
+    for (bool more = true; more;) {
+        if (payload.size() - pos < kLineHeader) return std::nullopt;
+        const std::uint16_t length = read16(&payload[pos]), line = read16(&payload[pos + 2]),
+                            offset = read16(&payload[pos + 4]);
+        more = (offset & 0x8000) != 0;
+        const int line_no = line & 0x7FFF, pixel = offset & 0x7FFF;
+        if ((line & 0x8000) != 0) return std::nullopt;  // a second field: interlaced video is not carried
+        if (line_no % l.lines_per_row() != 0 || line_no >= l.height()) return std::nullopt;
+        if (pixel % l.pixels_per_group() != 0 || length % l.group_bytes() != 0) return std::nullopt;
+        if (pixel + int(length / l.group_bytes()) * l.pixels_per_group() > l.width()) return std::nullopt;
+        data_bytes += length;
+        pos += kLineHeader;
+    }
+    if (payload.size() - pos < data_bytes) return std::nullopt;
+    // Second pass: copy.
+    const std::uint8_t* data = payload.data() + pos;
+    for (std::size_t h = kPayloadHeader; h < pos; h += kLineHeader) {
+        const std::uint16_t length = read16(&payload[h]);
+        const int row = (read16(&payload[h + 2]) & 0x7FFF) / l.lines_per_row();
+        const int pixel = read16(&payload[h + 4]) & 0x7FFF;
+        copy_in(l, picture, row, pixel, int(length / l.group_bytes()), data);
+        row_bytes_filled[std::size_t(row)] += length;
+        data += length;
+    }
+    return RawVideoPayload{read16(payload.data()), data_bytes};
+}
+
+namespace {
+
+using detail::kMaxDatagram;
+using engine::BufferNeeds;
+using engine::Fraction;
+using engine::Flow;
+using engine::MediaFormat;
+
+constexpr std::uint32_t kVideoClock = 90000;  // RFC 4175: timestamps count a 90 kHz clock
+constexpr std::size_t kRtpHeader = 12;
+
+std::uint32_t to_video_clock(MediaTime ns) noexcept {
+    return std::uint32_t(static_cast<__int128>(ns) * kVideoClock / 1'000'000'000);
+}
+
+// Sends each picture as the RTP packets of RFC 4175, the last one marked.
+class RtpVrawSink final : public detail::VideoNode {
+public:
+    RtpVrawSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
+        host_ = r.text("host");
+        port_ = std::uint16_t(r.integer("port", 1, 65535));
+        mtu_ = std::size_t(r.integer("mtu", 64, 65507));
+        pt_ = std::uint8_t(r.integer("pt", 96, 127));
+        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
+        packet_.resize(mtu_);
+    }
+    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
+        return {{"packets_sent", packets_.load(std::memory_order_relaxed)},  // relaxed: statistics
+                {"frames_sent", frames_.load(std::memory_order_relaxed)}};
+    }
+
+private:
+    Status configure() override {
+        const MediaFormat& f = input(0).format();
+        layout_ = RawVideoLayout::of(f);
+        if (!layout_)
+            return {Errc::invalid_argument, "RFC 4175 cannot carry " + f.to_string() +
+                                                (f.pixel_format == PixelFormat::i420 ? " (I420 needs an even width and height)"
+                                                                                     : " (sides are at most 32767)")};
+        return {};
+    }
+    Status start() override {
+        if (Status st = udp_.open(host_, port_); !st) return st;
+        std::random_device random;
+        ssrc_ = random();
+        sequence_ = random();
+        timestamp_offset_ = random();
+        return {};
+    }
+    void stop() override { udp_.close(); }
+
+    Flow process(std::size_t, SampleRef&& s) override {
+        if (Flow f = present(s); f != Flow::ok) return f;
+        const std::size_t expected = input(0).format().frame_bytes();
+        if (s.size() < expected) return short_sample(s.size(), expected);
+        const Fraction fps = input(0).format().fps;
+        const MediaTime start = s.start_time() != kNoTime
+                                    ? s.start_time()
+                                    : MediaTime(static_cast<__int128>(sent_frames_) * fps.den * 1'000'000'000 / fps.num);
+        const std::uint32_t timestamp = timestamp_offset_ + to_video_clock(start);
+        const auto* picture = reinterpret_cast<const std::uint8_t*>(s.data());
+        const std::span<std::uint8_t> payload(packet_.data() + kRtpHeader, packet_.size() - kRtpHeader);
+        for (RawVideoCursor at; !at.done(*layout_);) {
+            const std::size_t n = pack_raw_video(*layout_, picture, at, std::uint16_t(sequence_ >> 16), payload);
+            if (n == 0) return report_error(make_error_code(Errc::invalid_argument), name() + ": mtu too small for one pixel group");
+            write_rtp_header(packet_.data(), pt_, at.done(*layout_), std::uint16_t(sequence_), timestamp, ssrc_);
+            ++sequence_;
+            if (const std::error_code ec = udp_.send({packet_.data(), kRtpHeader + n}))
+                return report_error(ec, name() + ": send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
+            packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        }
+        ++sent_frames_;
+        frames_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        return Flow::ok;
+    }
+
+    std::string host_;
+    std::uint16_t port_ = 5004;
+    std::size_t mtu_ = 1400;
+    std::uint8_t pt_ = 96;
+    std::optional<RawVideoLayout> layout_;
+    detail::UdpSender udp_;
+    std::vector<std::uint8_t> packet_;
+    std::uint32_t ssrc_ = 0, sequence_ = 0, timestamp_offset_ = 0;
+    std::uint64_t sent_frames_ = 0;
+    std::atomic<std::uint64_t> packets_{0}, frames_{0};
+};
+
+// Receives RFC 4175 packets and assembles each picture straight into a pool buffer. Packets of
+// one picture may come in any order. A picture is pushed once all of it has arrived, or when a
+// packet of a later picture arrives, or when it has waited `latency` ms for its missing parts;
+// rows that never came are painted black and the picture is flagged as a discontinuity. Packets
+// of a picture already pushed are late; packets from another sender than the first, of another
+// payload type, or malformed are counted and dropped.
+class RtpVrawSrc final : public detail::VideoNode {
+public:
+    RtpVrawSrc(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::source) {
+        port_ = std::uint16_t(r.integer("port", 1, 65535));
+        address_ = r.text("address");
+        const MediaFormat format = detail::read_video_format(r);
+        pt_ = int(r.integer("pt", -1, 127));
+        latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
+        timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
+        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        layout_ = RawVideoLayout::of(format);
+        if (!layout_)
+            r.fail(make_error_code(Errc::invalid_argument),
+                   "RFC 4175 cannot carry " + format.to_string() + " (I420 needs an even width and height)");
+        add_output("src", {format});
+        held_.resize(kMaxDatagram);
+    }
+
+    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
+        // relaxed: statistics, each a snapshot.
+        return {{"packets_received", counters_.received.load(std::memory_order_relaxed)},
+                {"packets_lost", counters_.lost.load(std::memory_order_relaxed)},
+                {"packets_late", counters_.late.load(std::memory_order_relaxed)},
+                {"packets_malformed", counters_.malformed.load(std::memory_order_relaxed)},
+                {"packets_foreign", counters_.foreign.load(std::memory_order_relaxed)},
+                {"packets_duplicate", counters_.duplicates.load(std::memory_order_relaxed)},
+                {"frames_incomplete", counters_.incomplete.load(std::memory_order_relaxed)}};
+    }
+
+private:
+    struct Counters {
+        std::atomic<std::uint64_t> received{0}, lost{0}, late{0}, malformed{0}, foreign{0}, duplicates{0}, incomplete{0};
+    };
+
+    Status start() override {
+        if (Status st = udp_.open(address_, port_); !st) return st;
+        rows_filled_.assign(std::size_t(layout_->rows()), 0);
+        seen_.fill(0);
+        frame_.reset();
+        held_bytes_ = 0;
+        have_sender_ = have_sequence_ = have_emitted_ = flush_frame_ = false;
+        last_packet_ns_ = 0;
+        limit_.produced = 0;
+        return {};
+    }
+    void stop() override {
+        frame_.reset();
+        udp_.close();
+    }
+    void flush() override {
+        frame_.reset();
+        held_bytes_ = 0;
+    }
+    void unblock() override { udp_.unblock(); }
+
+    Flow produce() override {
+        for (;;) {
+            if (stop_token().stop_requested()) return Flow::stopped;
+            if (limit_.reached(0, -1)) return Flow::end_of_stream;
+            const std::int64_t now = detail::steady_now_ns();
+            if (frame_ && (flush_frame_ || bytes_filled_ >= picture_bytes() || now - frame_last_ns_ > latency_ns_))
+                return emit();
+            if (held_bytes_ != 0) {  // the first packet of the next picture, kept while the last went out
+                const std::size_t n = std::exchange(held_bytes_, 0);
+                if (Flow f = file({held_.data(), n}); f != Flow::ok) return f;
+                continue;
+            }
+            if (timeout_ns_ > 0 && last_packet_ns_ != 0 && now - last_packet_ns_ > timeout_ns_)
+                return frame_ ? emit() : Flow::end_of_stream;
+            if (auto datagram = udp_.receive(std::chrono::milliseconds(10)); !datagram.empty())
+                if (Flow f = file(datagram); f != Flow::ok) return f;
+        }
+    }
+
+    // Files one datagram: into the picture being assembled, or held for the next one.
+    Flow file(std::span<const std::uint8_t> datagram) {
+        // relaxed everywhere below: statistics.
+        const auto packet = parse_rtp_packet(datagram);
+        if (!packet || packet->payload.size() < 2 || (pt_ >= 0 && packet->payload_type != pt_)) {
+            counters_.malformed.fetch_add(1, std::memory_order_relaxed);
+            return Flow::ok;
+        }
+        if (!have_sender_) {
+            have_sender_ = true;
+            ssrc_ = packet->ssrc;
+        } else if (packet->ssrc != ssrc_) {
+            counters_.foreign.fetch_add(1, std::memory_order_relaxed);
+            return Flow::ok;
+        }
+        const std::uint32_t sequence = std::uint32_t(read16(packet->payload.data())) << 16 | packet->sequence;
+        if (seen_[sequence % seen_.size()] == sequence + 1) {
+            counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
+            return Flow::ok;
+        }
+        if (frame_ && packet->timestamp != frame_timestamp_) {
+            if (std::int32_t(packet->timestamp - frame_timestamp_) > 0) {  // a later picture: push this one first
+                std::memcpy(held_.data(), datagram.data(), datagram.size());
+                held_bytes_ = datagram.size();
+                flush_frame_ = true;
+                return Flow::ok;
+            }
+            return late(sequence);
+        }
+        if (!frame_ && have_emitted_ && std::int32_t(packet->timestamp - last_timestamp_) <= 0) return late(sequence);
+        if (!frame_) {
+            auto s = get_buffer(0);
+            if (!s) return buffer_error(s.error());
+            frame_ = std::move(*s);
+            frame_timestamp_ = packet->timestamp;
+            std::fill(rows_filled_.begin(), rows_filled_.end(), 0u);
+            bytes_filled_ = 0;
+            flush_frame_ = false;
+        }
+        const auto unpacked = unpack_raw_video(*layout_, packet->payload, reinterpret_cast<std::uint8_t*>(frame_.data()),
+                                               rows_filled_);
+        if (!unpacked) {
+            counters_.malformed.fetch_add(1, std::memory_order_relaxed);
+            return Flow::ok;
+        }
+        count_received(sequence);
+        frame_last_ns_ = last_packet_ns_ = detail::steady_now_ns();
+        bytes_filled_ += unpacked->bytes;
+        return Flow::ok;
+    }
+
+    Flow late(std::uint32_t sequence) {
+        count_received(sequence);
+        counters_.late.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        return Flow::ok;
+    }
+
+    // RFC 3550's count: lost = expected (from the first to the highest sequence number) - received.
+    void count_received(std::uint32_t sequence) {
+        seen_[sequence % seen_.size()] = sequence + 1;
+        if (!have_sequence_) {
+            have_sequence_ = true;
+            first_sequence_ = highest_sequence_ = sequence;
+        } else if (std::int32_t(sequence - highest_sequence_) > 0) {
+            highest_sequence_ = sequence;
+        }
+        ++received_;
+        const std::uint64_t expected = std::uint64_t(highest_sequence_ - first_sequence_) + 1;
+        // relaxed: statistics.
+        counters_.received.store(received_, std::memory_order_relaxed);
+        counters_.lost.store(expected > received_ ? expected - received_ : 0, std::memory_order_relaxed);
+    }
+
+    std::size_t picture_bytes() const noexcept { return std::size_t(layout_->rows()) * layout_->row_bytes(); }
+
+    Flow emit() {
+        const MediaFormat& f = output(0).format();
+        if (paint_missing_rows_black()) {
+            frame_.add_flags(SampleFlags::discontinuity);
+            counters_.incomplete.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        }
+        if (!have_emitted_) {
+            base_timestamp_ = frame_timestamp_;
+            base_running_ns_ = clock().now() + latency_ns_;
+        }
+        const auto offset = std::int64_t(std::int32_t(frame_timestamp_ - base_timestamp_));
+        const std::int64_t start = base_running_ns_ + offset * 1'000'000'000 / kVideoClock;
+        frame_.set_times(start, start + std::int64_t(f.fps.den) * 1'000'000'000 / f.fps.num);
+        (void)frame_.set_size(f.frame_bytes());
+        have_emitted_ = true;
+        last_timestamp_ = frame_timestamp_;
+        flush_frame_ = false;
+        ++limit_.produced;
+        return push(0, std::move(frame_));
+    }
+
+    // Whether any row was missing (or only partly there).
+    bool paint_missing_rows_black() {
+        bool painted = false;
+        auto* picture = reinterpret_cast<std::uint8_t*>(frame_.data());
+        const auto w = std::size_t(layout_->width()), h = std::size_t(layout_->height());
+        for (std::size_t row = 0; row < rows_filled_.size(); ++row) {
+            if (rows_filled_[row] == layout_->row_bytes()) continue;
+            painted = true;
+            if (layout_->pixel_format() == PixelFormat::rgba) {
+                std::uint8_t* p = picture + row * w * 4;
+                for (std::size_t x = 0; x < w; ++x, p += 4) p[0] = p[1] = p[2] = 0, p[3] = 255;
+            } else {
+                std::memset(picture + 2 * row * w, 16, 2 * w);
+                std::memset(picture + w * h + row * (w / 2), 128, w / 2);
+                std::memset(picture + w * h + (w / 2) * (h / 2) + row * (w / 2), 128, w / 2);
+            }
+        }
+        return painted;
+    }
+
+    std::uint16_t port_ = 5004;
+    std::string address_ = "0.0.0.0";
+    int pt_ = -1;
+    std::int64_t latency_ns_ = 50'000'000;
+    std::int64_t timeout_ns_ = 0;
+    detail::StreamLimit limit_;
+    std::optional<RawVideoLayout> layout_;
+    detail::UdpReceiver udp_;
+
+    SampleRef frame_;  // the picture being assembled, empty between pictures
+    std::uint32_t frame_timestamp_ = 0;
+    std::vector<std::uint32_t> rows_filled_;  // bytes each row has received
+    std::size_t bytes_filled_ = 0;
+    bool flush_frame_ = false;  // a later picture has begun: push this one as it is
+    std::int64_t frame_last_ns_ = 0, last_packet_ns_ = 0;
+    std::vector<std::uint8_t> held_;
+    std::size_t held_bytes_ = 0;
+
+    bool have_sender_ = false, have_sequence_ = false, have_emitted_ = false;
+    std::uint32_t ssrc_ = 0, first_sequence_ = 0, highest_sequence_ = 0, last_timestamp_ = 0, base_timestamp_ = 0;
+    std::uint64_t received_ = 0;
+    std::array<std::uint32_t, 1024> seen_{};  // sequence + 1 of recent packets, to spot duplicates
+    std::int64_t base_running_ns_ = 0;
+    Counters counters_;
+};
+
+}  // namespace
+
+NodeSpec rtpvrawsink_spec() {
+    return {"rtpvrawsink", Node::Kind::render,
+            "sends I420 or RGBA pictures as RTP raw video (RFC 4175) over UDP",
+            {{"host", "127.0.0.1", "destination IP address"},
+             {"port", "5004", "destination UDP port"},
+             {"mtu", "1400", "largest datagram in bytes"},
+             {"pt", "96", "payload type (dynamic: 96-127)"}},
+            [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSink>(std::move(name), r); }};
+}
+
+NodeSpec rtpvrawsrc_spec() {
+    return {"rtpvrawsrc", Node::Kind::source,
+            "receives RTP raw video (RFC 4175) over UDP; reassembles pictures, counts lost/late packets",
+            {{"port", "5004", "UDP port to listen on"},
+             {"address", "0.0.0.0", "local address to bind"},
+             {"width", "320", "picture width in pixels"},
+             {"height", "240", "picture height in pixels"},
+             {"fps", "30", "frame rate: frames per second, or a fraction like 30000/1001"},
+             {"format", "i420", "pixel format: i420 (sampling YCbCr-4:2:0) | rgba (sampling RGBA)"},
+             {"pt", "-1", "accept only this payload type (-1: any)"},
+             {"latency", "50", "ms a picture waits for its missing packets"},
+             {"timeout", "0", "end the stream after this many ms without packets (0: never)"},
+             detail::num_buffers_property()},
+            [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSrc>(std::move(name), r); }};
+}
+
+}  // namespace sluice::nodes

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The UDP ends the RTP nodes share: a sender, and a receiver whose wait a stop or a flush cuts
+// short. Both use Asio on their own io_context, which only the node's streaming thread runs.
+
+#include <sluice/engine/status.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/udp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace sluice::nodes::detail {
+
+// Largest UDP payload: the size of the buffers a receiver keeps.
+inline constexpr std::size_t kMaxDatagram = 65536;
+
+class UdpSender {
+public:
+    // Control thread (start). Errors name the host or the socket.
+    Status open(const std::string& host, std::uint16_t port);
+    void close() noexcept;
+    // Streaming thread. A datagram the network refuses (nobody listening, a full queue) counts as
+    // lost like any other, not as an error; only a dead socket is one.
+    std::error_code send(std::span<const std::uint8_t> datagram) noexcept;
+
+private:
+    asio::io_context io_;
+    asio::ip::udp::socket socket_{io_};
+    asio::ip::udp::endpoint endpoint_;
+};
+
+class UdpReceiver {
+public:
+    UdpReceiver();
+    // Control thread (start). No SO_REUSEADDR: a port another receiver holds is an error, not a
+    // shared port.
+    Status open(const std::string& address, std::uint16_t port);
+    void close() noexcept;
+
+    // Streaming thread: waits up to `wait` for one datagram. Empty on time-out or unblock().
+    // The span stays valid until the next call. Allocates nothing.
+    std::span<const std::uint8_t> receive(std::chrono::milliseconds wait);
+
+    // Any thread (stop, flush): cuts a pending receive short.
+    void unblock() noexcept { io_.stop(); }
+
+private:
+    asio::io_context io_;
+    asio::ip::udp::socket socket_{io_};
+    asio::ip::udp::endpoint sender_;
+    std::vector<std::uint8_t> datagram_;
+    bool received_ = false, done_ = false;  // the pending receive's outcome
+    std::size_t received_bytes_ = 0;
+};
+
+}  // namespace sluice::nodes::detail
