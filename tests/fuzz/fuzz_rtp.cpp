@@ -1,12 +1,36 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the RTP packet parser. The payload it returns must lie within the datagram.
+// libFuzzer target: the RTP packet parser, then the RFC 4175 payload reader on what it returns,
+// into small pictures of both samplings. The payload must lie within the datagram; the reader
+// must stay inside the picture (ASan watches) and account for every byte it writes.
 #include <sluice/nodes/rtp.hpp>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <numeric>
+#include <vector>
+
+namespace {
+using sluice::engine::MediaFormat;
+using sluice::engine::PixelFormat;
+
+void unpack_into(const MediaFormat& format, std::span<const std::uint8_t> payload) {
+    const auto layout = sluice::nodes::RawVideoLayout::of(format);
+    if (!layout) std::abort();
+    // Exactly the picture's size on the heap, so ASan sees a write one byte past it.
+    std::vector<std::uint8_t> picture(format.frame_bytes());
+    std::vector<std::uint32_t> rows(std::size_t(layout->rows()), 0);
+    const auto unpacked = sluice::nodes::unpack_raw_video(*layout, payload, picture.data(), rows);
+    const std::uint64_t filled = std::accumulate(rows.begin(), rows.end(), std::uint64_t(0));
+    if (unpacked ? filled != unpacked->bytes : filled != 0) std::abort();
+}
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    if (auto p = sluice::nodes::parse_rtp_packet({data, size}))
-        if (p->payload.data() < data || p->payload.data() + p->payload.size() > data + size) std::abort();
+    const auto p = sluice::nodes::parse_rtp_packet({data, size});
+    if (!p) return 0;
+    if (p->payload.data() < data || p->payload.data() + p->payload.size() > data + size) std::abort();
+    unpack_into(MediaFormat::video(16, 8, PixelFormat::i420, {30, 1}), p->payload);
+    unpack_into(MediaFormat::video(6, 4, PixelFormat::rgba, {30, 1}), p->payload);
     return 0;
 }

@@ -2,6 +2,7 @@
 // RTP: the packet parser, sluice-to-sluice over loopback, bad packets, prompt stop while
 // receiving, and interoperation with GStreamer (rtpL16pay / rtpL16depay) both ways.
 #include "../support.hpp"
+#include "rtp_support.hpp"
 
 #include <doctest/doctest.h>
 #include <sluice/sluice.hpp>
@@ -20,33 +21,12 @@
 using namespace std::chrono_literals;
 using namespace sluice;
 using namespace sluice::engine;
+using test::extra;
+using test::random_port;
+using test::send_datagram;
 using test::TempDir;
 
 namespace {
-
-// A port unlikely to collide with a parallel test.
-int random_port() {
-    static std::mt19937 rng(std::random_device{}());
-    return 20000 + int(rng() % 20000);
-}
-
-std::uint64_t extra(const Graph& g, const std::string& node, const std::string& key) {
-    for (const auto& [name, values] : g.stats().node_extras)
-        if (name == node)
-            for (const auto& [k, v] : values)
-                if (k == key) return v;
-    return ~std::uint64_t(0);
-}
-
-void send_datagram(int port, const std::vector<std::uint8_t>& bytes) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(std::uint16_t(port));
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    (void)::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-    ::close(fd);
-}
 
 std::vector<std::uint8_t> packet(std::uint16_t seq, std::uint32_t ts, std::uint32_t ssrc, std::size_t payload,
                                  std::uint8_t pt = 96) {

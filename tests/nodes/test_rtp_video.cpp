@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: MIT
+// RTP raw video (RFC 4175): the payload format, sluice-to-sluice over loopback, loss and bad
+// packets, prompt stop, and interoperation with GStreamer (rtpvrawpay / rtpvrawdepay) both ways.
+// Pictures are compared byte for byte: raw video over RTP is lossless.
+#include "../support.hpp"
+#include "rtp_support.hpp"
+
+#include <doctest/doctest.h>
+#include <sluice/sluice.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <thread>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using namespace sluice;
+using namespace sluice::engine;
+using test::extra;
+using test::random_port;
+using test::send_datagram;
+using test::TempDir;
+
+namespace {
+
+using Picture = std::vector<std::uint8_t>;
+
+// A render that keeps a copy of every picture, and whether it was flagged as a discontinuity.
+class FrameCollector final : public Node {
+public:
+    FrameCollector() : Node("frames", Kind::render) { add_input("sink", {MediaFormat::video()}); }
+    std::vector<Picture> frames;
+    std::vector<bool> discontinuity;
+
+private:
+    Flow process(std::size_t, SampleRef&& s) override {
+        const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
+        frames.emplace_back(p, p + s.size());
+        discontinuity.push_back(s.has(SampleFlags::discontinuity));
+        return Flow::ok;
+    }
+};
+
+std::unique_ptr<Node> make(const std::string& type, const std::string& name, const nodes::Properties& props) {
+    std::unique_ptr<Node> n;
+    const Status st = nodes::create_node(type, name, props, n);
+    REQUIRE_MESSAGE(st, st.message());
+    return n;
+}
+
+// What videotest paints with these properties, straight into a collector.
+std::vector<Picture> videotest_frames(const nodes::Properties& props) {
+    Graph g;
+    Node& src = g.add(make("videotest", "videotest0", props));
+    auto& frames = g.add<FrameCollector>();
+    REQUIRE(g.connect(src, frames));
+    REQUIRE(g.run());
+    REQUIRE(g.wait_until_ended(20s));
+    REQUIRE(g.stop());
+    return frames.frames;
+}
+
+// The pictures of a YUV4MPEG2 file, header and FRAME lines skipped.
+std::vector<Picture> y4m_frames(const std::string& path, std::size_t frame_bytes) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string d((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<Picture> frames;
+    std::size_t at = d.find('\n');
+    while (at != std::string::npos && at + 1 < d.size()) {
+        const std::size_t data = d.find('\n', at + 1);
+        if (data == std::string::npos || d.size() - (data + 1) < frame_bytes) break;
+        frames.emplace_back(d.begin() + std::ptrdiff_t(data + 1), d.begin() + std::ptrdiff_t(data + 1 + frame_bytes));
+        at = data + frame_bytes;
+    }
+    return frames;
+}
+
+Picture random_picture(std::size_t bytes, unsigned seed) {
+    std::mt19937 rng(seed);
+    Picture p(bytes);
+    for (auto& b : p) b = std::uint8_t(rng());
+    return p;
+}
+
+// Every payload of one picture at `mtu`, as rtpvrawsink cuts them.
+std::vector<Picture> payloads(const nodes::RawVideoLayout& layout, const Picture& picture, std::size_t mtu) {
+    std::vector<Picture> out;
+    nodes::RawVideoCursor at;
+    while (!at.done(layout)) {
+        Picture payload(mtu - 12);
+        const std::size_t n = nodes::pack_raw_video(layout, picture.data(), at, std::uint16_t(out.size()), payload);
+        REQUIRE(n > 0);
+        payload.resize(n);
+        out.push_back(std::move(payload));
+    }
+    return out;
+}
+
+std::vector<std::uint8_t> rtp_packet(std::uint32_t seq, std::uint32_t ts, std::uint32_t ssrc, const Picture& payload,
+                                     bool marker = false, std::uint8_t pt = 96) {
+    std::vector<std::uint8_t> p(12);
+    nodes::write_rtp_header(p.data(), pt, marker, std::uint16_t(seq), ts, ssrc);
+    p.insert(p.end(), payload.begin(), payload.end());
+    p[12] = std::uint8_t(seq >> 24);  // the extended sequence number's high half
+    p[13] = std::uint8_t(seq >> 16);
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("RtpVideo.Payload.RoundTripAtEveryMtu") {
+    for (const MediaFormat& format : {MediaFormat::video(320, 240, PixelFormat::i420, {30, 1}),
+                                      MediaFormat::video(64, 48, PixelFormat::rgba, {30, 1}),
+                                      MediaFormat::video(2, 2, PixelFormat::i420, {30, 1}),
+                                      MediaFormat::video(1, 1, PixelFormat::rgba, {30, 1})}) {
+        const auto layout = nodes::RawVideoLayout::of(format);
+        REQUIRE(layout);
+        const Picture sent = random_picture(format.frame_bytes(), unsigned(format.width));
+        for (const std::size_t mtu : {64u, 100u, 1400u, 9000u, 65507u}) {
+            CAPTURE(format.to_string());
+            CAPTURE(mtu);
+            Picture received(sent.size(), 0);
+            std::vector<std::uint32_t> rows(std::size_t(layout->rows()), 0);
+            std::size_t count = 0, bytes = 0;
+            for (const Picture& payload : payloads(*layout, sent, mtu)) {
+                CHECK(payload.size() <= mtu - 12);
+                const auto unpacked = nodes::unpack_raw_video(*layout, payload, received.data(), rows);
+                REQUIRE(unpacked);
+                CHECK(unpacked->extended_sequence == count);
+                bytes += unpacked->bytes;
+                ++count;
+            }
+            CHECK(received == sent);
+            CHECK(bytes == sent.size());
+            for (const std::uint32_t r : rows) CHECK(r == layout->row_bytes());
+        }
+    }
+}
+
+TEST_CASE("RtpVideo.Payload.LineHeadersAsRfc4175Says") {
+    const MediaFormat format = MediaFormat::video(320, 240, PixelFormat::i420, {30, 1});
+    const auto layout = nodes::RawVideoLayout::of(format);
+    REQUIRE(layout);
+    CHECK(std::string(layout->sampling()) == "YCbCr-4:2:0");
+    Picture picture(format.frame_bytes());
+    for (std::size_t i = 0; i < picture.size(); ++i) picture[i] = std::uint8_t(i * 7);
+    const auto p = payloads(*layout, picture, 1400);
+    // A row is two lines of 160 groups of 6 bytes: 960 bytes. 1400 - 12 (RTP) - 2 (extended
+    // sequence) leaves 1386: one whole row (6 + 960), then 69 groups of the next (6 + 414).
+    REQUIRE(p.size() >= 2);
+    const Picture& a = p[0];
+    REQUIRE(a.size() == 2 + 6 + 6 + 960 + 414);
+    auto at16 = [](const Picture& q, std::size_t i) { return unsigned(q[i] << 8 | q[i + 1]); };
+    CHECK(at16(a, 2) == 960);       // length
+    CHECK(at16(a, 4) == 0);         // line 0, first field
+    CHECK(at16(a, 6) == 0x8000);    // offset 0, another header follows
+    CHECK(at16(a, 8) == 414);
+    CHECK(at16(a, 10) == 2);        // line 2: a row starts at every other line
+    CHECK(at16(a, 12) == 0);        // offset 0, last header
+    // The first group: Y(0,0) Y(0,1) Y(1,0) Y(1,1) Cb(0,0) Cr(0,0).
+    const std::size_t u = 320 * 240, v = u + 160 * 120;
+    const Picture first{picture[0], picture[1], picture[320], picture[321], picture[u], picture[v]};
+    CHECK(Picture(a.begin() + 14, a.begin() + 20) == first);
+    // The next payload goes on from pixel 138 of line 2.
+    CHECK(at16(p[1], 4) == 2);
+    CHECK(at16(p[1], 6) == (138 | 0x8000));
+    CHECK(p.size() == 84);  // 115 200 bytes of groups in payloads of at most 1386
+}
+
+TEST_CASE("RtpVideo.Payload.MalformedIsRefusedAndWritesNothing") {
+    const MediaFormat format = MediaFormat::video(8, 4, PixelFormat::i420, {30, 1});
+    const auto layout = nodes::RawVideoLayout::of(format);
+    REQUIRE(layout);
+    // One segment: length, line, offset; 12 bytes of data follow (2 groups).
+    auto payload = [](unsigned length, unsigned line, unsigned offset, std::size_t data = 12) {
+        Picture p{0, 0, std::uint8_t(length >> 8), std::uint8_t(length), std::uint8_t(line >> 8), std::uint8_t(line),
+                  std::uint8_t(offset >> 8), std::uint8_t(offset)};
+        p.insert(p.end(), data, 0xAB);
+        return p;
+    };
+    Picture picture(format.frame_bytes(), 0);
+    std::vector<std::uint32_t> rows(2, 0);
+    REQUIRE(nodes::unpack_raw_video(*layout, payload(12, 2, 4), picture.data(), rows));  // a good one
+    std::fill(picture.begin(), picture.end(), 0);
+    rows.assign(2, 0);
+    const std::vector<Picture> bad{
+        {},                             // empty
+        {0, 0, 0, 12},                  // header cut short
+        payload(12, 4, 0),              // line 4 of a 4-line picture
+        payload(12, 1, 0),              // an odd line: 4:2:0 rows start on even lines
+        payload(12, 0, 1),              // an offset inside a group
+        payload(10, 0, 0),              // not a whole number of groups
+        payload(12, 0, 6),              // runs past the right edge
+        payload(12, 0x8000, 0),         // second field: interlaced
+        payload(12, 0, 0, 11),          // data shorter than announced
+        payload(12, 0, 0x8000),         // says another header follows, then none does
+    };
+    for (std::size_t i = 0; i < bad.size(); ++i) {
+        CAPTURE(i);
+        CHECK_FALSE(nodes::unpack_raw_video(*layout, bad[i], picture.data(), rows));
+    }
+    CHECK(std::all_of(picture.begin(), picture.end(), [](std::uint8_t b) { return b == 0; }));
+    CHECK(rows == std::vector<std::uint32_t>(2, 0));
+    // Formats RFC 4175 cannot carry here.
+    CHECK_FALSE(nodes::RawVideoLayout::of(MediaFormat::video(7, 4, PixelFormat::i420, {30, 1})));
+    CHECK_FALSE(nodes::RawVideoLayout::of(MediaFormat::video(40000, 4, PixelFormat::rgba, {30, 1})));
+    CHECK_FALSE(nodes::RawVideoLayout::of(MediaFormat::audio(48000, 2, SampleFormat::s16)));
+}
+
+TEST_CASE("RtpVideo.Loopback.PicturesArriveExact" * doctest::timeout(120)) {
+    for (const std::string format : {"i420", "rgba"}) {
+        CAPTURE(format);
+        const nodes::Properties picture{{"width", "320"}, {"height", "240"}, {"format", format}};
+        nodes::Properties source = picture;
+        source["num-buffers"] = "20";
+        const auto expected = videotest_frames(source);
+        REQUIRE(expected.size() == 20);
+
+        const int port = random_port();
+        Graph rx;
+        nodes::Properties rx_props = picture;
+        rx_props["port"] = std::to_string(port);
+        rx_props["timeout"] = "500";
+        Node& rtp_in = rx.add(make("rtpvrawsrc", "rtpvrawsrc0", rx_props));
+        auto& frames = rx.add<FrameCollector>();
+        REQUIRE(rx.connect(rtp_in, frames));
+        REQUIRE(rx.run());
+
+        Graph tx;
+        Node& src = tx.add(make("videotest", "videotest0", source));
+        Node& rtp_out = tx.add(make("rtpvrawsink", "rtpvrawsink0", {{"port", std::to_string(port)}}));
+        rtp_out.set_clocked(true);  // paced like a live sender
+        REQUIRE(tx.connect(src, rtp_out));
+        REQUIRE(tx.run());
+        REQUIRE(tx.wait_until_ended(20s));
+        REQUIRE(tx.stop());
+        REQUIRE(rx.wait_until_ended(20s));  // ends by the receive timeout
+        REQUIRE(rx.stop());
+
+        MESSAGE(format << ": sent " << extra(tx, "rtpvrawsink0", "packets_sent") << " packets, received "
+                       << extra(rx, "rtpvrawsrc0", "packets_received") << ", lost "
+                       << extra(rx, "rtpvrawsrc0", "packets_lost"));
+        CHECK(extra(tx, "rtpvrawsink0", "frames_sent") == 20);
+        CHECK(extra(rx, "rtpvrawsrc0", "packets_received") == extra(tx, "rtpvrawsink0", "packets_sent"));
+        CHECK(extra(rx, "rtpvrawsrc0", "packets_lost") == 0);
+        CHECK(extra(rx, "rtpvrawsrc0", "frames_incomplete") == 0);
+        REQUIRE(frames.frames.size() == 20);
+        for (std::size_t i = 0; i < 20; ++i) {
+            CAPTURE(i);
+            CHECK(frames.frames[i] == expected[i]);
+            CHECK_FALSE(frames.discontinuity[i]);
+        }
+    }
+}
+
+TEST_CASE("RtpVideo.Receive.LossLateForeignAndMalformedCounted" * doctest::timeout(60)) {
+    // 32x8 RGBA at an MTU of one row (128 bytes + 6 + 2 + 12): 8 packets a picture.
+    const MediaFormat format = MediaFormat::video(32, 8, PixelFormat::rgba, {30, 1});
+    const auto layout = nodes::RawVideoLayout::of(format);
+    REQUIRE(layout);
+    const Picture a = random_picture(format.frame_bytes(), 1), b = random_picture(format.frame_bytes(), 2);
+    const auto pa = payloads(*layout, a, 148), pb = payloads(*layout, b, 148);
+    REQUIRE(pa.size() == 8);
+
+    const int port = random_port();
+    Graph rx;
+    Node& rtp_in = rx.add(make("rtpvrawsrc", "rtpvrawsrc0",
+                               {{"port", std::to_string(port)}, {"width", "32"}, {"height", "8"}, {"format", "rgba"},
+                                {"pt", "96"}, {"latency", "200"}, {"timeout", "500"}}));
+    auto& frames = rx.add<FrameCollector>();
+    REQUIRE(rx.connect(rtp_in, frames));
+    REQUIRE(rx.run());
+    std::this_thread::sleep_for(50ms);
+    const std::uint32_t ssrc = 77, ta = 90000, tb = 93000;
+    auto send = [&](const std::vector<std::uint8_t>& packet) {
+        send_datagram(port, packet);
+        std::this_thread::sleep_for(2ms);
+    };
+    for (std::uint32_t s = 0; s < 8; ++s)
+        if (s != 3) send(rtp_packet(s, ta, ssrc, pa[s], s == 7));  // row 3 of picture a is lost
+    send(rtp_packet(8, tb, ssrc, pb[0]));                           // b begins: a goes out as it is
+    send(rtp_packet(8, tb, ssrc, pb[0]));                           // a duplicate
+    send(rtp_packet(16, ta, ssrc, pa[3]));                          // a's row 3, too late
+    send(rtp_packet(17, tb, 999, pb[1]));                           // another sender
+    send(rtp_packet(18, tb, ssrc, pb[1], false, 97));               // another payload type
+    Picture outside = pb[1];
+    outside[5] = 8;                                                 // line 8 of an 8-line picture
+    send(rtp_packet(19, tb, ssrc, outside));
+    send({1, 2, 3});                                                // not RTP
+    for (std::uint32_t s = 1; s < 8; ++s) send(rtp_packet(8 + s, tb, ssrc, pb[s], s == 7));
+    REQUIRE(rx.wait_until_ended(10s));
+    REQUIRE(rx.stop());
+
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_received") == 16);  // 7 of a, 8 of b, the late one
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_lost") == 1);       // sequence 3 (17..19 were dropped as bad)
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_late") == 1);
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_duplicate") == 1);
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_foreign") == 1);
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_malformed") == 3);
+    CHECK(extra(rx, "rtpvrawsrc0", "frames_incomplete") == 1);
+    REQUIRE(frames.frames.size() == 2);
+    CHECK(frames.discontinuity[0]);
+    CHECK_FALSE(frames.discontinuity[1]);
+    CHECK(frames.frames[1] == b);
+    // Picture a: every row as sent but row 3, which is opaque black.
+    const std::size_t row = 32 * 4;
+    for (std::size_t r = 0; r < 8; ++r) {
+        CAPTURE(r);
+        const Picture got(frames.frames[0].begin() + std::ptrdiff_t(r * row), frames.frames[0].begin() + std::ptrdiff_t((r + 1) * row));
+        if (r != 3) {
+            CHECK(got == Picture(a.begin() + std::ptrdiff_t(r * row), a.begin() + std::ptrdiff_t((r + 1) * row)));
+        } else {
+            for (std::size_t x = 0; x < row; x += 4) CHECK(got[x] + got[x + 1] + got[x + 2] == 0);
+            for (std::size_t x = 0; x < row; x += 4) CHECK(got[x + 3] == 255);
+        }
+    }
+}
+
+TEST_CASE("RtpVideo.Stop.PromptWhileBlockedInReceive" * doctest::timeout(30)) {
+    Graph rx;
+    REQUIRE(nodes::build_pipeline(rx, "rtpvrawsrc port=" + std::to_string(random_port()) + " ! nullsink"));
+    for (int i = 0; i < 20; ++i) {
+        REQUIRE(rx.run());
+        std::this_thread::sleep_for(20ms);  // nothing arrives: the thread waits in a receive
+        REQUIRE(rx.stop());
+        CHECK(rx.stats().last_stop < 500ms);
+    }
+}
+
+TEST_CASE("RtpVideo.Errors.SizesRfc4175CannotCarry") {
+    Graph a;
+    Status st = nodes::build_pipeline(a, "rtpvrawsrc width=321 ! nullsink");
+    CHECK(st.message().find("I420 needs an even width and height") != std::string::npos);
+    Graph b;
+    st = nodes::build_pipeline(b, "videotest width=320 height=239 ! rtpvrawsink");
+    CHECK(st.message().find("RFC 4175 cannot carry video/I420 320x239") != std::string::npos);
+    Graph c;
+    st = nodes::build_pipeline(c, "tone ! rtpvrawsink");
+    CHECK(st.message().find("cannot link tone0.src to rtpvrawsink0.sink") != std::string::npos);
+    Graph d;
+    REQUIRE(nodes::build_pipeline(d, "videotest ! rtpvrawsink host=nowhere"));
+    CHECK(d.run().message().find("'nowhere' is not an IP address") != std::string::npos);
+}
+
+namespace {
+constexpr const char* kGstVideo = "video/x-raw,format=I420,width=320,height=240,framerate=30/1";
+constexpr const char* kGstRtpCaps =
+    "application/x-rtp,media=video,clock-rate=90000,encoding-name=RAW,sampling=YCbCr-4:2:0,depth=(string)8,"
+    "width=(string)320,height=(string)240,colorimetry=(string)BT601-5,payload=96";
+bool have_gst_element(const char* element) {
+    if (test::run(std::string("gst-inspect-1.0 ") + element).exit_code == 0) return true;
+    MESSAGE("GStreamer's " << element << " is not installed; .ci/install-deps installs it");
+    return false;
+}
+}  // namespace
+
+TEST_CASE("RtpVideo.Interop.GStreamerSendsSluiceRecords" * doctest::timeout(120)) {
+    REQUIRE(have_gst_element("rtpvrawpay"));
+    REQUIRE(have_gst_element("y4menc"));
+    TempDir dir;
+    // What GStreamer's moving-ball pattern looks like, written by GStreamer itself.
+    const std::string reference = dir / "gst.y4m";
+    REQUIRE(test::run("gst-launch-1.0 -q videotestsrc num-buffers=30 pattern=ball ! " + std::string(kGstVideo) +
+                      " ! y4menc ! filesink location=" + reference)
+                .exit_code == 0);
+    const int port = random_port();
+    Graph rx;
+    REQUIRE(nodes::build_pipeline(rx, "rtpvrawsrc port=" + std::to_string(port) + " timeout=500 ! y4msink path=" +
+                                          (dir / "rx.y4m")));
+    REQUIRE(rx.run());
+    const auto sent = test::run("gst-launch-1.0 -q videotestsrc num-buffers=30 pattern=ball is-live=true ! " +
+                                std::string(kGstVideo) + " ! rtpvrawpay ! udpsink host=127.0.0.1 port=" +
+                                std::to_string(port));
+    REQUIRE(sent.exit_code == 0);
+    REQUIRE(rx.wait_until_ended(20s));
+    REQUIRE(rx.stop());
+    MESSAGE("GStreamer -> sluice: received " << extra(rx, "rtpvrawsrc0", "packets_received") << ", lost "
+                                              << extra(rx, "rtpvrawsrc0", "packets_lost") << ", late "
+                                              << extra(rx, "rtpvrawsrc0", "packets_late") << ", incomplete pictures "
+                                              << extra(rx, "rtpvrawsrc0", "frames_incomplete"));
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_lost") == 0);
+    const std::size_t frame = MediaFormat::video(320, 240, PixelFormat::i420, {30, 1}).frame_bytes();
+    const auto expected = y4m_frames(reference, frame), got = y4m_frames(dir / "rx.y4m", frame);
+    REQUIRE(expected.size() == 30);
+    REQUIRE(got.size() == 30);
+    for (std::size_t i = 0; i < 30; ++i) {
+        CAPTURE(i);
+        CHECK(got[i] == expected[i]);
+    }
+    CHECK(expected[0] != expected[15]);  // the ball moves: the comparison sees every picture
+}
+
+TEST_CASE("RtpVideo.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)) {
+    REQUIRE(have_gst_element("rtpvrawdepay"));
+    REQUIRE(have_gst_element("y4menc"));
+    TempDir dir;
+    const auto expected = videotest_frames({{"num-buffers", "30"}});
+    REQUIRE(expected.size() == 30);
+    const int port = random_port();
+    const std::string recorded = dir / "gst.y4m";
+    // GStreamer records until EOS; -e turns our SIGINT into one. A big receive buffer rides out
+    // each picture's burst of 84 packets.
+    const std::string gst = "gst-launch-1.0 -q -e udpsrc buffer-size=4000000 port=" + std::to_string(port) + " caps=\"" +
+                            kGstRtpCaps + "\" ! rtpjitterbuffer latency=100 ! rtpvrawdepay ! y4menc ! filesink location=" +
+                            recorded;
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::execl("/bin/sh", "sh", "-c", ("exec " + gst).c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(1s);  // let it bind
+    Graph tx;
+    REQUIRE(nodes::build_pipeline(tx, "videotest num-buffers=30 ! rtpvrawsink port=" + std::to_string(port)));
+    for (Node* n : tx.nodes())
+        if (n->kind() == Node::Kind::render) n->set_clocked(true);
+    REQUIRE(tx.run());
+    REQUIRE(tx.wait_until_ended(20s));
+    REQUIRE(tx.stop());
+    std::this_thread::sleep_for(500ms);
+    ::kill(child, SIGINT);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    const auto got = y4m_frames(recorded, MediaFormat::video(320, 240, PixelFormat::i420, {30, 1}).frame_bytes());
+    MESSAGE("sluice -> GStreamer: " << got.size() << " pictures recorded of 30 sent");
+    REQUIRE(got.size() == 30);
+    for (std::size_t i = 0; i < 30; ++i) {
+        CAPTURE(i);
+        CHECK(got[i] == expected[i]);
+    }
+}
