@@ -26,6 +26,23 @@
 // releaser sees the waiter and wakes it; if the waiter has not reached d yet, wake_seq_ differs
 // from `seq` and d returns at once) or c follows 1 (the waiter's pop sees the sample). On x86 the
 // seq_cst CAS is the LOCK CMPXCHG every push needs anyway, and the seq_cst load is a plain MOV.
+//
+// Per-thread caches (release_free, take_cached). A release that parks a sample in its cache
+// instead of pushing it makes the same pairing with waiters: 1 is its CAS on the cache, 2 its
+// load of waiters_ (seen: it takes the sample back and pushes it, which wakes), and between c
+// and d the waiter scans every cache (steal_cached). With decommit it makes a second one:
+//
+//   releaser (release_free)                    decommit
+//   a. g = decommit_generation_   (seq_cst)    i.   pool->retired = true        (seq_cst)
+//   b. pool->retired, false?      (seq_cst)    ii.  ++decommit_generation_      (seq_cst)
+//   c. CAS the sample into the cache (seq_cst)  iii. empty every cache (CAS)    (seq_cst)
+//   d. decommit_generation_ == g? (seq_cst)
+//
+// If d still reads g, d precedes ii in the total order, so c precedes iii and decommit finds the
+// sample (or whoever took it meanwhile owns it). If not, the releaser takes back whatever its
+// cache holds and releases it the slow way, which sees `retired`. (b reading false also means
+// a precedes ii, so a changed generation is always noticed.) Exactly one party takes a parked
+// sample, because every taker uses a CAS on the cache word.
 
 namespace sluice {
 
@@ -324,8 +341,11 @@ std::error_code SampleAllocator::decommit() {
     // Counted before the pool can drain: a release may finish it as soon as `retired` is set.
     // relaxed: the retired store below (and the seq_cst CAS after it) orders it for releasers.
     live_retired_.fetch_add(1, std::memory_order_relaxed);
-    // release: a releaser that acquires the new head (or reads this flag) sees the pool retired.
-    pool->retired.store(true, std::memory_order_release);
+    // seq_cst: (i) of the pairing with parking releasers; also a releaser that acquires the new
+    // head (or reads this flag) sees the pool retired.
+    pool->retired.store(true, std::memory_order_seq_cst);
+    // seq_cst: (ii) of that pairing.
+    decommit_generation_.fetch_add(1, std::memory_order_seq_cst);
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     // seq_cst: after this, pushes fail and see the decommitted head, pops fail; also orders the
     // retired flag before any later commit's head.
@@ -343,6 +363,22 @@ std::error_code SampleAllocator::decommit() {
          // relaxed: written before the pushes we acquired with the CAS.
          slot = slots_[slot].next.load(std::memory_order_relaxed))
         ++free_count;
+    // (iii): samples parked in the caches are free too. Only this pool's can be there: an older
+    // pool's were taken out by its own decommit, and a parker that raced with that took its
+    // sample back.
+    for (CacheSlot& cache : caches_) {
+        // seq_cst: (iii) of the pairing; the CAS's acquire makes the sample ours.
+        std::uint64_t word = cache.word.load(std::memory_order_seq_cst);
+        while (std::uint32_t(word & kSlotMask) != kEmptySlot) {
+            if (!cache.word.compare_exchange_weak(word, (word & ~kSlotMask) | kEmptySlot, std::memory_order_seq_cst,
+                                                  std::memory_order_seq_cst))
+                continue;
+            SampleHeader* h = slots_ + (word & kSlotMask);
+            if (h->pool == pool) ++free_count;
+            else return_retired(h);  // defensive: see above
+            break;
+        }
+    }
     // acq_rel: pairs with return_retired; whoever reaches zero sees everyone's releases.
     // With nothing free the count may already have reached zero in a release (every sample was
     // out and came back between `retired` and the CAS): that release drained the pool, not us.
@@ -421,6 +457,49 @@ void SampleAllocator::on_get_checked(SampleHeader* h) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Waiting
 
+// ---------------------------------------------------------------------------------------------
+// Per-thread caches
+
+std::uint32_t detail::assign_cache_slot() noexcept {
+    // relaxed: any spread will do; only this thread reads its slot number.
+    static std::atomic<std::uint32_t> next{0};
+    cache_slot_plus_one = next.fetch_add(1, std::memory_order_relaxed) % SampleAllocator::kCacheSlots + 1;
+    return cache_slot_plus_one;
+}
+
+// Takes whatever `cache` holds (a sample, or nothing if someone was quicker) and releases it
+// through the free list, which handles retired pools and wakes a waiter.
+void SampleAllocator::flush_cache(std::atomic<std::uint64_t>& cache) noexcept {
+    // seq_cst: part of the pairings above; the CAS's acquire makes the sample's state ours.
+    std::uint64_t word = cache.load(std::memory_order_seq_cst);
+    while (std::uint32_t(word & kSlotMask) != kEmptySlot) {
+        if (cache.compare_exchange_weak(word, (word & ~kSlotMask) | kEmptySlot, std::memory_order_seq_cst,
+                                        std::memory_order_seq_cst)) {
+            push_free(slots_ + (word & kSlotMask));
+            return;
+        }
+    }
+}
+
+// A waiter's last look before it sleeps: a sample parked in any thread's cache.
+SampleHeader* SampleAllocator::steal_cached() noexcept {
+    for (CacheSlot& c : caches_) {
+        // seq_cst: the waiter's scan in the pairing with parking releasers (between c and d).
+        std::uint64_t word = c.word.load(std::memory_order_seq_cst);
+        while (std::uint32_t(word & kSlotMask) != kEmptySlot) {
+            if (!c.word.compare_exchange_weak(word, ((word & ~kSlotMask) + kPopIncrement) | kEmptySlot,
+                                              std::memory_order_seq_cst, std::memory_order_seq_cst))
+                continue;
+            SampleHeader* h = slots_ + (word & kSlotMask);
+            // acquire: as in take_cached.
+            if (!h->pool->retired.load(std::memory_order_acquire)) return h;
+            return_retired(h);
+            break;
+        }
+    }
+    return nullptr;
+}
+
 void SampleAllocator::wake_one() noexcept {
     // release: a woken waiter acquires wake_seq_ before it pops again.
     wake_seq_.fetch_add(1, std::memory_order_release);
@@ -457,6 +536,7 @@ Result<SampleRef> SampleAllocator::get_slow(std::int64_t deadline_ns, const std:
         refused_.fetch_add(1, std::memory_order_relaxed);
         return unexpected(Errc::not_committed);
     }
+    if (SampleHeader* h = steal_cached()) return hand_out(h, holder);
     // Spin a little before sleeping: in a producer/consumer hand-off the buffer usually comes back
     // within a microsecond or two, far sooner than a futex sleep and wake-up would take.
     for (int spin = 0; spin < kSpins; ++spin) {
@@ -502,6 +582,12 @@ Result<SampleRef> SampleAllocator::get_slow(std::int64_t deadline_ns, const std:
             waiters_.fetch_sub(1, std::memory_order_relaxed);
             refused_.fetch_add(1, std::memory_order_relaxed);
             return unexpected(Errc::not_committed);
+        }
+        // Between c and d: a release that parked its sample before it could see us.
+        if (SampleHeader* h = steal_cached()) {
+            // relaxed: as above.
+            waiters_.fetch_sub(1, std::memory_order_relaxed);
+            return hand_out(h, holder);
         }
         if (stop != nullptr && stop->stop_requested()) return leave(Errc::cancelled, cancels_);
         if (deadline_ns >= 0 && steady_now_ns() >= deadline_ns) return leave(Errc::timeout, timeouts_);
@@ -579,7 +665,8 @@ AllocatorStats SampleAllocator::stats() const {
     }
     // relaxed everywhere below: statistics, each a snapshot on its own.
     s.waiters = waiters_.load(std::memory_order_relaxed);
-    const std::uint64_t pops = head_.load(std::memory_order_relaxed) >> kSlotBits;
+    std::uint64_t pops = head_.load(std::memory_order_relaxed) >> kSlotBits;
+    for (const CacheSlot& cache : caches_) pops += cache.word.load(std::memory_order_relaxed) >> kSlotBits;
     s.gets = (pops - c.commits) & (std::numeric_limits<std::uint64_t>::max() >> kSlotBits);
     s.waits = waits_.load(std::memory_order_relaxed);
     s.timeouts = timeouts_.load(std::memory_order_relaxed);

@@ -27,9 +27,13 @@
 // Algorithm. The free list is a Treiber stack (R. K. Treiber, "Systems Programming: Coping with
 // Parallelism", IBM RJ 5118, 1986) of slot indices in one 64-bit word (index + 44-bit pop
 // counter against ABA). Headers live in an arena that outlives every pool, so a stale pop only
-// reads memory that is still mapped, and its CAS fails. Waiting uses the Linux futex on a wake
-// sequence word, with a waiter count read by releasers (the Dekker pairing is spelled out in
-// sample_allocator.cpp).
+// reads memory that is still mapped, and its CAS fails. In front of it, each thread has a cache
+// of one sample (one of kCacheSlots words, each on its own cache line): a release parks the
+// sample there when it is empty, and the same thread's next get takes it back, so a thread that
+// gets and releases touches only its own line. Caches are not private: a thread that finds the
+// pool empty steals from them before it sleeps, and decommit empties them. Waiting uses the Linux
+// futex on a wake sequence word, with a waiter count read by releasers (the pairings are spelled
+// out in sample_allocator.cpp).
 
 #include <sluice/allocators/result.hpp>
 #include <sluice/allocators/sample.hpp>
@@ -88,6 +92,8 @@ class SampleAllocator {
 public:
     static constexpr std::size_t kMaxBuffers = 1u << 16;
     static constexpr std::size_t kMaxAlignment = std::size_t(1) << 30;
+    // Per-thread caches of one sample each; threads beyond this many share them round robin.
+    static constexpr std::size_t kCacheSlots = 16;
 
     SampleAllocator();
     SampleAllocator(const SampleAllocator&) = delete;
@@ -160,6 +166,11 @@ private:
 
     enum class PopFailure { empty, decommitted };
     detail::SampleHeader* try_pop(std::memory_order order, PopFailure& why) noexcept;
+    std::atomic<std::uint64_t>& my_cache() noexcept;
+    detail::SampleHeader* take_cached() noexcept;
+    detail::SampleHeader* steal_cached() noexcept;  // from any thread's cache
+    void flush_cache(std::atomic<std::uint64_t>& cache) noexcept;
+    void release_free(detail::SampleHeader* h) noexcept;
     Result<SampleRef> hand_out(detail::SampleHeader* h, const char* holder) noexcept;
     Result<SampleRef> get_slow(std::int64_t deadline_ns, const std::stop_token* stop,
                                const char* holder) noexcept;
@@ -194,6 +205,15 @@ private:
     // --- Line 3: retirement bookkeeping, written by last releases of retired epochs.
     alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> live_retired_{0};  // futex word
     std::atomic<std::uint64_t> corruptions_{0};
+    // Bumped by every decommit before it empties the caches; read by releases that park a sample.
+    std::atomic<std::uint64_t> decommit_generation_{0};
+
+    // --- Lines 4 ..: the per-thread caches, one line each. A word is [ 44-bit take counter |
+    // 20-bit slot index, or kEmptySlot ]; the counter makes stats().gets exact.
+    struct alignas(detail::kCacheLineSize) CacheSlot {
+        std::atomic<std::uint64_t> word{kEmptySlot};
+    };
+    CacheSlot caches_[kCacheSlots];
 
     std::unique_ptr<Control> control_;
 };
@@ -208,6 +228,41 @@ static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::atomic<std::uint64
 // ---------------------------------------------------------------------------------------------
 // Implementation detail: inline fast paths (kept here so a get+release pair compiles to a handful
 // of instructions in the caller).
+
+namespace detail {
+// Which cache slot of every allocator this thread uses, plus one; 0 until its first get or
+// release. initial-exec: a direct thread-pointer load even from position-independent code.
+inline thread_local std::uint32_t cache_slot_plus_one __attribute__((tls_model("initial-exec"))) = 0;
+std::uint32_t assign_cache_slot() noexcept;  // round robin over kCacheSlots; sets the above
+}  // namespace detail
+
+inline std::atomic<std::uint64_t>& SampleAllocator::my_cache() noexcept {
+    std::uint32_t slot = detail::cache_slot_plus_one;
+    if (slot == 0) [[unlikely]]
+        slot = detail::assign_cache_slot();
+    return caches_[slot - 1].word;
+}
+
+inline detail::SampleHeader* SampleAllocator::take_cached() noexcept {
+    std::atomic<std::uint64_t>& cache = my_cache();
+    // relaxed: a hint; the CAS decides.
+    std::uint64_t word = cache.load(std::memory_order_relaxed);
+    if (std::uint32_t(word & kSlotMask) == kEmptySlot) return nullptr;
+    // acquire: pairs with the release half of the CAS that parked the sample, so its previous
+    // holder's writes are visible. The word says everything, so a value that came back (ABA)
+    // is still the truth: the sample in it is free.
+    if (!cache.compare_exchange_strong(word, ((word & ~kSlotMask) + kPopIncrement) | kEmptySlot,
+                                       std::memory_order_acquire, std::memory_order_relaxed)) [[unlikely]]
+        return nullptr;
+    detail::SampleHeader* h = slots_ + (word & kSlotMask);
+    // acquire: parked after decommit emptied the caches (the parker will notice and look for
+    // it, but we took it first): not ours to hand out. See release_free for why we see the flag.
+    if (h->pool->retired.load(std::memory_order_acquire)) [[unlikely]] {
+        return_retired(h);
+        return nullptr;
+    }
+    return h;
+}
 
 template <class Rep, class Period>
 std::int64_t SampleAllocator::deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
@@ -257,6 +312,8 @@ inline Result<SampleRef> SampleAllocator::hand_out(detail::SampleHeader* h, cons
 }
 
 inline Result<SampleRef> SampleAllocator::try_get_buffer(const char* holder) noexcept {
+    if (detail::SampleHeader* h = take_cached()) [[likely]]
+        return hand_out(h, holder);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -265,10 +322,13 @@ inline Result<SampleRef> SampleAllocator::try_get_buffer(const char* holder) noe
         refused_.fetch_add(1, std::memory_order_relaxed);
         return unexpected(Errc::not_committed);
     }
+    if (detail::SampleHeader* h = steal_cached()) return hand_out(h, holder);
     return unexpected(Errc::would_block);
 }
 
 inline Result<SampleRef> SampleAllocator::get_buffer(const char* holder) noexcept {
+    if (detail::SampleHeader* h = take_cached()) [[likely]]
+        return hand_out(h, holder);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -276,6 +336,8 @@ inline Result<SampleRef> SampleAllocator::get_buffer(const char* holder) noexcep
 }
 
 inline Result<SampleRef> SampleAllocator::get_buffer(const std::stop_token& stop, const char* holder) noexcept {
+    if (detail::SampleHeader* h = take_cached()) [[likely]]
+        return hand_out(h, holder);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -285,6 +347,8 @@ inline Result<SampleRef> SampleAllocator::get_buffer(const std::stop_token& stop
 template <class Rep, class Period>
 Result<SampleRef> SampleAllocator::get_buffer(std::chrono::duration<Rep, Period> timeout,
                                               const char* holder) noexcept {
+    if (detail::SampleHeader* h = take_cached()) [[likely]]
+        return hand_out(h, holder);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -295,6 +359,8 @@ template <class Rep, class Period>
 Result<SampleRef> SampleAllocator::get_buffer(const std::stop_token& stop,
                                               std::chrono::duration<Rep, Period> timeout,
                                               const char* holder) noexcept {
+    if (detail::SampleHeader* h = take_cached()) [[likely]]
+        return hand_out(h, holder);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -327,11 +393,36 @@ inline void SampleAllocator::push_free(detail::SampleHeader* h) noexcept {
         wake_one();
 }
 
+// A free sample goes to this thread's cache when that is empty, else onto the free list.
+inline void SampleAllocator::release_free(detail::SampleHeader* h) noexcept {
+    std::atomic<std::uint64_t>& cache = my_cache();
+    // relaxed: a hint; the CAS decides.
+    std::uint64_t word = cache.load(std::memory_order_relaxed);
+    if (std::uint32_t(word & kSlotMask) == kEmptySlot) {
+        // seq_cst, both: the releaser's half of the pairing with decommit (a, b; see
+        // sample_allocator.cpp). After the CAS, `h` may already be someone else's: only our own
+        // fields are read.
+        const std::uint64_t generation = decommit_generation_.load(std::memory_order_seq_cst);
+        if (!h->pool->retired.load(std::memory_order_seq_cst) &&
+            // seq_cst: publishes the sample (release) and orders it before the loads below.
+            cache.compare_exchange_strong(word, (word & ~kSlotMask) | h->slot, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) {
+            // seq_cst: a decommit that began meanwhile may have emptied the caches before our
+            // CAS; a waiter may be asleep that cannot see our cache. Either way, take it back.
+            if (decommit_generation_.load(std::memory_order_seq_cst) != generation ||
+                waiters_.load(std::memory_order_seq_cst) != 0) [[unlikely]]
+                flush_cache(cache);
+            return;
+        }
+    }
+    push_free(h);
+}
+
 inline void SampleAllocator::return_sample(detail::SampleHeader* h, bool discarded) noexcept {
     SampleAllocator* self = h->pool->owner;
     if (h->pool->checked || discarded) [[unlikely]]
         self->on_return_checked(h, discarded);
-    self->push_free(h);
+    self->release_free(h);
 }
 
 inline void SampleRef::reset() noexcept {
