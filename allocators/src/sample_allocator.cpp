@@ -27,22 +27,27 @@
 // from `seq` and d returns at once) or c follows 1 (the waiter's pop sees the sample). On x86 the
 // seq_cst CAS is the LOCK CMPXCHG every push needs anyway, and the seq_cst load is a plain MOV.
 //
-// Per-thread caches (release_free, take_cached). A release that parks a sample in its cache
-// instead of pushing it makes the same pairing with waiters: 1 is its CAS on the cache, 2 its
-// load of waiters_ (seen: it takes the sample back and pushes it, which wakes), and between c
-// and d the waiter scans every cache (steal_cached). With decommit it makes a second one:
+// Per-thread caches (release_free, take_cached). waiters_ above is the low half of wait_state_,
+// whose high half counts decommits (the generation). A pool's quiet state is wait_state_ with
+// nobody waiting and the generation of its commit. A release that parks its sample in its cache
 //
-//   releaser (release_free)                    decommit
-//   a. g = decommit_generation_   (seq_cst)    i.   pool->retired = true        (seq_cst)
-//   b. pool->retired, false?      (seq_cst)    ii.  ++decommit_generation_      (seq_cst)
-//   c. CAS the sample into the cache (seq_cst)  iii. empty every cache (CAS)    (seq_cst)
-//   d. decommit_generation_ == g? (seq_cst)
+//   releaser (release_free)                  waiter (get_slow)          decommit
+//   a. CAS the sample into the cache         a'. count itself (seq_cst)  i.  retired = true, then
+//      (seq_cst)                             b'. scan every cache            ++generation (seq_cst)
+//   b. wait_state_ still the pool's quiet        (seq_cst)              ii. empty every cache
+//      state? (seq_cst) If not: take back                                    (seq_cst)
+//      what the cache holds and release it
+//      the slow way (push, wake, or count it
+//      out of a retired pool)
 //
-// If d still reads g, d precedes ii in the total order, so c precedes iii and decommit finds the
-// sample (or whoever took it meanwhile owns it). If not, the releaser takes back whatever its
-// cache holds and releases it the slow way, which sees `retired`. (b reading false also means
-// a precedes ii, so a changed generation is always noticed.) Exactly one party takes a parked
-// sample, because every taker uses a CAS on the cache word.
+// If b reads the quiet state, b precedes a' and i in the total order, so a precedes the waiter's
+// scan b' (which finds the sample) and decommit's emptying ii (which counts it as free). If not,
+// the releaser takes the sample back. Whoever takes a parked sample first (its releaser, a getter,
+// a waiter, decommit) owns it, because every taker uses a CAS on the cache word. A sample of a
+// retired pool can sit in a cache only in the window between a and b; a getter or waiter that
+// takes it then sees `retired`: take_cached and steal_cached take with a seq_cst CAS and then load
+// the flag (seq_cst), and decommit's ii read or wrote the cache word before a did, so the flag's
+// store (before i) precedes that load in the total order.
 
 namespace sluice {
 
@@ -135,6 +140,7 @@ SampleAllocator::SampleAllocator() : control_(std::make_unique<Control>()) {
 #ifndef NDEBUG
     // relaxed: no other thread can see the allocator yet.
     get_extras_.store(kLedgerBit, std::memory_order_relaxed);
+    wait_state_.store(kLedgerOn, std::memory_order_relaxed);
 #endif
 }
 
@@ -319,6 +325,8 @@ std::error_code SampleAllocator::commit() {
     if (props.checked) get_extras_.fetch_or(kCheckedBit, std::memory_order_relaxed);
     else get_extras_.fetch_and(std::uint8_t(~kCheckedBit), std::memory_order_relaxed);
 
+    // relaxed: only control operations (serialised by the mutex) change the generation half.
+    pool->quiet_state = wait_state_.load(std::memory_order_relaxed) & ~(kOneDecommit - 1);  // no waiter, no ledger
     // acquire-free: only this thread changes a decommitted head (pushes and pops leave it alone).
     const std::uint64_t old = head_.load(std::memory_order_relaxed);
     // release: publishes the headers, the pool record and slots_ to every get that acquires it.
@@ -341,11 +349,12 @@ std::error_code SampleAllocator::decommit() {
     // Counted before the pool can drain: a release may finish it as soon as `retired` is set.
     // relaxed: the retired store below (and the seq_cst CAS after it) orders it for releasers.
     live_retired_.fetch_add(1, std::memory_order_relaxed);
-    // seq_cst: (i) of the pairing with parking releasers; also a releaser that acquires the new
-    // head (or reads this flag) sees the pool retired.
+    // seq_cst: a releaser that acquires the new head (or reads this flag) sees the pool retired;
+    // and it precedes (i) and (ii) in the total order, so a cache taker whose seq_cst CAS took a
+    // sample parked after (ii) reads it as set (take_cached, steal_cached).
     pool->retired.store(true, std::memory_order_seq_cst);
-    // seq_cst: (ii) of that pairing.
-    decommit_generation_.fetch_add(1, std::memory_order_seq_cst);
+    // seq_cst: (i) of the pairing with parking releasers: from here their quiet-state check fails.
+    wait_state_.fetch_add(kOneDecommit, std::memory_order_seq_cst);
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     // seq_cst: after this, pushes fail and see the decommitted head, pops fail; also orders the
     // retired flag before any later commit's head.
@@ -363,17 +372,17 @@ std::error_code SampleAllocator::decommit() {
          // relaxed: written before the pushes we acquired with the CAS.
          slot = slots_[slot].next.load(std::memory_order_relaxed))
         ++free_count;
-    // (iii): samples parked in the caches are free too. Only this pool's can be there: an older
+    // (ii): samples parked in the caches are free too. Only this pool's can be there: an older
     // pool's were taken out by its own decommit, and a parker that raced with that took its
     // sample back.
     for (CacheSlot& cache : caches_) {
-        // seq_cst: (iii) of the pairing; the CAS's acquire makes the sample ours.
+        // seq_cst: (ii) of the pairing; the CAS's acquire makes the sample ours.
         std::uint64_t word = cache.word.load(std::memory_order_seq_cst);
-        while (std::uint32_t(word & kSlotMask) != kEmptySlot) {
-            if (!cache.word.compare_exchange_weak(word, (word & ~kSlotMask) | kEmptySlot, std::memory_order_seq_cst,
+        while ((word & kSlotMask) != 0) {
+            if (!cache.word.compare_exchange_weak(word, word & ~kSlotMask, std::memory_order_seq_cst,
                                                   std::memory_order_seq_cst))
                 continue;
-            SampleHeader* h = slots_ + (word & kSlotMask);
+            SampleHeader* h = slots_ + ((word & kSlotMask) - 1);
             if (h->pool == pool) ++free_count;
             else return_retired(h);  // defensive: see above
             break;
@@ -460,11 +469,12 @@ void SampleAllocator::on_get_checked(SampleHeader* h) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Per-thread caches
 
-std::uint32_t detail::assign_cache_slot() noexcept {
+void detail::move_cache_slot() noexcept {
+    if (cache_offset != 0) return;  // has a slot of its own already; the meeting was chance
     // relaxed: any spread will do; only this thread reads its slot number.
     static std::atomic<std::uint32_t> next{0};
-    cache_slot_plus_one = next.fetch_add(1, std::memory_order_relaxed) % SampleAllocator::kCacheSlots + 1;
-    return cache_slot_plus_one;
+    const std::uint32_t slot = 1 + next.fetch_add(1, std::memory_order_relaxed) % (SampleAllocator::kCacheSlots - 1);
+    cache_offset = std::uintptr_t(slot) * kCacheLineSize;
 }
 
 // Takes whatever `cache` holds (a sample, or nothing if someone was quicker) and releases it
@@ -472,10 +482,10 @@ std::uint32_t detail::assign_cache_slot() noexcept {
 void SampleAllocator::flush_cache(std::atomic<std::uint64_t>& cache) noexcept {
     // seq_cst: part of the pairings above; the CAS's acquire makes the sample's state ours.
     std::uint64_t word = cache.load(std::memory_order_seq_cst);
-    while (std::uint32_t(word & kSlotMask) != kEmptySlot) {
-        if (cache.compare_exchange_weak(word, (word & ~kSlotMask) | kEmptySlot, std::memory_order_seq_cst,
+    while ((word & kSlotMask) != 0) {
+        if (cache.compare_exchange_weak(word, word & ~kSlotMask, std::memory_order_seq_cst,
                                         std::memory_order_seq_cst)) {
-            push_free(slots_ + (word & kSlotMask));
+            push_free(slots_ + ((word & kSlotMask) - 1));
             return;
         }
     }
@@ -484,15 +494,15 @@ void SampleAllocator::flush_cache(std::atomic<std::uint64_t>& cache) noexcept {
 // A waiter's last look before it sleeps: a sample parked in any thread's cache.
 SampleHeader* SampleAllocator::steal_cached() noexcept {
     for (CacheSlot& c : caches_) {
-        // seq_cst: the waiter's scan in the pairing with parking releasers (between c and d).
+        // seq_cst: the waiter's scan (b') in the pairing with parking releasers.
         std::uint64_t word = c.word.load(std::memory_order_seq_cst);
-        while (std::uint32_t(word & kSlotMask) != kEmptySlot) {
-            if (!c.word.compare_exchange_weak(word, ((word & ~kSlotMask) + kPopIncrement) | kEmptySlot,
-                                              std::memory_order_seq_cst, std::memory_order_seq_cst))
+        while ((word & kSlotMask) != 0) {
+            if (!c.word.compare_exchange_weak(word, (word & ~kSlotMask) + kPopIncrement, std::memory_order_seq_cst,
+                                              std::memory_order_seq_cst))
                 continue;
-            SampleHeader* h = slots_ + (word & kSlotMask);
-            // acquire: as in take_cached.
-            if (!h->pool->retired.load(std::memory_order_acquire)) return h;
+            SampleHeader* h = slots_ + ((word & kSlotMask) - 1);
+            // seq_cst: as in take_cached.
+            if (!h->pool->retired.load(std::memory_order_seq_cst)) return h;
             return_retired(h);
             break;
         }
@@ -559,9 +569,9 @@ Result<SampleRef> SampleAllocator::get_slow(std::int64_t deadline_ns, const std:
     // Leaving without a sample after a wake-up may swallow a wake meant for a buffer: pass it on.
     auto leave = [this](Errc why_leaving, std::atomic<std::uint64_t>& counter) -> Result<SampleRef> {
         // seq_cst: ordered before the head load, as in the releaser's pairing.
-        waiters_.fetch_sub(1, std::memory_order_seq_cst);
+        wait_state_.fetch_sub(kOneWaiter, std::memory_order_seq_cst);
         const auto slot = std::uint32_t(head_.load(std::memory_order_seq_cst) & kSlotMask);
-        if (slot < kDecommittedSlot && waiters_.load(std::memory_order_seq_cst) != 0) wake_one();
+        if (slot < kDecommittedSlot && waiting(wait_state_.load(std::memory_order_seq_cst)) != 0) wake_one();
         // relaxed: a statistic.
         counter.fetch_add(1, std::memory_order_relaxed);
         return unexpected(why_leaving);
@@ -571,29 +581,29 @@ Result<SampleRef> SampleAllocator::get_slow(std::int64_t deadline_ns, const std:
         // acquire: pairs with the release increment of a waker; see the pairing at the top.
         const std::uint32_t seq = wake_seq_.load(std::memory_order_acquire);
         // seq_cst: the waiter's half of the Dekker pairing (b).
-        waiters_.fetch_add(1, std::memory_order_seq_cst);
+        wait_state_.fetch_add(kOneWaiter, std::memory_order_seq_cst);
         if (SampleHeader* h = try_pop(std::memory_order_seq_cst, why)) {
             // relaxed: a stale higher count only costs a releaser one spare wake.
-            waiters_.fetch_sub(1, std::memory_order_relaxed);
+            wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
             return hand_out(h, holder);
         }
         if (why == PopFailure::decommitted) {
             // relaxed: as above.
-            waiters_.fetch_sub(1, std::memory_order_relaxed);
+            wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
             refused_.fetch_add(1, std::memory_order_relaxed);
             return unexpected(Errc::not_committed);
         }
         // Between c and d: a release that parked its sample before it could see us.
         if (SampleHeader* h = steal_cached()) {
             // relaxed: as above.
-            waiters_.fetch_sub(1, std::memory_order_relaxed);
+            wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
             return hand_out(h, holder);
         }
         if (stop != nullptr && stop->stop_requested()) return leave(Errc::cancelled, cancels_);
         if (deadline_ns >= 0 && steady_now_ns() >= deadline_ns) return leave(Errc::timeout, timeouts_);
         detail::futex_wait(&wake_seq_, seq, deadline_ns);
         // relaxed: as above.
-        waiters_.fetch_sub(1, std::memory_order_relaxed);
+        wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
     }
 }
 
@@ -610,6 +620,14 @@ void SampleAllocator::set_ledger_enabled(bool on) noexcept {
     // relaxed: gets pick the switch up on their next call; nothing else depends on it.
     if (on) get_extras_.fetch_or(kLedgerBit, std::memory_order_relaxed);
     else get_extras_.fetch_and(std::uint8_t(~kLedgerBit), std::memory_order_relaxed);
+    // seq_cst: like a waiter's count, it stops releases parking samples (which would be handed
+    // out unrecorded); then the ones already parked go back to the free list.
+    if (on) {
+        wait_state_.fetch_or(kLedgerOn, std::memory_order_seq_cst);
+        for (CacheSlot& cache : caches_) flush_cache(cache.word);
+    } else {
+        wait_state_.fetch_and(~kLedgerOn, std::memory_order_seq_cst);
+    }
 }
 
 bool SampleAllocator::ledger_enabled() const noexcept {
@@ -664,7 +682,7 @@ AllocatorStats SampleAllocator::stats() const {
         s.bytes_mapped += pool->region_bytes;
     }
     // relaxed everywhere below: statistics, each a snapshot on its own.
-    s.waiters = waiters_.load(std::memory_order_relaxed);
+    s.waiters = waiting(wait_state_.load(std::memory_order_relaxed));
     std::uint64_t pops = head_.load(std::memory_order_relaxed) >> kSlotBits;
     for (const CacheSlot& cache : caches_) pops += cache.word.load(std::memory_order_relaxed) >> kSlotBits;
     s.gets = (pops - c.commits) & (std::numeric_limits<std::uint64_t>::max() >> kSlotBits);

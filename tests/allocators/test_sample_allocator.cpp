@@ -146,10 +146,10 @@ struct LayoutProbe {
     }
     static void check(const SampleAllocator& a) {
         CHECK(std::uintptr_t(&a.head_) % kCacheLineSize == 0);
-        CHECK(distance(&a.head_, &a.waiters_) >= std::ptrdiff_t(kCacheLineSize));
+        CHECK(distance(&a.head_, &a.wait_state_) >= std::ptrdiff_t(kCacheLineSize));
         CHECK(distance(&a.head_, &a.slots_) >= std::ptrdiff_t(kCacheLineSize));
         CHECK(distance(&a.head_, &a.live_retired_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.waiters_, &a.slots_) >= std::ptrdiff_t(kCacheLineSize));
+        CHECK(distance(&a.wait_state_, &a.slots_) >= std::ptrdiff_t(kCacheLineSize));
         CHECK(distance(&a.slots_, &a.live_retired_) >= std::ptrdiff_t(kCacheLineSize));
     }
 };
@@ -609,4 +609,77 @@ TEST_CASE("SampleAllocator.Churn.NoBufferLostOrDuplicated" * doctest::timeout(30
         all.push_back(std::move(*r));
     }
     CHECK(a.try_get_buffer().error() == Errc::would_block);
+}
+
+// The per-thread caches: a sample parked by one thread's release is still free for everyone.
+namespace {
+// Threads share cache slot 0 until they first collide; these tests put a thread on its own
+// slot at once, so that what it finds elsewhere it must steal.
+void use_cache_slot(std::uintptr_t slot) { sluice::detail::cache_offset = slot * 64; }
+}  // namespace
+
+TEST_CASE("SampleAllocator.Cache.ParkedSampleIsFreeForOtherThreads" * doctest::timeout(30)) {
+    SampleAllocator a;
+    commit(a, props(1));
+    (void)*a.get_buffer();  // taken and released: parked in this thread's cache
+    CHECK(a.stats().outstanding == 0);
+    // Another thread finds the pool's free list empty: try_get and get must both look in the caches.
+    std::thread([&] {
+        use_cache_slot(3);
+        auto s = a.try_get_buffer();
+        REQUIRE(s);
+        s->reset();  // parked in that thread's cache now
+    }).join();
+    std::thread([&] {
+        use_cache_slot(4);
+        CHECK(a.get_buffer(1s));
+    }).join();
+    CHECK(a.get_buffer(1s));  // and back to this one
+    CHECK(a.stats().gets == 4);  // every get counted, whichever path it took
+}
+
+TEST_CASE("SampleAllocator.Cache.WaiterGetsASampleParkedWhileItSlept" * doctest::timeout(30)) {
+    SampleAllocator a;
+    commit(a, props(1));
+    auto held = *a.get_buffer();
+    std::atomic<bool> got{false};
+    std::thread waiter([&] {
+        auto s = a.get_buffer(10s);
+        got.store(s.has_value());
+    });
+    REQUIRE(eventually([&] { return a.stats().waiters == 1; }));
+    held.reset();  // this thread's cache is empty: the release parks, sees the waiter, pushes, wakes
+    waiter.join();
+    CHECK(got.load());
+}
+
+TEST_CASE("SampleAllocator.Cache.DecommitCountsParkedSamplesAsFree") {
+    SampleAllocator a;
+    commit(a, props(2));
+    const void* where = (*a.get_buffer()).data();  // parked
+    std::thread([&] {
+        use_cache_slot(5);
+        auto s = *a.get_buffer();
+        CHECK(s.data() != where);
+    }).join();  // parked in that thread's cache
+    REQUIRE(a.decommit() == std::error_code{});
+    CHECK_FALSE(mapped(where));
+    CHECK(a.stats().bytes_mapped == 0);
+    CHECK(a.set_properties(props(3)));  // nothing counts as outstanding
+    REQUIRE(a.commit() == std::error_code{});
+    auto s = a.get_buffer();  // the cache holds nothing of the old pool
+    REQUIRE(s);
+    CHECK(s->epoch() == 2);
+}
+
+TEST_CASE("SampleAllocator.Cache.LedgerSwitchedOnRecordsAParkedSample") {
+    SampleAllocator a;
+    a.set_ledger_enabled(false);
+    commit(a, props(1));
+    (void)*a.get_buffer();  // parked while the ledger is off
+    a.set_ledger_enabled(true);
+    auto s = *a.get_buffer("render");
+    auto entries = a.ledger();
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].holder == "render");
 }

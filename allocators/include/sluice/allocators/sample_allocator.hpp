@@ -172,6 +172,7 @@ private:
     void flush_cache(std::atomic<std::uint64_t>& cache) noexcept;
     void release_free(detail::SampleHeader* h) noexcept;
     Result<SampleRef> hand_out(detail::SampleHeader* h, const char* holder) noexcept;
+    static Result<SampleRef> hand_out_cached(detail::SampleHeader* h) noexcept;
     Result<SampleRef> get_slow(std::int64_t deadline_ns, const std::stop_token* stop,
                                const char* holder) noexcept;
     template <class Rep, class Period>
@@ -189,7 +190,14 @@ private:
     alignas(detail::kCacheLineSize) std::atomic<std::uint64_t> head_{kDecommittedSlot};
 
     // --- Line 1: the waiting side; written only when the pool runs empty.
-    alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> waiters_{0};  // threads in get_slow
+    // [ 32-bit decommit generation | ledger bit | 31-bit count of threads in get_slow ]. One word,
+    // so a release that parks a sample checks "nobody waits, no decommit began, no ledger to
+    // keep" with one load.
+    alignas(detail::kCacheLineSize) std::atomic<std::uint64_t> wait_state_{0};
+    static constexpr std::uint64_t kOneWaiter = 1;
+    static constexpr std::uint64_t kLedgerOn = std::uint64_t(1) << 31;
+    static constexpr std::uint64_t kOneDecommit = std::uint64_t(1) << 32;
+    static std::uint32_t waiting(std::uint64_t state) noexcept { return std::uint32_t(state) & 0x7FFFFFFF; }
     std::atomic<std::uint32_t> wake_seq_{0};  // futex word: bumped by every wake
     std::atomic<std::uint64_t> waits_{0};
     std::atomic<std::uint64_t> timeouts_{0};
@@ -205,13 +213,11 @@ private:
     // --- Line 3: retirement bookkeeping, written by last releases of retired epochs.
     alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> live_retired_{0};  // futex word
     std::atomic<std::uint64_t> corruptions_{0};
-    // Bumped by every decommit before it empties the caches; read by releases that park a sample.
-    std::atomic<std::uint64_t> decommit_generation_{0};
 
     // --- Lines 4 ..: the per-thread caches, one line each. A word is [ 44-bit take counter |
-    // 20-bit slot index, or kEmptySlot ]; the counter makes stats().gets exact.
+    // 20-bit slot index + 1, or 0 when empty ]; the counter makes stats().gets exact.
     struct alignas(detail::kCacheLineSize) CacheSlot {
-        std::atomic<std::uint64_t> word{kEmptySlot};
+        std::atomic<std::uint64_t> word{0};
     };
     CacheSlot caches_[kCacheSlots];
 
@@ -230,34 +236,50 @@ static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::atomic<std::uint64
 // of instructions in the caller).
 
 namespace detail {
-// Which cache slot of every allocator this thread uses, plus one; 0 until its first get or
-// release. initial-exec: a direct thread-pointer load even from position-independent code.
-inline thread_local std::uint32_t cache_slot_plus_one __attribute__((tls_model("initial-exec"))) = 0;
-std::uint32_t assign_cache_slot() noexcept;  // round robin over kCacheSlots; sets the above
+// The byte offset of the cache slot this thread uses in every allocator. Every thread starts on
+// slot 0, shared; the first time one of its cache CASes fails (another thread was there), it
+// moves to a slot of its own (round robin over the other kCacheSlots - 1). So threads that
+// never meet never pay for the assignment. initial-exec: a direct thread-pointer load, even from
+// position-independent code.
+inline thread_local std::uintptr_t cache_offset __attribute__((tls_model("initial-exec"))) = 0;
+void move_cache_slot() noexcept;  // sets the above
 }  // namespace detail
 
 inline std::atomic<std::uint64_t>& SampleAllocator::my_cache() noexcept {
-    std::uint32_t slot = detail::cache_slot_plus_one;
-    if (slot == 0) [[unlikely]]
-        slot = detail::assign_cache_slot();
-    return caches_[slot - 1].word;
+    static_assert(sizeof(CacheSlot) == detail::kCacheLineSize);
+    return reinterpret_cast<CacheSlot*>(reinterpret_cast<std::byte*>(caches_) + detail::cache_offset)->word;
+}
+
+inline Result<SampleRef> SampleAllocator::hand_out_cached(detail::SampleHeader* h) noexcept {
+    // relaxed: as in hand_out. No ledger or checking here: checked pools never park samples, and
+    // while the ledger is on a release takes its parked sample straight back (release_free's
+    // quiet state excludes the ledger), so only a get in that instant goes unrecorded.
+    h->refs.store(1, std::memory_order_relaxed);
+    h->size = 0;
+    h->flags = 0;
+    h->start = h->stop = INT64_MIN;
+    return SampleRef(h);
 }
 
 inline detail::SampleHeader* SampleAllocator::take_cached() noexcept {
     std::atomic<std::uint64_t>& cache = my_cache();
     // relaxed: a hint; the CAS decides.
     std::uint64_t word = cache.load(std::memory_order_relaxed);
-    if (std::uint32_t(word & kSlotMask) == kEmptySlot) return nullptr;
-    // acquire: pairs with the release half of the CAS that parked the sample, so its previous
-    // holder's writes are visible. The word says everything, so a value that came back (ABA)
-    // is still the truth: the sample in it is free.
-    if (!cache.compare_exchange_strong(word, ((word & ~kSlotMask) + kPopIncrement) | kEmptySlot,
-                                       std::memory_order_acquire, std::memory_order_relaxed)) [[unlikely]]
+    if ((word & kSlotMask) == 0) return nullptr;
+    // seq_cst: acquires the parking CAS's release, so the previous holder's writes are visible,
+    // and orders the `retired` load below (see the pairings in sample_allocator.cpp); on x86 it
+    // is the same LOCK CMPXCHG. The word says everything, so a value that came back (ABA) is
+    // still the truth: the sample in it is free.
+    const std::uint64_t field = word & kSlotMask;  // slot + 1
+    if (!cache.compare_exchange_strong(word, word - field + kPopIncrement, std::memory_order_seq_cst,
+                                       std::memory_order_relaxed)) [[unlikely]] {
+        detail::move_cache_slot();
         return nullptr;
-    detail::SampleHeader* h = slots_ + (word & kSlotMask);
-    // acquire: parked after decommit emptied the caches (the parker will notice and look for
-    // it, but we took it first): not ours to hand out. See release_free for why we see the flag.
-    if (h->pool->retired.load(std::memory_order_acquire)) [[unlikely]] {
+    }
+    detail::SampleHeader* h = slots_ + (field - 1);
+    // seq_cst (a plain load on x86): parked after decommit emptied the caches (the parker will
+    // notice and look for it, but we took it first): not ours to hand out.
+    if (h->pool->retired.load(std::memory_order_seq_cst)) [[unlikely]] {
         return_retired(h);
         return nullptr;
     }
@@ -313,7 +335,7 @@ inline Result<SampleRef> SampleAllocator::hand_out(detail::SampleHeader* h, cons
 
 inline Result<SampleRef> SampleAllocator::try_get_buffer(const char* holder) noexcept {
     if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out(h, holder);
+        return hand_out_cached(h);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -328,7 +350,7 @@ inline Result<SampleRef> SampleAllocator::try_get_buffer(const char* holder) noe
 
 inline Result<SampleRef> SampleAllocator::get_buffer(const char* holder) noexcept {
     if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out(h, holder);
+        return hand_out_cached(h);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -337,7 +359,7 @@ inline Result<SampleRef> SampleAllocator::get_buffer(const char* holder) noexcep
 
 inline Result<SampleRef> SampleAllocator::get_buffer(const std::stop_token& stop, const char* holder) noexcept {
     if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out(h, holder);
+        return hand_out_cached(h);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -348,7 +370,7 @@ template <class Rep, class Period>
 Result<SampleRef> SampleAllocator::get_buffer(std::chrono::duration<Rep, Period> timeout,
                                               const char* holder) noexcept {
     if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out(h, holder);
+        return hand_out_cached(h);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -360,7 +382,7 @@ Result<SampleRef> SampleAllocator::get_buffer(const std::stop_token& stop,
                                               std::chrono::duration<Rep, Period> timeout,
                                               const char* holder) noexcept {
     if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out(h, holder);
+        return hand_out_cached(h);
     PopFailure why = PopFailure::empty;
     if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
         return hand_out(h, holder);
@@ -388,40 +410,43 @@ inline void SampleAllocator::push_free(detail::SampleHeader* h) noexcept {
                                         std::memory_order_acquire))
             break;
     }
-    // seq_cst: see above; a waiter that incremented waiters_ after this load will see the push.
-    if (waiters_.load(std::memory_order_seq_cst) != 0) [[unlikely]]
+    // seq_cst: see above; a waiter that counted itself after this load will see the push.
+    if (waiting(wait_state_.load(std::memory_order_seq_cst)) != 0) [[unlikely]]
         wake_one();
 }
 
 // A free sample goes to this thread's cache when that is empty, else onto the free list.
 inline void SampleAllocator::release_free(detail::SampleHeader* h) noexcept {
+    // Read before the CAS: after it, `h` may already be someone else's.
+    const std::uint64_t quiet = h->pool->quiet_state;
     std::atomic<std::uint64_t>& cache = my_cache();
     // relaxed: a hint; the CAS decides.
     std::uint64_t word = cache.load(std::memory_order_relaxed);
-    if (std::uint32_t(word & kSlotMask) == kEmptySlot) {
-        // seq_cst, both: the releaser's half of the pairing with decommit (a, b; see
-        // sample_allocator.cpp). After the CAS, `h` may already be someone else's: only our own
-        // fields are read.
-        const std::uint64_t generation = decommit_generation_.load(std::memory_order_seq_cst);
-        if (!h->pool->retired.load(std::memory_order_seq_cst) &&
-            // seq_cst: publishes the sample (release) and orders it before the loads below.
-            cache.compare_exchange_strong(word, (word & ~kSlotMask) | h->slot, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed)) {
-            // seq_cst: a decommit that began meanwhile may have emptied the caches before our
-            // CAS; a waiter may be asleep that cannot see our cache. Either way, take it back.
-            if (decommit_generation_.load(std::memory_order_seq_cst) != generation ||
-                waiters_.load(std::memory_order_seq_cst) != 0) [[unlikely]]
+    if ((word & kSlotMask) == 0) {
+        // seq_cst: (a) of the pairings in sample_allocator.cpp; publishes the sample (release)
+        // and is ordered before (b). The slot field is 0, so adding sets it.
+        if (cache.compare_exchange_strong(word, word + h->slot + 1, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) [[likely]] {
+            // seq_cst: (b). Not the pool's quiet state: someone waits who may not have seen our
+            // cache, a decommit has begun (perhaps of this very pool) that may have emptied the
+            // caches before our CAS, or the ledger is on. Take the sample back and release it the
+            // slow way. (After the CAS `h` may already be someone else's: only our words are read.)
+            if (wait_state_.load(std::memory_order_seq_cst) != quiet) [[unlikely]]
                 flush_cache(cache);
             return;
         }
+        detail::move_cache_slot();  // someone else uses this slot
     }
     push_free(h);
 }
 
 inline void SampleAllocator::return_sample(detail::SampleHeader* h, bool discarded) noexcept {
     SampleAllocator* self = h->pool->owner;
-    if (h->pool->checked || discarded) [[unlikely]]
+    if (h->pool->checked || discarded) [[unlikely]] {
         self->on_return_checked(h, discarded);
+        self->push_free(h);  // not parked: a cached get skips the checks
+        return;
+    }
     self->release_free(h);
 }
 
@@ -433,6 +458,12 @@ inline void SampleRef::reset() noexcept {
     std::uint32_t before = h->refs.load(std::memory_order_acquire);
     // The sole holder needs no atomic decrement: nobody else can copy a reference it alone has,
     // so the count cannot change under it. (Its own writes are published by the push's release.)
+    if (before == 1) [[likely]] {  // the common case spelled out: sole holder, no discard asked
+        // relaxed: as below.
+        h->refs.store(0, std::memory_order_relaxed);
+        SampleAllocator::return_sample(h, false);
+        return;
+    }
     if ((before & detail::kRefMask) == 1) {
         // relaxed: the free list's push publishes it; until then only diagnostics read it.
         h->refs.store(0, std::memory_order_relaxed);

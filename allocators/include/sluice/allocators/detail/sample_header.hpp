@@ -66,6 +66,9 @@ struct Pool {
     // does not push the sample back but counts it out of `outstanding`.
     std::atomic<bool> retired{false};
     bool checked = false;  // guard bytes and poisoning are on (AllocatorProperties::checked)
+    // The owner's wait_state_ while nobody waits and this pool is current: its decommit
+    // generation at commit, in the upper half. Constant.
+    std::uint64_t quiet_state = 0;
     // Starts at the number of buffers. decommit subtracts the samples found free; every release
     // after retirement subtracts one; the one that reaches zero hands the memory to the reclaimer.
     alignas(kCacheLineSize) std::atomic<std::int64_t> outstanding{0};
