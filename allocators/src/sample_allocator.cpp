@@ -361,10 +361,6 @@ std::error_code SampleAllocator::decommit() {
     while (!head_.compare_exchange_weak(head, (head & ~kSlotMask) | kDecommittedSlot, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
     }
-    // Wake every waiter at once: one futex call, whatever their number.
-    // release: a woken waiter's acquire of wake_seq_ precedes its pop, which sees the new head.
-    wake_seq_.fetch_add(1, std::memory_order_release);
-    detail::futex_wake_all(&wake_seq_);
 
     // The free list we detached is ours now; nobody else follows it (stale gets only read it).
     std::int64_t free_count = 0;
@@ -388,6 +384,11 @@ std::error_code SampleAllocator::decommit() {
             break;
         }
     }
+    // Wake every waiter at once: one futex call, whatever their number. (After the counting
+    // above, so that the woken threads do not compete with it for the CPU.)
+    // release: a woken waiter's acquire of wake_seq_ precedes its pop, which sees the new head.
+    wake_seq_.fetch_add(1, std::memory_order_release);
+    detail::futex_wake_all(&wake_seq_);
     // acq_rel: pairs with return_retired; whoever reaches zero sees everyone's releases.
     // With nothing free the count may already have reached zero in a release (every sample was
     // out and came back between `retired` and the CAS): that release drained the pool, not us.
