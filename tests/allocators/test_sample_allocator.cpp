@@ -620,6 +620,7 @@ void use_cache_slot(std::uintptr_t slot) { sluice::detail::cache_offset = slot *
 
 TEST_CASE("SampleAllocator.Cache.ParkedSampleIsFreeForOtherThreads" * doctest::timeout(30)) {
     SampleAllocator a;
+    a.set_ledger_enabled(false);  // with it on (debug builds) nothing stays parked
     commit(a, props(1));
     (void)*a.get_buffer();  // taken and released: parked in this thread's cache
     CHECK(a.stats().outstanding == 0);
@@ -640,6 +641,7 @@ TEST_CASE("SampleAllocator.Cache.ParkedSampleIsFreeForOtherThreads" * doctest::t
 
 TEST_CASE("SampleAllocator.Cache.WaiterGetsASampleParkedWhileItSlept" * doctest::timeout(30)) {
     SampleAllocator a;
+    a.set_ledger_enabled(false);  // with it on (debug builds) nothing stays parked
     commit(a, props(1));
     auto held = *a.get_buffer();
     std::atomic<bool> got{false};
@@ -655,6 +657,7 @@ TEST_CASE("SampleAllocator.Cache.WaiterGetsASampleParkedWhileItSlept" * doctest:
 
 TEST_CASE("SampleAllocator.Cache.DecommitCountsParkedSamplesAsFree") {
     SampleAllocator a;
+    a.set_ledger_enabled(false);  // with it on (debug builds) nothing stays parked
     commit(a, props(2));
     const void* where = (*a.get_buffer()).data();  // parked
     std::thread([&] {
