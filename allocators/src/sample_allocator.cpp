@@ -44,8 +44,8 @@
 // scan b' (which finds the sample) and decommit's emptying ii (which counts it as free). If not,
 // the releaser takes the sample back. Whoever takes a parked sample first (its releaser, a getter,
 // a waiter, decommit) owns it, because every taker uses a CAS on the cache word. A sample of a
-// retired pool can sit in a cache only in the window between a and b; a getter or waiter that
-// takes it then sees `retired`: take_cached and steal_cached take with a seq_cst CAS and then load
+// retired pool can sit in a cache only from a until the releaser's take-back (flush_cache); a
+// getter or waiter that takes it then sees `retired`: take_cached and steal_cached take with a seq_cst CAS and then load
 // the flag (seq_cst), and decommit's ii read or wrote the cache word before a did, so the flag's
 // store (before i) precedes that load in the total order.
 
@@ -153,6 +153,7 @@ SampleAllocator::~SampleAllocator() {
     detail::Reclaimer::instance().flush();
     std::lock_guard lock(control_->mutex);
     for (detail::PoolImpl* p : control_->pools) {
+        // relaxed: the acquire load of live_retired_ above already ordered the drain.
         assert(p->drained.load(std::memory_order_relaxed) && "every pool is drained once live_retired_ is 0");
         p->~PoolImpl();
         detail::control_free(p);
@@ -355,9 +356,10 @@ std::error_code SampleAllocator::decommit() {
     pool->retired.store(true, std::memory_order_seq_cst);
     // seq_cst: (i) of the pairing with parking releasers: from here their quiet-state check fails.
     wait_state_.fetch_add(kOneDecommit, std::memory_order_seq_cst);
+    // relaxed: only a first guess for the CAS below, which reads the head again if it is stale.
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     // seq_cst: after this, pushes fail and see the decommitted head, pops fail; also orders the
-    // retired flag before any later commit's head.
+    // retired flag before any later commit's head. relaxed on failure: as the first guess.
     while (!head_.compare_exchange_weak(head, (head & ~kSlotMask) | kDecommittedSlot, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
     }
@@ -368,9 +370,9 @@ std::error_code SampleAllocator::decommit() {
          // relaxed: written before the pushes we acquired with the CAS.
          slot = slots_[slot].next.load(std::memory_order_relaxed))
         ++free_count;
-    // (ii): samples parked in the caches are free too. Only this pool's can be there: an older
-    // pool's were taken out by its own decommit, and a parker that raced with that took its
-    // sample back.
+    // (ii): samples parked in the caches are free too. Almost always this pool's: an older pool's
+    // sample can be there only while its releaser, who parked it after that pool's decommit, has
+    // not yet taken it back; then it is ours to count out of that pool.
     for (CacheSlot& cache : caches_) {
         // seq_cst: (ii) of the pairing; the CAS's acquire makes the sample ours.
         std::uint64_t word = cache.word.load(std::memory_order_seq_cst);
@@ -380,7 +382,7 @@ std::error_code SampleAllocator::decommit() {
                 continue;
             SampleHeader* h = slots_ + ((word & kSlotMask) - 1);
             if (h->pool == pool) ++free_count;
-            else return_retired(h);  // defensive: see above
+            else return_retired(h);  // an older pool's: see above
             break;
         }
     }
@@ -492,19 +494,29 @@ void SampleAllocator::flush_cache(std::atomic<std::uint64_t>& cache) noexcept {
     }
 }
 
+// A cache take that found a retired pool's sample (parked in the moment before its releaser took
+// it back): the sample is counted out of its pool, and the take out of stats().gets.
+void SampleAllocator::discard_retired_take(SampleHeader* h) noexcept {
+    // relaxed: a statistic.
+    retired_takes_.fetch_add(1, std::memory_order_relaxed);
+    return_retired(h);
+}
+
 // A waiter's last look before it sleeps: a sample parked in any thread's cache.
 SampleHeader* SampleAllocator::steal_cached() noexcept {
     for (CacheSlot& c : caches_) {
         // seq_cst: the waiter's scan (b') in the pairing with parking releasers.
         std::uint64_t word = c.word.load(std::memory_order_seq_cst);
         while ((word & kSlotMask) != 0) {
+            // seq_cst: the scan's take, as in take_cached (acquires the parker's release; orders
+            // the `retired` load); on failure the reloaded word is used as the load above.
             if (!c.word.compare_exchange_weak(word, (word & ~kSlotMask) + kPopIncrement, std::memory_order_seq_cst,
                                               std::memory_order_seq_cst))
                 continue;
             SampleHeader* h = slots_ + ((word & kSlotMask) - 1);
             // seq_cst: as in take_cached.
             if (!h->pool->retired.load(std::memory_order_seq_cst)) return h;
-            return_retired(h);
+            discard_retired_take(h);
             break;
         }
     }
@@ -618,6 +630,8 @@ void SampleAllocator::record_holder(SampleHeader* h, const char* holder) noexcep
 }
 
 void SampleAllocator::set_ledger_enabled(bool on) noexcept {
+    // Serialised, so the switch's two words (get_extras_, wait_state_) never disagree.
+    std::lock_guard lock(control_->mutex);
     // relaxed: gets pick the switch up on their next call; nothing else depends on it.
     if (on) get_extras_.fetch_or(kLedgerBit, std::memory_order_relaxed);
     else get_extras_.fetch_and(std::uint8_t(~kLedgerBit), std::memory_order_relaxed);
@@ -686,6 +700,7 @@ AllocatorStats SampleAllocator::stats() const {
     s.waiters = waiting(wait_state_.load(std::memory_order_relaxed));
     std::uint64_t pops = head_.load(std::memory_order_relaxed) >> kSlotBits;
     for (const CacheSlot& cache : caches_) pops += cache.word.load(std::memory_order_relaxed) >> kSlotBits;
+    pops -= retired_takes_.load(std::memory_order_relaxed);
     s.gets = (pops - c.commits) & (std::numeric_limits<std::uint64_t>::max() >> kSlotBits);
     s.waits = waits_.load(std::memory_order_relaxed);
     s.timeouts = timeouts_.load(std::memory_order_relaxed);
@@ -717,10 +732,5 @@ void SampleRef::discard() noexcept {
     reset();
 }
 
-void SampleRef::set_holder(const char* holder) noexcept {
-    // relaxed: the ledger switch and entries are diagnostics.
-    if (header_ != nullptr && (header_->pool->owner->get_extras_.load(std::memory_order_relaxed) & SampleAllocator::kLedgerBit))
-        header_->holder.store(holder, std::memory_order_relaxed);
-}
 
 }  // namespace sluice

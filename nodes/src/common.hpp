@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sluice::nodes::detail {
 
@@ -31,6 +32,12 @@ struct StreamLimit {
                (media_limit_ns >= 0 && next_start_ns >= media_limit_ns);
     }
 };
+
+// Property lists joined, for NodeSpecs that share some of theirs with other nodes.
+inline std::vector<PropertySpec> with(std::vector<PropertySpec> a, const std::vector<PropertySpec>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
 
 // The property every source takes.
 inline PropertySpec num_buffers_property() {

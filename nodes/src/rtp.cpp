@@ -156,20 +156,9 @@ public:
         for (auto& slot : slots_) slot.data.resize(kMaxDatagram);
     }
 
-    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        // relaxed: statistics, each a snapshot.
-        return {{"packets_received", counters_.received.load(std::memory_order_relaxed)},
-                {"packets_lost", counters_.lost.load(std::memory_order_relaxed)},
-                {"packets_late", counters_.late.load(std::memory_order_relaxed)},
-                {"packets_malformed", counters_.malformed.load(std::memory_order_relaxed)},
-                {"packets_foreign", counters_.foreign.load(std::memory_order_relaxed)},
-                {"packets_duplicate", counters_.duplicates.load(std::memory_order_relaxed)}};
-    }
+    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override { return counters_.snapshot(); }
 
 private:
-    struct Counters {
-        std::atomic<std::uint64_t> received{0}, lost{0}, late{0}, malformed{0}, foreign{0}, duplicates{0};
-    };
 
     static constexpr std::size_t kSlots = 64;
     struct Slot {
@@ -346,31 +335,29 @@ private:
     std::uint16_t next_ = 0;
     std::int64_t base_running_ns_ = 0, last_packet_ns_ = 0;
     std::size_t last_frames_ = 0;
-    Counters counters_;
+    detail::PacketCounters counters_;
 };
 
 }  // namespace
 
 NodeSpec rtpsink_spec() {
     return {"rtpsink", Node::Kind::render, "sends s16 audio as RTP L16 (RFC 3550/3551) over UDP",
-            {{"host", "127.0.0.1", "destination IP address"},
-             {"port", "5004", "destination UDP port"},
-             {"mtu", "1400", "largest datagram in bytes (packets are cut to whole frames below it)"},
-             {"pt", "-1", "payload type (-1: 10/11 for 44.1 kHz stereo/mono, else 96)"}},
+            detail::with(detail::udp_sender_properties(),
+                         {{"mtu", "1400", "largest datagram in bytes (packets are cut to whole frames below it)"},
+                          {"pt", "-1", "payload type (-1: 10/11 for 44.1 kHz stereo/mono, else 96)"}}),
             [](std::string name, PropertyReader& r) { return std::make_unique<RtpSink>(std::move(name), r); }};
 }
 
 NodeSpec rtpsrc_spec() {
     return {"rtpsrc", Node::Kind::source,
             "receives RTP L16 audio over UDP; reorders, counts lost/late packets, fills gaps with silence",
-            {{"port", "5004", "UDP port to listen on"},
-             {"address", "0.0.0.0", "local address to bind"},
-             {"rate", "48000", "sample rate of the stream (RTP clock rate)"},
-             {"channels", "2", "channel count of the stream"},
-             {"pt", "-1", "accept only this payload type (-1: any)"},
-             {"latency", "50", "jitter buffer: ms a packet may wait for one missing before it"},
-             {"timeout", "0", "end the stream after this many ms without packets (0: never)"},
-             detail::num_buffers_property()},
+            detail::with(detail::udp_receiver_properties(),
+                         {{"rate", "48000", "sample rate of the stream (RTP clock rate)"},
+                          {"channels", "2", "channel count of the stream"},
+                          {"pt", "-1", "accept only this payload type (-1: any)"},
+                          {"latency", "50", "jitter buffer: ms a packet may wait for one missing before it"},
+                          {"timeout", "0", "end the stream after this many ms without packets (0: never)"},
+                          detail::num_buffers_property()}),
             [](std::string name, PropertyReader& r) { return std::make_unique<RtpSrc>(std::move(name), r); }};
 }
 

@@ -310,20 +310,13 @@ public:
     }
 
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        // relaxed: statistics, each a snapshot.
-        return {{"packets_received", counters_.received.load(std::memory_order_relaxed)},
-                {"packets_lost", counters_.lost.load(std::memory_order_relaxed)},
-                {"packets_late", counters_.late.load(std::memory_order_relaxed)},
-                {"packets_malformed", counters_.malformed.load(std::memory_order_relaxed)},
-                {"packets_foreign", counters_.foreign.load(std::memory_order_relaxed)},
-                {"packets_duplicate", counters_.duplicates.load(std::memory_order_relaxed)},
-                {"frames_incomplete", counters_.incomplete.load(std::memory_order_relaxed)}};
+        auto stats = counters_.snapshot();
+        // relaxed: a statistic.
+        stats.emplace_back("frames_incomplete", incomplete_.load(std::memory_order_relaxed));
+        return stats;
     }
 
 private:
-    struct Counters {
-        std::atomic<std::uint64_t> received{0}, lost{0}, late{0}, malformed{0}, foreign{0}, duplicates{0}, incomplete{0};
-    };
 
     Status start() override {
         if (Status st = udp_.open(address_, port_); !st) return st;
@@ -444,7 +437,7 @@ private:
         const MediaFormat& f = output(0).format();
         if (paint_missing_rows_black()) {
             frame_.add_flags(SampleFlags::discontinuity);
-            counters_.incomplete.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+            incomplete_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
         }
         if (!have_emitted_) {
             base_timestamp_ = frame_timestamp_;
@@ -504,7 +497,8 @@ private:
     std::uint64_t received_ = 0;
     std::array<std::uint32_t, 1024> seen_{};  // sequence + 1 of recent packets, to spot duplicates
     std::int64_t base_running_ns_ = 0;
-    Counters counters_;
+    detail::PacketCounters counters_;
+    std::atomic<std::uint64_t> incomplete_{0};
 };
 
 }  // namespace
@@ -512,26 +506,20 @@ private:
 NodeSpec rtpvrawsink_spec() {
     return {"rtpvrawsink", Node::Kind::render,
             "sends I420 or RGBA pictures as RTP raw video (RFC 4175) over UDP",
-            {{"host", "127.0.0.1", "destination IP address"},
-             {"port", "5004", "destination UDP port"},
-             {"mtu", "1400", "largest datagram in bytes"},
-             {"pt", "96", "payload type (dynamic: 96-127)"}},
+            detail::with(detail::udp_sender_properties(),
+                         {{"mtu", "1400", "largest datagram in bytes"}, {"pt", "96", "payload type (dynamic: 96-127)"}}),
             [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSink>(std::move(name), r); }};
 }
 
 NodeSpec rtpvrawsrc_spec() {
     return {"rtpvrawsrc", Node::Kind::source,
             "receives RTP raw video (RFC 4175) over UDP; reassembles pictures, counts lost/late packets",
-            {{"port", "5004", "UDP port to listen on"},
-             {"address", "0.0.0.0", "local address to bind"},
-             {"width", "320", "picture width in pixels"},
-             {"height", "240", "picture height in pixels"},
-             {"fps", "30", "frame rate: frames per second, or a fraction like 30000/1001"},
-             {"format", "i420", "pixel format: i420 (sampling YCbCr-4:2:0) | rgba (sampling RGBA)"},
-             {"pt", "-1", "accept only this payload type (-1: any)"},
-             {"latency", "50", "ms a picture waits for its missing packets"},
-             {"timeout", "0", "end the stream after this many ms without packets (0: never)"},
-             detail::num_buffers_property()},
+            detail::with(detail::with(detail::udp_receiver_properties(),
+                                      {{"pt", "-1", "accept only this payload type (-1: any)"},
+                                       {"latency", "50", "ms a picture waits for its missing packets"},
+                                       {"timeout", "0", "end the stream after this many ms without packets (0: never)"}}),
+                         // The picture: i420 travels as sampling YCbCr-4:2:0, rgba as RGBA.
+                         detail::with(detail::video_format_properties(), {detail::num_buffers_property()})),
             [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSrc>(std::move(name), r); }};
 }
 

@@ -5,18 +5,29 @@
 // short. Both use Asio on their own io_context, which only the node's streaming thread runs.
 
 #include <sluice/engine/status.hpp>
+#include <sluice/nodes/registry.hpp>
 
 #include <asio/io_context.hpp>
 #include <asio/ip/udp.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sluice::nodes::detail {
+
+// The properties every sender (host, port) and every receiver (port, address) takes.
+inline std::vector<PropertySpec> udp_sender_properties() {
+    return {{"host", "127.0.0.1", "destination IP address"}, {"port", "5004", "destination UDP port"}};
+}
+inline std::vector<PropertySpec> udp_receiver_properties() {
+    return {{"port", "5004", "UDP port to listen on"}, {"address", "0.0.0.0", "local address to bind"}};
+}
 
 // Largest UDP payload: the size of the buffers a receiver keeps.
 inline constexpr std::size_t kMaxDatagram = 65536;
@@ -58,6 +69,22 @@ private:
     std::vector<std::uint8_t> datagram_;
     bool received_ = false, done_ = false;  // the pending receive's outcome
     std::size_t received_bytes_ = 0;
+};
+
+// What an RTP receiver counts, as the nodes' extra statistics. Written by the streaming thread,
+// read by stats() on any thread.
+struct PacketCounters {
+    std::atomic<std::uint64_t> received{0}, lost{0}, late{0}, malformed{0}, foreign{0}, duplicates{0};
+
+    // relaxed, all: statistics, each a snapshot.
+    std::vector<std::pair<std::string, std::uint64_t>> snapshot() const {
+        return {{"packets_received", received.load(std::memory_order_relaxed)},
+                {"packets_lost", lost.load(std::memory_order_relaxed)},
+                {"packets_late", late.load(std::memory_order_relaxed)},
+                {"packets_malformed", malformed.load(std::memory_order_relaxed)},
+                {"packets_foreign", foreign.load(std::memory_order_relaxed)},
+                {"packets_duplicate", duplicates.load(std::memory_order_relaxed)}};
+    }
 };
 
 }  // namespace sluice::nodes::detail

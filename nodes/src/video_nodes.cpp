@@ -109,27 +109,24 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------------
-// videoconvert
+// The shape videoconvert and scale share: one picture in, one of another format or size out, or
+// the very same sample passed on when nothing would change (pools are sized for that).
 
-class VideoConvert final : public detail::VideoNode {
+class PictureTransform : public detail::VideoNode {
 public:
-    VideoConvert(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::transform) {
-        target_ = detail::pixel_format_at(r.choice("format", detail::pixel_format_names()));
-        add_input("sink", {MediaFormat::video()});
-        add_output("src", {MediaFormat::video()});
-    }
-    // The same buffer leaves when there is nothing to convert (pools are sized for it).
+    using VideoNode::VideoNode;
     bool passes_through(std::size_t, std::size_t) const override { return same_; }
 
+protected:
+    // Whether a picture of format `in` would come out unchanged. Control thread.
+    virtual bool unchanged(const MediaFormat& in) const = 0;
+    // Writes the output picture for `src`, a picture of format `in`, at `dst`. Streaming thread.
+    virtual void transform(const std::uint8_t* src, const MediaFormat& in, std::uint8_t* dst) const noexcept = 0;
+
 private:
-    FormatSet output_formats(std::size_t) const override {
-        MediaFormat f = input(0).format();
-        f.pixel_format = target_;
-        return {f};
-    }
     Status configure() override {
         const MediaFormat& in = input(0).format();
-        same_ = in.pixel_format == target_;
+        same_ = unchanged(in);
         in_bytes_ = in.frame_bytes();
         out_bytes_ = output(0).format().frame_bytes();
         return {};
@@ -141,28 +138,50 @@ private:
         if (!got) return buffer_error(got.error());
         SampleRef out = std::move(*got);
         if (std::error_code ec = out.set_size(out_bytes_)) return report_error(ec, "output buffer too small");
-        const MediaFormat& f = input(0).format();
-        const auto* src = reinterpret_cast<const std::uint8_t*>(in.data());
-        auto* dst = reinterpret_cast<std::uint8_t*>(out.data());
-        if (target_ == PixelFormat::rgba) detail::i420_to_rgba(src, f.width, f.height, dst);
-        else detail::rgba_to_i420(src, f.width, f.height, dst);
+        transform(reinterpret_cast<const std::uint8_t*>(in.data()), input(0).format(),
+                  reinterpret_cast<std::uint8_t*>(out.data()));
         out.set_times(in.start_time(), in.stop_time());
         out.set_flags(in.flags());
         in.reset();  // back to its pool before we push (and maybe wait downstream)
         return push(0, std::move(out));
     }
 
-    PixelFormat target_ = PixelFormat::rgba;
     bool same_ = false;
     std::size_t in_bytes_ = 0, out_bytes_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
+// videoconvert
+
+class VideoConvert final : public PictureTransform {
+public:
+    VideoConvert(std::string name, PropertyReader& r) : PictureTransform(std::move(name), Kind::transform) {
+        target_ = detail::pixel_format_at(r.choice("format", detail::pixel_format_names()));
+        add_input("sink", {MediaFormat::video()});
+        add_output("src", {MediaFormat::video()});
+    }
+
+private:
+    FormatSet output_formats(std::size_t) const override {
+        MediaFormat f = input(0).format();
+        f.pixel_format = target_;
+        return {f};
+    }
+    bool unchanged(const MediaFormat& in) const override { return in.pixel_format == target_; }
+    void transform(const std::uint8_t* src, const MediaFormat& in, std::uint8_t* dst) const noexcept override {
+        if (target_ == PixelFormat::rgba) detail::i420_to_rgba(src, in.width, in.height, dst);
+        else detail::rgba_to_i420(src, in.width, in.height, dst);
+    }
+
+    PixelFormat target_ = PixelFormat::rgba;
+};
+
+// ---------------------------------------------------------------------------------------------
 // scale
 
-class Scale final : public detail::VideoNode {
+class Scale final : public PictureTransform {
 public:
-    Scale(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::transform) {
+    Scale(std::string name, PropertyReader& r) : PictureTransform(std::move(name), Kind::transform) {
         width_ = int(r.integer("width", 1, detail::kMaxDimension));
         height_ = int(r.integer("height", 1, detail::kMaxDimension));
         detail::check_area(r, width_, height_);
@@ -170,7 +189,6 @@ public:
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
         add_output("src", {MediaFormat::video()});
     }
-    bool passes_through(std::size_t, std::size_t) const override { return same_; }
 
 private:
     FormatSet output_formats(std::size_t) const override {
@@ -179,33 +197,13 @@ private:
         f.height = height_;
         return {f};
     }
-    Status configure() override {
-        const MediaFormat& in = input(0).format();
-        same_ = in.width == width_ && in.height == height_;
-        in_bytes_ = in.frame_bytes();
-        out_bytes_ = output(0).format().frame_bytes();
-        return {};
-    }
-    Flow process(std::size_t, SampleRef&& in) override {
-        if (same_) return push(0, std::move(in));
-        if (in.size() < in_bytes_) return short_sample(in.size(), in_bytes_);
-        auto got = get_buffer(0);
-        if (!got) return buffer_error(got.error());
-        SampleRef out = std::move(*got);
-        if (std::error_code ec = out.set_size(out_bytes_)) return report_error(ec, "output buffer too small");
-        const MediaFormat& f = input(0).format();
-        detail::scale_picture(reinterpret_cast<const std::uint8_t*>(in.data()), f.width, f.height,
-                              reinterpret_cast<std::uint8_t*>(out.data()), width_, height_, f.pixel_format, method_);
-        out.set_times(in.start_time(), in.stop_time());
-        out.set_flags(in.flags());
-        in.reset();
-        return push(0, std::move(out));
+    bool unchanged(const MediaFormat& in) const override { return in.width == width_ && in.height == height_; }
+    void transform(const std::uint8_t* src, const MediaFormat& in, std::uint8_t* dst) const noexcept override {
+        detail::scale_picture(src, in.width, in.height, dst, width_, height_, in.pixel_format, method_);
     }
 
     int width_ = 320, height_ = 240;
     ScaleMethod method_ = ScaleMethod::bilinear;
-    bool same_ = false;
-    std::size_t in_bytes_ = 0, out_bytes_ = 0;
 };
 
 }  // namespace
@@ -213,11 +211,7 @@ private:
 NodeSpec videotest_spec() {
     return {"videotest", Node::Kind::source,
             "test pictures: colour bars, a box that moves every frame, and the frame number",
-            {{"width", "320", "picture width in pixels"},
-             {"height", "240", "picture height in pixels"},
-             {"fps", "30", "frame rate: frames per second, or a fraction like 30000/1001"},
-             {"format", "i420", "pixel format: i420|rgba"},
-             detail::num_buffers_property()},
+            detail::with(detail::video_format_properties(), {detail::num_buffers_property()}),
             [](std::string name, PropertyReader& r) { return std::make_unique<VideoTest>(std::move(name), r); }};
 }
 

@@ -273,6 +273,13 @@ void check_area(PropertyReader& r, std::int64_t width, std::int64_t height) {
                    std::to_string(kMaxPixels) + "-pixel limit");
 }
 
+std::vector<PropertySpec> video_format_properties() {
+    return {{"width", "320", "picture width in pixels"},
+            {"height", "240", "picture height in pixels"},
+            {"fps", "30", "frame rate: frames per second, or a fraction like 30000/1001"},
+            {"format", "i420", "pixel format: i420|rgba"}};
+}
+
 engine::MediaFormat read_video_format(PropertyReader& r) {
     const auto width = r.integer("width", 1, kMaxDimension);
     const auto height = r.integer("height", 1, kMaxDimension);

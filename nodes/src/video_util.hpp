@@ -120,5 +120,7 @@ std::optional<engine::Fraction> parse_rate(std::string_view text) noexcept;
 void check_area(PropertyReader& r, std::int64_t width, std::int64_t height);
 // Reads width, height, fps and format into a fixed video format.
 engine::MediaFormat read_video_format(PropertyReader& r);
+// Their specs (defaults 320x240, 30 fps, i420), for the nodes' NodeSpec.
+std::vector<PropertySpec> video_format_properties();
 
 }  // namespace sluice::nodes::detail

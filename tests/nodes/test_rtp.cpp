@@ -130,14 +130,7 @@ TEST_CASE("Rtp.Receive.BadPacketsCountedGapsBecomeSilence" * doctest::timeout(60
 }
 
 TEST_CASE("Rtp.Stop.PromptWhileBlockedInReceive" * doctest::timeout(30)) {
-    Graph rx;
-    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(random_port()) + " ! nullsink"));
-    for (int i = 0; i < 20; ++i) {
-        REQUIRE(rx.run());
-        std::this_thread::sleep_for(20ms);  // nothing arrives: the thread waits in a receive
-        REQUIRE(rx.stop());
-        CHECK(rx.stats().last_stop < 500ms);
-    }
+    test::check_prompt_stop_while_receiving("rtpsrc port=" + std::to_string(random_port()) + " ! nullsink");
 }
 
 TEST_CASE("Rtp.Errors.BadHostAndPortInUse") {
@@ -198,24 +191,12 @@ TEST_CASE("Rtp.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)) {
     const std::string gst = "gst-launch-1.0 -q -e udpsrc port=" + std::to_string(port) +
                             " caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=L16,channels=2,payload=96\" ! "
                             "rtpjitterbuffer latency=50 ! rtpL16depay ! audioconvert ! wavenc ! filesink location=" + wav;
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::execl("/bin/sh", "sh", "-c", ("exec " + gst).c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
+    test::BackgroundCommand recorder(gst);
+    REQUIRE(recorder.started());
     std::this_thread::sleep_for(1s);  // let it bind
-    Graph tx;
-    REQUIRE(nodes::build_pipeline(tx, "tone freq=440 frames=480 num-buffers=200 ! rtpsink pt=96 port=" + std::to_string(port)));
-    for (Node* n : tx.nodes())
-        if (n->kind() == Node::Kind::render) n->set_clocked(true);
-    REQUIRE(tx.run());
-    REQUIRE(tx.wait_until_ended(10s));
-    REQUIRE(tx.stop());
+    test::send_paced("tone freq=440 frames=480 num-buffers=200 ! rtpsink pt=96 port=" + std::to_string(port), 10s);
     std::this_thread::sleep_for(500ms);
-    ::kill(child, SIGINT);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(recorder.finish());
     const auto samples = test::decode_mono(wav);
     MESSAGE("sluice -> GStreamer: " << samples.size() << " frames recorded of 96000 sent");
     CHECK(samples.size() >= 90000);

@@ -324,14 +324,7 @@ TEST_CASE("RtpVideo.Receive.LossLateForeignAndMalformedCounted" * doctest::timeo
 }
 
 TEST_CASE("RtpVideo.Stop.PromptWhileBlockedInReceive" * doctest::timeout(30)) {
-    Graph rx;
-    REQUIRE(nodes::build_pipeline(rx, "rtpvrawsrc port=" + std::to_string(random_port()) + " ! nullsink"));
-    for (int i = 0; i < 20; ++i) {
-        REQUIRE(rx.run());
-        std::this_thread::sleep_for(20ms);  // nothing arrives: the thread waits in a receive
-        REQUIRE(rx.stop());
-        CHECK(rx.stats().last_stop < 500ms);
-    }
+    test::check_prompt_stop_while_receiving("rtpvrawsrc port=" + std::to_string(random_port()) + " ! nullsink");
 }
 
 TEST_CASE("RtpVideo.Errors.SizesRfc4175CannotCarry") {
@@ -410,24 +403,12 @@ TEST_CASE("RtpVideo.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)
     const std::string gst = "gst-launch-1.0 -q -e udpsrc buffer-size=4000000 port=" + std::to_string(port) + " caps=\"" +
                             kGstRtpCaps + "\" ! rtpjitterbuffer latency=100 ! rtpvrawdepay ! y4menc ! filesink location=" +
                             recorded;
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::execl("/bin/sh", "sh", "-c", ("exec " + gst).c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
+    test::BackgroundCommand recorder(gst);
+    REQUIRE(recorder.started());
     std::this_thread::sleep_for(1s);  // let it bind
-    Graph tx;
-    REQUIRE(nodes::build_pipeline(tx, "videotest num-buffers=30 ! rtpvrawsink port=" + std::to_string(port)));
-    for (Node* n : tx.nodes())
-        if (n->kind() == Node::Kind::render) n->set_clocked(true);
-    REQUIRE(tx.run());
-    REQUIRE(tx.wait_until_ended(20s));
-    REQUIRE(tx.stop());
+    test::send_paced("videotest num-buffers=30 ! rtpvrawsink port=" + std::to_string(port), 20s);
     std::this_thread::sleep_for(500ms);
-    ::kill(child, SIGINT);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(recorder.finish());
     const auto got = y4m_frames(recorded, MediaFormat::video(320, 240, PixelFormat::i420, {30, 1}).frame_bytes());
     MESSAGE("sluice -> GStreamer: " << got.size() << " pictures recorded of 30 sent");
     REQUIRE(got.size() == 30);

@@ -92,14 +92,18 @@ class SampleAllocator {
 public:
     static constexpr std::size_t kMaxBuffers = 1u << 16;
     static constexpr std::size_t kMaxAlignment = std::size_t(1) << 30;
-    // Per-thread caches of one sample each; threads beyond this many share them round robin.
+    // Per-thread caches of one sample each. Threads share slot 0 until two of them meet there;
+    // then each moves to one of the other slots, round robin, shared when there are more threads.
     static constexpr std::size_t kCacheSlots = 16;
 
     SampleAllocator();
     SampleAllocator(const SampleAllocator&) = delete;
     SampleAllocator& operator=(const SampleAllocator&) = delete;
     // Decommits, then waits until every sample of every epoch has been released, then frees all
-    // memory. Control thread; blocks.
+    // memory. Control thread; blocks. As with a mutex and its unlock, a release that another
+    // thread began before the destructor must have returned before it: the destructor waits for
+    // samples still held, not for a release call still running (a graph joins its streaming
+    // threads before it destroys their pools).
     ~SampleAllocator();
 
     // Validates and stores the pool's shape; returns what was granted: alignment raised to a
@@ -137,15 +141,19 @@ public:
     Result<SampleRef> get_buffer(const std::stop_token& stop, std::chrono::duration<Rep, Period> timeout,
                                  const char* holder = nullptr) noexcept;
 
-    // Takes a free buffer or fails at once: would_block when none is free, not_committed.
-    // Any thread. Never blocks, never locks, never allocates, never makes a system call.
+    // Takes a free buffer or fails at once: would_block when none is free (or only one whose
+    // release is still under way on another thread), not_committed.
+    // Any thread. Never blocks, never locks, never allocates, never makes a system call, with one
+    // exception at most once per decommitted pool: meeting that pool's last sample in a cache
+    // as it is released, it hands the pool's memory to the housekeeping thread (a futex wake).
     Result<SampleRef> try_get_buffer(const char* holder = nullptr) noexcept;
 
     // A snapshot of the counters. Any thread; takes the control mutex; never allocates.
     AllocatorStats stats() const;
 
     // The ownership ledger: when on, every get records its holder and time (one clock read, a
-    // vDSO call, no system call). On by default in builds without NDEBUG. Any thread.
+    // vDSO call, no system call). On by default in builds without NDEBUG. Any thread; switching
+    // takes the control mutex.
     void set_ledger_enabled(bool on) noexcept;
     bool ledger_enabled() const noexcept;
     // Outstanding samples of every epoch, longest held first. Control operation; allocates.
@@ -169,6 +177,7 @@ private:
     std::atomic<std::uint64_t>& my_cache() noexcept;
     detail::SampleHeader* take_cached() noexcept;
     detail::SampleHeader* steal_cached() noexcept;  // from any thread's cache
+    void discard_retired_take(detail::SampleHeader* h) noexcept;
     void flush_cache(std::atomic<std::uint64_t>& cache) noexcept;
     void release_free(detail::SampleHeader* h) noexcept;
     Result<SampleRef> hand_out(detail::SampleHeader* h, const char* holder) noexcept;
@@ -213,6 +222,7 @@ private:
     // --- Line 3: retirement bookkeeping, written by last releases of retired epochs.
     alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> live_retired_{0};  // futex word
     std::atomic<std::uint64_t> corruptions_{0};
+    std::atomic<std::uint64_t> retired_takes_{0};  // cache takes that found a retired sample
 
     // --- Lines 4 ..: the per-thread caches, one line each. A word is [ 44-bit take counter |
     // 20-bit slot index + 1, or 0 when empty ]; the counter makes stats().gets exact.
@@ -271,6 +281,7 @@ inline detail::SampleHeader* SampleAllocator::take_cached() noexcept {
     // is the same LOCK CMPXCHG. The word says everything, so a value that came back (ABA) is
     // still the truth: the sample in it is free.
     const std::uint64_t field = word & kSlotMask;  // slot + 1
+    // relaxed on failure: we give up and use the free list, which orders itself.
     if (!cache.compare_exchange_strong(word, word - field + kPopIncrement, std::memory_order_seq_cst,
                                        std::memory_order_relaxed)) [[unlikely]] {
         detail::move_cache_slot();
@@ -280,7 +291,7 @@ inline detail::SampleHeader* SampleAllocator::take_cached() noexcept {
     // seq_cst (a plain load on x86): parked after decommit emptied the caches (the parker will
     // notice and look for it, but we took it first): not ours to hand out.
     if (h->pool->retired.load(std::memory_order_seq_cst)) [[unlikely]] {
-        return_retired(h);
+        discard_retired_take(h);
         return nullptr;
     }
     return h;
@@ -410,7 +421,8 @@ inline void SampleAllocator::push_free(detail::SampleHeader* h) noexcept {
                                         std::memory_order_acquire))
             break;
     }
-    // seq_cst: see above; a waiter that counted itself after this load will see the push.
+    // seq_cst: see above; a waiter that counted itself (waiting(wait_state_)) after this load
+    // will see the push.
     if (waiting(wait_state_.load(std::memory_order_seq_cst)) != 0) [[unlikely]]
         wake_one();
 }
@@ -424,7 +436,8 @@ inline void SampleAllocator::release_free(detail::SampleHeader* h) noexcept {
     std::uint64_t word = cache.load(std::memory_order_relaxed);
     if ((word & kSlotMask) == 0) {
         // seq_cst: (a) of the pairings in sample_allocator.cpp; publishes the sample (release)
-        // and is ordered before (b). The slot field is 0, so adding sets it.
+        // and is ordered before (b). The slot field is 0, so adding sets it. relaxed on failure:
+        // we then push the sample, which orders itself.
         if (cache.compare_exchange_strong(word, word + h->slot + 1, std::memory_order_seq_cst,
                                           std::memory_order_relaxed)) [[likely]] {
             // seq_cst: (b). Not the pool's quiet state: someone waits who may not have seen our
@@ -457,7 +470,8 @@ inline void SampleRef::reset() noexcept {
     // sample happen before its reuse.
     std::uint32_t before = h->refs.load(std::memory_order_acquire);
     // The sole holder needs no atomic decrement: nobody else can copy a reference it alone has,
-    // so the count cannot change under it. (Its own writes are published by the push's release.)
+    // so the count cannot change under it. (Its own writes are published by the release half of
+    // the CAS that parks or pushes the sample.)
     if (before == 1) [[likely]] {  // the common case spelled out: sole holder, no discard asked
         // relaxed: as below.
         h->refs.store(0, std::memory_order_relaxed);
@@ -474,6 +488,14 @@ inline void SampleRef::reset() noexcept {
         if ((before & detail::kRefMask) != 1) return;
     }
     SampleAllocator::return_sample(h, (before & detail::kDiscardBit) != 0);
+}
+
+// Inline: Node::push calls it for every sample; with the ledger off it is three loads and a test.
+inline void SampleRef::set_holder(const char* holder) noexcept {
+    // relaxed: the ledger switch and entries are diagnostics.
+    if (header_ != nullptr && (header_->pool->owner->get_extras_.load(std::memory_order_relaxed) &
+                               SampleAllocator::kLedgerBit)) [[unlikely]]
+        header_->holder.store(holder, std::memory_order_relaxed);
 }
 
 inline std::size_t SampleRef::index() const noexcept { return header_->index; }
