@@ -220,6 +220,7 @@ public:
         port_ = std::uint16_t(r.integer("port", 1, 65535));
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
         pt_ = std::uint8_t(r.integer("pt", 96, 127));
+        pacing_ = r.number("pacing", 0, 1);
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
         packet_.resize(mtu_);
     }
@@ -259,9 +260,28 @@ private:
         const std::uint32_t timestamp = timestamp_offset_ + to_video_clock(start);
         const auto* picture = reinterpret_cast<const std::uint8_t*>(s.data());
         const std::span<std::uint8_t> payload(packet_.data() + kRtpHeader, packet_.size() - kRtpHeader);
+        // Pacing: the packets of a picture leave spread over `pacing` of its interval, so that a
+        // receiver with an ordinary socket buffer is not flooded (a 1280x720 picture is about a
+        // thousand packets). A packet goes when the share of the picture sent so far is due.
+        const std::int64_t spread_ns = std::int64_t(pacing_ * 1e9 * fps.den / fps.num);
+        const std::int64_t began = clock().now();
+        bool pacing = spread_ns > 0;
+        std::size_t sent_bytes = 0;
         for (RawVideoCursor at; !at.done(*layout_);) {
             const std::size_t n = pack_raw_video(*layout_, picture, at, std::uint16_t(sequence_ >> 16), payload);
             if (n == 0) return report_error(make_error_code(Errc::invalid_argument), name() + ": mtu too small for one pixel group");
+            if (pacing) {
+                const std::int64_t due = began + std::int64_t(static_cast<__int128>(spread_ns) * sent_bytes / expected);
+                if (due - clock().now() > kPacingSlackNs) {
+                    const engine::ClockWait w = clock().wait_until(due, stop_token());
+                    if (w == engine::ClockWait::stopped) return Flow::stopped;
+                    if (w == engine::ClockWait::interrupted) {
+                        if (flushing()) return Flow::flushing;
+                        pacing = false;  // paused meanwhile: the rest of this picture goes at once
+                    }
+                }
+            }
+            sent_bytes += n;
             write_rtp_header(packet_.data(), pt_, at.done(*layout_), std::uint16_t(sequence_), timestamp, ssrc_);
             ++sequence_;
             if (const std::error_code ec = udp_.send({packet_.data(), kRtpHeader + n}))
@@ -277,6 +297,8 @@ private:
     std::uint16_t port_ = 5004;
     std::size_t mtu_ = 1400;
     std::uint8_t pt_ = 96;
+    double pacing_ = 0.5;
+    static constexpr std::int64_t kPacingSlackNs = 100'000;  // shorter waits are not worth a sleep
     std::optional<RawVideoLayout> layout_;
     detail::UdpSender udp_;
     std::vector<std::uint8_t> packet_;
@@ -507,7 +529,9 @@ NodeSpec rtpvrawsink_spec() {
     return {"rtpvrawsink", Node::Kind::render,
             "sends I420 or RGBA pictures as RTP raw video (RFC 4175) over UDP",
             detail::with(detail::udp_sender_properties(),
-                         {{"mtu", "1400", "largest datagram in bytes"}, {"pt", "96", "payload type (dynamic: 96-127)"}}),
+                         {{"mtu", "1400", "largest datagram in bytes"},
+                          {"pt", "96", "payload type (dynamic: 96-127)"},
+                          {"pacing", "0.5", "share of a picture's interval its packets are spread over (0: at once)"}}),
             [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSink>(std::move(name), r); }};
 }
 

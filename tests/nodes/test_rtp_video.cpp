@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -415,5 +416,48 @@ TEST_CASE("RtpVideo.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)
     for (std::size_t i = 0; i < 30; ++i) {
         CAPTURE(i);
         CHECK(got[i] == expected[i]);
+    }
+}
+
+// Pacing: a picture's packets leave spread over a share of its interval, not in one burst.
+TEST_CASE("RtpVideo.Pacing.PacketsSpreadOverTheInterval" * doctest::timeout(60)) {
+    // A plain UDP socket records when each packet arrives, per RTP timestamp (per picture).
+    const int port = random_port();
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    const int big = 8 << 20;
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(std::uint16_t(port));
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
+    timeval wait{0, 300'000};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+
+    // 640x480 at 10 fps: 100 ms a picture, about 330 packets; pacing 0.5 spreads them over ~50 ms.
+    std::thread sender([port] {
+        test::send_paced("videotest width=640 height=480 fps=10 num-buffers=3 ! rtpvrawsink pacing=0.5 port=" +
+                             std::to_string(port),
+                         20s);
+    });
+    std::map<std::uint32_t, std::pair<std::int64_t, std::int64_t>> first_last;  // per timestamp, ns
+    std::vector<std::uint8_t> datagram(65536);
+    for (;;) {
+        const auto n = ::recv(fd, datagram.data(), datagram.size(), 0);
+        if (n <= 0) break;  // 300 ms of silence: the sender is done
+        const auto packet = nodes::parse_rtp_packet({datagram.data(), std::size_t(n)});
+        REQUIRE(packet);
+        const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+        auto [it, fresh] = first_last.try_emplace(packet->timestamp, now, now);
+        if (!fresh) it->second.second = now;
+    }
+    sender.join();
+    ::close(fd);
+    REQUIRE(first_last.size() == 3);
+    for (const auto& [timestamp, span] : first_last) {
+        const double ms = double(span.second - span.first) / 1e6;
+        MESSAGE("picture at " << timestamp << ": packets spread over " << ms << " ms");
+        CHECK(ms >= 40.0);  // the last packet is due at (1 - one packet's share) * 50 ms
     }
 }
