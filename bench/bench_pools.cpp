@@ -11,7 +11,8 @@
 //                                thread: wall time from both starting to both done, over n.
 //   s4_decommit/<pool>/waiters:W W threads blocked in get() on an empty pool of 64; time from
 //                                the decommit() call until the last waiter has returned, over
-//                                200 repetitions. Time column: the median; counters: median_us,
+//                                200 rounds in which every pool takes its turn (see
+//                                decommit_round). Time column: the median; counters: median_us,
 //                                max_us, call_median_us (the decommit() call alone).
 //
 // Heap baselines have no limit, so in s2 their producer waits (spinning, then yielding) when the
@@ -35,6 +36,9 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <sys/types.h>
@@ -185,16 +189,10 @@ struct DecommitTiming {
     std::int64_t call_ns = 0;          // decommit() called -> decommit() returned
 };
 
+// One window: `waiters` threads block in get() on `pool`, whose buffers are all held; once every
+// one sleeps, decommit() runs and the threads are joined.
 template <DecommittablePool P>
-DecommitTiming decommit_once(std::size_t waiters) {
-    P pool(kBuffers);
-    std::vector<typename P::Buffer> held;
-    held.reserve(kBuffers);
-    for (std::size_t i = 0; i < kBuffers; ++i) {
-        held.push_back(pool.get());
-        if (!P::valid(held.back())) fail("decommit: get() failed on a committed pool");
-    }
-
+DecommitTiming decommit_window(P& pool, std::size_t waiters) {
     std::vector<pid_t> tids(waiters, 0);
     std::vector<std::int64_t> returned_ns(waiters, 0);
     std::atomic<std::size_t> arrived{0};
@@ -224,11 +222,72 @@ DecommitTiming decommit_once(std::size_t waiters) {
     pool.decommit();
     const std::int64_t called = now_ns();
     for (auto& t : threads) t.join();  // join() publishes returned_ns
-    for (auto& b : held) pool.release(std::move(b));
     return {*std::max_element(returned_ns.begin(), returned_ns.end()) - start, called - start};
 }
 
-double median(std::vector<std::int64_t>& v) {
+struct DecommitSamples {
+    std::vector<std::int64_t> returned, called;
+};
+
+// The pools are measured together, round by round, and not one after the other. On this VM the
+// wake-ups that make up the window take longer after the CPUs have been busy (300 us of spinning
+// before the threads started made a condition variable's broadcast 1.5-1.7x slower), so a pool whose
+// set-up costs more CPU, or that simply ran while someone else's build did, would be judged by
+// something other than its decommit. So every round builds and fills every pool, then gives each
+// its window in an order that rotates from round to round, then decommits and empties them all:
+// the pools differ only in which one the waiters sleep in.
+template <std::size_t... I>
+void decommit_round(std::size_t waiters, std::size_t round, std::vector<DecommitSamples>& out,
+                    std::index_sequence<I...>) {
+    using Pools = DecommittablePools;
+    constexpr std::size_t n = sizeof...(I);
+    std::tuple<std::tuple_element_t<I, Pools>...> pools((void(I), kBuffers)...);
+    std::tuple<std::vector<typename std::tuple_element_t<I, Pools>::Buffer>...> held;
+    auto fill = [](auto& pool, auto& buffers) {
+        buffers.reserve(kBuffers);
+        for (std::size_t i = 0; i < kBuffers; ++i) {
+            buffers.push_back(pool.get());
+            if (!std::remove_reference_t<decltype(pool)>::valid(buffers.back()))
+                fail("decommit: get() failed on a committed pool");
+        }
+    };
+    (fill(std::get<I>(pools), std::get<I>(held)), ...);
+    auto measure = [waiters](auto& pool, DecommitSamples& samples) {
+        const DecommitTiming t = decommit_window(pool, waiters);
+        samples.returned.push_back(t.all_returned_ns);
+        samples.called.push_back(t.call_ns);
+    };
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t which = (round + k) % n;
+        ((which == I ? measure(std::get<I>(pools), out[I]) : void()), ...);
+    }
+    auto empty = [](auto& pool, auto& buffers) {  // every pool was decommitted in its window
+        for (auto& b : buffers) pool.release(std::move(b));
+    };
+    (empty(std::get<I>(pools), std::get<I>(held)), ...);
+}
+
+// Every pool's 200 windows with `waiters` waiters, measured once (by whichever pool's benchmark
+// asks first) and shared by the benchmarks of all pools.
+const std::vector<DecommitSamples>& decommit_study(std::size_t waiters) {
+    static std::vector<std::pair<std::size_t, std::vector<DecommitSamples>>> studies;
+    for (const auto& [w, samples] : studies)
+        if (w == waiters) return samples;
+    constexpr std::size_t n = std::tuple_size_v<DecommittablePools>;
+    std::vector<DecommitSamples> samples(n);
+    for (std::size_t round = 0; round < kDecommitReps; ++round)
+        decommit_round(waiters, round, samples, std::make_index_sequence<n>{});
+    return studies.emplace_back(waiters, std::move(samples)).second;
+}
+
+template <class P, std::size_t I = 0>
+constexpr std::size_t decommittable_index() {
+    if constexpr (I == std::tuple_size_v<DecommittablePools>) return I;
+    else if constexpr (std::is_same_v<P, std::tuple_element_t<I, DecommittablePools>>) return I;
+    else return decommittable_index<P, I + 1>();
+}
+
+double median(std::vector<std::int64_t> v) {
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
     return n % 2 ? double(v[n / 2]) : (double(v[n / 2 - 1]) + double(v[n / 2])) / 2;
@@ -236,22 +295,29 @@ double median(std::vector<std::int64_t>& v) {
 
 template <DecommittablePool P>
 void decommit(benchmark::State& state) {
-    const auto waiters = static_cast<std::size_t>(state.range(0));
-    std::vector<std::int64_t> returned, called;
-    for (auto _ : state) {
-        returned.clear();
-        called.clear();
-        for (int rep = 0; rep < kDecommitReps; ++rep) {
-            const DecommitTiming t = decommit_once<P>(waiters);
-            returned.push_back(t.all_returned_ns);
-            called.push_back(t.call_ns);
+    constexpr std::size_t index = decommittable_index<P>();
+    static_assert(index < std::tuple_size_v<DecommittablePools>, "list the pool in DecommittablePools");
+    const DecommitSamples& s = decommit_study(static_cast<std::size_t>(state.range(0)))[index];
+    const double returned = median(s.returned);
+    for (auto _ : state) state.SetIterationTime(returned * 1e-9);
+    state.counters["median_us"] = returned / 1e3;
+    state.counters["max_us"] = double(*std::max_element(s.returned.begin(), s.returned.end())) / 1e3;
+    state.counters["call_median_us"] = median(s.called) / 1e3;
+    state.counters["reps"] = double(s.returned.size());
+    if constexpr (index != 0) {
+        // Round by round against the first pool (the mutex pool), which ran in the same round:
+        // the median of the ratios, and the share of rounds this pool's last waiter was back first.
+        const DecommitSamples& base = decommit_study(static_cast<std::size_t>(state.range(0)))[0];
+        std::vector<double> ratios;
+        std::size_t sooner = 0;
+        for (std::size_t r = 0; r < s.returned.size(); ++r) {
+            ratios.push_back(double(s.returned[r]) / double(base.returned[r]));
+            sooner += s.returned[r] < base.returned[r];
         }
-        state.SetIterationTime(median(returned) * 1e-9);
+        std::sort(ratios.begin(), ratios.end());
+        state.counters["paired_ratio_median"] = ratios[ratios.size() / 2];
+        state.counters["rounds_sooner_pct"] = 100.0 * double(sooner) / double(ratios.size());
     }
-    state.counters["median_us"] = median(returned) / 1e3;
-    state.counters["max_us"] = double(returned.back()) / 1e3;  // sorted by median()
-    state.counters["call_median_us"] = median(called) / 1e3;
-    state.counters["reps"] = kDecommitReps;
 }
 
 void register_all() {

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 namespace sluice::bench {
@@ -32,6 +33,9 @@ void for_each_pool(F&& f) {
     f.template operator()<SluicePool>();
     f.template operator()<TreiberStack>();
 }
+
+// The pools that can decommit, which scenario 4 measures together, in report order.
+using DecommittablePools = std::tuple<MutexPool, MoodycamelPool, SluicePool>;
 
 // A media engine is multi-threaded, and glibc takes shortcuts in a process that has never started
 // a thread: pthread_mutex_lock skips the LOCK prefix, malloc skips its arena lock. Starting one

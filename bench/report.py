@@ -254,8 +254,13 @@ def main():
     for n in (4, 64):
         s, b = med("s4_decommit", "sluice", n), med("s4_decommit", "mutex", n)
         if s is not None and b:
+            paired = counter("s4_decommit", "sluice", "paired_ratio_median", n)
+            sooner = counter("s4_decommit", "sluice", "rounds_sooner_pct", n)
+            rounds = "" if paired is None else (
+                f"; round by round: median ratio {paired:.2f}×, sluice's last waiter back first "
+                f"in {sooner:.0f} % of rounds")
             w(f"| s4: decommit with {n} waiters no slower than the mutex pool's broadcast (median) "
-              f"| {s / b:.2f}× ({fmt_us(s / 1e3)} vs {fmt_us(b / 1e3)} µs) | {verdict(s <= b)} |")
+              f"| {s / b:.2f}× ({fmt_us(s / 1e3)} vs {fmt_us(b / 1e3)} µs){rounds} | {verdict(s <= b)} |")
     w("")
 
     # ---- Spread
