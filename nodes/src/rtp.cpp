@@ -5,6 +5,7 @@
 #include <sluice/nodes/rtp.hpp>
 
 #include "common.hpp"
+#include "rtp_timeline.hpp"
 #include "specs.hpp"
 #include "udp.hpp"
 
@@ -219,8 +220,8 @@ private:
         if (!have_next_) {
             have_next_ = true;
             next_ = packet->sequence;
-            base_timestamp_ = next_timestamp_ = packet->timestamp;
-            base_running_ns_ = clock().now() + latency_ns_;
+            next_timestamp_ = packet->timestamp;
+            timeline_.anchor(packet->timestamp, clock().now() + latency_ns_);
         }
         const auto ahead = std::uint16_t(packet->sequence - next_);
         if (ahead >= 0x8000) {  // behind what was already played
@@ -317,8 +318,7 @@ private:
 
     void stamp(SampleRef& s, std::uint32_t timestamp, std::size_t frames) const {
         const int rate = output(0).format().rate;
-        const auto offset = std::int64_t(std::int32_t(timestamp - base_timestamp_));
-        const std::int64_t start = base_running_ns_ + offset * 1'000'000'000 / rate;
+        const MediaTime start = timeline_.running_time(timestamp, rate);
         s.set_times(start, start + std::int64_t(frames) * 1'000'000'000 / rate);
     }
 
@@ -331,9 +331,10 @@ private:
     detail::UdpReceiver udp_;
     std::array<Slot, kSlots> slots_;
     bool have_sender_ = false, have_next_ = false, gap_ = false;
-    std::uint32_t ssrc_ = 0, base_timestamp_ = 0, next_timestamp_ = 0;
+    std::uint32_t ssrc_ = 0, next_timestamp_ = 0;
     std::uint16_t next_ = 0;
-    std::int64_t base_running_ns_ = 0, last_packet_ns_ = 0;
+    detail::RtpTimeline timeline_;
+    std::int64_t last_packet_ns_ = 0;
     std::size_t last_frames_ = 0;
     detail::PacketCounters counters_;
 };

@@ -5,6 +5,7 @@
 #include <sluice/nodes/rtp.hpp>
 
 #include "common.hpp"
+#include "rtp_timeline.hpp"
 #include "specs.hpp"
 #include "udp.hpp"
 #include "video_util.hpp"
@@ -254,9 +255,7 @@ private:
         const std::size_t expected = input(0).format().frame_bytes();
         if (s.size() < expected) return short_sample(s.size(), expected);
         const Fraction fps = input(0).format().fps;
-        const MediaTime start = s.start_time() != kNoTime
-                                    ? s.start_time()
-                                    : MediaTime(static_cast<__int128>(sent_frames_) * fps.den * 1'000'000'000 / fps.num);
+        const MediaTime start = s.start_time() != kNoTime ? s.start_time() : detail::frame_start(fps, sent_frames_);
         const std::uint32_t timestamp = timestamp_offset_ + to_video_clock(start);
         const auto* picture = reinterpret_cast<const std::uint8_t*>(s.data());
         const std::span<std::uint8_t> payload(packet_.data() + kRtpHeader, packet_.size() - kRtpHeader);
@@ -461,13 +460,9 @@ private:
             frame_.add_flags(SampleFlags::discontinuity);
             incomplete_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
         }
-        if (!have_emitted_) {
-            base_timestamp_ = frame_timestamp_;
-            base_running_ns_ = clock().now() + latency_ns_;
-        }
-        const auto offset = std::int64_t(std::int32_t(frame_timestamp_ - base_timestamp_));
-        const std::int64_t start = base_running_ns_ + offset * 1'000'000'000 / kVideoClock;
-        frame_.set_times(start, start + std::int64_t(f.fps.den) * 1'000'000'000 / f.fps.num);
+        if (!have_emitted_) timeline_.anchor(frame_timestamp_, clock().now() + latency_ns_);
+        const MediaTime start = timeline_.running_time(frame_timestamp_, kVideoClock);
+        frame_.set_times(start, start + detail::frame_start(f.fps, 1));
         (void)frame_.set_size(f.frame_bytes());
         have_emitted_ = true;
         last_timestamp_ = frame_timestamp_;
@@ -515,10 +510,10 @@ private:
     std::size_t held_bytes_ = 0;
 
     bool have_sender_ = false, have_sequence_ = false, have_emitted_ = false;
-    std::uint32_t ssrc_ = 0, first_sequence_ = 0, highest_sequence_ = 0, last_timestamp_ = 0, base_timestamp_ = 0;
+    std::uint32_t ssrc_ = 0, first_sequence_ = 0, highest_sequence_ = 0, last_timestamp_ = 0;
     std::uint64_t received_ = 0;
     std::array<std::uint32_t, 1024> seen_{};  // sequence + 1 of recent packets, to spot duplicates
-    std::int64_t base_running_ns_ = 0;
+    detail::RtpTimeline timeline_;
     detail::PacketCounters counters_;
     std::atomic<std::uint64_t> incomplete_{0};
 };

@@ -74,11 +74,7 @@ private:
         return {};
     }
 
-    MediaTime time_of(std::uint64_t n) const noexcept {
-        const Fraction fps = output(0).format().fps;
-        // 128-bit: n * den * 1e9 overflows 64 bits after a few months of 30000/1001.
-        return MediaTime(static_cast<__int128>(n) * fps.den * 1'000'000'000 / fps.num);
-    }
+    MediaTime time_of(std::uint64_t n) const noexcept { return detail::frame_start(output(0).format().fps, n); }
 
     Flow produce() override {
         const std::uint64_t n = limit_.produced;

@@ -300,6 +300,10 @@ engine::PixelFormat pixel_format_at(std::size_t choice) noexcept {
     return choice == 0 ? engine::PixelFormat::i420 : engine::PixelFormat::rgba;
 }
 
+MediaTime frame_start(engine::Fraction fps, std::uint64_t n) noexcept {
+    return MediaTime(static_cast<__int128>(n) * fps.den * 1'000'000'000 / fps.num);
+}
+
 std::optional<engine::Fraction> parse_rate(std::string_view text) noexcept {
     auto whole = [](std::string_view s, int& out) {
         const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);

@@ -115,6 +115,10 @@ int number_plate_height(int cell) noexcept;
 // PropertyReader::fail like every property read.
 std::vector<std::string> pixel_format_names();
 engine::PixelFormat pixel_format_at(std::size_t choice) noexcept;
+// When frame n of a stream at `fps` starts, n / fps seconds after frame 0, in ns. Exact to the
+// ns for any n a stream reaches (128-bit inside: n * den * 1e9 overflows 64 bits after a few
+// months of 30000/1001). fps must be positive.
+MediaTime frame_start(engine::Fraction fps, std::uint64_t n) noexcept;
 // "30" or "30000/1001": both parts positive integers that fit a Fraction.
 std::optional<engine::Fraction> parse_rate(std::string_view text) noexcept;
 void check_area(PropertyReader& r, std::int64_t width, std::int64_t height);

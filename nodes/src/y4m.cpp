@@ -247,10 +247,7 @@ private:
         fd_ = -1;
     }
 
-    MediaTime time_of(std::uint64_t n) const noexcept {
-        // 128-bit: n * den * 1e9 overflows 64 bits for long files at NTSC-like rates.
-        return MediaTime(static_cast<__int128>(n) * header_.fps.den * 1'000'000'000 / header_.fps.num);
-    }
+    MediaTime time_of(std::uint64_t n) const noexcept { return detail::frame_start(header_.fps, n); }
 
     Flow fail(Errc code, std::uint64_t offset, const std::string& what) {
         return report_error(make_error_code(code), detail::at_offset(path_, offset) + what);
