@@ -10,9 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -353,6 +356,74 @@ TEST_CASE("VideoConvert.RoundTrip.I420ToRgbaToI420StaysClose" * doctest::timeout
     const auto down = capture({{"width", "320"}, {"height", "240"}, {"num-buffers", "3"}, {"format", "rgba"}},
                               {{"videoconvert", {{"format", "i420"}}}});
     for (std::size_t n = 0; n < 3; ++n) CHECK(max_abs_diff(down.frames[n].bytes, direct.frames[n].bytes) <= 1);
+}
+
+// Pictures of random RGBA bytes, so every path of the conversion meets every value.
+class RandomRgba final : public Node {
+public:
+    RandomRgba(std::string name, int width, int height, int count, std::uint32_t seed)
+        : Node(std::move(name), Kind::source), count_(count), random_(seed) {
+        add_output("src", {MediaFormat::video(width, height, PixelFormat::rgba, {30, 1})});
+    }
+    std::vector<std::vector<std::uint8_t>> sent;  // read after Graph::stop()
+
+private:
+    BufferNeeds output_buffers(std::size_t) const override { return {output(0).format().frame_bytes(), 2}; }
+    Flow produce() override {
+        if (int(sent.size()) == count_) return Flow::end_of_stream;
+        auto s = get_buffer(0);
+        if (!s) return Flow::stopped;
+        std::vector<std::uint8_t> bytes(output(0).format().frame_bytes());
+        for (auto& b : bytes) b = std::uint8_t(random_() >> 24);
+        std::memcpy(s->data(), bytes.data(), bytes.size());
+        (void)s->set_size(bytes.size());
+        s->set_times(MediaTime(sent.size()) * 33'333'333, MediaTime(sent.size() + 1) * 33'333'333);
+        sent.push_back(std::move(bytes));
+        return push(0, std::move(*s));
+    }
+    int count_;
+    std::mt19937 random_;
+};
+
+// BT.601 studio range, as README's videoconvert row states it, written the plain way: luma per
+// pixel; U and V per 2x2 block (fewer at an odd edge) from its mean colour, rounded.
+std::vector<std::uint8_t> reference_i420(const std::vector<std::uint8_t>& rgba, int width, int height) {
+    const int cw = (width + 1) / 2, ch = (height + 1) / 2;
+    std::vector<std::uint8_t> out(std::size_t(width * height + 2 * cw * ch));
+    auto at = [&](int x, int y, int c) { return int(rgba[std::size_t((y * width + x) * 4 + c)]); };
+    for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x)
+            out[std::size_t(y * width + x)] =
+                std::uint8_t(((66 * at(x, y, 0) + 129 * at(x, y, 1) + 25 * at(x, y, 2) + 128) >> 8) + 16);
+    for (int cy = 0; cy < ch; ++cy)
+        for (int cx = 0; cx < cw; ++cx) {
+            int sum[3] = {}, n = 0;
+            for (int y = 2 * cy; y < std::min(2 * cy + 2, height); ++y)
+                for (int x = 2 * cx; x < std::min(2 * cx + 2, width); ++x, ++n)
+                    for (int c = 0; c < 3; ++c) sum[c] += at(x, y, c);
+            const int r = (sum[0] + n / 2) / n, g = (sum[1] + n / 2) / n, b = (sum[2] + n / 2) / n;
+            out[std::size_t(width * height + cy * cw + cx)] = std::uint8_t(((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128);
+            out[std::size_t(width * height + cw * ch + cy * cw + cx)] =
+                std::uint8_t(((112 * r - 94 * g - 18 * b + 128) >> 8) + 128);
+        }
+    return out;
+}
+
+TEST_CASE("VideoConvert.RgbaToI420.ExactOnRandomPicturesOfOddAndEvenSizes" * doctest::timeout(60)) {
+    // 1x1 and 3x1: edge blocks only; 67x35: one whole block of 64 pixels, a remainder and an odd
+    // column and row; 130x4: two blocks and whole pairs only.
+    for (const auto& [width, height] : {std::pair{1, 1}, {3, 1}, {67, 35}, {130, 4}}) {
+        INFO(width, "x", height);
+        Graph g;
+        auto& src = g.add<RandomRgba>("random", width, height, 3, std::uint32_t(width * 1000 + height));
+        auto& convert = add(g, "videoconvert", "convert", {{"format", "i420"}});
+        auto& cap = g.add<Capture>("cap");
+        chain(g, {&src, &convert, &cap});
+        run_to_end(g);
+        CHECK(cap.format() == MediaFormat::video(width, height, PixelFormat::i420, {30, 1}));
+        REQUIRE(cap.frames.size() == 3);
+        for (std::size_t n = 0; n < 3; ++n) CHECK(cap.frames[n].bytes == reference_i420(src.sent[n], width, height));
+    }
 }
 
 TEST_CASE("VideoConvert.Colours.MatchFfmpegBt601" * doctest::timeout(60)) {
