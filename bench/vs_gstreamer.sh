@@ -52,3 +52,6 @@ run_case "audio: tone 64 frames s16 stereo ! gain ! null" 20000 200000 \
 run_case "video: 1280x720 test picture ! convert to RGBA ! null" 30 300 \
   "videotest width=1280 height=720 num-buffers=@N@ ! videoconvert format=rgba ! nullsink" \
   "videotestsrc num-buffers=@N@ ! video/x-raw,width=1280,height=720,format=I420 ! videoconvert ! video/x-raw,format=RGBA ! fakesink sync=false"
+run_case "video: 1280x720 RGBA test picture ! convert to I420 ! null" 30 300 \
+  "videotest width=1280 height=720 format=rgba num-buffers=@N@ ! videoconvert format=i420 ! nullsink" \
+  "videotestsrc num-buffers=@N@ ! video/x-raw,width=1280,height=720,format=RGBA ! videoconvert ! video/x-raw,format=I420 ! fakesink sync=false"
