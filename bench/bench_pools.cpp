@@ -11,7 +11,7 @@
 //                                thread: wall time from both starting to both done, over n.
 //   s4_decommit/<pool>/waiters:W W threads blocked in get() on an empty pool of 64; time from
 //                                the decommit() call until the last waiter has returned, over
-//                                200 rounds in which every pool takes its turn (see
+//                                204 rounds in which every pool takes its turn (see
 //                                decommit_round). Time column: the median; counters: median_us,
 //                                max_us, call_median_us (the decommit() call alone).
 //
@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -47,7 +48,6 @@
 namespace sluice::bench {
 namespace {
 
-constexpr int kDecommitReps = 200;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -234,13 +234,13 @@ struct DecommitSamples {
 // before the threads started made a condition variable's broadcast 1.5-1.7x slower), so a pool whose
 // set-up costs more CPU, or that simply ran while someone else's build did, would be judged by
 // something other than its decommit. So every round builds and fills every pool, then gives each
-// its window in an order that rotates from round to round, then decommits and empties them all:
-// the pools differ only in which one the waiters sleep in.
+// its window (decommitting it there) in the round's `order`, then hands all the held buffers back.
+// The rounds go through every order equally often, so each pool follows the set-up and each other
+// pool's window equally often.
 template <std::size_t... I>
-void decommit_round(std::size_t waiters, std::size_t round, std::vector<DecommitSamples>& out,
+void decommit_round(std::size_t waiters, const std::vector<std::size_t>& order, std::vector<DecommitSamples>& out,
                     std::index_sequence<I...>) {
     using Pools = DecommittablePools;
-    constexpr std::size_t n = sizeof...(I);
     std::tuple<std::tuple_element_t<I, Pools>...> pools((void(I), kBuffers)...);
     std::tuple<std::vector<typename std::tuple_element_t<I, Pools>::Buffer>...> held;
     auto fill = [](auto& pool, auto& buffers) {
@@ -257,26 +257,37 @@ void decommit_round(std::size_t waiters, std::size_t round, std::vector<Decommit
         samples.returned.push_back(t.all_returned_ns);
         samples.called.push_back(t.call_ns);
     };
-    for (std::size_t k = 0; k < n; ++k) {
-        const std::size_t which = (round + k) % n;
-        ((which == I ? measure(std::get<I>(pools), out[I]) : void()), ...);
-    }
+    for (const std::size_t which : order) ((which == I ? measure(std::get<I>(pools), out[I]) : void()), ...);
     auto empty = [](auto& pool, auto& buffers) {  // every pool was decommitted in its window
         for (auto& b : buffers) pool.release(std::move(b));
     };
     (empty(std::get<I>(pools), std::get<I>(held)), ...);
 }
 
-// Every pool's 200 windows with `waiters` waiters, measured once (by whichever pool's benchmark
-// asks first) and shared by the benchmarks of all pools.
+// Every order of the pools, and the number of rounds: at least 200, a whole number of cycles
+// through the orders (3 pools: 6 orders, 204 rounds).
+std::vector<std::vector<std::size_t>> decommit_orders() {
+    std::vector<std::size_t> order(std::tuple_size_v<DecommittablePools>);
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::vector<std::vector<std::size_t>> orders;
+    do orders.push_back(order);
+    while (std::next_permutation(order.begin(), order.end()));
+    return orders;
+}
+constexpr std::size_t kMinDecommitRounds = 200;
+
+// Every pool's windows with `waiters` waiters, measured once (by whichever pool's benchmark asks
+// first) and shared by the benchmarks of all pools.
 const std::vector<DecommitSamples>& decommit_study(std::size_t waiters) {
     static std::vector<std::pair<std::size_t, std::vector<DecommitSamples>>> studies;
     for (const auto& [w, samples] : studies)
         if (w == waiters) return samples;
     constexpr std::size_t n = std::tuple_size_v<DecommittablePools>;
+    const auto orders = decommit_orders();
+    const std::size_t rounds = (kMinDecommitRounds + orders.size() - 1) / orders.size() * orders.size();
     std::vector<DecommitSamples> samples(n);
-    for (std::size_t round = 0; round < kDecommitReps; ++round)
-        decommit_round(waiters, round, samples, std::make_index_sequence<n>{});
+    for (std::size_t round = 0; round < rounds; ++round)
+        decommit_round(waiters, orders[round % orders.size()], samples, std::make_index_sequence<n>{});
     return studies.emplace_back(waiters, std::move(samples)).second;
 }
 
@@ -287,7 +298,8 @@ constexpr std::size_t decommittable_index() {
     else return decommittable_index<P, I + 1>();
 }
 
-double median(std::vector<std::int64_t> v) {
+template <class T>
+double median(std::vector<T> v) {
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
     return n % 2 ? double(v[n / 2]) : (double(v[n / 2 - 1]) + double(v[n / 2])) / 2;
@@ -304,9 +316,12 @@ void decommit(benchmark::State& state) {
     state.counters["max_us"] = double(*std::max_element(s.returned.begin(), s.returned.end())) / 1e3;
     state.counters["call_median_us"] = median(s.called) / 1e3;
     state.counters["reps"] = double(s.returned.size());
+    static_assert(std::is_same_v<std::tuple_element_t<0, DecommittablePools>, MutexPool>,
+                  "the mutex pool is every ratio's 1.00");
     if constexpr (index != 0) {
-        // Round by round against the first pool (the mutex pool), which ran in the same round:
-        // the median of the ratios, and the share of rounds this pool's last waiter was back first.
+        // Round by round against the mutex pool, which ran in the same round: the median of the
+        // ratios with its distribution-free 95 % interval (the order statistics n/2 -+ 0.98 sqrt(n)),
+        // and the share of rounds this pool's last waiter was back first.
         const DecommitSamples& base = decommit_study(static_cast<std::size_t>(state.range(0)))[0];
         std::vector<double> ratios;
         std::size_t sooner = 0;
@@ -314,8 +329,13 @@ void decommit(benchmark::State& state) {
             ratios.push_back(double(s.returned[r]) / double(base.returned[r]));
             sooner += s.returned[r] < base.returned[r];
         }
+        state.counters["paired_ratio_median"] = median(ratios);
         std::sort(ratios.begin(), ratios.end());
-        state.counters["paired_ratio_median"] = ratios[ratios.size() / 2];
+        const double n = double(ratios.size()), half_width = 0.98 * std::sqrt(n);
+        const auto low = std::size_t(std::max(1.0, std::floor(n / 2 - half_width)));   // 1-based ranks
+        const auto high = std::size_t(std::min(n, std::ceil(n / 2 + 1 + half_width)));
+        state.counters["paired_ratio_ci95_low"] = ratios[low - 1];
+        state.counters["paired_ratio_ci95_high"] = ratios[high - 1];
         state.counters["rounds_sooner_pct"] = 100.0 * double(sooner) / double(ratios.size());
     }
 }

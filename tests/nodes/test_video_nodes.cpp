@@ -358,11 +358,12 @@ TEST_CASE("VideoConvert.RoundTrip.I420ToRgbaToI420StaysClose" * doctest::timeout
     for (std::size_t n = 0; n < 3; ++n) CHECK(max_abs_diff(down.frames[n].bytes, direct.frames[n].bytes) <= 1);
 }
 
-// Pictures of random RGBA bytes, so every path of the conversion meets every value.
+// RGBA pictures: random bytes, or (saturated) 2x2 blocks of the eight corners of the colour cube
+// with random alpha, where luma, U and V reach their extremes (16 and 235; 16 and 240).
 class RandomRgba final : public Node {
 public:
-    RandomRgba(std::string name, int width, int height, int count, std::uint32_t seed)
-        : Node(std::move(name), Kind::source), count_(count), random_(seed) {
+    RandomRgba(std::string name, int width, int height, int count, std::uint32_t seed, bool saturated = false)
+        : Node(std::move(name), Kind::source), count_(count), saturated_(saturated), random_(seed) {
         add_output("src", {MediaFormat::video(width, height, PixelFormat::rgba, {30, 1})});
     }
     std::vector<std::vector<std::uint8_t>> sent;  // read after Graph::stop()
@@ -373,8 +374,16 @@ private:
         if (int(sent.size()) == count_) return Flow::end_of_stream;
         auto s = get_buffer(0);
         if (!s) return Flow::stopped;
-        std::vector<std::uint8_t> bytes(output(0).format().frame_bytes());
+        const MediaFormat& f = output(0).format();
+        std::vector<std::uint8_t> bytes(f.frame_bytes());
         for (auto& b : bytes) b = std::uint8_t(random_() >> 24);
+        if (saturated_)
+            for (int y = 0; y < f.height; ++y)
+                for (int x = 0; x < f.width; ++x) {
+                    const int corner = (x / 2 + y / 2 + int(sent.size())) % 8;  // bits: blue, green, red
+                    for (int c = 0; c < 3; ++c)
+                        bytes[std::size_t((y * f.width + x) * 4 + c)] = (corner >> (2 - c) & 1) ? 255 : 0;
+                }
         std::memcpy(s->data(), bytes.data(), bytes.size());
         (void)s->set_size(bytes.size());
         s->set_times(MediaTime(sent.size()) * 33'333'333, MediaTime(sent.size() + 1) * 33'333'333);
@@ -382,6 +391,7 @@ private:
         return push(0, std::move(*s));
     }
     int count_;
+    bool saturated_;
     std::mt19937 random_;
 };
 
@@ -409,20 +419,32 @@ std::vector<std::uint8_t> reference_i420(const std::vector<std::uint8_t>& rgba, 
     return out;
 }
 
-TEST_CASE("VideoConvert.RgbaToI420.ExactOnRandomPicturesOfOddAndEvenSizes" * doctest::timeout(60)) {
-    // 1x1 and 3x1: edge blocks only; 67x35: one whole block of 64 pixels, a remainder and an odd
-    // column and row; 130x4: two blocks and whole pairs only.
-    for (const auto& [width, height] : {std::pair{1, 1}, {3, 1}, {67, 35}, {130, 4}}) {
-        INFO(width, "x", height);
-        Graph g;
-        auto& src = g.add<RandomRgba>("random", width, height, 3, std::uint32_t(width * 1000 + height));
-        auto& convert = add(g, "videoconvert", "convert", {{"format", "i420"}});
-        auto& cap = g.add<Capture>("cap");
-        chain(g, {&src, &convert, &cap});
-        run_to_end(g);
-        CHECK(cap.format() == MediaFormat::video(width, height, PixelFormat::i420, {30, 1}));
-        REQUIRE(cap.frames.size() == 3);
-        for (std::size_t n = 0; n < 3; ++n) CHECK(cap.frames[n].bytes == reference_i420(src.sent[n], width, height));
+TEST_CASE("VideoConvert.RgbaToI420.ExactOnRandomAndSaturatedPicturesOfOddAndEvenSizes" * doctest::timeout(60)) {
+    // 1x1, 3x1, 2x1, 1x4: edge blocks only, or whole blocks along one side; 67x35: one whole run
+    // of 64 pixels, a remainder and an odd column and row; 130x4: two runs and whole blocks only.
+    for (const bool saturated : {false, true}) {
+        for (const auto& [width, height] : {std::pair{1, 1}, {3, 1}, {2, 1}, {1, 4}, {67, 35}, {130, 4}}) {
+            INFO(width, "x", height, saturated ? " saturated" : " random");
+            Graph g;
+            auto& src = g.add<RandomRgba>("random", width, height, 3, std::uint32_t(width * 1000 + height), saturated);
+            auto& convert = add(g, "videoconvert", "convert", {{"format", "i420"}});
+            auto& cap = g.add<Capture>("cap");
+            chain(g, {&src, &convert, &cap});
+            run_to_end(g);
+            CHECK(cap.format() == MediaFormat::video(width, height, PixelFormat::i420, {30, 1}));
+            REQUIRE(cap.frames.size() == 3);
+            for (std::size_t n = 0; n < 3; ++n)
+                CHECK(cap.frames[n].bytes == reference_i420(src.sent[n], width, height));
+            if (saturated && width == 130) {
+                // The extremes were really met: luma 16 and 235, U and V 16 and 240.
+                const auto& bytes = cap.frames[0].bytes;
+                const auto luma_end = bytes.begin() + width * height;
+                CHECK(*std::min_element(bytes.begin(), luma_end) == 16);
+                CHECK(*std::max_element(bytes.begin(), luma_end) == 235);
+                CHECK(*std::min_element(luma_end, bytes.end()) == 16);
+                CHECK(*std::max_element(luma_end, bytes.end()) == 240);
+            }
+        }
     }
 }
 
