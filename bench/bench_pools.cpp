@@ -276,6 +276,23 @@ std::vector<std::vector<std::size_t>> decommit_orders() {
 }
 constexpr std::size_t kMinDecommitRounds = 200;
 
+// With SLUICE_BENCH_S4_ROUNDS=FILE set, every round's figures are appended to FILE, a line each:
+// waiters, pool, round, ns to the last return, ns of the decommit() call (tab-separated). bench/
+// run.sh keeps them as results/latest-s4-rounds.tsv and plots them with plot_decommit.py.
+template <std::size_t... I>
+void write_rounds(std::size_t waiters, const std::vector<DecommitSamples>& samples, std::index_sequence<I...>) {
+    const char* path = std::getenv("SLUICE_BENCH_S4_ROUNDS");
+    if (path == nullptr || *path == '\0') return;
+    std::FILE* f = std::fopen(path, "a");
+    if (f == nullptr) fail("decommit: cannot open the file SLUICE_BENCH_S4_ROUNDS names");
+    const std::string_view names[] = {std::tuple_element_t<I, DecommittablePools>::kName...};
+    for (std::size_t p = 0; p < sizeof...(I); ++p)
+        for (std::size_t r = 0; r < samples[p].returned.size(); ++r)
+            std::fprintf(f, "%zu\t%.*s\t%zu\t%lld\t%lld\n", waiters, int(names[p].size()), names[p].data(), r,
+                         static_cast<long long>(samples[p].returned[r]), static_cast<long long>(samples[p].called[r]));
+    if (std::fclose(f) != 0) fail("decommit: cannot write the file SLUICE_BENCH_S4_ROUNDS names");
+}
+
 // Every pool's windows with `waiters` waiters, measured once (by whichever pool's benchmark asks
 // first) and shared by the benchmarks of all pools.
 const std::vector<DecommitSamples>& decommit_study(std::size_t waiters) {
@@ -288,6 +305,7 @@ const std::vector<DecommitSamples>& decommit_study(std::size_t waiters) {
     std::vector<DecommitSamples> samples(n);
     for (std::size_t round = 0; round < rounds; ++round)
         decommit_round(waiters, orders[round % orders.size()], samples, std::make_index_sequence<n>{});
+    write_rounds(waiters, samples, std::make_index_sequence<n>{});
     return studies.emplace_back(waiters, std::move(samples)).second;
 }
 

@@ -4,6 +4,7 @@
 # of scenario 1. Prints the tables and writes, in bench/results/:
 #   latest.md            the tables, the machine, how busy it was
 #   latest-s<N>.json     Google Benchmark's raw JSON of scenario N (--benchmark_out_format=json)
+#   latest-s4-rounds.tsv every round of scenario 4, and latest-s4.svg, their distributions
 #   latest-counts.tsv    the raw callgrind, allocation and strace counts
 # About 2 minutes on 2 idle cores; at most about 10 when the machine is busy.
 #
@@ -80,13 +81,14 @@ wait_for_quiet() {
   done
 }
 
-echo "== Google Benchmark, one scenario at a time: 5 repetitions each (s4: 200 inside one run)"
+echo "== Google Benchmark, one scenario at a time: 5 repetitions each (s4: 204 rounds inside one run)"
 declare -A disturbed
 for s in "${scenarios[@]}"; do
   best=""
   for attempt in 1 2 3; do
     wait_for_quiet
     b0=$(busy_seconds); children_seconds; c0=$children; t0=$(date +%s.%N)
+    SLUICE_BENCH_S4_ROUNDS="$tmp/$s.$attempt.rounds.tsv" \
     "$bin/sluice-bench" --benchmark_filter="^${s}_" --benchmark_repetitions=5 --benchmark_min_time=0.5 \
       --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true \
       --benchmark_out="$tmp/$s.$attempt.json" --benchmark_out_format=json | grep -v '^\*\*\*WARNING'
@@ -101,6 +103,10 @@ for s in "${scenarios[@]}"; do
     (( $(date +%s) >= deadline )) && { echo "   time budget spent; keeping the quietest attempt"; break; }
   done
   cp "$tmp/$s.$best.json" "$results/latest-$s.json"
+  if [[ -s "$tmp/$s.$best.rounds.tsv" ]]; then  # s4: every round, and its plot
+    cp "$tmp/$s.$best.rounds.tsv" "$results/latest-$s-rounds.tsv"
+    python3 "$here/plot_decommit.py" "$results/latest-$s-rounds.tsv" "$results/latest-$s.svg"
+  fi
 done
 
 echo "== scenario 1 counts: callgrind (${cg_pairs[*]} pairs), allocations, strace (${strace_pairs[*]} pairs)"
