@@ -77,10 +77,16 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     data = defaultdict(lambda: defaultdict(list))
-    with open(sys.argv[1]) as f:
-        for line in f:
-            waiters, pool, _round, returned, _call = line.rstrip("\n").split("\t")
-            data[int(waiters)][pool].append(int(returned))
+    try:
+        with open(sys.argv[1]) as f:
+            for number, line in enumerate(f, 1):
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) != 5 or not all(x.isdigit() for x in (fields[0], fields[3])) or int(fields[3]) <= 0:
+                    sys.exit(f"plot_decommit.py: {sys.argv[1]}:{number}: expected waiters, pool, round, "
+                             "ns (> 0), ns, tab-separated")
+                data[int(fields[0])][fields[1]].append(int(fields[3]))
+    except OSError as e:
+        sys.exit(f"plot_decommit.py: cannot read {sys.argv[1]}: {e.strerror}")
     if not data:
         sys.exit(f"plot_decommit.py: no rounds in {sys.argv[1]}")
     width = PANEL_W * len(data)

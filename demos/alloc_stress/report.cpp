@@ -36,14 +36,15 @@ void print_table(std::ostream& out, const std::vector<ScenarioResult>& results) 
     for (const auto& r : results) {
         const auto& g = r.get_latency;
         const auto& w = r.wake_latency.count() ? r.wake_latency : r.stop_latency;  // graph: stop() times
-        // The graph scenario's gets happen inside the nodes and are not timed: "-", not 0 ns.
-        auto get_at = [&g](double q) { return g.count() ? ns_text(g.quantile(q)) : std::string("-"); };
+        // A histogram nothing was recorded in shows "-", not 0 ns (the graph scenario's gets
+        // happen inside the nodes and are not timed).
+        auto cell = [](const auto& h, std::uint64_t ns) { return h.count() ? ns_text(ns) : std::string("-"); };
         std::snprintf(line, sizeof line, "%-15s %10llu %9.2f | %9s %9s %9s %9s | %6llu %9s %9s | %s\n", r.name.c_str(),
                       static_cast<unsigned long long>(r.ops), r.seconds > 0 ? double(r.ops) / r.seconds / 1e6 : 0.0,
-                      get_at(0.5).c_str(), get_at(0.99).c_str(), get_at(0.999).c_str(),
-                      (g.count() ? ns_text(g.max()) : std::string("-")).c_str(),
-                      static_cast<unsigned long long>(r.decommits), w.count() ? ns_text(w.quantile(0.5)).c_str() : "-",
-                      w.count() ? ns_text(w.max()).c_str() : "-", r.violations.empty() ? "ok" : "VIOLATION");
+                      cell(g, g.quantile(0.5)).c_str(), cell(g, g.quantile(0.99)).c_str(),
+                      cell(g, g.quantile(0.999)).c_str(), cell(g, g.max()).c_str(),
+                      static_cast<unsigned long long>(r.decommits), cell(w, w.quantile(0.5)).c_str(),
+                      cell(w, w.max()).c_str(), r.violations.empty() ? "ok" : "VIOLATION");
         out << line;
     }
 }
