@@ -261,9 +261,10 @@ inline std::atomic<std::uint64_t>& SampleAllocator::my_cache() noexcept {
 }
 
 inline Result<SampleRef> SampleAllocator::hand_out_cached(detail::SampleHeader* h) noexcept {
-    // relaxed: as in hand_out. No ledger or checking here: checked pools never park samples, and
-    // while the ledger is on a release takes its parked sample straight back (release_free's
-    // quiet state excludes the ledger), so only a get in that instant goes unrecorded.
+    // No ledger or checking here (hand_out does them, then comes here): checked pools never park
+    // samples, and while the ledger is on a release takes its parked sample straight back
+    // (release_free's quiet state excludes the ledger), so only a get in that instant goes
+    // unrecorded. relaxed: the sample is ours alone until the caller hands the SampleRef on.
     h->refs.store(1, std::memory_order_relaxed);
     h->size = 0;
     h->flags = 0;
@@ -330,18 +331,13 @@ inline detail::SampleHeader* SampleAllocator::try_pop(std::memory_order order, P
 }
 
 inline Result<SampleRef> SampleAllocator::hand_out(detail::SampleHeader* h, const char* holder) noexcept {
-    // relaxed: the sample is ours alone until the SampleRef is handed on by the caller.
-    h->refs.store(1, std::memory_order_relaxed);
-    h->size = 0;
-    h->flags = 0;
-    h->start = h->stop = INT64_MIN;
     // relaxed: set by control operations; a stale value only delays a switch by one get (the
     // checked bit changes only between commits, which the head's acquire orders).
     if (const std::uint8_t extras = get_extras_.load(std::memory_order_relaxed)) [[unlikely]] {
         if (extras & kLedgerBit) record_holder(h, holder);
         if (extras & kCheckedBit) on_get_checked(h);
     }
-    return SampleRef(h);
+    return hand_out_cached(h);  // the fields every get resets
 }
 
 inline Result<SampleRef> SampleAllocator::try_get_buffer(const char* holder) noexcept {
