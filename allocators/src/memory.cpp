@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: MIT
 #include "memory.hpp"
 
-#include <sluice/allocators/sample_allocator.hpp>
+#include <sluice/allocators/numa.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
 #include <new>
+#include <string>
 
 #include <numa.h>
 #include <numaif.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #if SLUICE_USE_MIMALLOC
@@ -26,6 +32,86 @@ std::size_t page_size() noexcept {
 std::size_t physical_memory_bytes() noexcept {
     const long pages = ::sysconf(_SC_PHYS_PAGES);
     return pages > 0 ? static_cast<std::size_t>(pages) * page_size() : std::size_t(1) << 32;
+}
+
+namespace {
+
+constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
+
+// The first number in `path`, or kUnlimited when the file is missing or says "max".
+std::size_t read_bytes(const std::string& path) noexcept {
+    std::FILE* f = std::fopen(path.c_str(), "re");
+    if (f == nullptr) return kUnlimited;
+    unsigned long long v = 0;
+    const int n = std::fscanf(f, "%llu", &v);
+    std::fclose(f);
+    return n == 1 ? static_cast<std::size_t>(v) : kUnlimited;
+}
+
+// limit - usage of the cgroup at `dir` and of every ancestor below `root`.
+std::size_t cgroup_headroom(const std::string& root, std::string path, const char* limit_file,
+                            const char* usage_file) noexcept {
+    std::size_t headroom = kUnlimited;
+    for (;;) {
+        const std::string dir = root + path;
+        const std::size_t limit = read_bytes(dir + "/" + limit_file);
+        if (limit != kUnlimited) {
+            const std::size_t usage = read_bytes(dir + "/" + usage_file);
+            const std::size_t used = usage == kUnlimited ? 0 : usage;
+            headroom = std::min(headroom, limit > used ? limit - used : 0);
+        }
+        if (path.empty() || path == "/") return headroom;
+        const std::size_t slash = path.find_last_of('/');
+        path.resize(slash == std::string::npos ? 0 : slash);
+    }
+}
+
+}  // namespace
+
+std::size_t memory_headroom_bytes() noexcept {
+    std::size_t headroom = kUnlimited;
+    // The system: MemAvailable counts free memory plus what the kernel can reclaim at once.
+    if (std::FILE* f = std::fopen("/proc/meminfo", "re")) {
+        char line[256];
+        while (std::fgets(line, sizeof line, f) != nullptr) {
+            unsigned long long kb = 0;
+            if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                headroom = std::min<std::size_t>(headroom, kb * 1024);
+                break;
+            }
+        }
+        std::fclose(f);
+    }
+    // Memory cgroups: "N:memory:/path" (v1) or "0::/path" (v2), one line each.
+    if (std::FILE* f = std::fopen("/proc/self/cgroup", "re")) {
+        char line[4096];
+        while (std::fgets(line, sizeof line, f) != nullptr) {
+            line[std::strcspn(line, "\n")] = '\0';
+            const char* first = std::strchr(line, ':');
+            const char* second = first != nullptr ? std::strchr(first + 1, ':') : nullptr;
+            if (second == nullptr) continue;
+            const std::string controllers(first + 1, second);
+            const std::string path(second + 1);
+            if (controllers == "memory")
+                headroom = std::min(headroom, cgroup_headroom("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes",
+                                                              "memory.usage_in_bytes"));
+            else if (controllers.empty())
+                headroom = std::min(headroom, cgroup_headroom("/sys/fs/cgroup", path, "memory.max", "memory.current"));
+        }
+        std::fclose(f);
+    }
+    // Address space: RLIMIT_AS minus what is mapped already.
+    rlimit as{};
+    if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+        std::size_t mapped = 0;
+        if (std::FILE* f = std::fopen("/proc/self/statm", "re")) {
+            unsigned long long pages = 0;
+            if (std::fscanf(f, "%llu", &pages) == 1) mapped = pages * page_size();
+            std::fclose(f);
+        }
+        headroom = std::min<std::size_t>(headroom, as.rlim_cur > mapped ? as.rlim_cur - mapped : 0);
+    }
+    return headroom;
 }
 
 int current_numa_node() noexcept {

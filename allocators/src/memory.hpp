@@ -13,6 +13,10 @@ namespace sluice::detail {
 
 std::size_t page_size() noexcept;
 std::size_t physical_memory_bytes() noexcept;
+// How much more memory this process may fault in before something kills or refuses it: the
+// least of the system's available memory, the headroom of every memory cgroup it is in (v1 and
+// v2, up to the root) and what RLIMIT_AS leaves. Control path: reads /proc and /sys.
+std::size_t memory_headroom_bytes() noexcept;
 
 // The NUMA node of the CPU the calling thread runs on (0 when the system has no NUMA support).
 int current_numa_node() noexcept;

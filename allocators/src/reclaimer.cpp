@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "reclaimer.hpp"
 
-#include <sluice/allocators/detail/futex.hpp>
 #include "memory.hpp"
 
 #include <mutex>
@@ -11,61 +10,53 @@
 namespace sluice::detail {
 
 Reclaimer& Reclaimer::instance() noexcept {
-    // Immortal: never destroyed, so a release during static destruction still finds it.
     static Reclaimer* const reclaimer = new Reclaimer();
     return *reclaimer;
 }
 
 void Reclaimer::ensure_started() {
     static std::once_flag once;
-    std::call_once(once, [this] {
-        std::thread(&Reclaimer::run, this).detach();
-        // relaxed: informational; call_once already orders the start for later callers.
-        started_.store(true, std::memory_order_relaxed);
-    });
+    std::call_once(once, [this] { std::thread(&Reclaimer::run, this).detach(); });
 }
 
-void Reclaimer::hand_over(void* base, std::size_t size) noexcept {
-    Node* node = ::new (base) Node{nullptr, size};
+void Reclaimer::hand_over(void* base, std::size_t size, std::atomic<std::uint32_t>* live) noexcept {
+    static_assert(sizeof(Node) <= 64, "the node must fit the bytes a pool mapping reserves for it");
+    Node* node = ::new (base) Node{nullptr, size, live};
+    // relaxed: a first guess for the CAS.
     Node* head = queue_.load(std::memory_order_relaxed);
     do {
         node->next = head;
         // release: publishes the node's fields to the worker's acquire exchange.
     } while (!queue_.compare_exchange_weak(head, node, std::memory_order_release, std::memory_order_relaxed));
-    // seq_cst: the ticket is taken after the push, so a worker that reads this count before
-    // swapping the queue finds this node in its batch (or an earlier one).
-    queued_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(&queued_, 1);
+    work_.notify_one();
 }
 
-void Reclaimer::flush() noexcept {
-    // acquire: pairs with nothing in particular; the ticket count only bounds the wait.
-    const std::uint32_t target = queued_.load(std::memory_order_acquire);
+void Reclaimer::wait_until_zero(const std::atomic<std::uint32_t>& live) noexcept {
     for (;;) {
-        // acquire: pairs with the worker's release store, so the munmaps are complete.
-        const std::uint32_t done = done_.load(std::memory_order_acquire);
-        if (static_cast<std::int32_t>(done - target) >= 0) return;
-        futex_wait(&done_, done, -1);
+        const std::uint32_t ticket = done_.prepare_wait();
+        // acquire: pairs with the release decrement after the unmap.
+        if (live.load(std::memory_order_acquire) == 0) return;
+        done_.wait(ticket);
     }
 }
 
 void Reclaimer::run() noexcept {
     for (;;) {
-        // seq_cst: read before the swap below; see hand_over.
-        const std::uint32_t tickets = queued_.load(std::memory_order_seq_cst);
+        const std::uint32_t ticket = work_.prepare_wait();
         // acquire: pairs with hand_over's release CAS; the nodes' fields are visible.
         Node* batch = queue_.exchange(nullptr, std::memory_order_acquire);
-        while (batch != nullptr) {
-            Node* next = batch->next;
-            unmap_memory(batch, batch->size);
-            batch = next;
+        if (batch == nullptr) {
+            work_.wait(ticket);
+            continue;
         }
-        // release: flush() callers see the unmaps done.
-        done_.store(tickets, std::memory_order_release);
-        futex_wake_all(&done_);
-        // Sleep until a new ticket is taken (a hand_over between the load and here makes the
-        // counter differ, so the wait returns at once).
-        futex_wait(&queued_, tickets, -1);
+        while (batch != nullptr) {
+            const Node node = *batch;  // the node lives in the memory about to go
+            unmap_memory(batch, node.size);
+            // release: wait_until_zero's caller sees the unmap done.
+            node.live->fetch_sub(1, std::memory_order_release);
+            batch = node.next;
+        }
+        done_.notify_all();
     }
 }
 

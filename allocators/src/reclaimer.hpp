@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// The housekeeping thread that unmaps the memory of retired pools (rule 10 of the allocator
-// contract): the last release of a decommitted pool happens on some streaming thread, which must
-// not call into the OS allocator, so it hands the mapping over here and returns at once.
+// The housekeeping thread that unmaps the memory of retired pools (rule 8 of
+// docs/allocator-contract.md): the last release of a decommitted pool happens on some streaming
+// thread, which must not call into the OS allocator, so it hands the mapping over here and
+// returns at once.
 //
-// One per process, started by the first commit, never stopped (it sleeps in a futex when idle;
-// at process exit the OS reclaims what is left).
+// One per process, started by the first commit, never stopped (it sleeps when idle; at process
+// exit the OS reclaims what is left). Immortal, so a release during static destruction finds it.
+
+#include <sluice/allocators/event_count.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -21,24 +24,26 @@ public:
     // Starts the thread if it is not running. Control thread; allocates once per process.
     void ensure_started();
 
-    // Queues the mapping [base, base+size) for munmap. The first bytes of the mapping are reused
-    // as the queue node, so this never allocates. Any thread; lock-free; one futex wake.
-    void hand_over(void* base, std::size_t size) noexcept;
+    // Queues the mapping [base, base+size) for munmap; after the unmap, `live` is decremented
+    // (release) and wait_until_zero() callers are woken. The first bytes of the mapping are reused
+    // as the queue node, so this never allocates. Any thread; lock-free; one futex wake while the
+    // thread sleeps.
+    void hand_over(void* base, std::size_t size, std::atomic<std::uint32_t>* live) noexcept;
 
-    // Waits until every mapping handed over before this call has been unmapped. Control thread.
-    void flush() noexcept;
+    // Waits until `live` is 0 (acquire). Control thread; blocks.
+    void wait_until_zero(const std::atomic<std::uint32_t>& live) noexcept;
 
 private:
     struct Node {
         Node* next;
         std::size_t size;
+        std::atomic<std::uint32_t>* live;
     };
     void run() noexcept;
 
     std::atomic<Node*> queue_{nullptr};
-    std::atomic<std::uint32_t> queued_{0};  // tickets handed out; futex word for the worker
-    std::atomic<std::uint32_t> done_{0};    // tickets unmapped; futex word for flush()
-    std::atomic<bool> started_{false};
+    EventCount work_;  // notified by hand_over
+    EventCount done_;  // notified after every batch of unmaps
 };
 
 }  // namespace sluice::detail

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/allocators/sample_allocator.hpp>
 
-#include <sluice/allocators/detail/futex.hpp>
 #include "memory.hpp"
 #include "reclaimer.hpp"
 
@@ -11,43 +10,62 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
-#include <optional>
 #include <vector>
 
-// Waking without losing a wake-up (the Dekker pairing):
+// How the pieces pair up. Every rule below is about one word at a time or about a pair of words
+// in one seq_cst total order; "the word" of a CAS is read and written in one step, so a CAS that
+// succeeds saw every earlier change of that word.
 //
-//   releaser (push_free)                     waiter (get_slow)
-//   1. CAS the sample onto head_ (seq_cst)    a. seq = wake_seq_            (acquire)
-//   2. load waiters_            (seq_cst)     b. waiters_ += 1              (seq_cst)
-//   3. if != 0: ++wake_seq_, futex_wake(1)    c. pop from head_             (seq_cst)
-//                                             d. futex_wait(wake_seq_, seq)
+// 1. A sample becomes free in exactly one step, and after that step its releaser touches nothing
+//    the allocator owns (rule 9: the destructor waits for samples, and once they are all back no
+//    release can still be running inside the allocator):
+//    - parking: the CAS that puts it in a cache word (try_park, park_reopening);
+//    - pushing: the CAS that puts it on the free list (push_free). The value that CAS replaced
+//      says whether a waiter may sleep (the head's waiters flag); only then does the pusher go on
+//      to wake one, and a waiter cannot be asleep while the destructor runs;
+//    - counting it out of a retired pool (return_retired): the decrement of `outstanding`; the
+//      last one hands the memory to the reclaimer thread, which decrements live_retired_ after the
+//      unmap (the destructor waits for live_retired_ == 0).
 //
-// All four of 1, 2, b, c are seq_cst, so in their single total order either 2 follows b (the
-// releaser sees the waiter and wakes it; if the waiter has not reached d yet, wake_seq_ differs
-// from `seq` and d returns at once) or c follows 1 (the waiter's pop sees the sample). On x86 the
-// seq_cst CAS is the LOCK CMPXCHG every push needs anyway, and the seq_cst load is a plain MOV.
+// 2. Waiting without losing a wake-up (get_slow against push_free). The waiters flag lives in the
+//    head itself, so the push and the waiter's announcement are CASes on the same word:
 //
-// Per-thread caches (release_free, take_cached). waiters_ above is the low half of wait_state_,
-// whose high half counts decommits (the generation). A pool's quiet state is wait_state_ with
-// nobody waiting and the generation of its commit. A release that parks its sample in its cache
+//      pusher (push_free)                       waiter (get_slow)
+//      1. CAS the sample onto head_, keeping    a. ticket = wake_.prepare_wait()
+//         the flag (acq_rel)                    b. waiters_ += 1
+//      2. if the replaced head had the flag:    c. CAS head_ from "empty" to "empty, flag set,
+//         wake_.notify_one()                       counter + 1" (acq_rel)
+//                                               d. wake_.wait(ticket)
 //
-//   releaser (release_free)                  waiter (get_slow)          decommit
-//   a. CAS the sample into the cache         a'. count itself (seq_cst)  i.  retired = true, then
-//      (seq_cst)                             b'. scan every cache            ++generation (seq_cst)
-//   b. wait_state_ still the pool's quiet        (seq_cst)              ii. empty every cache
-//      state? (seq_cst) If not: take back                                    (seq_cst)
-//      what the cache holds and release it
-//      the slow way (push, wake, or count it
-//      out of a retired pool)
+//    In head_'s modification order either 1 precedes c (c then finds the head not empty, fails,
+//    and the waiter pops the sample) or c precedes 1 (1 replaces a head with the flag set, the
+//    pusher's acquire makes a happen before its notify, so the ticket is stale and d returns).
+//    The counter moves in c even when the flag was set already, so a CAS that read the head
+//    before c always fails after it.
+//    The last waiter to leave clears the flag (stop_waiting): it reads the head, then waiters_,
+//    then CASes the flag away; a newcomer's b precedes its c, so either the newcomer's c lands
+//    after the clearing (and sets the flag again) or it moved the counter and the clearing CAS
+//    fails, and the retry reads waiters_ after c, hence after b, and leaves the flag alone.
 //
-// If b reads the quiet state, b precedes a' and i in the total order, so a precedes the waiter's
-// scan b' (which finds the sample) and decommit's emptying ii (which counts it as free). If not,
-// the releaser takes the sample back. Whoever takes a parked sample first (its releaser, a getter,
-// a waiter, decommit) owns it, because every taker uses a CAS on the cache word. A sample of a
-// retired pool can sit in a cache only from a until the releaser's take-back (flush_cache); a
-// getter or waiter that takes it then sees `retired`: take_cached and steal_cached take with a seq_cst CAS and then load
-// the flag (seq_cst), and decommit's ii read or wrote the cache word before a did, so the flag's
-// store (before i) precedes that load in the total order.
+// 3. Parked samples and waiters (close_caches against try_park / park_reopening). A waiter
+//    closes every cache word of the pool after c and before d: one CAS per word that sets the
+//    closed flag, moves the counter and takes any sample parked there. A release parks only in an
+//    open word, by CAS, so it either parked before the close (the waiter takes the sample) or its
+//    CAS fails and it pushes (rule 2). A closed word is reopened only by a release, and only when
+//    no waiter is announced, the ledger is off, the pool is not retired and not checked: it loads
+//    the word (acquire), then those four, then CASes the word from the value it loaded. Whoever
+//    closed the word set its reason (b, the ledger bit, `retired`) before the close, and the
+//    close's release makes it visible to a release that loaded the closed word; a close that came
+//    after the load makes the reopening CAS fail.
+//
+// 4. Decommit (rule 3): `retired` is set, the head swapped to "decommitted" (pushes fail from
+//    then on and see the flag), then every cache word of the pool is closed for good, taking the
+//    samples parked there. A sample is thus counted free by decommit exactly when it was on the
+//    detached free list or in a cache word at the close; every other sample of the pool is
+//    counted out by its release (return_retired). A get that read the pool before decommit may
+//    still take a parked sample before the close: decommit then counts it as held, rightly.
+//    Pool records are reused, never freed, while the allocator lives (rule 9), so such a stale
+//    get reads valid words.
 
 namespace sluice {
 
@@ -66,6 +84,7 @@ static_assert(kArenaSlots <= (std::size_t(1) << 20) - 2,
               "arena slot indices must fit the head's 20-bit field below its two special values");
 static_assert(kArenaSlots >= 2 * SampleAllocator::kMaxBuffers,
               "the arena must hold a full pool while another full one is still held");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the free-list head must be one lock-free word");
 
 std::int64_t steady_now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -96,12 +115,17 @@ struct Layout {
     std::size_t map_bytes = 0;     // whole mapping, page multiple
 };
 
+// Where every allocator's `current_` points while it is not committed: its cache words are
+// always empty (constant-initialised to 0), so a get finds nothing there and goes on to the free
+// list's head, which says "decommitted". No sample belongs to it, so nothing ever writes them.
+constinit detail::Pool g_no_pool;
+
 }  // namespace
 
 namespace detail {
 
-// A pool: the memory and headers of one commit. Lives from commit until its last sample is back
-// and a control operation recycles it.
+// A pool: the memory and headers of one commit. The record lives as long as its allocator:
+// drained records are reused by later commits (see rule 4 in the comment at the top).
 struct PoolImpl : Pool {
     std::byte* region = nullptr;   // the mmap'd memory (begins with the reclaimer's node space)
     std::size_t region_bytes = 0;
@@ -111,9 +135,11 @@ struct PoolImpl : Pool {
     int node = -1;
     std::size_t capacity = 0;
     std::size_t guard = 0;
-    // Set by whoever finished with the memory (the last release or decommit); after it, only the
-    // control path touches this record. Invariant: drained implies outstanding == 0.
-    std::atomic<bool> drained{false};
+    // Set by whoever finished with the memory (the last release, or decommit); after it, only
+    // the control path touches this record. Invariant: drained implies outstanding == 0; the
+    // region is unmapped, or handed to the reclaimer.
+    std::atomic<bool> drained{true};
+    bool in_use = false;  // holds a commit's pool (current or retired, drained or not)
 };
 
 }  // namespace detail
@@ -128,7 +154,7 @@ struct SampleAllocator::Control {
     std::vector<bool> arena_page_used;      // one flag per kSlotsPerPage headers
 
     detail::PoolImpl* current = nullptr;    // the committed pool, or nullptr
-    std::vector<detail::PoolImpl*> pools;   // current and retired pools not yet recycled
+    std::vector<detail::PoolImpl*> records; // every pool record made; in_use or free for reuse
 
     std::uint64_t epoch = 0;
     std::uint64_t commits = 0;
@@ -136,29 +162,26 @@ struct SampleAllocator::Control {
     std::atomic<std::uint64_t> discards{0};
 };
 
-SampleAllocator::SampleAllocator() : control_(std::make_unique<Control>()) {
+SampleAllocator::SampleAllocator() : current_(&g_no_pool), control_(std::make_unique<Control>()) {
 #ifndef NDEBUG
     // relaxed: no other thread can see the allocator yet.
     get_extras_.store(kLedgerBit, std::memory_order_relaxed);
-    wait_state_.store(kLedgerOn, std::memory_order_relaxed);
 #endif
 }
 
 SampleAllocator::~SampleAllocator() {
     (void)decommit();
-    // Wait for every retired pool's last sample. acquire: pairs with return_retired's release
-    // decrement, after which the releaser touches nothing of ours but the futex address.
-    for (std::uint32_t live; (live = live_retired_.load(std::memory_order_acquire)) != 0;)
-        detail::futex_wait(&live_retired_, live, -1);
-    detail::Reclaimer::instance().flush();
+    // Every retired epoch's memory is unmapped, by the reclaimer or by decommit, before
+    // live_retired_ is decremented; the reclaimer notifies after each batch.
+    detail::Reclaimer::instance().wait_until_zero(live_retired_);
     std::lock_guard lock(control_->mutex);
-    for (detail::PoolImpl* p : control_->pools) {
-        // relaxed: the acquire load of live_retired_ above already ordered the drain.
+    for (detail::PoolImpl* p : control_->records) {
+        // relaxed: wait_until_zero's acquire already ordered the drains.
         assert(p->drained.load(std::memory_order_relaxed) && "every pool is drained once live_retired_ is 0");
         p->~PoolImpl();
         detail::control_free(p);
     }
-    control_->pools.clear();
+    control_->records.clear();
     if (control_->arena != nullptr) detail::unmap_memory(control_->arena, kArenaSlots * sizeof(SampleHeader));
 }
 
@@ -168,7 +191,7 @@ SampleAllocator::~SampleAllocator() {
 Result<AllocatorProperties> SampleAllocator::set_properties(const AllocatorProperties& wanted) {
     std::lock_guard lock(control_->mutex);
     if (control_->current != nullptr) return unexpected(Errc::already_committed);
-    for (detail::PoolImpl* p : control_->pools)
+    for (detail::PoolImpl* p : control_->records)
         // acquire: pairs with the release store of whoever drained it.
         if (!p->drained.load(std::memory_order_acquire)) return unexpected(Errc::buffers_outstanding);
 
@@ -217,20 +240,18 @@ AllocatorProperties SampleAllocator::properties() const {
 
 namespace {
 
-// Frees the records of drained pools and gives their header pages back. Control lock held.
-void recycle_drained(std::vector<detail::PoolImpl*>& pools, std::byte* arena, std::vector<bool>& page_used) {
-    std::erase_if(pools, [&](detail::PoolImpl* p) {
+// Gives the header pages of drained pools back and marks their records free. Control lock held.
+void recycle_drained(std::vector<detail::PoolImpl*>& records, std::byte* arena, std::vector<bool>& page_used) {
+    for (detail::PoolImpl* p : records) {
         // acquire: pairs with the drainer's release store; after it the record is ours.
-        if (!p->drained.load(std::memory_order_acquire)) return false;
+        if (!p->in_use || !p->drained.load(std::memory_order_acquire)) continue;
         const std::size_t first_page = p->first_slot / kSlotsPerPage;
         for (std::size_t i = 0; i < p->slot_pages; ++i) page_used[first_page + i] = false;
         // Stale gets may still read these headers' `next`; after MADV_DONTNEED they read zeros,
         // which their failing CAS ignores.
         detail::release_pages(arena + first_page * 4096, std::size_t(p->slot_pages) * 4096);
-        p->~PoolImpl();
-        detail::control_free(p);
-        return true;
-    });
+        p->in_use = false;
+    }
 }
 
 // First run of `pages` free arena pages, or npos.
@@ -260,7 +281,7 @@ std::error_code SampleAllocator::commit() {
         slots_ = reinterpret_cast<SampleHeader*>(c.arena);
     }
     detail::Reclaimer::instance().ensure_started();
-    recycle_drained(c.pools, c.arena, c.arena_page_used);
+    recycle_drained(c.records, c.arena, c.arena_page_used);
 
     const AllocatorProperties& props = c.granted;
     const Layout& layout = c.layout;
@@ -268,16 +289,32 @@ std::error_code SampleAllocator::commit() {
     const std::size_t slot_pages = (count + kSlotsPerPage - 1) / kSlotsPerPage;
     const std::size_t first_page = find_free_pages(c.arena_page_used, slot_pages);
     if (first_page == std::size_t(-1)) return Errc::out_of_memory;  // too many epochs still held
+    // Faulting in more than this process may use gets it killed, not refused: ask first.
+    if (layout.map_bytes + slot_pages * 4096 > detail::memory_headroom_bytes()) return Errc::out_of_memory;
+
+    detail::PoolImpl* pool = nullptr;
+    for (detail::PoolImpl* p : c.records)
+        if (!p->in_use) {
+            pool = p;
+            break;
+        }
+    if (pool == nullptr) {
+        void* record = detail::control_alloc(sizeof(detail::PoolImpl));
+        if (record == nullptr) return Errc::out_of_memory;
+        pool = ::new (record) detail::PoolImpl();
+        try {
+            c.records.push_back(pool);
+        } catch (...) {
+            pool->~PoolImpl();
+            detail::control_free(pool);
+            return Errc::out_of_memory;
+        }
+    }
 
     auto mapping = detail::map_memory(layout.map_bytes, props.numa_node);
-    if (!mapping) return mapping.error();
+    if (!mapping) return mapping.error();  // the record stays free for the next commit
 
-    void* record = detail::control_alloc(sizeof(detail::PoolImpl));
-    if (record == nullptr) {
-        detail::unmap_memory(mapping->base, mapping->size);
-        return Errc::out_of_memory;
-    }
-    auto* pool = ::new (record) detail::PoolImpl();
+    pool->in_use = true;
     pool->owner = this;
     pool->epoch = ++c.epoch;
     pool->checked = props.checked;
@@ -289,8 +326,24 @@ std::error_code SampleAllocator::commit() {
     pool->node = mapping->node;
     pool->capacity = layout.capacity;
     pool->guard = layout.guard;
-    // relaxed: published with the head store below.
+    // relaxed, all of them: published by the release stores of current_ and head_ below.
+    pool->retired.store(false, std::memory_order_relaxed);
+    pool->drained.store(false, std::memory_order_relaxed);
     pool->outstanding.store(count, std::memory_order_relaxed);
+    // A reused record's cache words keep their counters (stale CASes on them must fail, and
+    // stats().gets adds them up); a checked pool's, and all of them while the ledger is on, start
+    // closed for good.
+    const bool closed = props.checked || (get_extras_.load(std::memory_order_relaxed) & kLedgerBit) != 0;
+    for (detail::CacheWord& w : pool->caches) {
+        // acq_rel: a plain RMW so stale CASes see a changed word; published below as above.
+        std::uint64_t word = w.word.load(std::memory_order_relaxed);
+        while (!w.word.compare_exchange_weak(word, ((word & ~(kSlotMask | kClosedFlag)) + kCountIncrement) |
+                                                        (closed ? kClosedFlag : 0),
+                                             std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        // relaxed: a statistic (the counter moved without a take).
+        closes_.fetch_add(1, std::memory_order_relaxed);
+    }
     for (std::size_t i = 0; i < slot_pages; ++i) c.arena_page_used[first_page + i] = true;
 
     // Headers go on the pool's node too (best effort: a refusal only costs locality).
@@ -315,6 +368,7 @@ std::error_code SampleAllocator::commit() {
         // relaxed: all published by the head store below.
         h.refs.store(0, std::memory_order_relaxed);
         h.holder.store(nullptr, std::memory_order_relaxed);
+        h.taken_ns.store(0, std::memory_order_relaxed);
         h.next.store(i + 1 < count ? h.slot + 1 : kEmptySlot, std::memory_order_relaxed);
         if (props.checked) {
             std::memset(h.data, kPoisonByte, layout.capacity);
@@ -326,15 +380,18 @@ std::error_code SampleAllocator::commit() {
     if (props.checked) get_extras_.fetch_or(kCheckedBit, std::memory_order_relaxed);
     else get_extras_.fetch_and(std::uint8_t(~kCheckedBit), std::memory_order_relaxed);
 
-    // relaxed: only control operations (serialised by the mutex) change the generation half.
-    pool->quiet_state = wait_state_.load(std::memory_order_relaxed) & ~(kOneDecommit - 1);  // no waiter, no ledger
-    // acquire-free: only this thread changes a decommitted head (pushes and pops leave it alone).
-    const std::uint64_t old = head_.load(std::memory_order_relaxed);
+    // release: publishes the pool record and its words to take_cached's acquire.
+    current_.store(pool, std::memory_order_release);
+    // relaxed: only a first guess for the CAS, which keeps the waiters flag as it is.
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
     // release: publishes the headers, the pool record and slots_ to every get that acquires it.
-    // The pop counter moves on so a stale get from an earlier epoch can never match this head.
-    head_.store(((old & ~kSlotMask) + kPopIncrement) | pool->first_slot, std::memory_order_release);
+    // The counter moves on so a stale get from an earlier epoch can never match this head.
+    while (!head_.compare_exchange_weak(head, ((head & ~kSlotMask) + kCountIncrement) | pool->first_slot,
+                                        std::memory_order_release, std::memory_order_relaxed)) {
+    }
+    // relaxed: a statistic; the commit's own counter move is no pop.
+    announcements_.fetch_add(1, std::memory_order_relaxed);
     c.current = pool;
-    c.pools.push_back(pool);
     ++c.commits;
     return {};
 }
@@ -350,16 +407,16 @@ std::error_code SampleAllocator::decommit() {
     // Counted before the pool can drain: a release may finish it as soon as `retired` is set.
     // relaxed: the retired store below (and the seq_cst CAS after it) orders it for releasers.
     live_retired_.fetch_add(1, std::memory_order_relaxed);
-    // seq_cst: a releaser that acquires the new head (or reads this flag) sees the pool retired;
-    // and it precedes (i) and (ii) in the total order, so a cache taker whose seq_cst CAS took a
-    // sample parked after (ii) reads it as set (take_cached, steal_cached).
+    // seq_cst: a releaser that acquires the new head (or reads this flag) sees the pool retired,
+    // and so does one that loads a cache word after the closes below (rule 3).
     pool->retired.store(true, std::memory_order_seq_cst);
-    // seq_cst: (i) of the pairing with parking releasers: from here their quiet-state check fails.
-    wait_state_.fetch_add(kOneDecommit, std::memory_order_seq_cst);
+    // release: new gets go to the empty pool; the head below says why.
+    current_.store(&g_no_pool, std::memory_order_release);
     // relaxed: only a first guess for the CAS below, which reads the head again if it is stale.
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     // seq_cst: after this, pushes fail and see the decommitted head, pops fail; also orders the
-    // retired flag before any later commit's head. relaxed on failure: as the first guess.
+    // retired flag before any later commit's head. The waiters flag and counter stay. relaxed on
+    // failure: as the first guess.
     while (!head_.compare_exchange_weak(head, (head & ~kSlotMask) | kDecommittedSlot, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
     }
@@ -370,27 +427,27 @@ std::error_code SampleAllocator::decommit() {
          // relaxed: written before the pushes we acquired with the CAS.
          slot = slots_[slot].next.load(std::memory_order_relaxed))
         ++free_count;
-    // (ii): samples parked in the caches are free too. Almost always this pool's: an older pool's
-    // sample can be there only while its releaser, who parked it after that pool's decommit, has
-    // not yet taken it back; then it is ours to count out of that pool.
-    for (CacheSlot& cache : caches_) {
-        // seq_cst: (ii) of the pairing; the CAS's acquire makes the sample ours.
-        std::uint64_t word = cache.word.load(std::memory_order_seq_cst);
-        while ((word & kSlotMask) != 0) {
-            if (!cache.word.compare_exchange_weak(word, word & ~kSlotMask, std::memory_order_seq_cst,
-                                                  std::memory_order_seq_cst))
-                continue;
-            SampleHeader* h = slots_ + ((word & kSlotMask) - 1);
-            if (h->pool == pool) ++free_count;
-            else return_retired(h);  // an older pool's: see above
-            break;
+    // Samples parked in the pool's caches are free too; the words stay closed for good.
+    for (detail::CacheWord& w : pool->caches) {
+        // relaxed: a first guess for the CAS.
+        std::uint64_t word = w.word.load(std::memory_order_relaxed);
+        // acq_rel: the acquire makes a parked sample's state ours; the release publishes `retired`
+        // to releases that load the closed word (rule 3).
+        while (!w.word.compare_exchange_weak(word, ((word & ~kSlotMask) + kCountIncrement) | kClosedFlag,
+                                             std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        // relaxed: a statistic.
+        closes_.fetch_add(1, std::memory_order_relaxed);
+        if ((word & kSlotMask) != 0) {
+            ++free_count;
+            // relaxed: ours; free samples of a retired pool count 0 (the ledger skips them).
+            slots_[(word & kSlotMask) - 1].refs.store(0, std::memory_order_relaxed);
         }
     }
     // Wake every waiter at once: one futex call, whatever their number. (After the counting
-    // above, so that the woken threads do not compete with it for the CPU.)
-    // release: a woken waiter's acquire of wake_seq_ precedes its pop, which sees the new head.
-    wake_seq_.fetch_add(1, std::memory_order_release);
-    detail::futex_wake_all(&wake_seq_);
+    // above, so that the woken threads do not compete with it for the CPU.) The notify's release
+    // pairs with a woken waiter's ticket, after which it reads the new head.
+    wake_.notify_all();
     // acq_rel: pairs with return_retired; whoever reaches zero sees everyone's releases.
     // With nothing free the count may already have reached zero in a release (every sample was
     // out and came back between `retired` and the CAS): that release drained the pool, not us.
@@ -400,9 +457,9 @@ std::error_code SampleAllocator::decommit() {
         pool->region = nullptr;
         // release: pairs with recycle_drained's acquire.
         pool->drained.store(true, std::memory_order_release);
-        // release: as in return_retired (the destructor's wait).
+        // release: pairs with the destructor's wait.
         live_retired_.fetch_sub(1, std::memory_order_release);
-        recycle_drained(c.pools, c.arena, c.arena_page_used);
+        recycle_drained(c.records, c.arena, c.arena_page_used);
     }
     return {};
 }
@@ -413,7 +470,80 @@ bool SampleAllocator::committed() const noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Releases that are not the plain push
+// Releases that are not the sole holder's quick park
+
+void SampleAllocator::release_slow(SampleHeader* h) noexcept {
+    // acquire: as in reset().
+    std::uint32_t before = h->refs.load(std::memory_order_acquire);
+    if ((before & detail::kRefMask) != 1) {
+        // acq_rel: release so our writes happen-before the last holder's return of the sample;
+        // acquire so the last holder sees every other holder's writes.
+        before = h->refs.fetch_sub(1, std::memory_order_acq_rel);
+        if ((before & detail::kRefMask) != 1) return;
+    }
+    // The last reference: the sample is ours alone until it is parked, pushed or counted out.
+    SampleAllocator* self = h->pool->owner;
+    const bool discarded = (before & detail::kDiscardBit) != 0;
+    if (h->pool->checked || discarded) [[unlikely]] {
+        self->on_return_checked(h, discarded);  // leaves refs at 0
+        self->push_free(h);                     // not parked: a cached get skips the checks
+        return;
+    }
+    // relaxed: we own the header; the park's or push's release publishes it.
+    h->refs.store(1, std::memory_order_relaxed);  // what a parked sample keeps
+    if (self->park_reopening(h)) return;
+    h->refs.store(0, std::memory_order_relaxed);  // what a free-list sample has
+    self->push_free(h);
+}
+
+// Parks `h` (refs already 1) in this thread's cache word, reopening the word if a waiter closed
+// it and has gone (rule 3). False when the word is taken or must stay closed.
+bool SampleAllocator::park_reopening(SampleHeader* h) noexcept {
+    std::atomic<std::uint64_t>& cache = detail::cache_word(*h->pool);
+    // acquire: pairs with the release of whoever closed the word, so its reason is visible below.
+    std::uint64_t word = cache.load(std::memory_order_acquire);
+    if ((word & kSlotMask) != 0) return false;
+    if ((word & kClosedFlag) != 0) {
+        // relaxed, all four: the acquire above ordered the closer's store of its reason before
+        // these loads; a close after that load fails our CAS.
+        if (h->pool->retired.load(std::memory_order_relaxed) || h->pool->checked ||
+            (get_extras_.load(std::memory_order_relaxed) & kLedgerBit) != 0 ||
+            waiters_.load(std::memory_order_relaxed) != 0)
+            return false;
+    }
+    // release: publishes the sample as try_park's CAS does. relaxed on failure: we push instead.
+    if (cache.compare_exchange_strong(word, (word & ~kClosedFlag) + h->slot + 1, std::memory_order_release,
+                                      std::memory_order_relaxed))
+        return true;
+    detail::move_cache_slot();
+    return false;
+}
+
+// Pushes `h` (refs 0) onto the free list, or counts it out of its retired pool.
+void SampleAllocator::push_free(SampleHeader* h) noexcept {
+    detail::Pool* pool = h->pool;
+    // acquire: a head stored by commit() must show that pool's `retired` flag set before it.
+    std::uint64_t head = head_.load(std::memory_order_acquire);
+    for (;;) {
+        // relaxed: decommit sets `retired` before it swaps the head, so a stale `false` here is
+        // caught by the CAS, which then fails against the changed head.
+        if (std::uint32_t(head & kSlotMask) == kDecommittedSlot || pool->retired.load(std::memory_order_relaxed))
+            [[unlikely]] {
+            return_retired(h);
+            return;
+        }
+        // relaxed: published by the release half of the CAS below.
+        h->next.store(std::uint32_t(head & kSlotMask), std::memory_order_relaxed);
+        // acq_rel: the release publishes the sample; the acquire orders a waiter's ticket before
+        // our notify (rule 2). acquire on failure: as the first load.
+        if (head_.compare_exchange_weak(head, (head & ~kSlotMask) | h->slot, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+            break;
+    }
+    // `head` is what our CAS replaced: the flag was set in the instant the sample became free.
+    if ((head & kWaitersFlag) != 0) [[unlikely]]
+        wake_one();
+}
 
 void SampleAllocator::return_retired(SampleHeader* h) noexcept {
     auto* pool = static_cast<detail::PoolImpl*>(h->pool);
@@ -421,15 +551,16 @@ void SampleAllocator::return_retired(SampleHeader* h) noexcept {
     // lets the last releaser see the others' uses.
     if (pool->outstanding.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     // Last sample of a retired pool: its memory goes to the housekeeping thread, never to the OS
-    // from here (this may be a real-time thread).
-    std::byte* region = std::exchange(pool->region, nullptr);
-    detail::Reclaimer::instance().hand_over(region, pool->region_bytes);
-    // release: after this the record belongs to the control path (recycle_drained).
+    // from here (this may be a real-time thread). What the hand-over needs is read first: once
+    // `drained` is set, the control path may reuse the record.
+    std::byte* region = pool->region;
+    const std::size_t bytes = pool->region_bytes;
+    std::atomic<std::uint32_t>* live = &pool->owner->live_retired_;
+    // release: pairs with recycle_drained's and set_properties' acquire; the record is theirs.
     pool->drained.store(true, std::memory_order_release);
-    // release: pairs with the destructor's acquire; it is our last touch of the allocator's
-    // memory (the futex wake only passes the address to the kernel).
-    live_retired_.fetch_sub(1, std::memory_order_release);
-    detail::futex_wake_all(&live_retired_);
+    // The reclaimer unmaps, then decrements live_retired_ (which the destructor waits for); we
+    // touch nothing of the allocator's after this.
+    detail::Reclaimer::instance().hand_over(region, bytes, live);
 }
 
 void SampleAllocator::on_return_checked(SampleHeader* h, bool discarded) noexcept {
@@ -467,66 +598,70 @@ void SampleAllocator::on_get_checked(SampleHeader* h) noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Waiting
-
-// ---------------------------------------------------------------------------------------------
 // Per-thread caches
 
 void detail::move_cache_slot() noexcept {
     if (cache_offset != 0) return;  // has a slot of its own already; the meeting was chance
     // relaxed: any spread will do; only this thread reads its slot number.
     static std::atomic<std::uint32_t> next{0};
-    const std::uint32_t slot = 1 + next.fetch_add(1, std::memory_order_relaxed) % (SampleAllocator::kCacheSlots - 1);
+    const std::uint32_t slot = 1 + next.fetch_add(1, std::memory_order_relaxed) % (kCacheSlots - 1);
     cache_offset = std::uintptr_t(slot) * kCacheLineSize;
 }
 
-// Takes whatever `cache` holds (a sample, or nothing if someone was quicker) and releases it
-// through the free list, which handles retired pools and wakes a waiter.
-void SampleAllocator::flush_cache(std::atomic<std::uint64_t>& cache) noexcept {
-    // seq_cst: part of the pairings above; the CAS's acquire makes the sample's state ours.
-    std::uint64_t word = cache.load(std::memory_order_seq_cst);
-    while ((word & kSlotMask) != 0) {
-        if (cache.compare_exchange_weak(word, word & ~kSlotMask, std::memory_order_seq_cst,
-                                        std::memory_order_seq_cst)) {
-            push_free(slots_ + ((word & kSlotMask) - 1));
-            return;
-        }
-    }
-}
-
-// A cache take that found a retired pool's sample (parked in the moment before its releaser took
-// it back): the sample is counted out of its pool, and the take out of stats().gets.
-void SampleAllocator::discard_retired_take(SampleHeader* h) noexcept {
-    // relaxed: a statistic.
-    retired_takes_.fetch_add(1, std::memory_order_relaxed);
-    return_retired(h);
-}
-
-// A waiter's last look before it sleeps: a sample parked in any thread's cache.
+// Takes a sample parked in any of the committed pool's cache words, leaving them open.
 SampleHeader* SampleAllocator::steal_cached() noexcept {
-    for (CacheSlot& c : caches_) {
-        // seq_cst: the waiter's scan (b') in the pairing with parking releasers.
-        std::uint64_t word = c.word.load(std::memory_order_seq_cst);
+    // acquire: as in take_cached.
+    detail::Pool* pool = current_.load(std::memory_order_acquire);
+    for (detail::CacheWord& c : pool->caches) {
+        // relaxed: a first guess for the CAS.
+        std::uint64_t word = c.word.load(std::memory_order_relaxed);
         while ((word & kSlotMask) != 0) {
-            // seq_cst: the scan's take, as in take_cached (acquires the parker's release; orders
-            // the `retired` load); on failure the reloaded word is used as the load above.
-            if (!c.word.compare_exchange_weak(word, (word & ~kSlotMask) + kPopIncrement, std::memory_order_seq_cst,
-                                              std::memory_order_seq_cst))
-                continue;
-            SampleHeader* h = slots_ + ((word & kSlotMask) - 1);
-            // seq_cst: as in take_cached.
-            if (!h->pool->retired.load(std::memory_order_seq_cst)) return h;
-            discard_retired_take(h);
-            break;
+            // acquire: as take_cached's CAS; on failure the reloaded word is used as the load above.
+            if (c.word.compare_exchange_weak(word, (word & ~kSlotMask) + kCountIncrement, std::memory_order_acquire,
+                                             std::memory_order_relaxed))
+                return slots_ + ((word & kSlotMask) - 1);
         }
     }
     return nullptr;
 }
 
-void SampleAllocator::wake_one() noexcept {
-    // release: a woken waiter acquires wake_seq_ before it pops again.
-    wake_seq_.fetch_add(1, std::memory_order_release);
-    detail::futex_wake(&wake_seq_, 1);
+// A waiter's last look before it sleeps (rule 3): closes every cache word of `pool` and takes
+// the first sample found parked (then stops: a thread with a sample does not sleep).
+SampleHeader* SampleAllocator::close_caches(detail::Pool* pool) noexcept {
+    assert(pool != &g_no_pool && "the shared empty pool's words are never written");
+    for (detail::CacheWord& c : pool->caches) {
+        // relaxed: a first guess for the CAS.
+        std::uint64_t word = c.word.load(std::memory_order_relaxed);
+        // acq_rel: the acquire makes a parked sample ours; the release publishes our announcement
+        // (waiters_) to a release that loads the closed word. relaxed on failure: a retry.
+        while (!c.word.compare_exchange_weak(word, ((word & ~kSlotMask) + kCountIncrement) | kClosedFlag,
+                                             std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        // relaxed: a statistic.
+        closes_.fetch_add(1, std::memory_order_relaxed);
+        if ((word & kSlotMask) != 0) return slots_ + ((word & kSlotMask) - 1);  // ours now
+    }
+    return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting
+
+void SampleAllocator::wake_one() noexcept { wake_.notify_one(); }
+
+// The calling waiter leaves (rule 2): the last one clears the head's waiters flag.
+void SampleAllocator::stop_waiting() noexcept {
+    // seq_cst: ordered with the newcomer's increment and head CAS (rule 2).
+    if (waiters_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
+    std::uint64_t head = head_.load(std::memory_order_seq_cst);
+    while ((head & kWaitersFlag) != 0) {
+        // seq_cst: read after the head load above (or the failed CAS's reload), see rule 2.
+        if (waiters_.load(std::memory_order_seq_cst) != 0) return;
+        // seq_cst on both: the CAS and its reload take part in the same total order.
+        if (head_.compare_exchange_weak(head, head & ~kWaitersFlag, std::memory_order_seq_cst,
+                                        std::memory_order_seq_cst))
+            return;
+    }
 }
 
 namespace {
@@ -539,84 +674,92 @@ inline void spin_pause() noexcept {
     asm volatile("yield");
 #endif
 }
-
-struct WakeAll {
-    std::atomic<std::uint32_t>* word;
-    void operator()() const noexcept {
-        // release: as in wake_one.
-        word->fetch_add(1, std::memory_order_release);
-        detail::futex_wake_all(word);
-    }
-};
 }  // namespace
 
-Result<SampleRef> SampleAllocator::get_slow(std::int64_t deadline_ns, const std::stop_token* stop,
-                                            const char* holder) noexcept {
-    PopFailure why = PopFailure::empty;
-    if (SampleHeader* h = try_pop(std::memory_order_seq_cst, why)) return hand_out(h, holder);
+SampleAllocator::Taken SampleAllocator::try_get_slow(PopFailure why, const char* holder) noexcept {
     if (why == PopFailure::decommitted) {
         // relaxed: a statistic.
         refused_.fetch_add(1, std::memory_order_relaxed);
-        return unexpected(Errc::not_committed);
+        return {nullptr, Errc::not_committed};
     }
-    if (SampleHeader* h = steal_cached()) return hand_out(h, holder);
+    if (SampleHeader* h = steal_cached()) return {hand_out(h, holder), {}};
+    return {nullptr, Errc::would_block};
+}
+
+SampleAllocator::Taken SampleAllocator::get_slow(std::int64_t deadline_ns, const std::stop_token* stop,
+                                                 const char* holder) noexcept {
+    auto refuse = [this]() -> Taken {
+        // relaxed: a statistic.
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        return {nullptr, Errc::not_committed};
+    };
+    auto give = [this, holder](SampleHeader* h) -> Taken { return {hand_out(h, holder), {}}; };
+    PopFailure why = PopFailure::empty;
     // Spin a little before sleeping: in a producer/consumer hand-off the buffer usually comes back
-    // within a microsecond or two, far sooner than a futex sleep and wake-up would take.
+    // within a microsecond or two, far sooner than a sleep and wake-up would take. First, though,
+    // a sample another thread parked and will not take back soon.
+    if (SampleHeader* h = try_pop(why)) return give(h);
+    if (why == PopFailure::decommitted) return refuse();
+    if (SampleHeader* h = steal_cached()) return give(h);
     for (int spin = 0; spin < kSpins; ++spin) {
         spin_pause();
-        if (SampleHeader* h = try_pop(std::memory_order_acquire, why)) return hand_out(h, holder);
-        if (why == PopFailure::decommitted) {
-            // relaxed: a statistic.
-            refused_.fetch_add(1, std::memory_order_relaxed);
-            return unexpected(Errc::not_committed);
-        }
+        if (SampleHeader* h = try_pop(why)) return give(h);
+        if (why == PopFailure::decommitted) return refuse();
         if (stop != nullptr && stop->stop_requested()) break;
     }
     // relaxed: a statistic.
     waits_.fetch_add(1, std::memory_order_relaxed);
 
-    // A stop request wakes every waiter (they cannot be told apart); the others sleep again.
-    std::optional<std::stop_callback<WakeAll>> on_stop;
-    if (stop != nullptr && stop->stop_possible()) on_stop.emplace(*stop, WakeAll{&wake_seq_});
-
     // Leaving without a sample after a wake-up may swallow a wake meant for a buffer: pass it on.
-    auto leave = [this](Errc why_leaving, std::atomic<std::uint64_t>& counter) -> Result<SampleRef> {
-        // seq_cst: ordered before the head load, as in the releaser's pairing.
-        wait_state_.fetch_sub(kOneWaiter, std::memory_order_seq_cst);
-        const auto slot = std::uint32_t(head_.load(std::memory_order_seq_cst) & kSlotMask);
-        if (slot < kDecommittedSlot && waiting(wait_state_.load(std::memory_order_seq_cst)) != 0) wake_one();
+    auto leave = [this](Errc why_leaving, std::atomic<std::uint64_t>& counter) {
+        stop_waiting();
+        // acquire: a sample seen here is handed to a waiter woken below.
+        const std::uint64_t head = head_.load(std::memory_order_acquire);
+        if (std::uint32_t(head & kSlotMask) < kDecommittedSlot && (head & kWaitersFlag) != 0) wake_one();
         // relaxed: a statistic.
         counter.fetch_add(1, std::memory_order_relaxed);
-        return unexpected(why_leaving);
+        return Taken{nullptr, why_leaving};
     };
 
+    // seq_cst: (b) of rule 2.
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
     for (;;) {
-        // acquire: pairs with the release increment of a waker; see the pairing at the top.
-        const std::uint32_t seq = wake_seq_.load(std::memory_order_acquire);
-        // seq_cst: the waiter's half of the Dekker pairing (b).
-        wait_state_.fetch_add(kOneWaiter, std::memory_order_seq_cst);
-        if (SampleHeader* h = try_pop(std::memory_order_seq_cst, why)) {
-            // relaxed: a stale higher count only costs a releaser one spare wake.
-            wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
-            return hand_out(h, holder);
+        // (a) of rule 2: a notify after this makes the wait below return.
+        const std::uint32_t ticket = wake_.prepare_wait();
+        // seq_cst: ordered with stop_waiting's reads (rule 2).
+        std::uint64_t head = head_.load(std::memory_order_seq_cst);
+        const auto slot = std::uint32_t(head & kSlotMask);
+        if (slot == kDecommittedSlot) {
+            stop_waiting();
+            return refuse();
         }
-        if (why == PopFailure::decommitted) {
-            // relaxed: as above.
-            wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
-            refused_.fetch_add(1, std::memory_order_relaxed);
-            return unexpected(Errc::not_committed);
+        if (slot != kEmptySlot) {
+            if (SampleHeader* h = try_pop(why)) {
+                stop_waiting();
+                return give(h);
+            }
+            continue;  // taken by someone else, or decommitted: look again
         }
-        // Between c and d: a release that parked its sample before it could see us.
-        if (SampleHeader* h = steal_cached()) {
-            // relaxed: as above.
-            wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
-            return hand_out(h, holder);
+        // (c) of rule 2: announce ourselves in the head, moving its counter. seq_cst on both:
+        // part of rule 2's total order with stop_waiting.
+        if (!head_.compare_exchange_strong(head, (head + kCountIncrement) | kWaitersFlag, std::memory_order_seq_cst,
+                                           std::memory_order_seq_cst))
+            continue;
+        // relaxed: a statistic (the counter moved without a pop).
+        announcements_.fetch_add(1, std::memory_order_relaxed);
+        // Rule 3: no sample may stay parked where we would not see it.
+        // acquire: as in take_cached.
+        detail::Pool* pool = current_.load(std::memory_order_acquire);
+        if (pool == &g_no_pool) continue;  // decommitted since: the head says so next time round
+        if (SampleHeader* h = close_caches(pool)) {
+            // relaxed: a statistic; the close that took it was a get after all.
+            closes_.fetch_sub(1, std::memory_order_relaxed);
+            stop_waiting();
+            return give(h);
         }
         if (stop != nullptr && stop->stop_requested()) return leave(Errc::cancelled, cancels_);
         if (deadline_ns >= 0 && steady_now_ns() >= deadline_ns) return leave(Errc::timeout, timeouts_);
-        detail::futex_wait(&wake_seq_, seq, deadline_ns);
-        // relaxed: as above.
-        wait_state_.fetch_sub(kOneWaiter, std::memory_order_relaxed);
+        wake_.wait(ticket, deadline_ns, stop);
     }
 }
 
@@ -630,19 +773,36 @@ void SampleAllocator::record_holder(SampleHeader* h, const char* holder) noexcep
 }
 
 void SampleAllocator::set_ledger_enabled(bool on) noexcept {
-    // Serialised, so the switch's two words (get_extras_, wait_state_) never disagree.
     std::lock_guard lock(control_->mutex);
     // relaxed: gets pick the switch up on their next call; nothing else depends on it.
-    if (on) get_extras_.fetch_or(kLedgerBit, std::memory_order_relaxed);
-    else get_extras_.fetch_and(std::uint8_t(~kLedgerBit), std::memory_order_relaxed);
-    // seq_cst: like a waiter's count, it stops releases parking samples (which would be handed
-    // out unrecorded); then the ones already parked go back to the free list.
-    if (on) {
-        wait_state_.fetch_or(kLedgerOn, std::memory_order_seq_cst);
-        for (CacheSlot& cache : caches_) flush_cache(cache.word);
-    } else {
-        wait_state_.fetch_and(~kLedgerOn, std::memory_order_seq_cst);
+    const bool was_on = (get_extras_.load(std::memory_order_relaxed) & kLedgerBit) != 0;
+    if (!on) {
+        // relaxed: as above. Releases reopen the cache words lazily.
+        get_extras_.fetch_and(std::uint8_t(~kLedgerBit), std::memory_order_relaxed);
+        return;
     }
+    if (was_on) return;
+    // What earlier gets recorded is stale: a sample taken while the ledger was off (or through a
+    // cache) was not recorded, and its header may still name a previous holder whose name is
+    // gone. Forget it all before the first new record.
+    for (const detail::PoolImpl* pool : control_->records) {
+        if (!pool->in_use) continue;
+        for (std::uint32_t i = 0; i < pool->count; ++i) {
+            // relaxed: diagnostics; a get that records after this overwrites it.
+            slots_[pool->first_slot + i].holder.store(nullptr, std::memory_order_relaxed);
+            slots_[pool->first_slot + i].taken_ns.store(0, std::memory_order_relaxed);
+        }
+    }
+    // seq_cst: set before the words close, so a release that loads a closed word sees it (rule 3).
+    get_extras_.fetch_or(kLedgerBit, std::memory_order_seq_cst);
+    // Close the committed pool's words; what was parked there goes back to the free list (a get
+    // from a cache records nothing).
+    if (control_->current != nullptr)
+        while (SampleHeader* h = close_caches(control_->current)) {
+            // relaxed: ours; a free-list sample has 0.
+            h->refs.store(0, std::memory_order_relaxed);
+            push_free(h);
+        }
 }
 
 bool SampleAllocator::ledger_enabled() const noexcept {
@@ -650,21 +810,34 @@ bool SampleAllocator::ledger_enabled() const noexcept {
     return (get_extras_.load(std::memory_order_relaxed) & kLedgerBit) != 0;
 }
 
+namespace {
+// Slots of the samples parked in a pool's cache words (their refs stay 1 though they are free).
+std::vector<std::uint32_t> parked_slots(const detail::Pool& pool) {
+    std::vector<std::uint32_t> parked;
+    for (const detail::CacheWord& c : pool.caches)
+        // relaxed: a snapshot for statistics and diagnostics.
+        if (const std::uint64_t word = c.word.load(std::memory_order_relaxed); (word & detail::kSlotMask) != 0)
+            parked.push_back(std::uint32_t((word & detail::kSlotMask) - 1));
+    return parked;
+}
+}  // namespace
+
 std::vector<LedgerEntry> SampleAllocator::ledger() const {
     std::lock_guard lock(control_->mutex);
     std::vector<LedgerEntry> entries;
     // relaxed: as in set_ledger_enabled. Holders and times are only recorded while it is on.
     const bool recording = (get_extras_.load(std::memory_order_relaxed) & kLedgerBit) != 0;
     const std::int64_t now = steady_now_ns();
-    for (const detail::PoolImpl* pool : control_->pools) {
+    for (const detail::PoolImpl* pool : control_->records) {
         // acquire: a drained pool's headers may be recycled by the next commit (not while we
         // hold the lock, but its samples are all back).
-        if (pool->drained.load(std::memory_order_acquire)) continue;
+        if (!pool->in_use || pool->drained.load(std::memory_order_acquire)) continue;
+        const std::vector<std::uint32_t> parked = parked_slots(*pool);
         for (std::uint32_t i = 0; i < pool->count; ++i) {
             const SampleHeader& h = slots_[pool->first_slot + i];
             // relaxed: a snapshot for diagnostics.
             const std::uint32_t refs = h.refs.load(std::memory_order_relaxed) & detail::kRefMask;
-            if (refs == 0) continue;
+            if (refs == 0 || std::find(parked.begin(), parked.end(), h.slot) != parked.end()) continue;
             const char* holder = recording ? h.holder.load(std::memory_order_relaxed) : nullptr;
             const std::int64_t taken = recording ? h.taken_ns.load(std::memory_order_relaxed) : 0;
             entries.push_back({pool->epoch, i, holder != nullptr ? holder : "?", refs,
@@ -681,27 +854,28 @@ AllocatorStats SampleAllocator::stats() const {
     const Control& c = *control_;
     AllocatorStats s;
     s.buffers = c.current != nullptr ? c.current->count : 0;
-    for (const detail::PoolImpl* pool : c.pools) {
+    // relaxed everywhere below: statistics, each a snapshot on its own.
+    std::uint64_t moves = head_.load(std::memory_order_relaxed) / kCountIncrement;
+    for (const detail::PoolImpl* pool : c.records) {
+        for (const detail::CacheWord& w : pool->caches) moves += w.word.load(std::memory_order_relaxed) / kCountIncrement;
         // acquire: as in ledger().
-        if (pool->drained.load(std::memory_order_acquire)) continue;
+        if (!pool->in_use || pool->drained.load(std::memory_order_acquire)) continue;
         if (pool != c.current) {
             ++s.retired_pools;
-            // relaxed: a snapshot.
             s.outstanding += std::size_t(pool->outstanding.load(std::memory_order_relaxed));
         } else {
-            for (std::uint32_t i = 0; i < pool->count; ++i)
-                // relaxed: a snapshot.
-                if ((slots_[pool->first_slot + i].refs.load(std::memory_order_relaxed) & detail::kRefMask) != 0)
+            const std::vector<std::uint32_t> parked = parked_slots(*pool);
+            for (std::uint32_t i = pool->first_slot; i < pool->first_slot + pool->count; ++i)
+                if ((slots_[i].refs.load(std::memory_order_relaxed) & detail::kRefMask) != 0 &&
+                    std::find(parked.begin(), parked.end(), i) == parked.end())
                     ++s.outstanding;
         }
         s.bytes_mapped += pool->region_bytes;
     }
-    // relaxed everywhere below: statistics, each a snapshot on its own.
-    s.waiters = waiting(wait_state_.load(std::memory_order_relaxed));
-    std::uint64_t pops = head_.load(std::memory_order_relaxed) >> kSlotBits;
-    for (const CacheSlot& cache : caches_) pops += cache.word.load(std::memory_order_relaxed) >> kSlotBits;
-    pops -= retired_takes_.load(std::memory_order_relaxed);
-    s.gets = (pops - c.commits) & (std::numeric_limits<std::uint64_t>::max() >> kSlotBits);
+    s.waiters = waiters_.load(std::memory_order_relaxed);
+    // Every counter move is a get, except commits', announcements' and closes'.
+    s.gets = (moves - announcements_.load(std::memory_order_relaxed) - closes_.load(std::memory_order_relaxed)) &
+             (std::numeric_limits<std::uint64_t>::max() / kCountIncrement);
     s.waits = waits_.load(std::memory_order_relaxed);
     s.timeouts = timeouts_.load(std::memory_order_relaxed);
     s.cancels = cancels_.load(std::memory_order_relaxed);
@@ -726,11 +900,10 @@ std::error_code SampleRef::set_size(std::size_t n) noexcept {
 
 void SampleRef::discard() noexcept {
     if (header_ == nullptr) return;
-    // relaxed: the fetch_sub in reset() follows in this atomic's modification order, so the
-    // thread that drops the last reference reads this bit.
+    // relaxed: the load or fetch_sub in release_slow follows in this atomic's modification order,
+    // so the thread that drops the last reference reads this bit.
     header_->refs.fetch_or(detail::kDiscardBit, std::memory_order_relaxed);
     reset();
 }
-
 
 }  // namespace sluice

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/engine/clock.hpp>
 
-#include <sluice/allocators/detail/futex.hpp>
-
 #include <chrono>
-#include <optional>
 
 namespace sluice::engine {
 
@@ -45,33 +42,20 @@ void Clock::reset() noexcept {
 }
 
 void Clock::interrupt() noexcept {
-    // release: a waiter that sees the new generation also sees the state change before it.
-    generation_.fetch_add(1, std::memory_order_release);
-    detail::futex_wake_all(&generation_);
+    // The notify's release: a waiter that sees the change also sees the state change before it.
+    changes_.notify_all();
 }
 
-namespace {
-struct Interrupt {
-    Clock* clock;
-    void operator()() const noexcept { clock->interrupt(); }
-};
-}  // namespace
-
 ClockWait Clock::wait_until(std::int64_t running_ns, const std::stop_token& stop) noexcept {
-    std::optional<std::stop_callback<Interrupt>> on_stop;
-    if (stop.stop_possible()) on_stop.emplace(stop, Interrupt{this});
-    // acquire: pairs with interrupt(); read before the checks so a change after them makes the
-    // futex wait return at once.
-    const std::uint32_t generation = generation_.load(std::memory_order_acquire);
-    for (std::uint32_t seen = generation;;) {
+    // Taken before the checks, so a change after them makes the wait return at once.
+    const std::uint32_t ticket = changes_.prepare_wait();
+    for (;;) {
         if (stop.stop_requested()) return ClockWait::stopped;
-        if (!running() || seen != generation) return ClockWait::interrupted;
+        if (!running() || changes_.prepare_wait() != ticket) return ClockWait::interrupted;
         const std::int64_t base = base_ns_.load(std::memory_order_relaxed);  // relaxed: see now()
         const std::int64_t deadline = base + running_ns;
         if (steady_ns() >= deadline) return ClockWait::due;
-        detail::futex_wait(&generation_, generation, deadline);
-        // acquire: as above.
-        seen = generation_.load(std::memory_order_acquire);
+        changes_.wait(ticket, deadline, &stop);
     }
 }
 

@@ -3,6 +3,8 @@
 
 #include "graph_impl.hpp"
 
+#include <sluice/allocators/numa.hpp>
+
 #include <asio/post.hpp>
 
 #include <algorithm>

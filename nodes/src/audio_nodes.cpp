@@ -3,7 +3,7 @@
 #include "common.hpp"
 #include "specs.hpp"
 
-#include <sluice/allocators/detail/futex.hpp>
+#include <sluice/allocators/event_count.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -359,28 +359,17 @@ private:
         for (std::size_t i = 0; i < input_count(); ++i) n += slots_[i].ended.load(std::memory_order_relaxed);
         return n;
     }
-    void wake() noexcept {
-        // release: a waiter that sees the new value re-reads its slot after it.
-        wake_.fetch_add(1, std::memory_order_release);
-        sluice::detail::futex_wake_all(&wake_);
-    }
+    void wake() noexcept { slot_freed_.notify_all(); }
 
     // Waits until slot i is free. ok, or stopped/flushing.
     Flow wait_for_slot(std::size_t i) noexcept {
-        struct Wake {
-            Mix* mix;
-            void operator()() const noexcept { mix->wake(); }
-        };
-        std::optional<std::stop_callback<Wake>> on_stop;
         for (;;) {
-            // acquire: pairs with the wake's release; then the slot's state is current.
-            const std::uint32_t seen = wake_.load(std::memory_order_acquire);
+            const std::uint32_t ticket = slot_freed_.prepare_wait();
             // acquire: pairs with the mixer's release store that emptied the slot.
             if (!slots_[i].full.load(std::memory_order_acquire)) return Flow::ok;
             if (stop_token().stop_requested()) return Flow::stopped;
             if (flushing()) return Flow::flushing;
-            if (!on_stop) on_stop.emplace(stop_token(), Wake{this});
-            sluice::detail::futex_wait(&wake_, seen, -1);
+            slot_freed_.wait(ticket, -1, &stop_token());
         }
     }
 
@@ -472,7 +461,7 @@ private:
     std::array<Slot, kMaxInputs> slots_;
     std::atomic<std::uint32_t> filled_{0};
     std::atomic<std::uint32_t> ended_inputs_{0};
-    std::atomic<std::uint32_t> wake_{0};  // futex word
+    EventCount slot_freed_;  // notified when the mix empties the slots, on unblock() and on stop
 };
 
 }  // namespace

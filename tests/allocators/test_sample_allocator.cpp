@@ -146,11 +146,19 @@ struct LayoutProbe {
     }
     static void check(const SampleAllocator& a) {
         CHECK(std::uintptr_t(&a.head_) % kCacheLineSize == 0);
-        CHECK(distance(&a.head_, &a.wait_state_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.head_, &a.slots_) >= std::ptrdiff_t(kCacheLineSize));
+        CHECK(distance(&a.head_, &a.waiters_) >= std::ptrdiff_t(kCacheLineSize));
+        CHECK(distance(&a.head_, &a.current_) >= std::ptrdiff_t(kCacheLineSize));
         CHECK(distance(&a.head_, &a.live_retired_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.wait_state_, &a.slots_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.slots_, &a.live_retired_) >= std::ptrdiff_t(kCacheLineSize));
+        CHECK(distance(&a.waiters_, &a.current_) >= std::ptrdiff_t(kCacheLineSize));
+        CHECK(distance(&a.current_, &a.live_retired_) >= std::ptrdiff_t(kCacheLineSize));
+        // The per-thread cache words of a pool: each on its own line, apart from the pool's
+        // constants and its `outstanding` count.
+        const Pool& pool = *a.current_.load(std::memory_order_relaxed);
+        for (std::size_t i = 0; i < kCacheSlots; ++i) {
+            CHECK(std::uintptr_t(&pool.caches[i].word) % kCacheLineSize == 0);
+            CHECK(distance(&pool.caches[i].word, &pool.outstanding) >= std::ptrdiff_t(kCacheLineSize));
+            CHECK(distance(&pool.caches[i].word, &pool.retired) >= std::ptrdiff_t(kCacheLineSize));
+        }
     }
 };
 }  // namespace sluice::detail
@@ -160,6 +168,7 @@ TEST_CASE("SampleAllocator.Layout.HotWordsOnTheirOwnLines") {
     static_assert(sizeof(sluice::detail::SampleHeader) % 64 == 0);
     static_assert(alignof(SampleAllocator) >= 64);
     SampleAllocator a;
+    commit(a, props(4));
     sluice::detail::LayoutProbe::check(a);
 }
 

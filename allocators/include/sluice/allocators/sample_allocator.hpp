@@ -2,7 +2,8 @@
 #pragma once
 
 // SampleAllocator: a pool of reusable, aligned media buffers with DirectShow's IMemAllocator
-// contract, made lock-free.
+// contract, made lock-free. The numbered rules cited in code and tests ("rule 4") are those of
+// docs/allocator-contract.md.
 //
 //   sluice::SampleAllocator alloc;
 //   auto granted = alloc.set_properties({.buffers = 8, .buffer_bytes = 4096});
@@ -20,21 +21,18 @@
 //
 // Threading. get_buffer, try_get_buffer, SampleRef copies and releases: any thread, concurrently,
 // lock-free; none of them allocates or makes a system call while buffers are free. Only an empty
-// pool blocks, in a futex wait; a release into a pool with waiters wakes one of them.
+// pool blocks; a release into a pool with waiters wakes one of them.
 // set_properties, commit, decommit, stats, ledger: control operations, any thread; they take a
 // mutex among themselves and may allocate, but never wait for a streaming thread.
 //
-// Algorithm. The free list is a Treiber stack (R. K. Treiber, "Systems Programming: Coping with
-// Parallelism", IBM RJ 5118, 1986) of slot indices in one 64-bit word (index + 44-bit pop
-// counter against ABA). Headers live in an arena that outlives every pool, so a stale pop only
-// reads memory that is still mapped, and its CAS fails. In front of it, each thread has a cache
-// of one sample (one of kCacheSlots words, each on its own cache line): a release parks the
-// sample there when it is empty, and the same thread's next get takes it back, so a thread that
-// gets and releases touches only its own line. Caches are not private: a thread that finds the
-// pool empty steals from them before it sleeps, and decommit empties them. Waiting uses the Linux
-// futex on a wake sequence word, with a waiter count read by releasers (the pairings are spelled
-// out in sample_allocator.cpp).
+// How it works (the pairings are spelled out in sample_allocator.cpp; the fast paths are in
+// detail/sample_allocator_inline.hpp). The free list is a Treiber stack of slot indices in one
+// 64-bit word. In front of it, each thread has a cache of one sample in the committed pool: a
+// release parks its sample there, the same thread's next get takes it back, so a thread that gets
+// and releases touches only its own cache line. A thread that finds the pool empty closes the
+// caches, taking any sample parked in them, before it sleeps; decommit closes them for good.
 
+#include <sluice/allocators/event_count.hpp>
 #include <sluice/allocators/result.hpp>
 #include <sluice/allocators/sample.hpp>
 
@@ -83,9 +81,9 @@ struct AllocatorStats {
 struct LedgerEntry {
     std::uint64_t epoch = 0;
     std::size_t index = 0;
-    std::string holder;  // "?" when nobody named it
+    std::string holder;  // "?" when nobody named it since the ledger was switched on
     std::uint32_t references = 0;
-    std::chrono::nanoseconds held_for{0};
+    std::chrono::nanoseconds held_for{0};  // 0 when it was taken before the ledger was on
 };
 
 class SampleAllocator {
@@ -94,16 +92,17 @@ public:
     static constexpr std::size_t kMaxAlignment = std::size_t(1) << 30;
     // Per-thread caches of one sample each. Threads share slot 0 until two of them meet there;
     // then each moves to one of the other slots, round robin, shared when there are more threads.
-    static constexpr std::size_t kCacheSlots = 16;
+    static constexpr std::size_t kCacheSlots = detail::kCacheSlots;
 
+    // Allocates the control block; maps nothing yet. Throws std::bad_alloc.
     SampleAllocator();
     SampleAllocator(const SampleAllocator&) = delete;
     SampleAllocator& operator=(const SampleAllocator&) = delete;
-    // Decommits, then waits until every sample of every epoch has been released, then frees all
-    // memory. Control thread; blocks. As with a mutex and its unlock, a release that another
-    // thread began before the destructor must have returned before it: the destructor waits for
-    // samples still held, not for a release call still running (a graph joins its streaming
-    // threads before it destroys their pools).
+    // Decommits, then waits until every sample of every epoch has been released and its memory
+    // unmapped, then frees everything. A release, on any thread, touches the allocator only until
+    // the moment its sample counts as returned, so once the destructor has seen every sample back
+    // no release can still be using it (rule 9). Control thread; blocks. No other call on this
+    // allocator may run concurrently with it (releases of held samples may).
     ~SampleAllocator();
 
     // Validates and stores the pool's shape; returns what was granted: alignment raised to a
@@ -116,7 +115,9 @@ public:
     AllocatorProperties properties() const;
 
     // Maps and touches all buffer memory, starts a new epoch. Committing twice is a no-op.
-    // Errors: size_not_set, out_of_memory (nothing stays allocated then).
+    // Errors: size_not_set; out_of_memory when the memory would pass what this process may use
+    // (physical memory, the memory cgroup's limit, RLIMIT_AS) or the OS refuses it; nothing stays
+    // allocated then.
     // Control operation: any thread; locks; allocates and makes system calls.
     std::error_code commit();
 
@@ -129,9 +130,11 @@ public:
     bool committed() const noexcept;
 
     // Takes a free buffer, waiting while none is free. `holder` names the taker in the ledger
-    // (it must outlive the sample). Errors: not_committed (also when a decommit ends the wait),
-    // timeout, cancelled (the stop_token was triggered, the pool is left as it is).
-    // Any thread. Lock-free and allocation-free; blocks in a futex only when the pool is empty.
+    // (it must outlive the sample). A timeout too long to represent as a steady-clock deadline
+    // (seconds::max(), hours::max(), ...) means no deadline. Errors: not_committed (also when a
+    // decommit ends the wait), timeout, cancelled (the stop_token was triggered; the pool is left
+    // as it is).
+    // Any thread. Lock-free and allocation-free; blocks (in the kernel) only when the pool is empty.
     Result<SampleRef> get_buffer(const char* holder = nullptr) noexcept;
     Result<SampleRef> get_buffer(const std::stop_token& stop, const char* holder = nullptr) noexcept;
     template <class Rep, class Period>
@@ -143,17 +146,17 @@ public:
 
     // Takes a free buffer or fails at once: would_block when none is free (or only one whose
     // release is still under way on another thread), not_committed.
-    // Any thread. Never blocks, never locks, never allocates, never makes a system call, with one
-    // exception at most once per decommitted pool: meeting that pool's last sample in a cache
-    // as it is released, it hands the pool's memory to the housekeeping thread (a futex wake).
+    // Any thread. Never blocks, never locks, never allocates, never makes a system call.
     Result<SampleRef> try_get_buffer(const char* holder = nullptr) noexcept;
 
     // A snapshot of the counters. Any thread; takes the control mutex; never allocates.
     AllocatorStats stats() const;
 
     // The ownership ledger: when on, every get records its holder and time (one clock read, a
-    // vDSO call, no system call). On by default in builds without NDEBUG. Any thread; switching
-    // takes the control mutex.
+    // vDSO call, no system call), and samples are not parked in the per-thread caches. On by
+    // default in builds without NDEBUG. Switching it on forgets what earlier gets recorded, so
+    // a sample taken while it was off is listed with holder "?". Any thread; takes the control
+    // mutex.
     void set_ledger_enabled(bool on) noexcept;
     bool ledger_enabled() const noexcept;
     // Outstanding samples of every epoch, longest held first. Control operation; allocates.
@@ -164,337 +167,83 @@ private:
     friend struct detail::LayoutProbe;
     struct Control;  // everything the hot path never touches (sample_allocator.cpp)
 
-    // Free-list head: [ 44-bit pop counter | 20-bit slot index ]. kEmptySlot: the pool is
-    // committed and empty; kDecommittedSlot: not committed.
-    static constexpr std::uint64_t kSlotBits = 20;
-    static constexpr std::uint64_t kSlotMask = (std::uint64_t(1) << kSlotBits) - 1;
+    // Free-list head: [ 43-bit counter | waiters flag | 20-bit slot index ]. The counter moves on
+    // every pop, commit and waiter announcement (against ABA, and so that a CAS that read the
+    // word before an announcement fails); the flag says a thread may sleep in get_buffer, so a
+    // push must wake one. kEmptySlot: committed and empty; kDecommittedSlot: not committed.
+    static constexpr std::uint64_t kSlotBits = detail::kSlotBits;
+    static constexpr std::uint64_t kSlotMask = detail::kSlotMask;
+    static constexpr std::uint64_t kWaitersFlag = detail::kFlagBit;
+    static constexpr std::uint64_t kClosedFlag = detail::kFlagBit;
+    static constexpr std::uint64_t kCountIncrement = detail::kCountIncrement;
     static constexpr std::uint32_t kEmptySlot = std::uint32_t(kSlotMask);
     static constexpr std::uint32_t kDecommittedSlot = std::uint32_t(kSlotMask - 1);
-    static constexpr std::uint64_t kPopIncrement = std::uint64_t(1) << kSlotBits;
+    static constexpr std::int64_t kNoDeadline = -1;
 
+    // Fast paths (detail/sample_allocator_inline.hpp).
     enum class PopFailure { empty, decommitted };
-    detail::SampleHeader* try_pop(std::memory_order order, PopFailure& why) noexcept;
-    std::atomic<std::uint64_t>& my_cache() noexcept;
     detail::SampleHeader* take_cached() noexcept;
-    detail::SampleHeader* steal_cached() noexcept;  // from any thread's cache
-    void discard_retired_take(detail::SampleHeader* h) noexcept;
-    void flush_cache(std::atomic<std::uint64_t>& cache) noexcept;
-    void release_free(detail::SampleHeader* h) noexcept;
-    Result<SampleRef> hand_out(detail::SampleHeader* h, const char* holder) noexcept;
-    static Result<SampleRef> hand_out_cached(detail::SampleHeader* h) noexcept;
-    Result<SampleRef> get_slow(std::int64_t deadline_ns, const std::stop_token* stop,
-                               const char* holder) noexcept;
+    detail::SampleHeader* try_pop(PopFailure& why) noexcept;
+    template <class DeadlineFn>
+    Result<SampleRef> get_fast(const std::stop_token* stop, DeadlineFn deadline, const char* holder) noexcept;
+    detail::SampleHeader* hand_out(detail::SampleHeader* h, const char* holder) noexcept;
+    static detail::SampleHeader* hand_out_cached(detail::SampleHeader* h) noexcept;
+    static bool try_park(detail::SampleHeader* h) noexcept;
     template <class Rep, class Period>
     static std::int64_t deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept;
 
-    static void return_sample(detail::SampleHeader* h, bool discarded) noexcept;  // the last reference dropped
+    // Slow paths (sample_allocator.cpp). They answer in two registers, not with a Result built in
+    // the caller's frame: that would take the Result's address on every path and keep it out of
+    // registers on the fast one too.
+    struct Taken {
+        detail::SampleHeader* sample;  // handed out (hand_out done), or nullptr
+        Errc error;                    // why not
+    };
+    static Result<SampleRef> from(Taken taken) noexcept;
+    Taken get_slow(std::int64_t deadline_ns, const std::stop_token* stop, const char* holder) noexcept;
+    Taken try_get_slow(PopFailure why, const char* holder) noexcept;
+    static void release_slow(detail::SampleHeader* h) noexcept;  // not the sole holder's quick park
+    bool park_reopening(detail::SampleHeader* h) noexcept;
+    detail::SampleHeader* steal_cached() noexcept;
+    detail::SampleHeader* close_caches(detail::Pool* pool) noexcept;
     void push_free(detail::SampleHeader* h) noexcept;
-    void return_retired(detail::SampleHeader* h) noexcept;
+    static void return_retired(detail::SampleHeader* h) noexcept;
     void wake_one() noexcept;
+    void stop_waiting() noexcept;
     void on_get_checked(detail::SampleHeader* h) noexcept;
     void on_return_checked(detail::SampleHeader* h, bool discarded) noexcept;
     void record_holder(detail::SampleHeader* h, const char* holder) noexcept;
 
-    // --- Line 0: the free-list head, CAS'd by every get and release.
+    // --- Line 0: the free-list head, CAS'd by every get and release that misses its cache.
     alignas(detail::kCacheLineSize) std::atomic<std::uint64_t> head_{kDecommittedSlot};
 
-    // --- Line 1: the waiting side; written only when the pool runs empty.
-    // [ 32-bit decommit generation | ledger bit | 31-bit count of threads in get_slow ]. One word,
-    // so a release that parks a sample checks "nobody waits, no decommit began, no ledger to
-    // keep" with one load.
-    alignas(detail::kCacheLineSize) std::atomic<std::uint64_t> wait_state_{0};
-    static constexpr std::uint64_t kOneWaiter = 1;
-    static constexpr std::uint64_t kLedgerOn = std::uint64_t(1) << 31;
-    static constexpr std::uint64_t kOneDecommit = std::uint64_t(1) << 32;
-    static std::uint32_t waiting(std::uint64_t state) noexcept { return std::uint32_t(state) & 0x7FFFFFFF; }
-    std::atomic<std::uint32_t> wake_seq_{0};  // futex word: bumped by every wake
+    // --- Line 1: read by every get, written only by control operations.
+    // The committed pool, or a pool whose caches are always empty while none is committed.
+    alignas(detail::kCacheLineSize) std::atomic<detail::Pool*> current_;
+    detail::SampleHeader* slots_ = nullptr;  // the header arena; fixed after the first commit
+    // kLedgerBit | kCheckedBit: the per-get extras, one load on the free-list path decides both.
+    std::atomic<std::uint8_t> get_extras_{0};
+    static constexpr std::uint8_t kLedgerBit = 1, kCheckedBit = 2;
+
+    // --- Line 2: the waiting side; written only when the pool runs empty.
+    alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> waiters_{0};  // threads announced in get_slow
+    EventCount wake_;                           // where they sleep
+    std::atomic<std::uint64_t> announcements_{0};  // head counter moves that were no pop
+    std::atomic<std::uint64_t> closes_{0};         // cache counter moves that were no take
     std::atomic<std::uint64_t> waits_{0};
     std::atomic<std::uint64_t> timeouts_{0};
     std::atomic<std::uint64_t> cancels_{0};
     std::atomic<std::uint64_t> refused_{0};
 
-    // --- Line 2: read by hot paths, written only by control operations.
-    alignas(detail::kCacheLineSize) detail::SampleHeader* slots_ = nullptr;  // the arena, fixed
-    // kLedgerBit | kCheckedBit: the per-get extras, one load on the fast path decides both.
-    std::atomic<std::uint8_t> get_extras_{0};
-    static constexpr std::uint8_t kLedgerBit = 1, kCheckedBit = 2;
-
     // --- Line 3: retirement bookkeeping, written by last releases of retired epochs.
-    alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> live_retired_{0};  // futex word
+    // Epochs decommitted whose memory is not yet unmapped; decremented after the unmap, by the
+    // reclaimer thread or by decommit (the destructor waits for 0).
+    alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> live_retired_{0};
     std::atomic<std::uint64_t> corruptions_{0};
-    std::atomic<std::uint64_t> retired_takes_{0};  // cache takes that found a retired sample
-
-    // --- Lines 4 ..: the per-thread caches, one line each. A word is [ 44-bit take counter |
-    // 20-bit slot index + 1, or 0 when empty ]; the counter makes stats().gets exact.
-    struct alignas(detail::kCacheLineSize) CacheSlot {
-        std::atomic<std::uint64_t> word{0};
-    };
-    CacheSlot caches_[kCacheSlots];
 
     std::unique_ptr<Control> control_;
 };
 
-// The NUMA node of `cpu` (for placing a pool near the thread that will fill it); -1 when the
-// CPU is unknown, 0 on a system without NUMA. Any thread.
-int numa_node_of_cpu(int cpu) noexcept;
-
-static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::atomic<std::uint64_t>::is_always_lock_free,
-              "the free-list head must be one lock-free 64-bit word");
-
-// ---------------------------------------------------------------------------------------------
-// Implementation detail: inline fast paths (kept here so a get+release pair compiles to a handful
-// of instructions in the caller).
-
-namespace detail {
-// The byte offset of the cache slot this thread uses in every allocator. Every thread starts on
-// slot 0, shared; the first time one of its cache CASes fails (another thread was there), it
-// moves to a slot of its own (round robin over the other kCacheSlots - 1). So threads that
-// never meet never pay for the assignment. initial-exec: a direct thread-pointer load, even from
-// position-independent code.
-inline thread_local std::uintptr_t cache_offset __attribute__((tls_model("initial-exec"))) = 0;
-void move_cache_slot() noexcept;  // sets the above
-}  // namespace detail
-
-inline std::atomic<std::uint64_t>& SampleAllocator::my_cache() noexcept {
-    static_assert(sizeof(CacheSlot) == detail::kCacheLineSize);
-    return reinterpret_cast<CacheSlot*>(reinterpret_cast<std::byte*>(caches_) + detail::cache_offset)->word;
-}
-
-inline Result<SampleRef> SampleAllocator::hand_out_cached(detail::SampleHeader* h) noexcept {
-    // No ledger or checking here (hand_out does them, then comes here): checked pools never park
-    // samples, and while the ledger is on a release takes its parked sample straight back
-    // (release_free's quiet state excludes the ledger), so only a get in that instant goes
-    // unrecorded. relaxed: the sample is ours alone until the caller hands the SampleRef on.
-    h->refs.store(1, std::memory_order_relaxed);
-    h->size = 0;
-    h->flags = 0;
-    h->start = h->stop = INT64_MIN;
-    return SampleRef(h);
-}
-
-inline detail::SampleHeader* SampleAllocator::take_cached() noexcept {
-    std::atomic<std::uint64_t>& cache = my_cache();
-    // relaxed: a hint; the CAS decides.
-    std::uint64_t word = cache.load(std::memory_order_relaxed);
-    if ((word & kSlotMask) == 0) return nullptr;
-    // seq_cst: acquires the parking CAS's release, so the previous holder's writes are visible,
-    // and orders the `retired` load below (see the pairings in sample_allocator.cpp); on x86 it
-    // is the same LOCK CMPXCHG. The word says everything, so a value that came back (ABA) is
-    // still the truth: the sample in it is free.
-    const std::uint64_t field = word & kSlotMask;  // slot + 1
-    // relaxed on failure: we give up and use the free list, which orders itself.
-    if (!cache.compare_exchange_strong(word, word - field + kPopIncrement, std::memory_order_seq_cst,
-                                       std::memory_order_relaxed)) [[unlikely]] {
-        detail::move_cache_slot();
-        return nullptr;
-    }
-    detail::SampleHeader* h = slots_ + (field - 1);
-    // seq_cst (a plain load on x86): parked after decommit emptied the caches (the parker will
-    // notice and look for it, but we took it first): not ours to hand out.
-    if (h->pool->retired.load(std::memory_order_seq_cst)) [[unlikely]] {
-        discard_retired_take(h);
-        return nullptr;
-    }
-    return h;
-}
-
-template <class Rep, class Period>
-std::int64_t SampleAllocator::deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
-    const auto now = std::chrono::steady_clock::now().time_since_epoch();
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
-    return (now + (ns.count() < 0 ? std::chrono::nanoseconds(0) : ns)).count();
-}
-
-inline detail::SampleHeader* SampleAllocator::try_pop(std::memory_order order, PopFailure& why) noexcept {
-    // acquire (or seq_cst from the waiting path): pairs with the release of the push or commit
-    // that stored this head, so the header's `next` and metadata written before it are visible.
-    std::uint64_t head = head_.load(order);
-    for (;;) {
-        const auto slot = std::uint32_t(head & kSlotMask);
-        if (slot >= kDecommittedSlot) {
-            why = slot == kEmptySlot ? PopFailure::empty : PopFailure::decommitted;
-            return nullptr;
-        }
-        detail::SampleHeader* h = slots_ + slot;
-        // relaxed: may be stale if another thread popped `h` meanwhile; then the CAS below fails
-        // because the pop counter moved. The arena is never unmapped, so the read itself is safe.
-        const std::uint32_t next = h->next.load(std::memory_order_relaxed);
-        const std::uint64_t popped = ((head & ~kSlotMask) + kPopIncrement) | next;
-        // acquire on success: the sample's previous owner released it with the push CAS;
-        // acquire on failure: the reloaded head is used the same way as the first load.
-        if (head_.compare_exchange_weak(head, popped, std::memory_order_acquire,
-                                        std::memory_order_acquire)) {
-            if (h == nullptr) __builtin_unreachable();  // spares the caller's null test
-            return h;
-        }
-    }
-}
-
-inline Result<SampleRef> SampleAllocator::hand_out(detail::SampleHeader* h, const char* holder) noexcept {
-    // relaxed: set by control operations; a stale value only delays a switch by one get (the
-    // checked bit changes only between commits, which the head's acquire orders).
-    if (const std::uint8_t extras = get_extras_.load(std::memory_order_relaxed)) [[unlikely]] {
-        if (extras & kLedgerBit) record_holder(h, holder);
-        if (extras & kCheckedBit) on_get_checked(h);
-    }
-    return hand_out_cached(h);  // the fields every get resets
-}
-
-inline Result<SampleRef> SampleAllocator::try_get_buffer(const char* holder) noexcept {
-    if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out_cached(h);
-    PopFailure why = PopFailure::empty;
-    if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
-        return hand_out(h, holder);
-    if (why == PopFailure::decommitted) {
-        // relaxed: a statistic.
-        refused_.fetch_add(1, std::memory_order_relaxed);
-        return unexpected(Errc::not_committed);
-    }
-    if (detail::SampleHeader* h = steal_cached()) return hand_out(h, holder);
-    return unexpected(Errc::would_block);
-}
-
-inline Result<SampleRef> SampleAllocator::get_buffer(const char* holder) noexcept {
-    if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out_cached(h);
-    PopFailure why = PopFailure::empty;
-    if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
-        return hand_out(h, holder);
-    return get_slow(-1, nullptr, holder);
-}
-
-inline Result<SampleRef> SampleAllocator::get_buffer(const std::stop_token& stop, const char* holder) noexcept {
-    if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out_cached(h);
-    PopFailure why = PopFailure::empty;
-    if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
-        return hand_out(h, holder);
-    return get_slow(-1, &stop, holder);
-}
-
-template <class Rep, class Period>
-Result<SampleRef> SampleAllocator::get_buffer(std::chrono::duration<Rep, Period> timeout,
-                                              const char* holder) noexcept {
-    if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out_cached(h);
-    PopFailure why = PopFailure::empty;
-    if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
-        return hand_out(h, holder);
-    return get_slow(deadline_after(timeout), nullptr, holder);
-}
-
-template <class Rep, class Period>
-Result<SampleRef> SampleAllocator::get_buffer(const std::stop_token& stop,
-                                              std::chrono::duration<Rep, Period> timeout,
-                                              const char* holder) noexcept {
-    if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return hand_out_cached(h);
-    PopFailure why = PopFailure::empty;
-    if (detail::SampleHeader* h = try_pop(std::memory_order_acquire, why)) [[likely]]
-        return hand_out(h, holder);
-    return get_slow(deadline_after(timeout), &stop, holder);
-}
-
-inline void SampleAllocator::push_free(detail::SampleHeader* h) noexcept {
-    detail::Pool* pool = h->pool;
-    // acquire: a head stored by commit() must show that pool's `retired` flag set before it.
-    std::uint64_t head = head_.load(std::memory_order_acquire);
-    for (;;) {
-        // relaxed: decommit sets `retired` before it swaps the head, so a stale `false` here is
-        // caught by the CAS, which then fails against the changed head.
-        if (std::uint32_t(head & kSlotMask) == kDecommittedSlot ||
-            pool->retired.load(std::memory_order_relaxed)) [[unlikely]] {
-            return_retired(h);
-            return;
-        }
-        // relaxed: published by the release half of the CAS below.
-        h->next.store(std::uint32_t(head & kSlotMask), std::memory_order_relaxed);
-        // seq_cst: publishes the sample (release) and is ordered before the waiters_ load below
-        // (the store-load half of the Dekker pairing with get_slow's waiters_ increment).
-        // acquire on failure: as the first load.
-        if (head_.compare_exchange_weak(head, (head & ~kSlotMask) | h->slot, std::memory_order_seq_cst,
-                                        std::memory_order_acquire))
-            break;
-    }
-    // seq_cst: see above; a waiter that counted itself (waiting(wait_state_)) after this load
-    // will see the push.
-    if (waiting(wait_state_.load(std::memory_order_seq_cst)) != 0) [[unlikely]]
-        wake_one();
-}
-
-// A free sample goes to this thread's cache when that is empty, else onto the free list.
-inline void SampleAllocator::release_free(detail::SampleHeader* h) noexcept {
-    // Read before the CAS: after it, `h` may already be someone else's.
-    const std::uint64_t quiet = h->pool->quiet_state;
-    std::atomic<std::uint64_t>& cache = my_cache();
-    // relaxed: a hint; the CAS decides.
-    std::uint64_t word = cache.load(std::memory_order_relaxed);
-    if ((word & kSlotMask) == 0) {
-        // seq_cst: (a) of the pairings in sample_allocator.cpp; publishes the sample (release)
-        // and is ordered before (b). The slot field is 0, so adding sets it. relaxed on failure:
-        // we then push the sample, which orders itself.
-        if (cache.compare_exchange_strong(word, word + h->slot + 1, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed)) [[likely]] {
-            // seq_cst: (b). Not the pool's quiet state: someone waits who may not have seen our
-            // cache, a decommit has begun (perhaps of this very pool) that may have emptied the
-            // caches before our CAS, or the ledger is on. Take the sample back and release it the
-            // slow way. (After the CAS `h` may already be someone else's: only our words are read.)
-            if (wait_state_.load(std::memory_order_seq_cst) != quiet) [[unlikely]]
-                flush_cache(cache);
-            return;
-        }
-        detail::move_cache_slot();  // someone else uses this slot
-    }
-    push_free(h);
-}
-
-inline void SampleAllocator::return_sample(detail::SampleHeader* h, bool discarded) noexcept {
-    SampleAllocator* self = h->pool->owner;
-    if (h->pool->checked || discarded) [[unlikely]] {
-        self->on_return_checked(h, discarded);
-        self->push_free(h);  // not parked: a cached get skips the checks
-        return;
-    }
-    self->release_free(h);
-}
-
-inline void SampleRef::reset() noexcept {
-    if (header_ == nullptr) return;
-    detail::SampleHeader* h = std::exchange(header_, nullptr);
-    // acquire: pairs with the release decrements of the other holders, so their writes to the
-    // sample happen before its reuse.
-    std::uint32_t before = h->refs.load(std::memory_order_acquire);
-    // The sole holder needs no atomic decrement: nobody else can copy a reference it alone has,
-    // so the count cannot change under it. (Its own writes are published by the release half of
-    // the CAS that parks or pushes the sample.)
-    if (before == 1) [[likely]] {  // the common case spelled out: sole holder, no discard asked
-        // relaxed: as below.
-        h->refs.store(0, std::memory_order_relaxed);
-        SampleAllocator::return_sample(h, false);
-        return;
-    }
-    if ((before & detail::kRefMask) == 1) {
-        // relaxed: the free list's push publishes it; until then only diagnostics read it.
-        h->refs.store(0, std::memory_order_relaxed);
-    } else {
-        // acq_rel: release so our writes happen-before the last holder's return of the sample;
-        // acquire so the last holder sees every other holder's writes.
-        before = h->refs.fetch_sub(1, std::memory_order_acq_rel);
-        if ((before & detail::kRefMask) != 1) return;
-    }
-    SampleAllocator::return_sample(h, (before & detail::kDiscardBit) != 0);
-}
-
-// Inline: Node::push calls it for every sample; with the ledger off it is three loads and a test.
-inline void SampleRef::set_holder(const char* holder) noexcept {
-    // relaxed: the ledger switch and entries are diagnostics.
-    if (header_ != nullptr && (header_->pool->owner->get_extras_.load(std::memory_order_relaxed) &
-                               SampleAllocator::kLedgerBit)) [[unlikely]]
-        header_->holder.store(holder, std::memory_order_relaxed);
-}
-
-inline std::size_t SampleRef::index() const noexcept { return header_->index; }
-inline std::uint64_t SampleRef::epoch() const noexcept { return header_->pool->epoch; }
-
 }  // namespace sluice
+
+#include <sluice/allocators/detail/sample_allocator_inline.hpp>

@@ -5,13 +5,15 @@
 // the graph started running, not counting time spent paused. A sample whose start time is t is
 // due when running time reaches t.
 //
-// Presentation waits (wait_until) block the calling streaming thread in a futex with an absolute
-// deadline, and end early when the graph pauses, flushes or stops (interrupt()) or the caller's
+// Presentation waits (wait_until) block the calling streaming thread on an EventCount with an
+// absolute deadline, and end early when the graph pauses, flushes or stops (interrupt()) or the caller's
 // stop_token fires. They allocate nothing and take no lock, so a clocked render stays
 // allocation-free; a stop never waits on a render that is waiting on the clock.
 //
 // Threading: now() and wait_until() from any thread; start/pause/reset/interrupt from the control
 // thread (the Graph).
+
+#include <sluice/allocators/event_count.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -47,7 +49,7 @@ private:
     std::atomic<std::int64_t> base_ns_{0};
     std::atomic<std::int64_t> paused_at_{0};
     std::atomic<bool> running_{false};
-    std::atomic<std::uint32_t> generation_{0};  // futex word, bumped by every state change
+    EventCount changes_;  // notified by every state change
 };
 
 }  // namespace sluice::engine

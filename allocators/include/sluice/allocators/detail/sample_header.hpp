@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <new>  // std::hardware_destructive_interference_size
 
 namespace sluice {
 class SampleAllocator;
@@ -19,18 +18,21 @@ namespace sluice::detail {
 inline constexpr std::size_t kCacheLineSize = 64;
 
 struct Pool;
-struct LayoutProbe;  // defined by the tests, to assert the allocator's cache-line layout
+struct LayoutProbe;  // defined by the tests, to reach the allocator's private words
 
 // One per buffer. Headers live in the allocator's slot arena, which is never unmapped while the
 // allocator exists: a get that read a stale free-list head may still read a header's `next`
 // safely (its CAS then fails), which is what lets pools be freed without hazard pointers.
 //
 // Line 0 is the sample's hot line: get, release and add_ref of this sample touch only it (plus
-// the allocator's head), and no other sample shares it.
+// one cache word, or the allocator's head), and no other sample shares it.
 struct alignas(kCacheLineSize) SampleHeader {
-    // Low 31 bits: the reference count. Invariant: 0 exactly while the sample is free (in its
-    // pool's free list or in a retired pool); the thread that drops it to 0 owns the header until
-    // it pushes it back. Bit 31 (kDiscardBit): a holder asked for the sample to be scrubbed.
+    // Low 31 bits: the reference count. Invariant: 0 while the sample is on its pool's free list
+    // or counted out of a retired pool; 1 while it is parked in a cache word (the release that
+    // parks it leaves the sole holder's count in place, and the take that hands it out again
+    // needs it there: two stores fewer per get+release pair); otherwise the number of SampleRefs.
+    // The thread that drops it to 0 owns the header until it pushes it back.
+    // Bit 31 (kDiscardBit): a holder asked for the sample to be scrubbed.
     std::atomic<std::uint32_t> refs{0};
     // Free-list link (a slot index) while the sample is free; read racily by concurrent gets,
     // whose CAS then validates it, so it is atomic.
@@ -57,21 +59,40 @@ static_assert(offsetof(SampleHeader, holder) == kCacheLineSize,
 static_assert(sizeof(SampleHeader) % kCacheLineSize == 0 && alignof(SampleHeader) == kCacheLineSize,
               "sample headers must not share cache lines");
 
+// A word of the per-thread sample caches, and of the free-list head: one 64-bit atomic on a cache
+// line of its own.
+//
+// Cache word: [ 43-bit counter | closed bit | 20-bit slot index + 1, or 0 when empty ]. The
+// counter moves on every take and every close, so a CAS that read the word earlier fails after
+// either (and stats().gets counts takes exactly). A closed word takes no sample: waiters close the
+// words before they sleep (so that no release parks a sample they would not see), decommit closes
+// them for good, the ledger and checked mode keep them closed.
+struct alignas(kCacheLineSize) CacheWord {
+    std::atomic<std::uint64_t> word{0};
+};
+inline constexpr std::uint64_t kSlotBits = 20;
+inline constexpr std::uint64_t kSlotMask = (std::uint64_t(1) << kSlotBits) - 1;
+inline constexpr std::uint64_t kFlagBit = std::uint64_t(1) << kSlotBits;    // closed / waiters
+inline constexpr std::uint64_t kCountIncrement = std::uint64_t(1) << (kSlotBits + 1);
+inline constexpr std::size_t kCacheSlots = 16;
+
 // The part of a pool (the memory of one commit) that inline fast paths read. The rest lives in
-// the allocator's source file.
-struct Pool {
+// the allocator's source file. A pool record is never freed while its allocator lives (drained
+// records are reused by later commits), so a get that read a stale `current` pointer still reads
+// valid cache words, whose state tells the truth: a sample parked in them is free.
+struct alignas(kCacheLineSize) Pool {
     SampleAllocator* owner = nullptr;
     std::uint64_t epoch = 0;
     // Set (before the free-list head changes) when the pool's commit ends. A release that sees it
     // does not push the sample back but counts it out of `outstanding`.
     std::atomic<bool> retired{false};
     bool checked = false;  // guard bytes and poisoning are on (AllocatorProperties::checked)
-    // The owner's wait_state_ while nobody waits and this pool is current: its decommit
-    // generation at commit, in the upper half. Constant.
-    std::uint64_t quiet_state = 0;
     // Starts at the number of buffers. decommit subtracts the samples found free; every release
     // after retirement subtracts one; the one that reaches zero hands the memory to the reclaimer.
     alignas(kCacheLineSize) std::atomic<std::int64_t> outstanding{0};
+    // The per-thread caches of this pool, one sample each. A thread uses the word at its
+    // cache_offset; see detail::move_cache_slot.
+    CacheWord caches[kCacheSlots];
 };
 
 }  // namespace sluice::detail
