@@ -8,10 +8,14 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <cerrno>
+#include <cstring>
+#include <utility>
 
 #include <unistd.h>
 
@@ -22,6 +26,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> scenarios;
     std::string json_path, plot_path;
     bool no_check = false, quiet = false;
+    std::string check_mode = "both";
 
     CLI::App app{"sluice-stress: stress-test the Sluice sample allocator.\n"
                  "Invariants checked on every operation: no buffer handed out twice, none lost, no write to a\n"
@@ -40,7 +45,12 @@ int main(int argc, char** argv) {
     app.add_option("--seed", config.seed, "Random seed (printed on failure so a run can be replayed)");
     app.add_option("--json", json_path, "Write the results as JSON to this file");
     app.add_option("--plot", plot_path, "Write an SVG plot of the latency distributions to this file");
-    app.add_flag("--no-check", no_check, "Turn off guard and poison bytes (faster, fewer checks)");
+    app.add_option("--check", check_mode,
+                   "Guard and poison bytes: on, off, or both (half of each scenario's time each; checked pools "
+                   "never use the per-thread caches, so 'both' tests the caches too)")
+        ->check(CLI::IsMember({"on", "off", "both"}))
+        ->capture_default_str();
+    app.add_flag("--no-check", no_check, "Same as --check off (faster, fewer checks)");
     app.add_flag("-q,--quiet", quiet, "No progress line");
     try {
         app.parse(argc, argv);
@@ -53,13 +63,38 @@ int main(int argc, char** argv) {
         std::cerr << "sluice-stress: --alignment must be a power of two\n";
         return 2;
     }
-    config.checked = !no_check;
+    if (!std::isfinite(config.seconds) || config.seconds <= 0) {
+        std::cerr << "sluice-stress: --duration must be a positive number of seconds\n";
+        return 2;
+    }
+    if (no_check) check_mode = "off";
+    config.checked = check_mode != "off";
+    config.alternate = check_mode == "both";
+    if (config.numa_node >= 0) {
+        // The allocator refuses a node without memory; say so now, as a bad argument.
+        sluice::SampleAllocator probe;
+        if (!probe.set_properties({.buffers = 1, .buffer_bytes = 64, .numa_node = config.numa_node})) {
+            std::cerr << "sluice-stress: --numa-node " << config.numa_node << ": no such NUMA node on this machine\n";
+            return 2;
+        }
+    }
+    // Output files are opened before the run, so a path that cannot be written is a bad argument
+    // found at once, not after minutes of work.
+    std::ofstream json_file, plot_file;
+    for (auto [path, file] : {std::pair{&json_path, &json_file}, std::pair{&plot_path, &plot_file}}) {
+        if (path->empty()) continue;
+        file->open(*path);
+        if (!*file) {
+            std::cerr << "sluice-stress: cannot write " << *path << ": " << std::strerror(errno) << "\n";
+            return 2;
+        }
+    }
     config.progress = !quiet && ::isatty(STDERR_FILENO);
     if (scenarios.empty()) scenarios = scenario_names();
 
-    std::printf("sluice-stress: %u threads, %zu x %zu-byte buffers aligned %zu, seed %llu%s\n", config.threads,
+    std::printf("sluice-stress: %u threads, %zu x %zu-byte buffers aligned %zu, seed %llu, %s\n", config.threads,
                 config.buffers, config.bytes, config.alignment, static_cast<unsigned long long>(config.seed),
-                config.checked ? ", checked" : "");
+                config.alternate ? "checked and unchecked pools" : config.checked ? "checked pools" : "unchecked pools");
     std::fflush(stdout);
     std::vector<ScenarioResult> results;
     bool failed = false;
@@ -71,18 +106,25 @@ int main(int argc, char** argv) {
         }
     }
     print_table(std::cout, results);
-    if (!json_path.empty()) {
-        std::ofstream(json_path) << to_json(config, results);
-        std::cout << "results written to " << json_path << "\n";
-    }
-    if (!plot_path.empty()) {
-        std::ofstream(plot_path) << to_svg(results);
-        std::cout << "latency plot written to " << plot_path << "\n";
-    }
+    // A write that fails (a full disk, /dev/full) is reported and fails the run.
+    bool write_failed = false;
+    auto finish = [&](std::ofstream& file, const std::string& path, const std::string& text, const char* what) {
+        if (path.empty()) return;
+        file << text;
+        file.close();
+        if (!file) {
+            std::cerr << "sluice-stress: writing " << path << " failed: " << std::strerror(errno) << "\n";
+            write_failed = true;
+            return;
+        }
+        std::cout << what << " written to " << path << "\n";
+    };
+    finish(json_file, json_path, to_json(config, results), "results");
+    finish(plot_file, plot_path, to_svg(results), "latency plot");
     if (failed) {
         std::fprintf(stderr, "sluice-stress: FAILED; replay with --seed %llu\n", static_cast<unsigned long long>(config.seed));
         return 1;
     }
     std::cout << "all invariants held\n";
-    return 0;
+    return write_failed ? 1 : 0;
 }

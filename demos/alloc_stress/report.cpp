@@ -53,7 +53,7 @@ std::string to_json(const Config& config, const std::vector<ScenarioResult>& res
     nlohmann::json j;
     j["config"] = {{"threads", config.threads}, {"buffers", config.buffers}, {"bytes", config.bytes},
                    {"alignment", config.alignment}, {"numa_node", config.numa_node}, {"seconds", config.seconds},
-                   {"ops", config.ops}, {"seed", config.seed}, {"checked", config.checked}};
+                   {"ops", config.ops}, {"seed", config.seed}, {"checked", config.alternate ? "both" : config.checked ? "on" : "off"}};
     for (const auto& r : results) {
         const auto& s = r.final_stats;
         j["scenarios"].push_back({{"name", r.name},
