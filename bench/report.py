@@ -86,6 +86,17 @@ def load_counts(path):
     return out
 
 
+def load_api_counts(path):
+    """{"g++-O2": instructions per pair, ...} from run.sh's latest-api-counts.tsv"""
+    out = {}
+    with open(path) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    for row in rows[1:]:
+        build, p1, i1, p2, i2 = row[0], *map(float, row[1:5])
+        out[build] = (i2 - i1) / (p2 - p1)
+    return out
+
+
 def ratio(value, base):
     if value is None or base in (None, 0):
         return NA
@@ -133,6 +144,7 @@ def main():
     ap.add_argument("--disturbed", action="append", default=[],
                     help="SCENARIO=PERCENT: share of the machine other processes took meanwhile")
     ap.add_argument("--counts", required=True)
+    ap.add_argument("--api-counts", help="count_api.cpp's callgrind counts per compiler and -O level")
     ap.add_argument("--out", required=True)
     ap.add_argument("--repo", required=True)
     ap.add_argument("--seconds", default="?")
@@ -145,6 +157,7 @@ def main():
     contexts, runs = load_benchmarks(args.json)
     disturbed = dict(d.split("=", 1) for d in args.disturbed)
     counts = load_counts(args.counts)
+    api = load_api_counts(args.api_counts) if args.api_counts and os.path.exists(args.api_counts) else {}
     m = machine(args.repo)
 
     def med(scenario, pool, waiters=None):
@@ -165,7 +178,8 @@ def main():
     w = out.append
     w("# Sluice allocator benchmarks: latest run\n")
     w(f"Machine: {m['nproc']} CPUs, {m['model']} (lscpu model name); Linux {m['kernel']}; "
-      f"{m['glibc']}; {m['compiler']}; Release build. Commit {m['commit']}.  ")
+      f"{m['glibc']}; {m['compiler']}; RelWithDebInfo build (-O2, as the README builds). "
+      f"Commit {m['commit']}.  ")
     w(f"Run: {contexts[0].get('date', '?') if contexts else '?'}, {args.seconds} s in all. The "
       f"machine is shared; share of it other processes took while each scenario ran: "
       + ", ".join(f"{k} {v} %" for k, v in disturbed.items())
@@ -230,8 +244,21 @@ def main():
           ", ".join(f"{p} {counts[p]['setup_allocs']}" for p in POOLS if p in counts),
           c0["st_pairs_1"], c0["st_pairs_2"]))
 
+    # ---- The public API, per compiler and optimisation level
+    if api:
+        w("## The public API pair, as users compile it\n")
+        w("`count_api.cpp`: `auto r = alloc.get_buffer(); if (!r) ...; SampleRef s = std::move(*r); s.reset();` "
+          "in a loop, compiled with the allocator's sources at each level. Instructions per pair under "
+          "callgrind, the loop's increment, compare and branch included.\n")
+        w("| compiler | -O2 | -O3 |")
+        w("|---|---:|---:|")
+        for cxx in ("g++", "clang++-14"):
+            cells = [f"{api[cxx + o]:.1f}" if cxx + o in api else NA for o in ("-O2", "-O3")]
+            w(f"| {cxx} | " + " | ".join(cells) + " |")
+        w("")
+
     # ---- Targets
-    w("## Targets for ours (issue #5)\n")
+    w("## Targets for ours (issues #5 and #16)\n")
     w("| target | measured | met? |")
     w("|---|---|---|")
 
@@ -246,8 +273,16 @@ def main():
         w(f"| s1: ≥ 3× fewer instructions than the mutex pool | {i_m / i_s:.2f}× fewer "
           f"({i_m:.1f} vs {i_s:.1f}); {(i_m - loop) / (i_s - loop):.2f}× without the loop "
           f"| {verdict(i_m / i_s >= 3)} |")
+    if api:
+        worst = max(api.values())
+        w(f"| public API pair ≤ 40 instructions at -O2 and -O3, GCC and clang | "
+          + ", ".join(f"{b} {v:.1f}" for b, v in sorted(api.items())) + f" | {verdict(worst <= 40)} |")
+    s3s, s3m = med("s3_contention", "sluice"), med("s3_contention", "mimalloc")
+    if s3s is not None and s3m:
+        w(f"| s3: contention no slower than mimalloc's per-thread path | {s3s / s3m:.2f}× mimalloc's "
+          f"({fmt_ns(s3s)} vs {fmt_ns(s3m)} ns) | {verdict(s3s <= s3m)} |")
     for scenario, limit, text in (("s2_handoff", 0.5, "s2: hand-off ≤ ½ the mutex pool's ns"),
-                                  ("s3_contention", 1 / 3, "s3: contention ≤ ⅓ the mutex pool's ns")):
+                                  ("s3_contention", 1 / 4, "s3: contention ≤ ¼ the mutex pool's ns")):
         s, b = med(scenario, "sluice"), med(scenario, "mutex")
         if s is not None and b:
             w(f"| {text} | {s / b:.2f}× ({fmt_ns(s)} vs {fmt_ns(b)} ns) | {verdict(s / b <= limit)} |")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds bench/ (Release, in build-bench/) and runs everything issue #5 asks for in one go: the
+# Builds bench/ (RelWithDebInfo, -O2, in build-bench/) and runs everything issue #5 asks for in one go: the
 # Google Benchmark scenarios, callgrind instructions per pair, heap allocations and system calls
 # of scenario 1. Prints the tables and writes, in bench/results/:
 #   latest.md            the tables, the machine, how busy it was
@@ -36,10 +36,23 @@ for tool in valgrind strace python3 flock; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (bash .ci/install-deps)" >&2; exit 1; }
 done
 
-echo "== build (Release, $build)"
-flock "$lock" cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_BENCH=ON \
+echo "== build (RelWithDebInfo, -O2, as the README builds; $build)"
+flock "$lock" cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_BUILD_BENCH=ON \
   -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_DEMOS=OFF >/dev/null
 flock "$lock" cmake --build "$build" -j2 --target sluice-bench sluice-count-scenario1 sluice-count-allocs
+
+# The public API pair (count_api.cpp) as users compile it: each compiler at -O2 and -O3, the
+# allocator's sources with the same flags. -gdwarf-4: valgrind 3.19 cannot read clang 14's DWARF 5.
+api_builds=()
+for cxx in g++ clang++-14; do
+  command -v "$cxx" >/dev/null || { echo "   $cxx missing: no public-API count for it" >&2; continue; }
+  for opt in -O2 -O3; do
+    out="$build/sluice-count-api-$cxx$opt"
+    flock "$lock" "$cxx" -std=c++20 "$opt" -gdwarf-4 -DNDEBUG -I"$top/allocators/include" "$here/count_api.cpp" \
+      "$top"/allocators/src/*.cpp -o "$out" -lnuma -pthread
+    api_builds+=("$cxx$opt")
+  done
+done
 
 bin="$build/bench"
 tmp=$(mktemp -d)
@@ -137,7 +150,21 @@ for pool in "${pools[@]}"; do
 done
 cp "$tmp/counts.tsv" "$results/latest-counts.tsv"
 
+echo "== public API pair: callgrind (${cg_pairs[*]} pairs) per compiler and optimisation level"
+printf 'build\tpairs_1\tir_1\tpairs_2\tir_2\n' > "$tmp/api.tsv"
+for b in "${api_builds[@]}"; do
+  row=("$b")
+  for n in "${cg_pairs[@]}"; do
+    valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.api.$b.$n" "$build/sluice-count-api-$b" "$n" \
+      >/dev/null 2>"$tmp/cg.api.$b.$n.log"
+    row+=("$n" "$(awk '/^summary:/ { print $2 }' "$tmp/cg.api.$b.$n")")
+  done
+  (IFS=$'\t'; echo "${row[*]}") >> "$tmp/api.tsv"
+done
+cp "$tmp/api.tsv" "$results/latest-api-counts.tsv"
+
 jsons=()
 for s in "${scenarios[@]}"; do jsons+=(--json "$results/latest-$s.json" --disturbed "$s=${disturbed[$s]}"); done
 python3 "$here/report.py" "${jsons[@]}" --counts "$results/latest-counts.tsv" \
+  --api-counts "$results/latest-api-counts.tsv" \
   --seconds "$(( $(date +%s) - started ))" --repo "$top" --out "$results/latest.md"

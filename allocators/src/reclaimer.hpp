@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// The housekeeping thread that unmaps the memory of retired pools (rule 8 of
+// The housekeeping thread that unmaps the memory of retired pools (rule 10 of
 // docs/allocator-contract.md): the last release of a decommitted pool happens on some streaming
 // thread, which must not call into the OS allocator, so it hands the mapping over here and
 // returns at once.

@@ -12,13 +12,14 @@
 #include <mutex>
 #include <vector>
 
-// How the pieces pair up. Every rule below is about one word at a time or about a pair of words
+// How the pieces pair up (the "pairings" cited by comments below; the numbered rules of the
+// contract are in docs/allocator-contract.md). Every pairing below is about one word at a time or about a pair of words
 // in one seq_cst total order; "the word" of a CAS is read and written in one step, so a CAS that
 // succeeds saw every earlier change of that word.
 //
-// 1. A sample becomes free in exactly one step, and after that step its releaser touches nothing
-//    the allocator owns (rule 9: the destructor waits for samples, and once they are all back no
-//    release can still be running inside the allocator):
+// P1. A sample becomes free in exactly one step, and after that step its releaser touches nothing
+//    the allocator owns (contract rule 4: the destructor waits for samples, and once they are all
+//    back no release can still be running inside the allocator):
 //    - parking: the CAS that puts it in a cache word (try_park, park_reopening);
 //    - pushing: the CAS that puts it on the free list (push_free). The value that CAS replaced
 //      says whether a waiter may sleep (the head's waiters flag); only then does the pusher go on
@@ -27,7 +28,7 @@
 //      last one hands the memory to the reclaimer thread, which decrements live_retired_ after the
 //      unmap (the destructor waits for live_retired_ == 0).
 //
-// 2. Waiting without losing a wake-up (get_slow against push_free). The waiters flag lives in the
+// P2. Waiting without losing a wake-up (get_slow against push_free). The waiters flag lives in the
 //    head itself, so the push and the waiter's announcement are CASes on the same word:
 //
 //      pusher (push_free)                       waiter (get_slow)
@@ -47,24 +48,24 @@
 //    after the clearing (and sets the flag again) or it moved the counter and the clearing CAS
 //    fails, and the retry reads waiters_ after c, hence after b, and leaves the flag alone.
 //
-// 3. Parked samples and waiters (close_caches against try_park / park_reopening). A waiter
+// P3. Parked samples and waiters (close_caches against try_park / park_reopening). A waiter
 //    closes every cache word of the pool after c and before d: one CAS per word that sets the
 //    closed flag, moves the counter and takes any sample parked there. A release parks only in an
 //    open word, by CAS, so it either parked before the close (the waiter takes the sample) or its
-//    CAS fails and it pushes (rule 2). A closed word is reopened only by a release, and only when
+//    CAS fails and it pushes (P2). A closed word is reopened only by a release, and only when
 //    no waiter is announced, the ledger is off, the pool is not retired and not checked: it loads
 //    the word (acquire), then those four, then CASes the word from the value it loaded. Whoever
 //    closed the word set its reason (b, the ledger bit, `retired`) before the close, and the
 //    close's release makes it visible to a release that loaded the closed word; a close that came
 //    after the load makes the reopening CAS fail.
 //
-// 4. Decommit (rule 3): `retired` is set, the head swapped to "decommitted" (pushes fail from
+// P4. Decommit (contract rule 3): `retired` is set, the head swapped to "decommitted" (pushes fail from
 //    then on and see the flag), then every cache word of the pool is closed for good, taking the
 //    samples parked there. A sample is thus counted free by decommit exactly when it was on the
 //    detached free list or in a cache word at the close; every other sample of the pool is
 //    counted out by its release (return_retired). A get that read the pool before decommit may
 //    still take a parked sample before the close: decommit then counts it as held, rightly.
-//    Pool records are reused, never freed, while the allocator lives (rule 9), so such a stale
+//    Pool records are reused, never freed, while the allocator lives (P1), so such a stale
 //    get reads valid words.
 
 namespace sluice {
@@ -79,6 +80,7 @@ constexpr std::size_t kReclaimNodeBytes = 64;  // head of every pool mapping, fo
 constexpr std::size_t kGuardBytes = 64;        // checked mode: guard after each buffer
 constexpr unsigned char kGuardByte = 0xAB;
 constexpr unsigned char kPoisonByte = 0xDD;
+constexpr std::size_t kCheckedCommitBytes = std::size_t(16) << 20;  // commits this big ask first
 
 static_assert(kArenaSlots <= (std::size_t(1) << 20) - 2,
               "arena slot indices must fit the head's 20-bit field below its two special values");
@@ -125,7 +127,7 @@ constinit detail::Pool g_no_pool;
 namespace detail {
 
 // A pool: the memory and headers of one commit. The record lives as long as its allocator:
-// drained records are reused by later commits (see rule 4 in the comment at the top).
+// drained records are reused by later commits (see P4 in the comment at the top).
 struct PoolImpl : Pool {
     std::byte* region = nullptr;   // the mmap'd memory (begins with the reclaimer's node space)
     std::size_t region_bytes = 0;
@@ -160,6 +162,7 @@ struct SampleAllocator::Control {
     std::uint64_t commits = 0;
     std::uint64_t decommits = 0;
     std::atomic<std::uint64_t> discards{0};
+    bool holders_named = false;  // set_holders_named
 };
 
 SampleAllocator::SampleAllocator() : current_(&g_no_pool), control_(std::make_unique<Control>()) {
@@ -289,8 +292,12 @@ std::error_code SampleAllocator::commit() {
     const std::size_t slot_pages = (count + kSlotsPerPage - 1) / kSlotsPerPage;
     const std::size_t first_page = find_free_pages(c.arena_page_used, slot_pages);
     if (first_page == std::size_t(-1)) return Errc::out_of_memory;  // too many epochs still held
-    // Faulting in more than this process may use gets it killed, not refused: ask first.
-    if (layout.map_bytes + slot_pages * 4096 > detail::memory_headroom_bytes()) return Errc::out_of_memory;
+    // Faulting in more than this process may use gets it killed, not refused: ask first. (Small
+    // pools are spared the reading of /proc and /sys: one of them is no more dangerous than any
+    // malloc, and a graph of ten thousand nodes commits ten thousand of them.)
+    if (const std::size_t bytes = layout.map_bytes + slot_pages * 4096;
+        bytes >= kCheckedCommitBytes && bytes > detail::memory_headroom_bytes())
+        return Errc::out_of_memory;
 
     detail::PoolImpl* pool = nullptr;
     for (detail::PoolImpl* p : c.records)
@@ -408,7 +415,7 @@ std::error_code SampleAllocator::decommit() {
     // relaxed: the retired store below (and the seq_cst CAS after it) orders it for releasers.
     live_retired_.fetch_add(1, std::memory_order_relaxed);
     // seq_cst: a releaser that acquires the new head (or reads this flag) sees the pool retired,
-    // and so does one that loads a cache word after the closes below (rule 3).
+    // and so does one that loads a cache word after the closes below (P3).
     pool->retired.store(true, std::memory_order_seq_cst);
     // release: new gets go to the empty pool; the head below says why.
     current_.store(&g_no_pool, std::memory_order_release);
@@ -432,7 +439,7 @@ std::error_code SampleAllocator::decommit() {
         // relaxed: a first guess for the CAS.
         std::uint64_t word = w.word.load(std::memory_order_relaxed);
         // acq_rel: the acquire makes a parked sample's state ours; the release publishes `retired`
-        // to releases that load the closed word (rule 3).
+        // to releases that load the closed word (P3).
         while (!w.word.compare_exchange_weak(word, ((word & ~kSlotMask) + kCountIncrement) | kClosedFlag,
                                              std::memory_order_acq_rel, std::memory_order_relaxed)) {
         }
@@ -497,7 +504,7 @@ void SampleAllocator::release_slow(SampleHeader* h) noexcept {
 }
 
 // Parks `h` (refs already 1) in this thread's cache word, reopening the word if a waiter closed
-// it and has gone (rule 3). False when the word is taken or must stay closed.
+// it and has gone (P3). False when the word is taken or must stay closed.
 bool SampleAllocator::park_reopening(SampleHeader* h) noexcept {
     std::atomic<std::uint64_t>& cache = detail::cache_word(*h->pool);
     // acquire: pairs with the release of whoever closed the word, so its reason is visible below.
@@ -535,7 +542,7 @@ void SampleAllocator::push_free(SampleHeader* h) noexcept {
         // relaxed: published by the release half of the CAS below.
         h->next.store(std::uint32_t(head & kSlotMask), std::memory_order_relaxed);
         // acq_rel: the release publishes the sample; the acquire orders a waiter's ticket before
-        // our notify (rule 2). acquire on failure: as the first load.
+        // our notify (P2). acquire on failure: as the first load.
         if (head_.compare_exchange_weak(head, (head & ~kSlotMask) | h->slot, std::memory_order_acq_rel,
                                         std::memory_order_acquire))
             break;
@@ -625,7 +632,7 @@ SampleHeader* SampleAllocator::steal_cached() noexcept {
     return nullptr;
 }
 
-// A waiter's last look before it sleeps (rule 3): closes every cache word of `pool` and takes
+// A waiter's last look before it sleeps (P3): closes every cache word of `pool` and takes
 // the first sample found parked (then stops: a thread with a sample does not sleep).
 SampleHeader* SampleAllocator::close_caches(detail::Pool* pool) noexcept {
     assert(pool != &g_no_pool && "the shared empty pool's words are never written");
@@ -649,13 +656,13 @@ SampleHeader* SampleAllocator::close_caches(detail::Pool* pool) noexcept {
 
 void SampleAllocator::wake_one() noexcept { wake_.notify_one(); }
 
-// The calling waiter leaves (rule 2): the last one clears the head's waiters flag.
+// The calling waiter leaves (P2): the last one clears the head's waiters flag.
 void SampleAllocator::stop_waiting() noexcept {
-    // seq_cst: ordered with the newcomer's increment and head CAS (rule 2).
+    // seq_cst: ordered with the newcomer's increment and head CAS (P2).
     if (waiters_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
     std::uint64_t head = head_.load(std::memory_order_seq_cst);
     while ((head & kWaitersFlag) != 0) {
-        // seq_cst: read after the head load above (or the failed CAS's reload), see rule 2.
+        // seq_cst: read after the head load above (or the failed CAS's reload), see P2.
         if (waiters_.load(std::memory_order_seq_cst) != 0) return;
         // seq_cst on both: the CAS and its reload take part in the same total order.
         if (head_.compare_exchange_weak(head, head & ~kWaitersFlag, std::memory_order_seq_cst,
@@ -721,12 +728,12 @@ SampleAllocator::Taken SampleAllocator::get_slow(std::int64_t deadline_ns, const
         return Taken{nullptr, why_leaving};
     };
 
-    // seq_cst: (b) of rule 2.
+    // seq_cst: (b) of P2.
     waiters_.fetch_add(1, std::memory_order_seq_cst);
     for (;;) {
-        // (a) of rule 2: a notify after this makes the wait below return.
+        // (a) of P2: a notify after this makes the wait below return.
         const std::uint32_t ticket = wake_.prepare_wait();
-        // seq_cst: ordered with stop_waiting's reads (rule 2).
+        // seq_cst: ordered with stop_waiting's reads (P2).
         std::uint64_t head = head_.load(std::memory_order_seq_cst);
         const auto slot = std::uint32_t(head & kSlotMask);
         if (slot == kDecommittedSlot) {
@@ -740,14 +747,14 @@ SampleAllocator::Taken SampleAllocator::get_slow(std::int64_t deadline_ns, const
             }
             continue;  // taken by someone else, or decommitted: look again
         }
-        // (c) of rule 2: announce ourselves in the head, moving its counter. seq_cst on both:
-        // part of rule 2's total order with stop_waiting.
+        // (c) of P2: announce ourselves in the head, moving its counter. seq_cst on both:
+        // part of P2's total order with stop_waiting.
         if (!head_.compare_exchange_strong(head, (head + kCountIncrement) | kWaitersFlag, std::memory_order_seq_cst,
                                            std::memory_order_seq_cst))
             continue;
         // relaxed: a statistic (the counter moved without a pop).
         announcements_.fetch_add(1, std::memory_order_relaxed);
-        // Rule 3: no sample may stay parked where we would not see it.
+        // P3: no sample may stay parked where we would not see it.
         // acquire: as in take_cached.
         detail::Pool* pool = current_.load(std::memory_order_acquire);
         if (pool == &g_no_pool) continue;  // decommitted since: the head says so next time round
@@ -782,18 +789,18 @@ void SampleAllocator::set_ledger_enabled(bool on) noexcept {
         return;
     }
     if (was_on) return;
-    // What earlier gets recorded is stale: a sample taken while the ledger was off (or through a
+    // What earlier gets recorded is stale (unless the owner names every holder): a sample taken while the ledger was off (or through a
     // cache) was not recorded, and its header may still name a previous holder whose name is
     // gone. Forget it all before the first new record.
     for (const detail::PoolImpl* pool : control_->records) {
-        if (!pool->in_use) continue;
+        if (!pool->in_use || control_->holders_named) continue;
         for (std::uint32_t i = 0; i < pool->count; ++i) {
             // relaxed: diagnostics; a get that records after this overwrites it.
             slots_[pool->first_slot + i].holder.store(nullptr, std::memory_order_relaxed);
             slots_[pool->first_slot + i].taken_ns.store(0, std::memory_order_relaxed);
         }
     }
-    // seq_cst: set before the words close, so a release that loads a closed word sees it (rule 3).
+    // seq_cst: set before the words close, so a release that loads a closed word sees it (P3).
     get_extras_.fetch_or(kLedgerBit, std::memory_order_seq_cst);
     // Close the committed pool's words; what was parked there goes back to the free list (a get
     // from a cache records nothing).
@@ -803,6 +810,11 @@ void SampleAllocator::set_ledger_enabled(bool on) noexcept {
             h->refs.store(0, std::memory_order_relaxed);
             push_free(h);
         }
+}
+
+void SampleAllocator::set_holders_named(bool on) noexcept {
+    std::lock_guard lock(control_->mutex);
+    control_->holders_named = on;
 }
 
 bool SampleAllocator::ledger_enabled() const noexcept {
@@ -838,7 +850,8 @@ std::vector<LedgerEntry> SampleAllocator::ledger() const {
             // relaxed: a snapshot for diagnostics.
             const std::uint32_t refs = h.refs.load(std::memory_order_relaxed) & detail::kRefMask;
             if (refs == 0 || std::find(parked.begin(), parked.end(), h.slot) != parked.end()) continue;
-            const char* holder = recording ? h.holder.load(std::memory_order_relaxed) : nullptr;
+            const char* holder =
+                recording || control_->holders_named ? h.holder.load(std::memory_order_relaxed) : nullptr;
             const std::int64_t taken = recording ? h.taken_ns.load(std::memory_order_relaxed) : 0;
             entries.push_back({pool->epoch, i, holder != nullptr ? holder : "?", refs,
                                std::chrono::nanoseconds(taken != 0 ? now - taken : 0)});

@@ -2,8 +2,9 @@
 // sluice-play: builds a graph from a gst-launch-like pipeline and plays it.
 //
 // Exit status: 0 the graph reached end of stream (or --duration), 1 a node failed while playing,
-// 2 bad input (pipeline, property, link, file), 130/143 stopped by SIGINT/SIGTERM (outputs are
-// complete and valid: the stop goes through the graph's deterministic stop path).
+// 2 bad input (pipeline, property, link, file), 130/143/129/131 stopped by SIGINT/SIGTERM/SIGHUP/
+// SIGQUIT (outputs are complete and valid: the stop goes through the graph's deterministic stop
+// path). A file that cannot be finished (a full disk) exits 1.
 
 #include <sluice/sluice.hpp>
 
@@ -12,7 +13,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -38,8 +42,32 @@ constexpr const char* kDefaultPipeline =
 constexpr double kDefaultDuration = 5.0;
 
 std::atomic<int> g_signal{0};
+std::atomic<std::int64_t> g_first_signal_ns{0};
+
+std::int64_t monotonic_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT all stop through the graph's stop
+// path, so files are finished. A second signal at least a second after the first means the user
+// insists: leave at once. Two arriving together (a terminal that signals the whole process group
+// and a script that forwards it) are one request.
 extern "C" void on_signal(int sig) {
-    if (g_signal.exchange(sig, std::memory_order_relaxed) != 0) ::_exit(128 + sig);  // second Ctrl-C: no mercy
+    // relaxed, all: the main loop polls g_signal; the first-signal time is only read here.
+    const std::int64_t now = monotonic_ns();
+    int expected = 0;
+    if (g_signal.compare_exchange_strong(expected, sig, std::memory_order_relaxed)) {
+        g_first_signal_ns.store(now, std::memory_order_relaxed);
+        return;
+    }
+    if (now - g_first_signal_ns.load(std::memory_order_relaxed) >= 1'000'000'000) ::_exit(128 + sig);
+}
+
+// Messages the libraries hand to the log handler (a graph destroyed with samples still held).
+void print_log(LogLevel level, std::string_view message) {
+    std::fprintf(stderr, "sluice-play: %s: %.*s\n", to_string(level), int(message.size()), message.data());
 }
 
 void list_nodes() {
@@ -115,6 +143,7 @@ nlohmann::json stats_json(const Graph& graph, const GraphStats& s, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+    set_log_handler(print_log);
     std::vector<std::string> words;
     bool list = false, quiet = false, realtime = false, no_realtime = false;
     double duration = -1;
@@ -128,7 +157,7 @@ int main(int argc, char** argv) {
                  "Words: a node type, key=value properties of the node before, '!' to link, 'name.' to refer\n"
                  "to a named node (each link to a tee adds a branch, to a mix an input).\n"
                  "With no pipeline it plays a demo graph (a tone and a test picture, 5 s) into files here.\n"
-                 "Exit status: 0 end of stream, 1 a node failed, 2 bad input, 130/143 SIGINT/SIGTERM."};
+                 "Exit status: 0 end of stream, 1 a node failed, 2 bad input, 130/143/129/131 SIGINT/SIGTERM/SIGHUP/SIGQUIT."};
     app.add_option("pipeline", words, "The pipeline (one quoted argument or several words)");
     app.add_flag("--list", list, "List every node with its properties and defaults");
     app.add_option("--duration", duration, "Seconds of media to play (sources end their streams there)")
@@ -158,7 +187,12 @@ int main(int argc, char** argv) {
     }
     std::string text;
     for (const auto& w : words) text += (text.empty() ? "" : " ") + w;
-    const bool demo = text.empty();
+    // No pipeline at all plays the demo; one that was given but is blank ('' or '   ') is refused.
+    const bool demo = words.empty();
+    if (!demo && text.find_first_not_of(" \t\n\r\f\v") == std::string::npos) {
+        std::fprintf(stderr, "sluice-play: empty pipeline (give none at all to play the demo graph)\n");
+        return 2;
+    }
     if (demo) {
         text = kDefaultPipeline;
         if (duration < 0 && num_buffers < 0) duration = kDefaultDuration;
@@ -169,9 +203,21 @@ int main(int argc, char** argv) {
     std::uint64_t last_samples = 0;
     double last_elapsed = 0;
     const auto t0 = std::chrono::steady_clock::now();
+    // The statistics file is opened now: a path that cannot be written is bad input, found
+    // before anything plays.
+    std::ofstream stats_file;
+    if (!stats_path.empty()) {
+        stats_file.open(stats_path);
+        if (!stats_file) {
+            std::fprintf(stderr, "sluice-play: %s: cannot write the statistics: %s\n", stats_path.c_str(),
+                         std::strerror(errno));
+            return 2;
+        }
+    }
     Graph graph;
     if (Status st = nodes::build_pipeline(graph, text, {.num_buffers = num_buffers}); !st) {
-        std::fprintf(stderr, "sluice-play: %s\n", st.message().c_str());
+        std::fprintf(stderr, "sluice-play: %s%s\n", st.message().c_str(),
+                     st.message().starts_with("unknown node") ? " (sluice-play --list shows every node)" : "");
         return 2;
     }
     if (duration >= 0) graph.set_media_duration(std::int64_t(duration * 1e9));
@@ -182,8 +228,7 @@ int main(int argc, char** argv) {
 
     struct sigaction sa {};
     sa.sa_handler = on_signal;
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(sig, &sa, nullptr);
 
     const bool show_progress = !quiet && ::isatty(STDERR_FILENO);
     if (show_progress)
@@ -221,18 +266,33 @@ int main(int argc, char** argv) {
             break;
         }
         if (int sig = g_signal.load(std::memory_order_relaxed)) {  // relaxed: a flag polled by this loop only
-            ended_by = sig == SIGINT ? "SIGINT" : "SIGTERM";
+            ended_by = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGQUIT";
             code = 128 + sig;
             break;
         }
     }
     graph.set_ticker(std::chrono::milliseconds(0), {});
-    (void)graph.stop();
-    const GraphStats stats = graph.stats();
+    // Errors found while stopping count too: a file that could not be finished fails the run.
+    const Status stopped = graph.stop();
     {
         std::lock_guard lock(print_mutex);
         if (show_progress) std::fputs("\r\033[K", stderr);
     }
+    bool stop_failed = !stopped;
+    while (auto e = graph.poll_event()) {
+        if (e->type == Event::Type::error) {
+            std::fprintf(stderr, "sluice-play: error: %s\n", e->message.c_str());
+            stop_failed = true;
+        } else if (e->type == Event::Type::warning || e->type == Event::Type::stop_stuck) {
+            std::fprintf(stderr, "sluice-play: %s: %s%s%s\n", e->type == Event::Type::warning ? "warning" : "stop",
+                         e->node.c_str(), e->node.empty() ? "" : ": ", e->message.c_str());
+        }
+    }
+    if (stop_failed && code != 1) {
+        if (code == 0) ended_by = "error";
+        code = 1;
+    }
+    const GraphStats stats = graph.stats();
     if (!quiet) {
         std::uint64_t samples = 0;
         for (const auto& [name, n] : stats.nodes) {
@@ -251,11 +311,14 @@ int main(int argc, char** argv) {
         if (code == 1) std::printf("sluice-play: outputs written before the error are closed and valid, but end early\n");
     }
     if (!stats_path.empty()) {
-        std::ofstream out(stats_path);
-        out << stats_json(graph, stats, ended_by, code).dump(2) << "\n";
-        if (!out) {
-            std::fprintf(stderr, "sluice-play: %s: cannot write the statistics\n", stats_path.c_str());
-            return code != 0 ? code : 2;
+        // Node names come from the user and may not be UTF-8: replaced, the JSON stays valid.
+        stats_file << stats_json(graph, stats, ended_by, code).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                   << "\n";
+        stats_file.close();
+        if (!stats_file) {
+            std::fprintf(stderr, "sluice-play: %s: writing the statistics failed: %s\n", stats_path.c_str(),
+                         std::strerror(errno));
+            return code != 0 ? code : 1;
         }
     }
     return code;

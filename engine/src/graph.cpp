@@ -3,6 +3,8 @@
 
 #include "graph_impl.hpp"
 
+#include <sluice/engine/log.hpp>
+
 #include <sluice/allocators/numa.hpp>
 
 #include <asio/post.hpp>
@@ -10,10 +12,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <filesystem>
 #include <set>
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/stat.h>
 
 namespace sluice::engine {
 
@@ -44,10 +49,25 @@ void Graph::Impl::post(Event e) {
     if (e.type == Event::Type::error) failed.store(true, std::memory_order_release);  // release: read by wait_until_ended
     {
         std::lock_guard lock(events_mutex);
+        if (stopping && e.type == Event::Type::error && !stop_error) stop_error = e;
         events.push_back(std::move(e));
     }
     events_cv.notify_all();
 }
+
+namespace {
+// Runs a node's control-thread function; an exception becomes a failed Status naming the node.
+template <class F>
+Status guarded(const Node& node, const char* what, F&& f) {
+    try {
+        return f();
+    } catch (const std::exception& e) {
+        return {Errc::bad_state, node.name() + ": " + what + " threw: " + e.what()};
+    } catch (...) {
+        return {Errc::bad_state, node.name() + ": " + what + " threw an exception that is not a std::exception"};
+    }
+}
+}  // namespace
 
 void Graph::Impl::park() noexcept {
     // seq_cst: flush() reads `parked` and then node state; our count must be visible before we
@@ -98,7 +118,12 @@ void Graph::Impl::stream(Node& source) {
         // acquire: pairs with the release store that opens the gate.
         if (gate.load(std::memory_order_acquire) != kOpen) park();
         if (stop_token.stop_requested()) break;
-        const Flow flow = source.produce();
+        Flow flow;
+        try {
+            flow = source.produce();
+        } catch (...) {
+            flow = source.report_exception("produce()");
+        }
         if (flow == Flow::ok || flow == Flow::flushing) continue;
         if (flow == Flow::end_of_stream) {
             for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o);
@@ -134,6 +159,35 @@ Graph::Graph() : impl_(std::make_unique<Impl>(*this)) {
 
 Graph::~Graph() {
     (void)stop();
+    Impl& g = *impl_;
+    // Renders first, sources last: a node downstream lets go of what it holds before the pools
+    // upstream are destroyed (a pool's destructor waits for every sample). A pool whose samples
+    // someone outside the graph still holds after the give-up time is left behind, never freed
+    // under them, and said so: a hang here would be worse than the leak.
+    std::vector<Node*> order = g.order;
+    for (const auto& n : g.nodes)
+        if (std::find(order.begin(), order.end(), n.get()) == order.end()) order.push_back(n.get());
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        Node& n = **it;
+        for (std::size_t o = 0; o < n.output_count(); ++o) {
+            OutputPin& out = n.output(o);
+            const auto until = std::chrono::steady_clock::now() + g.stop_give_up;
+            while (out.allocator().stats().outstanding != 0 && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (const std::size_t held = out.allocator().stats().outstanding; held != 0) {
+                std::string who;
+                for (const LedgerEntry& e : out.allocator().ledger())
+                    who += (who.empty() ? "" : ", ") + std::string(e.holder == "?" ? "someone" : e.holder) + " holds sample " +
+                           std::to_string(e.index);
+                log_message(LogLevel::error, "graph destroyed while " + std::to_string(held) + " samples of " +
+                                                 out.full_name() + " are still held (" + who +
+                                                 "); its pool is left allocated so they stay valid");
+                (void)out.allocator_.release();  // leaked on purpose: see above
+            }
+        }
+        const auto owned = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const auto& p) { return p.get() == &n; });
+        if (owned != g.nodes.end()) owned->reset();
+    }
     impl_->work.reset();
     asio::post(impl_->io, [this] {
         impl_->stop_timer.cancel();
@@ -170,13 +224,16 @@ Status Graph::connect(Node& from, Node& to) {
     for (std::size_t i = 0; i < to.input_count() && !in; ++i)
         if (!to.input(i).peer()) in = &to.input(i);
     if (!in && to.request_input()) in = &to.input(to.input_count() - 1);
-    if (!out && in && from.request_output()) out = &from.output(from.output_count() - 1);
+    // The input side first: a full mixer is the culprit, not the tee linked to it.
+    if (!in)
+        return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + to.name() +
+                                      (to.input_count() ? " has no free input (it takes at most " +
+                                                              std::to_string(to.input_count()) + ")"
+                                                        : " has no inputs")};
+    if (!out && from.request_output()) out = &from.output(from.output_count() - 1);
     if (!out)
         return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
                                       (from.output_count() ? " has no free output" : " has no outputs")};
-    if (!in)
-        return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + to.name() +
-                                      (to.input_count() ? " has no free input" : " has no inputs")};
     return connect(*out, *in);
 }
 
@@ -208,34 +265,56 @@ Status Graph::connect(OutputPin& from, InputPin& to) {
 namespace {
 
 // Buffers of `out`'s pool that nodes downstream may keep at once, following samples through
-// nodes that pass them on unchanged; `path` describes the walk for error messages.
-std::size_t held_downstream(const OutputPin& out, std::string& path) {
+// nodes that pass them on unchanged. Memoised per pin, so sizing every pool of a graph is linear
+// in its links (a chain of 10 000 gains included).
+std::size_t held_downstream(const OutputPin& out, std::map<const OutputPin*, std::size_t>& memo) {
+    if (const auto it = memo.find(&out); it != memo.end()) return it->second;
     const InputPin* in = out.peer();
     const Node& node = in->node();
     std::size_t held = node.holds(in->index());
-    path += node.name();
-    if (held != 0) path += " (keeps " + std::to_string(held) + ")";
-    std::vector<std::string> branches;
-    for (std::size_t o = 0; o < node.output_count(); ++o) {
-        if (!node.passes_through(in->index(), o)) continue;
-        std::string branch;
-        held += held_downstream(node.output(o), branch);
-        branches.push_back(std::move(branch));
-    }
-    if (branches.size() == 1) path += " -> " + branches[0];
-    if (branches.size() > 1) {
-        path += " -> [";
-        for (std::size_t i = 0; i < branches.size(); ++i) path += (i ? " | " : "") + branches[i];
-        path += "]";
-    }
+    for (std::size_t o = 0; o < node.output_count(); ++o)
+        if (node.passes_through(in->index(), o)) held += held_downstream(node.output(o), memo);
+    memo[&out] = held;
     return held;
 }
 
-// The source whose streaming thread reaches `node` first (following input 0 upstream).
-const Node* upstream_source(const Node* node) {
-    while (node->kind() != Node::Kind::source && node->input_count() > 0 && node->input(0).peer())
-        node = &node->input(0).peer()->node();
-    return node;
+// The walk held_downstream() took, for the one error message that shows it: "tee -> [left
+// (keeps 1) | right (keeps 1)]". At most `budget` nodes are named.
+void describe_holders(const OutputPin& out, std::string& path, std::size_t& budget) {
+    const InputPin* in = out.peer();
+    const Node& node = in->node();
+    if (budget == 0) {
+        path += "...";
+        return;
+    }
+    --budget;
+    path += node.name();
+    if (const std::size_t held = node.holds(in->index()); held != 0) path += " (keeps " + std::to_string(held) + ")";
+    std::vector<const OutputPin*> through;
+    for (std::size_t o = 0; o < node.output_count(); ++o)
+        if (node.passes_through(in->index(), o)) through.push_back(&node.output(o));
+    if (through.size() == 1) {
+        path += " -> ";
+        describe_holders(*through[0], path, budget);
+    } else if (through.size() > 1) {
+        path += " -> [";
+        for (std::size_t i = 0; i < through.size(); ++i) {
+            if (i != 0) path += " | ";
+            describe_holders(*through[i], path, budget);
+        }
+        path += "]";
+    }
+}
+
+// The source whose streaming thread reaches each node first (following input 0 upstream), for
+// every node in `order` (sources first): one step per node.
+std::map<const Node*, const Node*> upstream_sources(const std::vector<Node*>& order) {
+    std::map<const Node*, const Node*> source;
+    for (const Node* n : order) {
+        const bool fed = n->kind() != Node::Kind::source && n->input_count() > 0 && n->input(0).peer();
+        source[n] = fed ? source.at(&n->input(0).peer()->node()) : n;
+    }
+    return source;
 }
 
 }  // namespace
@@ -296,11 +375,15 @@ Status Graph::Impl::prepare_locked() {
         return {Errc::invalid_argument, "the graph has no source"};
 
     // Formats, from the sources down: what each output offers meets what its peer accepts.
+    if (Status st = check_files(); !st) return st;
+
     for (Node* n : order) {
         for (std::size_t o = 0; o < n->output_count(); ++o) {
             OutputPin& out = n->output(o);
             InputPin& in = *out.peer();
-            const FormatSet offered = n->output_formats(o);
+            FormatSet offered;
+            if (Status st = guarded(*n, "output_formats()", [&] { offered = n->output_formats(o); return Status{}; }); !st)
+                return st;
             const FormatSet agreed = intersect(offered, in.accepts().empty() ? offered : in.accepts());
             if (agreed.empty())
                 return {Errc::not_linked, "cannot link " + out.full_name() + " to " + in.full_name() + ": " +
@@ -308,36 +391,88 @@ Status Graph::Impl::prepare_locked() {
                                               in.full_name() + " accepts " + to_string(in.accepts())};
             out.format_ = in.format_ = fixate(agreed.front());
         }
-        if (Status st = n->configure(); !st) return {st.code(), n->name() + ": " + st.message()};
+        if (Status st = guarded(*n, "configure()", [&] { return n->configure(); }); !st)
+            return {st.code(), st.message().starts_with(n->name() + ": ") ? st.message() : n->name() + ": " + st.message()};
     }
 
     // Pools: big enough for everything the graph downstream may keep at once, plus the
     // producer's own buffers in flight, or refused when the app fixed a smaller size.
     needed.clear();
+    const std::map<const Node*, const Node*> source_of = upstream_sources(order);
+    std::map<const OutputPin*, std::size_t> held_memo;
+    // Deepest first, so the memoised recursion never goes deeper than one link.
+    for (auto it = order.rbegin(); it != order.rend(); ++it)
+        for (std::size_t o = 0; o < (*it)->output_count(); ++o) (void)held_downstream((*it)->output(o), held_memo);
     for (Node* n : order)
         for (std::size_t o = 0; o < n->output_count(); ++o) {
             OutputPin& out = n->output(o);
-            const BufferNeeds want = n->output_buffers(o);
-            std::string path = out.full_name() + " -> ";
-            const std::size_t need = std::max<std::size_t>(want.buffers, 1) + held_downstream(out, path);
+            BufferNeeds want;
+            if (Status st = guarded(*n, "output_buffers()", [&] { want = n->output_buffers(o); return Status{}; }); !st)
+                return st;
+            const std::size_t need = std::max<std::size_t>(want.buffers, 1) + held_downstream(out, held_memo);
             needed[&out] = need;
             std::size_t buffers = out.pool_buffers();
-            if (buffers != 0 && buffers < need)
+            if (buffers != 0 && buffers < need) {
+                std::string path = out.full_name() + " -> ";
+                std::size_t budget = 64;
+                describe_holders(out, path, budget);
                 return {Errc::starvation, "pool of " + out.full_name() + " has " + std::to_string(buffers) +
                                               " buffers but " + std::to_string(need) + " may be held at once on " +
                                               path + "; it would run dry with every holder waiting"};
+            }
             if (buffers == 0) buffers = need + 2;
             const InputNeeds& downstream = out.peer()->needs();
-            const Node* source = upstream_source(n);
+            const Node* source = source_of.at(n);
             const AllocatorProperties props{.buffers = buffers,
                                             .buffer_bytes = std::max<std::size_t>(want.bytes, 1),
                                             .alignment = std::max<std::size_t>(downstream.alignment, 64),
                                             .prefix = downstream.prefix,
                                             .numa_node = numa_node_of_cpu(source->thread_options().cpu)};
+            out.allocator().set_holders_named(true);  // Node::get_buffer and push name every holder
             auto granted = out.allocator().set_properties(props);
             if (!granted)
                 return {granted.error(), "pool of " + out.full_name() + " (" + std::to_string(buffers) + " x " +
                                              std::to_string(props.buffer_bytes) + " bytes): " + granted.error().message()};
+        }
+    return {};
+}
+
+// Refuses a graph that would write a file it reads, or write one file twice: compared by device
+// and inode where the file exists, by absolute path where it does not yet.
+Status Graph::Impl::check_files() const {
+    struct Use {
+        const Node* node;
+        std::string path;
+        bool writes;
+        std::string key;
+    };
+    std::vector<Use> uses;
+    for (const auto& n : nodes) {
+        std::vector<Node::FileUse> mine;
+        if (Status st = guarded(*n, "file_uses()", [&] { mine = n->file_uses(); return Status{}; }); !st) return st;
+        for (auto& f : mine) {
+            struct stat st {};
+            std::string key;
+            if (::stat(f.path.c_str(), &st) == 0) {
+                if (!S_ISREG(st.st_mode)) continue;  // devices and FIFOs are the nodes' own business
+                key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+            } else {
+                std::error_code ec;
+                key = std::filesystem::weakly_canonical(std::filesystem::absolute(f.path, ec), ec).string();
+            }
+            uses.push_back({n.get(), std::move(f.path), f.writes, std::move(key)});
+        }
+    }
+    for (std::size_t i = 0; i < uses.size(); ++i)
+        for (std::size_t j = 0; j < uses.size(); ++j) {
+            const Use& w = uses[i];
+            const Use& other = uses[j];
+            if (i == j || !w.writes || w.key != other.key || (other.writes && j < i)) continue;
+            return {Errc::invalid_argument,
+                    other.writes ? w.node->name() + " and " + other.node->name() + " would both write " + w.path
+                                 : w.node->name() + " would write " + w.path + ", which " + other.node->name() +
+                                       " reads" + (w.path == other.path ? "" : " as " + other.path) +
+                                       ": the input would be destroyed"};
         }
     return {};
 }
@@ -374,10 +509,12 @@ Status Graph::Impl::pause_locked() {
             }
     // Renders first, so files are open before anything can reach them.
     for (auto it = order.rbegin(); it != order.rend(); ++it)
-        if (Status st = (*it)->start(); !st) {
-            for (auto back = order.rbegin(); back != it; ++back) (*back)->stop();
+        if (Status st = guarded(**it, "start()", [&] { return (*it)->start(); }); !st) {
+            for (auto back = order.rbegin(); back != it; ++back)
+                (void)guarded(**back, "stop()", [&] { (*back)->stop(); return Status{}; });
             decommit_all();
-            return {st.code(), (*it)->name() + ": " + st.message()};
+            return {st.code(), st.message().starts_with((*it)->name() + ": ") ? st.message()
+                                                                                 : (*it)->name() + ": " + st.message()};
         }
     // relaxed: no streaming thread runs yet; the thread starts below publish these.
     render_inputs_ended.store(0, std::memory_order_relaxed);
@@ -430,6 +567,11 @@ Status Graph::stop() {
 Status Graph::Impl::stop_locked() {
     if (state.load(std::memory_order_relaxed) == State::stopped) return {};  // relaxed: guarded by `control`
     const auto t0 = std::chrono::steady_clock::now();
+    {
+        std::lock_guard lock(events_mutex);
+        stopping = true;
+        stop_error.reset();
+    }
     // 1. Decommit every pool first: a thread blocked in get_buffer, or about to be, gets
     //    not_committed. Then release threads parked at the gate or waiting on the clock.
     for (Node* n : order)
@@ -442,8 +584,11 @@ Status Graph::Impl::stop_locked() {
     for (Node* n : order) n->unblock();
     // 2. Join.
     threads.clear();
-    // 3. Nodes finish: renders drop what they hold, files get their final headers.
-    for (Node* n : order) n->stop();
+    // 3. Nodes finish: renders drop what they hold, files get their final headers. A node that
+    //    cannot finish reports an error, which this stop returns.
+    for (Node* n : order)
+        if (Status st = guarded(*n, "stop()", [&] { n->stop(); return Status{}; }); !st)
+            post({Event::Type::error, n->name(), st.code(), st.message()});
     clock.reset();
     // 4. Samples still out somewhere.
     wait_for_samples(t0);
@@ -451,7 +596,15 @@ Status Graph::Impl::stop_locked() {
     // relaxed: a statistic, read by stats().
     last_stop_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count(), std::memory_order_relaxed);
     state.store(State::stopped, std::memory_order_release);  // release: read by state()
+    std::optional<Event> error;
+    {
+        std::lock_guard lock(events_mutex);
+        stopping = false;
+        error = std::move(stop_error);
+        stop_error.reset();
+    }
     post({Event::Type::state_changed, {}, {}, "stopped"});
+    if (error) return {error->code ? error->code : make_error_code(Errc::io_error), error->message};
     return {};
 }
 
@@ -474,7 +627,6 @@ void Graph::Impl::wait_for_samples(std::chrono::steady_clock::time_point t0) {
                                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(e.held_for).count()) +
                                " ms";
             std::string text = "stop is waiting for " + std::to_string(out) + " samples: " + who;
-            std::fprintf(stderr, "sluice: %s\n", text.c_str());
             post({Event::Type::stop_stuck, {}, make_error_code(Errc::buffers_outstanding), std::move(text)});
         }
         if (waited >= stop_give_up) {

@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace sluice::engine {
@@ -51,6 +52,10 @@ struct Graph::Impl {
     std::mutex events_mutex;
     std::condition_variable events_cv;
     std::deque<Event> events;
+    // While stop() runs: the first error posted meanwhile (a node that could not finish its
+    // file), which stop() then returns. Guarded by events_mutex.
+    bool stopping = false;
+    std::optional<Event> stop_error;
 
     // Stop timing.
     std::atomic<std::int64_t> last_stop_ns{0};
@@ -77,6 +82,7 @@ struct Graph::Impl {
     void arm_ticker();
 
     Status prepare_locked();
+    Status check_files() const;
     Status pause_locked();
     Status stop_locked();
     void wait_for_samples(std::chrono::steady_clock::time_point t0);

@@ -4,6 +4,7 @@
 #include "graph_impl.hpp"
 
 #include <algorithm>
+#include <exception>
 
 namespace sluice::engine {
 
@@ -44,6 +45,7 @@ NodeStats Node::stats() const noexcept {
 
 std::vector<std::pair<std::string, std::uint64_t>> Node::extra_stats() const { return {}; }
 bool Node::passes_through(std::size_t, std::size_t) const { return false; }
+std::vector<Node::FileUse> Node::file_uses() const { return {}; }
 bool Node::request_output() { return false; }
 bool Node::request_input() { return false; }
 
@@ -82,7 +84,10 @@ void Node::end_of_stream(std::size_t) {
 }
 
 Result<SampleRef> Node::get_buffer(std::size_t output) noexcept {
-    return outputs_[output]->allocator_->get_buffer(graph_->impl_->stop_token, name_.c_str());
+    auto s = outputs_[output]->allocator_->get_buffer(graph_->impl_->stop_token, name_.c_str());
+    // The graph's pools name every holder (one store; see PoolReport and stop_stuck).
+    if (s) s->set_holder(name_.c_str());
+    return s;
 }
 
 Flow Node::push(std::size_t output, SampleRef sample) noexcept {
@@ -99,12 +104,35 @@ Flow Node::push(std::size_t output, SampleRef sample) noexcept {
     downstream.counters_.in.fetch_add(1, std::memory_order_relaxed);
     if (sample.stop_time() != kNoTime) downstream.counters_.position.store(sample.stop_time(), std::memory_order_relaxed);
     sample.set_holder(downstream.name_.c_str());
-    return downstream.process(in->index_, std::move(sample));
+    try {
+        return downstream.process(in->index_, std::move(sample));
+    } catch (...) {
+        return downstream.report_exception("process()");
+    }
+}
+
+Flow Node::report_exception(const char* where) noexcept {
+    std::string what = "an exception that is not a std::exception";
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+    }
+    try {
+        return report_error(make_error_code(Errc::bad_state), name_ + ": " + where + " threw: " + what);
+    } catch (...) {
+        return Flow::error;  // no memory left even to say so
+    }
 }
 
 void Node::push_end_of_stream(std::size_t output) noexcept {
     InputPin* in = outputs_[output]->peer_;
-    in->node_->end_of_stream(in->index_);
+    try {
+        in->node_->end_of_stream(in->index_);
+    } catch (...) {
+        in->node_->report_exception("end_of_stream()");
+    }
 }
 
 Flow Node::present(const SampleRef& sample) noexcept {
@@ -138,6 +166,10 @@ Flow Node::present(const SampleRef& sample) noexcept {
 Flow Node::report_error(std::error_code code, std::string message) {
     graph_->impl_->post({Event::Type::error, name_, code, std::move(message)});
     return Flow::error;
+}
+
+void Node::report_warning(std::string message) {
+    graph_->impl_->post({Event::Type::warning, name_, {}, std::move(message)});
 }
 
 void Node::count_drop() noexcept {

@@ -61,13 +61,13 @@ protected:
 
     Flow produce() override {
         const MediaFormat& f = output(0).format();
-        const std::int64_t start = std::int64_t(frame_) * kSecond / f.rate;
+        const std::int64_t start = engine::frames_to_ns(frame_, f.rate);
         const std::int64_t limit = media_limit_ns();
         if (limit_.reached(start, limit)) return Flow::end_of_stream;
         // The last buffer before a media duration is cut short, so the stream ends exactly there.
         std::size_t frames = frames_;
         if (limit >= 0) {
-            const auto end_frame = std::uint64_t((__int128(limit) * f.rate + kSecond - 1) / kSecond);
+            const std::uint64_t end_frame = engine::frames_at_or_after(limit, f.rate);
             frames = std::size_t(std::min<std::uint64_t>(frames, end_frame - frame_));
         }
         auto s = get_buffer(0);
@@ -92,7 +92,7 @@ protected:
         }
         (void)s->set_size(frames * f.frame_bytes());
         frame_ += frames;
-        s->set_times(start, std::int64_t(frame_) * kSecond / f.rate);
+        s->set_times(start, engine::frames_to_ns(frame_, f.rate));
         if (limit_.produced == 0) s->add_flags(SampleFlags::discontinuity);
         ++limit_.produced;
         return push(0, std::move(*s));
@@ -196,7 +196,11 @@ public:
     bool passes_through(std::size_t, std::size_t) const override { return true; }
 
 private:
-    BufferNeeds output_buffers(std::size_t) const override { return {upstream_buffer_bytes(*this, 0), 1}; }
+    BufferNeeds output_buffers(std::size_t) const override {
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < input_count(); ++i) bytes = std::max(bytes, upstream_buffer_bytes(*this, i));
+        return {bytes, 1};
+    }
     Status start() override {
         factor_ = float(std::pow(10.0, db_ / 20.0));
         q16_ = std::int64_t(std::llround(std::pow(10.0, db_ / 20.0) * 65536.0));
@@ -291,10 +295,12 @@ private:
     bool same_ = false;
 };
 
-// Mix: N audio inputs of one format into one output, sample by sample. Each input has a slot;
-// the thread whose sample completes the set mixes and pushes, then frees the slots (so pushes
-// downstream are serialised even though they come from different sources' threads). A thread whose slot is still full
-// waits (a futex, woken by the mix, by unblock() on stop/flush, or by its stop token), which is
+// Mix: N audio inputs of one format into one output, by time. Each input has a slot holding its
+// current sample and how much of it has been mixed; the thread whose sample completes the set
+// mixes as many frames as every live input has left (inputs may send buffers of different
+// sizes), pushes them, and frees the slots it used up (so pushes downstream are serialised even
+// though they come from different sources' threads). A thread whose slot is still full waits (on
+// an EventCount, woken by the mix, by unblock() on stop/flush, or by its stop token), which is
 // what keeps fast sources in step with slow ones. An input at end of stream counts as silence.
 class Mix final : public Node {
 public:
@@ -312,6 +318,7 @@ private:
     static constexpr std::size_t kMaxInputs = 32;
     struct Slot {
         SampleRef sample;
+        std::size_t used = 0;  // bytes of `sample` mixed already; written by the mixing thread
         std::atomic<bool> full{false};
         std::atomic<bool> ended{false};
     };
@@ -329,7 +336,11 @@ private:
                                               " (put an audioconvert before it)"};
         return {};
     }
-    BufferNeeds output_buffers(std::size_t) const override { return {upstream_buffer_bytes(*this, 0), 1}; }
+    BufferNeeds output_buffers(std::size_t) const override {
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < input_count(); ++i) bytes = std::max(bytes, upstream_buffer_bytes(*this, i));
+        return {bytes, 1};
+    }
     Status start() override {
         reset_slots();
         return {};
@@ -338,6 +349,7 @@ private:
     void flush() override {
         for (auto& slot : slots_) {
             slot.sample.reset();
+            slot.used = 0;
             slot.full.store(false, std::memory_order_relaxed);  // relaxed: threads are parked
         }
         filled_.store(ended_count(), std::memory_order_relaxed);  // relaxed: as above
@@ -347,6 +359,7 @@ private:
     void reset_slots() {
         for (auto& slot : slots_) {
             slot.sample.reset();
+            slot.used = 0;
             // relaxed: no streaming thread runs during start()/stop().
             slot.full.store(false, std::memory_order_relaxed);
             slot.ended.store(false, std::memory_order_relaxed);
@@ -386,6 +399,7 @@ private:
             return f;
         }
         slots_[i].sample = std::move(s);
+        slots_[i].used = 0;
         // release: publishes the sample to the thread that mixes.
         slots_[i].full.store(true, std::memory_order_release);
         return arrive();
@@ -403,55 +417,91 @@ private:
         (void)arrive();
     }
 
+    // Every live slot is full: mix what they all have, as many times as it takes to use one up.
     Flow mix_and_push() noexcept {
-        auto got = get_buffer(0);
-        std::size_t live = 0;
-        for (std::size_t i = 0; i < input_count(); ++i)
-            live += !slots_[i].ended.load(std::memory_order_relaxed);  // relaxed: ordered by filled_
-        if (!got) {
-            release_slots(live);
-            return detail::flow_of_get_error(got.error());
-        }
-        SampleRef out = std::move(*got);
-        std::size_t bytes = out.capacity();
-        const SampleRef* first = nullptr;
-        for (std::size_t i = 0; i < input_count(); ++i)
-            if (slots_[i].sample) {
-                bytes = std::min(bytes, slots_[i].sample.size());
-                if (!first) first = &slots_[i].sample;
+        const MediaFormat& f = output(0).format();
+        const std::size_t frame = f.frame_bytes();
+        const bool f32 = f.sample_format == SampleFormat::f32;
+        for (;;) {
+            std::size_t bytes = SIZE_MAX;
+            const Slot* first = nullptr;
+            for (std::size_t i = 0; i < input_count(); ++i) {
+                const Slot& slot = slots_[i];
+                // relaxed: ordered by filled_'s acq_rel, as the samples are.
+                if (slot.ended.load(std::memory_order_relaxed) || !slot.sample) continue;
+                bytes = std::min(bytes, slot.sample.size() - slot.used);
+                if (!first) first = &slot;
             }
-        std::memset(out.data(), 0, bytes);
-        const bool f32 = output(0).format().sample_format == SampleFormat::f32;
-        for (std::size_t i = 0; i < input_count(); ++i) {
-            const SampleRef& in = slots_[i].sample;
-            if (!in) continue;
-            if (f32) {
-                auto* dst = reinterpret_cast<float*>(out.data());
-                const auto* src = reinterpret_cast<const float*>(in.data());
-                for (std::size_t k = 0; k < bytes / 4; ++k) dst[k] += src[k];
-            } else {
-                auto* dst = reinterpret_cast<std::int16_t*>(out.data());
-                const auto* src = reinterpret_cast<const std::int16_t*>(in.data());
-                for (std::size_t k = 0; k < bytes / 2; ++k)
-                    dst[k] = std::int16_t(std::clamp(int(dst[k]) + int(src[k]), -32768, 32767));
+            auto got = get_buffer(0);
+            if (!got) {
+                release_slots(true);
+                return detail::flow_of_get_error(got.error());
+            }
+            SampleRef out = std::move(*got);
+            bytes = first ? std::min(bytes, out.capacity()) : 0;
+            bytes -= bytes % frame;
+            std::memset(out.data(), 0, bytes);
+            bool discontinuity = false;
+            for (std::size_t i = 0; i < input_count(); ++i) {
+                Slot& slot = slots_[i];
+                if (slot.ended.load(std::memory_order_relaxed) || !slot.sample) continue;  // relaxed: as above
+                const std::byte* in = slot.sample.data() + slot.used;
+                discontinuity = discontinuity || (slot.used == 0 && slot.sample.has(SampleFlags::discontinuity));
+                if (f32) {
+                    auto* dst = reinterpret_cast<float*>(out.data());
+                    const auto* src = reinterpret_cast<const float*>(in);
+                    for (std::size_t k = 0; k < bytes / 4; ++k) dst[k] += src[k];
+                } else {
+                    auto* dst = reinterpret_cast<std::int16_t*>(out.data());
+                    const auto* src = reinterpret_cast<const std::int16_t*>(in);
+                    for (std::size_t k = 0; k < bytes / 2; ++k)
+                        dst[k] = std::int16_t(std::clamp(int(dst[k]) + int(src[k]), -32768, 32767));
+                }
+            }
+            (void)out.set_size(bytes);
+            if (first && first->sample.start_time() != kNoTime) {
+                const MediaTime start =
+                    first->sample.start_time() + engine::frames_to_ns(first->used / frame, f.rate);
+                out.set_times(start, start + engine::frames_to_ns(bytes / frame, f.rate));
+            }
+            if (discontinuity) out.add_flags(SampleFlags::discontinuity);
+            bool used_up = first == nullptr || bytes == 0;
+            for (std::size_t i = 0; i < input_count(); ++i) {
+                Slot& slot = slots_[i];
+                if (slot.ended.load(std::memory_order_relaxed) || !slot.sample) continue;  // relaxed: as above
+                slot.used += bytes;
+                used_up = used_up || slot.used >= slot.sample.size() - slot.sample.size() % frame;
+            }
+            // Push before the slots are freed: the next set cannot complete (on another thread)
+            // until this push has returned, so the node downstream never runs on two threads at once.
+            const Flow flow = bytes != 0 ? push(0, std::move(out)) : Flow::ok;
+            if (used_up || flow != Flow::ok) {
+                release_slots(flow != Flow::ok);
+                return flow;
             }
         }
-        (void)out.set_size(bytes);
-        if (first) out.set_times(first->start_time(), first->stop_time());
-        // Push before the slots are freed: the next set cannot complete (on another thread) until
-        // this push has returned, so the node downstream never runs on two threads at once.
-        const Flow flow = push(0, std::move(out));
-        release_slots(live);
-        return flow;
     }
 
-    void release_slots(std::size_t live) noexcept {
-        // The count goes down first: no slot can be refilled (and counted) before it is emptied.
-        // acq_rel: orders the decrement before the slot stores below.
-        filled_.fetch_sub(std::uint32_t(live), std::memory_order_acq_rel);
+    // Frees the slots whose sample is used up (all of them with `all`: the stream is over or
+    // failed), then wakes their threads.
+    void release_slots(bool all) noexcept {
+        const std::size_t frame = output(0).format().frame_bytes();
+        std::uint32_t freed = 0;
+        bool free_it[kMaxInputs] = {};
         for (std::size_t i = 0; i < input_count(); ++i) {
-            if (slots_[i].ended.load(std::memory_order_relaxed)) continue;  // relaxed: as in mix
+            const Slot& slot = slots_[i];
+            if (slot.ended.load(std::memory_order_relaxed)) continue;  // relaxed: as in mix
+            free_it[i] = all || !slot.sample || slot.used >= slot.sample.size() - slot.sample.size() % frame;
+            freed += free_it[i];
+        }
+        // The count goes down first: no slot can be refilled (and counted) before it is emptied.
+        // acq_rel: orders the decrement (and every `used` written above) before the slot stores
+        // below, and publishes the partly used slots' `used` to the next mixing thread.
+        filled_.fetch_sub(freed, std::memory_order_acq_rel);
+        for (std::size_t i = 0; i < input_count(); ++i) {
+            if (!free_it[i]) continue;
             slots_[i].sample.reset();
+            slots_[i].used = 0;
             // release: the waiting thread of this input may fill the slot again.
             slots_[i].full.store(false, std::memory_order_release);
         }

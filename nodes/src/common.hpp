@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::nodes::detail {
@@ -48,6 +49,30 @@ inline PropertySpec num_buffers_property() {
 inline std::int64_t steady_now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
+}
+
+// Opens `path` for reading without ever blocking in open() (a FIFO nobody writes to would hang
+// it), and refuses what is not a regular file: a stream must be a file whose size is known.
+// Returns the descriptor, blocking again for reads, or -1 with `error` set to the reason (the
+// caller names the file). Control thread.
+int open_regular_file(const std::string& path, std::string& error);
+
+// `text` with control characters and non-ASCII bytes written as \xNN, so that a message quoting
+// what a user typed (or a file held) prints as one harmless line.
+inline std::string printable(std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (const char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7F) {
+            out += c;
+        } else {
+            out += "\\x";
+            out += kHex[u >> 4];
+            out += kHex[u & 15];
+        }
+    }
+    return out;
 }
 
 // File errors name the file and, where it applies, the byte offset.

@@ -3,6 +3,8 @@
 
 #include <sluice/nodes/registry.hpp>
 
+#include "common.hpp"
+
 #include <cctype>
 #include <map>
 #include <optional>
@@ -18,7 +20,7 @@ struct Word {
 };
 
 Status error_at(const Word& w, const std::string& what) {
-    return {Errc::parse_error, what + " at character " + std::to_string(w.column) + " ('" + w.text + "')"};
+    return {Errc::parse_error, what + " at character " + std::to_string(w.column) + " ('" + detail::printable(w.text) + "')"};
 }
 
 // Splits on whitespace; double or single quotes group, backslash escapes inside double quotes.
@@ -102,10 +104,11 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
         }
         const auto eq = w.text.find('=');
         if (eq != std::string::npos) {
-            if (current == kNone) return error_at(w, "property '" + w.text + "' does not follow a node");
+            if (current == kNone) return error_at(w, "property '" + detail::printable(w.text) + "' does not follow a node");
             const std::string key = w.text.substr(0, eq);
             if (key.empty()) return error_at(w, "property without a name");
-            if (elements[current].properties.count(key)) return error_at(w, "property '" + key + "' given twice");
+            if (elements[current].properties.count(key))
+                return error_at(w, "property '" + detail::printable(key) + "' given twice");
             elements[current].properties[key] = w.text.substr(eq + 1);
             continue;
         }
@@ -118,7 +121,7 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
             current = kNone;
         } else {
             for (char c : w.text)
-                if (!is_name_char(c)) return error_at(w, "unexpected '" + std::string(1, c) + "'");
+                if (!is_name_char(c)) return error_at(w, "unexpected '" + detail::printable(std::string(1, c)) + "'");
             elements.push_back({w.text, {}, w, {}, nullptr});
             end.element = elements.size() - 1;
             current = elements.size() - 1;
@@ -136,7 +139,7 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
         if (it == elements[i].properties.end()) continue;
         if (it->second.empty()) return error_at(elements[i].word, "empty name");
         if (!by_name.emplace(it->second, i).second)
-            return error_at(elements[i].word, "two nodes are named '" + it->second + "'");
+            return error_at(elements[i].word, "two nodes are named '" + detail::printable(it->second) + "'");
         elements[i].name = it->second;
         elements[i].properties.erase(it);
     }
@@ -155,7 +158,8 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
             e.properties["num-buffers"] = std::to_string(options.num_buffers);
         std::unique_ptr<engine::Node> node;
         if (Status st = create_node(e.type, e.name, e.properties, node); !st)
-            return {st.code(), st.message() + " at character " + std::to_string(e.word.column) + " ('" + e.word.text + "')"};
+            return {st.code(), st.message() + " at character " + std::to_string(e.word.column) + " ('" +
+                                   detail::printable(e.word.text) + "')"};
         e.node = &graph.add(std::move(node));
     }
 
@@ -165,7 +169,7 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
             return {};
         }
         auto it = by_name.find(end.reference);
-        if (it == by_name.end()) return error_at(end.word, "no node named '" + end.reference + "'");
+        if (it == by_name.end()) return error_at(end.word, "no node named '" + detail::printable(end.reference) + "'");
         out = elements[it->second].node;
         return {};
     };

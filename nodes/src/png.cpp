@@ -43,6 +43,7 @@ public:
                   InputNeeds{.holds = every_ == 0 ? 1u : 0u});
     }
     ~PngSink() override { discard_first_file(); }
+    std::vector<FileUse> file_uses() const override { return {{percent_d_ == std::string::npos ? path_ : file_name_of(0), true}}; }
 
 private:
     Status start() override {
@@ -94,6 +95,10 @@ private:
         std::memcpy(out, path_.data() + percent_d_ + 2, rest);
         out[rest] = '\0';
         return name_.data();
+    }
+
+    std::string file_name_of(std::uint64_t n) const {
+        return path_.substr(0, percent_d_) + std::to_string(n) + path_.substr(percent_d_ + 2);
     }
 
     // Writes frame `n` (the first one into the file opened by start()); the message on failure.

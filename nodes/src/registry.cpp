@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/nodes/registry.hpp>
 
+#include "common.hpp"
 #include "specs.hpp"
 
-#include <cerrno>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
 
 namespace sluice::nodes {
 
@@ -29,15 +29,15 @@ const NodeSpec* find_node_spec(std::string_view type) {
 
 Status create_node(std::string_view type, std::string name, const Properties& properties, std::unique_ptr<Node>& out) {
     const NodeSpec* spec = find_node_spec(type);
-    if (spec == nullptr) return {Errc::invalid_argument, "unknown node '" + std::string(type) + "' (sluice-play --list shows them all)"};
+    if (spec == nullptr) return {Errc::invalid_argument, "unknown node '" + detail::printable(type) + "'"};
     for (const auto& [key, value] : properties) {
         bool known = key == "name";
         for (const auto& p : spec->properties) known = known || p.name == key;
         if (!known) {
             std::string names;
             for (const auto& p : spec->properties) names += (names.empty() ? "" : ", ") + p.name;
-            return {Errc::invalid_argument, name + ": " + spec->type + " has no property '" + key + "' (it has: " +
-                                                (names.empty() ? "none" : names) + ")"};
+            return {Errc::invalid_argument, detail::printable(name) + ": " + spec->type + " has no property '" +
+                                                detail::printable(key) + "' (it has: " + (names.empty() ? "none" : names) + ")"};
         }
     }
     PropertyReader reader(*spec, name, properties);
@@ -59,20 +59,21 @@ std::string PropertyReader::raw(std::string_view key) const {
 
 void PropertyReader::bad(std::string_view key, const std::string& value, const std::string& why) {
     if (status_.ok())
-        status_ = Status(Errc::invalid_argument,
-                         node_name_ + ": property " + std::string(key) + "='" + value + "' " + why);
+        status_ = Status(Errc::invalid_argument, detail::printable(node_name_) + ": property " + std::string(key) + "='" +
+                                                     detail::printable(value) + "' " + why);
 }
 
 void PropertyReader::fail(std::error_code code, std::string message) {
     if (status_.ok()) status_ = Status(code, node_name_ + ": " + message);
 }
 
+// Numbers are written plainly: decimal digits, an optional '-', a fraction and an exponent; no
+// spaces, no hexadecimal (strtod would take " 5" and "0x10"), no inf or nan.
 double PropertyReader::number(std::string_view key, double min, double max) {
     const std::string v = raw(key);
-    errno = 0;
-    char* end = nullptr;
-    const double d = std::strtod(v.c_str(), &end);
-    if (v.empty() || end != v.c_str() + v.size() || errno != 0 || !std::isfinite(d)) {
+    double d = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d, std::chars_format::general);
+    if (v.empty() || end != v.data() + v.size() || ec != std::errc() || !std::isfinite(d)) {
         bad(key, v, "is not a number");
         return min;
     }
@@ -85,10 +86,9 @@ double PropertyReader::number(std::string_view key, double min, double max) {
 
 std::int64_t PropertyReader::integer(std::string_view key, std::int64_t min, std::int64_t max) {
     const std::string v = raw(key);
-    errno = 0;
-    char* end = nullptr;
-    const long long n = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || end != v.c_str() + v.size() || errno != 0) {
+    std::int64_t n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n, 10);
+    if (v.empty() || end != v.data() + v.size() || ec != std::errc()) {
         bad(key, v, "is not an integer");
         return min;
     }

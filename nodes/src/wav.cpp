@@ -10,6 +10,7 @@
 #include "specs.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 
@@ -43,10 +44,13 @@ Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint6
         return unexpected(Errc::corrupt_file);
     };
     if (file.size() < 12) return fail(file.size(), "file too short for a RIFF header (" + std::to_string(file.size()) + " bytes)");
-    if (std::memcmp(file.data(), "RIFF", 4) != 0) return fail(0, "not a RIFF file (no 'RIFF' magic)");
+    const bool rf64 = std::memcmp(file.data(), "RF64", 4) == 0;
+    if (!rf64 && std::memcmp(file.data(), "RIFF", 4) != 0) return fail(0, "not a RIFF or RF64 file (no 'RIFF' magic)");
     if (std::memcmp(file.data() + 8, "WAVE", 4) != 0) return fail(8, "RIFF file is not WAVE");
     WavInfo info;
     bool have_fmt = false;
+    std::uint64_t ds64_data_bytes = 0;  // RF64 (EBU Tech 3306): the data size the 'ds64' chunk gives
+    bool have_ds64 = false;
     std::uint64_t pos = 12;
     for (;;) {
         if (pos + 8 > file.size()) {
@@ -55,7 +59,12 @@ Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint6
         }
         const unsigned char* chunk = file.data() + pos;
         const std::uint32_t size = le32(chunk + 4);
-        if (std::memcmp(chunk, "fmt ", 4) == 0) {
+        if (rf64 && std::memcmp(chunk, "ds64", 4) == 0) {
+            if (size < 24) return fail(pos + 4, "'ds64' chunk too small (" + std::to_string(size) + " bytes)");
+            if (pos + 8 + 24 > file.size()) return fail(pos, "'ds64' chunk is truncated");
+            ds64_data_bytes = std::uint64_t(le32(chunk + 16)) | std::uint64_t(le32(chunk + 20)) << 32;
+            have_ds64 = true;
+        } else if (std::memcmp(chunk, "fmt ", 4) == 0) {
             if (size < 16) return fail(pos + 4, "'fmt ' chunk too small (" + std::to_string(size) + " bytes)");
             if (pos + 8 + std::min<std::uint32_t>(size, 40) > file.size()) return fail(pos, "'fmt ' chunk is truncated");
             const unsigned char* f = chunk + 8;
@@ -84,6 +93,16 @@ Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint6
             info.data_offset = pos + 8;
             info.data_bytes = size;
             const std::uint64_t available = file_size > info.data_offset ? file_size - info.data_offset : 0;
+            if (rf64 && size == 0xFFFFFFFF) {
+                if (!have_ds64) return fail(pos + 4, "RF64 'data' chunk of size 0xFFFFFFFF without a 'ds64' chunk");
+                if (ds64_data_bytes > available)
+                    return fail(pos + 4, "'ds64' claims " + std::to_string(ds64_data_bytes) + " data bytes but only " +
+                                             std::to_string(available) + " remain");
+                info.data_bytes = ds64_data_bytes;
+                const std::size_t frame = info.channels * engine::bytes_per_sample(info.format);
+                info.data_bytes -= info.data_bytes % frame;
+                return info;
+            }
             // 0xFFFFFFFF (or 0) is what streaming writers leave when they could not seek back;
             // take the data to the end of the file then, as ffmpeg and sox do.
             if (size == 0xFFFFFFFF || (size == 0 && available > 0)) info.data_bytes = available;
@@ -104,12 +123,13 @@ using engine::Flow;
 
 // Reads a whole WAV header (it sits in the first few KiB) and validates it against the file size.
 Status read_wav_header(const std::string& path, WavInfo& info) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {Errc::io_error, path + ": cannot open: " + std::strerror(errno)};
+    std::string error;
+    const int fd = detail::open_regular_file(path, error);
+    if (fd < 0) return {Errc::io_error, path + ": " + error};
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(fd, &st) != 0) {
         ::close(fd);
-        return {Errc::io_error, path + ": not a regular file"};
+        return {Errc::io_error, path + ": cannot stat: " + std::strerror(errno)};
     }
     unsigned char head[8192];
     std::size_t got = 0;
@@ -120,7 +140,6 @@ Status read_wav_header(const std::string& path, WavInfo& info) {
         got += std::size_t(n);
     }
     ::close(fd);
-    std::string error;
     auto parsed = parse_wav_header({head, got}, std::uint64_t(st.st_size), error);
     if (!parsed) return {parsed.error(), path + ": " + error};
     info = *parsed;
@@ -139,6 +158,7 @@ public:
         add_output("src", {engine::MediaFormat::audio(int(info_.rate), int(info_.channels), info_.format)});
     }
     ~WavSrc() override { close_file(); }
+    std::vector<FileUse> file_uses() const override { return {{path_, false}}; }
 
 private:
     engine::BufferNeeds output_buffers(std::size_t) const override {
@@ -148,8 +168,9 @@ private:
         close_file();
         // The file may have changed since the graph was built: check it again.
         if (Status st = read_wav_header(path_, info_); !st) return st;
-        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) return {Errc::io_error, path_ + ": cannot open: " + std::strerror(errno)};
+        std::string error;
+        fd_ = detail::open_regular_file(path_, error);
+        if (fd_ < 0) return {Errc::io_error, path_ + ": " + error};
         position_ = 0;
         limit_.produced = 0;
         return {};
@@ -164,13 +185,13 @@ private:
         const engine::MediaFormat& f = output(0).format();
         const std::size_t frame_bytes = f.frame_bytes();
         const std::uint64_t frames_done = position_ / frame_bytes;
-        const std::int64_t start = std::int64_t(frames_done * 1'000'000'000 / f.rate);
+        const std::int64_t start = engine::frames_to_ns(frames_done, f.rate);
         if (position_ >= info_.data_bytes || limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
         auto s = get_buffer(0);
         if (!s) return detail::flow_of_get_error(s.error());
         std::uint64_t remaining = info_.data_bytes - position_;
         if (const std::int64_t limit = media_limit_ns(); limit >= 0) {  // end exactly at the duration
-            const auto end_frame = std::uint64_t((__int128(limit) * f.rate + 999'999'999) / 1'000'000'000);
+            const std::uint64_t end_frame = engine::frames_at_or_after(limit, f.rate);
             remaining = std::min<std::uint64_t>(remaining, (end_frame - frames_done) * frame_bytes);
         }
         const std::size_t want = std::size_t(std::min<std::uint64_t>(frames_ * frame_bytes, remaining));
@@ -187,7 +208,7 @@ private:
         }
         (void)s->set_size(got);
         position_ += got;
-        s->set_times(start, std::int64_t(position_ / frame_bytes * 1'000'000'000 / f.rate));
+        s->set_times(start, engine::frames_to_ns(position_ / frame_bytes, f.rate));
         if (limit_.produced++ == 0) s->add_flags(SampleFlags::discontinuity);
         return push(0, std::move(*s));
     }
@@ -203,6 +224,12 @@ private:
 // Writes through a fixed buffer (no allocation while streaming) and keeps the header's sizes
 // right: at stop (including Ctrl-C, which stops through the same path) and about once a second,
 // so even a killed process leaves a file whose header covers nearly all of its data.
+//
+// The header reserves a 36-byte 'JUNK' chunk after "WAVE" (ignored by every reader). A recording
+// that passes what the 32-bit RIFF sizes can say (4 GiB) becomes RF64 (EBU Tech 3306) when it is
+// finished: "RF64", sizes of 0xFFFFFFFF, and the JUNK chunk turned into the 'ds64' chunk with the
+// 64-bit sizes. ffmpeg and sox read both. Until it is finished such a file's RIFF sizes say "to
+// the end of the file" (0xFFFFFFFF), as streaming writers leave them.
 class WavSink final : public Node {
 public:
     WavSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
@@ -214,13 +241,15 @@ public:
         if (choice == 2) accepts.sample_format = engine::SampleFormat::f32;
         add_input("sink", {accepts});
     }
-    ~WavSink() override { finish(); }
+    ~WavSink() override { (void)finish(); }
+    std::vector<FileUse> file_uses() const override { return {{path_, true}}; }
 
 private:
-    static constexpr std::size_t kHeaderBytes = 58;  // float layout; PCM uses the first 44
+    static constexpr std::size_t kJunkBytes = 36;  // 8 + 28: room for the ds64 chunk
+    static constexpr std::size_t kMaxHeaderBytes = 12 + kJunkBytes + 26 + 12 + 8;
 
     Status start() override {
-        finish();
+        (void)finish();
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd_ < 0) return {Errc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
         buffer_.resize(1 << 16);
@@ -230,13 +259,16 @@ private:
         since_header_ = 0;
         const engine::MediaFormat& f = input(0).format();
         is_float_ = f.sample_format == engine::SampleFormat::f32;
-        header_bytes_ = is_float_ ? kHeaderBytes : 44;
+        // RIFF + JUNK + fmt (16 or 18 bytes) [+ fact] + data header.
+        header_bytes_ = 12 + kJunkBytes + (is_float_ ? 8 + 18 + 12 : 8 + 16) + 8;
         bytes_per_second_ = std::uint64_t(f.rate) * f.frame_bytes();
-        if (!write_header()) return {Errc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
+        if (!write_header(false)) return {Errc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
         return {};
     }
-    void stop() override { finish(); }
-
+    // A recording that cannot be finished (a full disk) is an error: never a silently short file.
+    void stop() override {
+        if (auto error = finish()) (void)report_error(make_error_code(Errc::io_error), *error);
+    }
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
         if (fd_ < 0) return Flow::ok;
@@ -248,24 +280,31 @@ private:
             used_ += take;
             p += take;
             n -= take;
-            if (used_ == buffer_.size() && !drain())
-                return report_error(make_error_code(Errc::io_error), path_ + ": write failed: " + std::strerror(errno));
+            if (used_ == buffer_.size() && !drain()) return write_failed();
         }
         data_bytes_ += s.size();
         since_header_ += s.size();
         if (since_header_ >= bytes_per_second_) {
-            if (!drain() || !write_header())
-                return report_error(make_error_code(Errc::io_error), path_ + ": write failed: " + std::strerror(errno));
+            if (!drain() || !write_header(false)) return write_failed();
             since_header_ = 0;
         }
         return Flow::ok;
     }
-
+    Flow write_failed() {
+        const int err = errno;
+        const std::uint64_t at = header_bytes_ + written_;
+        ::close(fd_);  // nothing more can be written; stop() must not claim otherwise
+        fd_ = -1;
+        failed_ = true;
+        return report_error(make_error_code(Errc::io_error),
+                            detail::at_offset(path_, at) + "write failed: " + std::strerror(err));
+    }
     bool drain() {
         std::size_t done = 0;
         while (done < used_) {
             const ssize_t n = ::pwrite(fd_, buffer_.data() + done, used_ - done, off_t(header_bytes_ + written_ + done));
             if (n < 0 && errno == EINTR) continue;
+            if (n == 0) errno = ENOSPC;
             if (n <= 0) return false;
             done += std::size_t(n);
         }
@@ -273,55 +312,87 @@ private:
         used_ = 0;
         return true;
     }
-
-    bool write_header() {
+    // Writes the header for the data written so far. `final`: the recording is complete, so a
+    // size past 4 GiB turns the file into RF64; before that such sizes read "to the end".
+    bool write_header(bool final) {
         const engine::MediaFormat& f = input(0).format();
-        unsigned char h[kHeaderBytes] = {};
-        const std::uint64_t data = std::min<std::uint64_t>(data_bytes_, 0xFFFFFFFFu - header_bytes_);
-        std::memcpy(h, "RIFF", 4);
-        put32(h + 4, std::uint32_t(header_bytes_ - 8 + data + (data & 1)));
-        std::memcpy(h + 8, "WAVEfmt ", 8);
-        put32(h + 16, is_float_ ? 18 : 16);
-        put16(h + 20, is_float_ ? kFloat : kPcm);
-        put16(h + 22, std::uint16_t(f.channels));
-        put32(h + 24, std::uint32_t(f.rate));
-        put32(h + 28, std::uint32_t(f.rate * f.frame_bytes()));
-        put16(h + 32, std::uint16_t(f.frame_bytes()));
-        put16(h + 34, std::uint16_t(engine::bytes_per_sample(f.sample_format) * 8));
-        unsigned char* next = h + 36;
+        unsigned char h[kMaxHeaderBytes] = {};
+        const std::uint64_t riff = header_bytes_ - 8 + data_bytes_ + (data_bytes_ & 1);
+        const bool big = riff > 0xFFFFFFFFu;
+        const bool as_rf64 = big && final;
+        std::memcpy(h, as_rf64 ? "RF64" : "RIFF", 4);
+        put32(h + 4, big ? 0xFFFFFFFFu : std::uint32_t(riff));
+        std::memcpy(h + 8, "WAVE", 4);
+        unsigned char* c = h + 12;
+        if (as_rf64) {
+            std::memcpy(c, "ds64", 4);
+            put32(c + 4, kJunkBytes - 8);
+            put32(c + 8, std::uint32_t(riff));
+            put32(c + 12, std::uint32_t(riff >> 32));
+            put32(c + 16, std::uint32_t(data_bytes_));
+            put32(c + 20, std::uint32_t(data_bytes_ >> 32));
+            const std::uint64_t frames = data_bytes_ / f.frame_bytes();
+            put32(c + 24, std::uint32_t(frames));
+            put32(c + 28, std::uint32_t(frames >> 32));
+            put32(c + 32, 0);  // no table
+        } else {
+            std::memcpy(c, "JUNK", 4);
+            put32(c + 4, kJunkBytes - 8);
+        }
+        c += kJunkBytes;
+        std::memcpy(c, "fmt ", 4);
+        put32(c + 4, is_float_ ? 18 : 16);
+        put16(c + 8, is_float_ ? kFloat : kPcm);
+        put16(c + 10, std::uint16_t(f.channels));
+        put32(c + 12, std::uint32_t(f.rate));
+        put32(c + 16, std::uint32_t(f.rate * f.frame_bytes()));
+        put16(c + 20, std::uint16_t(f.frame_bytes()));
+        put16(c + 22, std::uint16_t(engine::bytes_per_sample(f.sample_format) * 8));
+        c += 24;
         if (is_float_) {
-            put16(h + 36, 0);  // cbSize
-            std::memcpy(h + 38, "fact", 4);
-            put32(h + 42, 4);
-            put32(h + 46, std::uint32_t(data / f.frame_bytes()));
-            next = h + 50;
+            put16(c, 0);  // cbSize
+            std::memcpy(c + 2, "fact", 4);
+            put32(c + 6, 4);
+            const std::uint64_t frames = data_bytes_ / f.frame_bytes();
+            put32(c + 10, frames > 0xFFFFFFFFu ? 0xFFFFFFFFu : std::uint32_t(frames));
+            c += 14;
         }
-        std::memcpy(next, "data", 4);
-        put32(next + 4, std::uint32_t(data));
-        return ::pwrite(fd_, h, header_bytes_, 0) == ssize_t(header_bytes_);
+        std::memcpy(c, "data", 4);
+        put32(c + 4, big || data_bytes_ > 0xFFFFFFFFu ? 0xFFFFFFFFu : std::uint32_t(data_bytes_));
+        c += 8;
+        return std::size_t(c - h) == header_bytes_ && ::pwrite(fd_, h, header_bytes_, 0) == ssize_t(header_bytes_);
     }
-
-    void finish() {
-        if (fd_ < 0) return;
-        drain();
-        if (data_bytes_ & 1) {  // RIFF pads chunks to even sizes
+    // Writes what is buffered and the final header, and closes; the error, if any.
+    std::optional<std::string> finish() {
+        if (fd_ < 0) {
+            if (!failed_) return std::nullopt;
+            failed_ = false;  // the write error was reported when it happened
+            return std::nullopt;
+        }
+        bool ok = drain();
+        if (ok && (data_bytes_ & 1)) {  // RIFF pads chunks to even sizes
             const unsigned char zero = 0;
-            (void)!::pwrite(fd_, &zero, 1, off_t(header_bytes_ + data_bytes_));
+            ok = ::pwrite(fd_, &zero, 1, off_t(header_bytes_ + data_bytes_)) == 1;
         }
-        write_header();
-        ::close(fd_);
+        ok = ok && write_header(true);
+        ok = ok && ::fsync(fd_) == 0;  // a full disk may say so only now
+        const int err = errno;
+        ok = ::close(fd_) == 0 && ok;
         fd_ = -1;
+        if (ok) return std::nullopt;
+        return path_ + ": finishing the file failed after " + std::to_string(data_bytes_) +
+               " bytes of audio: " + std::strerror(err != 0 ? err : errno);
     }
-
     std::string path_;
     int fd_ = -1;
+    bool failed_ = false;
     std::vector<std::byte> buffer_;
     std::size_t used_ = 0;
     std::uint64_t written_ = 0;       // data bytes in the file
     std::uint64_t data_bytes_ = 0;    // data bytes handed to us: written_ + used_
     std::uint64_t since_header_ = 0;  // of those, since the header was last rewritten
     std::uint64_t bytes_per_second_ = 0;
-    std::size_t header_bytes_ = 44;
+    std::size_t header_bytes_ = 0;
     bool is_float_ = false;
 };
 

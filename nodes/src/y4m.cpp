@@ -126,13 +126,9 @@ std::int64_t read_head(int fd, char* buf, std::size_t capacity) noexcept {
 
 // Opens `path` and parses its header; the Status message is "<path>: byte N: what".
 Status read_y4m_header(const std::string& path, Y4mHeader& out) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {Errc::io_error, detail::at_offset(path, 0) + "cannot open: " + std::strerror(errno)};
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return {Errc::io_error, detail::at_offset(path, 0) + "not a regular file"};
-    }
+    std::string error;
+    const int fd = detail::open_regular_file(path, error);
+    if (fd < 0) return {Errc::io_error, detail::at_offset(path, 0) + error};
     char head[kMaxHeader];
     const std::int64_t got = read_head(fd, head, sizeof head);
     ::close(fd);
@@ -214,13 +210,15 @@ public:
         add_output("src", {MediaFormat::video(header_.width, header_.height, PixelFormat::i420, header_.fps)});
     }
     ~Y4mSrc() override { close_file(); }
+    std::vector<FileUse> file_uses() const override { return {{path_, false}}; }
 
 private:
     // Opens the file again and checks that the header still says what negotiation was told.
     Status start() override {
         close_file();
-        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) return {Errc::io_error, detail::at_offset(path_, 0) + "cannot open: " + std::strerror(errno)};
+        std::string error;
+        fd_ = detail::open_regular_file(path_, error);
+        if (fd_ < 0) return {Errc::io_error, detail::at_offset(path_, 0) + error};
         reader_.reset(fd_);
         auto failed = [this](Errc code, std::uint64_t offset, const std::string& what) -> Status {
             close_file();  // the graph calls stop() only on nodes that started
@@ -339,6 +337,7 @@ public:
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420)});
     }
     ~Y4mSink() override { close_file(); }
+    std::vector<FileUse> file_uses() const override { return {{path_, true}}; }
 
 private:
     Status start() override {

@@ -53,7 +53,7 @@ using Probe = sluice::detail::LayoutProbe;
 #if defined(__x86_64__) && !defined(SLUICE_TEST_TSAN)
 namespace {
 
-// Rule 9: a release that begins after the destructor began, and is preempted right after the
+// Rule 4: a release that begins after the destructor began, and is preempted right after the
 // step that makes its sample free, must not touch the allocator afterwards. Preemption is
 // simulated by single-stepping both threads with the x86 trap flag and holding each one at the
 // interesting instruction:

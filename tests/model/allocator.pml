@@ -37,6 +37,9 @@
  *   FIX      1: the proposed fix of the rule-1 race in push_free (see README): a pusher that read a
  *            head with the waiters flag registers in `notifiers` before its CAS and leaves after
  *            its wake-up; the destructor also waits for notifiers == 0
+ *   NOPOOL_WAIT 1: the proposed fix of the livelock in get_slow (see README): a waiter that finds
+ *            current_ == &g_no_pool after announcing itself waits on its ticket instead of
+ *            announcing again at once (decommit's notify_all follows its head swap)
  *   WAITER_REGISTERED 1: assert that a push that replaced a flagged head saw waiters_ != 0
  */
 
@@ -63,6 +66,9 @@
 #endif
 #ifndef FIX
 #define FIX 0
+#endif
+#ifndef NOPOOL_WAIT
+#define NOPOOL_WAIT 0
 #endif
 #ifndef WAITER_REGISTERED
 #define WAITER_REGISTERED 0
@@ -126,8 +132,9 @@ byte pw[NS];                     /* W_PARKED: which word */
 byte holder[NS];                 /* W_HELD: which thread */
 bit  early = 0;                  /* this run calls decommit() while gets may still run */
 byte gets_done = 0;              /* threads past their last get (no get runs with the destructor) */
-byte pend = 0;                   /* wake-ups decided on (a flagged head replaced, the head swapped by
-                                    decommit, a leave() that saw a sample) whose seq_ += 1 is to come */
+byte pend = 0;                   /* wake-ups bound to come, whose seq_ += 1 has not happened yet: a
+                                    push that replaced a flagged head, a leave() that saw a sample,
+                                    decommit's notify_all once it has set current_ to g_no_pool */
 
 /* ---------------------------------------------------------------------------------------------
  * Helpers; they use the calling process's locals me, k, c.
@@ -363,7 +370,11 @@ proctype Worker(byte me) {
                     ok = 0;
                     d_step { ALIVE; cur = curpool };
                     if
+#if NOPOOL_WAIT
+                    :: !cur -> goto sleep                            /* decommit's notify_all is to come */
+#else
                     :: !cur -> skip                                  /* decommitted since: look again */
+#endif
                     :: else ->
                         cur = 0;
                         /* close_caches (rule 3) */
@@ -411,6 +422,8 @@ proctype Worker(byte me) {
                         fi;
 #endif
                         /* wake_.wait(ticket) */
+sleep:
+                        cur = 0;
                         d_step { ALIVE; sleepers++ };                 /* (a) of the Dekker pairing */
                         d_step {
                             ALIVE;
@@ -606,12 +619,12 @@ proctype Control() {
     /* ================= decommit() ================= */
     d_step { live_retired++ };
     d_step { retired = 1 };
-    d_step { curpool = 0 };
+    d_step { curpool = 0; pend++ /* from here on, notify_all below is bound to come */ };
     d_step { es = hslot; ef = hflag; KEEP_H };
     do
     :: d_step {
            if
-           :: CAS_H -> hslot = DECOM; DROP_H; ok = 1; pend++       /* the flag and the counter stay */
+           :: CAS_H -> hslot = DECOM; DROP_H; ok = 1                /* the flag and the counter stay */
            :: else -> es = hslot; ef = hflag; KEEP_H; ok = 0
            fi
        };

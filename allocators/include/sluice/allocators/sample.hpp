@@ -113,7 +113,9 @@ public:
     std::uint64_t epoch() const noexcept;
 
     // Names who holds the sample now, for the allocator's ownership ledger (stop diagnostics).
-    // `holder` must outlive the sample (a node name, a string literal). No-op when the ledger is off.
+    // `holder` must outlive the sample (a node name, a string literal). One relaxed store; any
+    // thread that holds the sample. ledger() reports it while the ledger is on, or always when
+    // the allocator's owner names every holder (SampleAllocator::set_holders_named).
     void set_holder(const char* holder) noexcept;
 
 private:

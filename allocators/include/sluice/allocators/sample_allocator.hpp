@@ -81,7 +81,7 @@ struct AllocatorStats {
 struct LedgerEntry {
     std::uint64_t epoch = 0;
     std::size_t index = 0;
-    std::string holder;  // "?" when nobody named it since the ledger was switched on
+    std::string holder;  // "?" when nobody named it (since the ledger was switched on)
     std::uint32_t references = 0;
     std::chrono::nanoseconds held_for{0};  // 0 when it was taken before the ledger was on
 };
@@ -101,7 +101,7 @@ public:
     // Decommits, then waits until every sample of every epoch has been released and its memory
     // unmapped, then frees everything. A release, on any thread, touches the allocator only until
     // the moment its sample counts as returned, so once the destructor has seen every sample back
-    // no release can still be using it (rule 9). Control thread; blocks. No other call on this
+    // no release can still be using it (rule 4). Control thread; blocks. No other call on this
     // allocator may run concurrently with it (releases of held samples may).
     ~SampleAllocator();
 
@@ -159,6 +159,11 @@ public:
     // mutex.
     void set_ledger_enabled(bool on) noexcept;
     bool ledger_enabled() const noexcept;
+    // For owners that name the holder of every sample they take (SampleRef::set_holder after
+    // each get, as a Graph does for its pools): ledger() then reports those names even while the
+    // ledger is off, at no cost to gets (ages stay 0 unless the ledger is on). Names must stay
+    // valid while ledger() may be called. Control operation; takes the control mutex.
+    void set_holders_named(bool on) noexcept;
     // Outstanding samples of every epoch, longest held first. Control operation; allocates.
     std::vector<LedgerEntry> ledger() const;
 

@@ -81,4 +81,16 @@ FormatSet intersect(const FormatSet& offered, const FormatSet& accepted);
 // Fills open fields with defaults: 48000 Hz, 2 channels, s16; 320x240, I420, 30/1 fps.
 MediaFormat fixate(MediaFormat f);
 
+// Media time of frame `frame` at `rate` frames per second: frame * 1e9 / rate without overflow
+// for any frame count a stream can reach (the 128-bit product holds centuries at 768 kHz).
+// Saturates at INT64_MAX. Never allocates.
+constexpr std::int64_t frames_to_ns(std::uint64_t frame, std::int64_t rate) noexcept {
+    const __int128 ns = static_cast<__int128>(frame) * 1'000'000'000 / rate;
+    return ns > INT64_MAX ? INT64_MAX : static_cast<std::int64_t>(ns);
+}
+// The first frame whose time is at or after `ns` (>= 0): ceil(ns * rate / 1e9).
+constexpr std::uint64_t frames_at_or_after(std::int64_t ns, std::int64_t rate) noexcept {
+    return static_cast<std::uint64_t>((static_cast<__int128>(ns) * rate + 999'999'999) / 1'000'000'000);
+}
+
 }  // namespace sluice::engine

@@ -23,6 +23,12 @@
 // parked. produce/process/end_of_stream run on streaming threads: never concurrently for the same
 // input, but concurrently for different inputs when they come from different sources (a mixer).
 // Streaming functions must not allocate, lock or block other than through the helpers below.
+//
+// Errors: return them (a Status, Flow::error after report_error()). An exception that escapes a
+// node's function is caught at the node's boundary: the graph posts an error event naming the
+// node and the exception's text, and the stream (or the call: start, configure...) fails as if
+// the node had reported it. An error a node reports from stop() (a file that could not be
+// finished) makes Graph::stop() fail, so an app never takes a truncated file for a good one.
 
 #include <sluice/allocators/sample_allocator.hpp>
 #include <sluice/engine/clock.hpp>
@@ -179,6 +185,14 @@ public:
     // tees and in-place transforms. The graph uses it to size pools. Default: no.
     virtual bool passes_through(std::size_t input, std::size_t output) const;
 
+    // Files this node reads or writes, so that prepare() can refuse a graph that would write the
+    // file it reads (the same device and inode). Default: none.
+    struct FileUse {
+        std::string path;
+        bool writes = false;
+    };
+    virtual std::vector<FileUse> file_uses() const;
+
 protected:
     InputPin& add_input(std::string name, FormatSet accepts, InputNeeds needs = {});
     OutputPin& add_output(std::string name, FormatSet offers);
@@ -201,7 +215,9 @@ protected:
 
     // ---- Lifecycle (control thread).
     virtual Status start();  // before the streaming threads start: open files, reset counters
-    virtual void stop();     // after every streaming thread left: drop held samples, finish files
+    // After every streaming thread left: drop held samples, finish files. A failure to finish
+    // (a full disk) is reported with report_error(), and Graph::stop() then fails.
+    virtual void stop();
     virtual void flush();    // streaming threads parked: drop held samples, reset position
     // Called on the control thread when the graph flushes or stops, before it waits for the
     // streaming threads: wake any streaming thread blocked inside this node (a mixer waiting for
@@ -226,8 +242,10 @@ protected:
     // ok to present, or flushing/stopped (drop it). Never allocates.
     Flow present(const SampleRef& sample) noexcept;
     // Posts an error on the graph's bus (allocates: not for the steady state) and returns
-    // Flow::error for the caller to return.
+    // Flow::error for the caller to return. Any thread, also from stop().
     Flow report_error(std::error_code code, std::string message);
+    // Posts a warning (something the app should know that does not stop the stream).
+    void report_warning(std::string message);
     void count_drop() noexcept;
     // Whether the graph is flushing (samples pushed now are dropped).
     bool flushing() const noexcept;
@@ -238,6 +256,9 @@ protected:
 
 private:
     friend class Graph;
+    // Turns the exception being handled into an error event naming this node. Inside a catch.
+    Flow report_exception(const char* where) noexcept;
+
     struct alignas(64) Counters {
         std::atomic<std::uint64_t> in{0}, out{0}, drops{0}, late{0}, misses{0};
         std::atomic<std::int64_t> max_lateness{0};

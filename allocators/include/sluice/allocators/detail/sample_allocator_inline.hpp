@@ -198,12 +198,10 @@ SLUICE_ALWAYS_INLINE void SampleRef::reset() noexcept {
     SampleAllocator::release_slow(h);
 }
 
-// Inline: Node::push calls it for every sample; with the ledger off it is three loads and a test.
+// Inline: Node::push calls it for every sample. One relaxed store to the header's second line.
 inline void SampleRef::set_holder(const char* holder) noexcept {
-    // relaxed: the ledger switch and entries are diagnostics.
-    if (header_ != nullptr && (header_->pool->owner->get_extras_.load(std::memory_order_relaxed) &
-                               SampleAllocator::kLedgerBit)) [[unlikely]]
-        header_->holder.store(holder, std::memory_order_relaxed);
+    // relaxed: a diagnostic, read by ledger() as a snapshot.
+    if (header_ != nullptr) header_->holder.store(holder, std::memory_order_relaxed);
 }
 
 inline std::size_t SampleRef::index() const noexcept { return header_->index; }
