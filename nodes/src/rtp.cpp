@@ -5,7 +5,7 @@
 #include <sluice/nodes/rtp.hpp>
 
 #include "common.hpp"
-#include "rtp_timeline.hpp"
+#include "rtp_audio_receiver.hpp"
 #include "specs.hpp"
 #include "udp.hpp"
 
@@ -89,6 +89,16 @@ public:
     }
 
 private:
+    // A packet carries whole frames and never more than `mtu` bytes: a frame that does not fit
+    // is refused here rather than sent oversized (or written past the packet buffer).
+    Status configure() override {
+        const std::size_t frame = input(0).format().frame_bytes();
+        if (frame + 12 > mtu_)
+            return {Errc::invalid_argument, "mtu=" + std::to_string(mtu_) + " cannot carry one frame of " +
+                                                input(0).format().to_string() + " (" + std::to_string(frame) +
+                                                " bytes after the 12-byte RTP header); raise mtu or use fewer channels"};
+        return {};
+    }
     Status start() override {
         if (Status st = udp_.open(host_, port_); !st) return st;
         const MediaFormat& f = input(0).format();
@@ -105,7 +115,7 @@ private:
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
         const std::size_t frame = input(0).format().frame_bytes();
-        const std::size_t per_packet = std::max<std::size_t>((mtu_ - 12) / frame, 1) * frame;
+        const std::size_t per_packet = (mtu_ - 12) / frame * frame;  // >= one frame: see configure()
         const auto* pcm = reinterpret_cast<const std::uint8_t*>(s.data());
         for (std::size_t done = 0; done < s.size();) {
             const std::size_t n = std::min(per_packet, s.size() - done);
@@ -137,50 +147,43 @@ private:
     std::atomic<std::uint64_t> packets_{0};
 };
 
-// Receives L16 packets on a UDP port. The jitter buffer holds up to kSlots packets by sequence
-// number; packets are emitted in order; a missing one is given up after `latency` ms (or when
-// the buffer is full) and replaced by silence flagged as a discontinuity. Packets from another
-// sender than the first, of another payload type, malformed or of an odd size are counted and
-// dropped. The stream ends after `timeout` ms without packets (once some have arrived).
+// Receives L16 packets on a UDP port into an RtpAudioReceiver (rtp_audio_receiver.hpp says what
+// it does with each datagram) and plays what it gives, in order: packets converted to native s16,
+// silence (flagged as a discontinuity) for packets given up on. The stream ends after `timeout`
+// ms without packets (counted from the start when none ever came), and at the graph's media
+// duration: running time is media time for a live source, so that holds without any packet too.
 class RtpSrc final : public Node {
 public:
-    RtpSrc(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
+    RtpSrc(std::string name, PropertyReader& r)
+        : Node(std::move(name), Kind::source), receiver_(config_of(r)) {
         port_ = std::uint16_t(r.integer("port", 1, 65535));
         address_ = r.text("address");
-        const int rate = int(r.integer("rate", 1, 384000));
-        const int channels = int(r.integer("channels", 1, 64));
-        pt_ = int(r.integer("pt", -1, 127));
         latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
         timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
-        add_output("src", {MediaFormat::audio(rate, channels, SampleFormat::s16)});
-        for (auto& slot : slots_) slot.data.resize(kMaxDatagram);
+        add_output("src", {MediaFormat::audio(rate_, channels_, SampleFormat::s16)});
     }
 
-    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override { return counters_.snapshot(); }
+    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
+        return receiver_.counters().snapshot();
+    }
 
 private:
-
-    static constexpr std::size_t kSlots = 64;
-    struct Slot {
-        bool full = false;
-        std::uint16_t sequence = 0;
-        std::uint32_t timestamp = 0;
-        std::size_t bytes = 0;
-        std::int64_t arrived_ns = 0;
-        std::vector<std::uint8_t> data;
-    };
+    detail::RtpAudioReceiver::Config config_of(PropertyReader& r) {
+        rate_ = int(r.integer("rate", 1, 384000));
+        channels_ = int(r.integer("channels", 1, 64));
+        return {.frame_bytes = std::size_t(channels_) * 2, .rate = rate_, .payload_type = int(r.integer("pt", -1, 127)),
+                .latency_ns = r.integer("latency", 0, 10'000) * 1'000'000};
+    }
 
     BufferNeeds output_buffers(std::size_t) const override { return {kMaxDatagram, 1}; }
 
     Status start() override {
         if (Status st = udp_.open(address_, port_); !st) return st;
-        for (auto& slot : slots_) slot.full = false;
-        have_sender_ = false;
-        have_next_ = false;
-        last_packet_ns_ = 0;
-        last_frames_ = 0;
+        receiver_.reset();
+        started_ns_ = detail::steady_now_ns();
         limit_.produced = 0;
+        warned_misfit_ = false;
         return {};
     }
     void stop() override { udp_.close(); }
@@ -190,153 +193,66 @@ private:
     Flow produce() override {
         for (;;) {
             if (stop_token().stop_requested()) return Flow::stopped;
-            if (limit_.reached(0, -1)) return Flow::end_of_stream;
-            if (Slot* ready = next_ready()) return emit(*ready);
-            if (have_next_ && give_up_on_next()) return emit_silence();
             const std::int64_t now = detail::steady_now_ns();
-            if (timeout_ns_ > 0 && last_packet_ns_ != 0 && now - last_packet_ns_ > timeout_ns_) return drain_or_end();
-            if (auto datagram = udp_.receive(std::chrono::milliseconds(10)); !datagram.empty()) file(datagram);
-        }
-    }
-
-    void file(std::span<const std::uint8_t> datagram) {
-        const auto packet = parse_rtp_packet(datagram);
-        const std::size_t frame = output(0).format().frame_bytes();
-        // relaxed everywhere below: statistics.
-        if (!packet || packet->payload.empty() || packet->payload.size() % frame != 0 ||
-            (pt_ >= 0 && packet->payload_type != pt_)) {
-            counters_.malformed.fetch_add(1, std::memory_order_relaxed);
-            return;
-        }
-        if (!have_sender_) {
-            have_sender_ = true;
-            ssrc_ = packet->ssrc;
-        } else if (packet->ssrc != ssrc_) {
-            counters_.foreign.fetch_add(1, std::memory_order_relaxed);
-            return;
-        }
-        last_packet_ns_ = detail::steady_now_ns();
-        counters_.received.fetch_add(1, std::memory_order_relaxed);
-        if (!have_next_) {
-            have_next_ = true;
-            next_ = packet->sequence;
-            next_timestamp_ = packet->timestamp;
-            timeline_.anchor(packet->timestamp, clock().now() + latency_ns_);
-        }
-        const auto ahead = std::uint16_t(packet->sequence - next_);
-        if (ahead >= 0x8000) {  // behind what was already played
-            counters_.late.fetch_add(1, std::memory_order_relaxed);
-            return;
-        }
-        if (ahead >= kSlots) {  // too far ahead to wait for what is missing: start again from here
-            counters_.lost.fetch_add(ahead, std::memory_order_relaxed);
-            for (auto& slot : slots_) slot.full = false;
-            next_ = packet->sequence;
-            next_timestamp_ = packet->timestamp;
-            gap_ = true;
-        }
-        Slot& slot = slots_[packet->sequence % kSlots];
-        if (slot.full && slot.sequence == packet->sequence) {
-            counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
-            return;
-        }
-        slot.full = true;
-        slot.sequence = packet->sequence;
-        slot.timestamp = packet->timestamp;
-        slot.bytes = packet->payload.size();
-        slot.arrived_ns = last_packet_ns_;
-        std::memcpy(slot.data.data(), packet->payload.data(), slot.bytes);
-    }
-
-    Slot* next_ready() {
-        if (!have_next_) return nullptr;
-        Slot& slot = slots_[next_ % kSlots];
-        return slot.full && slot.sequence == next_ ? &slot : nullptr;
-    }
-
-    // Whether the packet we wait for is overdue: a later one has waited longer than the latency.
-    bool give_up_on_next() const {
-        const std::int64_t now = detail::steady_now_ns();
-        for (const Slot& s : slots_)
-            if (s.full && now - s.arrived_ns > latency_ns_) return true;
-        return false;
-    }
-
-    Flow emit(Slot& slot) {
-        auto s = get_buffer(0);
-        if (!s) return detail::flow_of_get_error(s.error());
-        const std::size_t n = std::min(slot.bytes, s->capacity());
-        auto* out = reinterpret_cast<std::uint8_t*>(s->data());
-        for (std::size_t i = 0; i + 1 < n; i += 2) {  // L16 big-endian to s16 native
-            out[i] = slot.data[i + 1];
-            out[i + 1] = slot.data[i];
-        }
-        (void)s->set_size(n);
-        stamp(*s, slot.timestamp, n / output(0).format().frame_bytes());
-        if (gap_) s->add_flags(SampleFlags::discontinuity);
-        gap_ = false;
-        slot.full = false;
-        last_frames_ = n / output(0).format().frame_bytes();
-        next_timestamp_ = slot.timestamp + std::uint32_t(last_frames_);
-        ++next_;
-        ++limit_.produced;
-        return push(0, std::move(*s));
-    }
-
-    // The packet `next_` is lost: play silence of the length the timestamps say is missing.
-    Flow emit_silence() {
-        counters_.lost.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-        const std::size_t frame = output(0).format().frame_bytes();
-        std::size_t frames = last_frames_;
-        for (std::uint16_t k = 1; k < kSlots; ++k) {  // the next packet we hold tells where the gap ends
-            const Slot& s = slots_[std::uint16_t(next_ + k) % kSlots];
-            if (s.full && s.sequence == std::uint16_t(next_ + k)) {
-                frames = std::uint32_t(s.timestamp - next_timestamp_) / k;
-                break;
+            const std::int64_t last = receiver_.last_packet_ns();
+            const bool timed_out = timeout_ns_ > 0 && now - (last != 0 ? last : started_ns_) > timeout_ns_;
+            const auto ready = receiver_.next(now, timed_out);
+            if (ready.kind != detail::RtpAudioReceiver::Ready::Kind::none) {
+                if (limit_.reached(ready.start, media_limit_ns())) return Flow::end_of_stream;
+                return play(ready);
+            }
+            if (timed_out) return Flow::end_of_stream;
+            // A live source's media time is running time: past the duration (and the latency
+            // that anything still on its way would take), the stream is over.
+            if (const std::int64_t limit = media_limit_ns(); limit >= 0 && clock().now() >= limit + latency_ns_)
+                return Flow::end_of_stream;
+            if (limit_.reached(0, -1)) return Flow::end_of_stream;
+            if (const auto datagram = udp_.receive(std::chrono::milliseconds(10))) {
+                receiver_.receive(*datagram, detail::steady_now_ns(), clock().now());
+                if (const std::size_t bytes = receiver_.misfit_payload_bytes(); bytes != 0 && !warned_misfit_) {
+                    warned_misfit_ = true;
+                    report_warning("a payload of " + std::to_string(bytes) + " bytes is not whole frames of " +
+                                   output(0).format().to_string() + " (" +
+                                   std::to_string(output(0).format().frame_bytes()) +
+                                   " bytes each): check rate= and channels= against the sender; such packets are "
+                                   "counted as malformed");
+                }
             }
         }
-        ++next_;
-        gap_ = true;
-        if (frames == 0 || frames * frame > kMaxDatagram) return Flow::ok;  // nothing sensible to fill
+    }
+
+    Flow play(const detail::RtpAudioReceiver::Ready& ready) {
         auto s = get_buffer(0);
         if (!s) return detail::flow_of_get_error(s.error());
-        std::memset(s->data(), 0, frames * frame);
-        (void)s->set_size(frames * frame);
-        stamp(*s, next_timestamp_, frames);
-        s->add_flags(SampleFlags::discontinuity);
-        next_timestamp_ += std::uint32_t(frames);
+        const std::size_t frame = output(0).format().frame_bytes();
+        const std::size_t n = std::min(ready.frames * frame, s->capacity() / frame * frame);
+        auto* out = reinterpret_cast<std::uint8_t*>(s->data());
+        if (ready.kind == detail::RtpAudioReceiver::Ready::Kind::audio) {
+            for (std::size_t i = 0; i + 1 < n; i += 2) {  // L16 big-endian to s16 native
+                out[i] = ready.payload[i + 1];
+                out[i + 1] = ready.payload[i];
+            }
+        } else {
+            std::memset(out, 0, n);
+        }
+        (void)s->set_size(n);
+        s->set_times(ready.start, ready.start + engine::frames_to_ns(n / frame, rate_));
+        if (ready.discontinuity) s->add_flags(SampleFlags::discontinuity);
+        receiver_.consume();
         ++limit_.produced;
         return push(0, std::move(*s));
-    }
-
-    // No packet for `timeout`: play out what is buffered, then end the stream.
-    Flow drain_or_end() {
-        if (Slot* ready = next_ready()) return emit(*ready);
-        if (std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.full; })) return emit_silence();
-        return Flow::end_of_stream;
-    }
-
-    void stamp(SampleRef& s, std::uint32_t timestamp, std::size_t frames) const {
-        const int rate = output(0).format().rate;
-        const MediaTime start = timeline_.running_time(timestamp, rate);
-        s.set_times(start, start + std::int64_t(frames) * 1'000'000'000 / rate);
     }
 
     std::uint16_t port_ = 5004;
     std::string address_ = "0.0.0.0";
-    int pt_ = -1;
+    int rate_ = 48000, channels_ = 2;
     std::int64_t latency_ns_ = 50'000'000;
     std::int64_t timeout_ns_ = 0;
+    std::int64_t started_ns_ = 0;
+    bool warned_misfit_ = false;
     detail::StreamLimit limit_;
     detail::UdpReceiver udp_;
-    std::array<Slot, kSlots> slots_;
-    bool have_sender_ = false, have_next_ = false, gap_ = false;
-    std::uint32_t ssrc_ = 0, next_timestamp_ = 0;
-    std::uint16_t next_ = 0;
-    detail::RtpTimeline timeline_;
-    std::int64_t last_packet_ns_ = 0;
-    std::size_t last_frames_ = 0;
-    detail::PacketCounters counters_;
+    detail::RtpAudioReceiver receiver_;
 };
 
 }  // namespace
@@ -357,7 +273,8 @@ NodeSpec rtpsrc_spec() {
                           {"channels", "2", "channel count of the stream"},
                           {"pt", "-1", "accept only this payload type (-1: any)"},
                           {"latency", "50", "jitter buffer: ms a packet may wait for one missing before it"},
-                          {"timeout", "0", "end the stream after this many ms without packets (0: never)"},
+                          {"timeout", "0", "end the stream after this many ms without packets, from the start if "
+                                           "none ever came (0: never)"},
                           detail::num_buffers_property()}),
             [](std::string name, PropertyReader& r) { return std::make_unique<RtpSrc>(std::move(name), r); }};
 }

@@ -5,7 +5,7 @@
 #include <sluice/nodes/rtp.hpp>
 
 #include "common.hpp"
-#include "rtp_timeline.hpp"
+#include "rtp_video_receiver.hpp"
 #include "specs.hpp"
 #include "udp.hpp"
 #include "video_util.hpp"
@@ -167,7 +167,8 @@ std::size_t pack_raw_video(const RawVideoLayout& l, const std::uint8_t* picture,
 std::optional<RawVideoPayload> unpack_raw_video(const RawVideoLayout& l, std::span<const std::uint8_t> payload,
                                                 std::uint8_t* picture,
                                                 std::span<std::uint32_t> row_bytes_filled) noexcept {
-    if (payload.size() < kPayloadHeader || row_bytes_filled.size() < std::size_t(l.rows())) return std::nullopt;
+    if (payload.size() < kPayloadHeader) return std::nullopt;
+    if (picture != nullptr && row_bytes_filled.size() < std::size_t(l.rows())) return std::nullopt;
     // First pass: every header must describe whole groups inside the picture, and the data they
     // announce must all be there.
     std::size_t pos = kPayloadHeader, data_bytes = 0;
@@ -185,17 +186,23 @@ std::optional<RawVideoPayload> unpack_raw_video(const RawVideoLayout& l, std::sp
         pos += kLineHeader;
     }
     if (payload.size() - pos < data_bytes) return std::nullopt;
+    if (picture == nullptr) return RawVideoPayload{read16(payload.data()), data_bytes, 0};
     // Second pass: copy.
     const std::uint8_t* data = payload.data() + pos;
+    std::size_t new_bytes = 0;
+    const auto full = std::uint32_t(l.row_bytes());
     for (std::size_t h = kPayloadHeader; h < pos; h += kLineHeader) {
         const std::uint16_t length = read16(&payload[h]);
         const int row = (read16(&payload[h + 2]) & 0x7FFF) / l.lines_per_row();
         const int pixel = read16(&payload[h + 4]) & 0x7FFF;
         copy_in(l, picture, row, pixel, int(length / l.group_bytes()), data);
-        row_bytes_filled[std::size_t(row)] += length;
+        std::uint32_t& filled = row_bytes_filled[std::size_t(row)];
+        const std::uint32_t before = filled;
+        filled = std::min(full, before + length);
+        new_bytes += filled - before;
         data += length;
     }
-    return RawVideoPayload{read16(payload.data()), data_bytes};
+    return RawVideoPayload{read16(payload.data()), data_bytes, new_bytes};
 }
 
 namespace {
@@ -306,56 +313,57 @@ private:
     std::atomic<std::uint64_t> packets_{0}, frames_{0};
 };
 
-// Receives RFC 4175 packets and assembles each picture straight into a pool buffer. Packets of
-// one picture may come in any order. A picture is pushed once all of it has arrived, or when a
-// packet of a later picture arrives, or when it has waited `latency` ms for its missing parts;
-// rows that never came are painted black and the picture is flagged as a discontinuity. Packets
-// of a picture already pushed are late; packets from another sender than the first, of another
-// payload type, or malformed are counted and dropped.
+// Receives RFC 4175 packets into an RtpVideoReceiver (rtp_video_receiver.hpp says what it does
+// with each datagram), which assembles each picture straight into a pool buffer. A picture goes
+// out once all of it has arrived, when a packet of a later picture arrives, or when it has waited
+// `latency` ms for its missing parts (rows that never came painted black, a discontinuity). The
+// stream ends after `timeout` ms without packets (from the start when none came) and at the
+// graph's media duration (running time, for a live source).
 class RtpVrawSrc final : public detail::VideoNode {
 public:
     RtpVrawSrc(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::source) {
         port_ = std::uint16_t(r.integer("port", 1, 65535));
         address_ = r.text("address");
         const MediaFormat format = detail::read_video_format(r);
-        pt_ = int(r.integer("pt", -1, 127));
+        const int pt = int(r.integer("pt", -1, 127));
         latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
         timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
-        layout_ = RawVideoLayout::of(format);
-        if (!layout_)
+        const auto layout = RawVideoLayout::of(format);
+        if (!layout)
             r.fail(make_error_code(Errc::invalid_argument),
                    "RFC 4175 cannot carry " + format.to_string() + " (I420 needs an even width and height)");
+        else
+            receiver_.emplace(detail::RtpVideoReceiver::Config{*layout, format.fps, pt, latency_ns_});
         add_output("src", {format});
         held_.resize(kMaxDatagram);
     }
 
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        auto stats = counters_.snapshot();
-        // relaxed: a statistic.
-        stats.emplace_back("frames_incomplete", incomplete_.load(std::memory_order_relaxed));
+        if (!receiver_) return {};
+        auto stats = receiver_->counters().snapshot();
+        stats.emplace_back("frames_incomplete", receiver_->incomplete());
         return stats;
     }
 
 private:
-
     Status start() override {
         if (Status st = udp_.open(address_, port_); !st) return st;
-        rows_filled_.assign(std::size_t(layout_->rows()), 0);
-        seen_.fill(0);
+        receiver_->reset();
         frame_.reset();
         held_bytes_ = 0;
-        have_sender_ = have_sequence_ = have_emitted_ = flush_frame_ = false;
-        last_packet_ns_ = 0;
+        started_ns_ = detail::steady_now_ns();
         limit_.produced = 0;
         return {};
     }
     void stop() override {
         frame_.reset();
+        receiver_->reset();
         udp_.close();
     }
     void flush() override {
         frame_.reset();
+        receiver_->reset();
         held_bytes_ = 0;
     }
     void unblock() override { udp_.unblock(); }
@@ -365,157 +373,71 @@ private:
             if (stop_token().stop_requested()) return Flow::stopped;
             if (limit_.reached(0, -1)) return Flow::end_of_stream;
             const std::int64_t now = detail::steady_now_ns();
-            if (frame_ && (flush_frame_ || bytes_filled_ >= picture_bytes() || now - frame_last_ns_ > latency_ns_))
-                return emit();
+            if (receiver_->picture_due(now)) return emit();
             if (held_bytes_ != 0) {  // the first packet of the next picture, kept while the last went out
                 const std::size_t n = std::exchange(held_bytes_, 0);
                 if (Flow f = file({held_.data(), n}); f != Flow::ok) return f;
                 continue;
             }
-            if (timeout_ns_ > 0 && last_packet_ns_ != 0 && now - last_packet_ns_ > timeout_ns_)
-                return frame_ ? emit() : Flow::end_of_stream;
-            if (auto datagram = udp_.receive(std::chrono::milliseconds(10)); !datagram.empty())
-                if (Flow f = file(datagram); f != Flow::ok) return f;
-        }
-    }
-
-    // Files one datagram: into the picture being assembled, or held for the next one.
-    Flow file(std::span<const std::uint8_t> datagram) {
-        // relaxed everywhere below: statistics.
-        const auto packet = parse_rtp_packet(datagram);
-        if (!packet || packet->payload.size() < 2 || (pt_ >= 0 && packet->payload_type != pt_)) {
-            counters_.malformed.fetch_add(1, std::memory_order_relaxed);
-            return Flow::ok;
-        }
-        if (!have_sender_) {
-            have_sender_ = true;
-            ssrc_ = packet->ssrc;
-        } else if (packet->ssrc != ssrc_) {
-            counters_.foreign.fetch_add(1, std::memory_order_relaxed);
-            return Flow::ok;
-        }
-        const std::uint32_t sequence = std::uint32_t(read16(packet->payload.data())) << 16 | packet->sequence;
-        if (seen_[sequence % seen_.size()] == sequence + 1) {
-            counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
-            return Flow::ok;
-        }
-        if (frame_ && packet->timestamp != frame_timestamp_) {
-            if (std::int32_t(packet->timestamp - frame_timestamp_) > 0) {  // a later picture: push this one first
-                std::memcpy(held_.data(), datagram.data(), datagram.size());
-                held_bytes_ = datagram.size();
-                flush_frame_ = true;
-                return Flow::ok;
+            const std::int64_t last = receiver_->last_packet_ns();
+            const bool timed_out = timeout_ns_ > 0 && now - (last != 0 ? last : started_ns_) > timeout_ns_;
+            const std::int64_t limit = media_limit_ns();
+            if (timed_out || (limit >= 0 && clock().now() >= limit + latency_ns_)) {
+                if (receiver_->has_picture()) return emit();
+                return Flow::end_of_stream;
             }
-            return late(sequence);
+            if (const auto datagram = udp_.receive(std::chrono::milliseconds(10)))
+                if (Flow f = file(*datagram); f != Flow::ok) return f;
         }
-        if (!frame_ && have_emitted_ && std::int32_t(packet->timestamp - last_timestamp_) <= 0) return late(sequence);
-        if (!frame_) {
-            auto s = get_buffer(0);
-            if (!s) return buffer_error(s.error());
-            frame_ = std::move(*s);
-            frame_timestamp_ = packet->timestamp;
-            std::fill(rows_filled_.begin(), rows_filled_.end(), 0u);
-            bytes_filled_ = 0;
-            flush_frame_ = false;
-        }
-        const auto unpacked = unpack_raw_video(*layout_, packet->payload, reinterpret_cast<std::uint8_t*>(frame_.data()),
-                                               rows_filled_);
-        if (!unpacked) {
-            counters_.malformed.fetch_add(1, std::memory_order_relaxed);
-            return Flow::ok;
-        }
-        count_received(sequence);
-        frame_last_ns_ = last_packet_ns_ = detail::steady_now_ns();
-        bytes_filled_ += unpacked->bytes;
-        return Flow::ok;
     }
 
-    Flow late(std::uint32_t sequence) {
-        count_received(sequence);
-        counters_.late.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-        return Flow::ok;
-    }
-
-    // RFC 3550's count: lost = expected (from the first to the highest sequence number) - received.
-    void count_received(std::uint32_t sequence) {
-        seen_[sequence % seen_.size()] = sequence + 1;
-        if (!have_sequence_) {
-            have_sequence_ = true;
-            first_sequence_ = highest_sequence_ = sequence;
-        } else if (std::int32_t(sequence - highest_sequence_) > 0) {
-            highest_sequence_ = sequence;
+    // Offers one datagram to the receiver and does what it asks.
+    Flow file(std::span<const std::uint8_t> datagram) {
+        using Action = detail::RtpVideoReceiver::Action;
+        for (;;) {
+            switch (receiver_->offer(datagram, detail::steady_now_ns(), clock().now())) {
+                case Action::none:
+                    return Flow::ok;
+                case Action::start_picture: {
+                    auto s = get_buffer(0);
+                    if (!s) return buffer_error(s.error());
+                    frame_ = std::move(*s);
+                    receiver_->begin(reinterpret_cast<std::uint8_t*>(frame_.data()));
+                    continue;  // offered again, into the new picture
+                }
+                case Action::finish_first:
+                    std::memcpy(held_.data(), datagram.data(), datagram.size());
+                    held_bytes_ = datagram.size();
+                    return emit();
+            }
         }
-        ++received_;
-        const std::uint64_t expected = std::uint64_t(highest_sequence_ - first_sequence_) + 1;
-        // relaxed: statistics.
-        counters_.received.store(received_, std::memory_order_relaxed);
-        counters_.lost.store(expected > received_ ? expected - received_ : 0, std::memory_order_relaxed);
     }
-
-    std::size_t picture_bytes() const noexcept { return std::size_t(layout_->rows()) * layout_->row_bytes(); }
 
     Flow emit() {
         const MediaFormat& f = output(0).format();
-        if (paint_missing_rows_black()) {
-            frame_.add_flags(SampleFlags::discontinuity);
-            incomplete_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        const auto done = receiver_->finish();
+        if (const std::int64_t limit = media_limit_ns(); limit >= 0 && done.start >= limit) {
+            frame_.reset();
+            return Flow::end_of_stream;
         }
-        if (!have_emitted_) timeline_.anchor(frame_timestamp_, clock().now() + latency_ns_);
-        const MediaTime start = timeline_.running_time(frame_timestamp_, kVideoClock);
-        frame_.set_times(start, start + detail::frame_start(f.fps, 1));
+        frame_.set_times(done.start, done.stop);
+        if (done.discontinuity) frame_.add_flags(SampleFlags::discontinuity);
         (void)frame_.set_size(f.frame_bytes());
-        have_emitted_ = true;
-        last_timestamp_ = frame_timestamp_;
-        flush_frame_ = false;
         ++limit_.produced;
         return push(0, std::move(frame_));
     }
 
-    // Whether any row was missing (or only partly there).
-    bool paint_missing_rows_black() {
-        bool painted = false;
-        auto* picture = reinterpret_cast<std::uint8_t*>(frame_.data());
-        const auto w = std::size_t(layout_->width()), h = std::size_t(layout_->height());
-        for (std::size_t row = 0; row < rows_filled_.size(); ++row) {
-            if (rows_filled_[row] == layout_->row_bytes()) continue;
-            painted = true;
-            if (layout_->pixel_format() == PixelFormat::rgba) {
-                std::uint8_t* p = picture + row * w * 4;
-                for (std::size_t x = 0; x < w; ++x, p += 4) p[0] = p[1] = p[2] = 0, p[3] = 255;
-            } else {
-                std::memset(picture + 2 * row * w, 16, 2 * w);
-                std::memset(picture + w * h + row * (w / 2), 128, w / 2);
-                std::memset(picture + w * h + (w / 2) * (h / 2) + row * (w / 2), 128, w / 2);
-            }
-        }
-        return painted;
-    }
-
     std::uint16_t port_ = 5004;
     std::string address_ = "0.0.0.0";
-    int pt_ = -1;
     std::int64_t latency_ns_ = 50'000'000;
     std::int64_t timeout_ns_ = 0;
+    std::int64_t started_ns_ = 0;
     detail::StreamLimit limit_;
-    std::optional<RawVideoLayout> layout_;
     detail::UdpReceiver udp_;
-
+    std::optional<detail::RtpVideoReceiver> receiver_;  // empty only when the format was refused
     SampleRef frame_;  // the picture being assembled, empty between pictures
-    std::uint32_t frame_timestamp_ = 0;
-    std::vector<std::uint32_t> rows_filled_;  // bytes each row has received
-    std::size_t bytes_filled_ = 0;
-    bool flush_frame_ = false;  // a later picture has begun: push this one as it is
-    std::int64_t frame_last_ns_ = 0, last_packet_ns_ = 0;
     std::vector<std::uint8_t> held_;
     std::size_t held_bytes_ = 0;
-
-    bool have_sender_ = false, have_sequence_ = false, have_emitted_ = false;
-    std::uint32_t ssrc_ = 0, first_sequence_ = 0, highest_sequence_ = 0, last_timestamp_ = 0;
-    std::uint64_t received_ = 0;
-    std::array<std::uint32_t, 1024> seen_{};  // sequence + 1 of recent packets, to spot duplicates
-    detail::RtpTimeline timeline_;
-    detail::PacketCounters counters_;
-    std::atomic<std::uint64_t> incomplete_{0};
 };
 
 }  // namespace
@@ -536,7 +458,8 @@ NodeSpec rtpvrawsrc_spec() {
             detail::with(detail::with(detail::udp_receiver_properties(),
                                       {{"pt", "-1", "accept only this payload type (-1: any)"},
                                        {"latency", "50", "ms a picture waits for its missing packets"},
-                                       {"timeout", "0", "end the stream after this many ms without packets (0: never)"}}),
+                                       {"timeout", "0", "end the stream after this many ms without packets, from the "
+                                                        "start if none ever came (0: never)"}}),
                          // The picture: i420 travels as sampling YCbCr-4:2:0, rgba as RGBA.
                          detail::with(detail::video_format_properties(), {detail::num_buffers_property()})),
             [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSrc>(std::move(name), r); }};

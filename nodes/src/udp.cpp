@@ -53,7 +53,7 @@ void UdpReceiver::close() noexcept {
 // The receive is an Asio operation on our own io_context, run by this (the streaming) thread;
 // stop and flush cut the wait short through unblock(). The handler has always run on return,
 // so no operation outlives the call.
-std::span<const std::uint8_t> UdpReceiver::receive(std::chrono::milliseconds wait) {
+std::optional<std::span<const std::uint8_t>> UdpReceiver::receive(std::chrono::milliseconds wait) {
     received_ = false;
     done_ = false;
     socket_.async_receive_from(asio::buffer(datagram_), sender_, [this](std::error_code ec, std::size_t n) {
@@ -71,8 +71,8 @@ std::span<const std::uint8_t> UdpReceiver::receive(std::chrono::milliseconds wai
             io_.run_one();
         }
     }
-    if (!received_) return {};
-    return {datagram_.data(), received_bytes_};
+    if (!received_) return std::nullopt;
+    return std::span<const std::uint8_t>(datagram_.data(), received_bytes_);
 }
 
 }  // namespace sluice::nodes::detail

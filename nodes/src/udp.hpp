@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -55,9 +56,10 @@ public:
     Status open(const std::string& address, std::uint16_t port);
     void close() noexcept;
 
-    // Streaming thread: waits up to `wait` for one datagram. Empty on time-out or unblock().
-    // The span stays valid until the next call. Allocates nothing.
-    std::span<const std::uint8_t> receive(std::chrono::milliseconds wait);
+    // Streaming thread: waits up to `wait` for one datagram (which may be empty: a zero-byte
+    // datagram is still one). nullopt on time-out or unblock(). The span stays valid until the
+    // next call. Allocates nothing.
+    std::optional<std::span<const std::uint8_t>> receive(std::chrono::milliseconds wait);
 
     // Any thread (stop, flush): cuts a pending receive short.
     void unblock() noexcept { io_.stop(); }
@@ -73,8 +75,15 @@ private:
 
 // What an RTP receiver counts, as the nodes' extra statistics. Written by the streaming thread,
 // read by stats() on any thread.
+// Every datagram lands in exactly one of received, malformed, foreign, duplicate and filtered;
+// late and out_of_sequence are the received ones that arrived too late to play or were a lone
+// far jump (RFC 3550 A.1) never confirmed. lost counts packets never received (given up on);
+// streams counts the senders followed (1, plus one per restart).
 struct PacketCounters {
     std::atomic<std::uint64_t> received{0}, lost{0}, late{0}, malformed{0}, foreign{0}, duplicates{0};
+    std::atomic<std::uint64_t> filtered{0};         // another payload type than the one asked for
+    std::atomic<std::uint64_t> out_of_sequence{0};  // a lone far jump never confirmed (RFC 3550 A.1)
+    std::atomic<std::uint64_t> streams{0};
 
     // relaxed, all: statistics, each a snapshot.
     std::vector<std::pair<std::string, std::uint64_t>> snapshot() const {
@@ -83,7 +92,10 @@ struct PacketCounters {
                 {"packets_late", late.load(std::memory_order_relaxed)},
                 {"packets_malformed", malformed.load(std::memory_order_relaxed)},
                 {"packets_foreign", foreign.load(std::memory_order_relaxed)},
-                {"packets_duplicate", duplicates.load(std::memory_order_relaxed)}};
+                {"packets_duplicate", duplicates.load(std::memory_order_relaxed)},
+                {"packets_filtered", filtered.load(std::memory_order_relaxed)},
+                {"packets_out_of_sequence", out_of_sequence.load(std::memory_order_relaxed)},
+                {"streams", streams.load(std::memory_order_relaxed)}};
     }
 };
 

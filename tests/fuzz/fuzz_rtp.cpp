@@ -22,7 +22,7 @@ void unpack_into(const MediaFormat& format, std::span<const std::uint8_t> payloa
     std::vector<std::uint32_t> rows(std::size_t(layout->rows()), 0);
     const auto unpacked = sluice::nodes::unpack_raw_video(*layout, payload, picture.data(), rows);
     const std::uint64_t filled = std::accumulate(rows.begin(), rows.end(), std::uint64_t(0));
-    if (unpacked ? filled != unpacked->bytes : filled != 0) std::abort();
+    if (unpacked ? filled != unpacked->new_bytes || filled > unpacked->bytes : filled != 0) std::abort();
 }
 }  // namespace
 

@@ -28,7 +28,8 @@
  * Compile-time switches (spin -DNAME=value):
  *   NT, NS   worker threads (2 or 3), samples (1 or 2)
  *   ROUNDS   get/release rounds per thread; a thread may stop after any of them
- *   EARLY    1 (default): decommit() may run at any moment, concurrently with gets and releases;
+ *   EARLY    1 (default): each run chooses at its start whether decommit() may come at any
+ *            moment, concurrently with gets and releases, or only from the destructor;
  *            0: only from the destructor, once every get has returned
  *   TIMED    1: thread 0's gets have a deadline (get_slow's leave() path, timed futex wait)
  *   SPINS    1: get_slow's spin loop does one more try_pop (the code does up to 100)
@@ -41,6 +42,19 @@
  *            current_ == &g_no_pool after announcing itself waits on its ticket instead of
  *            announcing again at once (decommit's notify_all follows its head swap)
  *   WAITER_REGISTERED 1: assert that a push that replaced a flagged head saw waiters_ != 0
+ *
+ * Properties (README.md has the details):
+ *   (a)  no lost wake-up: pan's invalid end states. Scripts are bounded and every worker may stop
+ *        after any round, so a sleeper nobody wakes ends the run in a state where it, and the
+ *        destructor waiting for its get, are blocked.
+ *   (a') sharper, checked when a thread queues on the futex: no sample is free (on the list or
+ *        parked) unless a wake-up is already bound to come (pend > 0).
+ *   (b)  every sample is in exactly one place (ghost where[]): every hand-out takes it from where
+ *        the data says it is, the list from head_ is exactly the W_LIST samples, decommit counts
+ *        each free one once, releases count out the others, outstanding never goes below 0, and
+ *        the destructor finds each sample counted once.
+ *   (c)  rule 1: `destroyed` is set when the destructor returns; every access of a worker to the
+ *        allocator asserts it is not (ALIVE, and NOTIFY_ALIVE for push_free's wake_one()).
  */
 
 #ifndef NT
@@ -371,7 +385,7 @@ proctype Worker(byte me) {
                     d_step { ALIVE; cur = curpool };
                     if
 #if NOPOOL_WAIT
-                    :: !cur -> goto sleep                            /* decommit's notify_all is to come */
+                    :: !cur -> goto closed                           /* decommit's notify_all is to come */
 #else
                     :: !cur -> skip                                  /* decommitted since: look again */
 #endif
@@ -404,6 +418,8 @@ proctype Worker(byte me) {
                         od;
                         w = 0;
                         if :: h != NONE -> stop_waiting(); goto got :: else -> skip fi;
+closed:
+                        cur = 0;
 #if TIMED
                         if
                         :: me == 0 ->
@@ -422,8 +438,6 @@ proctype Worker(byte me) {
                         fi;
 #endif
                         /* wake_.wait(ticket) */
-sleep:
-                        cur = 0;
                         d_step { ALIVE; sleepers++ };                 /* (a) of the Dekker pairing */
                         d_step {
                             ALIVE;

@@ -112,20 +112,23 @@ TEST_CASE("Rtp.Receive.BadPacketsCountedGapsBecomeSilence" * doctest::timeout(60
         std::this_thread::sleep_for(2ms);
     }
     send_datagram(port, {1, 2, 3});                    // too short
-    send_datagram(port, packet(10, 1000, 999, 200));  // another sender
-    send_datagram(port, packet(11, 1100, ssrc, 200, 8));  // wrong payload type
+    send_datagram(port, packet(10, 1000, 999, 200));  // another sender, taking sequence number 10
+    send_datagram(port, packet(11, 1100, ssrc, 200, 8));  // another payload type: its number is no loss
     send_datagram(port, packet(12, 1200, ssrc, 201));     // half a frame
-    send_datagram(port, packet(2, 200, ssrc, 200));        // late: already played
+    send_datagram(port, packet(2, 200, ssrc, 200));        // a duplicate of one already played
     std::vector<std::uint8_t> huge(60000, 0x80);
-    send_datagram(port, huge);                             // version bits wrong, absurd size
+    send_datagram(port, huge);                             // parses as version 2 from yet another SSRC
+    send_datagram(port, {});                               // a zero-byte datagram
     REQUIRE(rx.wait_until_ended(10s));
     REQUIRE(rx.stop());
-    CHECK(extra(rx, "rtpsrc0", "packets_received") == 10);  // 9 good + the late one
-    CHECK(extra(rx, "rtpsrc0", "packets_lost") == 1);
-    CHECK(extra(rx, "rtpsrc0", "packets_late") == 1);
-    CHECK(extra(rx, "rtpsrc0", "packets_foreign") == 1);
-    CHECK(extra(rx, "rtpsrc0", "packets_malformed") == 4);
-    // The gap is filled: 10 packets of 100 frames each.
+    CHECK(extra(rx, "rtpsrc0", "packets_received") == 9);
+    CHECK(extra(rx, "rtpsrc0", "packets_lost") == 2);        // 4, and 10 (never ours)
+    CHECK(extra(rx, "rtpsrc0", "packets_duplicate") == 1);
+    CHECK(extra(rx, "rtpsrc0", "packets_late") == 0);
+    CHECK(extra(rx, "rtpsrc0", "packets_foreign") == 2);
+    CHECK(extra(rx, "rtpsrc0", "packets_filtered") == 1);
+    CHECK(extra(rx, "rtpsrc0", "packets_malformed") == 3);   // too short, half a frame, empty
+    // The gap inside the stream is filled (10 packets of 100 frames); nothing is added after it.
     CHECK(test::decode_mono(dir / "rx.wav").size() == 1000);
 }
 

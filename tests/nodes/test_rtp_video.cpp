@@ -290,7 +290,7 @@ TEST_CASE("RtpVideo.Receive.LossLateForeignAndMalformedCounted" * doctest::timeo
     send(rtp_packet(8, tb, ssrc, pb[0]));                           // a duplicate
     send(rtp_packet(16, ta, ssrc, pa[3]));                          // a's row 3, too late
     send(rtp_packet(17, tb, 999, pb[1]));                           // another sender
-    send(rtp_packet(18, tb, ssrc, pb[1], false, 97));               // another payload type
+    send(rtp_packet(18, tb, ssrc, pb[1], false, 97));               // another payload type: filtered
     Picture outside = pb[1];
     outside[5] = 8;                                                 // line 8 of an 8-line picture
     send(rtp_packet(19, tb, ssrc, outside));
@@ -304,7 +304,8 @@ TEST_CASE("RtpVideo.Receive.LossLateForeignAndMalformedCounted" * doctest::timeo
     CHECK(extra(rx, "rtpvrawsrc0", "packets_late") == 1);
     CHECK(extra(rx, "rtpvrawsrc0", "packets_duplicate") == 1);
     CHECK(extra(rx, "rtpvrawsrc0", "packets_foreign") == 1);
-    CHECK(extra(rx, "rtpvrawsrc0", "packets_malformed") == 3);
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_malformed") == 2);  // line 8, and not RTP
+    CHECK(extra(rx, "rtpvrawsrc0", "packets_filtered") == 1);   // payload type 97
     CHECK(extra(rx, "rtpvrawsrc0", "frames_incomplete") == 1);
     REQUIRE(frames.frames.size() == 2);
     CHECK(frames.discontinuity[0]);

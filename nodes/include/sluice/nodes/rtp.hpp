@@ -79,13 +79,15 @@ std::size_t pack_raw_video(const RawVideoLayout& layout, const std::uint8_t* pic
 
 struct RawVideoPayload {
     std::uint16_t extended_sequence = 0;
-    std::size_t bytes = 0;  // of pixel groups written into the picture
+    std::size_t bytes = 0;      // of pixel groups written into the picture
+    std::size_t new_bytes = 0;  // of those, bytes of rows not yet complete (a row sent twice counts once)
 };
 
 // Reads one payload into `picture` and adds the bytes each row received to `row_bytes_filled`
-// (rows() entries). Every line header is checked against the picture and the payload before
+// (rows() entries; never past row_bytes(), so a row sent twice is not counted twice). Every line header is checked against the picture and the payload before
 // anything is written: nullopt, and nothing written, when one points outside, is not a whole
-// number of groups, or the payload is truncated. Never allocates. Any thread.
+// number of groups, or the payload is truncated. With `picture` null it only checks (and says
+// how many bytes it would write). Never allocates. Any thread.
 std::optional<RawVideoPayload> unpack_raw_video(const RawVideoLayout& layout, std::span<const std::uint8_t> payload,
                                                 std::uint8_t* picture,
                                                 std::span<std::uint32_t> row_bytes_filled) noexcept;
