@@ -217,8 +217,9 @@ RtpVideoReceiver::Finished RtpVideoReceiver::finish() noexcept {
     anchor_timestamp_ = picture_timestamp_;
     f.start = anchor_running_ns_ + (anchor_offset_ >= 0 ? engine::frames_to_ns(std::uint64_t(anchor_offset_), kVideoClock)
                                                        : -engine::frames_to_ns(std::uint64_t(-anchor_offset_), kVideoClock));
-    if (last_stop_ != kNoTime && f.start < last_stop_) {
-        // Timestamps that went backwards (by less than a restart): output times never do.
+    if (last_stop_ != kNoTime && f.start < last_stop_ - frame_start(config_.fps, 1) / 2) {
+        // Timestamps that went backwards (by less than a restart): output times never do. (Less
+        // than half a picture is the 90 kHz clock's rounding of the sender's times.)
         f.discontinuity = true;
         anchor_offset_ = 0;
         anchor_running_ns_ = f.start = last_stop_;
