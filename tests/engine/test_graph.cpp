@@ -398,3 +398,164 @@ TEST_CASE("Graph.Threads.RealtimePriorityFallsBackWithAWarning" * doctest::timeo
     const std::string outcome = warned ? "refused, fell back with a warning" : "granted";
     MESSAGE("SCHED_FIFO " << outcome);
 }
+
+// ---- Hostile use of the API (issue #17)
+
+// A node that throws from process() does not take the app down: the exception becomes an error
+// event naming the node, and the stream ends.
+TEST_CASE("Graph.Errors.ExceptionInProcessBecomesAnErrorEvent" * doctest::timeout(30)) {
+    struct Thrower : PassThrough {
+        Thrower() : PassThrough("thrower") {}
+        int n = 0;
+        Flow process(std::size_t i, SampleRef&& s) override {
+            if (++n == 5) throw std::runtime_error("boom from process()");
+            return PassThrough::process(i, std::move(s));
+        }
+    };
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& mid = g.add<Thrower>();
+    auto& out = g.add<KeepRender>("out");
+    REQUIRE(g.connect(src, mid));
+    REQUIRE(g.connect(mid, out));
+    REQUIRE(g.run());
+    CHECK_FALSE(g.wait_until_ended(5s));  // ended by the error, not by end of stream
+    auto e = find_event(g, Event::Type::error, 1s);
+    REQUIRE(e);
+    CHECK(e->node == "thrower");
+    CHECK(e->message == "thrower: process() threw: boom from process()");
+    CHECK(g.stop());
+    CHECK(out.received() == 4);
+    CHECK(outstanding(g) == 0);
+}
+
+// An exception from a control-thread function fails the call that ran it, naming the node.
+TEST_CASE("Graph.Errors.ExceptionInStartFailsRun" * doctest::timeout(30)) {
+    struct BadStart : KeepRender {
+        BadStart() : KeepRender("bad") {}
+        Status start() override { throw std::logic_error("no device"); }
+    };
+    Graph g;
+    auto& src = g.add<CountingSource>("src");
+    auto& out = g.add<BadStart>();
+    REQUIRE(g.connect(src, out));
+    const Status st = g.run();
+    CHECK_FALSE(st);
+    CHECK(st.message() == "bad: start() threw: no device");
+    CHECK(g.state() == State::stopped);
+}
+
+// A node that cannot finish its output at stop() (a full disk) makes stop() fail with its words.
+TEST_CASE("Graph.Stop.ErrorWhileStoppingFailsStop" * doctest::timeout(30)) {
+    struct CannotFinish : KeepRender {
+        CannotFinish() : KeepRender("writer") {}
+        void stop() override { (void)report_error(make_error_code(Errc::io_error), "writer: disk full at the end"); }
+    };
+    Graph g;
+    auto& src = g.add<CountingSource>("src", 10);
+    auto& out = g.add<CannotFinish>();
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.run());
+    REQUIRE(g.wait_until_ended(5s));
+    const Status st = g.stop();
+    CHECK_FALSE(st);
+    CHECK(st.message() == "writer: disk full at the end");
+    CHECK(g.stop());  // already stopped: nothing more to report
+}
+
+// Building a chain of 10 000 pass-through nodes is linear (it was cubic: 4 000 never finished in
+// two minutes); the timeout is a bound on a hang, not a speed target.
+TEST_CASE("Graph.Build.TenThousandNodeChain" * doctest::timeout(120)) {
+    Graph g;
+    Node* previous = &g.add<CountingSource>("src", 3);
+    for (int i = 0; i < 10'000; ++i) {
+        Node& next = g.add<PassThrough>("p" + std::to_string(i));
+        REQUIRE(g.connect(*previous, next));
+        previous = &next;
+    }
+    auto& out = g.add<KeepRender>("out", 1);
+    REQUIRE(g.connect(*previous, out));
+    REQUIRE(g.prepare());
+    // Every pool holds the render's kept sample plus its own in flight, wherever it sits.
+    for (const auto& p : g.stats().pools) CHECK(p.needed == 2);
+    REQUIRE(g.run());
+    REQUIRE(g.wait_until_ended(60s));
+    CHECK(out.received() == 3);
+    REQUIRE(g.stop());
+}
+
+// A render that keeps a sample past stop(): destroying the graph destroys renders before the
+// pools upstream, so it returns at once, without a hang.
+TEST_CASE("Graph.Destroy.HeldSampleReleasedRendersFirst" * doctest::timeout(60)) {
+    auto g = std::make_unique<Graph>();
+    g->set_stop_thresholds(50ms, 200ms);
+    auto& src = g->add<CountingSource>("src");
+    auto& out = g->add<KeepRender>("holder", 1);
+    out.release_on_stop = false;
+    REQUIRE(g->connect(src, out));
+    REQUIRE(g->run());
+    REQUIRE(eventually([&] { return out.received() >= 1; }));
+    (void)g->stop();
+    const auto t0 = std::chrono::steady_clock::now();
+    g.reset();
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+}
+
+// A sample the app itself keeps past the graph: the destructor waits its give-up time, says so
+// through the log handler, and leaves that pool allocated (the sample stays valid) instead of
+// hanging.
+TEST_CASE("Graph.Destroy.SampleKeptByTheAppIsLeftValid" * doctest::timeout(60)) {
+    std::vector<std::string> logged;
+    set_log_handler([&](LogLevel, std::string_view m) { logged.emplace_back(m); });
+    SampleRef kept;
+    {
+        Graph g;
+        g.set_stop_thresholds(50ms, 200ms);
+        auto& src = g.add<CountingSource>("src");
+        auto& out = g.add<HoardRender>("hoarder");
+        out.release_on_stop = false;
+        REQUIRE(g.connect(src, out));
+        REQUIRE(g.run());
+        REQUIRE(eventually([&] { return out.held.load() >= 1; }));
+        (void)g.stop();             // streaming threads joined: the hoard is ours to touch
+        kept = out.hoard_.front();  // the app takes a reference...
+        out.hoard_.clear();         // ...and the render lets go of the rest
+    }  // ~Graph: must return
+    set_log_handler({});
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("graph destroyed while 1 samples of src.src are still held") != std::string::npos);
+    CHECK(logged[0].find("hoarder holds sample") != std::string::npos);  // named in a release build too
+    CHECK(kept.size() == kept.capacity());  // still valid memory
+    kept.reset();
+}
+
+// The stop_stuck report names the holder in every build: the graph's pools name their holders
+// (one store per get and per push) without the ledger's per-get clock read.
+TEST_CASE("Graph.Stop.StuckStopNamesTheHolderWithTheLedgerOff" * doctest::timeout(30)) {
+    Graph g;
+    g.set_stop_thresholds(50ms, 300ms);
+    auto& src = g.add<CountingSource>("src");
+    auto& out = g.add<HoardRender>("hoarder");
+    out.release_on_stop = false;
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.prepare());
+    for (std::size_t i = 0; i < src.output_count(); ++i) src.output(i).allocator().set_ledger_enabled(false);
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return out.held.load() >= 3; }));
+    REQUIRE(g.stop());
+    auto e = find_event(g, Event::Type::stop_stuck, 1s);
+    REQUIRE(e);
+    CHECK(e->message.find("hoarder holds sample") != std::string::npos);
+    out.hoard_.clear();
+}
+
+TEST_CASE("Format.Time.FrameCountsNeverOverflow") {
+    // 53 hours at 48 kHz used to wrap (frame * 1e9 overflows 64 bits past 9.2e9 frames).
+    const std::uint64_t frames = 9'300'000'000;  // 53.8 h at 48 kHz
+    CHECK(frames_to_ns(frames, 48000) == std::int64_t(193'750'000'000'000));
+    // A century at 768 kHz, exact.
+    const std::uint64_t century = std::uint64_t(768000) * 3600 * 24 * 36525;
+    CHECK(frames_to_ns(century, 768000) == std::int64_t(3'155'760'000) * 1'000'000'000);
+    CHECK(frames_at_or_after(frames_to_ns(century, 768000), 768000) == century);
+    CHECK(frames_to_ns(UINT64_MAX, 1) == INT64_MAX);  // saturates
+}

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -282,4 +283,122 @@ TEST_CASE("Rtp.Loopback.EndToEndLatencyMeasured" * doctest::timeout(60)) {
     std::sort(l.begin(), l.end());
     MESSAGE("loopback send -> receive -> render latency over 200 packets: median " << l[100] << " us, p99 " << l[198]
                                                                                    << " us, max " << l.back() << " us");
+}
+
+// ---- Hostile streams (issue #17, the cases of shared/repro/hostile/net/rtp_audio_hostile.py)
+
+namespace {
+// Receives into a WAV until `timeout` ms without packets; `send` sends the stream meanwhile.
+struct Received {
+    Graph graph;
+    test::TempDir dir;
+    int port = random_port();
+    std::size_t frames() { return test::decode_mono(dir / "rx.wav").size(); }
+    std::uint64_t count(const char* name) { return extra(graph, "rtpsrc0", name); }
+};
+void receive(Received& rx, const std::string& props, const std::function<void(int port)>& send, bool realtime = false) {
+    REQUIRE(nodes::build_pipeline(rx.graph, "rtpsrc port=" + std::to_string(rx.port) + " timeout=300 latency=20 channels=1 " +
+                                                props + " ! wavsink path=" + (rx.dir / "rx.wav")));
+    for (Node* n : rx.graph.nodes())
+        if (n->kind() == Node::Kind::render) n->set_clocked(realtime);
+    REQUIRE(rx.graph.run());
+    std::this_thread::sleep_for(50ms);
+    send(rx.port);
+    REQUIRE(rx.graph.wait_until_ended(20s));
+    REQUIRE(rx.graph.stop());
+}
+void send_paced(int port, const std::vector<std::vector<std::uint8_t>>& packets) {
+    for (const auto& p : packets) {
+        send_datagram(port, p);
+        std::this_thread::sleep_for(2ms);
+    }
+}
+}  // namespace
+
+// One packet with a far sequence number (30 000 instead of 25) used to count 29 975 lost and drop
+// the rest of the stream as late. RFC 3550 A.1's probation: it is held, never confirmed, dropped.
+TEST_CASE("Rtp.Receive.FarSequenceNumberOnProbation" * doctest::timeout(60)) {
+    Received rx;
+    receive(rx, "", [](int port) {
+        std::vector<std::vector<std::uint8_t>> pk;
+        for (std::uint16_t i = 0; i < 50; ++i) pk.push_back(packet(i == 25 ? 30000 : i, i * 100u, 7, 200));
+        send_paced(port, pk);
+    });
+    CHECK(rx.count("packets_received") == 50);
+    CHECK(rx.count("packets_out_of_sequence") == 1);
+    CHECK(rx.count("packets_lost") == 1);  // number 25 never came
+    CHECK(rx.count("packets_late") == 0);
+    CHECK(rx.frames() == 5000);  // 49 packets and silence for the 25th
+}
+
+// A sender that restarts (a new SSRC, new numbers and timestamps) after the old one has been
+// silent for the latency is a new stream, not foreign traffic dropped until the receiver restarts.
+TEST_CASE("Rtp.Receive.RestartedSenderIsFollowed" * doctest::timeout(60)) {
+    Received rx;
+    receive(rx, "", [](int port) {
+        std::vector<std::vector<std::uint8_t>> a, b;
+        for (std::uint16_t i = 0; i < 20; ++i) a.push_back(packet(i, i * 100u, 1, 200));
+        for (std::uint16_t i = 0; i < 20; ++i) b.push_back(packet(std::uint16_t(40000 + i), 777'000u + i * 100u, 2, 200));
+        send_paced(port, a);
+        std::this_thread::sleep_for(100ms);  // longer than the latency
+        send_paced(port, b);
+    });
+    CHECK(rx.count("packets_received") == 40);
+    CHECK(rx.count("packets_foreign") == 0);
+    CHECK(rx.count("streams") == 2);
+    CHECK(rx.frames() == 4000);
+}
+
+// The stream's first packets swapped in pairs: the jitter buffer waits the latency before it
+// plays the first, so the earlier one is not late.
+TEST_CASE("Rtp.Receive.ReorderedFromTheFirstPacket" * doctest::timeout(60)) {
+    Received rx;
+    receive(rx, "", [](int port) {
+        std::vector<std::vector<std::uint8_t>> pk;
+        for (std::uint16_t i = 0; i < 50; i += 2) {
+            pk.push_back(packet(i + 1, (i + 1) * 100u, 7, 200));
+            pk.push_back(packet(i, i * 100u, 7, 200));
+        }
+        send_paced(port, pk);
+    });
+    CHECK(rx.count("packets_received") == 50);
+    CHECK(rx.count("packets_late") == 0);
+    CHECK(rx.count("packets_lost") == 0);
+    CHECK(rx.frames() == 5000);
+}
+
+// With pt= set, a sender's other payload type (say, DTMF events sharing its sequence numbers) is
+// filtered: no loss counted, no silence inserted for its numbers.
+TEST_CASE("Rtp.Receive.OtherPayloadTypeLeavesNoGap" * doctest::timeout(60)) {
+    Received rx;
+    receive(rx, "pt=96", [](int port) {
+        std::vector<std::vector<std::uint8_t>> pk;
+        for (std::uint16_t i = 0; i < 50; ++i)
+            pk.push_back(i % 5 == 0 ? packet(i, i * 100u, 7, 8, 101) : packet(i, i * 100u - (i / 5 + 1) * 100u, 7, 200));
+        send_paced(port, pk);
+    });
+    CHECK(rx.count("packets_received") == 40);
+    CHECK(rx.count("packets_filtered") == 10);
+    CHECK(rx.count("packets_lost") == 0);
+    CHECK(rx.count("packets_malformed") == 0);
+    CHECK(rx.frames() == 4000);
+}
+
+// A forward timestamp jump of 2^30 ticks while packets keep coming stalled a realtime graph for
+// hours (the render waited for the far future). The line is re-anchored instead.
+TEST_CASE("Rtp.Receive.TimestampJumpDoesNotStallRealtime" * doctest::timeout(60)) {
+    Received rx;
+    const auto t0 = std::chrono::steady_clock::now();
+    receive(
+        rx, "",
+        [](int port) {
+            std::vector<std::vector<std::uint8_t>> pk;
+            for (std::uint16_t i = 0; i < 50; ++i)
+                pk.push_back(packet(i, i * 100u + (i >= 25 ? (1u << 30) : 0u), 7, 200));
+            send_paced(port, pk);
+        },
+        true);
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    CHECK(rx.count("packets_received") == 50);
+    CHECK(rx.frames() == 5000);
 }

@@ -462,3 +462,99 @@ TEST_CASE("RtpVideo.Pacing.PacketsSpreadOverTheInterval" * doctest::timeout(60))
         CHECK(ms >= 40.0);  // the last packet is due at (1 - one packet's share) * 50 ms
     }
 }
+
+// ---- Hostile streams (issue #17, shared/repro/hostile/net/rtp_video_hostile.py)
+
+namespace {
+// Ten 32x8 RGBA pictures of 8 packets each (one row a packet), with a distinct first byte.
+struct Stream {
+    std::optional<nodes::RawVideoLayout> layout = nodes::RawVideoLayout::of(MediaFormat::video(32, 8, PixelFormat::rgba, {30, 1}));
+    std::vector<Picture> pictures;
+    std::vector<std::vector<Picture>> rows;
+    Stream() {
+        for (int f = 0; f < 10; ++f) {
+            Picture p(32 * 8 * 4, std::uint8_t(20 + 7 * f));
+            pictures.push_back(p);
+            rows.push_back(payloads(*layout, p, 148));
+        }
+    }
+};
+struct VideoRun {
+    Graph graph;
+    FrameCollector* frames = nullptr;
+    std::uint64_t count(const char* name) { return extra(graph, "rtpvrawsrc0", name); }
+};
+void receive_video(VideoRun& run, const std::vector<std::vector<std::uint8_t>>& packets) {
+    const int port = random_port();
+    Node& in = run.graph.add(make("rtpvrawsrc", "rtpvrawsrc0",
+                                  {{"port", std::to_string(port)}, {"width", "32"}, {"height", "8"}, {"format", "rgba"},
+                                   {"latency", "100"}, {"timeout", "400"}}));
+    run.frames = &run.graph.add<FrameCollector>();
+    REQUIRE(run.graph.connect(in, *run.frames));
+    REQUIRE(run.graph.run());
+    std::this_thread::sleep_for(50ms);
+    for (const auto& p : packets) {
+        send_datagram(port, p);
+        std::this_thread::sleep_for(1ms);
+    }
+    REQUIRE(run.graph.wait_until_ended(20s));
+    REQUIRE(run.graph.stop());
+}
+}  // namespace
+
+// A malformed packet with a new timestamp, in the middle of a picture or between two, used to
+// push the picture out early, add a black phantom picture and mark the real one late. It is
+// judged before it can act.
+TEST_CASE("RtpVideo.Receive.MalformedPacketNeverEndsAPicture" * doctest::timeout(60)) {
+    Stream s;
+    for (const std::size_t at : {5 * 8 + 3, 5 * 8}) {  // inside picture 5, and between 4 and 5
+        CAPTURE(at);
+        std::vector<std::vector<std::uint8_t>> pk;
+        for (std::uint32_t f = 0; f < 10; ++f)
+            for (std::uint32_t r = 0; r < 8; ++r) pk.push_back(rtp_packet(f * 8 + r, f * 3000, 7, s.rows[f][r], r == 7));
+        Picture bad = s.rows[5][0];
+        bad[5] = 8;  // line 8 of an 8-line picture
+        pk.insert(pk.begin() + std::ptrdiff_t(at), rtp_packet(9000, 50 * 3000, 7, bad));
+        VideoRun run;
+        receive_video(run, pk);
+        CHECK(run.count("packets_malformed") == 1);
+        CHECK(run.count("frames_incomplete") == 0);
+        CHECK(run.count("packets_late") == 0);
+        REQUIRE(run.frames->frames.size() == 10);
+        for (std::size_t f = 0; f < 10; ++f) CHECK(run.frames->frames[f] == s.pictures[f]);
+    }
+}
+
+// A sender restarted with the same SSRC: its timestamps go back (numbers go on). Every later
+// picture used to be dropped as late; now the stream starts again there.
+TEST_CASE("RtpVideo.Receive.TimestampsBackwardsRestartTheStream" * doctest::timeout(60)) {
+    Stream s;
+    std::vector<std::vector<std::uint8_t>> pk;
+    for (std::uint32_t f = 0; f < 10; ++f)
+        for (std::uint32_t r = 0; r < 8; ++r)
+            pk.push_back(rtp_packet(f * 8 + r, (f < 5 ? f : f - 10) * 3000u, 7, s.rows[f][r], r == 7));
+    VideoRun run;
+    receive_video(run, pk);
+    REQUIRE(run.frames->frames.size() == 10);
+    for (std::size_t f = 0; f < 10; ++f) CHECK(run.frames->frames[f] == s.pictures[f]);
+    CHECK(run.frames->discontinuity[5]);
+    CHECK(run.count("frames_incomplete") == 0);
+}
+
+// One packet with a far sequence number inflated `lost` for good; and a zero-byte datagram was
+// counted nowhere.
+TEST_CASE("RtpVideo.Receive.FarSequenceAndEmptyDatagramCounted" * doctest::timeout(60)) {
+    Stream s;
+    std::vector<std::vector<std::uint8_t>> pk;
+    for (std::uint32_t f = 0; f < 10; ++f)
+        for (std::uint32_t r = 0; r < 8; ++r) pk.push_back(rtp_packet(f * 8 + r, f * 3000, 7, s.rows[f][r], r == 7));
+    pk[43] = rtp_packet(900000, 5 * 3000, 7, s.rows[5][3]);  // picture 5's row 3, a wild number
+    pk.insert(pk.begin() + 60, std::vector<std::uint8_t>{});
+    VideoRun run;
+    receive_video(run, pk);
+    CHECK(run.count("packets_out_of_sequence") == 1);
+    CHECK(run.count("packets_lost") == 1);  // number 43 never came
+    CHECK(run.count("packets_malformed") == 1);
+    REQUIRE(run.frames->frames.size() == 10);
+    CHECK(run.frames->frames[5] == s.pictures[5]);  // the row itself was good and is used
+}
