@@ -18,9 +18,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#if SLUICE_USE_MIMALLOC
-#include <mimalloc.h>
-#endif
 
 namespace sluice::detail {
 
@@ -170,21 +167,9 @@ void unmap_memory(void* base, std::size_t size) noexcept {
 
 void release_pages(std::byte* base, std::size_t size) noexcept { ::madvise(base, size, MADV_DONTNEED); }
 
-void* control_alloc(std::size_t size) noexcept {
-#if SLUICE_USE_MIMALLOC
-    return ::mi_zalloc_aligned(size, 64);
-#else
-    return ::operator new(size, std::align_val_t(64), std::nothrow);
-#endif
-}
+void* control_alloc(std::size_t size) noexcept { return ::operator new(size, std::align_val_t(64), std::nothrow); }
 
-void control_free(void* p) noexcept {
-#if SLUICE_USE_MIMALLOC
-    ::mi_free(p);
-#else
-    ::operator delete(p, std::align_val_t(64));
-#endif
-}
+void control_free(void* p) noexcept { ::operator delete(p, std::align_val_t(64)); }
 
 }  // namespace sluice::detail
 

@@ -3,7 +3,6 @@
 
 // Page-level memory for pools: mapped with mmap, bound to a NUMA node with mbind, every page
 // touched at map time so no page fault (and no allocation) happens on the hot path later.
-// Small control blocks go through mimalloc's explicit API when SLUICE_USE_MIMALLOC is on.
 
 #include <sluice/allocators/result.hpp>
 
@@ -42,8 +41,8 @@ bool bind_and_touch(std::byte* base, std::size_t size, int node) noexcept;
 // Gives pages back to the OS while keeping the mapping readable (reads see zeros).
 void release_pages(std::byte* base, std::size_t size) noexcept;
 
-// Small control allocations (pool records): mimalloc's explicit API or operator new.
-// Cache-line aligned (64 bytes), zero-filled with mimalloc. Never throws; nullptr on failure.
+// Small control allocations (pool records): the host's operator new, cache-line aligned (64
+// bytes). Never throws; nullptr on failure.
 void* control_alloc(std::size_t size) noexcept;
 void control_free(void* p) noexcept;
 

@@ -200,6 +200,7 @@ Graph::~Graph() {
 Node& Graph::add(std::unique_ptr<Node> node) {
     std::lock_guard lock(impl_->control);
     node->graph_ = this;
+    node->holder_name_ = impl_->holder_names.emplace_back(node->name()).c_str();
     impl_->nodes.push_back(std::move(node));
     return *impl_->nodes.back();
 }

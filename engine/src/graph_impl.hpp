@@ -26,6 +26,9 @@ struct Graph::Impl {
 
     Graph& self;
     std::vector<std::unique_ptr<Node>> nodes;
+    // The nodes' names as the pools' ledgers hold them (SampleRef::set_holder): owned here, so
+    // they outlive the nodes while the graph is destroyed, renders first.
+    std::deque<std::string> holder_names;
 
     // Serializes state changes (prepare, pause, run, stop, flush). Never taken by streaming code.
     std::mutex control;

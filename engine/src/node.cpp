@@ -84,9 +84,9 @@ void Node::end_of_stream(std::size_t) {
 }
 
 Result<SampleRef> Node::get_buffer(std::size_t output) noexcept {
-    auto s = outputs_[output]->allocator_->get_buffer(graph_->impl_->stop_token, name_.c_str());
+    auto s = outputs_[output]->allocator_->get_buffer(graph_->impl_->stop_token, holder_name_);
     // The graph's pools name every holder (one store; see PoolReport and stop_stuck).
-    if (s) s->set_holder(name_.c_str());
+    if (s) s->set_holder(holder_name_);
     return s;
 }
 
@@ -103,7 +103,7 @@ Flow Node::push(std::size_t output, SampleRef sample) noexcept {
     counters_.out.fetch_add(1, std::memory_order_relaxed);
     downstream.counters_.in.fetch_add(1, std::memory_order_relaxed);
     if (sample.stop_time() != kNoTime) downstream.counters_.position.store(sample.stop_time(), std::memory_order_relaxed);
-    sample.set_holder(downstream.name_.c_str());
+    sample.set_holder(downstream.holder_name_);
     try {
         return downstream.process(in->index_, std::move(sample));
     } catch (...) {

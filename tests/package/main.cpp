@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdio>
 
+#include <dlfcn.h>
+
 using namespace sluice;
 using namespace sluice::engine;
 
@@ -41,5 +43,17 @@ int main() {
     const bool ended = graph.wait_until_ended(std::chrono::seconds(10));
     (void)graph.stop();
     std::printf("consumer: %llu frames\n", static_cast<unsigned long long>(counter.frames()));
+    // Linking Sluice must not change the app's malloc: the symbol the process resolves is the C
+    // library's, not mimalloc's (which would replace it if any Sluice library linked it).
+    void* libc = ::dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    void* libc_malloc = libc != nullptr ? ::dlsym(libc, "malloc") : nullptr;
+    void* process_malloc = ::dlsym(RTLD_DEFAULT, "malloc");
+    Dl_info where{};
+    const bool located = ::dladdr(process_malloc, &where) != 0;
+    std::printf("consumer: malloc comes from %s\n", located && where.dli_fname ? where.dli_fname : "?");
+    if (libc_malloc == nullptr || process_malloc != libc_malloc) {
+        std::fprintf(stderr, "consumer: malloc is not the C library's\n");
+        return 1;
+    }
     return ended && counter.frames() == 4800 ? 0 : 1;
 }

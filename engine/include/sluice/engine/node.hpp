@@ -272,6 +272,7 @@ private:
     ThreadOptions thread_options_{};
     bool clocked_ = false;
     Graph* graph_ = nullptr;
+    const char* holder_name_ = nullptr;  // name_ as the graph keeps it for the pools' ledgers
     Counters counters_;
     LatenessHistogram lateness_;
 };
