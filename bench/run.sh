@@ -37,7 +37,7 @@ for tool in valgrind strace python3 flock; do
 done
 
 echo "== build (RelWithDebInfo, -O2, as the README builds; $build)"
-flock "$lock" cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_BUILD_BENCH=ON \
+flock "$lock" cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_BUILD_BENCH=ON -DBUILD_SHARED_LIBS=OFF \
   -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_DEMOS=OFF >/dev/null
 flock "$lock" cmake --build "$build" -j2 --target sluice-bench sluice-count-scenario1 sluice-count-allocs
 

@@ -87,11 +87,15 @@ thread_local const void* t_streaming_for = nullptr;
 
 bool Graph::Impl::is_streaming_thread() const { return t_streaming_for == this; }
 
-void Graph::Impl::render_input_ended() {
+void Graph::Impl::input_ended() noexcept {
     // acq_rel: the last render's increment sees the others'.
     if (render_inputs_ended.fetch_add(1, std::memory_order_acq_rel) + 1 == render_inputs) {
         ended.store(true, std::memory_order_release);  // release: read by wait_until_ended
-        post({Event::Type::end_of_stream, {}, {}, "every render reached end of stream"});
+        try {
+            post({Event::Type::end_of_stream, {}, {}, "every render reached end of stream"});
+        } catch (...) {
+            events_cv.notify_all();  // no memory for the event; `ended` says it all the same
+        }
     }
 }
 
@@ -199,8 +203,7 @@ Graph::~Graph() {
 
 Node& Graph::add(std::unique_ptr<Node> node) {
     std::lock_guard lock(impl_->control);
-    node->graph_ = this;
-    node->holder_name_ = impl_->holder_names.emplace_back(node->name()).c_str();
+    node->attach(*impl_, impl_->holder_names.emplace_back(node->name()).c_str());
     impl_->nodes.push_back(std::move(node));
     return *impl_->nodes.back();
 }
@@ -723,7 +726,7 @@ std::optional<Event> Graph::wait_event(std::chrono::milliseconds timeout) {
 
 bool Graph::wait_until_ended(std::chrono::milliseconds timeout) {
     std::unique_lock lock(impl_->events_mutex);
-    // acquire: pairs with the release stores in render_input_ended() and post().
+    // acquire: pairs with the release stores in input_ended() and post().
     impl_->events_cv.wait_for(lock, timeout, [&] {
         return impl_->ended.load(std::memory_order_acquire) || impl_->failed.load(std::memory_order_acquire);
     });

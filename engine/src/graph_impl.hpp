@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Graph's private state, shared by graph.cpp and node.cpp (the Node helpers reach the graph's
-// stop token, clock, flushing flag and bus through it).
+// Graph's private state (graph.cpp). To its nodes it is a NodeHost, and nothing else.
 
 #include <sluice/engine/graph.hpp>
 
@@ -20,7 +19,7 @@
 
 namespace sluice::engine {
 
-struct Graph::Impl {
+struct Graph::Impl final : NodeHost {
     // Gate values: sources flow only while it is kOpen.
     static constexpr std::uint32_t kClosed = 0, kOpen = 1, kStopping = 2;
 
@@ -77,10 +76,13 @@ struct Graph::Impl {
 
     explicit Impl(Graph& g) : self(g) {}
 
-    void post(Event e);
-    void park() noexcept;  // streaming thread: wait at the gate while it is closed
+    // NodeHost: what nodes may ask of the graph.
+    Signals signals() noexcept override { return {&flushing, &stop_token, &clock, &media_limit}; }
+    void post(Event e) override;
+    void input_ended() noexcept override;
+    void park() noexcept override;  // streaming thread: wait at the gate while it is closed
+
     void stream(Node& source);
-    void render_input_ended();
     bool is_streaming_thread() const;
     void arm_ticker();
 

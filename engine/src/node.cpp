@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/engine/node.hpp>
 
-#include "graph_impl.hpp"
-
 #include <algorithm>
 #include <exception>
 
@@ -13,6 +11,12 @@ std::string OutputPin::full_name() const { return node_->name() + "." + name_; }
 
 Node::Node(std::string name, Kind kind) : name_(std::move(name)), kind_(kind) {}
 Node::~Node() = default;
+
+void Node::attach(NodeHost& host, const char* holder_name) noexcept {
+    host_ = &host;
+    signals_ = host.signals();
+    holder_name_ = holder_name;
+}
 
 InputPin& Node::add_input(std::string name, FormatSet accepts, InputNeeds needs) {
     auto pin = std::make_unique<InputPin>();
@@ -77,14 +81,14 @@ Flow Node::process(std::size_t, SampleRef&& s) {
 
 void Node::end_of_stream(std::size_t) {
     if (outputs_.empty()) {
-        graph_->impl_->render_input_ended();
+        host_->input_ended();
         return;
     }
     for (std::size_t o = 0; o < outputs_.size(); ++o) push_end_of_stream(o);
 }
 
 Result<SampleRef> Node::get_buffer(std::size_t output) noexcept {
-    auto s = outputs_[output]->allocator_->get_buffer(graph_->impl_->stop_token, holder_name_);
+    auto s = outputs_[output]->allocator_->get_buffer(*signals_.stop_token, holder_name_);
     // The graph's pools name every holder (one store; see PoolReport and stop_stuck).
     if (s) s->set_holder(holder_name_);
     return s;
@@ -94,7 +98,7 @@ Flow Node::push(std::size_t output, SampleRef sample) noexcept {
     InputPin* in = outputs_[output]->peer_;
     // relaxed: the flag is a hint checked per sample; flush() parks every streaming thread
     // before it touches node state, which is what makes flushing safe.
-    if (graph_->impl_->flushing.load(std::memory_order_relaxed)) [[unlikely]] {
+    if (signals_.flushing->load(std::memory_order_relaxed)) [[unlikely]] {
         count_drop();
         return Flow::flushing;
     }
@@ -137,11 +141,11 @@ void Node::push_end_of_stream(std::size_t output) noexcept {
 
 Flow Node::present(const SampleRef& sample) noexcept {
     if (!clocked_ || sample.start_time() == kNoTime) return Flow::ok;
-    Graph::Impl& g = *graph_->impl_;
+    Clock& clock = *signals_.clock;
     for (;;) {
-        switch (g.clock.wait_until(sample.start_time(), g.stop_token)) {
+        switch (clock.wait_until(sample.start_time(), *signals_.stop_token)) {
             case ClockWait::due: {
-                const std::int64_t lateness = g.clock.now() - sample.start_time();
+                const std::int64_t lateness = clock.now() - sample.start_time();
                 // relaxed: statistics; one render updates its own counters.
                 if (lateness > 1'000'000) counters_.late.fetch_add(1, std::memory_order_relaxed);
                 if (sample.stop_time() != kNoTime && lateness > sample.stop_time() - sample.start_time())
@@ -155,21 +159,21 @@ Flow Node::present(const SampleRef& sample) noexcept {
                 return Flow::stopped;
             case ClockWait::interrupted:
                 // relaxed: see push().
-                if (g.flushing.load(std::memory_order_relaxed)) return Flow::flushing;
-                if (g.stop_token.stop_requested()) return Flow::stopped;
-                if (!g.clock.running()) g.park();  // paused: hold the sample until resumed
+                if (signals_.flushing->load(std::memory_order_relaxed)) return Flow::flushing;
+                if (signals_.stop_token->stop_requested()) return Flow::stopped;
+                if (!clock.running()) host_->park();  // paused: hold the sample until resumed
                 break;
         }
     }
 }
 
 Flow Node::report_error(std::error_code code, std::string message) {
-    graph_->impl_->post({Event::Type::error, name_, code, std::move(message)});
+    host_->post({Event::Type::error, name_, code, std::move(message)});
     return Flow::error;
 }
 
 void Node::report_warning(std::string message) {
-    graph_->impl_->post({Event::Type::warning, name_, {}, std::move(message)});
+    host_->post({Event::Type::warning, name_, {}, std::move(message)});
 }
 
 void Node::count_drop() noexcept {
@@ -179,14 +183,20 @@ void Node::count_drop() noexcept {
 
 bool Node::flushing() const noexcept {
     // relaxed: see push().
-    return graph_->impl_->flushing.load(std::memory_order_relaxed);
+    return signals_.flushing->load(std::memory_order_relaxed);
 }
 
-const std::stop_token& Node::stop_token() const noexcept { return graph_->impl_->stop_token; }
-Clock& Node::clock() const noexcept { return graph_->impl_->clock; }
+const std::stop_token& Node::stop_token() const noexcept { return *signals_.stop_token; }
+Clock& Node::clock() const noexcept { return *signals_.clock; }
 std::int64_t Node::media_limit_ns() const noexcept {
     // relaxed: set on the control thread before the streaming threads start.
-    return graph_->impl_->media_limit.load(std::memory_order_relaxed);
+    return signals_.media_limit->load(std::memory_order_relaxed);
+}
+
+bool Node::limit_reached(const StreamLimit& limit, MediaTime next_start) const noexcept {
+    const std::int64_t media = media_limit_ns();
+    return (limit.num_buffers >= 0 && limit.produced >= std::uint64_t(limit.num_buffers)) ||
+           (media >= 0 && next_start != kNoTime && next_start >= media);
 }
 
 }  // namespace sluice::engine

@@ -63,7 +63,7 @@ protected:
         const MediaFormat& f = output(0).format();
         const std::int64_t start = engine::frames_to_ns(frame_, f.rate);
         const std::int64_t limit = media_limit_ns();
-        if (limit_.reached(start, limit)) return Flow::end_of_stream;
+        if (limit_reached(limit_, start)) return Flow::end_of_stream;
         // The last buffer before a media duration is cut short, so the stream ends exactly there.
         std::size_t frames = frames_;
         if (limit >= 0) {
@@ -105,7 +105,7 @@ protected:
     std::size_t frames_ = 1024;
     std::vector<float> scratch_;
     std::uint64_t frame_ = 0;
-    detail::StreamLimit limit_;
+    engine::StreamLimit limit_;
 };
 
 // A phasor rotated by a fixed angle per frame (a multiply-add oscillator) instead of a sin()

@@ -22,18 +22,6 @@ inline Flow flow_of_get_error(std::error_code ec) noexcept {
     return ec == Errc::not_committed || ec == Errc::cancelled ? Flow::stopped : Flow::error;
 }
 
-// Ends a source's stream after `num-buffers` samples or at the graph's media duration.
-struct StreamLimit {
-    std::int64_t num_buffers = -1;  // -1: unlimited
-    std::uint64_t produced = 0;
-
-    // Whether the next sample, starting at `next_start_ns`, would go past a limit.
-    bool reached(std::int64_t next_start_ns, std::int64_t media_limit_ns) const noexcept {
-        return (num_buffers >= 0 && produced >= std::uint64_t(num_buffers)) ||
-               (media_limit_ns >= 0 && next_start_ns >= media_limit_ns);
-    }
-};
-
 // Property lists joined, for NodeSpecs that share some of theirs with other nodes.
 inline std::vector<PropertySpec> with(std::vector<PropertySpec> a, const std::vector<PropertySpec>& b) {
     a.insert(a.end(), b.begin(), b.end());

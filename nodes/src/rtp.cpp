@@ -198,7 +198,7 @@ private:
             const bool timed_out = timeout_ns_ > 0 && now - (last != 0 ? last : started_ns_) > timeout_ns_;
             const auto ready = receiver_.next(now, timed_out);
             if (ready.kind != detail::RtpAudioReceiver::Ready::Kind::none) {
-                if (limit_.reached(ready.start, media_limit_ns())) return Flow::end_of_stream;
+                if (limit_reached(limit_, ready.start)) return Flow::end_of_stream;
                 return play(ready);
             }
             if (timed_out) return Flow::end_of_stream;
@@ -206,7 +206,7 @@ private:
             // that anything still on its way would take), the stream is over.
             if (const std::int64_t limit = media_limit_ns(); limit >= 0 && clock().now() >= limit + latency_ns_)
                 return Flow::end_of_stream;
-            if (limit_.reached(0, -1)) return Flow::end_of_stream;
+            if (limit_reached(limit_, kNoTime)) return Flow::end_of_stream;
             if (const auto datagram = udp_.receive(std::chrono::milliseconds(10))) {
                 receiver_.receive(*datagram, detail::steady_now_ns(), clock().now());
                 if (const std::size_t bytes = receiver_.misfit_payload_bytes(); bytes != 0 && !warned_misfit_) {
@@ -250,7 +250,7 @@ private:
     std::int64_t timeout_ns_ = 0;
     std::int64_t started_ns_ = 0;
     bool warned_misfit_ = false;
-    detail::StreamLimit limit_;
+    engine::StreamLimit limit_;
     detail::UdpReceiver udp_;
     detail::RtpAudioReceiver receiver_;
 };

@@ -371,7 +371,7 @@ private:
     Flow produce() override {
         for (;;) {
             if (stop_token().stop_requested()) return Flow::stopped;
-            if (limit_.reached(0, -1)) return Flow::end_of_stream;
+            if (limit_reached(limit_, kNoTime)) return Flow::end_of_stream;
             const std::int64_t now = detail::steady_now_ns();
             if (receiver_->picture_due(now)) return emit();
             if (held_bytes_ != 0) {  // the first packet of the next picture, kept while the last went out
@@ -432,7 +432,7 @@ private:
     std::int64_t latency_ns_ = 50'000'000;
     std::int64_t timeout_ns_ = 0;
     std::int64_t started_ns_ = 0;
-    detail::StreamLimit limit_;
+    engine::StreamLimit limit_;
     detail::UdpReceiver udp_;
     std::optional<detail::RtpVideoReceiver> receiver_;  // empty only when the format was refused
     SampleRef frame_;  // the picture being assembled, empty between pictures

@@ -79,7 +79,7 @@ private:
     Flow produce() override {
         const std::uint64_t n = limit_.produced;
         const MediaTime start = time_of(n);
-        if (limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
+        if (limit_reached(limit_, start)) return Flow::end_of_stream;
         auto got = get_buffer(0);
         if (!got) return buffer_error(got.error());
         SampleRef s = std::move(*got);
@@ -98,7 +98,7 @@ private:
         return push(0, std::move(s));
     }
 
-    detail::StreamLimit limit_;
+    engine::StreamLimit limit_;
     std::size_t frame_bytes_ = 0;
     std::vector<std::uint8_t> background_;  // the frame without box and number; sized in start()
     int box_ = 2, box_y_ = 0, positions_ = 1, step_ = 1, cell_ = 2;

@@ -186,7 +186,7 @@ private:
         const std::size_t frame_bytes = f.frame_bytes();
         const std::uint64_t frames_done = position_ / frame_bytes;
         const std::int64_t start = engine::frames_to_ns(frames_done, f.rate);
-        if (position_ >= info_.data_bytes || limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
+        if (position_ >= info_.data_bytes || limit_reached(limit_, start)) return Flow::end_of_stream;
         auto s = get_buffer(0);
         if (!s) return detail::flow_of_get_error(s.error());
         std::uint64_t remaining = info_.data_bytes - position_;
@@ -215,7 +215,7 @@ private:
 
     std::string path_;
     std::size_t frames_ = 1024;
-    detail::StreamLimit limit_;
+    engine::StreamLimit limit_;
     WavInfo info_;
     int fd_ = -1;
     std::uint64_t position_ = 0;  // bytes of the data chunk already read

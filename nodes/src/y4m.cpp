@@ -254,7 +254,7 @@ private:
     Flow produce() override {
         const std::uint64_t n = limit_.produced;
         const MediaTime start = time_of(n);
-        if (limit_.reached(start, media_limit_ns())) return Flow::end_of_stream;
+        if (limit_reached(limit_, start)) return Flow::end_of_stream;
 
         const std::uint64_t at = reader_.offset();
         const std::int64_t got = reader_.fill(kMaxFrameHeader);
@@ -302,7 +302,7 @@ private:
 
     std::string path_;
     Y4mHeader header_;
-    detail::StreamLimit limit_;  // limit_.produced is also the index of the next frame
+    engine::StreamLimit limit_;  // limit_.produced is also the index of the next frame
     std::size_t frame_bytes_ = 0;
     int fd_ = -1;  // open from start() to stop()
     FileReader reader_;

@@ -44,15 +44,6 @@ namespace sluice::engine {
 enum class State { stopped, paused, running };
 const char* to_string(State s) noexcept;
 
-struct Event {
-    enum class Type { state_changed, end_of_stream, error, warning, stop_stuck };
-    Type type = Type::state_changed;
-    std::string node;  // the node it concerns, if any
-    std::error_code code;
-    std::string message;
-};
-const char* to_string(Event::Type t) noexcept;
-
 struct PoolReport {
     std::string pin;  // "node.pin" whose pool it is
     AllocatorProperties properties;
@@ -127,7 +118,6 @@ public:
     Clock& clock() noexcept;
 
 private:
-    friend class Node;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

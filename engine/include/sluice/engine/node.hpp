@@ -34,6 +34,7 @@
 #include <sluice/engine/clock.hpp>
 #include <sluice/engine/format.hpp>
 #include <sluice/engine/lateness.hpp>
+#include <sluice/engine/node_host.hpp>
 #include <sluice/engine/status.hpp>
 
 #include <atomic>
@@ -49,6 +50,13 @@ namespace sluice::engine {
 class Graph;
 class Node;
 class OutputPin;
+
+// Ends a source's stream after `num_buffers` samples or at the host's media limit: every source
+// keeps one and asks Node::limit_reached() before each sample.
+struct StreamLimit {
+    std::int64_t num_buffers = -1;  // -1: unlimited
+    std::uint64_t produced = 0;     // the source counts its samples here
+};
 
 // What a push or a produce() step came to.
 enum class Flow {
@@ -156,6 +164,11 @@ public:
     Node& operator=(const Node&) = delete;
     virtual ~Node();
 
+    // Called by the host (the Graph) when it takes the node: everything the node will ask of it,
+    // and the name the pools' ledgers record for it (kept by the host so it outlives the node).
+    // Control thread; once.
+    void attach(NodeHost& host, const char* holder_name) noexcept;
+
     const std::string& name() const noexcept { return name_; }
     Kind kind() const noexcept { return kind_; }
     std::size_t input_count() const noexcept { return inputs_.size(); }
@@ -253,6 +266,9 @@ protected:
     Clock& clock() const noexcept;
     // Media time after which sources end their stream (Graph::set_media_duration), or -1.
     std::int64_t media_limit_ns() const noexcept;
+    // Sources: whether a sample starting at `next_start` would pass `limit` (its num-buffers) or
+    // the media limit. kNoTime: only num-buffers counts.
+    bool limit_reached(const StreamLimit& limit, MediaTime next_start) const noexcept;
 
 private:
     friend class Graph;
@@ -271,8 +287,9 @@ private:
     std::vector<std::unique_ptr<OutputPin>> outputs_;
     ThreadOptions thread_options_{};
     bool clocked_ = false;
-    Graph* graph_ = nullptr;
-    const char* holder_name_ = nullptr;  // name_ as the graph keeps it for the pools' ledgers
+    NodeHost* host_ = nullptr;
+    NodeHost::Signals signals_{};
+    const char* holder_name_ = nullptr;  // name_ as the host keeps it for the pools' ledgers
     Counters counters_;
     LatenessHistogram lateness_;
 };
