@@ -2,7 +2,7 @@
 // libFuzzer target: the RTP packet parser, then the RFC 4175 payload reader on what it returns,
 // into small pictures of both samplings. The payload must lie within the datagram; the reader
 // must stay inside the picture (ASan watches) and account for every byte it writes.
-#include <sluice/nodes/rtp.hpp>
+#include <sluice/wire/rtp.hpp>
 
 #include <array>
 #include <cstdint>
@@ -15,19 +15,19 @@ using sluice::engine::MediaFormat;
 using sluice::engine::PixelFormat;
 
 void unpack_into(const MediaFormat& format, std::span<const std::uint8_t> payload) {
-    const auto layout = sluice::nodes::RawVideoLayout::of(format);
+    const auto layout = sluice::wire::RawVideoLayout::of(format);
     if (!layout) std::abort();
     // Exactly the picture's size on the heap, so ASan sees a write one byte past it.
     std::vector<std::uint8_t> picture(format.frame_bytes());
     std::vector<std::uint32_t> rows(std::size_t(layout->rows()), 0);
-    const auto unpacked = sluice::nodes::unpack_raw_video(*layout, payload, picture.data(), rows);
+    const auto unpacked = sluice::wire::unpack_raw_video(*layout, payload, picture.data(), rows);
     const std::uint64_t filled = std::accumulate(rows.begin(), rows.end(), std::uint64_t(0));
     if (unpacked ? filled != unpacked->new_bytes || filled > unpacked->bytes : filled != 0) std::abort();
 }
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    const auto p = sluice::nodes::parse_rtp_packet({data, size});
+    const auto p = sluice::wire::parse_rtp_packet({data, size});
     if (!p) return 0;
     if (p->payload.data() < data || p->payload.data() + p->payload.size() > data + size) std::abort();
     unpack_into(MediaFormat::video(16, 8, PixelFormat::i420, {30, 1}), p->payload);

@@ -7,10 +7,10 @@
 // restarts, jumps) quickly, and mixes them with raw bytes.
 // Checks: nothing is read or written out of bounds (ASan); audio output is whole frames within
 // the payload; output times never go backwards; every picture written stays inside its buffer.
-#include "../../nodes/src/rtp_audio_receiver.hpp"
-#include "../../nodes/src/rtp_video_receiver.hpp"
+#include "net/rtp_audio_receiver.hpp"
+#include "net/rtp_video_receiver.hpp"
 
-#include <sluice/nodes/rtp.hpp>
+#include <sluice/wire/rtp.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -23,7 +23,7 @@ using sluice::nodes::detail::RtpVideoReceiver;
 
 // A well-formed packet from a few bytes of the input: sequence, timestamp steps, SSRC choice,
 // payload type choice, and (for video) which rows the payload covers.
-std::vector<std::uint8_t> expand(const std::uint8_t* t, std::size_t n, bool video, const nodes::RawVideoLayout& layout) {
+std::vector<std::uint8_t> expand(const std::uint8_t* t, std::size_t n, bool video, const wire::RawVideoLayout& layout) {
     std::uint8_t b[8] = {};
     for (std::size_t i = 0; i < n && i < 8; ++i) b[i] = t[i];
     const std::uint16_t seq = std::uint16_t(b[0] | b[1] << 8);
@@ -31,16 +31,16 @@ std::vector<std::uint8_t> expand(const std::uint8_t* t, std::size_t n, bool vide
     const std::uint32_t ssrc = 0x1000u + (b[4] & 3);
     const std::uint8_t pt = (b[4] & 4) ? 97 : 96;
     std::vector<std::uint8_t> p(12);
-    nodes::write_rtp_header(p.data(), pt, (b[5] & 1) != 0, seq, ts, ssrc);
+    wire::write_rtp_header(p.data(), pt, (b[5] & 1) != 0, seq, ts, ssrc);
     if (!video) {
         p.resize(12 + std::size_t(1 + (b[5] >> 4)) * 4, std::uint8_t(b[6]));
         return p;
     }
     std::vector<std::uint8_t> picture(std::size_t(layout.rows()) * layout.row_bytes() * 2, b[6]);
-    nodes::RawVideoCursor at;
+    wire::RawVideoCursor at;
     at.row = b[7] % layout.rows();
     std::vector<std::uint8_t> payload(64 + (b[5] >> 2) * 16);
-    const std::size_t bytes = nodes::pack_raw_video(layout, picture.data(), at, std::uint16_t(b[1] >> 4), payload);
+    const std::size_t bytes = wire::pack_raw_video(layout, picture.data(), at, std::uint16_t(b[1] >> 4), payload);
     p.insert(p.end(), payload.begin(), payload.begin() + std::ptrdiff_t(bytes));
     return p;
 }
@@ -48,7 +48,7 @@ std::vector<std::uint8_t> expand(const std::uint8_t* t, std::size_t n, bool vide
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const auto format = engine::MediaFormat::video(16, 8, engine::PixelFormat::i420, {30, 1});
-    const auto layout = nodes::RawVideoLayout::of(format);
+    const auto layout = wire::RawVideoLayout::of(format);
     if (!layout) std::abort();
     RtpAudioReceiver audio({.frame_bytes = 4, .rate = 48000, .payload_type = (size & 1) ? 96 : -1, .latency_ns = 20'000'000});
     RtpVideoReceiver video({*layout, format.fps, (size & 2) ? 96 : -1, 20'000'000});

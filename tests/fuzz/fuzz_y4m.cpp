@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target: the YUV4MPEG2 header parser.
-#include <sluice/nodes/y4m.hpp>
+#include <sluice/wire/y4m.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -8,8 +8,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    sluice::nodes::Y4mHeader header;
-    if (!sluice::nodes::parse_y4m_header(text, true, header)) {
+    sluice::wire::Y4mHeader header;
+    if (!sluice::wire::parse_y4m_header(text, true, header)) {
         // Accepted: the sizes are sane and the header line lies within the input.
         if (header.width < 1 || header.height < 1 || header.bytes > size || header.fps.num < 1 || header.fps.den < 1)
             std::abort();

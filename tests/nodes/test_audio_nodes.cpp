@@ -3,6 +3,7 @@
 #include "../support.hpp"
 
 #include <doctest/doctest.h>
+#include <sluice/wire/wav.hpp>
 #include <sluice/sluice.hpp>
 
 #include <chrono>
@@ -123,7 +124,7 @@ TEST_CASE("Wav.Parser.RejectsCorruptAndLyingFiles") {
     // Every prefix of a good file is refused or read within bounds; never a crash.
     for (std::size_t n = 0; n < 96; ++n) {
         std::string error;
-        auto r = nodes::parse_wav_header({good.data(), n}, n, error);
+        auto r = wire::parse_wav_header({good.data(), n}, n, error);
         if (r) CHECK(r->data_offset + r->data_bytes <= n);
         else CHECK(error.rfind("byte ", 0) == 0);
     }

@@ -5,6 +5,7 @@
 #include "rtp_support.hpp"
 
 #include <doctest/doctest.h>
+#include <sluice/wire/rtp.hpp>
 #include <sluice/sluice.hpp>
 
 #include <algorithm>
@@ -32,7 +33,7 @@ namespace {
 std::vector<std::uint8_t> packet(std::uint16_t seq, std::uint32_t ts, std::uint32_t ssrc, std::size_t payload,
                                  std::uint8_t pt = 96) {
     std::vector<std::uint8_t> p(12 + payload, 0);
-    nodes::write_rtp_header(p.data(), pt, false, seq, ts, ssrc);
+    wire::write_rtp_header(p.data(), pt, false, seq, ts, ssrc);
     return p;
 }
 
@@ -41,7 +42,7 @@ std::vector<std::uint8_t> packet(std::uint16_t seq, std::uint32_t ts, std::uint3
 TEST_CASE("Rtp.Parser.HeaderFieldsAndMalformedPackets") {
     auto p = packet(0xBEEF, 0x01020304, 0xCAFEBABE, 8, 11);
     p[1] |= 0x80;
-    auto parsed = nodes::parse_rtp_packet(p);
+    auto parsed = wire::parse_rtp_packet(p);
     REQUIRE(parsed);
     CHECK(parsed->sequence == 0xBEEF);
     CHECK(parsed->timestamp == 0x01020304);
@@ -56,22 +57,22 @@ TEST_CASE("Rtp.Parser.HeaderFieldsAndMalformedPackets") {
     q.insert(q.end(), {0xAB, 0xCD, 0x00, 0x01, 1, 2, 3, 4});    // extension of 1 word
     q.insert(q.end(), {9, 9, 9, 9});                            // payload
     q.insert(q.end(), {0, 0, 3});                               // 3 bytes of padding
-    parsed = nodes::parse_rtp_packet(q);
+    parsed = wire::parse_rtp_packet(q);
     REQUIRE(parsed);
     CHECK(parsed->payload.size() == 4);
     CHECK(parsed->payload[0] == 9);
     // Every truncation of that packet is refused or parsed within bounds.
     for (std::size_t n = 0; n < q.size(); ++n) {
-        auto r = nodes::parse_rtp_packet({q.data(), n});
+        auto r = wire::parse_rtp_packet({q.data(), n});
         if (r) CHECK(r->payload.data() + r->payload.size() <= q.data() + n);
     }
     auto v1 = packet(1, 2, 3, 4);
     v1[0] = 0x40;  // version 1
-    CHECK_FALSE(nodes::parse_rtp_packet(v1));
+    CHECK_FALSE(wire::parse_rtp_packet(v1));
     auto bad_pad = packet(1, 2, 3, 4);
     bad_pad[0] |= 0x20;
     bad_pad.back() = 200;  // more padding than payload
-    CHECK_FALSE(nodes::parse_rtp_packet(bad_pad));
+    CHECK_FALSE(wire::parse_rtp_packet(bad_pad));
 }
 
 TEST_CASE("Rtp.Loopback.ToneSurvivesTheRoundTrip" * doctest::timeout(60)) {

@@ -6,6 +6,7 @@
 #include "rtp_support.hpp"
 
 #include <doctest/doctest.h>
+#include <sluice/wire/rtp.hpp>
 #include <sluice/sluice.hpp>
 
 #include <algorithm>
@@ -91,12 +92,12 @@ Picture random_picture(std::size_t bytes, unsigned seed) {
 }
 
 // Every payload of one picture at `mtu`, as rtpvrawsink cuts them.
-std::vector<Picture> payloads(const nodes::RawVideoLayout& layout, const Picture& picture, std::size_t mtu) {
+std::vector<Picture> payloads(const wire::RawVideoLayout& layout, const Picture& picture, std::size_t mtu) {
     std::vector<Picture> out;
-    nodes::RawVideoCursor at;
+    wire::RawVideoCursor at;
     while (!at.done(layout)) {
         Picture payload(mtu - 12);
-        const std::size_t n = nodes::pack_raw_video(layout, picture.data(), at, std::uint16_t(out.size()), payload);
+        const std::size_t n = wire::pack_raw_video(layout, picture.data(), at, std::uint16_t(out.size()), payload);
         REQUIRE(n > 0);
         payload.resize(n);
         out.push_back(std::move(payload));
@@ -107,7 +108,7 @@ std::vector<Picture> payloads(const nodes::RawVideoLayout& layout, const Picture
 std::vector<std::uint8_t> rtp_packet(std::uint32_t seq, std::uint32_t ts, std::uint32_t ssrc, const Picture& payload,
                                      bool marker = false, std::uint8_t pt = 96) {
     std::vector<std::uint8_t> p(12);
-    nodes::write_rtp_header(p.data(), pt, marker, std::uint16_t(seq), ts, ssrc);
+    wire::write_rtp_header(p.data(), pt, marker, std::uint16_t(seq), ts, ssrc);
     p.insert(p.end(), payload.begin(), payload.end());
     p[12] = std::uint8_t(seq >> 24);  // the extended sequence number's high half
     p[13] = std::uint8_t(seq >> 16);
@@ -121,7 +122,7 @@ TEST_CASE("RtpVideo.Payload.RoundTripAtEveryMtu") {
                                       MediaFormat::video(64, 48, PixelFormat::rgba, {30, 1}),
                                       MediaFormat::video(2, 2, PixelFormat::i420, {30, 1}),
                                       MediaFormat::video(1, 1, PixelFormat::rgba, {30, 1})}) {
-        const auto layout = nodes::RawVideoLayout::of(format);
+        const auto layout = wire::RawVideoLayout::of(format);
         REQUIRE(layout);
         const Picture sent = random_picture(format.frame_bytes(), unsigned(format.width));
         for (const std::size_t mtu : {64u, 100u, 1400u, 9000u, 65507u}) {
@@ -132,7 +133,7 @@ TEST_CASE("RtpVideo.Payload.RoundTripAtEveryMtu") {
             std::size_t count = 0, bytes = 0;
             for (const Picture& payload : payloads(*layout, sent, mtu)) {
                 CHECK(payload.size() <= mtu - 12);
-                const auto unpacked = nodes::unpack_raw_video(*layout, payload, received.data(), rows);
+                const auto unpacked = wire::unpack_raw_video(*layout, payload, received.data(), rows);
                 REQUIRE(unpacked);
                 CHECK(unpacked->extended_sequence == count);
                 bytes += unpacked->bytes;
@@ -147,7 +148,7 @@ TEST_CASE("RtpVideo.Payload.RoundTripAtEveryMtu") {
 
 TEST_CASE("RtpVideo.Payload.LineHeadersAsRfc4175Says") {
     const MediaFormat format = MediaFormat::video(320, 240, PixelFormat::i420, {30, 1});
-    const auto layout = nodes::RawVideoLayout::of(format);
+    const auto layout = wire::RawVideoLayout::of(format);
     REQUIRE(layout);
     CHECK(std::string(layout->sampling()) == "YCbCr-4:2:0");
     Picture picture(format.frame_bytes());
@@ -177,7 +178,7 @@ TEST_CASE("RtpVideo.Payload.LineHeadersAsRfc4175Says") {
 
 TEST_CASE("RtpVideo.Payload.MalformedIsRefusedAndWritesNothing") {
     const MediaFormat format = MediaFormat::video(8, 4, PixelFormat::i420, {30, 1});
-    const auto layout = nodes::RawVideoLayout::of(format);
+    const auto layout = wire::RawVideoLayout::of(format);
     REQUIRE(layout);
     // One segment: length, line, offset; 12 bytes of data follow (2 groups).
     auto payload = [](unsigned length, unsigned line, unsigned offset, std::size_t data = 12) {
@@ -188,7 +189,7 @@ TEST_CASE("RtpVideo.Payload.MalformedIsRefusedAndWritesNothing") {
     };
     Picture picture(format.frame_bytes(), 0);
     std::vector<std::uint32_t> rows(2, 0);
-    REQUIRE(nodes::unpack_raw_video(*layout, payload(12, 2, 4), picture.data(), rows));  // a good one
+    REQUIRE(wire::unpack_raw_video(*layout, payload(12, 2, 4), picture.data(), rows));  // a good one
     std::fill(picture.begin(), picture.end(), 0);
     rows.assign(2, 0);
     const std::vector<Picture> bad{
@@ -205,14 +206,14 @@ TEST_CASE("RtpVideo.Payload.MalformedIsRefusedAndWritesNothing") {
     };
     for (std::size_t i = 0; i < bad.size(); ++i) {
         CAPTURE(i);
-        CHECK_FALSE(nodes::unpack_raw_video(*layout, bad[i], picture.data(), rows));
+        CHECK_FALSE(wire::unpack_raw_video(*layout, bad[i], picture.data(), rows));
     }
     CHECK(std::all_of(picture.begin(), picture.end(), [](std::uint8_t b) { return b == 0; }));
     CHECK(rows == std::vector<std::uint32_t>(2, 0));
     // Formats RFC 4175 cannot carry here.
-    CHECK_FALSE(nodes::RawVideoLayout::of(MediaFormat::video(7, 4, PixelFormat::i420, {30, 1})));
-    CHECK_FALSE(nodes::RawVideoLayout::of(MediaFormat::video(40000, 4, PixelFormat::rgba, {30, 1})));
-    CHECK_FALSE(nodes::RawVideoLayout::of(MediaFormat::audio(48000, 2, SampleFormat::s16)));
+    CHECK_FALSE(wire::RawVideoLayout::of(MediaFormat::video(7, 4, PixelFormat::i420, {30, 1})));
+    CHECK_FALSE(wire::RawVideoLayout::of(MediaFormat::video(40000, 4, PixelFormat::rgba, {30, 1})));
+    CHECK_FALSE(wire::RawVideoLayout::of(MediaFormat::audio(48000, 2, SampleFormat::s16)));
 }
 
 TEST_CASE("RtpVideo.Loopback.PicturesArriveExact" * doctest::timeout(120)) {
@@ -264,7 +265,7 @@ TEST_CASE("RtpVideo.Loopback.PicturesArriveExact" * doctest::timeout(120)) {
 TEST_CASE("RtpVideo.Receive.LossLateForeignAndMalformedCounted" * doctest::timeout(60)) {
     // 32x8 RGBA at an MTU of one row (128 bytes + 6 + 2 + 12): 8 packets a picture.
     const MediaFormat format = MediaFormat::video(32, 8, PixelFormat::rgba, {30, 1});
-    const auto layout = nodes::RawVideoLayout::of(format);
+    const auto layout = wire::RawVideoLayout::of(format);
     REQUIRE(layout);
     const Picture a = random_picture(format.frame_bytes(), 1), b = random_picture(format.frame_bytes(), 2);
     const auto pa = payloads(*layout, a, 148), pb = payloads(*layout, b, 148);
@@ -447,7 +448,7 @@ TEST_CASE("RtpVideo.Pacing.PacketsSpreadOverTheInterval" * doctest::timeout(60))
     for (;;) {
         const auto n = ::recv(fd, datagram.data(), datagram.size(), 0);
         if (n <= 0) break;  // 300 ms of silence: the sender is done
-        const auto packet = nodes::parse_rtp_packet({datagram.data(), std::size_t(n)});
+        const auto packet = wire::parse_rtp_packet({datagram.data(), std::size_t(n)});
         REQUIRE(packet);
         const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
         auto [it, fresh] = first_last.try_emplace(packet->timestamp, now, now);
@@ -468,7 +469,7 @@ TEST_CASE("RtpVideo.Pacing.PacketsSpreadOverTheInterval" * doctest::timeout(60))
 namespace {
 // Ten 32x8 RGBA pictures of 8 packets each (one row a packet), with a distinct first byte.
 struct Stream {
-    std::optional<nodes::RawVideoLayout> layout = nodes::RawVideoLayout::of(MediaFormat::video(32, 8, PixelFormat::rgba, {30, 1}));
+    std::optional<wire::RawVideoLayout> layout = wire::RawVideoLayout::of(MediaFormat::video(32, 8, PixelFormat::rgba, {30, 1}));
     std::vector<Picture> pictures;
     std::vector<std::vector<Picture>> rows;
     Stream() {

@@ -17,6 +17,3 @@
 #include <sluice/engine/status.hpp>
 #include <sluice/nodes/pipeline.hpp>
 #include <sluice/nodes/registry.hpp>
-#include <sluice/nodes/wav.hpp>
-#include <sluice/nodes/y4m.hpp>
-#include <sluice/nodes/rtp.hpp>

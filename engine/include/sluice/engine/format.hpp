@@ -70,6 +70,11 @@ struct MediaFormat {
 
 using FormatSet = std::vector<MediaFormat>;
 
+// Largest width or height, and picture area, any video node accepts: beyond them a pool of a
+// few frames would take gigabytes, which is a typo or a corrupt header rather than a wish.
+inline constexpr int kMaxVideoDimension = 16384;
+inline constexpr std::int64_t kMaxVideoPixels = std::int64_t(8192) * 8192;
+
 std::size_t bytes_per_sample(SampleFormat f) noexcept;
 const char* to_string(SampleFormat f) noexcept;
 const char* to_string(PixelFormat f) noexcept;

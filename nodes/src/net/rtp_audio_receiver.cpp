@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "rtp_audio_receiver.hpp"
+#include "net/rtp_audio_receiver.hpp"
 
 #include <sluice/engine/format.hpp>
 
@@ -42,7 +42,7 @@ void RtpAudioReceiver::start_stream(std::uint32_t ssrc, std::uint16_t sequence) 
 void RtpAudioReceiver::receive(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns,
                                MediaTime running_ns) noexcept {
     // relaxed everywhere below: statistics.
-    const auto packet = parse_rtp_packet(datagram);
+    const auto packet = wire::parse_rtp_packet(datagram);
     if (!packet || packet->payload.empty()) {
         counters_.malformed.fetch_add(1, std::memory_order_relaxed);
         return;
@@ -90,7 +90,7 @@ void RtpAudioReceiver::receive(std::span<const std::uint8_t> datagram, std::int6
     file(*packet, arrival_ns, running_ns);
 }
 
-void RtpAudioReceiver::file(const RtpPacket& p, std::int64_t arrival_ns, MediaTime running_ns) noexcept {
+void RtpAudioReceiver::file(const wire::RtpPacket& p, std::int64_t arrival_ns, MediaTime running_ns) noexcept {
     auto ahead = std::uint16_t(p.sequence - next_);
     if (ahead >= 0x8000 && next_start_ == kNoTime && pending_ == Pending::none &&
         std::uint16_t(next_ - p.sequence) < kSlots && !holding_beyond(std::uint16_t(p.sequence + kSlots))) {

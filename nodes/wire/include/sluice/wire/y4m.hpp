@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-namespace sluice::nodes {
+namespace sluice::wire {
 
 struct Y4mHeader {
     int width = 0;
@@ -30,4 +30,10 @@ struct Y4mParseError {
 // Any thread; allocates only the error text.
 std::optional<Y4mParseError> parse_y4m_header(std::string_view head, bool whole_file, Y4mHeader& out);
 
-}  // namespace sluice::nodes
+// The longest stream header line read, '\n' included.
+inline constexpr std::size_t kY4mMaxHeader = 4096;
+
+// The stream header line for `format` (I420), '\n' included. Allocates.
+std::string y4m_header_line(const engine::MediaFormat& format);
+
+}  // namespace sluice::wire

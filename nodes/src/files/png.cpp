@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // pngsink: snapshots of a video stream as 8-bit PNG files (RGB from I420, RGBA as it comes),
 // through libpng's simplified API.
-#include "common.hpp"
-#include "specs.hpp"
-#include "video_util.hpp"
+#include "core/common.hpp"
+#include "core/specs.hpp"
+#include "video/video_util.hpp"
 
 #include <cerrno>
 #include <charconv>

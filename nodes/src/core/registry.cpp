@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/nodes/registry.hpp>
 
-#include "common.hpp"
-#include "specs.hpp"
+#include "core/common.hpp"
+#include "core/specs.hpp"
 
 #include <charconv>
 #include <cmath>

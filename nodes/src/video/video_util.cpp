@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "video_util.hpp"
+#include "video/video_util.hpp"
 
-#include "common.hpp"
+#include "core/common.hpp"
 
 #include <algorithm>
 #include <bit>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "rtp_video_receiver.hpp"
+#include "net/rtp_video_receiver.hpp"
 
-#include "video_util.hpp"
+#include "video/video_util.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -40,10 +40,10 @@ void RtpVideoReceiver::start_stream(std::uint32_t ssrc) noexcept {
 RtpVideoReceiver::Action RtpVideoReceiver::offer(std::span<const std::uint8_t> datagram, std::int64_t arrival_ns,
                                                  MediaTime running_ns) noexcept {
     // relaxed everywhere below: statistics.
-    const auto packet = parse_rtp_packet(datagram);
+    const auto packet = wire::parse_rtp_packet(datagram);
     const bool ours = packet && (config_.payload_type < 0 || packet->payload_type == config_.payload_type);
     if (!packet || (ours && (packet->payload.size() < 2 ||
-                             !unpack_raw_video(config_.layout, packet->payload, nullptr, {})))) {
+                             !wire::unpack_raw_video(config_.layout, packet->payload, nullptr, {})))) {
         counters_.malformed.fetch_add(1, std::memory_order_relaxed);
         return Action::none;
     }
@@ -104,16 +104,16 @@ RtpVideoReceiver::Action RtpVideoReceiver::offer(std::span<const std::uint8_t> d
         }
         if (replay_) {  // the first packet of a restarted stream, held while it was on probation
             replay_ = false;
-            const auto held = parse_rtp_packet({restart_datagram_.data(), restart_bytes_});
+            const auto held = wire::parse_rtp_packet({restart_datagram_.data(), restart_bytes_});
             if (held) {
-                if (const auto unpacked = unpack_raw_video(config_.layout, held->payload, picture_, rows_filled_)) {
+                if (const auto unpacked = wire::unpack_raw_video(config_.layout, held->payload, picture_, rows_filled_)) {
                     picture_arrived_running_ns_ = running_ns;
                     bytes_filled_ += unpacked->new_bytes;
                     counters_.late.fetch_sub(1, std::memory_order_relaxed);  // it was not late after all
                 }
             }
         }
-        const auto unpacked = unpack_raw_video(config_.layout, packet->payload, picture_, rows_filled_);
+        const auto unpacked = wire::unpack_raw_video(config_.layout, packet->payload, picture_, rows_filled_);
         if (!unpacked) {  // cannot happen after the check above; counted all the same
             counters_.malformed.fetch_add(1, std::memory_order_relaxed);
             return Action::none;
@@ -146,7 +146,7 @@ RtpVideoReceiver::Action RtpVideoReceiver::offer(std::span<const std::uint8_t> d
 // one seen may be the first of a restarted sender, or a stray: it is held (and counted late),
 // and the restart is believed when the next packet follows it with the same timestamp. Then the
 // held packet is filed first, into the new picture (replay_).
-bool RtpVideoReceiver::restart_confirmed(const RtpPacket& packet, std::uint32_t sequence,
+bool RtpVideoReceiver::restart_confirmed(const wire::RtpPacket& packet, std::uint32_t sequence,
                                          std::span<const std::uint8_t> datagram, bool advance) noexcept {
     const bool newer = have_sequence_ && advance && std::int32_t(sequence - highest_sequence_) > 0;
     if (!newer) return false;
@@ -235,7 +235,7 @@ RtpVideoReceiver::Finished RtpVideoReceiver::finish() noexcept {
 
 // Whether any row was missing (or only partly there).
 bool RtpVideoReceiver::paint_missing_rows_black() noexcept {
-    const RawVideoLayout& l = config_.layout;
+    const wire::RawVideoLayout& l = config_.layout;
     bool painted = false;
     const auto w = std::size_t(l.width()), h = std::size_t(l.height());
     for (std::size_t row = 0; row < rows_filled_.size(); ++row) {

@@ -12,7 +12,7 @@
 #include <optional>
 #include <span>
 
-namespace sluice::nodes {
+namespace sluice::wire {
 
 struct RtpPacket {
     std::uint8_t payload_type = 0;
@@ -26,6 +26,12 @@ struct RtpPacket {
 // Parses one datagram: version 2, CSRC list, header extension and padding honoured. nullopt for
 // anything malformed or truncated. Reads only within `datagram`; never allocates. Any thread.
 std::optional<RtpPacket> parse_rtp_packet(std::span<const std::uint8_t> datagram) noexcept;
+
+// L16 (big-endian 16-bit PCM) to native s16 and back: the same byte swap. `bytes` even.
+void l16_to_native(const std::uint8_t* l16, std::uint8_t* out, std::size_t bytes) noexcept;
+inline void native_to_l16(const std::uint8_t* native, std::uint8_t* out, std::size_t bytes) noexcept {
+    l16_to_native(native, out, bytes);
+}
 
 // Writes a 12-byte RTP header (no CSRC, no extension) at `out`.
 void write_rtp_header(std::uint8_t* out, std::uint8_t payload_type, bool marker, std::uint16_t sequence,
@@ -92,4 +98,4 @@ std::optional<RawVideoPayload> unpack_raw_video(const RawVideoLayout& layout, st
                                                 std::uint8_t* picture,
                                                 std::span<std::uint32_t> row_bytes_filled) noexcept;
 
-}  // namespace sluice::nodes
+}  // namespace sluice::wire

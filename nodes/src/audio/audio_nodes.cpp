@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Audio sources and transforms: tone, noise, gain, mix, audioconvert.
-#include "common.hpp"
-#include "specs.hpp"
+#include "core/common.hpp"
+#include "core/specs.hpp"
 
 #include <sluice/allocators/event_count.hpp>
 

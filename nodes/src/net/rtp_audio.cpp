@@ -2,12 +2,12 @@
 // RTP over UDP with Asio: `rtpsink` sends L16 audio (RFC 3550/3551), `rtpsrc` receives it into a
 // small jitter buffer that reorders, counts lost and late packets, and turns gaps into silence
 // flagged as a discontinuity, never a stall. Interoperates with GStreamer's rtpL16pay/depay.
-#include <sluice/nodes/rtp.hpp>
+#include <sluice/wire/rtp.hpp>
 
-#include "common.hpp"
-#include "rtp_audio_receiver.hpp"
-#include "specs.hpp"
-#include "udp.hpp"
+#include "core/common.hpp"
+#include "net/rtp_audio_receiver.hpp"
+#include "core/specs.hpp"
+#include "net/udp.hpp"
 
 #include <algorithm>
 #include <array>
@@ -18,45 +18,6 @@
 #include <vector>
 
 namespace sluice::nodes {
-
-std::optional<RtpPacket> parse_rtp_packet(std::span<const std::uint8_t> d) noexcept {
-    if (d.size() < 12) return std::nullopt;
-    if ((d[0] >> 6) != 2) return std::nullopt;  // version
-    const bool padding = (d[0] & 0x20) != 0, extension = (d[0] & 0x10) != 0;
-    const std::size_t csrc = d[0] & 0x0F;
-    std::size_t header = 12 + 4 * csrc;
-    if (d.size() < header) return std::nullopt;
-    if (extension) {
-        if (d.size() < header + 4) return std::nullopt;
-        const std::size_t words = std::size_t(d[header + 2]) << 8 | d[header + 3];
-        header += 4 + 4 * words;
-        if (d.size() < header) return std::nullopt;
-    }
-    std::size_t end = d.size();
-    if (padding) {
-        const std::size_t pad = d[end - 1];
-        if (pad == 0 || pad > end - header) return std::nullopt;
-        end -= pad;
-    }
-    RtpPacket p;
-    p.marker = (d[1] & 0x80) != 0;
-    p.payload_type = d[1] & 0x7F;
-    p.sequence = std::uint16_t(d[2] << 8 | d[3]);
-    p.timestamp = std::uint32_t(d[4]) << 24 | std::uint32_t(d[5]) << 16 | std::uint32_t(d[6]) << 8 | d[7];
-    p.ssrc = std::uint32_t(d[8]) << 24 | std::uint32_t(d[9]) << 16 | std::uint32_t(d[10]) << 8 | d[11];
-    p.payload = d.subspan(header, end - header);
-    return p;
-}
-
-void write_rtp_header(std::uint8_t* out, std::uint8_t payload_type, bool marker, std::uint16_t sequence,
-                      std::uint32_t timestamp, std::uint32_t ssrc) noexcept {
-    out[0] = 0x80;  // version 2, no padding, no extension, no CSRC
-    out[1] = std::uint8_t((marker ? 0x80 : 0) | (payload_type & 0x7F));
-    out[2] = std::uint8_t(sequence >> 8);
-    out[3] = std::uint8_t(sequence);
-    for (int i = 0; i < 4; ++i) out[4 + i] = std::uint8_t(timestamp >> (24 - 8 * i));
-    for (int i = 0; i < 4; ++i) out[8 + i] = std::uint8_t(ssrc >> (24 - 8 * i));
-}
 
 namespace {
 
@@ -119,7 +80,7 @@ private:
         const auto* pcm = reinterpret_cast<const std::uint8_t*>(s.data());
         for (std::size_t done = 0; done < s.size();) {
             const std::size_t n = std::min(per_packet, s.size() - done);
-            write_rtp_header(packet_.data(), payload_type_, first_, sequence_++, timestamp_, ssrc_);
+            wire::write_rtp_header(packet_.data(), payload_type_, first_, sequence_++, timestamp_, ssrc_);
             for (std::size_t i = 0; i + 1 < n; i += 2) {  // L16 is big-endian
                 packet_[12 + i] = pcm[done + i + 1];
                 packet_[12 + i + 1] = pcm[done + i];

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Kind-agnostic nodes: tee (fan-out) and nullsink (counts, measures lateness).
-#include "common.hpp"
-#include "specs.hpp"
+#include "core/common.hpp"
+#include "core/specs.hpp"
 
 namespace sluice::nodes {
 namespace {

@@ -29,10 +29,10 @@
 // Threading: one thread (the streaming thread) calls everything; counters() may be read from
 // any thread.
 
-#include "udp.hpp"
+#include "net/udp.hpp"
 
 #include <sluice/allocators/sample.hpp>
-#include <sluice/nodes/rtp.hpp>
+#include <sluice/wire/rtp.hpp>
 
 #include <array>
 #include <cstddef>
@@ -96,7 +96,7 @@ private:
         std::vector<std::uint8_t> data;  // kMaxDatagram, allocated once
     };
 
-    void file(const RtpPacket& p, std::int64_t arrival_ns, MediaTime running_ns) noexcept;
+    void file(const wire::RtpPacket& p, std::int64_t arrival_ns, MediaTime running_ns) noexcept;
     void start_stream(std::uint32_t ssrc, std::uint16_t sequence) noexcept;
     void clear_slots() noexcept;
     bool give_up_on_next(std::int64_t now_ns) const noexcept;

@@ -23,10 +23,8 @@
 
 namespace sluice::nodes::detail {
 
-// Largest width or height, and picture area, any video node accepts: beyond them a pool of a
-// few frames would take gigabytes, which is a typo or a corrupt header rather than a wish.
-inline constexpr int kMaxDimension = 16384;
-inline constexpr std::int64_t kMaxPixels = std::int64_t(8192) * 8192;
+inline constexpr int kMaxDimension = engine::kMaxVideoDimension;
+inline constexpr std::int64_t kMaxPixels = engine::kMaxVideoPixels;
 
 // Base of the video nodes: the error paths they share. Streaming thread only; the error paths
 // allocate (they post on the bus), the others do not.

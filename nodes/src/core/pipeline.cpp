@@ -3,7 +3,7 @@
 
 #include <sluice/nodes/registry.hpp>
 
-#include "common.hpp"
+#include "core/common.hpp"
 
 #include <cctype>
 #include <map>

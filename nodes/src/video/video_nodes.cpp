@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Video source and transforms: videotest (bars, a moving box, the frame number), videoconvert
 // (I420 <-> RGBA), scale (nearest, bilinear).
-#include "common.hpp"
-#include "specs.hpp"
-#include "video_util.hpp"
+#include "core/common.hpp"
+#include "core/specs.hpp"
+#include "video/video_util.hpp"
 
 #include <charconv>
 #include <cstring>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "udp.hpp"
+#include "net/udp.hpp"
 
 #include <sluice/allocators/result.hpp>
 

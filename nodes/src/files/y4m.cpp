@@ -5,11 +5,11 @@
 // Our own reader rather than libavformat: errors must name the byte offset where a file goes
 // wrong, the header is checked before the graph is built (so negotiation knows the size and
 // rate), and streaming reads straight into pool samples without allocating.
-#include <sluice/nodes/y4m.hpp>
+#include <sluice/wire/y4m.hpp>
 
-#include "common.hpp"
-#include "specs.hpp"
-#include "video_util.hpp"
+#include "core/common.hpp"
+#include "core/specs.hpp"
+#include "video/video_util.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -32,12 +32,9 @@ using engine::Fraction;
 using engine::MediaFormat;
 using engine::PixelFormat;
 
-constexpr std::string_view kMagic = "YUV4MPEG2";
-constexpr std::size_t kMaxHeader = 4096;       // stream header line, '\n' included
+using wire::kY4mMaxHeader;
 constexpr std::size_t kMaxFrameHeader = 1024;  // "FRAME" line with its optional parameters
 constexpr std::size_t kReadBuffer = 64 * 1024;
-
-using ParseError = Y4mParseError;
 
 // Up to 32 bytes of `s` for a message, non-printable bytes as '?'.
 std::string printable(std::string_view s) {
@@ -47,67 +44,7 @@ std::string printable(std::string_view s) {
     return s.size() > 32 ? out + "..." : out;
 }
 
-// A positive decimal int, the whole of `s`.
-bool positive(std::string_view s, std::int64_t& out) {
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size() && out > 0;
-}
-
 }  // namespace
-
-std::optional<Y4mParseError> parse_y4m_header(std::string_view head, bool whole_file, Y4mHeader& out) {
-    if (head.size() <= kMagic.size() || !head.starts_with(kMagic) ||
-        (head[kMagic.size()] != ' ' && head[kMagic.size()] != '\n'))
-        return ParseError{0, "not a YUV4MPEG2 file (it must start with \"YUV4MPEG2 \")"};
-    const std::size_t end = head.find('\n');
-    if (end == std::string_view::npos)
-        return ParseError{head.size(), whole_file ? "header is truncated: the file ends before its end of line"
-                                                  : "header line is longer than " + std::to_string(kMaxHeader) + " bytes"};
-    std::int64_t width = 0, height = 0, num = 0, den = 0;
-    for (std::size_t pos = kMagic.size(); pos < end;) {
-        if (head[pos] == ' ') {
-            ++pos;
-            continue;
-        }
-        const std::size_t stop = std::min(head.find(' ', pos), end);
-        const std::string_view token = head.substr(pos, stop - pos), value = token.substr(1);
-        switch (token[0]) {
-            case 'W':
-            case 'H': {
-                const bool is_w = token[0] == 'W';
-                std::int64_t& v = is_w ? width : height;
-                if (!positive(value, v) || v > detail::kMaxDimension)
-                    return ParseError{pos, std::string("bad ") + (is_w ? "width" : "height") + " '" + printable(token) +
-                                               "': must be 1.." + std::to_string(detail::kMaxDimension)};
-                break;
-            }
-            case 'F': {
-                const std::size_t colon = value.find(':');
-                if (colon == std::string_view::npos || !positive(value.substr(0, colon), num) ||
-                    !positive(value.substr(colon + 1), den) || num > INT32_MAX || den > INT32_MAX)
-                    return ParseError{pos, "bad frame rate '" + printable(token) +
-                                               "': must be F<num>:<den>, both positive (F0:0, unknown, is not supported)"};
-                break;
-            }
-            case 'C':
-                if (value != "420" && value != "420jpeg" && value != "420paldv" && value != "420mpeg2")
-                    return ParseError{pos, "unsupported colour space '" + printable(token) +
-                                               "': only 8-bit 4:2:0 (C420, C420jpeg, C420paldv, C420mpeg2) is read"};
-                break;
-            default:  // I (interlacing: the layout is the same), A (aspect), X (extensions), unknown: ignored
-                break;
-        }
-        pos = stop;
-    }
-    if (width == 0) return ParseError{end, "header has no width (W parameter)"};
-    if (height == 0) return ParseError{end, "header has no height (H parameter)"};
-    if (num == 0) return ParseError{end, "header has no frame rate (F parameter)"};
-    if (width * height > detail::kMaxPixels)
-        return ParseError{end, "a " + std::to_string(width) + "x" + std::to_string(height) + " picture is larger than the " +
-                                   std::to_string(detail::kMaxPixels) + "-pixel limit"};
-    out = {int(width), int(height), {int(num), int(den)}, end + 1};
-    return std::nullopt;
-}
 
 namespace {
 
@@ -125,16 +62,16 @@ std::int64_t read_head(int fd, char* buf, std::size_t capacity) noexcept {
 }
 
 // Opens `path` and parses its header; the Status message is "<path>: byte N: what".
-Status read_y4m_header(const std::string& path, Y4mHeader& out) {
+Status read_y4m_header(const std::string& path, wire::Y4mHeader& out) {
     std::string error;
     const int fd = detail::open_regular_file(path, error);
     if (fd < 0) return {Errc::io_error, detail::at_offset(path, 0) + error};
-    char head[kMaxHeader];
+    char head[wire::kY4mMaxHeader];
     const std::int64_t got = read_head(fd, head, sizeof head);
     ::close(fd);
     if (got < 0) return {Errc::io_error, detail::at_offset(path, 0) + "cannot read: " + std::strerror(int(-got))};
     const std::string_view text(head, std::size_t(got));
-    if (auto error = parse_y4m_header(text, std::size_t(got) < sizeof head, out))
+    if (auto error = wire::parse_y4m_header(text, std::size_t(got) < sizeof head, out))
         return {Errc::corrupt_file, detail::at_offset(path, error->offset) + error->what};
     return {};
 }
@@ -224,12 +161,12 @@ private:
             close_file();  // the graph calls stop() only on nodes that started
             return {code, detail::at_offset(path_, offset) + what};
         };
-        const std::int64_t got = reader_.fill(kMaxHeader);
+        const std::int64_t got = reader_.fill(wire::kY4mMaxHeader);
         if (got < 0) return failed(Errc::io_error, 0, "cannot read: " + std::string(std::strerror(int(-got))));
-        Y4mHeader now;
-        // The same bytes make() judged: the buffer may hold more than kMaxHeader.
-        const std::string_view head(reader_.data(), std::min(std::size_t(got), kMaxHeader));
-        if (auto error = parse_y4m_header(head, std::size_t(got) < kMaxHeader, now))
+        wire::Y4mHeader now;
+        // The same bytes make() judged: the buffer may hold more than wire::kY4mMaxHeader.
+        const std::string_view head(reader_.data(), std::min(std::size_t(got), wire::kY4mMaxHeader));
+        if (auto error = wire::parse_y4m_header(head, std::size_t(got) < wire::kY4mMaxHeader, now))
             return failed(Errc::corrupt_file, error->offset, error->what);
         if (now.width != header_.width || now.height != header_.height || !(now.fps == header_.fps))
             return failed(Errc::corrupt_file, 0, "header changed since the node was made");
@@ -301,7 +238,7 @@ private:
     }
 
     std::string path_;
-    Y4mHeader header_;
+    wire::Y4mHeader header_;
     engine::StreamLimit limit_;  // limit_.produced is also the index of the next frame
     std::size_t frame_bytes_ = 0;
     int fd_ = -1;  // open from start() to stop()
@@ -346,9 +283,7 @@ private:
         if (fd_ < 0) return {Errc::io_error, path_ + ": cannot open for writing: " + std::strerror(errno)};
         const MediaFormat& f = input(0).format();
         frame_bytes_ = f.frame_bytes();
-        // C420jpeg: our I420 has centred chroma, as ffmpeg's yuv420p; the tag ffmpeg writes for it.
-        std::string header = std::string(kMagic) + " W" + std::to_string(f.width) + " H" + std::to_string(f.height) +
-                             " F" + std::to_string(f.fps.num) + ":" + std::to_string(f.fps.den) + " Ip A1:1 C420jpeg\n";
+        std::string header = wire::y4m_header_line(f);
         iovec iov{header.data(), header.size()};
         if (int err = write_all(fd_, &iov, 1)) {
             close_file();

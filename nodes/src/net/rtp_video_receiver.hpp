@@ -25,10 +25,10 @@
 //
 // Threading: one thread calls everything; counters() and incomplete() from any thread.
 
-#include "udp.hpp"
+#include "net/udp.hpp"
 
 #include <sluice/allocators/sample.hpp>
-#include <sluice/nodes/rtp.hpp>
+#include <sluice/wire/rtp.hpp>
 
 #include <array>
 #include <atomic>
@@ -42,7 +42,7 @@ namespace sluice::nodes::detail {
 class RtpVideoReceiver {
 public:
     struct Config {
-        RawVideoLayout layout;
+        wire::RawVideoLayout layout;
         engine::Fraction fps{30, 1};
         int payload_type = -1;  // -1: any
         std::int64_t latency_ns = 50'000'000;
@@ -89,7 +89,7 @@ private:
 
     void start_stream(std::uint32_t ssrc) noexcept;
     void count_received(std::uint32_t sequence, bool advance) noexcept;
-    bool restart_confirmed(const RtpPacket& packet, std::uint32_t sequence, std::span<const std::uint8_t> datagram,
+    bool restart_confirmed(const wire::RtpPacket& packet, std::uint32_t sequence, std::span<const std::uint8_t> datagram,
                            bool advance) noexcept;
     bool paint_missing_rows_black() noexcept;
 

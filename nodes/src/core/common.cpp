@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "common.hpp"
+#include "core/common.hpp"
 
 #include <cerrno>
 #include <cstring>
