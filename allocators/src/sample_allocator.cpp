@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 // How the pieces pair up (the "pairings" cited by comments below; the numbered rules of the
@@ -23,7 +24,10 @@
 //    - parking: the CAS that puts it in a cache word (try_park, park_reopening);
 //    - pushing: the CAS that puts it on the free list (push_free). The value that CAS replaced
 //      says whether a waiter may sleep (the head's waiters flag); only then does the pusher go on
-//      to wake one, and a waiter cannot be asleep while the destructor runs;
+//      to wake one. A waiter may have finished its get by then, and the owner destroyed the
+//      allocator (the SPIN model in tests/model found that interleaving): so a pusher that will
+//      wake counts itself in notifiers_ before its CAS, and uncounts itself as its very last
+//      touch; the destructor waits for notifiers_ == 0;
 //    - counting it out of a retired pool (return_retired): the decrement of `outstanding`; the
 //      last one hands the memory to the reclaimer thread, which decrements live_retired_ after the
 //      unmap (the destructor waits for live_retired_ == 0).
@@ -177,6 +181,9 @@ SampleAllocator::~SampleAllocator() {
     // Every retired epoch's memory is unmapped, by the reclaimer or by decommit, before
     // live_retired_ is decremented; the reclaimer notifies after each batch.
     detail::Reclaimer::instance().wait_until_zero(live_retired_);
+    // A push that freed its sample may still be waking a waiter (P1): a few instructions and a
+    // system call. acquire: pairs with its release decrement, after which it touches nothing.
+    while (notifiers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     std::lock_guard lock(control_->mutex);
     for (detail::PoolImpl* p : control_->records) {
         // relaxed: wait_until_zero's acquire already ordered the drains.
@@ -529,6 +536,9 @@ bool SampleAllocator::park_reopening(SampleHeader* h) noexcept {
 // Pushes `h` (refs 0) onto the free list, or counts it out of its retired pool.
 void SampleAllocator::push_free(SampleHeader* h) noexcept {
     detail::Pool* pool = h->pool;
+    // Whether we counted ourselves in notifiers_ (P1): a push that will have to wake a waiter
+    // after its CAS says so before the CAS, while the allocator surely lives.
+    bool notifying = false;
     // acquire: a head stored by commit() must show that pool's `retired` flag set before it.
     std::uint64_t head = head_.load(std::memory_order_acquire);
     for (;;) {
@@ -536,8 +546,17 @@ void SampleAllocator::push_free(SampleHeader* h) noexcept {
         // caught by the CAS, which then fails against the changed head.
         if (std::uint32_t(head & kSlotMask) == kDecommittedSlot || pool->retired.load(std::memory_order_relaxed))
             [[unlikely]] {
+            // release: as below (our last touch of the word).
+            if (notifying) notifiers_.fetch_sub(1, std::memory_order_release);
             return_retired(h);
             return;
+        }
+        // The CAS succeeds only on the value loaded, so its flag is the one that will count.
+        if (const bool flag = (head & kWaitersFlag) != 0; flag != notifying) [[unlikely]] {
+            // relaxed: published by the release half of the CAS below, which the destructor's
+            // decommit acquires before it reads notifiers_.
+            notifiers_.fetch_add(flag ? 1 : std::uint32_t(-1), std::memory_order_relaxed);
+            notifying = flag;
         }
         // relaxed: published by the release half of the CAS below.
         h->next.store(std::uint32_t(head & kSlotMask), std::memory_order_relaxed);
@@ -548,8 +567,11 @@ void SampleAllocator::push_free(SampleHeader* h) noexcept {
             break;
     }
     // `head` is what our CAS replaced: the flag was set in the instant the sample became free.
-    if ((head & kWaitersFlag) != 0) [[unlikely]]
+    if (notifying) [[unlikely]] {
         wake_one();
+        // release: our last touch of the allocator; the destructor waits for 0 (acquire).
+        notifiers_.fetch_sub(1, std::memory_order_release);
+    }
 }
 
 void SampleAllocator::return_retired(SampleHeader* h) noexcept {
@@ -757,12 +779,17 @@ SampleAllocator::Taken SampleAllocator::get_slow(std::int64_t deadline_ns, const
         // P3: no sample may stay parked where we would not see it.
         // acquire: as in take_cached.
         detail::Pool* pool = current_.load(std::memory_order_acquire);
-        if (pool == &g_no_pool) continue;  // decommitted since: the head says so next time round
-        if (SampleHeader* h = close_caches(pool)) {
-            // relaxed: a statistic; the close that took it was a get after all.
-            closes_.fetch_sub(1, std::memory_order_relaxed);
-            stop_waiting();
-            return give(h);
+        // Decommitted since: nothing to close. Its head swap came after our announcement, hence
+        // after our ticket, so its notify_all ends the wait below at once. (Going round again
+        // instead would move the head's counter, and could fail decommit's CAS again and again:
+        // the SPIN model's non-progress cycle.)
+        if (pool != &g_no_pool) {
+            if (SampleHeader* h = close_caches(pool)) {
+                // relaxed: a statistic; the close that took it was a get after all.
+                closes_.fetch_sub(1, std::memory_order_relaxed);
+                stop_waiting();
+                return give(h);
+            }
         }
         if (stop != nullptr && stop->stop_requested()) return leave(Errc::cancelled, cancels_);
         if (deadline_ns >= 0 && steady_now_ns() >= deadline_ns) return leave(Errc::timeout, timeouts_);

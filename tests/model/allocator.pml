@@ -35,10 +35,12 @@
  *   SPINS    1: get_slow's spin loop does one more try_pop (the code does up to 100)
  *   NOTIFY_CHECK 1 (default): push_free's wake_one() asserts that the allocator still exists
  *            (rule 1); 0 leaves that one check out, to check the rest of the model as it is
- *   FIX      1: the proposed fix of the rule-1 race in push_free (see README): a pusher that read a
+ *   FIX      1 (default, as the code is now; 0: as it was): the fix of the rule-1 race in
+ *            push_free (see README): a pusher that read a
  *            head with the waiters flag registers in `notifiers` before its CAS and leaves after
  *            its wake-up; the destructor also waits for notifiers == 0
- *   NOPOOL_WAIT 1: the proposed fix of the livelock in get_slow (see README): a waiter that finds
+ *   NOPOOL_WAIT 1 (default, as the code is now; 0: as it was): the fix of the livelock in
+ *            get_slow (see README): a waiter that finds
  *            current_ == &g_no_pool after announcing itself waits on its ticket instead of
  *            announcing again at once (decommit's notify_all follows its head swap)
  *   WAITER_REGISTERED 1: assert that a push that replaced a flagged head saw waiters_ != 0
@@ -79,10 +81,10 @@
 #define NOTIFY_CHECK 1
 #endif
 #ifndef FIX
-#define FIX 0
+#define FIX 1
 #endif
 #ifndef NOPOOL_WAIT
-#define NOPOOL_WAIT 0
+#define NOPOOL_WAIT 1
 #endif
 #ifndef WAITER_REGISTERED
 #define WAITER_REGISTERED 0

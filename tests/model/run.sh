@@ -4,8 +4,8 @@
 # Model-checks allocator.pml (the sample allocator's concurrency protocol) with SPIN.
 # See README.md in this folder.
 #
-#   tests/model/run.sh            the protocol as the code has it (today: fails, see README)
-#   tests/model/run.sh --fixed    with the two fixes proposed in README (-DFIX=1 -DNOPOOL_WAIT=1)
+#   tests/model/run.sh            the protocol as the code has it (with both fixes the model led to)
+#   tests/model/run.sh --before   the protocol before those fixes: shows the two findings (fails)
 #   tests/model/run.sh --quick    only the small configurations (either mode)
 #   tests/model/run.sh -j 2       run two checks at a time (default 1)
 #   tests/model/run.sh -DNAME=V   extra defines for every check (e.g. -DROUNDS=3)
@@ -20,7 +20,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-fixed=0
+before=0
 quick=0
 jobs=1
 extra=()
@@ -28,12 +28,12 @@ while [ $# -gt 0 ]; do
     a=$1
     shift
     case $a in
-        --fixed) fixed=1 ;;
+        --before) before=1 ;;
         -q | --quick) quick=1 ;;
         -j) jobs=${1:-}; shift ;;
         -j*) jobs=${a#-j} ;;
         -D*) extra+=("$a") ;;
-        -h | --help) sed -n '4,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '4,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown argument '$a' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -138,8 +138,9 @@ check() {
     fi
 }
 
-if [ $fixed = 0 ]; then
-    echo "== the protocol as the code has it =="
+if [ $before = 1 ]; then
+    echo "== the protocol before the fixes (-DFIX=0 -DNOPOOL_WAIT=0): the findings =="
+    extra+=(-DFIX=0 -DNOPOOL_WAIT=0)
     # (c) rule 1, every assertion on; decommit() early or from the destructor only.
     check rule1-3t2s-destructor-only safety -DNT=3 -DNS=2 -DROUNDS=1 -DEARLY=0
     [ $quick = 1 ] || check rule1-2t1s safety -DNT=2 -DNS=1 -DROUNDS=2
@@ -155,7 +156,7 @@ if [ $fixed = 0 ]; then
     # no livelock: non-progress cycles under weak fairness
     check progress-2t1s liveness -DNT=2 -DNS=1 -DROUNDS=2 -DNOTIFY_CHECK=0
 else
-    echo "== with the proposed fixes (-DFIX=1 -DNOPOOL_WAIT=1) =="
+    echo "== the protocol as the code has it (FIX=1 NOPOOL_WAIT=1) =="
     fx=(-DFIX=1 -DNOPOOL_WAIT=1)
     check fixed-2t1s safety -DNT=2 -DNS=1 -DROUNDS=2 "${fx[@]}"
     check fixed-2t2s safety -DNT=2 -DNS=2 -DROUNDS=2 "${fx[@]}"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Audio sources and transforms: tone, noise, gain, mix, audioconvert.
 #include "core/common.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 
 #include <sluice/allocators/event_count.hpp>
 
@@ -520,33 +520,33 @@ NodeSpec tone_spec() {
     auto props = audio_source_properties();
     props.insert(props.begin(), {"freq", "440", "frequency in Hz"});
     return {"tone", Node::Kind::source, "sine tone", props,
-            [](std::string name, PropertyReader& r) { return std::make_unique<Tone>(std::move(name), r); }};
+            factory<Tone>()};
 }
 
 NodeSpec noise_spec() {
     auto props = audio_source_properties();
     props.push_back({"seed", "1", "random seed (the same seed gives the same noise)"});
     return {"noise", Node::Kind::source, "white noise", props,
-            [](std::string name, PropertyReader& r) { return std::make_unique<Noise>(std::move(name), r); }};
+            factory<Noise>()};
 }
 
 NodeSpec gain_spec() {
     return {"gain", Node::Kind::transform, "changes the level by a number of decibels",
             {{"db", "0", "gain in dB (negative attenuates)"}},
-            [](std::string name, PropertyReader& r) { return std::make_unique<Gain>(std::move(name), r); }};
+            factory<Gain>()};
 }
 
 NodeSpec mix_spec() {
     return {"mix", Node::Kind::transform,
             "mixes any number of audio inputs of one format (each link adds an input; inputs in equal buffer sizes)",
             {},
-            [](std::string name, PropertyReader& r) { return std::make_unique<Mix>(std::move(name), r); }};
+            factory<Mix>()};
 }
 
 NodeSpec audioconvert_spec() {
     return {"audioconvert", Node::Kind::transform, "converts the sample format",
             {{"format", "s16", "output sample format: s16|f32"}},
-            [](std::string name, PropertyReader& r) { return std::make_unique<AudioConvert>(std::move(name), r); }};
+            factory<AudioConvert>()};
 }
 
 }  // namespace sluice::nodes

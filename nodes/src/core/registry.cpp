@@ -2,30 +2,73 @@
 #include <sluice/nodes/registry.hpp>
 
 #include "core/common.hpp"
-#include "core/specs.hpp"
+#include "core/registry_impl.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
 namespace sluice::nodes {
 
-const std::vector<NodeSpec>& node_specs() {
-    static const std::vector<NodeSpec> specs{
-        // sources
-        tone_spec(), noise_spec(), wavsrc_spec(), videotest_spec(), y4msrc_spec(), rtpsrc_spec(), rtpvrawsrc_spec(),
-        // transforms
-        gain_spec(), mix_spec(), tee_spec(), audioconvert_spec(), videoconvert_spec(), scale_spec(),
-        // renders
-        wavsink_spec(), y4msink_spec(), nullsink_spec(), pngsink_spec(), rtpsink_spec(), rtpvrawsink_spec(),
-    };
-    return specs;
+std::vector<NodeSpec> builtin_node_specs();  // builtin_nodes.cpp, generated
+
+namespace detail {
+
+Registry& Registry::instance() {
+    static Registry* const registry = [] {
+        auto* r = new Registry();  // immortal: plugins' code outlives static destruction anyway
+        for (NodeSpec& spec : builtin_node_specs()) {
+            spec.origin = "built-in";
+            r->specs_.push_back(std::move(spec));
+        }
+        return r;
+    }();
+    return *registry;
 }
 
-const NodeSpec* find_node_spec(std::string_view type) {
-    for (const auto& s : node_specs())
+Status Registry::check(const NodeSpec& spec) const {
+    if (spec.type.empty()) return {Errc::invalid_argument, "a node type needs a name"};
+    if (!spec.make) return {Errc::invalid_argument, "node type '" + printable(spec.type) + "' has no factory"};
+    auto taken = [&](const NodeSpec& s) { return s.type == spec.type; };
+    const auto same = std::find_if(specs_.begin(), specs_.end(), taken);
+    if (same != specs_.end())
+        return {Errc::invalid_argument, "node type '" + printable(spec.type) + "' is already registered (" +
+                                            printable(same->origin) + ")"};
+    if (staging_ != nullptr && std::any_of(staging_->begin(), staging_->end(), taken))
+        return {Errc::invalid_argument, "node type '" + printable(spec.type) + "' is registered twice"};
+    return {};
+}
+
+Status Registry::add(NodeSpec spec) {
+    std::lock_guard lock(mutex_);
+    if (Status st = check(spec); !st) return st;
+    if (staging_ != nullptr) {  // a plugin's: all of them or none, see load_plugin
+        spec.origin = staging_origin_;
+        staging_->push_back(std::move(spec));
+        return {};
+    }
+    if (spec.origin.empty()) spec.origin = "app";
+    specs_.push_back(std::move(spec));
+    return {};
+}
+
+std::vector<NodeSpec> Registry::all() const {
+    std::lock_guard lock(mutex_);
+    return {specs_.begin(), specs_.end()};
+}
+
+const NodeSpec* Registry::find(std::string_view type) const {
+    std::lock_guard lock(mutex_);
+    for (const NodeSpec& s : specs_)
         if (s.type == type) return &s;
     return nullptr;
 }
+
+}  // namespace detail
+
+Status register_node_type(NodeSpec spec) { return detail::Registry::instance().add(std::move(spec)); }
+std::vector<NodeSpec> node_specs() { return detail::Registry::instance().all(); }
+const NodeSpec* find_node_spec(std::string_view type) { return detail::Registry::instance().find(type); }
 
 Status create_node(std::string_view type, std::string name, const Properties& properties, std::unique_ptr<Node>& out) {
     const NodeSpec* spec = find_node_spec(type);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Kind-agnostic nodes: tee (fan-out) and nullsink (counts, measures lateness).
 #include "core/common.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 
 namespace sluice::nodes {
 namespace {
@@ -42,12 +42,12 @@ private:
 
 NodeSpec tee_spec() {
     return {"tee", Node::Kind::transform, "sends each sample to every branch, sharing the buffer (zero copy)", {},
-            [](std::string name, PropertyReader& r) { return std::make_unique<Tee>(std::move(name), r); }};
+            factory<Tee>()};
 }
 
 NodeSpec nullsink_spec() {
     return {"nullsink", Node::Kind::render, "discards samples, counting them (and their lateness when clocked)", {},
-            [](std::string name, PropertyReader& r) { return std::make_unique<NullSink>(std::move(name), r); }};
+            factory<NullSink>()};
 }
 
 }  // namespace sluice::nodes

@@ -2,7 +2,7 @@
 // pngsink: snapshots of a video stream as 8-bit PNG files (RGB from I420, RGBA as it comes),
 // through libpng's simplified API.
 #include "core/common.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 #include "video/video_util.hpp"
 
 #include <cerrno>
@@ -160,7 +160,7 @@ NodeSpec pngsink_spec() {
     return {"pngsink", Node::Kind::render, "writes video frames as PNG pictures (the last one, or every Nth)",
             {{"path", "frame.png", "file to write; with every > 0, \"%d\" in it becomes the frame index"},
              {"every", "0", "0: write the last frame when the graph stops; N: write frames 0, N, 2N..."}},
-            [](std::string name, PropertyReader& r) { return std::make_unique<PngSink>(std::move(name), r); }};
+            factory<PngSink>()};
 }
 
 }  // namespace sluice::nodes

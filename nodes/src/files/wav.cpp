@@ -7,7 +7,7 @@
 #include <sluice/wire/wav.hpp>
 
 #include "core/common.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 
 #include <algorithm>
 #include <optional>
@@ -251,13 +251,13 @@ NodeSpec wavsrc_spec() {
             {{"path", "", "file to read (required)"},
              {"frames", "1024", "frames per buffer"},
              detail::num_buffers_property()},
-            [](std::string name, PropertyReader& r) { return std::make_unique<WavSrc>(std::move(name), r); }};
+            factory<WavSrc>()};
 }
 
 NodeSpec wavsink_spec() {
     return {"wavsink", Node::Kind::render, "writes a WAV file; its header is complete after stop and Ctrl-C",
             {{"path", "", "file to write (required)"}, {"format", "auto", "sample format to accept: auto|s16|f32"}},
-            [](std::string name, PropertyReader& r) { return std::make_unique<WavSink>(std::move(name), r); }};
+            factory<WavSink>()};
 }
 
 }  // namespace sluice::nodes

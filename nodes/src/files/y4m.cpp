@@ -8,7 +8,7 @@
 #include <sluice/wire/y4m.hpp>
 
 #include "core/common.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 #include "video/video_util.hpp"
 
 #include <algorithm>
@@ -328,13 +328,13 @@ private:
 NodeSpec y4msrc_spec() {
     return {"y4msrc", Node::Kind::source, "reads a YUV4MPEG2 (.y4m) file, 8-bit 4:2:0, as I420 frames",
             {{"path", "", "file to read"}, detail::num_buffers_property()},
-            [](std::string name, PropertyReader& r) { return std::make_unique<Y4mSrc>(std::move(name), r); }};
+            factory<Y4mSrc>()};
 }
 
 NodeSpec y4msink_spec() {
     return {"y4msink", Node::Kind::render, "writes I420 frames to a YUV4MPEG2 (.y4m) file",
             {{"path", "", "file to write (created or truncated)"}},
-            [](std::string name, PropertyReader& r) { return std::make_unique<Y4mSink>(std::move(name), r); }};
+            factory<Y4mSink>()};
 }
 
 }  // namespace sluice::nodes

@@ -6,7 +6,7 @@
 
 #include "core/common.hpp"
 #include "net/rtp_audio_receiver.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 #include "net/udp.hpp"
 
 #include <algorithm>
@@ -223,7 +223,7 @@ NodeSpec rtpsink_spec() {
             detail::with(detail::udp_sender_properties(),
                          {{"mtu", "1400", "largest datagram in bytes (packets are cut to whole frames below it)"},
                           {"pt", "-1", "payload type (-1: 10/11 for 44.1 kHz stereo/mono, else 96)"}}),
-            [](std::string name, PropertyReader& r) { return std::make_unique<RtpSink>(std::move(name), r); }};
+            factory<RtpSink>()};
 }
 
 NodeSpec rtpsrc_spec() {
@@ -237,7 +237,7 @@ NodeSpec rtpsrc_spec() {
                           {"timeout", "0", "end the stream after this many ms without packets, from the start if "
                                            "none ever came (0: never)"},
                           detail::num_buffers_property()}),
-            [](std::string name, PropertyReader& r) { return std::make_unique<RtpSrc>(std::move(name), r); }};
+            factory<RtpSrc>()};
 }
 
 }  // namespace sluice::nodes

@@ -6,7 +6,7 @@
 
 #include "core/common.hpp"
 #include "net/rtp_video_receiver.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 #include "net/udp.hpp"
 #include "video/video_util.hpp"
 
@@ -265,7 +265,7 @@ NodeSpec rtpvrawsink_spec() {
                          {{"mtu", "1400", "largest datagram in bytes"},
                           {"pt", "96", "payload type (dynamic: 96-127)"},
                           {"pacing", "0.5", "share of a picture's interval its packets are spread over (0: at once)"}}),
-            [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSink>(std::move(name), r); }};
+            factory<RtpVrawSink>()};
 }
 
 NodeSpec rtpvrawsrc_spec() {
@@ -278,7 +278,7 @@ NodeSpec rtpvrawsrc_spec() {
                                                         "start if none ever came (0: never)"}}),
                          // The picture: i420 travels as sampling YCbCr-4:2:0, rgba as RGBA.
                          detail::with(detail::video_format_properties(), {detail::num_buffers_property()})),
-            [](std::string name, PropertyReader& r) { return std::make_unique<RtpVrawSrc>(std::move(name), r); }};
+            factory<RtpVrawSrc>()};
 }
 
 }  // namespace sluice::nodes

@@ -2,7 +2,7 @@
 // Video source and transforms: videotest (bars, a moving box, the frame number), videoconvert
 // (I420 <-> RGBA), scale (nearest, bilinear).
 #include "core/common.hpp"
-#include "core/specs.hpp"
+#include <sluice/nodes/registry.hpp>
 #include "video/video_util.hpp"
 
 #include <charconv>
@@ -208,14 +208,14 @@ NodeSpec videotest_spec() {
     return {"videotest", Node::Kind::source,
             "test pictures: colour bars, a box that moves every frame, and the frame number",
             detail::with(detail::video_format_properties(), {detail::num_buffers_property()}),
-            [](std::string name, PropertyReader& r) { return std::make_unique<VideoTest>(std::move(name), r); }};
+            factory<VideoTest>()};
 }
 
 NodeSpec videoconvert_spec() {
     return {"videoconvert", Node::Kind::transform,
             "converts between I420 and RGBA (BT.601, limited range); passes frames through when they match",
             {{"format", "rgba", "output pixel format: i420|rgba"}},
-            [](std::string name, PropertyReader& r) { return std::make_unique<VideoConvert>(std::move(name), r); }};
+            factory<VideoConvert>()};
 }
 
 NodeSpec scale_spec() {
@@ -223,7 +223,7 @@ NodeSpec scale_spec() {
             {{"width", "320", "output width in pixels"},
              {"height", "240", "output height in pixels"},
              {"method", "bilinear", "resampling: nearest|bilinear"}},
-            [](std::string name, PropertyReader& r) { return std::make_unique<Scale>(std::move(name), r); }};
+            factory<Scale>()};
 }
 
 }  // namespace sluice::nodes

@@ -232,6 +232,7 @@ private:
 
     // --- Line 2: the waiting side; written only when the pool runs empty.
     alignas(detail::kCacheLineSize) std::atomic<std::uint32_t> waiters_{0};  // threads announced in get_slow
+    std::atomic<std::uint32_t> notifiers_{0};  // pushes between their CAS and their wake-up (P1)
     EventCount wake_;                           // where they sleep
     std::atomic<std::uint64_t> announcements_{0};  // head counter moves that were no pop
     std::atomic<std::uint64_t> closes_{0};         // cache counter moves that were no take

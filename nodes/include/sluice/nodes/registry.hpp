@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// The node registry: every concrete node type by name ("tone", "wavsink", ...), its properties
-// with defaults and help, and a factory that builds a node from key=value properties, answering
-// bad values with a one-line message that names the node and the property.
+// The node registry: every node type by name ("tone", "wavsink", ..., and an app's or a plugin's
+// own), its properties with defaults and help, and a factory that builds a node from key=value
+// properties, answering bad values with a one-line message that names the node and the property.
+// A type registered here works in build_pipeline strings exactly as the built-in ones do.
 //
-// Control thread only; allocates.
+// Threading: any thread; the registry takes its own lock. Allocates.
 
 #include <sluice/engine/node.hpp>
 #include <sluice/engine/status.hpp>
@@ -39,10 +40,26 @@ struct NodeSpec {
     std::vector<PropertySpec> properties;
     // Builds the node; reads properties through `reader`, which records the first bad value.
     std::function<std::unique_ptr<Node>(std::string name, PropertyReader& reader)> make;
+    // Where the type comes from: "built-in", "app", or a plugin's file. Set by the registry.
+    std::string origin = {};
 };
 
-// Every registered node type, in the order --list shows them.
-const std::vector<NodeSpec>& node_specs();
+// The `make` of a node class whose constructor takes (std::string name, PropertyReader&).
+template <class N>
+auto factory() {
+    return [](std::string name, PropertyReader& reader) -> std::unique_ptr<Node> {
+        return std::make_unique<N>(std::move(name), reader);
+    };
+}
+
+// Adds a node type; from then on build_pipeline and create_node know it. Errors: a type name
+// that is already registered (built-in or not), an empty name, no factory.
+Status register_node_type(NodeSpec spec);
+
+// Every registered node type: the built-in ones in the order --list shows them, then the others
+// in the order they were registered. A snapshot.
+std::vector<NodeSpec> node_specs();
+// The registered type `type`, or nullptr. The pointer stays valid for the life of the process.
 const NodeSpec* find_node_spec(std::string_view type);
 
 // Builds a node of `type` named `name`. Errors: unknown type, unknown property, bad value.

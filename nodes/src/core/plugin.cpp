@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+#include <sluice/nodes/plugin.hpp>
+
+#include "core/common.hpp"
+#include "core/registry_impl.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <vector>
+
+#include <dlfcn.h>
+
+namespace sluice::nodes {
+
+Status load_plugin(const std::string& path) {
+    detail::Registry& registry = detail::Registry::instance();
+    std::lock_guard lock(registry.plugin_mutex);
+    const std::string name = detail::printable(path);
+    // RTLD_LOCAL: a plugin's own symbols stay its own; it finds Sluice's in the libraries loaded.
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+        const char* why = ::dlerror();
+        return {Errc::invalid_argument, "plugin " + name + " cannot be loaded: " + detail::printable(why ? why : "?")};
+    }
+    const auto* entry = static_cast<const PluginEntry*>(::dlsym(handle, "sluice_plugin_entry"));
+    if (entry == nullptr) {
+        ::dlclose(handle);
+        return {Errc::invalid_argument, name + " is not a Sluice plugin (it has no sluice_plugin_entry)"};
+    }
+    if (entry->abi != kPluginAbi || entry->register_types == nullptr) {
+        const std::string built = entry->sluice_version ? detail::printable(entry->sluice_version) : "?";
+        ::dlclose(handle);
+        return {Errc::invalid_argument, "plugin " + name + " was built for plugin ABI " +
+                                            std::to_string(entry->abi >> 16) + "." + std::to_string(entry->abi & 0xFFFF) +
+                                            " (Sluice " + built + "); this is ABI " + std::to_string(kPluginAbi >> 16) +
+                                            "." + std::to_string(kPluginAbi & 0xFFFF) + " (Sluice " + version() + ")"};
+    }
+    Status st = registry.staged(path, [&] {
+        try {
+            return entry->register_types();
+        } catch (const std::exception& e) {
+            return Status{Errc::bad_state, std::string("it threw: ") + e.what()};
+        } catch (...) {
+            return Status{Errc::bad_state, "it threw"};
+        }
+    });
+    if (!st) {
+        // Its types are not registered, but code of it may have run: it stays loaded.
+        return {st.code(), "plugin " + name + ": " + st.message()};
+    }
+    return {};
+}
+
+Status load_plugins_from(const std::string& path_list) {
+    std::size_t begin = 0;
+    while (begin <= path_list.size()) {
+        const std::size_t end = std::min(path_list.find(':', begin), path_list.size());
+        const std::string folder = path_list.substr(begin, end - begin);
+        begin = end + 1;
+        if (folder.empty()) continue;
+        std::error_code ec;
+        std::vector<std::filesystem::path> files;
+        for (const auto& entry : std::filesystem::directory_iterator(folder, ec))
+            if (entry.path().extension() == ".so") files.push_back(entry.path());
+        if (ec) return {Errc::io_error, "plugin folder " + detail::printable(folder) + ": " + ec.message()};
+        std::sort(files.begin(), files.end());
+        for (const auto& f : files)
+            if (Status st = load_plugin(f.string()); !st) return st;
+    }
+    return {};
+}
+
+}  // namespace sluice::nodes
