@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <cstdio>
@@ -70,13 +71,21 @@ void print_log(LogLevel level, std::string_view message) {
     std::fprintf(stderr, "sluice-play: %s: %.*s\n", to_string(level), int(message.size()), message.data());
 }
 
+// Every node type by kind (sources, transforms, renders), with its properties and where it
+// comes from when that is not Sluice itself (a plugin's file, the app).
 void list_nodes() {
-    for (const auto& spec : nodes::node_specs()) {
-        const char* kind = spec.kind == Node::Kind::source ? "source" : spec.kind == Node::Kind::render ? "render" : "transform";
-        std::printf("%-13s %-9s %s\n", spec.type.c_str(), kind, spec.help.c_str());
-        for (const auto& p : spec.properties)
-            std::printf("    %-12s default %-12s %s\n", p.name.c_str(), p.default_value.empty() ? "(none)" : p.default_value.c_str(),
-                        p.help.c_str());
+    const auto specs = nodes::node_specs();
+    for (const Node::Kind kind : {Node::Kind::source, Node::Kind::transform, Node::Kind::render}) {
+        for (const auto& spec : specs) {
+            if (spec.kind != kind) continue;
+            const char* kind_name = kind == Node::Kind::source ? "source" : kind == Node::Kind::render ? "render" : "transform";
+            std::printf("%-13s %-9s %s", spec.type.c_str(), kind_name, spec.help.c_str());
+            if (spec.origin != "built-in") std::printf(" [from %s]", spec.origin.c_str());
+            std::printf("\n");
+            for (const auto& p : spec.properties)
+                std::printf("    %-12s default %-12s %s\n", p.name.c_str(),
+                            p.default_value.empty() ? "(none)" : p.default_value.c_str(), p.help.c_str());
+        }
     }
 }
 
@@ -149,6 +158,7 @@ int main(int argc, char** argv) {
     double duration = -1;
     std::int64_t num_buffers = -1;
     std::string stats_path;
+    std::vector<std::string> plugins;
     int rt_priority = 0;
 
     CLI::App app{"sluice-play: play a Sluice graph written as a pipeline, e.g.\n"
@@ -160,6 +170,8 @@ int main(int argc, char** argv) {
                  "Exit status: 0 end of stream, 1 a node failed, 2 bad input, 130/143/129/131 SIGINT/SIGTERM/SIGHUP/SIGQUIT."};
     app.add_option("pipeline", words, "The pipeline (one quoted argument or several words)");
     app.add_flag("--list", list, "List every node with its properties and defaults");
+    app.add_option("--plugin", plugins, "Load node types from this plugin (repeatable; also every *.so in the folders "
+                                        "of SLUICE_PLUGIN_PATH)");
     app.add_option("--duration", duration, "Seconds of media to play (sources end their streams there)")
         ->check(CLI::Range(0.0, 1e7));
     app.add_option("--num-buffers", num_buffers, "Samples each source produces unless it sets num-buffers")
@@ -177,6 +189,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "sluice-play: %s\n", e.what());
         return 2;
     }
+    // Plugins first: their types may be listed and used like ours.
+    if (const char* folders = std::getenv("SLUICE_PLUGIN_PATH"); folders != nullptr)
+        if (Status st = nodes::load_plugins_from(folders); !st) {
+            std::fprintf(stderr, "sluice-play: SLUICE_PLUGIN_PATH: %s\n", st.message().c_str());
+            return 2;
+        }
+    for (const auto& p : plugins)
+        if (Status st = nodes::load_plugin(p); !st) {
+            std::fprintf(stderr, "sluice-play: %s\n", st.message().c_str());
+            return 2;
+        }
     if (list) {
         list_nodes();
         return 0;

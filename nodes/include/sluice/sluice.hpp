@@ -16,4 +16,5 @@
 #include <sluice/engine/node.hpp>
 #include <sluice/engine/status.hpp>
 #include <sluice/nodes/pipeline.hpp>
+#include <sluice/nodes/plugin.hpp>
 #include <sluice/nodes/registry.hpp>

@@ -28,10 +28,12 @@ Status load_plugin(const std::string& path) {
         return {Errc::invalid_argument, name + " is not a Sluice plugin (it has no sluice_plugin_entry)"};
     }
     if (entry->abi != kPluginAbi || entry->register_types == nullptr) {
+        // Read before dlclose(): the entry lives in the plugin.
         const std::string built = entry->sluice_version ? detail::printable(entry->sluice_version) : "?";
+        const std::uint32_t abi = entry->abi;
         ::dlclose(handle);
         return {Errc::invalid_argument, "plugin " + name + " was built for plugin ABI " +
-                                            std::to_string(entry->abi >> 16) + "." + std::to_string(entry->abi & 0xFFFF) +
+                                            std::to_string(abi >> 16) + "." + std::to_string(abi & 0xFFFF) +
                                             " (Sluice " + built + "); this is ABI " + std::to_string(kPluginAbi >> 16) +
                                             "." + std::to_string(kPluginAbi & 0xFFFF) + " (Sluice " + version() + ")"};
     }
