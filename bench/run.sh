@@ -48,7 +48,7 @@ for cxx in g++ clang++-14; do
   command -v "$cxx" >/dev/null || { echo "   $cxx missing: no public-API count for it" >&2; continue; }
   for opt in -O2 -O3; do
     out="$build/sluice-count-api-$cxx$opt"
-    flock "$lock" "$cxx" -std=c++20 "$opt" -gdwarf-4 -DNDEBUG -I"$top/allocators/include" "$here/count_api.cpp" \
+    flock "$lock" "$cxx" -std=c++20 "$opt" -gdwarf-4 -DNDEBUG -I"$top/allocators/include" -I"$build/allocators/generated" "$here/count_api.cpp" \
       "$top"/allocators/src/*.cpp -o "$out" -lnuma -pthread
     api_builds+=("$cxx$opt")
   done

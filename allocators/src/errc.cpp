@@ -8,7 +8,7 @@ namespace {
 
 class SluiceCategory final : public std::error_category {
 public:
-    const char* name() const noexcept override { return "sluice"; }
+    const char* name() const noexcept override { return "sluice.allocator"; }
     std::string message(int code) const override {
         switch (static_cast<Errc>(code)) {
             case Errc::not_committed: return "allocator not committed";
@@ -21,12 +21,6 @@ public:
             case Errc::out_of_memory: return "out of memory";
             case Errc::cancelled: return "cancelled";
             case Errc::invalid_argument: return "invalid argument";
-            case Errc::parse_error: return "parse error";
-            case Errc::not_linked: return "pins cannot be linked";
-            case Errc::bad_state: return "not allowed in this state";
-            case Errc::io_error: return "input/output error";
-            case Errc::corrupt_file: return "corrupt or truncated file";
-            case Errc::starvation: return "a pool could run dry with every holder waiting on it";
         }
         return "unknown sluice error " + std::to_string(code);
     }

@@ -92,25 +92,20 @@ void list_nodes() {
 double seconds(std::int64_t ns) { return ns == kNoTime ? 0.0 : double(ns) / 1e9; }
 
 // Media time reached: the furthest stop time any render has received.
-std::int64_t media_position(const GraphStats& stats, const Graph& graph) {
+std::int64_t media_position(const GraphStats& stats) {
     std::int64_t pos = 0;
-    for (const auto& [name, s] : stats.nodes) {
-        const Node* n = graph.find(name);
-        if (n && n->kind() == Node::Kind::render && s.position_ns != kNoTime) pos = std::max(pos, s.position_ns);
-    }
+    for (const NodeReport& n : stats.nodes)
+        if (n.kind == Node::Kind::render && n.stats.position_ns != kNoTime) pos = std::max(pos, n.stats.position_ns);
     return pos;
 }
 
-std::string progress_line(const GraphStats& s, const Graph& graph, double elapsed, std::uint64_t& last_samples,
-                          double& last_elapsed) {
+std::string progress_line(const GraphStats& s, double elapsed, std::uint64_t& last_samples, double& last_elapsed) {
     std::uint64_t samples = 0, late = 0;
-    for (const auto& [name, n] : s.nodes) {
-        const Node* node = graph.find(name);
-        if (node && node->kind() == Node::Kind::render) {
-            samples += n.samples_in;
-            late += n.late;
+    for (const NodeReport& n : s.nodes)
+        if (n.kind == Node::Kind::render) {
+            samples += n.stats.samples_in;
+            late += n.stats.late;
         }
-    }
     std::size_t out = 0, total = 0;
     for (const auto& p : s.pools) {
         out += p.stats.outstanding;
@@ -121,26 +116,43 @@ std::string progress_line(const GraphStats& s, const Graph& graph, double elapse
     last_elapsed = elapsed;
     char line[200];
     std::snprintf(line, sizeof line, "\r\033[K%8.2f s media | %9.0f samples/s | pools %zu/%zu in use | late %llu",
-                  seconds(media_position(s, graph)), rate, out, total, static_cast<unsigned long long>(late));
+                  seconds(media_position(s)), rate, out, total, static_cast<unsigned long long>(late));
     return line;
 }
 
-nlohmann::json stats_json(const Graph& graph, const GraphStats& s, const std::string& ended_by, int exit_code) {
+// The --stats-json document: what ran (the pipeline, the library's version), how it ended, and
+// every node (its type, counters, own counters, lateness histogram, outgoing links with their
+// formats), every link, every pool.
+nlohmann::json stats_json(const Graph& graph, const GraphStats& s, const std::string& pipeline,
+                          const std::string& ended_by, int exit_code) {
     nlohmann::json j;
+    j["sluice_version"] = sluice::version();
+    j["pipeline"] = pipeline;
     j["ended_by"] = ended_by;
     j["exit_code"] = exit_code;
     j["last_stop_ms"] = std::chrono::duration<double, std::milli>(s.last_stop).count();
-    for (const auto& [name, n] : s.nodes)
-        j["nodes"][name] = {{"samples_in", n.samples_in},  {"samples_out", n.samples_out},
-                            {"drops", n.drops},            {"late", n.late},
-                            {"deadline_misses", n.deadline_misses}, {"max_lateness_ms", double(n.max_lateness_ns) / 1e6},
-                            {"lateness_p999_ms", double(n.lateness_p999_ns) / 1e6}, {"position_s", seconds(n.position_ns)}};
+    j["links"] = nlohmann::json::array();
+    for (const NodeReport& n : s.nodes) {
+        auto& node = j["nodes"][n.name];
+        node = {{"type", n.type},
+                {"samples_in", n.stats.samples_in},
+                {"samples_out", n.stats.samples_out},
+                {"drops", n.stats.drops},
+                {"late", n.stats.late},
+                {"deadline_misses", n.stats.deadline_misses},
+                {"max_lateness_ms", double(n.stats.max_lateness_ns) / 1e6},
+                {"lateness_p999_ms", double(n.stats.lateness_p999_ns) / 1e6},
+                {"position_s", seconds(n.stats.position_ns)}};
+        for (const auto& [key, value] : n.extras) node[key] = value;
+        for (const LinkReport& l : n.links) {
+            node["links"].push_back({{"from", l.from}, {"to", l.to}, {"format", l.format.to_string()}});
+            j["links"].push_back({{"from", l.from}, {"to", l.to}, {"format", l.format.to_string()}});
+        }
+    }
     for (const Node* n : graph.nodes())
         if (n->clocked())
             for (const auto& [upper, count] : n->lateness().buckets())
                 j["nodes"][n->name()]["lateness_histogram_ns"].push_back({upper, count});
-    for (const auto& [name, extra] : s.node_extras)
-        for (const auto& [key, value] : extra) j["nodes"][name][key] = value;
     for (const auto& p : s.pools)
         j["pools"][p.pin] = {{"buffers", p.properties.buffers},   {"buffer_bytes", p.properties.buffer_bytes},
                              {"alignment", p.properties.alignment}, {"needed", p.needed},
@@ -257,7 +269,7 @@ int main(int argc, char** argv) {
     if (show_progress)
         graph.set_ticker(std::chrono::milliseconds(250), [&] {
             const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            const std::string line = progress_line(graph.stats(), graph, elapsed, last_samples, last_elapsed);
+            const std::string line = progress_line(graph.stats(), elapsed, last_samples, last_elapsed);
             std::lock_guard lock(print_mutex);
             std::fputs(line.c_str(), stderr);
         });
@@ -318,12 +330,10 @@ int main(int argc, char** argv) {
     const GraphStats stats = graph.stats();
     if (!quiet) {
         std::uint64_t samples = 0;
-        for (const auto& [name, n] : stats.nodes) {
-            const Node* node = graph.find(name);
-            if (node && node->kind() == Node::Kind::render) samples += n.samples_in;
-        }
+        for (const NodeReport& n : stats.nodes)
+            if (n.kind == Node::Kind::render) samples += n.stats.samples_in;
         std::printf("sluice-play: %s after %.2f s of media, %llu samples rendered, stop took %.2f ms\n", ended_by.c_str(),
-                    seconds(media_position(stats, graph)), static_cast<unsigned long long>(samples),
+                    seconds(media_position(stats)), static_cast<unsigned long long>(samples),
                     std::chrono::duration<double, std::milli>(stats.last_stop).count());
         if (demo) {
             char cwd[4096];
@@ -335,7 +345,7 @@ int main(int argc, char** argv) {
     }
     if (!stats_path.empty()) {
         // Node names come from the user and may not be UTF-8: replaced, the JSON stays valid.
-        stats_file << stats_json(graph, stats, ended_by, code).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+        stats_file << stats_json(graph, stats, text, ended_by, code).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
                    << "\n";
         stats_file.close();
         if (!stats_file) {

@@ -62,9 +62,9 @@ Status guarded(const Node& node, const char* what, F&& f) {
     try {
         return f();
     } catch (const std::exception& e) {
-        return {Errc::bad_state, node.name() + ": " + what + " threw: " + e.what()};
+        return {engine::GraphErrc::bad_state, node.name() + ": " + what + " threw: " + e.what()};
     } catch (...) {
-        return {Errc::bad_state, node.name() + ": " + what + " threw an exception that is not a std::exception"};
+        return {engine::GraphErrc::bad_state, node.name() + ": " + what + " threw an exception that is not a std::exception"};
     }
 }
 }  // namespace
@@ -230,13 +230,13 @@ Status Graph::connect(Node& from, Node& to) {
     if (!in && to.request_input()) in = &to.input(to.input_count() - 1);
     // The input side first: a full mixer is the culprit, not the tee linked to it.
     if (!in)
-        return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + to.name() +
+        return {engine::GraphErrc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + to.name() +
                                       (to.input_count() ? " has no free input (it takes at most " +
                                                               std::to_string(to.input_count()) + ")"
                                                         : " has no inputs")};
     if (!out && from.request_output()) out = &from.output(from.output_count() - 1);
     if (!out)
-        return {Errc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
+        return {engine::GraphErrc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
                                       (from.output_count() ? " has no free output" : " has no outputs")};
     return connect(*out, *in);
 }
@@ -244,9 +244,9 @@ Status Graph::connect(Node& from, Node& to) {
 Status Graph::connect(OutputPin& from, InputPin& to) {
     std::lock_guard lock(impl_->control);
     if (impl_->state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
-        return {Errc::bad_state, "cannot link pins while the graph is " + std::string(to_string(state()))};
+        return {engine::GraphErrc::bad_state, "cannot link pins while the graph is " + std::string(to_string(state()))};
     if (from.peer_ || to.peer_)
-        return {Errc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
+        return {engine::GraphErrc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
                                       (from.peer_ ? from.full_name() : to.full_name()) + " is already linked"};
     // Kinds can be checked now when both sides declare formats; the rest waits for prepare().
     if (!from.offers_.empty() && !to.accepts_.empty()) {
@@ -254,7 +254,7 @@ Status Graph::connect(OutputPin& from, InputPin& to) {
         for (const auto& o : from.offers_)
             for (const auto& a : to.accepts_) kinds_meet = kinds_meet || o.kind == a.kind;
         if (!kinds_meet)
-            return {Errc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
+            return {engine::GraphErrc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
                                           from.full_name() + " offers " + to_string(from.offers_) + ", " +
                                           to.full_name() + " accepts " + to_string(to.accepts_)};
     }
@@ -330,26 +330,26 @@ Status Graph::prepare() {
 
 Status Graph::Impl::prepare_locked() {
     if (state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
-        return {Errc::bad_state, "the graph can only be prepared while stopped"};
-    if (nodes.empty()) return {Errc::invalid_argument, "the graph has no nodes"};
+        return {engine::GraphErrc::bad_state, "the graph can only be prepared while stopped"};
+    if (nodes.empty()) return {engine::GraphErrc::invalid_argument, "the graph has no nodes"};
     std::set<std::string_view> names;
     for (const auto& n : nodes)
-        if (!names.insert(n->name()).second) return {Errc::invalid_argument, "two nodes are named '" + n->name() + "'"};
+        if (!names.insert(n->name()).second) return {engine::GraphErrc::invalid_argument, "two nodes are named '" + n->name() + "'"};
 
     render_inputs = 0;
     for (const auto& n : nodes) {
         for (std::size_t i = 0; i < n->input_count(); ++i)
-            if (!n->input(i).peer()) return {Errc::not_linked, "pin " + n->input(i).full_name() + " is not linked"};
+            if (!n->input(i).peer()) return {engine::GraphErrc::not_linked, "pin " + n->input(i).full_name() + " is not linked"};
         for (std::size_t o = 0; o < n->output_count(); ++o)
-            if (!n->output(o).peer()) return {Errc::not_linked, "pin " + n->output(o).full_name() + " is not linked"};
+            if (!n->output(o).peer()) return {engine::GraphErrc::not_linked, "pin " + n->output(o).full_name() + " is not linked"};
         if (n->kind() == Node::Kind::source && n->input_count() != 0)
-            return {Errc::invalid_argument, "source " + n->name() + " has inputs"};
+            return {engine::GraphErrc::invalid_argument, "source " + n->name() + " has inputs"};
         // A transform or render with nothing feeding it would never run (and a node with
         // request inputs, like mix, has none until something links to it).
         if (n->kind() != Node::Kind::source && n->input_count() == 0)
-            return {Errc::not_linked, n->name() + " has nothing linked to its input"};
+            return {engine::GraphErrc::not_linked, n->name() + " has nothing linked to its input"};
         if (n->kind() != Node::Kind::render && n->output_count() == 0)
-            return {Errc::not_linked, n->name() + " has nothing linked to its output"};
+            return {engine::GraphErrc::not_linked, n->name() + " has nothing linked to its output"};
         if (n->kind() == Node::Kind::render) render_inputs += n->input_count();
     }
 
@@ -373,10 +373,10 @@ Status Graph::Impl::prepare_locked() {
         std::string cycle;
         for (const auto& n : nodes)
             if (pending[n.get()] != 0) cycle += (cycle.empty() ? "" : ", ") + n->name();
-        return {Errc::invalid_argument, "the graph has a cycle through " + cycle};
+        return {engine::GraphErrc::invalid_argument, "the graph has a cycle through " + cycle};
     }
     if (std::none_of(nodes.begin(), nodes.end(), [](const auto& n) { return n->kind() == Node::Kind::source; }))
-        return {Errc::invalid_argument, "the graph has no source"};
+        return {engine::GraphErrc::invalid_argument, "the graph has no source"};
 
     // Formats, from the sources down: what each output offers meets what its peer accepts.
     if (Status st = check_files(); !st) return st;
@@ -390,7 +390,7 @@ Status Graph::Impl::prepare_locked() {
                 return st;
             const FormatSet agreed = intersect(offered, in.accepts().empty() ? offered : in.accepts());
             if (agreed.empty())
-                return {Errc::not_linked, "cannot link " + out.full_name() + " to " + in.full_name() + ": " +
+                return {engine::GraphErrc::not_linked, "cannot link " + out.full_name() + " to " + in.full_name() + ": " +
                                               out.full_name() + " offers " + to_string(offered) + ", " +
                                               in.full_name() + " accepts " + to_string(in.accepts())};
             out.format_ = in.format_ = fixate(agreed.front());
@@ -420,7 +420,7 @@ Status Graph::Impl::prepare_locked() {
                 std::string path = out.full_name() + " -> ";
                 std::size_t budget = 64;
                 describe_holders(out, path, budget);
-                return {Errc::starvation, "pool of " + out.full_name() + " has " + std::to_string(buffers) +
+                return {engine::GraphErrc::starvation, "pool of " + out.full_name() + " has " + std::to_string(buffers) +
                                               " buffers but " + std::to_string(need) + " may be held at once on " +
                                               path + "; it would run dry with every holder waiting"};
             }
@@ -472,7 +472,7 @@ Status Graph::Impl::check_files() const {
             const Use& w = uses[i];
             const Use& other = uses[j];
             if (i == j || !w.writes || w.key != other.key || (other.writes && j < i)) continue;
-            return {Errc::invalid_argument,
+            return {engine::GraphErrc::invalid_argument,
                     other.writes ? w.node->name() + " and " + other.node->name() + " would both write " + w.path
                                  : w.node->name() + " would write " + w.path + ", which " + other.node->name() +
                                        " reads" + (w.path == other.path ? "" : " as " + other.path) +
@@ -563,7 +563,7 @@ Status Graph::run() {
 
 Status Graph::stop() {
     if (impl_->is_streaming_thread())
-        return {Errc::bad_state, "stop() called from a streaming thread would wait for itself"};
+        return {engine::GraphErrc::bad_state, "stop() called from a streaming thread would wait for itself"};
     std::lock_guard lock(impl_->control);
     return impl_->stop_locked();
 }
@@ -608,7 +608,7 @@ Status Graph::Impl::stop_locked() {
         stop_error.reset();
     }
     post({Event::Type::state_changed, {}, {}, "stopped"});
-    if (error) return {error->code ? error->code : make_error_code(Errc::io_error), error->message};
+    if (error) return {error->code ? error->code : make_error_code(engine::GraphErrc::io_error), error->message};
     return {};
 }
 
@@ -744,8 +744,15 @@ GraphStats Graph::stats() const {
     s.last_stop = std::chrono::nanoseconds(impl_->last_stop_ns.load(std::memory_order_relaxed));  // relaxed: statistic
     std::lock_guard lock(impl_->control);
     for (const auto& n : impl_->nodes) {
-        s.nodes.emplace_back(n->name(), n->stats());
-        if (auto extra = n->extra_stats(); !extra.empty()) s.node_extras.emplace_back(n->name(), std::move(extra));
+        NodeReport& r = s.nodes.emplace_back();
+        r.name = n->name();
+        r.type = n->type_name();
+        r.kind = n->kind();
+        r.stats = n->stats();
+        r.extras = n->extra_stats();
+        for (std::size_t o = 0; o < n->output_count(); ++o)
+            if (const InputPin* peer = n->output(o).peer())
+                r.links.push_back({n->output(o).full_name(), peer->full_name(), n->output(o).format()});
         for (std::size_t o = 0; o < n->output_count(); ++o) {
             const OutputPin& out = n->output(o);
             const auto it = impl_->needed.find(&out);
@@ -757,5 +764,11 @@ GraphStats Graph::stats() const {
 }
 
 Clock& Graph::clock() noexcept { return impl_->clock; }
+
+const NodeReport* GraphStats::node(std::string_view name) const noexcept {
+    for (const NodeReport& n : nodes)
+        if (n.name == name) return &n;
+    return nullptr;
+}
 
 }  // namespace sluice::engine

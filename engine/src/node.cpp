@@ -94,6 +94,15 @@ Result<SampleRef> Node::get_buffer(std::size_t output) noexcept {
     return s;
 }
 
+Flow Node::buffer_failed(std::error_code ec) noexcept {
+    if (ec == Errc::not_committed || ec == Errc::cancelled) return Flow::stopped;
+    try {
+        return report_error(ec, name_ + ": cannot get an output buffer: " + ec.message());
+    } catch (...) {
+        return Flow::error;  // no memory left even to say so
+    }
+}
+
 Flow Node::push(std::size_t output, SampleRef sample) noexcept {
     InputPin* in = outputs_[output]->peer_;
     // relaxed: the flag is a hint checked per sample; flush() parks every streaming thread
@@ -124,7 +133,7 @@ Flow Node::report_exception(const char* where) noexcept {
     } catch (...) {
     }
     try {
-        return report_error(make_error_code(Errc::bad_state), name_ + ": " + where + " threw: " + what);
+        return report_error(make_error_code(engine::GraphErrc::bad_state), name_ + ": " + where + " threw: " + what);
     } catch (...) {
         return Flow::error;  // no memory left even to say so
     }

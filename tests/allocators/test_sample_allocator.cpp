@@ -51,8 +51,18 @@ TEST_CASE("Errc.Category.ComparesAndNames") {
     std::error_code ec = Errc::not_committed;
     CHECK(ec == Errc::not_committed);
     CHECK(ec != Errc::timeout);
-    CHECK(std::string(ec.category().name()) == "sluice");
+    CHECK(std::string(ec.category().name()) == "sluice.allocator");
     CHECK(ec.message() == "allocator not committed");
+    // Graph and file errors are another category: never equal to an allocator error.
+    const std::error_code graph = sluice::engine::GraphErrc::not_linked;
+    CHECK(std::string(graph.category().name()) == "sluice.graph");
+    CHECK(graph != Errc::not_committed);
+    CHECK(graph.value() == int(Errc::would_block));  // the same number, another category and meaning
+    CHECK(graph != Errc::would_block);
+    // A get's Result holds allocator errors; it says what it holds either way.
+    sluice::Result<sluice::SampleRef> refused = Errc::not_committed;
+    CHECK_FALSE(refused);
+    CHECK(refused.error() == Errc::not_committed);
     sluice::Result<int> r = sluice::unexpected(Errc::timeout);
     CHECK_FALSE(r);
     CHECK(r.error() == Errc::timeout);

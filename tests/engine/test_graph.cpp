@@ -62,7 +62,7 @@ TEST_CASE("Graph.Link.UnlinkableFormatsNameBothPins") {
     auto& out = g.add<KeepRender>("screen", 0, FormatSet{MediaFormat::video()});
     Status st = g.connect(src, out);
     REQUIRE_FALSE(st);
-    CHECK(st.code() == Errc::not_linked);
+    CHECK(st.code() == engine::GraphErrc::not_linked);
     CHECK(st.message().find("tone.src") != std::string::npos);
     CHECK(st.message().find("screen.sink") != std::string::npos);
     CHECK(st.message().find("audio/s16 44100Hz 1ch") != std::string::npos);
@@ -74,7 +74,7 @@ TEST_CASE("Graph.Link.UnlinkableFormatsNameBothPins") {
     auto& b = h.add<KeepRender>("b", 0, FormatSet{MediaFormat::audio(48000)});
     REQUIRE(h.connect(a, b));
     st = h.prepare();
-    CHECK(st.code() == Errc::not_linked);
+    CHECK(st.code() == engine::GraphErrc::not_linked);
     CHECK(st.message().find("a.src offers {audio/s16 44100Hz 1ch}") != std::string::npos);
     CHECK(st.message().find("b.sink accepts {audio/* 48000Hz *ch}") != std::string::npos);
 }
@@ -138,7 +138,7 @@ TEST_CASE("Graph.Starvation.TeeToTwoKeepingRendersCaughtAtBuild") {
     src.output(0).set_pool_buffers(2);
     Status st = g.prepare();
     REQUIRE_FALSE(st);
-    CHECK(st.code() == Errc::starvation);
+    CHECK(st.code() == engine::GraphErrc::starvation);
     CHECK(st.message().find("src.src -> tee -> [left (keeps 1) | right (keeps 1)]") != std::string::npos);
     CHECK(st.message().find("has 2 buffers but 3 may be held at once") != std::string::npos);
     // Enough buffers: it runs and never starves.
@@ -214,7 +214,7 @@ TEST_CASE("Graph.Errors.StreamingErrorReachesTheBus" * doctest::timeout(30)) {
     auto e = find_event(g, Event::Type::error);
     REQUIRE(e);
     CHECK(e->node == "failing");
-    CHECK(e->code == Errc::io_error);
+    CHECK(e->code == engine::GraphErrc::io_error);
     CHECK(e->message == "test source failed on purpose");
     CHECK(out.received() == 5);
     REQUIRE(g.stop());
@@ -449,7 +449,7 @@ TEST_CASE("Graph.Errors.ExceptionInStartFailsRun" * doctest::timeout(30)) {
 TEST_CASE("Graph.Stop.ErrorWhileStoppingFailsStop" * doctest::timeout(30)) {
     struct CannotFinish : KeepRender {
         CannotFinish() : KeepRender("writer") {}
-        void stop() override { (void)report_error(make_error_code(Errc::io_error), "writer: disk full at the end"); }
+        void stop() override { (void)report_error(make_error_code(engine::GraphErrc::io_error), "writer: disk full at the end"); }
     };
     Graph g;
     auto& src = g.add<CountingSource>("src", 10);

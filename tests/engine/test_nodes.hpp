@@ -38,7 +38,7 @@ protected:
         const std::uint64_t n = produced_.load(std::memory_order_relaxed);
         if (limit_ != 0 && n >= limit_) return Flow::end_of_stream;
         if (fail_after >= 0 && n >= std::uint64_t(fail_after))
-            return report_error(make_error_code(Errc::io_error), "test source failed on purpose");
+            return report_error(make_error_code(engine::GraphErrc::io_error), "test source failed on purpose");
         auto s = get_buffer(0);
         if (!s) return Flow::stopped;
         const std::int64_t period = std::int64_t(frames) * 1'000'000'000 / output(0).format().rate;

@@ -30,10 +30,10 @@ inline int random_port() {
 
 // One of a node's extra statistics (packets_lost...); all ones when the node has no such entry.
 inline std::uint64_t extra(const sluice::engine::Graph& g, const std::string& node, const std::string& key) {
-    for (const auto& [name, values] : g.stats().node_extras)
-        if (name == node)
-            for (const auto& [k, v] : values)
-                if (k == key) return v;
+    const auto stats = g.stats();
+    if (const auto* n = stats.node(node))
+        for (const auto& [k, v] : n->extras)
+            if (k == key) return v;
     return ~std::uint64_t(0);
 }
 

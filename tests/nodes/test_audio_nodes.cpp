@@ -166,8 +166,8 @@ TEST_CASE("Tee.Shares.OneBufferForEveryBranch") {
     REQUIRE(g.wait_until_ended(10s));
     REQUIRE(g.stop());
     const auto stats = g.stats();
-    for (const auto& [name, n] : stats.nodes)
-        if (name.rfind("nullsink", 0) == 0) CHECK(n.samples_in == 10);
+    for (const auto& n : stats.nodes)
+        if (n.name.rfind("nullsink", 0) == 0) CHECK(n.stats.samples_in == 10);
     for (const auto& p : stats.pools)
         if (p.pin == "tone0.src") CHECK(p.stats.gets == 10);  // zero copy: one buffer per sample
 }

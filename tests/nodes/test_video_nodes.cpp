@@ -275,7 +275,7 @@ TEST_CASE("VideoTest.Properties.BadValuesNameTheProperty") {
         std::unique_ptr<Node> node;
         const Status st = nodes::create_node("videotest", "vt", {{key, value}}, node);
         INFO(key, "=", value, ": ", st.message());
-        CHECK(st.code() == Errc::invalid_argument);
+        CHECK(st.code() == engine::GraphErrc::invalid_argument);
         CHECK(st.message().find("vt: property " + key + "='" + value + "'") != std::string::npos);
     }
     std::unique_ptr<Node> node;
@@ -674,7 +674,7 @@ TEST_CASE("Y4mSrc.BadInput.TruncatedFrame" * doctest::timeout(60)) {
     CHECK(cap.frames.size() == 1);
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].node == "in");
-    CHECK(errors[0].code == Errc::corrupt_file);
+    CHECK(errors[0].code == engine::GraphErrc::corrupt_file);
     CHECK(errors[0].message == cut + ": byte " + std::to_string(header + frame) +
                                    ": frame 1 is truncated: expected 28800 bytes, found 1000");
 }
@@ -695,7 +695,7 @@ TEST_CASE("Y4mSrc.BadInput.GarbageInsteadOfFrame" * doctest::timeout(60)) {
     const auto errors = run_to_end(g, false);
     CHECK(cap.frames.size() == 2);
     REQUIRE(errors.size() == 1);
-    CHECK(errors[0].code == Errc::corrupt_file);
+    CHECK(errors[0].code == engine::GraphErrc::corrupt_file);
     // The bytes found are shown, non-printable ones (the '\n', dark pixels) as '?'.
     CHECK(errors[0].message.starts_with(bad + ": byte " + std::to_string(header + 2 * frame) +
                                         ": frame 2: expected \"FRAME\", found \"FRAXE?"));
@@ -723,7 +723,7 @@ TEST_CASE("Y4mSink.BadOutput.UnwritablePathFailsRun") {
     chain(g, {&src, &out});
     const Status st = g.run();
     CHECK_FALSE(st.ok());
-    CHECK(st.code() == Errc::io_error);
+    CHECK(st.code() == engine::GraphErrc::io_error);
     CHECK(st.message() == "out: /nonexistent/dir/x.y4m: cannot open for writing: No such file or directory");
     CHECK(g.state() == State::stopped);
 }
@@ -748,6 +748,6 @@ TEST_CASE("Y4mSink.Formats.RgbaIsRefusedAtPrepare") {
     auto& out = add(g, "y4msink", "out", {{"path", dir / "x.y4m"}});
     chain(g, {&src, &out});
     const Status st = g.prepare();
-    CHECK(st.code() == Errc::not_linked);
+    CHECK(st.code() == engine::GraphErrc::not_linked);
     CHECK(st.message().find("out.sink accepts") != std::string::npos);
 }

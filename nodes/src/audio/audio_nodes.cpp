@@ -71,7 +71,7 @@ protected:
             frames = std::size_t(std::min<std::uint64_t>(frames, end_frame - frame_));
         }
         auto s = get_buffer(0);
-        if (!s) return detail::flow_of_get_error(s.error());
+        if (!s) return buffer_failed(s.error());
         const std::size_t channels = std::size_t(f.channels);
         float* mono = scratch_.data();
         fill(mono, frames);
@@ -212,7 +212,7 @@ private:
             out = std::move(in);
         } else {  // shared (a tee upstream): never write into a buffer someone else reads
             auto s = get_buffer(0);
-            if (!s) return detail::flow_of_get_error(s.error());
+            if (!s) return buffer_failed(s.error());
             out = std::move(*s);
             std::memcpy(out.data(), in.data(), in.size());
             (void)out.set_size(in.size());
@@ -271,7 +271,7 @@ private:
     Flow process(std::size_t, SampleRef&& in) override {
         if (same_) return push(0, std::move(in));
         auto s = get_buffer(0);
-        if (!s) return detail::flow_of_get_error(s.error());
+        if (!s) return buffer_failed(s.error());
         SampleRef out = std::move(*s);
         if (target_ == SampleFormat::f32) {
             const auto* src = reinterpret_cast<const std::int16_t*>(in.data());
@@ -327,10 +327,10 @@ private:
         return input_count() ? FormatSet{input(0).format()} : FormatSet{};
     }
     Status configure() override {
-        if (input_count() == 0) return {Errc::not_linked, "mix has no inputs"};
+        if (input_count() == 0) return {engine::GraphErrc::not_linked, "mix has no inputs"};
         for (std::size_t i = 1; i < input_count(); ++i)
             if (!(input(i).format() == input(0).format()))
-                return {Errc::not_linked, "inputs must share one format: " + input(0).full_name() + " carries " +
+                return {engine::GraphErrc::not_linked, "inputs must share one format: " + input(0).full_name() + " carries " +
                                               input(0).format().to_string() + ", " + input(i).full_name() +
                                               " carries " + input(i).format().to_string() +
                                               " (put an audioconvert before it)"};
@@ -435,7 +435,7 @@ private:
             auto got = get_buffer(0);
             if (!got) {
                 release_slots(true);
-                return detail::flow_of_get_error(got.error());
+                return buffer_failed(got.error());
             }
             SampleRef out = std::move(*got);
             bytes = first ? std::min(bytes, out.capacity()) : 0;

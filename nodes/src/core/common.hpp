@@ -16,12 +16,6 @@ namespace sluice::nodes::detail {
 
 using engine::Flow;
 
-// What a failed get_buffer means for a streaming loop: the graph is stopping (decommitted pool
-// or cancelled wait), or something is wrong.
-inline Flow flow_of_get_error(std::error_code ec) noexcept {
-    return ec == Errc::not_committed || ec == Errc::cancelled ? Flow::stopped : Flow::error;
-}
-
 // Property lists joined, for NodeSpecs that share some of theirs with other nodes.
 inline std::vector<PropertySpec> with(std::vector<PropertySpec> a, const std::vector<PropertySpec>& b) {
     a.insert(a.end(), b.begin(), b.end());

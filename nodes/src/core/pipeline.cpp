@@ -20,7 +20,7 @@ struct Word {
 };
 
 Status error_at(const Word& w, const std::string& what) {
-    return {Errc::parse_error, what + " at character " + std::to_string(w.column) + " ('" + detail::printable(w.text) + "')"};
+    return {engine::GraphErrc::parse_error, what + " at character " + std::to_string(w.column) + " ('" + detail::printable(w.text) + "')"};
 }
 
 // Splits on whitespace; double or single quotes group, backslash escapes inside double quotes.
@@ -45,7 +45,7 @@ Status split(std::string_view text, std::vector<Word>& words) {
                     w.text += text[i++];
                 }
                 if (i >= text.size())
-                    return {Errc::parse_error, "unterminated quote at character " + std::to_string(open + 1)};
+                    return {engine::GraphErrc::parse_error, "unterminated quote at character " + std::to_string(open + 1)};
                 ++i;
             } else {
                 w.text += c;
@@ -82,10 +82,10 @@ bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) |
 }  // namespace
 
 Status build_pipeline(engine::Graph& graph, std::string_view text, const PipelineOptions& options) {
-    if (text.size() > (1u << 20)) return {Errc::parse_error, "pipeline longer than 1 MiB"};
+    if (text.size() > (1u << 20)) return {engine::GraphErrc::parse_error, "pipeline longer than 1 MiB"};
     std::vector<Word> words;
     if (Status st = split(text, words); !st) return st;
-    if (words.empty()) return {Errc::parse_error, "empty pipeline"};
+    if (words.empty()) return {engine::GraphErrc::parse_error, "empty pipeline"};
 
     std::vector<Element> elements;
     std::vector<Link> links;

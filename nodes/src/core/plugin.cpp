@@ -20,19 +20,19 @@ Status load_plugin(const std::string& path) {
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
         const char* why = ::dlerror();
-        return {Errc::invalid_argument, "plugin " + name + " cannot be loaded: " + detail::printable(why ? why : "?")};
+        return {engine::GraphErrc::invalid_argument, "plugin " + name + " cannot be loaded: " + detail::printable(why ? why : "?")};
     }
     const auto* entry = static_cast<const PluginEntry*>(::dlsym(handle, "sluice_plugin_entry"));
     if (entry == nullptr) {
         ::dlclose(handle);
-        return {Errc::invalid_argument, name + " is not a Sluice plugin (it has no sluice_plugin_entry)"};
+        return {engine::GraphErrc::invalid_argument, name + " is not a Sluice plugin (it has no sluice_plugin_entry)"};
     }
     if (entry->abi != kPluginAbi || entry->register_types == nullptr) {
         // Read before dlclose(): the entry lives in the plugin.
         const std::string built = entry->sluice_version ? detail::printable(entry->sluice_version) : "?";
         const std::uint32_t abi = entry->abi;
         ::dlclose(handle);
-        return {Errc::invalid_argument, "plugin " + name + " was built for plugin ABI " +
+        return {engine::GraphErrc::invalid_argument, "plugin " + name + " was built for plugin ABI " +
                                             std::to_string(abi >> 16) + "." + std::to_string(abi & 0xFFFF) +
                                             " (Sluice " + built + "); this is ABI " + std::to_string(kPluginAbi >> 16) +
                                             "." + std::to_string(kPluginAbi & 0xFFFF) + " (Sluice " + version() + ")"};
@@ -41,9 +41,9 @@ Status load_plugin(const std::string& path) {
         try {
             return entry->register_types();
         } catch (const std::exception& e) {
-            return Status{Errc::bad_state, std::string("it threw: ") + e.what()};
+            return Status{engine::GraphErrc::bad_state, std::string("it threw: ") + e.what()};
         } catch (...) {
-            return Status{Errc::bad_state, "it threw"};
+            return Status{engine::GraphErrc::bad_state, "it threw"};
         }
     });
     if (!st) {
@@ -64,7 +64,7 @@ Status load_plugins_from(const std::string& path_list) {
         std::vector<std::filesystem::path> files;
         for (const auto& entry : std::filesystem::directory_iterator(folder, ec))
             if (entry.path().extension() == ".so") files.push_back(entry.path());
-        if (ec) return {Errc::io_error, "plugin folder " + detail::printable(folder) + ": " + ec.message()};
+        if (ec) return {engine::GraphErrc::io_error, "plugin folder " + detail::printable(folder) + ": " + ec.message()};
         std::sort(files.begin(), files.end());
         for (const auto& f : files)
             if (Status st = load_plugin(f.string()); !st) return st;

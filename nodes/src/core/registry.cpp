@@ -27,15 +27,15 @@ Registry& Registry::instance() {
 }
 
 Status Registry::check(const NodeSpec& spec) const {
-    if (spec.type.empty()) return {Errc::invalid_argument, "a node type needs a name"};
-    if (!spec.make) return {Errc::invalid_argument, "node type '" + printable(spec.type) + "' has no factory"};
+    if (spec.type.empty()) return {engine::GraphErrc::invalid_argument, "a node type needs a name"};
+    if (!spec.make) return {engine::GraphErrc::invalid_argument, "node type '" + printable(spec.type) + "' has no factory"};
     auto taken = [&](const NodeSpec& s) { return s.type == spec.type; };
     const auto same = std::find_if(specs_.begin(), specs_.end(), taken);
     if (same != specs_.end())
-        return {Errc::invalid_argument, "node type '" + printable(spec.type) + "' is already registered (" +
+        return {engine::GraphErrc::invalid_argument, "node type '" + printable(spec.type) + "' is already registered (" +
                                             printable(same->origin) + ")"};
     if (staging_ != nullptr && std::any_of(staging_->begin(), staging_->end(), taken))
-        return {Errc::invalid_argument, "node type '" + printable(spec.type) + "' is registered twice"};
+        return {engine::GraphErrc::invalid_argument, "node type '" + printable(spec.type) + "' is registered twice"};
     return {};
 }
 
@@ -72,20 +72,22 @@ const NodeSpec* find_node_spec(std::string_view type) { return detail::Registry:
 
 Status create_node(std::string_view type, std::string name, const Properties& properties, std::unique_ptr<Node>& out) {
     const NodeSpec* spec = find_node_spec(type);
-    if (spec == nullptr) return {Errc::invalid_argument, "unknown node '" + detail::printable(type) + "'"};
+    if (spec == nullptr) return {engine::GraphErrc::invalid_argument, "unknown node '" + detail::printable(type) + "'"};
     for (const auto& [key, value] : properties) {
         bool known = key == "name";
         for (const auto& p : spec->properties) known = known || p.name == key;
         if (!known) {
             std::string names;
             for (const auto& p : spec->properties) names += (names.empty() ? "" : ", ") + p.name;
-            return {Errc::invalid_argument, detail::printable(name) + ": " + spec->type + " has no property '" +
+            return {engine::GraphErrc::invalid_argument, detail::printable(name) + ": " + spec->type + " has no property '" +
                                                 detail::printable(key) + "' (it has: " + (names.empty() ? "none" : names) + ")"};
         }
     }
     PropertyReader reader(*spec, name, properties);
     std::unique_ptr<Node> node = spec->make(std::move(name), reader);
     if (!reader.ok()) return reader.status();
+    if (node == nullptr) return {engine::GraphErrc::invalid_argument, spec->type + ": its factory made no node"};
+    node->set_type_name(spec->type);
     out = std::move(node);
     return {};
 }
@@ -102,7 +104,7 @@ std::string PropertyReader::raw(std::string_view key) const {
 
 void PropertyReader::bad(std::string_view key, const std::string& value, const std::string& why) {
     if (status_.ok())
-        status_ = Status(Errc::invalid_argument, detail::printable(node_name_) + ": property " + std::string(key) + "='" +
+        status_ = Status(engine::GraphErrc::invalid_argument, detail::printable(node_name_) + ": property " + std::string(key) + "='" +
                                                      detail::printable(value) + "' " + why);
 }
 

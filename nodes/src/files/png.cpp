@@ -3,7 +3,7 @@
 // through libpng's simplified API.
 #include "core/common.hpp"
 #include <sluice/nodes/registry.hpp>
-#include "video/video_util.hpp"
+#include "video/video_node.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -37,7 +37,7 @@ public:
     PngSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
         path_ = r.text("path");
         every_ = std::uint64_t(r.integer("every", 0, INT64_MAX));
-        if (r.ok() && path_.empty()) r.fail(make_error_code(Errc::invalid_argument), "property path is required");
+        if (r.ok() && path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         percent_d_ = every_ == 0 ? std::string::npos : path_.find("%d");
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)},
                   InputNeeds{.holds = every_ == 0 ? 1u : 0u});
@@ -57,13 +57,13 @@ private:
         name_.assign(path_.size() + 24, '\0');  // "%d" becomes at most 20 digits
         first_name_ = file_name(0);
         first_ = std::fopen(first_name_.c_str(), "wbe");
-        if (first_ == nullptr) return {Errc::io_error, first_name_ + ": cannot open for writing: " + std::strerror(errno)};
+        if (first_ == nullptr) return {engine::GraphErrc::io_error, first_name_ + ": cannot open for writing: " + std::strerror(errno)};
         return {};
     }
 
     void stop() override {
         if (every_ == 0 && last_) {
-            if (auto error = write(last_, count_ - 1)) (void)report_error(make_error_code(Errc::io_error), *error);
+            if (auto error = write(last_, count_ - 1)) (void)report_error(make_error_code(engine::GraphErrc::io_error), *error);
         }
         last_.reset();
         discard_first_file();
@@ -80,7 +80,7 @@ private:
             return Flow::ok;
         }
         if (n % every_ != 0) return Flow::ok;
-        if (auto error = write(s, n)) return report_error(make_error_code(Errc::io_error), *error);
+        if (auto error = write(s, n)) return report_error(make_error_code(engine::GraphErrc::io_error), *error);
         return Flow::ok;
     }
 

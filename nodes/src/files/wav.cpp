@@ -28,11 +28,11 @@ using engine::Flow;
 Status read_wav_header(const std::string& path, wire::WavInfo& info) {
     std::string error;
     const int fd = detail::open_regular_file(path, error);
-    if (fd < 0) return {Errc::io_error, path + ": " + error};
+    if (fd < 0) return {engine::GraphErrc::io_error, path + ": " + error};
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         ::close(fd);
-        return {Errc::io_error, path + ": cannot stat: " + std::strerror(errno)};
+        return {engine::GraphErrc::io_error, path + ": cannot stat: " + std::strerror(errno)};
     }
     unsigned char head[8192];
     std::size_t got = 0;
@@ -56,7 +56,7 @@ public:
         frames_ = std::size_t(r.integer("frames", 1, 1 << 20));
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
         if (!r.ok()) return;
-        if (path_.empty()) r.fail(make_error_code(Errc::invalid_argument), "property path is required");
+        if (path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         else if (Status st = read_wav_header(path_, info_); !st) r.fail(st.code(), st.message());
         add_output("src", {engine::MediaFormat::audio(int(info_.rate), int(info_.channels), info_.format)});
     }
@@ -73,7 +73,7 @@ private:
         if (Status st = read_wav_header(path_, info_); !st) return st;
         std::string error;
         fd_ = detail::open_regular_file(path_, error);
-        if (fd_ < 0) return {Errc::io_error, path_ + ": " + error};
+        if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": " + error};
         position_ = 0;
         limit_.produced = 0;
         return {};
@@ -91,7 +91,7 @@ private:
         const std::int64_t start = engine::frames_to_ns(frames_done, f.rate);
         if (position_ >= info_.data_bytes || limit_reached(limit_, start)) return Flow::end_of_stream;
         auto s = get_buffer(0);
-        if (!s) return detail::flow_of_get_error(s.error());
+        if (!s) return buffer_failed(s.error());
         std::uint64_t remaining = info_.data_bytes - position_;
         if (const std::int64_t limit = media_limit_ns(); limit >= 0) {  // end exactly at the duration
             const std::uint64_t end_frame = engine::frames_at_or_after(limit, f.rate);
@@ -102,9 +102,9 @@ private:
         while (got < want) {
             const ssize_t n = ::pread(fd_, s->data() + got, want - got, off_t(info_.data_offset + position_ + got));
             if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return report_error(make_error_code(Errc::io_error), path_ + ": read failed: " + std::strerror(errno));
+            if (n < 0) return report_error(make_error_code(engine::GraphErrc::io_error), path_ + ": read failed: " + std::strerror(errno));
             if (n == 0)
-                return report_error(make_error_code(Errc::corrupt_file),
+                return report_error(make_error_code(engine::GraphErrc::corrupt_file),
                                     detail::at_offset(path_, info_.data_offset + position_ + got) +
                                         "file ended inside the 'data' chunk (it shrank while playing?)");
             got += std::size_t(n);
@@ -133,7 +133,7 @@ public:
     WavSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
         path_ = r.text("path");
         const std::size_t choice = r.choice("format", {"auto", "s16", "f32"});
-        if (path_.empty() && r.ok()) r.fail(make_error_code(Errc::invalid_argument), "property path is required");
+        if (path_.empty() && r.ok()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         engine::MediaFormat accepts = engine::MediaFormat::audio();
         if (choice == 1) accepts.sample_format = engine::SampleFormat::s16;
         if (choice == 2) accepts.sample_format = engine::SampleFormat::f32;
@@ -146,7 +146,7 @@ private:
     Status start() override {
         (void)finish();
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) return {Errc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
+        if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
         buffer_.resize(1 << 16);
         used_ = 0;
         written_ = 0;
@@ -155,12 +155,12 @@ private:
         const engine::MediaFormat& f = input(0).format();
         header_bytes_ = wire::wav_header_bytes(f);
         bytes_per_second_ = std::uint64_t(f.rate) * f.frame_bytes();
-        if (!write_header(false)) return {Errc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
+        if (!write_header(false)) return {engine::GraphErrc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
         return {};
     }
     // A recording that cannot be finished (a full disk) is an error: never a silently short file.
     void stop() override {
-        if (auto error = finish()) (void)report_error(make_error_code(Errc::io_error), *error);
+        if (auto error = finish()) (void)report_error(make_error_code(engine::GraphErrc::io_error), *error);
     }
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
@@ -189,7 +189,7 @@ private:
         ::close(fd_);  // nothing more can be written; stop() must not claim otherwise
         fd_ = -1;
         failed_ = true;
-        return report_error(make_error_code(Errc::io_error),
+        return report_error(make_error_code(engine::GraphErrc::io_error),
                             detail::at_offset(path_, at) + "write failed: " + std::strerror(err));
     }
     bool drain() {

@@ -9,7 +9,7 @@
 
 #include "core/common.hpp"
 #include <sluice/nodes/registry.hpp>
-#include "video/video_util.hpp"
+#include "video/video_node.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -65,14 +65,14 @@ std::int64_t read_head(int fd, char* buf, std::size_t capacity) noexcept {
 Status read_y4m_header(const std::string& path, wire::Y4mHeader& out) {
     std::string error;
     const int fd = detail::open_regular_file(path, error);
-    if (fd < 0) return {Errc::io_error, detail::at_offset(path, 0) + error};
+    if (fd < 0) return {engine::GraphErrc::io_error, detail::at_offset(path, 0) + error};
     char head[wire::kY4mMaxHeader];
     const std::int64_t got = read_head(fd, head, sizeof head);
     ::close(fd);
-    if (got < 0) return {Errc::io_error, detail::at_offset(path, 0) + "cannot read: " + std::strerror(int(-got))};
+    if (got < 0) return {engine::GraphErrc::io_error, detail::at_offset(path, 0) + "cannot read: " + std::strerror(int(-got))};
     const std::string_view text(head, std::size_t(got));
     if (auto error = wire::parse_y4m_header(text, std::size_t(got) < sizeof head, out))
-        return {Errc::corrupt_file, detail::at_offset(path, error->offset) + error->what};
+        return {engine::GraphErrc::corrupt_file, detail::at_offset(path, error->offset) + error->what};
     return {};
 }
 
@@ -140,7 +140,7 @@ public:
         path_ = r.text("path");
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
         if (r.ok() && path_.empty()) {
-            r.fail(make_error_code(Errc::invalid_argument), "property path is required");
+            r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         } else if (r.ok()) {
             if (Status st = read_y4m_header(path_, header_); !st) r.fail(st.code(), st.message());
         }
@@ -155,21 +155,21 @@ private:
         close_file();
         std::string error;
         fd_ = detail::open_regular_file(path_, error);
-        if (fd_ < 0) return {Errc::io_error, detail::at_offset(path_, 0) + error};
+        if (fd_ < 0) return {engine::GraphErrc::io_error, detail::at_offset(path_, 0) + error};
         reader_.reset(fd_);
-        auto failed = [this](Errc code, std::uint64_t offset, const std::string& what) -> Status {
+        auto failed = [this](engine::GraphErrc code, std::uint64_t offset, const std::string& what) -> Status {
             close_file();  // the graph calls stop() only on nodes that started
             return {code, detail::at_offset(path_, offset) + what};
         };
         const std::int64_t got = reader_.fill(wire::kY4mMaxHeader);
-        if (got < 0) return failed(Errc::io_error, 0, "cannot read: " + std::string(std::strerror(int(-got))));
+        if (got < 0) return failed(engine::GraphErrc::io_error, 0, "cannot read: " + std::string(std::strerror(int(-got))));
         wire::Y4mHeader now;
         // The same bytes make() judged: the buffer may hold more than wire::kY4mMaxHeader.
         const std::string_view head(reader_.data(), std::min(std::size_t(got), wire::kY4mMaxHeader));
         if (auto error = wire::parse_y4m_header(head, std::size_t(got) < wire::kY4mMaxHeader, now))
-            return failed(Errc::corrupt_file, error->offset, error->what);
+            return failed(engine::GraphErrc::corrupt_file, error->offset, error->what);
         if (now.width != header_.width || now.height != header_.height || !(now.fps == header_.fps))
-            return failed(Errc::corrupt_file, 0, "header changed since the node was made");
+            return failed(engine::GraphErrc::corrupt_file, 0, "header changed since the node was made");
         reader_.consume(now.bytes);
         frame_bytes_ = output(0).format().frame_bytes();
         limit_.produced = 0;
@@ -184,7 +184,7 @@ private:
 
     MediaTime time_of(std::uint64_t n) const noexcept { return detail::frame_start(header_.fps, n); }
 
-    Flow fail(Errc code, std::uint64_t offset, const std::string& what) {
+    Flow fail(engine::GraphErrc code, std::uint64_t offset, const std::string& what) {
         return report_error(make_error_code(code), detail::at_offset(path_, offset) + what);
     }
 
@@ -195,27 +195,27 @@ private:
 
         const std::uint64_t at = reader_.offset();
         const std::int64_t got = reader_.fill(kMaxFrameHeader);
-        if (got < 0) return fail(Errc::io_error, at, "cannot read: " + std::string(std::strerror(int(-got))));
+        if (got < 0) return fail(engine::GraphErrc::io_error, at, "cannot read: " + std::string(std::strerror(int(-got))));
         if (got == 0) return Flow::end_of_stream;  // the file ends where a frame would start
         const std::string_view head(reader_.data(), std::size_t(got));
         if (!head.starts_with("FRAME") || (head.size() > 5 && head[5] != ' ' && head[5] != '\n')) {
             if (std::string_view("FRAME").starts_with(head))  // "FRA" and the end of the file
-                return fail(Errc::corrupt_file, at,
+                return fail(engine::GraphErrc::corrupt_file, at,
                             "frame " + std::to_string(n) + " is truncated: expected a FRAME line and " +
                                 std::to_string(frame_bytes_) + " bytes, found " + std::to_string(head.size()));
-            return fail(Errc::corrupt_file, at,
+            return fail(engine::GraphErrc::corrupt_file, at,
                         "frame " + std::to_string(n) + ": expected \"FRAME\", found \"" + printable(head.substr(0, 8)) + "\"");
         }
         const std::size_t eol = head.substr(0, kMaxFrameHeader).find('\n');
         if (eol == std::string_view::npos)
-            return fail(Errc::corrupt_file, at,
+            return fail(engine::GraphErrc::corrupt_file, at,
                         head.size() < kMaxFrameHeader
                             ? "frame " + std::to_string(n) + " is truncated inside its FRAME line"
                             : "frame " + std::to_string(n) + ": FRAME line longer than " + std::to_string(kMaxFrameHeader) + " bytes");
         reader_.consume(eol + 1);
 
         auto buffer = get_buffer(0);
-        if (!buffer) return buffer_error(buffer.error());
+        if (!buffer) return buffer_failed(buffer.error());
         SampleRef s = std::move(*buffer);
         if (std::error_code ec = s.set_size(frame_bytes_))
             return report_error(ec, "pool buffer of " + std::to_string(s.capacity()) + " bytes is smaller than a " +
@@ -223,11 +223,11 @@ private:
         const std::int64_t read = reader_.read(s.data(), frame_bytes_);
         if (read < 0) {
             s.discard();
-            return fail(Errc::io_error, reader_.offset(), "cannot read: " + std::string(std::strerror(int(-read))));
+            return fail(engine::GraphErrc::io_error, reader_.offset(), "cannot read: " + std::string(std::strerror(int(-read))));
         }
         if (std::size_t(read) < frame_bytes_) {
             s.discard();
-            return fail(Errc::corrupt_file, at,
+            return fail(engine::GraphErrc::corrupt_file, at,
                         "frame " + std::to_string(n) + " is truncated: expected " + std::to_string(frame_bytes_) +
                             " bytes, found " + std::to_string(read));
         }
@@ -270,7 +270,7 @@ class Y4mSink final : public detail::VideoNode {
 public:
     Y4mSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
         path_ = r.text("path");
-        if (r.ok() && path_.empty()) r.fail(make_error_code(Errc::invalid_argument), "property path is required");
+        if (r.ok() && path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420)});
     }
     ~Y4mSink() override { close_file(); }
@@ -280,14 +280,14 @@ private:
     Status start() override {
         close_file();
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) return {Errc::io_error, path_ + ": cannot open for writing: " + std::strerror(errno)};
+        if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": cannot open for writing: " + std::strerror(errno)};
         const MediaFormat& f = input(0).format();
         frame_bytes_ = f.frame_bytes();
         std::string header = wire::y4m_header_line(f);
         iovec iov{header.data(), header.size()};
         if (int err = write_all(fd_, &iov, 1)) {
             close_file();
-            return {Errc::io_error, detail::at_offset(path_, 0) + "cannot write the header: " + std::strerror(err)};
+            return {engine::GraphErrc::io_error, detail::at_offset(path_, 0) + "cannot write the header: " + std::strerror(err)};
         }
         offset_ = header.size();
         return {};
@@ -295,7 +295,7 @@ private:
 
     void stop() override {
         if (fd_ >= 0 && ::close(fd_) != 0)
-            (void)report_error(make_error_code(Errc::io_error),
+            (void)report_error(make_error_code(engine::GraphErrc::io_error),
                                detail::at_offset(path_, offset_) + "closing failed: " + std::strerror(errno));
         fd_ = -1;
     }
@@ -311,7 +311,7 @@ private:
         static constexpr char kFrame[] = "FRAME\n";
         iovec iov[2] = {{const_cast<char*>(kFrame), sizeof kFrame - 1}, {s.data(), frame_bytes_}};
         if (int err = write_all(fd_, iov, 2))
-            return report_error(make_error_code(Errc::io_error),
+            return report_error(make_error_code(engine::GraphErrc::io_error),
                                 detail::at_offset(path_, offset_) + "write failed: " + std::strerror(err));
         offset_ += sizeof kFrame - 1 + frame_bytes_;
         return Flow::ok;

@@ -6,6 +6,7 @@
 
 #include "core/common.hpp"
 #include "net/rtp_audio_receiver.hpp"
+#include "net/rtp_receive_node.hpp"
 #include <sluice/nodes/registry.hpp>
 #include "net/udp.hpp"
 
@@ -55,7 +56,7 @@ private:
     Status configure() override {
         const std::size_t frame = input(0).format().frame_bytes();
         if (frame + 12 > mtu_)
-            return {Errc::invalid_argument, "mtu=" + std::to_string(mtu_) + " cannot carry one frame of " +
+            return {engine::GraphErrc::invalid_argument, "mtu=" + std::to_string(mtu_) + " cannot carry one frame of " +
                                                 input(0).format().to_string() + " (" + std::to_string(frame) +
                                                 " bytes after the 12-byte RTP header); raise mtu or use fewer channels"};
         return {};
@@ -113,15 +114,9 @@ private:
 // silence (flagged as a discontinuity) for packets given up on. The stream ends after `timeout`
 // ms without packets (counted from the start when none ever came), and at the graph's media
 // duration: running time is media time for a live source, so that holds without any packet too.
-class RtpSrc final : public Node {
+class RtpSrc final : public detail::RtpReceiveNode {
 public:
-    RtpSrc(std::string name, PropertyReader& r)
-        : Node(std::move(name), Kind::source), receiver_(config_of(r)) {
-        port_ = std::uint16_t(r.integer("port", 1, 65535));
-        address_ = r.text("address");
-        latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
-        timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
-        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+    RtpSrc(std::string name, PropertyReader& r) : RtpReceiveNode(std::move(name), r), receiver_(config_of(r)) {
         add_output("src", {MediaFormat::audio(rate_, channels_, SampleFormat::s16)});
     }
 
@@ -134,65 +129,46 @@ private:
         rate_ = int(r.integer("rate", 1, 384000));
         channels_ = int(r.integer("channels", 1, 64));
         return {.frame_bytes = std::size_t(channels_) * 2, .rate = rate_, .payload_type = int(r.integer("pt", -1, 127)),
-                .latency_ns = r.integer("latency", 0, 10'000) * 1'000'000};
+                .latency_ns = latency_ns()};
     }
 
     BufferNeeds output_buffers(std::size_t) const override { return {kMaxDatagram, 1}; }
 
     Status start() override {
-        if (Status st = udp_.open(address_, port_); !st) return st;
         receiver_.reset();
-        started_ns_ = detail::steady_now_ns();
-        limit_.produced = 0;
         warned_misfit_ = false;
-        return {};
+        return RtpReceiveNode::start();
     }
-    void stop() override { udp_.close(); }
-    // Stop and flush: cancel the pending receive.
-    void unblock() override { udp_.unblock(); }
 
-    Flow produce() override {
-        for (;;) {
-            if (stop_token().stop_requested()) return Flow::stopped;
-            const std::int64_t now = detail::steady_now_ns();
-            const std::int64_t last = receiver_.last_packet_ns();
-            const bool timed_out = timeout_ns_ > 0 && now - (last != 0 ? last : started_ns_) > timeout_ns_;
-            const auto ready = receiver_.next(now, timed_out);
-            if (ready.kind != detail::RtpAudioReceiver::Ready::Kind::none) {
-                if (limit_reached(limit_, ready.start)) return Flow::end_of_stream;
-                return play(ready);
-            }
-            if (timed_out) return Flow::end_of_stream;
-            // A live source's media time is running time: past the duration (and the latency
-            // that anything still on its way would take), the stream is over.
-            if (const std::int64_t limit = media_limit_ns(); limit >= 0 && clock().now() >= limit + latency_ns_)
-                return Flow::end_of_stream;
-            if (limit_reached(limit_, kNoTime)) return Flow::end_of_stream;
-            if (const auto datagram = udp_.receive(std::chrono::milliseconds(10))) {
-                receiver_.receive(*datagram, detail::steady_now_ns(), clock().now());
-                if (const std::size_t bytes = receiver_.misfit_payload_bytes(); bytes != 0 && !warned_misfit_) {
-                    warned_misfit_ = true;
-                    report_warning("a payload of " + std::to_string(bytes) + " bytes is not whole frames of " +
-                                   output(0).format().to_string() + " (" +
-                                   std::to_string(output(0).format().frame_bytes()) +
-                                   " bytes each): check rate= and channels= against the sender; such packets are "
-                                   "counted as malformed");
-                }
-            }
+    std::int64_t last_packet_ns() const noexcept override { return receiver_.last_packet_ns(); }
+
+    std::optional<Flow> play_due(std::int64_t now, bool ending) override {
+        const auto ready = receiver_.next(now, ending);
+        if (ready.kind == detail::RtpAudioReceiver::Ready::Kind::none) return std::nullopt;
+        if (limit_reached(limit_, ready.start)) return Flow::end_of_stream;
+        return play(ready);
+    }
+
+    Flow file(std::span<const std::uint8_t> datagram) override {
+        receiver_.receive(datagram, detail::steady_now_ns(), clock().now());
+        if (const std::size_t bytes = receiver_.misfit_payload_bytes(); bytes != 0 && !warned_misfit_) {
+            warned_misfit_ = true;
+            report_warning("a payload of " + std::to_string(bytes) + " bytes is not whole frames of " +
+                           output(0).format().to_string() + " (" + std::to_string(output(0).format().frame_bytes()) +
+                           " bytes each): check rate= and channels= against the sender; such packets are counted as "
+                           "malformed");
         }
+        return Flow::ok;
     }
 
     Flow play(const detail::RtpAudioReceiver::Ready& ready) {
         auto s = get_buffer(0);
-        if (!s) return detail::flow_of_get_error(s.error());
+        if (!s) return buffer_failed(s.error());
         const std::size_t frame = output(0).format().frame_bytes();
         const std::size_t n = std::min(ready.frames * frame, s->capacity() / frame * frame);
         auto* out = reinterpret_cast<std::uint8_t*>(s->data());
         if (ready.kind == detail::RtpAudioReceiver::Ready::Kind::audio) {
-            for (std::size_t i = 0; i + 1 < n; i += 2) {  // L16 big-endian to s16 native
-                out[i] = ready.payload[i + 1];
-                out[i + 1] = ready.payload[i];
-            }
+            wire::l16_to_native(ready.payload.data(), out, n);
         } else {
             std::memset(out, 0, n);
         }
@@ -204,15 +180,8 @@ private:
         return push(0, std::move(*s));
     }
 
-    std::uint16_t port_ = 5004;
-    std::string address_ = "0.0.0.0";
     int rate_ = 48000, channels_ = 2;
-    std::int64_t latency_ns_ = 50'000'000;
-    std::int64_t timeout_ns_ = 0;
-    std::int64_t started_ns_ = 0;
     bool warned_misfit_ = false;
-    engine::StreamLimit limit_;
-    detail::UdpReceiver udp_;
     detail::RtpAudioReceiver receiver_;
 };
 
@@ -229,13 +198,9 @@ NodeSpec rtpsink_spec() {
 NodeSpec rtpsrc_spec() {
     return {"rtpsrc", Node::Kind::source,
             "receives RTP L16 audio over UDP; reorders, counts lost/late packets, fills gaps with silence",
-            detail::with(detail::udp_receiver_properties(),
+            detail::with(detail::rtp_receiver_properties("jitter buffer: ms a packet may wait for one missing before it"),
                          {{"rate", "48000", "sample rate of the stream (RTP clock rate)"},
                           {"channels", "2", "channel count of the stream"},
-                          {"pt", "-1", "accept only this payload type (-1: any)"},
-                          {"latency", "50", "jitter buffer: ms a packet may wait for one missing before it"},
-                          {"timeout", "0", "end the stream after this many ms without packets, from the start if "
-                                           "none ever came (0: never)"},
                           detail::num_buffers_property()}),
             factory<RtpSrc>()};
 }

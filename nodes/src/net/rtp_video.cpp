@@ -5,10 +5,11 @@
 #include <sluice/wire/rtp.hpp>
 
 #include "core/common.hpp"
+#include "net/rtp_receive_node.hpp"
 #include "net/rtp_video_receiver.hpp"
 #include <sluice/nodes/registry.hpp>
 #include "net/udp.hpp"
-#include "video/video_util.hpp"
+#include "video/video_node.hpp"
 
 #include <algorithm>
 #include <array>
@@ -58,7 +59,7 @@ private:
         const MediaFormat& f = input(0).format();
         layout_ = wire::RawVideoLayout::of(f);
         if (!layout_)
-            return {Errc::invalid_argument, "RFC 4175 cannot carry " + f.to_string() +
+            return {engine::GraphErrc::invalid_argument, "RFC 4175 cannot carry " + f.to_string() +
                                                 (f.pixel_format == PixelFormat::i420 ? " (I420 needs an even width and height)"
                                                                                      : " (sides are at most 32767)")};
         return {};
@@ -91,7 +92,7 @@ private:
         std::size_t sent_bytes = 0;
         for (wire::RawVideoCursor at; !at.done(*layout_);) {
             const std::size_t n = wire::pack_raw_video(*layout_, picture, at, std::uint16_t(sequence_ >> 16), payload);
-            if (n == 0) return report_error(make_error_code(Errc::invalid_argument), name() + ": mtu too small for one pixel group");
+            if (n == 0) return report_error(make_error_code(engine::GraphErrc::invalid_argument), name() + ": mtu too small for one pixel group");
             if (pacing) {
                 const std::int64_t due = began + std::int64_t(static_cast<__int128>(spread_ns) * sent_bytes / expected);
                 if (due - clock().now() > kPacingSlackNs) {
@@ -135,22 +136,17 @@ private:
 // `latency` ms for its missing parts (rows that never came painted black, a discontinuity). The
 // stream ends after `timeout` ms without packets (from the start when none came) and at the
 // graph's media duration (running time, for a live source).
-class RtpVrawSrc final : public detail::VideoNode {
+class RtpVrawSrc final : public detail::RtpReceiveNode {
 public:
-    RtpVrawSrc(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::source) {
-        port_ = std::uint16_t(r.integer("port", 1, 65535));
-        address_ = r.text("address");
+    RtpVrawSrc(std::string name, PropertyReader& r) : RtpReceiveNode(std::move(name), r) {
         const MediaFormat format = detail::read_video_format(r);
         const int pt = int(r.integer("pt", -1, 127));
-        latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
-        timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
-        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
         const auto layout = wire::RawVideoLayout::of(format);
         if (!layout)
-            r.fail(make_error_code(Errc::invalid_argument),
+            r.fail(make_error_code(engine::GraphErrc::invalid_argument),
                    "RFC 4175 cannot carry " + format.to_string() + " (I420 needs an even width and height)");
         else
-            receiver_.emplace(detail::RtpVideoReceiver::Config{*layout, format.fps, pt, latency_ns_});
+            receiver_.emplace(detail::RtpVideoReceiver::Config{*layout, format.fps, pt, latency_ns()});
         add_output("src", {format});
         held_.resize(kMaxDatagram);
     }
@@ -164,51 +160,35 @@ public:
 
 private:
     Status start() override {
-        if (Status st = udp_.open(address_, port_); !st) return st;
         receiver_->reset();
         frame_.reset();
         held_bytes_ = 0;
-        started_ns_ = detail::steady_now_ns();
-        limit_.produced = 0;
-        return {};
+        return RtpReceiveNode::start();
     }
     void stop() override {
         frame_.reset();
         receiver_->reset();
-        udp_.close();
+        RtpReceiveNode::stop();
     }
     void flush() override {
         frame_.reset();
         receiver_->reset();
         held_bytes_ = 0;
     }
-    void unblock() override { udp_.unblock(); }
 
-    Flow produce() override {
-        for (;;) {
-            if (stop_token().stop_requested()) return Flow::stopped;
-            if (limit_reached(limit_, kNoTime)) return Flow::end_of_stream;
-            const std::int64_t now = detail::steady_now_ns();
-            if (receiver_->picture_due(now)) return emit();
-            if (held_bytes_ != 0) {  // the first packet of the next picture, kept while the last went out
-                const std::size_t n = std::exchange(held_bytes_, 0);
-                if (Flow f = file({held_.data(), n}); f != Flow::ok) return f;
-                continue;
-            }
-            const std::int64_t last = receiver_->last_packet_ns();
-            const bool timed_out = timeout_ns_ > 0 && now - (last != 0 ? last : started_ns_) > timeout_ns_;
-            const std::int64_t limit = media_limit_ns();
-            if (timed_out || (limit >= 0 && clock().now() >= limit + latency_ns_)) {
-                if (receiver_->has_picture()) return emit();
-                return Flow::end_of_stream;
-            }
-            if (const auto datagram = udp_.receive(std::chrono::milliseconds(10)))
-                if (Flow f = file(*datagram); f != Flow::ok) return f;
+    std::int64_t last_packet_ns() const noexcept override { return receiver_->last_packet_ns(); }
+
+    std::optional<Flow> play_due(std::int64_t now, bool ending) override {
+        if (receiver_->picture_due(now) || (ending && receiver_->has_picture())) return emit();
+        if (held_bytes_ != 0) {  // the first packet of the next picture, kept while the last went out
+            const std::size_t n = std::exchange(held_bytes_, 0);
+            return file({held_.data(), n});
         }
+        return std::nullopt;
     }
 
     // Offers one datagram to the receiver and does what it asks.
-    Flow file(std::span<const std::uint8_t> datagram) {
+    Flow file(std::span<const std::uint8_t> datagram) override {
         using Action = detail::RtpVideoReceiver::Action;
         for (;;) {
             switch (receiver_->offer(datagram, detail::steady_now_ns(), clock().now())) {
@@ -216,7 +196,7 @@ private:
                     return Flow::ok;
                 case Action::start_picture: {
                     auto s = get_buffer(0);
-                    if (!s) return buffer_error(s.error());
+                    if (!s) return buffer_failed(s.error());
                     frame_ = std::move(*s);
                     receiver_->begin(reinterpret_cast<std::uint8_t*>(frame_.data()));
                     continue;  // offered again, into the new picture
@@ -243,13 +223,6 @@ private:
         return push(0, std::move(frame_));
     }
 
-    std::uint16_t port_ = 5004;
-    std::string address_ = "0.0.0.0";
-    std::int64_t latency_ns_ = 50'000'000;
-    std::int64_t timeout_ns_ = 0;
-    std::int64_t started_ns_ = 0;
-    engine::StreamLimit limit_;
-    detail::UdpReceiver udp_;
     std::optional<detail::RtpVideoReceiver> receiver_;  // empty only when the format was refused
     SampleRef frame_;  // the picture being assembled, empty between pictures
     std::vector<std::uint8_t> held_;
@@ -271,11 +244,7 @@ NodeSpec rtpvrawsink_spec() {
 NodeSpec rtpvrawsrc_spec() {
     return {"rtpvrawsrc", Node::Kind::source,
             "receives RTP raw video (RFC 4175) over UDP; reassembles pictures, counts lost/late packets",
-            detail::with(detail::with(detail::udp_receiver_properties(),
-                                      {{"pt", "-1", "accept only this payload type (-1: any)"},
-                                       {"latency", "50", "ms a picture waits for its missing packets"},
-                                       {"timeout", "0", "end the stream after this many ms without packets, from the "
-                                                        "start if none ever came (0: never)"}}),
+            detail::with(detail::rtp_receiver_properties("ms a picture waits for its missing packets"),
                          // The picture: i420 travels as sampling YCbCr-4:2:0, rgba as RGBA.
                          detail::with(detail::video_format_properties(), {detail::num_buffers_property()})),
             factory<RtpVrawSrc>()};

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "net/rtp_video_receiver.hpp"
 
-#include "video/video_util.hpp"
+#include "video/video_node.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -8,11 +8,11 @@ namespace sluice::nodes::detail {
 Status UdpSender::open(const std::string& host, std::uint16_t port) {
     std::error_code ec;
     const auto address = asio::ip::make_address(host, ec);
-    if (ec) return {Errc::invalid_argument, "host '" + host + "' is not an IP address: " + ec.message()};
+    if (ec) return {engine::GraphErrc::invalid_argument, "host '" + host + "' is not an IP address: " + ec.message()};
     endpoint_ = asio::ip::udp::endpoint(address, port);
     socket_.close(ec);
     socket_.open(endpoint_.protocol(), ec);
-    if (ec) return {Errc::io_error, "cannot open a UDP socket: " + ec.message()};
+    if (ec) return {engine::GraphErrc::io_error, "cannot open a UDP socket: " + ec.message()};
     return {};
 }
 
@@ -34,13 +34,13 @@ Status UdpReceiver::open(const std::string& address_text, std::uint16_t port) {
     std::error_code ec;
     socket_.close(ec);
     const auto address = asio::ip::make_address(address_text, ec);
-    if (ec) return {Errc::invalid_argument, "address '" + address_text + "' is not an IP address: " + ec.message()};
+    if (ec) return {engine::GraphErrc::invalid_argument, "address '" + address_text + "' is not an IP address: " + ec.message()};
     socket_.open(address.is_v6() ? asio::ip::udp::v6() : asio::ip::udp::v4(), ec);
     // A big receive queue rides out a burst (a video frame is many packets) while the streaming
     // thread is busy pushing; the kernel caps it at net.core.rmem_max.
     if (!ec) socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
     if (!ec) socket_.bind(asio::ip::udp::endpoint(address, port), ec);
-    if (ec) return {Errc::io_error, "cannot listen on UDP port " + std::to_string(port) + ": " + ec.message()};
+    if (ec) return {engine::GraphErrc::io_error, "cannot listen on UDP port " + std::to_string(port) + ": " + ec.message()};
     io_.restart();
     return {};
 }

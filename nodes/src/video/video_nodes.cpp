@@ -3,7 +3,7 @@
 // (I420 <-> RGBA), scale (nearest, bilinear).
 #include "core/common.hpp"
 #include <sluice/nodes/registry.hpp>
-#include "video/video_util.hpp"
+#include "video/video_node.hpp"
 
 #include <charconv>
 #include <cstring>
@@ -81,7 +81,7 @@ private:
         const MediaTime start = time_of(n);
         if (limit_reached(limit_, start)) return Flow::end_of_stream;
         auto got = get_buffer(0);
-        if (!got) return buffer_error(got.error());
+        if (!got) return buffer_failed(got.error());
         SampleRef s = std::move(*got);
         if (std::error_code ec = s.set_size(frame_bytes_))
             return report_error(ec, "pool buffer of " + std::to_string(s.capacity()) + " bytes is smaller than a " +
@@ -131,7 +131,7 @@ private:
         if (same_) return push(0, std::move(in));
         if (in.size() < in_bytes_) return short_sample(in.size(), in_bytes_);
         auto got = get_buffer(0);
-        if (!got) return buffer_error(got.error());
+        if (!got) return buffer_failed(got.error());
         SampleRef out = std::move(*got);
         if (std::error_code ec = out.set_size(out_bytes_)) return report_error(ec, "output buffer too small");
         transform(reinterpret_cast<const std::uint8_t*>(in.data()), input(0).format(),

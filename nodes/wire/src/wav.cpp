@@ -33,7 +33,7 @@ constexpr std::size_t kJunkBytes = 36;  // 8 + 28: room for RF64's ds64 chunk
 Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint64_t file_size, std::string& error) {
     auto fail = [&](std::uint64_t offset, const std::string& what) -> Result<WavInfo> {
         error = "byte " + std::to_string(offset) + ": " + what;
-        return unexpected(Errc::corrupt_file);
+        return unexpected(make_error_code(engine::GraphErrc::corrupt_file));
     };
     if (file.size() < 12) return fail(file.size(), "file too short for a RIFF header (" + std::to_string(file.size()) + " bytes)");
     const bool rf64 = std::memcmp(file.data(), "RF64", 4) == 0;

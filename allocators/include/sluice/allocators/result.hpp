@@ -17,7 +17,8 @@
 
 namespace sluice {
 
-// Error codes of every Sluice library. Compare a std::error_code against them directly:
+// The allocator's error codes (graph, parse and file errors are engine::GraphErrc, in a category
+// of their own). Compare a std::error_code against them directly:
 // `if (ec == sluice::Errc::not_committed)`.
 enum class Errc {
     not_committed = 1,    // the allocator is decommitted (or was never committed)
@@ -30,16 +31,9 @@ enum class Errc {
     out_of_memory,        // the OS refused the memory
     cancelled,            // the caller's std::stop_token was triggered while waiting
     invalid_argument,     // a value out of range for this call (set_size beyond capacity...)
-    // Graph and file errors (engine, nodes).
-    parse_error,          // a pipeline string or file that does not parse
-    not_linked,           // pins cannot be connected (no common format...)
-    bad_state,            // operation not allowed in the current state
-    io_error,             // a file could not be read or written
-    corrupt_file,         // a file whose contents lie or are truncated
-    starvation,           // a pool too small for the samples its graph may hold at once
 };
 
-// The category of Errc; its name() is "sluice". Any thread. Never allocates.
+// The category of Errc; its name() is "sluice.allocator". Any thread. Never allocates.
 const std::error_category& error_category() noexcept;
 
 inline std::error_code make_error_code(Errc e) noexcept {

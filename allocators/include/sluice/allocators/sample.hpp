@@ -59,7 +59,9 @@ public:
         swap(moved);
         return *this;
     }
-    ~SampleRef() { reset(); }
+    // Inlined everywhere, like reset(): an out-of-line copy would take the SampleRef's address
+    // and keep every SampleRef and Result around it in memory instead of registers.
+    SLUICE_ALWAYS_INLINE ~SampleRef() { reset(); }
 
     void swap(SampleRef& other) noexcept { std::swap(header_, other.header_); }
 
@@ -132,9 +134,10 @@ private:
 };
 
 // Result<SampleRef>, what every get returns, holds the sample and the error side by side
-// rather than in a union: an empty SampleRef costs nothing to make, and plain members let the
+// rather than in a union, and the error as the allocator's Errc alone (the only errors a get
+// has): an empty SampleRef and a zero enum cost nothing to make, and plain members let the
 // compiler keep the whole Result in registers once get_buffer is inlined, so unwrapping it costs
-// no stores and loads (four instructions per get+release pair at -O2).
+// no stores and loads.
 template <>
 class [[nodiscard]] Result<SampleRef> {
 public:
@@ -142,12 +145,22 @@ public:
 
     Result(SampleRef&& v) noexcept : value_(std::move(v)) {}
     Result(const SampleRef& v) noexcept : value_(v) {}
-    Result(Unexpected e) noexcept : category_(&e.code.category()), code_(e.code.value()) {
+    Result(Errc e) noexcept : error_(e) { assert(int(e) != 0 && "a failed Result needs an error"); }
+    // From sluice::unexpected(...): an allocator error (anything else is a programming error,
+    // kept as invalid_argument).
+    Result(Unexpected e) noexcept
+        : error_(e.code.category() == error_category() ? Errc(e.code.value()) : Errc::invalid_argument) {
         assert(e.code && "a failed Result needs a non-zero error code");
     }
+    Result(Result&&) noexcept = default;
+    Result& operator=(Result&&) noexcept = default;
+    Result(const Result&) noexcept = default;
+    Result& operator=(const Result&) noexcept = default;
+    // Inlined everywhere, as ~SampleRef is, for the same reason.
+    SLUICE_ALWAYS_INLINE ~Result() {}
 
-    explicit operator bool() const noexcept { return category_ == nullptr; }
-    bool has_value() const noexcept { return category_ == nullptr; }
+    explicit operator bool() const noexcept { return int(error_) == 0; }
+    bool has_value() const noexcept { return int(error_) == 0; }
 
     SampleRef& operator*() & noexcept { assert(has_value() && "operator* on a failed Result"); return value_; }
     const SampleRef& operator*() const& noexcept { assert(has_value() && "operator* on a failed Result"); return value_; }
@@ -160,18 +173,15 @@ public:
     SampleRef&& value() && { check(); return std::move(value_); }
 
     // The error; an empty error_code when this holds a value.
-    std::error_code error() const noexcept {
-        return category_ == nullptr ? std::error_code{} : std::error_code(code_, *category_);
-    }
+    std::error_code error() const noexcept { return int(error_) == 0 ? std::error_code{} : make_error_code(error_); }
 
 private:
     void check() const {
-        if (category_ != nullptr) throw std::system_error(error());
+        if (int(error_) != 0) throw std::system_error(make_error_code(error_));
     }
 
-    SampleRef value_;                                // empty on failure
-    const std::error_category* category_ = nullptr;  // nullptr on success
-    int code_ = 0;
+    SampleRef value_;    // empty on failure
+    Errc error_ = Errc{};  // 0 on success
 };
 
 }  // namespace sluice

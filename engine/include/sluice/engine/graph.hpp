@@ -25,7 +25,7 @@
 // that the app polls (poll_event / wait_event); none is swallowed.
 //
 // Threading: every method may be called from any thread except a streaming thread (stop() from a
-// streaming thread returns Errc::bad_state rather than deadlock). Concurrent calls serialize;
+// streaming thread returns engine::GraphErrc::bad_state rather than deadlock). Concurrent calls serialize;
 // stop() called twice, or from two threads at once, stops once.
 
 #include <sluice/engine/node.hpp>
@@ -51,13 +51,31 @@ struct PoolReport {
     std::size_t needed = 0;  // buffers the graph may hold at once from this pool
 };
 
+// One link, as negotiated: "node.pin" to "node.pin" and the format agreed on it.
+struct LinkReport {
+    std::string from;
+    std::string to;
+    MediaFormat format;
+};
+
+// Everything about one node: who it is, its counters and its own, and its outgoing links.
+struct NodeReport {
+    std::string name;
+    std::string type;  // the registry's type name ("tone"), or empty for a node built by hand
+    Node::Kind kind = Node::Kind::transform;
+    NodeStats stats;
+    std::vector<std::pair<std::string, std::uint64_t>> extras;  // Node::extra_stats()
+    std::vector<LinkReport> links;                              // one per linked output
+};
+
 struct GraphStats {
     State state = State::stopped;
     std::int64_t running_time_ns = 0;
-    std::vector<std::pair<std::string, NodeStats>> nodes;
-    std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::uint64_t>>>> node_extras;
+    std::vector<NodeReport> nodes;  // in the order they were added
     std::vector<PoolReport> pools;
     std::chrono::nanoseconds last_stop{0};  // how long the last stop() took
+
+    const NodeReport* node(std::string_view name) const noexcept;
 };
 
 class Graph {

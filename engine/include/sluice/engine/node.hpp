@@ -64,7 +64,8 @@ enum class Flow {
     end_of_stream,  // the stream is over (a source ran out; a render wants no more)
     flushing,       // the graph is flushing: the sample was dropped
     stopped,        // the graph is stopping: leave the loop
-    error,          // a node reported an error (already posted on the graph's bus)
+    error,          // a node reported an error, posted on the graph's bus (report_error,
+                    // buffer_failed: the one way to make this value)
 };
 
 // What an input pin tells the pool upstream of it.
@@ -171,6 +172,9 @@ public:
 
     const std::string& name() const noexcept { return name_; }
     Kind kind() const noexcept { return kind_; }
+    // The type it was made as by the registry ("tone"); empty for a node made by hand.
+    const std::string& type_name() const noexcept { return type_name_; }
+    void set_type_name(std::string type) { type_name_ = std::move(type); }
     std::size_t input_count() const noexcept { return inputs_.size(); }
     std::size_t output_count() const noexcept { return outputs_.size(); }
     InputPin& input(std::size_t i) { return *inputs_.at(i); }
@@ -247,6 +251,9 @@ protected:
     // ---- Helpers for streaming code.
     // A free buffer from output o's pool, waiting while it is empty; fails when the graph stops.
     Result<SampleRef> get_buffer(std::size_t output) noexcept;
+    // What to return when get_buffer() failed: Flow::stopped when the graph is stopping (the pool
+    // was decommitted, the wait cancelled), else Flow::error, the error posted (once, here).
+    Flow buffer_failed(std::error_code ec) noexcept;
     // Hands a sample to the node downstream of output o, on this thread. Takes the sample
     // whatever happens (by value), so the caller's reference is always empty afterwards.
     Flow push(std::size_t output, SampleRef sample) noexcept;
@@ -282,6 +289,7 @@ private:
     };
 
     std::string name_;
+    std::string type_name_;
     Kind kind_;
     std::vector<std::unique_ptr<InputPin>> inputs_;
     std::vector<std::unique_ptr<OutputPin>> outputs_;

@@ -13,11 +13,29 @@
 
 namespace sluice {
 
+namespace engine {
+// Errors of graphs, pipelines, nodes and files: a category of their own ("sluice.graph"), apart
+// from the allocator's. Compare directly: `if (st.code() == engine::GraphErrc::not_linked)`.
+enum class GraphErrc {
+    invalid_argument = 1,  // a bad property, name or argument
+    parse_error,           // a pipeline string that does not parse
+    not_linked,            // pins cannot be connected (no common format, none free...)
+    bad_state,             // not allowed in the current state (or a node threw)
+    io_error,              // a file or socket could not be read or written
+    corrupt_file,          // a file whose contents lie or are truncated
+    starvation,            // a pool too small for the samples its graph may hold at once
+};
+// The category of GraphErrc. Any thread. Never allocates.
+const std::error_category& graph_category() noexcept;
+inline std::error_code make_error_code(GraphErrc e) noexcept { return {static_cast<int>(e), graph_category()}; }
+}  // namespace engine
+
 class [[nodiscard]] Status {
 public:
     Status() = default;  // success
     Status(std::error_code code, std::string message) : code_(code), message_(std::move(message)) {}
     Status(Errc code, std::string message) : Status(make_error_code(code), std::move(message)) {}
+    Status(engine::GraphErrc code, std::string message) : Status(make_error_code(code), std::move(message)) {}
 
     // true on success.
     explicit operator bool() const noexcept { return !code_; }
@@ -32,3 +50,6 @@ private:
 };
 
 }  // namespace sluice
+
+template <>
+struct std::is_error_code_enum<sluice::engine::GraphErrc> : std::true_type {};

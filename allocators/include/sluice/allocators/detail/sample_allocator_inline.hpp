@@ -15,12 +15,6 @@
 #include <cstdint>
 #include <utility>
 
-#if defined(__GNUC__) || defined(__clang__)
-#define SLUICE_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define SLUICE_ALWAYS_INLINE inline
-#endif
-
 namespace sluice {
 
 namespace detail {
@@ -121,7 +115,7 @@ SLUICE_ALWAYS_INLINE Result<SampleRef> SampleAllocator::get_fast(const std::stop
 
 SLUICE_ALWAYS_INLINE Result<SampleRef> SampleAllocator::from(Taken taken) noexcept {
     if (taken.sample != nullptr) return SampleRef(taken.sample);
-    return unexpected(taken.error);
+    return taken.error;
 }
 
 template <class Rep, class Period>

@@ -7,6 +7,15 @@
 #include <cstddef>
 #include <cstdint>
 
+// Forces a function inline at every optimisation level: the allocator's fast paths are a few
+// dozen instructions when inlined and three times as many when a compiler at -O2 declines, so a
+// user's build flags must not decide it.
+#if defined(__GNUC__) || defined(__clang__)
+#define SLUICE_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define SLUICE_ALWAYS_INLINE inline
+#endif
+
 namespace sluice {
 class SampleAllocator;
 }

@@ -5,6 +5,7 @@
 // libraries (not installed); tests and fuzzers link it.
 
 #include <sluice/allocators/result.hpp>
+#include <sluice/engine/status.hpp>
 #include <sluice/engine/format.hpp>
 
 #include <cstdint>
@@ -22,7 +23,7 @@ struct WavInfo {
 };
 
 // Parses the start of a WAV file (`file`, the first bytes read; `file_size`, its full size).
-// On failure returns Errc::corrupt_file and sets `error` to "byte N: what is wrong". Reads only
+// On failure returns engine::GraphErrc::corrupt_file and sets `error` to "byte N: what is wrong". Reads only
 // within `file`. Any thread; allocates only the error text.
 Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint64_t file_size, std::string& error);
 

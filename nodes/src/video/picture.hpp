@@ -1,43 +1,22 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Raw-picture helpers shared by the video nodes: I420 plane geometry, BT.601 colour conversion,
-// scaling, and the painting videotest does (rectangles and a bitmap digit font).
+// Picture maths for the video nodes: I420 plane geometry (one I420Layout for every node), BT.601
+// colour conversion (one arithmetic path, one clamp), I420 <-> packed RGB(A), scaling, and the
+// painting videotest does (rectangles and a bitmap digit font). No nodes, no graph: plain
+// functions over caller-owned bytes, hand-written because each is a loop GCC vectorizes at -O2.
 //
 // Pictures are tightly packed, as MediaFormat::frame_bytes() counts them: RGBA is width*4 bytes a
 // row; I420 is the Y plane (width x height) followed by U and V at ((width+1)/2 x (height+1)/2).
-// Every function here works in place on caller-owned memory: never allocates, never blocks, so
-// all of them may run on a streaming thread. Any thread.
+// Any thread; never allocates, never blocks.
 
+#include <sluice/allocators/sample.hpp>
 #include <sluice/engine/format.hpp>
-#include <sluice/engine/node.hpp>
-#include <sluice/nodes/registry.hpp>
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <vector>
 
 namespace sluice::nodes::detail {
-
-inline constexpr int kMaxDimension = engine::kMaxVideoDimension;
-inline constexpr std::int64_t kMaxPixels = engine::kMaxVideoPixels;
-
-// Base of the video nodes: the error paths they share. Streaming thread only; the error paths
-// allocate (they post on the bus), the others do not.
-class VideoNode : public engine::Node {
-public:
-    using Node::Node;
-
-protected:
-    // A failed get_buffer: leave quietly when the graph is stopping, else report and fail.
-    engine::Flow buffer_error(std::error_code ec);
-    // A sample of `size` bytes where the format needs `expected`: report rather than read past it.
-    engine::Flow short_sample(std::size_t size, std::size_t expected);
-};
 
 // Where the planes of one I420 picture lie.
 struct I420Layout {
@@ -107,22 +86,5 @@ void draw_number(const Picture& p, int x, int y, int cell, std::uint64_t value, 
 // Width and height in pixels of the plate draw_number paints for `value`.
 int number_plate_width(std::uint64_t value, int cell) noexcept;
 int number_plate_height(int cell) noexcept;
-
-// The properties of nodes that make pictures up (videotest, rtpvrawsrc): `format` as i420|rgba,
-// and width, height and fps checked against the limits above. Control thread; throws through
-// PropertyReader::fail like every property read.
-std::vector<std::string> pixel_format_names();
-engine::PixelFormat pixel_format_at(std::size_t choice) noexcept;
-// When frame n of a stream at `fps` starts, n / fps seconds after frame 0, in ns. Exact to the
-// ns for any n a stream reaches (128-bit inside: n * den * 1e9 overflows 64 bits after a few
-// months of 30000/1001). fps must be positive.
-MediaTime frame_start(engine::Fraction fps, std::uint64_t n) noexcept;
-// "30" or "30000/1001": both parts positive integers that fit a Fraction.
-std::optional<engine::Fraction> parse_rate(std::string_view text) noexcept;
-void check_area(PropertyReader& r, std::int64_t width, std::int64_t height);
-// Reads width, height, fps and format into a fixed video format.
-engine::MediaFormat read_video_format(PropertyReader& r);
-// Their specs (defaults 320x240, 30 fps, i420), for the nodes' NodeSpec.
-std::vector<PropertySpec> video_format_properties();
 
 }  // namespace sluice::nodes::detail

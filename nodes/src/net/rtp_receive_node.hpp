@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The skeleton rtpsrc and rtpvrawsrc share: a UDP socket, the properties every RTP receiver
+// takes, and the streaming loop. The loop plays whatever is due, ends the stream after `timeout`
+// without packets (counted from the start when none ever came), at the graph's media duration
+// (running time is media time for a live source; past it by the latency, nothing on its way can
+// still count) or after num-buffers, and otherwise waits up to 10 ms for a datagram and files it.
+// Stop and flush cut the wait short (unblock()). The payload format lives in the subclass.
+
+#include "core/common.hpp"
+#include "net/udp.hpp"
+
+#include <sluice/engine/node.hpp>
+#include <sluice/nodes/registry.hpp>
+
+#include <chrono>
+#include <optional>
+
+namespace sluice::nodes::detail {
+
+class RtpReceiveNode : public engine::Node {
+protected:
+    RtpReceiveNode(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
+        port_ = std::uint16_t(r.integer("port", 1, 65535));
+        address_ = r.text("address");
+        latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
+        timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
+        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+    }
+
+    // What the subclass does: put out what is due at `now` (`ending`: nothing more will come, so
+    // all that is held goes now), returning the push's Flow, or nullopt when nothing was due;
+    // file one datagram; say when the last packet came (0: never).
+    virtual std::optional<engine::Flow> play_due(std::int64_t now_ns, bool ending) = 0;
+    virtual engine::Flow file(std::span<const std::uint8_t> datagram) = 0;
+    virtual std::int64_t last_packet_ns() const noexcept = 0;
+
+    Status start() override {
+        if (Status st = udp_.open(address_, port_); !st) return st;
+        started_ns_ = steady_now_ns();
+        limit_.produced = 0;
+        return {};
+    }
+    void stop() override { udp_.close(); }
+    void unblock() override { udp_.unblock(); }
+
+    engine::Flow produce() override {
+        using engine::Flow;
+        for (;;) {
+            if (stop_token().stop_requested()) return Flow::stopped;
+            if (limit_reached(limit_, kNoTime)) return Flow::end_of_stream;
+            const std::int64_t now = steady_now_ns();
+            const std::int64_t last = last_packet_ns();
+            const bool timed_out = timeout_ns_ > 0 && now - (last != 0 ? last : started_ns_) > timeout_ns_;
+            const std::int64_t media = media_limit_ns();
+            const bool ending = timed_out || (media >= 0 && clock().now() >= media + latency_ns_);
+            if (const std::optional<Flow> played = play_due(now, ending)) return *played;
+            if (ending) return Flow::end_of_stream;
+            if (const auto datagram = udp_.receive(std::chrono::milliseconds(10)))
+                if (const Flow f = file(*datagram); f != Flow::ok) return f;
+        }
+    }
+
+    std::int64_t latency_ns() const noexcept { return latency_ns_; }
+    engine::StreamLimit limit_;  // the subclass counts what it pushes in limit_.produced
+
+private:
+    std::uint16_t port_ = 5004;
+    std::string address_ = "0.0.0.0";
+    std::int64_t latency_ns_ = 50'000'000;
+    std::int64_t timeout_ns_ = 0;
+    std::int64_t started_ns_ = 0;
+    UdpReceiver udp_;
+};
+
+// The properties every RTP receiver takes, after the UDP ones.
+inline std::vector<PropertySpec> rtp_receiver_properties(const char* latency_help) {
+    return with(udp_receiver_properties(),
+                {{"pt", "-1", "accept only this payload type (-1: any)"},
+                 {"latency", "50", latency_help},
+                 {"timeout", "0", "end the stream after this many ms without packets, from the start if none ever came "
+                                  "(0: never)"}});
+}
+
+}  // namespace sluice::nodes::detail
