@@ -109,6 +109,14 @@ TEST_CASE("Player.StatsJson.PerNodeAndPerPool" * doctest::timeout(60)) {
     std::ifstream in(dir / "s.json");
     auto j = nlohmann::json::parse(in);
     CHECK(j["ended_by"] == "end-of-stream");
+    CHECK(j["pipeline"] == "tone ! gain db=-6 ! nullsink");
+    CHECK(j["sluice_version"].get<std::string>().find('.') != std::string::npos);
+    CHECK(j["nodes"]["gain0"]["type"] == "gain");
+    REQUIRE(j["links"].size() == 2);
+    CHECK(j["links"][0]["from"] == "tone0.src");
+    CHECK(j["links"][0]["to"] == "gain0.sink");
+    CHECK(j["links"][0]["format"] == "audio/s16 48000Hz 2ch");
+    CHECK(j["nodes"]["tone0"]["links"][0]["to"] == "gain0.sink");
     CHECK(j["nodes"]["nullsink0"]["samples_in"] == 100);
     CHECK(j["pools"]["tone0.src"]["gets"] == 100);
     CHECK(j["pools"]["tone0.src"]["outstanding"] == 0);
