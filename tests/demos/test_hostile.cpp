@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -235,15 +236,18 @@ TEST_CASE("Hostile.Signals.HangupAndDoubleSignalFinishTheFile" * doctest::timeou
     TempDir dir;
     struct Case {
         std::vector<int> signals;
-        int code;
+        std::vector<int> codes;  // either: two signals pending at once are delivered lowest number first
     };
-    for (const Case& c : {Case{{SIGHUP}, 129}, Case{{SIGQUIT}, 131}, Case{{SIGINT, SIGINT}, 130}, Case{{SIGTERM, SIGINT}, 143}}) {
-        CAPTURE(c.code);
-        const std::string wav = dir / ("s" + std::to_string(c.code) + ".wav");
+    for (const Case& c : {Case{{SIGHUP}, {129}}, Case{{SIGQUIT}, {131}}, Case{{SIGINT, SIGINT}, {130}},
+                          Case{{SIGTERM, SIGINT}, {143, 130}}}) {
+        CAPTURE(c.signals.front());
+        const std::string wav = dir / ("s" + std::to_string(c.signals.front()) + "-" + std::to_string(c.signals.size()) + ".wav");
         const pid_t child = spawn(kPlayer + " -q --realtime " + quote("tone ! wavsink path=" + wav));
         std::this_thread::sleep_for(1500ms);
         for (int sig : c.signals) ::kill(child, sig);  // back to back: well under a millisecond apart
-        CHECK(wait_exit(child) == c.code);
+        const int code = wait_exit(child);
+        CAPTURE(code);
+        CHECK(std::find(c.codes.begin(), c.codes.end(), code) != c.codes.end());
         check_wav_consistent(wav);
     }
 }

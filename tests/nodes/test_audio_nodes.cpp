@@ -39,6 +39,12 @@ std::vector<unsigned char> bytes_of(const std::string& path) {
     return {std::istreambuf_iterator<char>(in), {}};
 }
 
+// What ffprobe says of a file's audio stream: "codec rate channels".
+std::string audio_stream_of(const std::string& path) {
+    return test::probe(path, "a:0", "codec_name") + " " + test::probe(path, "a:0", "sample_rate") + " " +
+           test::probe(path, "a:0", "channels");
+}
+
 void write_bytes(const std::string& path, const std::vector<unsigned char>& b) {
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
@@ -50,9 +56,7 @@ TEST_CASE("Tone.Wav.FrequencyAndHeaderCheckedByFfmpeg") {
     const std::string wav = dir / "a.wav";
     // 1024-frame buffers at 48 kHz: 94 buffers are 2.005 s.
     play("tone freq=440 amplitude=0.5 num-buffers=94 ! gain db=-6 ! wavsink path=" + wav);
-    CHECK(test::probe(wav, "a:0", "codec_name") == "pcm_s16le");
-    CHECK(test::probe(wav, "a:0", "sample_rate") == "48000");
-    CHECK(test::probe(wav, "a:0", "channels") == "2");
+    CHECK(audio_stream_of(wav) == "pcm_s16le 48000 2");
     const auto samples = test::decode_mono(wav);
     CHECK(samples.size() == 94 * 1024);
     const double f = test::dominant_frequency(samples, 48000);
@@ -67,9 +71,7 @@ TEST_CASE("Tone.Wav.FloatFormatAndOtherRates") {
     TempDir dir;
     const std::string wav = dir / "f.wav";
     play("tone freq=1000 rate=44100 channels=1 format=f32 frames=441 num-buffers=100 ! wavsink path=" + wav);
-    CHECK(test::probe(wav, "a:0", "codec_name") == "pcm_f32le");
-    CHECK(test::probe(wav, "a:0", "sample_rate") == "44100");
-    CHECK(test::probe(wav, "a:0", "channels") == "1");
+    CHECK(audio_stream_of(wav) == "pcm_f32le 44100 1");
     const auto samples = test::decode_mono(wav);
     CHECK(samples.size() == 44100);
     CHECK(test::dominant_frequency(samples, 44100) == doctest::Approx(1000).epsilon(1.0 / 1000));

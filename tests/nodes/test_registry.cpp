@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 
 using namespace sluice;
 using namespace sluice::engine;
@@ -103,4 +104,78 @@ TEST_CASE("Registry.Plugin.WrongAbiAndNotAPluginRefused") {
     CHECK(said.find('\n') == std::string::npos);  // one line
     const Status missing = nodes::load_plugins_from("/nonexistent/plugins");
     CHECK_FALSE(missing);
+}
+
+namespace {
+
+// An app's render that accepts any format and remembers how far the media reached.
+class TimeRecorder final : public Node {
+public:
+    TimeRecorder(std::string name, nodes::PropertyReader&) : Node(std::move(name), Kind::render) { add_input("sink", {}); }
+    static inline std::atomic<std::int64_t> last_stop{kNoTime};
+    static inline std::atomic<std::uint64_t> samples{0};
+
+private:
+    Flow process(std::size_t, SampleRef&& s) override {
+        // relaxed: read after stop(), which joins the streaming thread.
+        if (s.stop_time() > last_stop.load(std::memory_order_relaxed))
+            last_stop.store(s.stop_time(), std::memory_order_relaxed);
+        samples.fetch_add(1, std::memory_order_relaxed);
+        return Flow::ok;
+    }
+};
+
+}  // namespace
+
+// Issue #12: the media-duration limit is one engine helper every source uses. This walks the
+// registry, so a source type added later without it fails here (or here first, for want of the
+// properties it needs to run: add them to `needs`).
+TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest::timeout(120)) {
+    REQUIRE(nodes::register_node_type({"timerecorder", Node::Kind::render, "records the media time reached (a test's own node)",
+                                       {}, nodes::factory<TimeRecorder>()}));
+    test::TempDir dir;
+    // Files long enough (2 s) that the limit, not the end of the file, ends them.
+    for (const std::string& make : {"tone ! wavsink path=" + dir / "in.wav", "videotest ! y4msink path=" + dir / "in.y4m"}) {
+        Graph g;
+        REQUIRE(nodes::build_pipeline(g, make));
+        g.set_media_duration(2'000'000'000);
+        REQUIRE(g.run());
+        REQUIRE(g.wait_until_ended(std::chrono::seconds(30)));
+        REQUIRE(g.stop());
+    }
+    const std::map<std::string, std::string> needs = {
+        {"tone", ""},           {"noise", ""},
+        {"videotest", ""},      {"wavsrc", "path=" + dir / "in.wav"},
+        {"y4msrc", "path=" + dir / "in.y4m"},
+        {"rtpsrc", "port=47231"},  // no sender: the limit ends it without a packet
+        {"rtpvrawsrc", "port=47232"},
+    };
+    constexpr std::int64_t kLimit = 500'000'000;
+    int sources = 0;
+    for (const nodes::NodeSpec& spec : nodes::node_specs()) {
+        if (spec.kind != Node::Kind::source || spec.origin != "built-in") continue;
+        CAPTURE(spec.type);
+        ++sources;
+        const auto props = needs.find(spec.type);
+        REQUIRE_MESSAGE(props != needs.end(), "a new source type: say in `needs` what it takes to run");
+        TimeRecorder::last_stop = kNoTime;
+        TimeRecorder::samples = 0;
+        Graph g;
+        REQUIRE(nodes::build_pipeline(g, spec.type + " " + props->second + " ! timerecorder"));
+        g.set_media_duration(kLimit);
+        const auto t0 = std::chrono::steady_clock::now();
+        REQUIRE(g.run());
+        CHECK(g.wait_until_ended(std::chrono::seconds(20)));
+        REQUIRE(g.stop());
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+        if (spec.type.rfind("rtp", 0) == 0) {
+            CHECK(TimeRecorder::samples.load() == 0);  // nothing was sent
+        } else {
+            // Every sample starts before the limit, and the media reaches it.
+            CHECK(TimeRecorder::samples.load() > 0);
+            CHECK(TimeRecorder::last_stop.load() >= kLimit);
+            CHECK(TimeRecorder::last_stop.load() < kLimit + 100'000'000);
+        }
+    }
+    CHECK(sources == int(needs.size()));
 }

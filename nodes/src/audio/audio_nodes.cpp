@@ -538,7 +538,7 @@ NodeSpec gain_spec() {
 
 NodeSpec mix_spec() {
     return {"mix", Node::Kind::transform,
-            "mixes any number of audio inputs of one format (each link adds an input; inputs in equal buffer sizes)",
+            "mixes any number of audio inputs of one format by media time (each link adds an input; buffer sizes may differ)",
             {},
             factory<Mix>()};
 }

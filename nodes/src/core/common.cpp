@@ -28,4 +28,18 @@ int open_regular_file(const std::string& path, std::string& error) {
     return fd;
 }
 
+std::int64_t read_fully(int fd, void* dst, std::size_t n, std::int64_t offset) noexcept {
+    auto* out = static_cast<char*>(dst);
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = offset >= 0 ? ::pread(fd, out + got, n - got, off_t(offset + std::int64_t(got)))
+                                      : ::read(fd, out + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (r == 0) break;
+        got += std::size_t(r);
+    }
+    return std::int64_t(got);
+}
+
 }  // namespace sluice::nodes::detail

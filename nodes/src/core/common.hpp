@@ -39,6 +39,11 @@ inline std::int64_t steady_now_ns() noexcept {
 // caller names the file). Control thread.
 int open_regular_file(const std::string& path, std::string& error);
 
+// Reads `n` bytes of `fd` into `dst`, resuming after short reads and EINTR: from the file
+// position, or from `offset` when it is >= 0 (pread). Returns how many were read (fewer only at
+// the end of the file), or -errno.
+std::int64_t read_fully(int fd, void* dst, std::size_t n, std::int64_t offset = -1) noexcept;
+
 // `text` with control characters and non-ASCII bytes written as \xNN, so that a message quoting
 // what a user typed (or a file held) prints as one harmless line.
 inline std::string printable(std::string_view text) {

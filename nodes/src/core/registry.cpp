@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
+#include <type_traits>
 
 namespace sluice::nodes {
 
@@ -114,16 +116,26 @@ void PropertyReader::fail(std::error_code code, std::string message) {
 
 // Numbers are written plainly: decimal digits, an optional '-', a fraction and an exponent; no
 // spaces, no hexadecimal (strtod would take " 5" and "0x10"), no inf or nan.
+namespace {
+
+// Reads all of `v` into `out` and checks it lies in [min, max]; says why not, or nothing.
+template <class T, class... Form>
+std::optional<std::string> parse_in_range(const std::string& v, T& out, T min, T max, const char* not_a, Form... form) {
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out, form...);
+    bool finite = true;
+    if constexpr (std::is_floating_point_v<T>) finite = std::isfinite(out);
+    if (v.empty() || end != v.data() + v.size() || ec != std::errc() || !finite) return std::string(not_a);
+    if (out < min || out > max) return "is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+    return std::nullopt;
+}
+
+}  // namespace
+
 double PropertyReader::number(std::string_view key, double min, double max) {
     const std::string v = raw(key);
     double d = 0;
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d, std::chars_format::general);
-    if (v.empty() || end != v.data() + v.size() || ec != std::errc() || !std::isfinite(d)) {
-        bad(key, v, "is not a number");
-        return min;
-    }
-    if (d < min || d > max) {
-        bad(key, v, "is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    if (auto why = parse_in_range(v, d, min, max, "is not a number", std::chars_format::general)) {
+        bad(key, v, *why);
         return min;
     }
     return d;
@@ -132,13 +144,8 @@ double PropertyReader::number(std::string_view key, double min, double max) {
 std::int64_t PropertyReader::integer(std::string_view key, std::int64_t min, std::int64_t max) {
     const std::string v = raw(key);
     std::int64_t n = 0;
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n, 10);
-    if (v.empty() || end != v.data() + v.size() || ec != std::errc()) {
-        bad(key, v, "is not an integer");
-        return min;
-    }
-    if (n < min || n > max) {
-        bad(key, v, "is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    if (auto why = parse_in_range(v, n, min, max, "is not an integer", 10)) {
+        bad(key, v, *why);
         return min;
     }
     return n;

@@ -35,15 +35,10 @@ Status read_wav_header(const std::string& path, wire::WavInfo& info) {
         return {engine::GraphErrc::io_error, path + ": cannot stat: " + std::strerror(errno)};
     }
     unsigned char head[8192];
-    std::size_t got = 0;
-    while (got < sizeof head) {
-        const ssize_t n = ::read(fd, head + got, sizeof head - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += std::size_t(n);
-    }
+    const std::int64_t got = detail::read_fully(fd, head, sizeof head);
     ::close(fd);
-    auto parsed = wire::parse_wav_header({head, got}, std::uint64_t(st.st_size), error);
+    if (got < 0) return {engine::GraphErrc::io_error, path + ": cannot read: " + std::strerror(int(-got))};
+    auto parsed = wire::parse_wav_header({head, std::size_t(got)}, std::uint64_t(st.st_size), error);
     if (!parsed) return {parsed.error(), path + ": " + error};
     info = *parsed;
     return {};
@@ -98,19 +93,15 @@ private:
             remaining = std::min<std::uint64_t>(remaining, (end_frame - frames_done) * frame_bytes);
         }
         const std::size_t want = std::size_t(std::min<std::uint64_t>(frames_ * frame_bytes, remaining));
-        std::size_t got = 0;
-        while (got < want) {
-            const ssize_t n = ::pread(fd_, s->data() + got, want - got, off_t(info_.data_offset + position_ + got));
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return report_error(make_error_code(engine::GraphErrc::io_error), path_ + ": read failed: " + std::strerror(errno));
-            if (n == 0)
-                return report_error(make_error_code(engine::GraphErrc::corrupt_file),
-                                    detail::at_offset(path_, info_.data_offset + position_ + got) +
-                                        "file ended inside the 'data' chunk (it shrank while playing?)");
-            got += std::size_t(n);
-        }
-        (void)s->set_size(got);
-        position_ += got;
+        const std::int64_t got = detail::read_fully(fd_, s->data(), want, std::int64_t(info_.data_offset + position_));
+        if (got < 0)
+            return report_error(make_error_code(engine::GraphErrc::io_error), path_ + ": read failed: " + std::strerror(int(-got)));
+        if (std::size_t(got) < want)
+            return report_error(make_error_code(engine::GraphErrc::corrupt_file),
+                                detail::at_offset(path_, info_.data_offset + position_ + std::uint64_t(got)) +
+                                    "file ended inside the 'data' chunk (it shrank while playing?)");
+        (void)s->set_size(std::size_t(got));
+        position_ += std::uint64_t(got);
         s->set_times(start, engine::frames_to_ns(position_ / frame_bytes, f.rate));
         if (limit_.produced++ == 0) s->add_flags(SampleFlags::discontinuity);
         return push(0, std::move(*s));

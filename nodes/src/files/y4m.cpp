@@ -48,26 +48,13 @@ std::string printable(std::string_view s) {
 
 namespace {
 
-// Reads up to `capacity` bytes from the start of `fd` into `buf`; returns the count, or -errno.
-std::int64_t read_head(int fd, char* buf, std::size_t capacity) noexcept {
-    std::size_t got = 0;
-    while (got < capacity) {
-        const ssize_t n = ::read(fd, buf + got, capacity - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -errno;
-        if (n == 0) break;
-        got += std::size_t(n);
-    }
-    return std::int64_t(got);
-}
-
 // Opens `path` and parses its header; the Status message is "<path>: byte N: what".
 Status read_y4m_header(const std::string& path, wire::Y4mHeader& out) {
     std::string error;
     const int fd = detail::open_regular_file(path, error);
     if (fd < 0) return {engine::GraphErrc::io_error, detail::at_offset(path, 0) + error};
     char head[wire::kY4mMaxHeader];
-    const std::int64_t got = read_head(fd, head, sizeof head);
+    const std::int64_t got = detail::read_fully(fd, head, sizeof head);
     ::close(fd);
     if (got < 0) return {engine::GraphErrc::io_error, detail::at_offset(path, 0) + "cannot read: " + std::strerror(int(-got))};
     const std::string_view text(head, std::size_t(got));
@@ -114,15 +101,11 @@ public:
         std::size_t got = std::min(n, end_ - begin_);
         std::memcpy(dst, buf_.data() + begin_, got);
         consume(got);
-        while (got < n) {
-            const ssize_t r = ::read(fd_, dst + got, n - got);
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) return -errno;
-            if (r == 0) break;
-            got += std::size_t(r);
-            offset_ += std::uint64_t(r);
-        }
-        return std::int64_t(got);
+        if (got == n) return std::int64_t(got);
+        const std::int64_t more = detail::read_fully(fd_, dst + got, n - got);
+        if (more < 0) return more;
+        offset_ += std::uint64_t(more);
+        return std::int64_t(got) + more;
     }
     // File offset of data().
     std::uint64_t offset() const noexcept { return offset_; }
@@ -214,12 +197,8 @@ private:
                             : "frame " + std::to_string(n) + ": FRAME line longer than " + std::to_string(kMaxFrameHeader) + " bytes");
         reader_.consume(eol + 1);
 
-        auto buffer = get_buffer(0);
-        if (!buffer) return buffer_failed(buffer.error());
-        SampleRef s = std::move(*buffer);
-        if (std::error_code ec = s.set_size(frame_bytes_))
-            return report_error(ec, "pool buffer of " + std::to_string(s.capacity()) + " bytes is smaller than a " +
-                                        std::to_string(frame_bytes_) + "-byte frame");
+        SampleRef s;
+        if (Flow flow = picture_buffer(frame_bytes_, s); flow != Flow::ok) return flow;
         const std::int64_t read = reader_.read(s.data(), frame_bytes_);
         if (read < 0) {
             s.discard();

@@ -17,6 +17,16 @@ engine::Flow VideoNode::short_sample(std::size_t size, std::size_t expected) {
                             input(0).format().to_string() + " needs " + std::to_string(expected));
 }
 
+engine::Flow VideoNode::picture_buffer(std::size_t bytes, SampleRef& out) {
+    auto got = get_buffer(0);
+    if (!got) return buffer_failed(got.error());
+    out = std::move(*got);
+    if (std::error_code ec = out.set_size(bytes))
+        return report_error(ec, "pool buffer of " + std::to_string(out.capacity()) + " bytes is smaller than a " +
+                                    std::to_string(bytes) + "-byte frame");
+    return engine::Flow::ok;
+}
+
 std::vector<std::string> pixel_format_names() { return {"i420", "rgba"}; }
 
 engine::PixelFormat pixel_format_at(std::size_t choice) noexcept {

@@ -32,6 +32,9 @@ public:
 protected:
     // A sample of `size` bytes where the format needs `expected`: report rather than read past it.
     engine::Flow short_sample(std::size_t size, std::size_t expected);
+    // A buffer of output 0 holding one picture of `bytes` bytes into `out`: Flow::ok, or the flow
+    // to return (the pool stopped or failed; a pool too small for the picture, reported).
+    engine::Flow picture_buffer(std::size_t bytes, SampleRef& out);
 };
 
 // The properties of nodes that make pictures up (videotest, rtpvrawsrc): `format` as i420|rgba,

@@ -80,12 +80,8 @@ private:
         const std::uint64_t n = limit_.produced;
         const MediaTime start = time_of(n);
         if (limit_reached(limit_, start)) return Flow::end_of_stream;
-        auto got = get_buffer(0);
-        if (!got) return buffer_failed(got.error());
-        SampleRef s = std::move(*got);
-        if (std::error_code ec = s.set_size(frame_bytes_))
-            return report_error(ec, "pool buffer of " + std::to_string(s.capacity()) + " bytes is smaller than a " +
-                                        std::to_string(frame_bytes_) + "-byte frame");
+        SampleRef s;
+        if (Flow flow = picture_buffer(frame_bytes_, s); flow != Flow::ok) return flow;
         std::memcpy(s.data(), background_.data(), frame_bytes_);
         const MediaFormat& f = output(0).format();
         const Picture p{reinterpret_cast<std::uint8_t*>(s.data()), f.width, f.height, f.pixel_format};
