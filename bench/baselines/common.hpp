@@ -18,7 +18,10 @@
 //                                        invalid Buffer, and so does every later get()
 //
 // Every get and release is the caller's real work: nothing here writes to the payload, so the
-// figures are the allocator's own cost.
+// figures are the allocator's own cost. Every adapter's get() and release() is always inlined, so
+// that no pool pays a call into its adapter that another does not, whatever the inliner decides
+// at -O2 (GCC 12 left ours outlined: 62 instructions a pair, against 34 for the same pair written
+// straight against the API in count_api.cpp).
 
 #include <concepts>
 #include <cstddef>

@@ -42,9 +42,9 @@ public:
         }
     }
 
-    Buffer get() noexcept { return static_cast<std::byte*>(aligned_alloc_(kAlignment, kBufferBytes)); }
+    [[gnu::always_inline]] Buffer get() noexcept { return static_cast<std::byte*>(aligned_alloc_(kAlignment, kBufferBytes)); }
     static bool valid(const Buffer& b) noexcept { return b != nullptr; }
-    void release(Buffer&& b) noexcept { free_(b); }
+    [[gnu::always_inline]] void release(Buffer&& b) noexcept { free_(b); }
 
 private:
     using AlignedAllocFn = void* (*)(std::size_t, std::size_t);

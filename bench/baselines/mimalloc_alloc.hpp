@@ -26,9 +26,9 @@ public:
 
     explicit MimallocAlloc(std::size_t /*buffers: unlimited*/) noexcept {}
 
-    Buffer get() noexcept { return static_cast<std::byte*>(::mi_malloc_aligned(kBufferBytes, kAlignment)); }
+    [[gnu::always_inline]] Buffer get() noexcept { return static_cast<std::byte*>(::mi_malloc_aligned(kBufferBytes, kAlignment)); }
     static bool valid(const Buffer& b) noexcept { return b != nullptr; }
-    void release(Buffer&& b) noexcept { ::mi_free(b); }
+    [[gnu::always_inline]] void release(Buffer&& b) noexcept { ::mi_free(b); }
 };
 
 }  // namespace sluice::bench

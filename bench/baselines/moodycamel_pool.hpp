@@ -48,7 +48,7 @@ public:
     }
 
     // Waits while the queue is empty; nullptr once decommitted. Any thread; may block.
-    Buffer get() noexcept {
+    [[gnu::always_inline]] Buffer get() noexcept {
         // relaxed: the flag publishes nothing; a get that misses a concurrent decommit is simply
         // ordered before it, as with any pool.
         if (decommitted_.load(std::memory_order_relaxed)) [[unlikely]]
@@ -67,7 +67,7 @@ public:
     static bool valid(const Buffer& b) noexcept { return b != nullptr; }
 
     // Any thread. Allocates only on a thread's first enqueue (or if the queue must grow).
-    void release(Buffer&& s) noexcept {
+    [[gnu::always_inline]] void release(Buffer&& s) noexcept {
         if (!free_.enqueue(s)) std::abort();  // only on allocation failure
     }
 

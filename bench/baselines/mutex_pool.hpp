@@ -52,7 +52,7 @@ public:
     }
 
     // Waits while the list is empty; nullptr once decommitted. Any thread; locks; may block.
-    Buffer get() noexcept {
+    [[gnu::always_inline]] Buffer get() noexcept {
         std::unique_lock lock(mutex_);
         for (;;) {
             if (!committed_) return nullptr;
@@ -70,7 +70,7 @@ public:
     static bool valid(const Buffer& b) noexcept { return b != nullptr; }
 
     // Any thread; locks; never blocks otherwise.
-    void release(Buffer&& s) noexcept {
+    [[gnu::always_inline]] void release(Buffer&& s) noexcept {
         std::unique_lock lock(mutex_);
         s->next = free_;
         free_ = s;

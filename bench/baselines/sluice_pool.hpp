@@ -40,12 +40,12 @@ public:
         }
     }
 
-    Buffer get() noexcept {
+    [[gnu::always_inline]] Buffer get() noexcept {
         auto r = alloc_.get_buffer();
         return r ? std::move(*r) : Buffer{};
     }
     static bool valid(const Buffer& b) noexcept { return static_cast<bool>(b); }
-    void release(Buffer&& b) noexcept { b.reset(); }
+    [[gnu::always_inline]] void release(Buffer&& b) noexcept { b.reset(); }
     void decommit() noexcept { (void)alloc_.decommit(); }
     // Gets that found the pool empty and slept, so far. Any thread; takes the control mutex.
     std::uint64_t waits() const { return alloc_.stats().waits; }

@@ -43,7 +43,7 @@ public:
         head_.store(0, std::memory_order_relaxed);
     }
 
-    Buffer get() noexcept {
+    [[gnu::always_inline]] Buffer get() noexcept {
         // acquire: pairs with the release CAS of the push that stored this head, so the sample's
         // `next` and everything its last holder wrote are visible.
         std::uint64_t head = head_.load(std::memory_order_acquire);
@@ -67,7 +67,7 @@ public:
 
     static bool valid(const Buffer& b) noexcept { return b != nullptr; }
 
-    void release(Buffer&& s) noexcept {
+    [[gnu::always_inline]] void release(Buffer&& s) noexcept {
         // relaxed: only the index is used, and the CAS below validates it.
         std::uint64_t head = head_.load(std::memory_order_relaxed);
         do {
