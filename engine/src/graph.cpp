@@ -67,6 +67,16 @@ Status guarded(const Node& node, const char* what, F&& f) {
         return {engine::GraphErrc::bad_state, node.name() + ": " + what + " threw an exception that is not a std::exception"};
     }
 }
+
+// "gain0 holds sample 3 of tone0.src for 1200 ms", for a stuck stop's report. How long is known only when the
+// ledger was on at the get (debug builds, or set_ledger_enabled); a graph names holders always.
+std::string held_sample_report(const LedgerEntry& e, const std::string& pool) {
+    std::string text = (e.holder == "?" ? std::string("someone") : std::string(e.holder)) + " holds sample " +
+                       std::to_string(e.index) + " of " + pool;
+    if (e.held_for.count() > 0)
+        text += " for " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(e.held_for).count()) + " ms";
+    return text;
+}
 }  // namespace
 
 void Graph::Impl::park() noexcept {
@@ -181,8 +191,7 @@ Graph::~Graph() {
             if (const std::size_t held = out.allocator().stats().outstanding; held != 0) {
                 std::string who;
                 for (const LedgerEntry& e : out.allocator().ledger())
-                    who += (who.empty() ? "" : ", ") + std::string(e.holder == "?" ? "someone" : e.holder) + " holds sample " +
-                           std::to_string(e.index);
+                    who += (who.empty() ? "" : ", ") + held_sample_report(e, out.full_name());
                 log_message(LogLevel::error, "graph destroyed while " + std::to_string(held) + " samples of " +
                                                  out.full_name() + " are still held (" + who +
                                                  "); its pool is left allocated so they stay valid");
@@ -626,10 +635,7 @@ void Graph::Impl::wait_for_samples(std::chrono::steady_clock::time_point t0) {
             for (Node* n : order)
                 for (std::size_t o = 0; o < n->output_count(); ++o)
                     for (const LedgerEntry& e : n->output(o).allocator().ledger())
-                        who += (who.empty() ? "" : "; ") + e.holder + " holds sample " + std::to_string(e.index) +
-                               " of " + n->output(o).full_name() + " for " +
-                               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(e.held_for).count()) +
-                               " ms";
+                        who += (who.empty() ? "" : "; ") + held_sample_report(e, n->output(o).full_name());
             std::string text = "stop is waiting for " + std::to_string(out) + " samples: " + who;
             post({Event::Type::stop_stuck, {}, make_error_code(Errc::buffers_outstanding), std::move(text)});
         }
