@@ -67,7 +67,11 @@ extern "C" void on_signal(int sig) {
 }
 
 // Messages the libraries hand to the log handler (a graph destroyed with samples still held).
+// --verbose: the libraries' debug lines too (FFmpeg's own log among them).
+bool g_verbose = false;
+
 void print_log(LogLevel level, std::string_view message) {
+    if (level == LogLevel::debug && !g_verbose) return;
     std::fprintf(stderr, "sluice-play: %s: %.*s\n", to_string(level), int(message.size()), message.data());
 }
 
@@ -194,6 +198,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 99));
     app.add_option("--stats-json", stats_path, "Write final per-node and per-pool statistics to this file");
     app.add_flag("-q,--quiet", quiet, "No progress line");
+    app.add_flag("-v,--verbose", g_verbose, "Print the libraries' debug lines too (FFmpeg's log among them)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

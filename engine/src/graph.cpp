@@ -56,6 +56,15 @@ void Graph::Impl::post(Event e) {
 }
 
 namespace {
+// Whether some offered format has the kind of some accepted one; true when either side is open.
+bool kinds_meet(const FormatSet& offers, const FormatSet& accepts) {
+    if (offers.empty() || accepts.empty()) return true;
+    for (const auto& o : offers)
+        for (const auto& a : accepts)
+            if (o.kind == a.kind) return true;
+    return false;
+}
+
 // Runs a node's control-thread function; an exception becomes a failed Status naming the node.
 template <class F>
 Status guarded(const Node& node, const char* what, F&& f) {
@@ -229,11 +238,38 @@ std::vector<Node*> Graph::nodes() const {
     return out;
 }
 
-Status Graph::connect(Node& from, Node& to) {
+Status Graph::connect(Node& from, Node& to) { return connect(from, {}, to, {}); }
+
+namespace {
+// "audio, video": the names of a node's outputs (or inputs), for an error about a pin name.
+template <class PinAt>
+std::string pin_names(std::size_t count, PinAt pin_at) {
+    std::string names;
+    for (std::size_t i = 0; i < count; ++i) names += (i ? ", " : "") + pin_at(i).name();
+    return names.empty() ? "none" : names;
+}
+}  // namespace
+
+Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::string_view to_pin) {
     OutputPin* out = nullptr;
     InputPin* in = nullptr;
-    for (std::size_t i = 0; i < from.output_count() && !out; ++i)
-        if (!from.output(i).peer()) out = &from.output(i);
+    if (!to_pin.empty()) {
+        for (std::size_t i = 0; i < to.input_count() && !in; ++i)
+            if (to.input(i).name() == to_pin) in = &to.input(i);
+        if (!in)
+            return {engine::GraphErrc::not_linked,
+                    to.name() + " has no input named '" + std::string(to_pin) + "' (its inputs: " +
+                        pin_names(to.input_count(), [&](std::size_t i) -> const InputPin& { return to.input(i); }) + ")"};
+    }
+    if (!from_pin.empty()) {
+        for (std::size_t i = 0; i < from.output_count() && !out; ++i)
+            if (from.output(i).name() == from_pin) out = &from.output(i);
+        if (!out)
+            return {engine::GraphErrc::not_linked,
+                    from.name() + " has no output named '" + std::string(from_pin) + "' (its outputs: " +
+                        pin_names(from.output_count(), [&](std::size_t i) -> const OutputPin& { return from.output(i); }) +
+                        ")"};
+    }
     for (std::size_t i = 0; i < to.input_count() && !in; ++i)
         if (!to.input(i).peer()) in = &to.input(i);
     if (!in && to.request_input()) in = &to.input(to.input_count() - 1);
@@ -243,6 +279,12 @@ Status Graph::connect(Node& from, Node& to) {
                                       (to.input_count() ? " has no free input (it takes at most " +
                                                               std::to_string(to.input_count()) + ")"
                                                         : " has no inputs")};
+    // The next free output whose media fits the input (a demuxer's video for a video render),
+    // else the next free one, whose mismatch connect(OutputPin&, InputPin&) then names.
+    for (std::size_t i = 0; i < from.output_count() && !out; ++i)
+        if (!from.output(i).peer() && kinds_meet(from.output(i).offers(), in->accepts())) out = &from.output(i);
+    for (std::size_t i = 0; i < from.output_count() && !out; ++i)
+        if (!from.output(i).peer()) out = &from.output(i);
     if (!out && from.request_output()) out = &from.output(from.output_count() - 1);
     if (!out)
         return {engine::GraphErrc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
@@ -258,15 +300,10 @@ Status Graph::connect(OutputPin& from, InputPin& to) {
         return {engine::GraphErrc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
                                       (from.peer_ ? from.full_name() : to.full_name()) + " is already linked"};
     // Kinds can be checked now when both sides declare formats; the rest waits for prepare().
-    if (!from.offers_.empty() && !to.accepts_.empty()) {
-        bool kinds_meet = false;
-        for (const auto& o : from.offers_)
-            for (const auto& a : to.accepts_) kinds_meet = kinds_meet || o.kind == a.kind;
-        if (!kinds_meet)
-            return {engine::GraphErrc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
+    if (!kinds_meet(from.offers_, to.accepts_))
+        return {engine::GraphErrc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
                                           from.full_name() + " offers " + to_string(from.offers_) + ", " +
                                           to.full_name() + " accepts " + to_string(to.accepts_)};
-    }
     from.peer_ = &to;
     to.peer_ = &from;
     return {};
@@ -286,7 +323,7 @@ std::size_t held_downstream(const OutputPin& out, std::map<const OutputPin*, std
     const Node& node = in->node();
     std::size_t held = node.holds(in->index());
     for (std::size_t o = 0; o < node.output_count(); ++o)
-        if (node.passes_through(in->index(), o)) held += held_downstream(node.output(o), memo);
+        if (node.output(o).linked() && node.passes_through(in->index(), o)) held += held_downstream(node.output(o), memo);
     memo[&out] = held;
     return held;
 }
@@ -305,7 +342,7 @@ void describe_holders(const OutputPin& out, std::string& path, std::size_t& budg
     if (const std::size_t held = node.holds(in->index()); held != 0) path += " (keeps " + std::to_string(held) + ")";
     std::vector<const OutputPin*> through;
     for (std::size_t o = 0; o < node.output_count(); ++o)
-        if (node.passes_through(in->index(), o)) through.push_back(&node.output(o));
+        if (node.output(o).linked() && node.passes_through(in->index(), o)) through.push_back(&node.output(o));
     if (through.size() == 1) {
         path += " -> ";
         describe_holders(*through[0], path, budget);
@@ -350,7 +387,12 @@ Status Graph::Impl::prepare_locked() {
         for (std::size_t i = 0; i < n->input_count(); ++i)
             if (!n->input(i).peer()) return {engine::GraphErrc::not_linked, "pin " + n->input(i).full_name() + " is not linked"};
         for (std::size_t o = 0; o < n->output_count(); ++o)
-            if (!n->output(o).peer()) return {engine::GraphErrc::not_linked, "pin " + n->output(o).full_name() + " is not linked"};
+            if (!n->output(o).peer() && !n->output(o).optional())
+                return {engine::GraphErrc::not_linked, "pin " + n->output(o).full_name() + " is not linked"};
+        bool any_linked = n->output_count() == 0;
+        for (std::size_t o = 0; o < n->output_count(); ++o) any_linked = any_linked || n->output(o).linked();
+        if (!any_linked)
+            return {engine::GraphErrc::not_linked, n->name() + " has none of its outputs linked"};
         if (n->kind() == Node::Kind::source && n->input_count() != 0)
             return {engine::GraphErrc::invalid_argument, "source " + n->name() + " has inputs"};
         // A transform or render with nothing feeding it would never run (and a node with
@@ -374,6 +416,7 @@ Status Graph::Impl::prepare_locked() {
         ready.pop_back();
         order.push_back(n);
         for (std::size_t o = 0; o < n->output_count(); ++o) {
+            if (!n->output(o).linked()) continue;
             Node* d = &n->output(o).peer()->node();
             if (--pending[d] == 0) ready.push_back(d);
         }
@@ -393,6 +436,7 @@ Status Graph::Impl::prepare_locked() {
     for (Node* n : order) {
         for (std::size_t o = 0; o < n->output_count(); ++o) {
             OutputPin& out = n->output(o);
+            if (!out.linked()) continue;
             InputPin& in = *out.peer();
             FormatSet offered;
             if (Status st = guarded(*n, "output_formats()", [&] { offered = n->output_formats(o); return Status{}; }); !st)
@@ -415,10 +459,12 @@ Status Graph::Impl::prepare_locked() {
     std::map<const OutputPin*, std::size_t> held_memo;
     // Deepest first, so the memoised recursion never goes deeper than one link.
     for (auto it = order.rbegin(); it != order.rend(); ++it)
-        for (std::size_t o = 0; o < (*it)->output_count(); ++o) (void)held_downstream((*it)->output(o), held_memo);
+        for (std::size_t o = 0; o < (*it)->output_count(); ++o)
+            if ((*it)->output(o).linked()) (void)held_downstream((*it)->output(o), held_memo);
     for (Node* n : order)
         for (std::size_t o = 0; o < n->output_count(); ++o) {
             OutputPin& out = n->output(o);
+            if (!out.linked()) continue;  // no pool: nothing will be pushed through it
             BufferNeeds want;
             if (Status st = guarded(*n, "output_buffers()", [&] { want = n->output_buffers(o); return Status{}; }); !st)
                 return st;
@@ -516,7 +562,8 @@ Status Graph::Impl::pause_locked() {
     };
     for (Node* n : order)
         for (std::size_t o = 0; o < n->output_count(); ++o)
-            if (std::error_code ec = n->output(o).allocator().commit()) {
+            if (!n->output(o).linked()) continue;
+            else if (std::error_code ec = n->output(o).allocator().commit()) {
                 decommit_all();
                 return {ec, "pool of " + n->output(o).full_name() + ": " + ec.message()};
             }

@@ -39,6 +39,12 @@ OutputPin& Node::add_output(std::string name, FormatSet offers) {
     return *outputs_.back();
 }
 
+OutputPin& Node::add_optional_output(std::string name, FormatSet offers) {
+    OutputPin& pin = add_output(std::move(name), std::move(offers));
+    pin.optional_ = true;
+    return pin;
+}
+
 NodeStats Node::stats() const noexcept {
     // relaxed: counters, each a snapshot on its own.
     return {counters_.in.load(std::memory_order_relaxed),     counters_.out.load(std::memory_order_relaxed),
@@ -105,6 +111,8 @@ Flow Node::buffer_failed(std::error_code ec) noexcept {
 
 Flow Node::push(std::size_t output, SampleRef sample) noexcept {
     InputPin* in = outputs_[output]->peer_;
+    if (in == nullptr) [[unlikely]]
+        return Flow::ok;  // an optional output left unlinked: nobody wants the sample
     // relaxed: the flag is a hint checked per sample; flush() parks every streaming thread
     // before it touches node state, which is what makes flushing safe.
     if (signals_.flushing->load(std::memory_order_relaxed)) [[unlikely]] {
@@ -141,6 +149,7 @@ Flow Node::report_exception(const char* where) noexcept {
 
 void Node::push_end_of_stream(std::size_t output) noexcept {
     InputPin* in = outputs_[output]->peer_;
+    if (in == nullptr) return;  // an optional output left unlinked
     try {
         in->node_->end_of_stream(in->index_);
     } catch (...) {

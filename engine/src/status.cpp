@@ -16,6 +16,7 @@ public:
             case GraphErrc::io_error: return "input/output error";
             case GraphErrc::corrupt_file: return "corrupt or truncated file";
             case GraphErrc::starvation: return "a pool could run dry with every holder waiting on it";
+            case GraphErrc::unsupported_format: return "unsupported media format";
         }
         return "unknown graph error " + std::to_string(code);
     }

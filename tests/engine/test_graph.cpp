@@ -560,3 +560,71 @@ TEST_CASE("Format.Time.FrameCountsNeverOverflow") {
     CHECK(frames_at_or_after(frames_to_ns(century, 768000), 768000) == century);
     CHECK(frames_to_ns(UINT64_MAX, 1) == INT64_MAX);  // saturates
 }
+
+namespace {
+// A demuxer's shape: optional audio and video outputs, each fed while it is linked.
+class TwoKindSource : public Node {
+public:
+    explicit TwoKindSource(std::string name) : Node(std::move(name), Kind::source) {
+        add_optional_output("audio", {test::kAudio});
+        add_optional_output("video", {MediaFormat::video(64, 48, PixelFormat::i420, {25, 1})});
+    }
+    std::uint64_t limit = 20, produced = 0;
+
+protected:
+    Status start() override {
+        produced = 0;
+        return {};
+    }
+    Flow produce() override {
+        if (produced == limit) return Flow::end_of_stream;
+        const std::size_t o = produced++ % 2;
+        if (!output(o).linked()) return push(o, SampleRef{});  // dropped by the engine, and ok
+        auto s = get_buffer(o);
+        if (!s) return buffer_failed(s.error());
+        s->set_times(std::int64_t(produced), std::int64_t(produced + 1));
+        return push(o, std::move(*s));
+    }
+};
+}  // namespace
+
+// Issue #13: optional outputs may stay unlinked (no format, no pool; pushes to them are dropped),
+// connect picks the free output whose media fits, and pins can be named.
+TEST_CASE("Graph.Pins.OptionalOutputsMediaFitAndNames" * doctest::timeout(30)) {
+    {
+        Graph g;
+        auto& src = g.add<TwoKindSource>("demux");
+        auto& video = g.add<KeepRender>("video", 0, FormatSet{MediaFormat::video()});
+        REQUIRE(g.connect(src, video));  // skips the audio output: its media does not fit
+        CHECK(src.output(1).linked());
+        CHECK_FALSE(src.output(0).linked());
+        REQUIRE(g.run());
+        REQUIRE(g.wait_until_ended(std::chrono::seconds(10)));
+        REQUIRE(g.stop());
+        CHECK(video.received() == 10);
+        CHECK(src.output(0).allocator().properties().buffers == 0);  // never given a pool
+    }
+    {
+        Graph g;
+        auto& src = g.add<TwoKindSource>("demux");
+        auto& a = g.add<KeepRender>("a");
+        auto& v = g.add<KeepRender>("v");
+        REQUIRE(g.connect(src, "video", v, ""));
+        REQUIRE(g.connect(src, "audio", a, "sink"));
+        REQUIRE(g.run());
+        REQUIRE(g.wait_until_ended(std::chrono::seconds(10)));
+        REQUIRE(g.stop());
+        CHECK(a.received() == 10);
+        CHECK(v.received() == 10);
+        const Status unknown = g.connect(src, "subtitles", a, "");
+        CHECK(unknown.message() == "demux has no output named 'subtitles' (its outputs: audio, video)");
+        const Status bad_input = g.connect(src, "audio", a, "in");
+        CHECK(bad_input.message() == "a has no input named 'in' (its inputs: sink)");
+    }
+    {
+        Graph g;  // optional outputs, none linked: nothing would ever run
+        g.add<TwoKindSource>("demux");
+        const Status st = g.prepare();
+        CHECK(st.message() == "demux has none of its outputs linked");
+    }
+}

@@ -146,7 +146,7 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
     const std::map<std::string, std::string> needs = {
         {"tone", ""},           {"noise", ""},
         {"videotest", ""},      {"wavsrc", "path=" + dir / "in.wav"},
-        {"y4msrc", "path=" + dir / "in.y4m"},
+        {"y4msrc", "path=" + dir / "in.y4m"},  {"avsrc", "path=" + dir / "in.y4m"},
         {"rtpsrc", "port=47231"},  // no sender: the limit ends it without a packet
         {"rtpvrawsrc", "port=47232"},
     };

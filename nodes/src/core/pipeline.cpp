@@ -65,10 +65,11 @@ struct Element {
     engine::Node* node = nullptr;
 };
 
-// One end of a link: an element written in place, or a reference `name.`.
+// One end of a link: an element written in place, or a reference `name.` or `name.pin`.
 struct End {
     std::optional<std::size_t> element;
     std::string reference;
+    std::string pin;  // empty: the next free pin whose media fits
     Word word;
 };
 
@@ -114,10 +115,13 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
         }
         End end;
         end.word = w;
-        if (w.text.size() > 1 && w.text.back() == '.') {
-            end.reference = w.text.substr(0, w.text.size() - 1);
+        if (const auto dot = w.text.find('.'); dot != std::string::npos && dot > 0) {
+            end.reference = w.text.substr(0, dot);
+            end.pin = w.text.substr(dot + 1);
             for (char c : end.reference)
                 if (!is_name_char(c)) return error_at(w, "bad node reference");
+            for (char c : end.pin)
+                if (!is_name_char(c)) return error_at(w, "bad pin name in a node reference (name.pin)");
             current = kNone;
         } else {
             for (char c : w.text)
@@ -178,7 +182,7 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
         engine::Node* to = nullptr;
         if (Status st = resolve(l.from, from); !st) return st;
         if (Status st = resolve(l.to, to); !st) return st;
-        if (Status st = graph.connect(*from, *to); !st) return error_at(l.bang, st.message());
+        if (Status st = graph.connect(*from, l.from.pin, *to, l.to.pin); !st) return error_at(l.bang, st.message());
     }
     return graph.prepare();
 }

@@ -94,10 +94,13 @@ public:
     Node* find(std::string_view name) const noexcept;
     std::vector<Node*> nodes() const;
 
-    // Links the first unlinked output of `from` to the first unlinked input of `to`, or the given
-    // pins. Fails at once on taken pins or media kinds that can never meet; formats are agreed
-    // by prepare(). Stopped state only.
+    // Links the next unlinked output of `from` whose media kind fits (a demuxer's video to a
+    // video render) to the next unlinked input of `to` (or one `to` adds, as a mixer does), or
+    // the pins named (an empty name picks as above), or the given pins. Fails at once on unknown
+    // or taken pins and on media kinds that can never meet; formats are agreed by prepare().
+    // Stopped state only.
     Status connect(Node& from, Node& to);
+    Status connect(Node& from, std::string_view from_pin, Node& to, std::string_view to_pin);
     Status connect(OutputPin& from, InputPin& to);
 
     // Checks that every pin is linked and there is no cycle, agrees a format on every link, sizes

@@ -125,6 +125,10 @@ public:
     InputPin* peer() const noexcept { return peer_; }
     const MediaFormat& format() const noexcept { return format_; }
     const FormatSet& offers() const noexcept { return offers_; }
+    // Whether the pin may stay unlinked (a demuxer's audio when only its video is wanted). An
+    // unlinked pin has no format and no pool; what the node pushes to it is dropped.
+    bool optional() const noexcept { return optional_; }
+    bool linked() const noexcept { return peer_ != nullptr; }
 
     // Fixes the size of this pin's pool (0, the default: sized automatically from the graph).
     // A fixed size too small for what the graph may hold at once makes Graph::prepare() fail.
@@ -144,6 +148,7 @@ private:
     InputPin* peer_ = nullptr;
     FormatSet offers_;
     MediaFormat format_;
+    bool optional_ = false;
     std::size_t pool_buffers_ = 0;
     std::unique_ptr<SampleAllocator> allocator_ = std::make_unique<SampleAllocator>();
 };
@@ -213,6 +218,9 @@ public:
 protected:
     InputPin& add_input(std::string name, FormatSet accepts, InputNeeds needs = {});
     OutputPin& add_output(std::string name, FormatSet offers);
+    // An output that may stay unlinked (OutputPin::optional); the node asks linked() before
+    // doing work for it.
+    OutputPin& add_optional_output(std::string name, FormatSet offers);
     void set_input_needs(std::size_t input, InputNeeds needs) { inputs_.at(input)->needs_ = needs; }
 
     // Request pins (a tee's outputs, a mixer's inputs): Graph::connect(Node&, Node&) calls these
@@ -255,7 +263,8 @@ protected:
     // was decommitted, the wait cancelled), else Flow::error, the error posted (once, here).
     Flow buffer_failed(std::error_code ec) noexcept;
     // Hands a sample to the node downstream of output o, on this thread. Takes the sample
-    // whatever happens (by value), so the caller's reference is always empty afterwards.
+    // whatever happens (by value), so the caller's reference is always empty afterwards. An
+    // unlinked optional output drops it and returns ok.
     Flow push(std::size_t output, SampleRef sample) noexcept;
     void push_end_of_stream(std::size_t output) noexcept;
     // Renders: waits for the sample's start time if clocked and records its lateness. Returns

@@ -24,6 +24,7 @@ enum class GraphErrc {
     io_error,              // a file or socket could not be read or written
     corrupt_file,          // a file whose contents lie or are truncated
     starvation,            // a pool too small for the samples its graph may hold at once
+    unsupported_format,    // media we have no decoder or conversion for
 };
 // The category of GraphErrc. Any thread. Never allocates.
 const std::error_category& graph_category() noexcept;

@@ -7,9 +7,12 @@
 //   videotest ! tee name=t  t. ! y4msink path=a.y4m  t. ! pngsink path=a.png
 //   tone freq=440 ! m.  tone freq=660 ! m.  mix name=m ! wavsink path=chord.wav
 //
+//   avsrc path=movie.mp4 name=d  d.audio ! wavsink path=a.wav  d.video ! y4msink path=v.y4m
+//
 // A word is a node type, a `key=value` property of the node before it (values may be quoted:
-// path="my file.wav"), `!` (link the node before to the node after), or `name.` (a reference to
-// the node called name, to link from or to; each link to a tee adds a branch, to a mix an input).
+// path="my file.wav"), `!` (link the node before to the node after), `name.` (a reference to
+// the node called name, to link from or to: its next free pin whose media fits; each link to a
+// tee adds a branch, to a mix an input), or `name.pin` (that node's pin of that name).
 // A node not preceded by `!` starts a new chain. Nodes are named by `name=` or, by default,
 // type plus a counter (tone0, tone1, ...).
 

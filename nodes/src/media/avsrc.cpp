@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: MIT
+// avsrc: any media file FFmpeg reads (MP3, AAC, Opus, Vorbis, FLAC, WAV of every kind; H.264,
+// VP9, MPEG-4, FFV1 ... in MP4, MKV, WebM, Ogg, AVI), demuxed by libavformat and decoded by
+// libavcodec. Audio leaves as interleaved s16 or f32 (as negotiated downstream), converted by
+// libswresample; video as I420 or RGBA, planes copied (or converted by libswscale) into pool
+// buffers. Output pins `audio` and `video`; each may stay unlinked, and then its stream is not
+// decoded at all. FFmpeg's own log goes to the engine's log handler (debug level), never stderr.
+//
+// FFmpeg rather than our own parsers: these formats are what FFmpeg exists for. The streaming
+// thread allocates and may block inside FFmpeg (its decoders do); a file source is not a
+// real-time callback, and the pools still bound what is in flight.
+//
+// Not yet: the decoder writing straight into pool buffers (get_buffer2). Its pictures have
+// aligned strides and padded rows, and our samples are tightly packed pictures, so each picture
+// is copied once, and counted in the node's `copies` stat.
+#include "core/common.hpp"
+#include "video/picture.hpp"
+#include <sluice/engine/log.hpp>
+#include <sluice/nodes/registry.hpp>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
+}
+
+#include <algorithm>
+#include <charconv>
+#include <cstdarg>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <unistd.h>
+
+namespace sluice::nodes {
+namespace {
+
+using engine::Flow;
+using engine::MediaFormat;
+using engine::PixelFormat;
+using engine::SampleFormat;
+
+// FFmpeg's message for an error code.
+std::string av_message(int error) {
+    char text[AV_ERROR_MAX_STRING_SIZE] = {};
+    av_strerror(error, text, sizeof text);
+    return text;
+}
+
+// FFmpeg writes its log to stderr unless told otherwise, and our libraries never write there:
+// its lines go to the engine's log handler at debug level (what matters reaches the user as our
+// own one-line error). Installed once, process-wide, when the first avsrc is made.
+void forward_ffmpeg_log(void* object, int level, const char* format, va_list args) {
+    if (level > av_log_get_level()) return;
+    char line[1024];
+    int print_prefix = 1;
+    av_log_format_line2(object, level, format, args, line, sizeof line, &print_prefix);
+    std::string_view text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    if (!text.empty()) engine::log_message(engine::LogLevel::debug, std::string("ffmpeg: ").append(text));
+}
+
+void route_ffmpeg_log() {
+    static std::once_flag once;
+    std::call_once(once, [] { av_log_set_callback(forward_ffmpeg_log); });
+}
+
+struct FormatCloser {
+    void operator()(AVFormatContext* f) const noexcept { avformat_close_input(&f); }
+};
+struct CodecCloser {
+    void operator()(AVCodecContext* c) const noexcept { avcodec_free_context(&c); }
+};
+struct FrameFree {
+    void operator()(AVFrame* f) const noexcept { av_frame_free(&f); }
+};
+struct PacketFree {
+    void operator()(AVPacket* p) const noexcept { av_packet_free(&p); }
+};
+struct SwrFree {
+    void operator()(SwrContext* s) const noexcept { swr_free(&s); }
+};
+struct SwsFree {
+    void operator()(SwsContext* s) const noexcept { sws_freeContext(s); }
+};
+using FormatPtr = std::unique_ptr<AVFormatContext, FormatCloser>;
+using CodecPtr = std::unique_ptr<AVCodecContext, CodecCloser>;
+
+// Which stream of a kind a property asks for: the best one (as ffmpeg picks), an index, none.
+struct StreamChoice {
+    enum class Mode { best, index, none } mode = Mode::best;
+    int index = -1;
+};
+
+StreamChoice read_stream_choice(PropertyReader& r, std::string_view key) {
+    const std::string v = r.text(key);
+    if (v.empty() || v == "auto") return {};
+    if (v == "none") return {StreamChoice::Mode::none, -1};
+    int index = -1;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), index);
+    if (ec != std::errc() || end != v.data() + v.size() || index < 0 || index > 65535) {
+        r.fail(make_error_code(engine::GraphErrc::invalid_argument),
+               std::string(key) + "='" + detail::printable(v) + "': expected auto, none or a stream index");
+        return {StreamChoice::Mode::none, -1};
+    }
+    return {StreamChoice::Mode::index, index};
+}
+
+// An opened file: the demuxer and the streams picked for audio and video (-1: none).
+struct OpenedFile {
+    FormatPtr format;
+    int audio = -1;
+    int video = -1;
+};
+
+Status open_media(const std::string& path, StreamChoice audio, StreamChoice video, OpenedFile& out) {
+    // Refuse FIFOs and devices before FFmpeg blocks in open() on them (issue #17: never hang).
+    std::string error;
+    const int fd = detail::open_regular_file(path, error);
+    if (fd < 0) return {engine::GraphErrc::io_error, path + ": " + error};
+    ::close(fd);
+    AVFormatContext* raw = nullptr;
+    if (int e = avformat_open_input(&raw, path.c_str(), nullptr, nullptr); e < 0)
+        return {engine::GraphErrc::corrupt_file, path + ": " + av_message(e)};
+    out.format.reset(raw);
+    if (int e = avformat_find_stream_info(raw, nullptr); e < 0)
+        return {engine::GraphErrc::corrupt_file, path + ": cannot read its streams: " + av_message(e)};
+    auto pick = [&](StreamChoice choice, AVMediaType type, const char* kind, int& index) -> Status {
+        index = -1;
+        if (choice.mode == StreamChoice::Mode::none) return {};
+        if (choice.mode == StreamChoice::Mode::index) {
+            if (choice.index >= int(raw->nb_streams))
+                return {engine::GraphErrc::invalid_argument, path + " has no stream " + std::to_string(choice.index) +
+                                                                 " (it has " + std::to_string(raw->nb_streams) + ")"};
+            if (raw->streams[choice.index]->codecpar->codec_type != type)
+                return {engine::GraphErrc::invalid_argument,
+                        path + ": stream " + std::to_string(choice.index) + " is not " + kind};
+            index = choice.index;
+            return {};
+        }
+        const int best = av_find_best_stream(raw, type, -1, -1, nullptr, 0);
+        index = best >= 0 ? best : -1;
+        return {};
+    };
+    if (Status st = pick(audio, AVMEDIA_TYPE_AUDIO, "audio", out.audio); !st) return st;
+    if (Status st = pick(video, AVMEDIA_TYPE_VIDEO, "video", out.video); !st) return st;
+    return {};
+}
+
+Status open_decoder(const std::string& path, AVStream* stream, int threads, CodecPtr& out) {
+    const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
+    if (!codec)
+        return {engine::GraphErrc::unsupported_format, path + ": stream " + std::to_string(stream->index) +
+                                                           ": no decoder for codec '" +
+                                                           avcodec_get_name(stream->codecpar->codec_id) + "'"};
+    CodecPtr ctx(avcodec_alloc_context3(codec));
+    if (!ctx) return {engine::GraphErrc::invalid_argument, path + ": out of memory"};
+    if (int e = avcodec_parameters_to_context(ctx.get(), stream->codecpar); e < 0)
+        return {engine::GraphErrc::corrupt_file, path + ": stream " + std::to_string(stream->index) + ": " + av_message(e)};
+    ctx->thread_count = threads;  // 0: as many as FFmpeg thinks the machine has
+    ctx->pkt_timebase = stream->time_base;
+    if (int e = avcodec_open2(ctx.get(), codec, nullptr); e < 0)
+        return {engine::GraphErrc::unsupported_format,
+                path + ": stream " + std::to_string(stream->index) + ": cannot open the " + codec->name + " decoder: " + av_message(e)};
+    out = std::move(ctx);
+    return {};
+}
+
+bool is_float(AVSampleFormat f) {
+    const AVSampleFormat packed = av_get_packed_sample_fmt(f);
+    return packed == AV_SAMPLE_FMT_FLT || packed == AV_SAMPLE_FMT_DBL || packed == AV_SAMPLE_FMT_S32 ||
+           packed == AV_SAMPLE_FMT_S64;
+}
+
+// What a stream is, probed when the node is made so negotiation knows it.
+struct AudioInfo {
+    int rate = 0, channels = 0;
+    bool float_native = false;
+};
+struct VideoInfo {
+    int width = 0, height = 0;
+    engine::Fraction fps{};
+    bool rgb_native = false;
+};
+
+constexpr std::size_t kAudioFramesPerBuffer = 4096;
+constexpr std::int64_t kGapTolerance_ns = 20'000'000;  // audio timestamps further off are a gap
+
+class AvSrc final : public Node {
+public:
+    AvSrc(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
+        route_ffmpeg_log();
+        path_ = r.text("path");
+        audio_choice_ = read_stream_choice(r, "audio");
+        video_choice_ = read_stream_choice(r, "video");
+        start_s_ = r.number("start", 0.0, 1e9);
+        threads_ = int(r.integer("threads", 0, 64));
+        audio_limit_.num_buffers = video_limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        if (r.ok() && path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
+        if (r.ok()) {
+            OpenedFile file;
+            if (Status st = open_media(path_, audio_choice_, video_choice_, file); !st) {
+                r.fail(st.code(), st.message());
+            } else {
+                probe(file);
+            }
+        }
+        // A pin for each stream the file has (and the properties pick): a movie gets audio and
+        // video, a song audio alone, so `avsrc path=song.flac ! sink` can only mean the audio.
+        if (has_audio_) {
+            const SampleFormat first = audio_.float_native ? SampleFormat::f32 : SampleFormat::s16;
+            const SampleFormat second = audio_.float_native ? SampleFormat::s16 : SampleFormat::f32;
+            pin_[kAudio] = add_optional_output("audio", {MediaFormat::audio(audio_.rate, audio_.channels, first),
+                                                         MediaFormat::audio(audio_.rate, audio_.channels, second)})
+                               .index();
+        }
+        if (has_video_) {
+            const PixelFormat first = video_.rgb_native ? PixelFormat::rgba : PixelFormat::i420;
+            const PixelFormat second = video_.rgb_native ? PixelFormat::i420 : PixelFormat::rgba;
+            pin_[kVideo] = add_optional_output("video", {MediaFormat::video(video_.width, video_.height, first, video_.fps),
+                                                         MediaFormat::video(video_.width, video_.height, second, video_.fps)})
+                               .index();
+        }
+        if (r.ok() && !has_audio_ && !has_video_) {
+            const bool audio_wanted = audio_choice_.mode != StreamChoice::Mode::none;
+            const bool video_wanted = video_choice_.mode != StreamChoice::Mode::none;
+            const std::string kinds = audio_wanted && video_wanted ? "audio or video" : audio_wanted ? "audio" : "video";
+            r.fail(make_error_code(engine::GraphErrc::unsupported_format),
+                   audio_wanted || video_wanted ? path_ + " has no " + kinds + " stream to play"
+                                                : std::string("audio=none and video=none leave nothing to play"));
+        }
+    }
+    std::vector<FileUse> file_uses() const override { return {{path_, false}}; }
+
+    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
+        // relaxed: statistics.
+        return {{"copies", copies_.load(std::memory_order_relaxed)},
+                {"decode_errors", decode_errors_.load(std::memory_order_relaxed)},
+                {"discontinuities", discontinuities_.load(std::memory_order_relaxed)}};
+    }
+
+private:
+    // The two kinds of stream, and the output each has (kNoPin when the file has none).
+    static constexpr std::size_t kAudio = 0, kVideo = 1, kNoPin = std::size_t(-1);
+    bool linked(std::size_t kind) const { return pin_[kind] != kNoPin && output(pin_[kind]).linked(); }
+    const engine::OutputPin& out(std::size_t kind) const { return output(pin_[kind]); }
+
+    void probe(const OpenedFile& file) {
+        has_audio_ = file.audio >= 0;
+        has_video_ = file.video >= 0;
+        if (has_audio_) {
+            const AVCodecParameters* p = file.format->streams[file.audio]->codecpar;
+            audio_.rate = p->sample_rate;
+            audio_.channels = p->ch_layout.nb_channels;
+            audio_.float_native = is_float(AVSampleFormat(p->format));
+        }
+        if (has_video_) {
+            AVStream* st = file.format->streams[file.video];
+            video_.width = st->codecpar->width;
+            video_.height = st->codecpar->height;
+            const AVRational rate = av_guess_frame_rate(file.format.get(), st, nullptr);
+            video_.fps = rate.num > 0 && rate.den > 0 ? engine::Fraction{rate.num, rate.den} : engine::Fraction{30, 1};
+            const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(AVPixelFormat(st->codecpar->format));
+            video_.rgb_native = d && (d->flags & AV_PIX_FMT_FLAG_RGB);
+        }
+    }
+
+    Status configure() override {
+        if (linked(kAudio) && (audio_.channels < 1 || audio_.channels > 64 || audio_.rate < 1 || audio_.rate > 768000))
+            return {engine::GraphErrc::unsupported_format, path_ + ": audio of " + std::to_string(audio_.channels) +
+                                                               " channels at " + std::to_string(audio_.rate) +
+                                                               " Hz is beyond what avsrc takes (1-64, up to 768 kHz)"};
+        if (linked(kVideo) && (video_.width < 1 || video_.height < 1 || video_.width > engine::kMaxVideoDimension ||
+                               video_.height > engine::kMaxVideoDimension ||
+                               std::int64_t(video_.width) * video_.height > engine::kMaxVideoPixels))
+            return {engine::GraphErrc::unsupported_format, path_ + ": pictures of " + std::to_string(video_.width) + "x" +
+                                                               std::to_string(video_.height) + " are beyond what avsrc takes"};
+        return {};
+    }
+
+    engine::BufferNeeds output_buffers(std::size_t o) const override {
+        if (o == pin_[kAudio]) return {kAudioFramesPerBuffer * out(kAudio).format().frame_bytes(), 1};
+        return {out(kVideo).format().frame_bytes(), 1};
+    }
+
+    Status start() override {
+        close_all();
+        OpenedFile file;
+        if (Status st = open_media(path_, audio_choice_, video_choice_, file); !st) return st;
+        if ((linked(kAudio) && file.audio < 0) || (linked(kVideo) && file.video < 0))
+            return {engine::GraphErrc::corrupt_file, path_ + ": its streams changed since the node was made"};
+        format_ = std::move(file.format);
+        audio_stream_ = linked(kAudio) ? file.audio : -1;
+        video_stream_ = linked(kVideo) ? file.video : -1;
+        for (unsigned i = 0; i < format_->nb_streams; ++i)
+            format_->streams[i]->discard = (int(i) == audio_stream_ || int(i) == video_stream_) ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
+        if (audio_stream_ >= 0) {
+            if (Status st = open_decoder(path_, format_->streams[audio_stream_], threads_, audio_codec_); !st) return st;
+            if (Status st = check_audio_unchanged(); !st) return st;
+        }
+        if (video_stream_ >= 0) {
+            if (Status st = open_decoder(path_, format_->streams[video_stream_], threads_, video_codec_); !st) return st;
+            if (video_codec_->width != video_.width || video_codec_->height != video_.height)
+                return {engine::GraphErrc::corrupt_file, path_ + ": its picture size changed since the node was made"};
+        }
+        packet_.reset(av_packet_alloc());
+        frame_.reset(av_frame_alloc());
+        if (!packet_ || !frame_) return {engine::GraphErrc::invalid_argument, path_ + ": out of memory"};
+
+        // Media time 0 is the file's start, or `start=` after a seek there.
+        origin_ns_ = format_->start_time != AV_NOPTS_VALUE ? av_rescale(format_->start_time, 1'000'000'000, AV_TIME_BASE) : 0;
+        if (start_s_ > 0) {
+            const std::int64_t target = std::int64_t(std::llround(start_s_ * AV_TIME_BASE)) +
+                                        (format_->start_time != AV_NOPTS_VALUE ? format_->start_time : 0);
+            if (int e = avformat_seek_file(format_.get(), -1, INT64_MIN, target, target, 0); e < 0)
+                return {engine::GraphErrc::io_error, path_ + ": cannot seek to " + std::to_string(start_s_) + " s: " + av_message(e)};
+            origin_ns_ += std::int64_t(std::llround(start_s_ * 1e9));
+        }
+        audio_limit_.produced = video_limit_.produced = 0;
+        audio_frames_ = 0;
+        audio_started_ = false;
+        audio_done_ = audio_stream_ < 0;
+        video_done_ = video_stream_ < 0;
+        draining_ = false;
+        pending_discontinuity_[kAudio] = pending_discontinuity_[kVideo] = false;
+        return {};
+    }
+
+    Status check_audio_unchanged() {
+        if (audio_codec_->sample_rate != audio_.rate || audio_codec_->ch_layout.nb_channels != audio_.channels)
+            return {engine::GraphErrc::corrupt_file, path_ + ": its audio format changed since the node was made"};
+        return {};
+    }
+
+    void stop() override { close_all(); }
+
+    void close_all() noexcept {
+        swr_.reset();
+        sws_.reset();
+        audio_codec_.reset();
+        video_codec_.reset();
+        packet_.reset();
+        frame_.reset();
+        format_.reset();
+    }
+
+    // One step: a packet read and decoded, and every frame it gave pushed; at the end of the
+    // file the decoders are drained, then the stream ends.
+    Flow produce() override {
+        if (audio_done_ && video_done_) return Flow::end_of_stream;
+        if (!draining_) {
+            const int e = av_read_frame(format_.get(), packet_.get());
+            if (e == AVERROR_EOF) {
+                draining_ = true;
+            } else if (e == AVERROR(EAGAIN)) {
+                return Flow::ok;  // the demuxer skipped damaged data and has no packet yet: ask again
+            } else if (e < 0) {
+                return report_error(make_error_code(engine::GraphErrc::io_error), path_ + ": cannot read: " + av_message(e));
+            } else {
+                const int index = packet_->stream_index;
+                Flow flow = Flow::ok;
+                if (index == audio_stream_ && !audio_done_) flow = decode(audio_codec_.get(), kAudio, packet_.get());
+                else if (index == video_stream_ && !video_done_) flow = decode(video_codec_.get(), kVideo, packet_.get());
+                av_packet_unref(packet_.get());
+                return flow;
+            }
+        }
+        // End of the file: what the decoders still hold.
+        if (!audio_done_) {
+            if (Flow f = decode(audio_codec_.get(), kAudio, nullptr); f != Flow::ok) return f;
+            audio_done_ = true;
+        }
+        if (!video_done_) {
+            if (Flow f = decode(video_codec_.get(), kVideo, nullptr); f != Flow::ok) return f;
+            video_done_ = true;
+        }
+        return Flow::end_of_stream;
+    }
+
+    // Sends a packet (nullptr: drain) and pushes every frame that comes out.
+    Flow decode(AVCodecContext* codec, std::size_t kind, const AVPacket* packet) {
+        int e = avcodec_send_packet(codec, packet);
+        if (e < 0 && e != AVERROR_EOF) {
+            if (e == AVERROR(ENOMEM)) return report_error(make_error_code(Errc::out_of_memory), path_ + ": out of memory");
+            note_decode_error(kind);  // a corrupt packet: skipped, the next sample flagged
+            return Flow::ok;
+        }
+        for (;;) {
+            e = avcodec_receive_frame(codec, frame_.get());
+            if (e == AVERROR(EAGAIN) || e == AVERROR_EOF) return Flow::ok;
+            if (e < 0) {
+                note_decode_error(kind);
+                return Flow::ok;
+            }
+            const Flow flow = kind == kAudio ? push_audio() : push_video();
+            av_frame_unref(frame_.get());
+            if (flow == Flow::end_of_stream) {
+                (kind == kAudio ? audio_done_ : video_done_) = true;
+                return Flow::ok;
+            }
+            if (flow != Flow::ok) return flow;
+        }
+    }
+
+    void note_decode_error(std::size_t kind) noexcept {
+        decode_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+        pending_discontinuity_[kind] = true;
+    }
+
+    std::int64_t frame_time_ns(const AVStream* stream) const noexcept {
+        const std::int64_t pts = frame_->best_effort_timestamp;
+        if (pts == AV_NOPTS_VALUE) return kNoTime;
+        return av_rescale_q(pts, stream->time_base, AVRational{1, 1'000'000'000}) - origin_ns_;
+    }
+
+    Flow push_audio() {
+        const AVStream* stream = format_->streams[audio_stream_];
+        const SampleFormat out_format = out(kAudio).format().sample_format;
+        const int channels = audio_.channels;
+        if (frame_->sample_rate != audio_.rate || frame_->ch_layout.nb_channels != channels)
+            return report_error(make_error_code(engine::GraphErrc::unsupported_format),
+                                path_ + ": the audio format changes mid-stream (" + std::to_string(frame_->ch_layout.nb_channels) +
+                                    " channels at " + std::to_string(frame_->sample_rate) + " Hz); avsrc does not follow it yet");
+        if (!swr_ || AVSampleFormat(frame_->format) != swr_in_format_) {
+            if (Flow f = make_resampler(AVSampleFormat(frame_->format), out_format); f != Flow::ok) return f;
+        }
+        // Samples before `start=` (the seek lands on a packet at or before it) are dropped.
+        std::int64_t skip = 0;
+        const std::int64_t t = frame_time_ns(stream);
+        if (!audio_started_) {
+            // The first samples: where they lie. Before `start=` (a seek lands on a packet at or
+            // before it) they are cut; from the file's own start they are kept whatever their
+            // time says (priming samples the decoder did not trim), as ffmpeg keeps them.
+            audio_started_ = true;
+            if (t != kNoTime && t < 0 && start_s_ > 0) {
+                skip = std::min<std::int64_t>(frame_->nb_samples, std::int64_t(engine::frames_at_or_after(-t, audio_.rate)));
+                if (skip == frame_->nb_samples) audio_started_ = false;  // all of it before the start
+            } else if (t != kNoTime && t > 0) {
+                audio_frames_ = engine::frames_at_or_after(t, audio_.rate);
+            }
+        } else if (t != kNoTime && t >= 0) {
+            const std::int64_t expected = engine::frames_to_ns(audio_frames_, audio_.rate);
+            if (std::llabs(t - expected) > kGapTolerance_ns) {  // a gap or a jump: follow the file, say so
+                audio_frames_ = engine::frames_at_or_after(t, audio_.rate);
+                pending_discontinuity_[kAudio] = true;
+                discontinuities_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+            }
+        }
+        const std::size_t in_bytes = std::size_t(av_get_bytes_per_sample(AVSampleFormat(frame_->format)));
+        const bool planar = av_sample_fmt_is_planar(AVSampleFormat(frame_->format));
+        const std::size_t frame_bytes = out(kAudio).format().frame_bytes();
+        std::int64_t done = skip;
+        while (done < frame_->nb_samples) {
+            const MediaTime start = engine::frames_to_ns(audio_frames_, audio_.rate);
+            if (limit_reached(audio_limit_, start)) return Flow::end_of_stream;
+            auto s = get_buffer(pin_[kAudio]);
+            if (!s) return buffer_failed(s.error());
+            const std::int64_t want = std::min<std::int64_t>(frame_->nb_samples - done, std::int64_t(s->capacity() / frame_bytes));
+            // Each chunk of input from `done` on: plane pointers moved past what went before.
+            const std::uint8_t* in[64] = {};
+            for (int c = 0; c < (planar ? channels : 1); ++c)
+                in[c] = frame_->extended_data[c] + std::size_t(done) * in_bytes * (planar ? 1 : std::size_t(channels));
+            std::uint8_t* out[1] = {reinterpret_cast<std::uint8_t*>(s->data())};
+            const int got = swr_convert(swr_.get(), out, int(want), in, int(want));
+            if (got < 0) return report_error(make_error_code(engine::GraphErrc::corrupt_file), path_ + ": cannot convert audio: " + av_message(got));
+            (void)s->set_size(std::size_t(got) * frame_bytes);
+            audio_frames_ += std::uint64_t(got);
+            s->set_times(start, engine::frames_to_ns(audio_frames_, audio_.rate));
+            if (pending_discontinuity_[kAudio]) {
+                s->add_flags(SampleFlags::discontinuity);
+                pending_discontinuity_[kAudio] = false;
+            }
+            ++audio_limit_.produced;
+            done += want;
+            if (got == 0) continue;
+            if (Flow f = push(pin_[kAudio], std::move(*s)); f != Flow::ok) return f;
+        }
+        return Flow::ok;
+    }
+
+    Flow make_resampler(AVSampleFormat in, SampleFormat out) {
+        AVChannelLayout layout{};
+        if (frame_->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) av_channel_layout_default(&layout, audio_.channels);
+        else if (av_channel_layout_copy(&layout, &frame_->ch_layout) < 0)
+            return report_error(make_error_code(Errc::out_of_memory), path_ + ": out of memory");
+        SwrContext* raw = nullptr;
+        const AVSampleFormat target = out == SampleFormat::f32 ? AV_SAMPLE_FMT_FLT : AV_SAMPLE_FMT_S16;
+        // Same layout and rate in and out: only the sample format and the interleaving change.
+        int e = swr_alloc_set_opts2(&raw, &layout, target, audio_.rate, &layout, in, audio_.rate, 0, nullptr);
+        av_channel_layout_uninit(&layout);
+        swr_.reset(raw);
+        if (e >= 0) e = swr_init(raw);
+        if (e < 0) return report_error(make_error_code(engine::GraphErrc::unsupported_format), path_ + ": cannot convert its audio: " + av_message(e));
+        swr_in_format_ = in;
+        return Flow::ok;
+    }
+
+    Flow push_video() {
+        const AVStream* stream = format_->streams[video_stream_];
+        const engine::Fraction fps = video_.fps;
+        std::int64_t t = frame_time_ns(stream);
+        const std::int64_t duration = std::int64_t(1'000'000'000LL * fps.den / fps.num);
+        if (t == kNoTime) t = next_video_ns_;
+        if (t < 0) return Flow::ok;  // before `start=`: decoded only to reach it
+        if (limit_reached(video_limit_, t)) return Flow::end_of_stream;
+        if (frame_->width != video_.width || frame_->height != video_.height)
+            return report_error(make_error_code(engine::GraphErrc::unsupported_format),
+                                path_ + ": the picture size changes mid-stream (" + std::to_string(frame_->width) + "x" +
+                                    std::to_string(frame_->height) + "); avsrc does not follow it yet");
+        auto s = get_buffer(pin_[kVideo]);
+        if (!s) return buffer_failed(s.error());
+        auto* dst = reinterpret_cast<std::uint8_t*>(s->data());
+        const PixelFormat target = out(kVideo).format().pixel_format;
+        const auto source = AVPixelFormat(frame_->format);
+        if (target == PixelFormat::i420 && (source == AV_PIX_FMT_YUV420P || source == AV_PIX_FMT_YUVJ420P)) {
+            const auto l = detail::I420Layout::of(video_.width, video_.height);
+            copy_plane(frame_->data[0], frame_->linesize[0], dst, l.width, l.height);
+            copy_plane(frame_->data[1], frame_->linesize[1], dst + l.y_bytes, l.chroma_width, l.chroma_height);
+            copy_plane(frame_->data[2], frame_->linesize[2], dst + l.y_bytes + l.chroma_bytes, l.chroma_width, l.chroma_height);
+        } else {
+            const AVPixelFormat out = target == PixelFormat::i420 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_RGBA;
+            sws_.reset(sws_getCachedContext(sws_.release(), video_.width, video_.height, source, video_.width, video_.height, out,
+                                            SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
+            if (!sws_)
+                return report_error(make_error_code(engine::GraphErrc::unsupported_format),
+                                    path_ + ": cannot convert pictures from " + av_get_pix_fmt_name(source));
+            std::uint8_t* planes[4] = {};
+            int strides[4] = {};
+            if (target == PixelFormat::i420) {
+                const auto l = detail::I420Layout::of(video_.width, video_.height);
+                planes[0] = dst;
+                planes[1] = dst + l.y_bytes;
+                planes[2] = dst + l.y_bytes + l.chroma_bytes;
+                strides[0] = int(l.width);
+                strides[1] = strides[2] = int(l.chroma_width);
+            } else {
+                planes[0] = dst;
+                strides[0] = video_.width * 4;
+            }
+            sws_scale(sws_.get(), frame_->data, frame_->linesize, 0, video_.height, planes, strides);
+        }
+        copies_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+        (void)s->set_size(out(kVideo).format().frame_bytes());
+        s->set_times(t, t + duration);
+        next_video_ns_ = t + duration;
+        if (frame_->key_frame) s->add_flags(SampleFlags::sync_point);
+        // A picture the decoder had to conceal damage in: counted, and flagged.
+        if (frame_->decode_error_flags != 0 || (frame_->flags & AV_FRAME_FLAG_CORRUPT) != 0) {
+            decode_errors_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+            pending_discontinuity_[kVideo] = true;
+        }
+        if (pending_discontinuity_[kVideo]) {
+            s->add_flags(SampleFlags::discontinuity);
+            pending_discontinuity_[kVideo] = false;
+        }
+        ++video_limit_.produced;
+        return push(pin_[kVideo], std::move(*s));
+    }
+
+    static void copy_plane(const std::uint8_t* src, int stride, std::uint8_t* dst, std::size_t width, std::size_t rows) noexcept {
+        for (std::size_t y = 0; y < rows; ++y) std::memcpy(dst + y * width, src + std::ptrdiff_t(y) * stride, width);
+    }
+
+    std::string path_;
+    StreamChoice audio_choice_, video_choice_;
+    double start_s_ = 0;
+    int threads_ = 0;
+    bool has_audio_ = false, has_video_ = false;
+    std::size_t pin_[2] = {kNoPin, kNoPin};
+    AudioInfo audio_;
+    VideoInfo video_;
+
+    FormatPtr format_;
+    CodecPtr audio_codec_, video_codec_;
+    std::unique_ptr<AVPacket, PacketFree> packet_;
+    std::unique_ptr<AVFrame, FrameFree> frame_;
+    std::unique_ptr<SwrContext, SwrFree> swr_;
+    AVSampleFormat swr_in_format_ = AV_SAMPLE_FMT_NONE;
+    std::unique_ptr<SwsContext, SwsFree> sws_;
+    int audio_stream_ = -1, video_stream_ = -1;
+    std::int64_t origin_ns_ = 0;
+    engine::StreamLimit audio_limit_, video_limit_;
+    std::uint64_t audio_frames_ = 0;  // audio frames pushed: the next one's time
+    std::int64_t next_video_ns_ = 0;
+    bool audio_started_ = false, audio_done_ = false, video_done_ = false, draining_ = false;
+    bool pending_discontinuity_[2] = {false, false};
+    std::atomic<std::uint64_t> copies_{0}, decode_errors_{0}, discontinuities_{0};
+};
+
+}  // namespace
+
+NodeSpec avsrc_spec() {
+    return {"avsrc", Node::Kind::source,
+            "reads a media file through FFmpeg (MP3, AAC, Opus, FLAC, H.264, VP9 ... in MP4, MKV, WebM, Ogg); "
+            "pins audio and video",
+            {{"path", "", "file to read (required)"},
+             {"audio", "auto", "audio stream: auto (the best, as ffmpeg picks), a stream index, or none"},
+             {"video", "auto", "video stream: auto, a stream index, or none"},
+             {"start", "0", "seconds into the file to start at (seeks there; media time 0 is that point)"},
+             {"threads", "0", "decoder threads (0: FFmpeg decides)"},
+             detail::num_buffers_property()},
+            factory<AvSrc>()};
+}
+
+}  // namespace sluice::nodes

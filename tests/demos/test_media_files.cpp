@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+// avsrc against real media files (issue #13): fixtures made at test time by the ffmpeg CLI, decoded
+// by sluice-play and by ffmpeg itself, compared sample by sample (audio within 1 LSB) and byte
+// by byte (video). Bad files get one line and exit 2; stopping while the pools are full is quick.
+#include "../support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+using test::quote;
+using test::run;
+
+const std::string kPlayer = SLUICE_PLAY_PATH;
+
+test::CommandResult play(const std::string& args) { return run(kPlayer + " -q " + args); }
+
+// Raw bytes ffmpeg writes for `args` (its own decode), e.g. "-f s16le" or "-f rawvideo -pix_fmt yuv420p".
+std::string ffmpeg_decode(const std::string& path, const std::string& map, const std::string& args) {
+    auto r = run("ffmpeg -v error -i " + quote(path) + " -map " + map + " -vsync passthrough " + args + " - 2>/dev/null");
+    REQUIRE(r.exit_code == 0);
+    return r.output;
+}
+
+// Makes a fixture with the ffmpeg CLI; fails the test if ffmpeg cannot.
+void make_fixture(const std::string& inputs_and_options, const std::string& path) {
+    auto r = run("ffmpeg -v error -y " + inputs_and_options + " " + quote(path) + " 2>&1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+}
+
+const std::string kSine = "-f lavfi -i sine=frequency=440:sample_rate=48000:duration=1.5";
+const std::string kTestsrc = "-f lavfi -i testsrc=size=320x240:rate=25:duration=2";
+
+// Interleaved s16 samples of a byte string.
+std::vector<std::int16_t> as_s16(const std::string& bytes) {
+    std::vector<std::int16_t> v(bytes.size() / 2);
+    std::memcpy(v.data(), bytes.data(), v.size() * 2);
+    return v;
+}
+
+// Decodes `file`'s audio with avsrc into a WAV, and both that WAV and `file` with ffmpeg to s16;
+// the two must agree within 1 LSB, sample for sample, and have the same length.
+void check_audio_matches_ffmpeg(const std::string& file, const std::string& wav, int channels) {
+    auto r = play("'avsrc path=" + file + " ! wavsink path=" + wav + "'");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const auto ours = as_s16(ffmpeg_decode(wav, "0:a:0", "-f s16le"));
+    const auto theirs = as_s16(ffmpeg_decode(file, "0:a:0", "-f s16le"));
+    REQUIRE(theirs.size() > 1000);
+    CHECK(ours.size() == theirs.size());
+    CHECK(std::stoi(test::probe(wav, "a:0", "channels")) == channels);
+    int worst = 0;
+    for (std::size_t i = 0; i < std::min(ours.size(), theirs.size()); ++i) worst = std::max(worst, std::abs(ours[i] - theirs[i]));
+    CHECK(worst <= 1);
+}
+
+// The pictures of a Y4M file, without its header and FRAME lines.
+std::string y4m_pictures(const std::string& path, std::size_t picture_bytes) {
+    std::ifstream in(path, std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string out;
+    std::size_t pos = all.find('\n');
+    REQUIRE(pos != std::string::npos);
+    ++pos;
+    while (pos < all.size()) {
+        const std::size_t eol = all.find('\n', pos);
+        REQUIRE(eol != std::string::npos);
+        REQUIRE(all.compare(pos, 5, "FRAME") == 0);
+        pos = eol + 1;
+        REQUIRE(pos + picture_bytes <= all.size());
+        out.append(all, pos, picture_bytes);
+        pos += picture_bytes;
+    }
+    return out;
+}
+
+void check_video_matches_ffmpeg(const std::string& file, const std::string& y4m, int frames) {
+    auto r = play("'avsrc path=" + file + " ! y4msink path=" + y4m + "'");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const std::size_t picture = 320 * 240 * 3 / 2;
+    const std::string ours = y4m_pictures(y4m, picture);
+    const std::string theirs = ffmpeg_decode(file, "0:v:0", "-f rawvideo -pix_fmt yuv420p");
+    CHECK(ours.size() == std::size_t(frames) * picture);
+    CHECK(theirs.size() == std::size_t(frames) * picture);
+    CHECK((ours == theirs));
+}
+
+}  // namespace
+
+TEST_CASE("AvSrc.Audio.LossyAndLosslessFilesDecodeAsFfmpegDecodesThem" * doctest::timeout(180)) {
+    test::TempDir dir;
+    struct Case {
+        const char* name;
+        std::string options;
+        int channels;
+    };
+    const std::vector<Case> cases = {
+        {"a.mp3", kSine + " -c:a libmp3lame -b:a 128k", 1},
+        {"a.m4a", kSine + " -c:a aac -b:a 128k", 1},
+        {"a.opus", kSine + " -c:a libopus -b:a 96k", 1},
+        {"a.ogg", kSine + " -c:a libvorbis -q:a 4", 1},
+        {"a.flac", kSine + " -c:a flac", 1},
+        {"a24.wav", kSine + " -c:a pcm_s24le", 1},
+        {"six.wav", kSine + " -af 'pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0' -c:a pcm_s16le", 6},
+        {"rf64.wav", kSine + " -c:a pcm_s16le -rf64 always", 1},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.name);
+        const std::string file = dir.path() + "/" + c.name;
+        make_fixture(c.options, file);
+        check_audio_matches_ffmpeg(file, dir.path() + "/" + c.name + ".out.wav", c.channels);
+    }
+}
+
+TEST_CASE("AvSrc.Video.CodecsDecodeByteExactAsFfmpegDecodesThem" * doctest::timeout(240)) {
+    test::TempDir dir;
+    struct Case {
+        const char* name;
+        std::string options;
+    };
+    const std::vector<Case> cases = {
+        {"v.mp4", kTestsrc + " -c:v libx264 -pix_fmt yuv420p -preset veryfast"},
+        {"v.webm", kTestsrc + " -c:v libvpx-vp9 -pix_fmt yuv420p -deadline realtime -cpu-used 8"},
+        {"v.avi", kTestsrc + " -c:v mpeg4 -q:v 3"},
+        {"v.mkv", kTestsrc + " -c:v ffv1 -pix_fmt yuv420p"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.name);
+        const std::string file = dir.path() + "/" + c.name;
+        make_fixture(c.options, file);
+        check_video_matches_ffmpeg(file, dir.path() + "/" + c.name + ".y4m", 50);
+    }
+}
+
+// Pins by name: one file, its audio to a WAV and its video to a Y4M; a source with only one
+// linked output needs no pin name, and `name.` alone picks the pin whose media fits.
+TEST_CASE("AvSrc.Pins.ByNameAndByMedia" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string movie = dir.path() + "/movie.mp4";
+    make_fixture(kTestsrc + " " + kSine + " -c:v libx264 -pix_fmt yuv420p -preset veryfast -c:a aac -shortest", movie);
+    const std::string wav = dir.path() + "/a.wav", y4m = dir.path() + "/v.y4m";
+
+    auto r = play("'avsrc path=" + movie + " name=d  d.audio ! wavsink path=" + wav + "  d.video ! y4msink path=" + y4m + "'");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(std::stod(test::probe(wav, "a:0", "duration")) == doctest::Approx(1.5).epsilon(0.05));
+    CHECK(test::probe(y4m, "v:0", "nb_read_frames") == test::probe(movie, "v:0", "nb_read_frames"));
+
+    // One linked output, no pin name: the render's media picks the pin.
+    std::remove(y4m.c_str());
+    r = play("'avsrc path=" + movie + " ! y4msink path=" + y4m + "'");
+    CHECK(r.exit_code == 0);
+    CHECK(test::probe(y4m, "v:0", "codec_name") == "rawvideo");
+    std::remove(wav.c_str());
+    r = play("'avsrc path=" + movie + " ! wavsink path=" + wav + "'");
+    CHECK(r.exit_code == 0);
+    CHECK(test::probe(wav, "a:0", "codec_name") == "pcm_f32le");  // AAC decodes to float; wavsink takes it as it is
+
+    // A pin that does not exist: one line naming the pins there are.
+    r = play("'avsrc path=" + movie + " name=d  d.subtitles ! nullsink'");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("no output named 'subtitles' (its outputs: audio, video)") != std::string::npos);
+}
+
+TEST_CASE("AvSrc.Start.SeeksAndMediaTimeStartsThere" * doctest::timeout(60)) {
+    test::TempDir dir;
+    const std::string flac = dir.path() + "/a.flac", wav = dir.path() + "/a.wav";
+    make_fixture(kSine + " -c:a flac", flac);
+    auto r = play("'avsrc path=" + flac + " start=1 ! wavsink path=" + wav + "'");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    // The last 0.5 s, sample for sample: what ffmpeg decodes from 1 s on.
+    const auto ours = as_s16(ffmpeg_decode(wav, "0:a:0", "-f s16le"));
+    const auto all = as_s16(ffmpeg_decode(flac, "0:a:0", "-f s16le"));
+    REQUIRE(all.size() == 72000);
+    REQUIRE(ours.size() == 24000);
+    int worst = 0;
+    for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(ours[i] - all[48000 + i]));
+    CHECK(worst <= 1);
+}
+
+TEST_CASE("AvSrc.BadInput.OneLineAndExitTwo" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string movie = dir.path() + "/movie.mp4", truncated = dir.path() + "/cut.mp4", audio_only = dir.path() + "/a.flac";
+    make_fixture(kTestsrc + " -c:v libx264 -pix_fmt yuv420p -preset veryfast", movie);
+    make_fixture(kSine + " -c:a flac", audio_only);
+    // An MP4 cut in half: its index (moov, written last) is gone.
+    REQUIRE(run("head -c $(( $(stat -c %s " + movie + ") / 2 )) " + movie + " > " + truncated).exit_code == 0);
+    const std::string noise = dir.path() + "/noise.bin";
+    REQUIRE(run("head -c 100000 /dev/urandom > " + noise).exit_code == 0);
+    const std::string fifo = dir.path() + "/fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+
+    struct Case {
+        std::string pipeline;
+        std::string says;
+    };
+    const std::vector<Case> cases = {
+        {"avsrc path=" + dir.path() + "/missing.mp4 ! nullsink", "missing.mp4"},
+        {"avsrc path=" + truncated + " ! nullsink", "cut.mp4"},
+        {"avsrc path=" + noise + " ! nullsink", "noise.bin"},
+        {"avsrc path=" + fifo + " ! nullsink", "FIFO"},
+        {"avsrc path=" + audio_only + " name=d d.video ! y4msink path=" + dir.path() + "/x.y4m", "no output named 'video' (its outputs: audio)"},
+        {"avsrc path=" + movie + " name=d d.audio ! wavsink path=" + dir.path() + "/x.wav", "no output named 'audio' (its outputs: video)"},
+        {"avsrc path=" + movie + " video=7 ! nullsink", "no stream 7"},
+        {"avsrc path=" + movie + " audio=loud ! nullsink", "expected auto, none or a stream index"},
+        {"avsrc path=" + movie + " video=none ! y4msink path=" + dir.path() + "/x.y4m", "has no audio stream to play"},
+        {"avsrc ! nullsink", "path is required"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.pipeline);
+        auto r = run("timeout 20 " + kPlayer + " -q " + quote(c.pipeline) + " 2>&1");
+        CHECK(r.exit_code == 2);
+        CHECK(r.output.find(c.says) != std::string::npos);
+        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+    }
+}
+
+// Corrupt H.264 in the middle of a file, twenty ways: decoded on, the damage counted, no crash,
+// no hang, exit 0 (the file plays, with what could be decoded).
+TEST_CASE("AvSrc.CorruptStream.DecodesOnAndCounts" * doctest::timeout(240)) {
+    test::TempDir dir;
+    const std::string ts = dir.path() + "/v.ts", bad = dir.path() + "/bad.ts", y4m = dir.path() + "/v.y4m",
+                      stats = dir.path() + "/s.json";
+    make_fixture(kTestsrc + " -c:v libx264 -pix_fmt yuv420p -preset veryfast -bsf:v h264_mp4toannexb", ts);
+    std::uint64_t damage = 0;
+    for (int seed = 1; seed <= 20; ++seed) {
+        CAPTURE(seed);
+        // 20 KiB in the middle overwritten with seeded random bytes; MPEG-TS resyncs on its own.
+        REQUIRE(run("python3 -c \"import random; r=random.Random(" + std::to_string(seed) + "); d=bytearray(open('" + ts +
+                    "','rb').read()); m=len(d)//2; d[m:m+20480]=bytes(r.randrange(256) for _ in range(20480)); open('" +
+                    bad + "','wb').write(d)\"")
+                    .exit_code == 0);
+        auto r = run("timeout 60 " + kPlayer + " -q " + quote("avsrc path=" + bad + " ! y4msink path=" + y4m) +
+                     " --stats-json " + stats + " 2>&1");
+        INFO(r.output);
+        CHECK(r.exit_code == 0);
+        std::ifstream in(stats);
+        const auto j = nlohmann::json::parse(in);
+        const auto& node = j["nodes"]["avsrc0"];
+        CHECK(node["samples_out"].get<std::uint64_t>() > 10);
+        CHECK(node["copies"].get<std::uint64_t>() == node["samples_out"].get<std::uint64_t>());
+        damage += node["decode_errors"].get<std::uint64_t>() + node["discontinuities"].get<std::uint64_t>();
+    }
+    CHECK(damage > 0);
+}
+
+// The stream is stopped while avsrc waits for a buffer (a render holds the pool, as a slow
+// device would): SIGINT ends it promptly and the file it wrote is finished.
+TEST_CASE("AvSrc.Stop.WhileWaitingForABufferIsPrompt" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string movie = dir.path() + "/long.mp4", wav = dir.path() + "/a.wav";
+    make_fixture("-f lavfi -i sine=frequency=440:sample_rate=48000:duration=60 -c:a aac", movie);
+    // --realtime: the render paces the stream, so avsrc spends its time waiting for buffers.
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", ("exec " + kPlayer + " -q --realtime " + quote("avsrc path=" + movie + " ! wavsink path=" + wav)).c_str(),
+                nullptr);
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(pid, SIGINT);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took < std::chrono::seconds(5));
+    CHECK(WIFEXITED(status));
+    const double seconds = std::stod(test::probe(wav, "a:0", "duration"));
+    CHECK(seconds > 0.5);
+    CHECK(seconds < 30);
+}
