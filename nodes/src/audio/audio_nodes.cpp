@@ -328,12 +328,22 @@ private:
     }
     Status configure() override {
         if (input_count() == 0) return {engine::GraphErrc::not_linked, "mix has no inputs"};
-        for (std::size_t i = 1; i < input_count(); ++i)
-            if (!(input(i).format() == input(0).format()))
-                return {engine::GraphErrc::not_linked, "inputs must share one format: " + input(0).full_name() + " carries " +
-                                              input(0).format().to_string() + ", " + input(i).full_name() +
-                                              " carries " + input(i).format().to_string() +
-                                              " (put an audioconvert before it)"};
+        for (std::size_t i = 1; i < input_count(); ++i) {
+            const MediaFormat& first = input(0).format();
+            const MediaFormat& other = input(i).format();
+            if (other == first) continue;
+            // The converter that fixes it, written as it would go into the pipeline.
+            std::string advice;
+            if (other.channels != first.channels)
+                advice = "make its channel count " + std::to_string(first.channels) + ": no node mixes channels yet";
+            else if (other.rate != first.rate)
+                advice = "put 'audioresample rate=" + std::to_string(first.rate) + "' before it";
+            else
+                advice = std::string("put 'audioconvert format=") + engine::to_string(first.sample_format) + "' before it";
+            return {engine::GraphErrc::not_linked, "inputs must share one format: " + input(0).full_name() + " carries " +
+                                                       first.to_string() + ", " + input(i).full_name() + " carries " +
+                                                       other.to_string() + " (" + advice + ")"};
+        }
         return {};
     }
     BufferNeeds output_buffers(std::size_t) const override {
