@@ -574,6 +574,10 @@ static ScenarioResult run_once(std::string_view name, const Config& config) {
     result.name = std::string(name);
     const std::size_t max_buffers = config.buffers;
     Run run(config, result.name, max_buffers);
+    // The ledger is on by default in debug builds, and a pool with the ledger on never parks
+    // samples in the per-thread caches; unchecked pools run as release builds run them, caches
+    // and all, so that the sanitizer builds stress the cache paths too.
+    run.allocator.set_ledger_enabled(config.checked);
     if (auto granted = run.allocator.set_properties(base_properties(config)); !granted) {
         result.violations.push_back("set_properties: " + granted.error().message());
         return result;

@@ -4,7 +4,11 @@
 // allocator, timeouts too long for nanoseconds, a ledger that read a previous holder's name, and
 // the per-thread caches under churn with more threads than cache words.
 #include <doctest/doctest.h>
+
+#include <cstdio>
 #include <sluice/sluice.hpp>
+
+#include "layout_probe.hpp"
 
 #include <array>
 #include <cmath>
@@ -29,16 +33,6 @@ using sluice::Errc;
 using sluice::SampleAllocator;
 using sluice::SampleRef;
 
-namespace sluice::detail {
-// The private words the destructor test watches while it single-steps.
-struct LayoutProbe {
-    static std::atomic<std::uint64_t>& head(SampleAllocator& a) { return a.head_; }
-    static Pool* pool(SampleAllocator& a) { return a.current_.load(std::memory_order_relaxed); }
-    static std::atomic<std::uint32_t>& live_retired(SampleAllocator& a) { return a.live_retired_; }
-    static constexpr std::uint64_t kSlotMask = SampleAllocator::kSlotMask;
-    static constexpr std::uint32_t kDecommittedSlot = SampleAllocator::kDecommittedSlot;
-};
-}  // namespace sluice::detail
 using Probe = sluice::detail::LayoutProbe;
 
 #if defined(__has_feature)
@@ -155,7 +149,10 @@ void on_trap(int, siginfo_t*, void* ctx) {
 
 int run_in_child(const char* mode) {
     const pid_t pid = fork();
-    if (pid == 0) destroy_while_releasing(mode);
+    if (pid == 0) {
+        ::alarm(60);  // a release that never parks would leave the child stepping forever: fail instead
+        destroy_while_releasing(mode);
+    }
     int status = 0;
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -318,7 +315,9 @@ TEST_CASE("SampleAllocator.Churn.CachesUnderDecommitAndLedgerStorms" * doctest::
     for (unsigned i = 0; i < kThreads; ++i) threads.emplace_back(worker, i);
     std::mt19937 rng(42);
     const auto until = steady_clock::now() + seconds(3);
-    long last_ops = -1;
+    // Progress is checked every second; two seconds without a single operation is a hang.
+    long last_ops = ops.load();
+    int still_seconds = 0;
     auto progress_checked = steady_clock::now();
     bool hung = false;
     while (steady_clock::now() < until && !hung) {
@@ -331,11 +330,17 @@ TEST_CASE("SampleAllocator.Churn.CachesUnderDecommitAndLedgerStorms" * doctest::
         }
         if (a.commit()) errors.fetch_add(1);
         committed_epoch.store(a.stats().epoch);
-        if (steady_clock::now() - progress_checked > seconds(10)) {  // no progress at all: a hang
-            hung = ops.load() == last_ops;
-            last_ops = ops.load();
+        if (steady_clock::now() - progress_checked >= seconds(1)) {
+            const long now_ops = ops.load();
+            still_seconds = now_ops == last_ops ? still_seconds + 1 : 0;
+            hung = still_seconds >= 2;
+            last_ops = now_ops;
             progress_checked = steady_clock::now();
         }
+    }
+    if (hung) {  // the workers would never join: say so and end the test process
+        std::fprintf(stderr, "Churn: no operation for 2 s: the allocator hangs its getters\n");
+        std::abort();
     }
     stop = true;
     for (auto& t : threads) t.join();

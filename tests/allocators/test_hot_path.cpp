@@ -62,28 +62,35 @@ volatile sig_atomic_t g_trapped_syscalls = 0;
 
 }  // namespace
 
+// With the ledger on (the free-list path: the ledger must not allocate either) and off (the
+// per-thread cache, the default fast path of release builds).
 TEST_CASE("SampleAllocator.HotPath.NoHeapAllocation") {
-    sluice::SampleAllocator a;
-    a.set_ledger_enabled(true);  // the ledger must not allocate either
-    REQUIRE(a.set_properties(pool64()));
-    REQUIRE(a.commit() == std::error_code{});
-    churn(a, 100);  // warm up
-    const std::size_t before = test::allocations();
-    churn(a, 10'000);
-    CHECK(test::allocations() - before == 0);
-    CHECK(a.stats().gets == 2 * 10'100);
+    for (const bool ledger : {true, false}) {
+        CAPTURE(ledger);
+        sluice::SampleAllocator a;
+        a.set_ledger_enabled(ledger);
+        REQUIRE(a.set_properties(pool64()));
+        REQUIRE(a.commit() == std::error_code{});
+        churn(a, 100);  // warm up
+        const std::size_t before = test::allocations();
+        churn(a, 10'000);
+        CHECK(test::allocations() - before == 0);
+        CHECK(a.stats().gets == 2 * 10'100);
+    }
 }
 
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 // The sanitizer runtimes make system calls of their own inside intercepted functions and do not
 // deliver SIGSYS synchronously, so this one runs in the plain build only.
 TEST_CASE("SampleAllocator.HotPath.NoSystemCalls" * doctest::timeout(60)) {
+  for (const bool ledger : {true, false}) {  // the free-list path and the per-thread cache
+    CAPTURE(ledger);
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
         // Child: one thread. Set everything up, then forbid system calls and run the hot path.
         sluice::SampleAllocator* a = new sluice::SampleAllocator();
-        a->set_ledger_enabled(true);
+        a->set_ledger_enabled(ledger);
         if (!a->set_properties(pool64()) || a->commit()) ::_exit(100);
         churn(*a, 100);
         struct sigaction sa = {};
@@ -98,6 +105,7 @@ TEST_CASE("SampleAllocator.HotPath.NoSystemCalls" * doctest::timeout(60)) {
     REQUIRE(::waitpid(child, &status, 0) == child);
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);  // the number of system calls the hot path made
+  }
 }
 
 TEST_CASE("SampleAllocator.HotPath.SeccompCountsSystemCalls") {

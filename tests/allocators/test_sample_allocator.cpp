@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The SampleAllocator contract, rule by rule (numbers as in the allocator issue).
+// The SampleAllocator contract, rule by rule (numbered as in docs/allocator-contract.md).
 #include "../support.hpp"
+#include "layout_probe.hpp"
 
 #include <doctest/doctest.h>
 #include <sluice/sluice.hpp>
@@ -149,29 +150,6 @@ TEST_CASE("SampleAllocator.Layout.AlignmentAndPrefixForOddSizes") {
 }
 
 // Rule 6: cache-line layout of the allocator's hot words and of the sample headers.
-namespace sluice::detail {
-struct LayoutProbe {
-    static std::ptrdiff_t distance(const void* a, const void* b) {
-        return std::abs(static_cast<const char*>(a) - static_cast<const char*>(b));
-    }
-    static void check(const SampleAllocator& a) {
-        CHECK(std::uintptr_t(&a.head_) % kCacheLineSize == 0);
-        CHECK(distance(&a.head_, &a.waiters_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.head_, &a.current_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.head_, &a.live_retired_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.waiters_, &a.current_) >= std::ptrdiff_t(kCacheLineSize));
-        CHECK(distance(&a.current_, &a.live_retired_) >= std::ptrdiff_t(kCacheLineSize));
-        // The per-thread cache words of a pool: each on its own line, apart from the pool's
-        // constants and its `outstanding` count.
-        const Pool& pool = *a.current_.load(std::memory_order_relaxed);
-        for (std::size_t i = 0; i < kCacheSlots; ++i) {
-            CHECK(std::uintptr_t(&pool.caches[i].word) % kCacheLineSize == 0);
-            CHECK(distance(&pool.caches[i].word, &pool.outstanding) >= std::ptrdiff_t(kCacheLineSize));
-            CHECK(distance(&pool.caches[i].word, &pool.retired) >= std::ptrdiff_t(kCacheLineSize));
-        }
-    }
-};
-}  // namespace sluice::detail
 
 TEST_CASE("SampleAllocator.Layout.HotWordsOnTheirOwnLines") {
     static_assert(alignof(sluice::detail::SampleHeader) == 64);

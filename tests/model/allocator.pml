@@ -34,7 +34,7 @@
  *   TIMED    1: thread 0's gets have a deadline (get_slow's leave() path, timed futex wait)
  *   SPINS    1: get_slow's spin loop does one more try_pop (the code does up to 100)
  *   NOTIFY_CHECK 1 (default): push_free's wake_one() asserts that the allocator still exists
- *            (rule 1); 0 leaves that one check out, to check the rest of the model as it is
+ *            (rule 4); 0 leaves that one check out, to check the rest of the model as it is
  *   FIX      1 (default, as the code is now; 0: as it was): the fix of the rule-1 race in
  *            push_free (see README): a pusher that read a
  *            head with the waiters flag registers in `notifiers` before its CAS and leaves after
@@ -55,7 +55,7 @@
  *        the data says it is, the list from head_ is exactly the W_LIST samples, decommit counts
  *        each free one once, releases count out the others, outstanding never goes below 0, and
  *        the destructor finds each sample counted once.
- *   (c)  rule 1: `destroyed` is set when the destructor returns; every access of a worker to the
+ *   (c)  rule 4: `destroyed` is set when the destructor returns; every access of a worker to the
  *        allocator asserts it is not (ALIVE, and NOTIFY_ALIVE for push_free's wake_one()).
  */
 

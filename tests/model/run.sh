@@ -141,7 +141,7 @@ check() {
 if [ $before = 1 ]; then
     echo "== the protocol before the fixes (-DFIX=0 -DNOPOOL_WAIT=0): the findings =="
     extra+=(-DFIX=0 -DNOPOOL_WAIT=0)
-    # (c) rule 1, every assertion on; decommit() early or from the destructor only.
+    # (c) rule 4 (the destructor), every assertion on; decommit() early or from the destructor only.
     check rule1-3t2s-destructor-only safety -DNT=3 -DNS=2 -DROUNDS=1 -DEARLY=0
     [ $quick = 1 ] || check rule1-2t1s safety -DNT=2 -DNS=1 -DROUNDS=2
     # (a) (a') (b) and the rest of (c): everything but push_free's wake-up after the free step.
