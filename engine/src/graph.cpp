@@ -684,10 +684,10 @@ void Graph::Impl::wait_for_samples(std::chrono::steady_clock::time_point t0) {
                     for (const LedgerEntry& e : n->output(o).allocator().ledger())
                         who += (who.empty() ? "" : "; ") + held_sample_report(e, n->output(o).full_name());
             std::string text = "stop is waiting for " + std::to_string(out) + " samples: " + who;
-            post({Event::Type::stop_stuck, {}, make_error_code(Errc::buffers_outstanding), std::move(text)});
+            post({Event::Type::stop_stuck, {}, make_error_code(engine::GraphErrc::samples_held), std::move(text)});
         }
         if (waited >= stop_give_up) {
-            post({Event::Type::warning, {}, make_error_code(Errc::buffers_outstanding),
+            post({Event::Type::warning, {}, make_error_code(engine::GraphErrc::samples_held),
                   "stop gave up waiting for " + std::to_string(out) + " samples; they stay valid until released"});
             return;
         }
@@ -717,7 +717,7 @@ Status Graph::flush() {
             g.flushing.store(false, std::memory_order_relaxed);
             g.gate.store(previous, std::memory_order_release);
             g.gate.notify_all();
-            return {Errc::timeout, "flush: a streaming thread did not reach a safe point within 2 s"};
+            return {engine::GraphErrc::timeout, "flush: a streaming thread did not reach a safe point within 2 s"};
         }
         std::this_thread::sleep_for(std::chrono::microseconds(100));
     }

@@ -17,6 +17,8 @@ public:
             case GraphErrc::corrupt_file: return "corrupt or truncated file";
             case GraphErrc::starvation: return "a pool could run dry with every holder waiting on it";
             case GraphErrc::unsupported_format: return "unsupported media format";
+            case GraphErrc::timeout: return "a graph operation timed out";
+            case GraphErrc::samples_held: return "samples are still held";
         }
         return "unknown graph error " + std::to_string(code);
     }

@@ -547,6 +547,7 @@ TEST_CASE("Graph.Stop.StuckStopNamesTheHolderWithTheLedgerOff" * doctest::timeou
     REQUIRE(e);
     CHECK(e->message.find("hoarder holds sample") != std::string::npos);
     CHECK(e->message.find(" ms") == std::string::npos);  // no clock at the get: no made-up "for 0 ms"
+    CHECK(e->code == make_error_code(engine::GraphErrc::samples_held));  // a graph error, not the allocator's
     out.hoard_.clear();
 }
 

@@ -212,7 +212,7 @@ private:
     Flow emit() {
         const MediaFormat& f = output(0).format();
         const auto done = receiver_->finish();
-        if (const std::int64_t limit = media_limit_ns(); limit >= 0 && done.start >= limit) {
+        if (limit_reached(limit_, done.start)) {
             frame_.reset();
             return Flow::end_of_stream;
         }

@@ -25,6 +25,8 @@ enum class GraphErrc {
     corrupt_file,          // a file whose contents lie or are truncated
     starvation,            // a pool too small for the samples its graph may hold at once
     unsupported_format,    // media we have no decoder or conversion for
+    timeout,               // a control operation did not complete in time (a flush)
+    samples_held,          // stop found samples still held by nodes or the app
 };
 // The category of GraphErrc. Any thread. Never allocates.
 const std::error_category& graph_category() noexcept;
