@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -67,6 +68,21 @@ extern "C" void on_signal(int sig) {
 }
 
 // Messages the libraries hand to the log handler (a graph destroyed with samples still held).
+// Why the statistics cannot go to `path`, or "": a FIFO or socket (opening it could block, and
+// it is no file to finish), or a file a node of `graph` reads or writes (opening it truncates it).
+std::string stats_path_problem(const std::string& path, Graph& graph) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {};  // a new file
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) return "is a FIFO or socket; the statistics go to a file";
+    for (Node* n : graph.nodes())
+        for (const Node::FileUse& use : n->file_uses()) {
+            struct stat other {};
+            if (::stat(use.path.c_str(), &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino)
+                return "is the file " + n->name() + (use.writes ? " writes" : " reads") + " (" + use.path + ")";
+        }
+    return {};
+}
+
 // --verbose: the libraries' debug lines too (FFmpeg's own log among them).
 bool g_verbose = false;
 
@@ -243,22 +259,26 @@ int main(int argc, char** argv) {
     std::uint64_t last_samples = 0;
     double last_elapsed = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    // The statistics file is opened now: a path that cannot be written is bad input, found
-    // before anything plays.
+    Graph graph;
+    if (Status st = nodes::build_pipeline(graph, text, {.num_buffers = num_buffers}); !st) {
+        std::fprintf(stderr, "sluice-play: %s%s\n", st.message().c_str(),
+                     st.message().starts_with("unknown node") ? " (sluice-play --list shows every node)" : "");
+        return 2;
+    }
+    // The statistics file is opened now, once the graph is known and before anything plays: a
+    // path that cannot be written, or that a node reads or writes, is bad input.
     std::ofstream stats_file;
     if (!stats_path.empty()) {
+        if (std::string why = stats_path_problem(stats_path, graph); !why.empty()) {
+            std::fprintf(stderr, "sluice-play: --stats-json %s: %s\n", stats_path.c_str(), why.c_str());
+            return 2;
+        }
         stats_file.open(stats_path);
         if (!stats_file) {
             std::fprintf(stderr, "sluice-play: %s: cannot write the statistics: %s\n", stats_path.c_str(),
                          std::strerror(errno));
             return 2;
         }
-    }
-    Graph graph;
-    if (Status st = nodes::build_pipeline(graph, text, {.num_buffers = num_buffers}); !st) {
-        std::fprintf(stderr, "sluice-play: %s%s\n", st.message().c_str(),
-                     st.message().starts_with("unknown node") ? " (sluice-play --list shows every node)" : "");
-        return 2;
     }
     if (duration >= 0) graph.set_media_duration(std::int64_t(duration * 1e9));
     for (Node* n : graph.nodes()) {

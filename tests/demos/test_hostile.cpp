@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -109,6 +110,35 @@ TEST_CASE("Hostile.Input.FifoRefusedAtOnce" * doctest::timeout(60)) {
         CHECK(r.output.find("is a FIFO") != std::string::npos);
         CHECK(std::chrono::steady_clock::now() - t0 < 10s);
     }
+}
+
+// 5, the other way: a FIFO nobody reads as an output (a sink's path, --stats-json) hung open();
+// a file the graph reads, given to --stats-json, was truncated before anything checked it.
+TEST_CASE("Hostile.Output.FifoAndInputRefusedAtOnce" * doctest::timeout(120)) {
+    TempDir dir;
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    for (const std::string& pipeline : {"tone ! wavsink path=" + (dir / "fifo"), "videotest ! y4msink path=" + (dir / "fifo"),
+                                       "videotest ! pngsink path=" + (dir / "fifo")}) {
+        CAPTURE(pipeline);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = run("timeout 20 " + kPlayer + " -q --num-buffers 2 " + test::quote(pipeline) + " 2>&1");
+        CHECK(r.exit_code != 0);
+        CHECK(r.exit_code != 124);  // not hung
+        CHECK(r.output.find("is a FIFO") != std::string::npos);
+        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+        CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    }
+    auto r = run("timeout 20 " + kPlayer + " -q --num-buffers 2 --stats-json " + (dir / "fifo") + " 'tone ! nullsink' 2>&1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("is a FIFO") != std::string::npos);
+
+    // --stats-json naming the file wavsrc reads: refused, the input left whole.
+    REQUIRE(play("--num-buffers 10 'tone ! wavsink path=" + (dir / "in.wav") + "'").exit_code == 0);
+    const auto size = std::filesystem::file_size(dir / "in.wav");
+    r = run(kPlayer + " -q --stats-json " + (dir / "in.wav") + " 'wavsrc path=" + (dir / "in.wav") + " ! nullsink' 2>&1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("is the file wavsrc0 reads") != std::string::npos);
+    CHECK(std::filesystem::file_size(dir / "in.wav") == size);
 }
 
 // 9-11. Errors while stopping were never read: a full disk at the final flush, a PNG that could

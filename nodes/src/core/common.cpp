@@ -28,6 +28,24 @@ int open_regular_file(const std::string& path, std::string& error) {
     return fd;
 }
 
+int open_output_file(const std::string& path, std::string& error) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (fd < 0) {
+        error = errno == ENXIO ? "is a FIFO nobody reads; only regular files and devices can be written"
+                               : std::string("cannot open for writing: ") + std::strerror(errno);
+        return -1;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+        ::close(fd);
+        error = "is a FIFO or socket; only regular files and devices can be written (a file must be finished at the end)";
+        return -1;
+    }
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
 std::int64_t read_fully(int fd, void* dst, std::size_t n, std::int64_t offset) noexcept {
     auto* out = static_cast<char*>(dst);
     std::size_t got = 0;

@@ -39,6 +39,13 @@ inline std::int64_t steady_now_ns() noexcept {
 // caller names the file). Control thread.
 int open_regular_file(const std::string& path, std::string& error);
 
+// Opens `path` for writing (created, truncated) without ever blocking in open() (a FIFO nobody
+// reads would hang it), and refuses FIFOs and sockets: a file we write must be finished (a WAV
+// header rewritten at the end), which a pipe cannot be. Regular files and devices (/dev/null) are
+// fine. Returns the descriptor, blocking again for writes, or -1 with `error` set to the reason
+// (the caller names the file). Control thread.
+int open_output_file(const std::string& path, std::string& error);
+
 // Reads `n` bytes of `fd` into `dst`, resuming after short reads and EINTR: from the file
 // position, or from `offset` when it is >= 0 (pread). Returns how many were read (fewer only at
 // the end of the file), or -errno.

@@ -56,8 +56,14 @@ private:
         rgb_.assign(f.pixel_format == PixelFormat::i420 ? std::size_t(f.width) * std::size_t(f.height) * 3 : 0, 0);
         name_.assign(path_.size() + 24, '\0');  // "%d" becomes at most 20 digits
         first_name_ = file_name(0);
-        first_ = std::fopen(first_name_.c_str(), "wbe");
-        if (first_ == nullptr) return {engine::GraphErrc::io_error, first_name_ + ": cannot open for writing: " + std::strerror(errno)};
+        std::string error;
+        const int fd = detail::open_output_file(first_name_, error);
+        if (fd < 0) return {engine::GraphErrc::io_error, first_name_ + ": " + error};
+        first_ = ::fdopen(fd, "wb");
+        if (first_ == nullptr) {
+            ::close(fd);
+            return {engine::GraphErrc::io_error, first_name_ + ": cannot open for writing: " + std::strerror(errno)};
+        }
         return {};
     }
 
@@ -119,14 +125,19 @@ private:
             image.format = PNG_FORMAT_RGBA;
         }
         const char* name = first_ != nullptr ? first_name_.c_str() : file_name(n);
-        bool ok = false;
-        if (first_ != nullptr) {
-            ok = png_image_write_to_stdio(&image, first_, 0, pixels, stride, nullptr) != 0;
-            ok = std::fclose(first_) == 0 && ok;  // fclose flushes: its failure is a write failure
-            first_ = nullptr;
-        } else {
-            ok = png_image_write_to_file(&image, name, 0, pixels, stride, nullptr) != 0;
+        if (first_ == nullptr) {  // a later frame's own file, opened as start() opens the first
+            std::string error;
+            const int fd = detail::open_output_file(name, error);
+            if (fd < 0) return std::string(name) + ": " + error;
+            first_ = ::fdopen(fd, "wb");
+            if (first_ == nullptr) {
+                ::close(fd);
+                return std::string(name) + ": cannot open for writing: " + std::strerror(errno);
+            }
         }
+        bool ok = png_image_write_to_stdio(&image, first_, 0, pixels, stride, nullptr) != 0;
+        ok = std::fclose(first_) == 0 && ok;  // fclose flushes: its failure is a write failure
+        first_ = nullptr;
         if (ok) return std::nullopt;
         std::string error = std::string(name) + ": cannot write PNG: " +
                             (image.message[0] != '\0' ? image.message : std::strerror(errno));

@@ -136,8 +136,9 @@ public:
 private:
     Status start() override {
         (void)finish();
-        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
+        std::string error;
+        fd_ = detail::open_output_file(path_, error);
+        if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": " + error};
         buffer_.resize(1 << 16);
         used_ = 0;
         written_ = 0;

@@ -258,8 +258,9 @@ public:
 private:
     Status start() override {
         close_file();
-        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": cannot open for writing: " + std::strerror(errno)};
+        std::string error;
+        fd_ = detail::open_output_file(path_, error);
+        if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": " + error};
         const MediaFormat& f = input(0).format();
         frame_bytes_ = f.frame_bytes();
         std::string header = wire::y4m_header_line(f);
