@@ -57,17 +57,18 @@ std::int64_t monotonic_ns() noexcept {
 // insists: leave at once. Two arriving together (a terminal that signals the whole process group
 // and a script that forwards it) are one request.
 extern "C" void on_signal(int sig) {
-    // relaxed, all: the main loop polls g_signal; the first-signal time is only read here.
+    // relaxed, all: the main loop polls g_signal; the first-signal time is only read here. The
+    // time is claimed first, so a second signal (on another thread, at the same instant) always
+    // finds it set and never mistakes "together" for "a second later".
     const std::int64_t now = monotonic_ns();
-    int expected = 0;
-    if (g_signal.compare_exchange_strong(expected, sig, std::memory_order_relaxed)) {
-        g_first_signal_ns.store(now, std::memory_order_relaxed);
+    std::int64_t first = 0;
+    if (g_first_signal_ns.compare_exchange_strong(first, now, std::memory_order_relaxed)) {
+        g_signal.store(sig, std::memory_order_relaxed);
         return;
     }
-    if (now - g_first_signal_ns.load(std::memory_order_relaxed) >= 1'000'000'000) ::_exit(128 + sig);
+    if (now - first >= 1'000'000'000) ::_exit(128 + sig);
 }
 
-// Messages the libraries hand to the log handler (a graph destroyed with samples still held).
 // Why the statistics cannot go to `path`, or "": a FIFO or socket (opening it could block, and
 // it is no file to finish), or a file a node of `graph` reads or writes (opening it truncates it).
 std::string stats_path_problem(const std::string& path, Graph& graph) {
@@ -83,6 +84,7 @@ std::string stats_path_problem(const std::string& path, Graph& graph) {
     return {};
 }
 
+// Messages the libraries hand to the log handler (a graph destroyed with samples still held).
 // --verbose: the libraries' debug lines too (FFmpeg's own log among them).
 bool g_verbose = false;
 
@@ -288,6 +290,7 @@ int main(int argc, char** argv) {
 
     struct sigaction sa {};
     sa.sa_handler = on_signal;
+    sigfillset(&sa.sa_mask);  // one handler at a time on a thread
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(sig, &sa, nullptr);
 
     const bool show_progress = !quiet && ::isatty(STDERR_FILENO);

@@ -49,7 +49,7 @@ TEST_CASE("Player.Errors.BadInputExitsTwoWithOneLine" * doctest::timeout(120)) {
         {"'tone bogus=1 ! nullsink'", "has no property 'bogus'"},
         {"'tone ! y4msink path=x.y4m'", "cannot link tone0.src to y4msink0.sink"},
         {"'wavsrc path=/nonexistent/a.wav ! nullsink'", "/nonexistent/a.wav: cannot open"},
-        {"'tone ! wavsink path=/nonexistent/dir/a.wav'", "/nonexistent/dir/a.wav: cannot write"},
+        {"'tone ! wavsink path=/nonexistent/dir/a.wav'", "/nonexistent/dir/a.wav: cannot open for writing"},
         {"'tone ! !'", "two '!' in a row"},
         {"'tone'", "pin tone0.src is not linked"},
         {"--duration -3 'tone ! nullsink'", "--duration"},
