@@ -320,9 +320,16 @@ TEST_CASE("Graph.Stop.ThousandCyclesLeakNoThreadNoBuffer" * doctest::timeout(300
         REQUIRE(g.stop());
     }
     // A joined thread may stay listed in /proc for a moment after its join returns.
-    CHECK(eventually([&] { return thread_count() == threads_before; }, std::chrono::seconds(2)));
+    CHECK(eventually([&] { return thread_count() == threads_before; }, std::chrono::seconds(5)));
     CHECK(outstanding(g) == 0);
-    for (const auto& p : g.stats().pools) CHECK(p.stats.retired_pools == 0);
+    // Retired pools are unmapped by the housekeeping thread, which a loaded machine may delay.
+    CHECK(eventually(
+        [&] {
+            for (const auto& p : g.stats().pools)
+                if (p.stats.retired_pools != 0) return false;
+            return true;
+        },
+        std::chrono::seconds(5)));
 }
 
 TEST_CASE("Graph.Stop.StuckStopNamesTheHolder" * doctest::timeout(30)) {
