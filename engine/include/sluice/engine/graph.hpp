@@ -7,10 +7,10 @@
 //   sluice::engine::Graph g;
 //   auto& src = g.add<MySource>("src");
 //   auto& out = g.add<MyRender>("out");
-//   g.connect(src, out);
-//   if (auto st = g.run(); !st) { std::cerr << st.message() << "\n"; }
+//   if (auto st = g.connect(src, out); !st) return fail(st);
+//   if (auto st = g.run(); !st) return fail(st);
 //   g.wait_until_ended(std::chrono::seconds(10));   // end of stream, an error, or the timeout
-//   g.stop();
+//   if (auto st = g.stop(); !st) return fail(st);   // a file that could not be finished
 //
 // States: stopped -> paused -> running, and back. pause() from stopped prepares the graph,
 // commits every pool and starts the streaming threads parked; run() lets them flow and starts the
