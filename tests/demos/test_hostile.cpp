@@ -153,6 +153,18 @@ TEST_CASE("Hostile.Output.FifoAndInputRefusedAtOnce" * doctest::timeout(120)) {
     CHECK(std::filesystem::file_size(dir / "in.wav") == size);
 }
 
+// Devices take what a sink writes and have nothing to sync: a WAV to /dev/null once failed at
+// its final fsync (EINVAL).
+TEST_CASE("Hostile.DevNull.SinksFinishCleanly") {
+    for (const std::string& pipeline : {std::string("tone ! wavsink path=/dev/null"), std::string("videotest ! y4msink path=/dev/null"),
+                                        std::string("videotest ! pngsink path=/dev/null")}) {
+        CAPTURE(pipeline);
+        auto r = play("--num-buffers 3 '" + pipeline + "'");
+        CHECK(r.output.empty());
+        CHECK(r.exit_code == 0);
+    }
+}
+
 // 9-11. Errors while stopping were never read: a full disk at the final flush, a PNG that could
 // not be written, a statistics file on /dev/full all exited 0.
 TEST_CASE("Hostile.DiskFull.FailuresAtTheEndExitOne" * doctest::timeout(120)) {
@@ -164,6 +176,11 @@ TEST_CASE("Hostile.DiskFull.FailuresAtTheEndExitOne" * doctest::timeout(120)) {
             auto r = play("--duration 0.5 'tone ! wavsink path=" + (disk / "a.wav") + "'");
             CHECK(r.exit_code == 1);
             CHECK(r.output.find("a.wav") != std::string::npos);
+            CHECK(r.output.find("No space left on device") != std::string::npos);
+            std::filesystem::remove(disk / "a.wav");
+            r = play("--num-buffers 3 'videotest ! y4msink path=" + (disk / "a.y4m") + "'");  // 3 x 115 KB
+            CHECK(r.exit_code == 1);
+            CHECK(r.output.find("a.y4m") != std::string::npos);
             CHECK(r.output.find("No space left on device") != std::string::npos);
         }
     }

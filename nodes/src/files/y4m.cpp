@@ -274,10 +274,17 @@ private:
     }
 
     void stop() override {
-        if (fd_ >= 0 && ::close(fd_) != 0)
-            (void)report_error(make_error_code(engine::GraphErrc::io_error),
-                               detail::at_offset(path_, offset_) + "closing failed: " + std::strerror(errno));
+        if (fd_ < 0) return;
+        // A full disk (or a network file system) may report a failed write only at fsync or
+        // close; a device (/dev/null) has nothing to sync (EINVAL).
+        const bool synced = ::fsync(fd_) == 0 || errno == EINVAL;
+        const int sync_error = errno;
+        const bool closed = ::close(fd_) == 0;
         fd_ = -1;
+        if (!synced || !closed)
+            (void)report_error(make_error_code(engine::GraphErrc::io_error),
+                               detail::at_offset(path_, offset_) + "finishing the file failed: " +
+                                   std::strerror(!synced ? sync_error : errno));
     }
 
     void close_file() noexcept {
