@@ -270,6 +270,24 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
                         pin_names(from.output_count(), [&](std::size_t i) -> const OutputPin& { return from.output(i); }) +
                         ")"};
     }
+    // Unnamed pins: the first free pair whose media kinds meet (a demuxer's video to a video
+    // render, a video source to a muxer's video input), else the first free input and output,
+    // whose mismatch connect(OutputPin&, InputPin&) then names.
+    if (!in || !out) {
+        for (std::size_t i = 0; i < to.input_count() && !(in && out); ++i) {
+            InputPin* candidate_in = in ? in : (!to.input(i).peer() ? &to.input(i) : nullptr);
+            if (!candidate_in) continue;
+            for (std::size_t o = 0; o < from.output_count(); ++o) {
+                OutputPin* candidate_out = out ? out : (!from.output(o).peer() ? &from.output(o) : nullptr);
+                if (candidate_out && kinds_meet(candidate_out->offers(), candidate_in->accepts())) {
+                    in = candidate_in;
+                    out = candidate_out;
+                    break;
+                }
+            }
+            if (to_pin.size()) break;  // the input was named: only it was tried
+        }
+    }
     for (std::size_t i = 0; i < to.input_count() && !in; ++i)
         if (!to.input(i).peer()) in = &to.input(i);
     if (!in && to.request_input()) in = &to.input(to.input_count() - 1);
@@ -279,8 +297,6 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
                                       (to.input_count() ? " has no free input (it takes at most " +
                                                               std::to_string(to.input_count()) + ")"
                                                         : " has no inputs")};
-    // The next free output whose media fits the input (a demuxer's video for a video render),
-    // else the next free one, whose mismatch connect(OutputPin&, InputPin&) then names.
     for (std::size_t i = 0; i < from.output_count() && !out; ++i)
         if (!from.output(i).peer() && kinds_meet(from.output(i).offers(), in->accepts())) out = &from.output(i);
     for (std::size_t i = 0; i < from.output_count() && !out; ++i)
@@ -361,8 +377,10 @@ void describe_holders(const OutputPin& out, std::string& path, std::size_t& budg
 std::map<const Node*, const Node*> upstream_sources(const std::vector<Node*>& order) {
     std::map<const Node*, const Node*> source;
     for (const Node* n : order) {
-        const bool fed = n->kind() != Node::Kind::source && n->input_count() > 0 && n->input(0).peer();
-        source[n] = fed ? source.at(&n->input(0).peer()->node()) : n;
+        const InputPin* fed_by = nullptr;  // the first linked input
+        for (std::size_t i = 0; n->kind() != Node::Kind::source && i < n->input_count() && !fed_by; ++i)
+            if (n->input(i).linked()) fed_by = &n->input(i);
+        source[n] = fed_by ? source.at(&fed_by->peer()->node()) : n;
     }
     return source;
 }
@@ -384,8 +402,12 @@ Status Graph::Impl::prepare_locked() {
 
     render_inputs = 0;
     for (const auto& n : nodes) {
-        for (std::size_t i = 0; i < n->input_count(); ++i)
-            if (!n->input(i).peer()) return {engine::GraphErrc::not_linked, "pin " + n->input(i).full_name() + " is not linked"};
+        std::size_t linked_inputs = 0;
+        for (std::size_t i = 0; i < n->input_count(); ++i) {
+            if (n->input(i).linked()) ++linked_inputs;
+            else if (!n->input(i).optional())
+                return {engine::GraphErrc::not_linked, "pin " + n->input(i).full_name() + " is not linked"};
+        }
         for (std::size_t o = 0; o < n->output_count(); ++o)
             if (!n->output(o).peer() && !n->output(o).optional())
                 return {engine::GraphErrc::not_linked, "pin " + n->output(o).full_name() + " is not linked"};
@@ -397,20 +419,24 @@ Status Graph::Impl::prepare_locked() {
             return {engine::GraphErrc::invalid_argument, "source " + n->name() + " has inputs"};
         // A transform or render with nothing feeding it would never run (and a node with
         // request inputs, like mix, has none until something links to it).
-        if (n->kind() != Node::Kind::source && n->input_count() == 0)
+        if (n->kind() != Node::Kind::source && linked_inputs == 0)
             return {engine::GraphErrc::not_linked, n->name() + " has nothing linked to its input"};
         if (n->kind() != Node::Kind::render && n->output_count() == 0)
             return {engine::GraphErrc::not_linked, n->name() + " has nothing linked to its output"};
-        if (n->kind() == Node::Kind::render) render_inputs += n->input_count();
+        if (n->kind() == Node::Kind::render) render_inputs += linked_inputs;
     }
 
     // Kahn's algorithm: a node comes after every node feeding it; what is left is a cycle.
     order.clear();
     std::map<const Node*, std::size_t> pending;
-    for (const auto& n : nodes) pending[n.get()] = n->input_count();
+    for (const auto& n : nodes) {
+        std::size_t linked = 0;
+        for (std::size_t i = 0; i < n->input_count(); ++i) linked += n->input(i).linked() ? 1 : 0;
+        pending[n.get()] = linked;
+    }
     std::vector<Node*> ready;
     for (const auto& n : nodes)
-        if (n->input_count() == 0) ready.push_back(n.get());
+        if (pending[n.get()] == 0) ready.push_back(n.get());
     while (!ready.empty()) {
         Node* n = ready.back();
         ready.pop_back();

@@ -39,6 +39,12 @@ OutputPin& Node::add_output(std::string name, FormatSet offers) {
     return *outputs_.back();
 }
 
+InputPin& Node::add_optional_input(std::string name, FormatSet accepts, InputNeeds needs) {
+    InputPin& pin = add_input(std::move(name), std::move(accepts), needs);
+    pin.optional_ = true;
+    return pin;
+}
+
 OutputPin& Node::add_optional_output(std::string name, FormatSet offers) {
     OutputPin& pin = add_output(std::move(name), std::move(offers));
     pin.optional_ = true;

@@ -363,3 +363,132 @@ TEST_CASE("AudioResample.Mix.TheAdviceWorks" * doctest::timeout(60)) {
     CHECK(test::dominant_frequency(x, 44100, 400, 500) == doctest::Approx(440).epsilon(0.01));
     CHECK(test::dominant_frequency(x, 44100, 600, 700) == doctest::Approx(660).epsilon(0.01));
 }
+
+// avsink: audio encoded per container and read back by ffprobe/ffmpeg. FLAC is lossless: its
+// decode equals the WAV of the same tone sample for sample; the lossy ones keep the tone.
+TEST_CASE("AvSink.Audio.EveryContainerReadsBack" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string wav = dir.path() + "/ref.wav";
+    REQUIRE(play("--duration 2 'tone freq=440 ! wavsink path=" + wav + "'").exit_code == 0);
+    const auto reference = as_s16(ffmpeg_decode(wav, "0:a:0", "-f s16le"));
+    struct Case {
+        const char* file;
+        const char* codec;
+    };
+    for (const Case& c : {Case{"a.flac", "flac"}, Case{"a.opus", "opus"}, Case{"a.m4a", "aac"}, Case{"a.mp3", "mp3"},
+                          Case{"a.ogg", "opus"}, Case{"a.mkv", "flac"}, Case{"a.wav", "pcm_s16le"}}) {
+        CAPTURE(std::string(c.file));
+        const std::string out = dir.path() + "/" + c.file;
+        auto r = play("--duration 2 'tone freq=440 ! avsink path=" + out + "' 2>&1");
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.output.empty());  // FFmpeg's own chatter goes to the log handler, not stderr
+        CHECK(test::probe(out, "a:0", "codec_name") == c.codec);
+        CHECK(std::stod(run("ffprobe -v error -show_entries format=duration -of csv=p=0 " + out).output) ==
+              doctest::Approx(2.0).epsilon(0.03));
+        CHECK(test::dominant_frequency(test::decode_mono(out), 48000, 300, 600) == doctest::Approx(440).epsilon(0.005));
+        if (std::string(c.codec) == "flac" || std::string(c.codec) == "pcm_s16le")
+            CHECK((as_s16(ffmpeg_decode(out, "0:a:0", "-f s16le")) == reference));
+    }
+}
+
+// Video: FFV1 is lossless (every picture byte for byte as y4msink wrote them); H.264 and VP9 keep
+// the pictures within PSNR 40 dB of them (ffmpeg's psnr filter).
+TEST_CASE("AvSink.Video.LosslessExactLossyAbove40dB" * doctest::timeout(180)) {
+    test::TempDir dir;
+    const std::string y4m = dir.path() + "/ref.y4m";
+    REQUIRE(play("--num-buffers 30 'videotest ! y4msink path=" + y4m + "'").exit_code == 0);
+    const std::size_t picture = 320 * 240 * 3 / 2;
+    const std::string reference = y4m_pictures(y4m, picture);
+    for (const std::string file : {"v.mkv", "v.mp4", "v.webm"}) {
+        CAPTURE(file);
+        const std::string out = dir.path() + "/" + file;
+        auto r = play("--num-buffers 30 'videotest ! avsink path=" + out + "' 2>&1");
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        CHECK(test::probe(out, "v:0", "nb_read_frames") == "30");
+        CHECK(std::stod(run("ffprobe -v error -show_entries format=duration -of csv=p=0 " + out).output) ==
+              doctest::Approx(1.0).epsilon(0.05));
+        const std::string decoded = ffmpeg_decode(out, "0:v:0", "-f rawvideo -pix_fmt yuv420p");
+        REQUIRE(decoded.size() == reference.size());
+        if (file == "v.mkv") {
+            CHECK((decoded == reference));
+        } else {
+            // PSNR over every byte of every picture, in order (ffmpeg's psnr filter pairs pictures
+            // by time, which a 1 ms WebM time base shifts by one now and then).
+            double squares = 0;
+            for (std::size_t i = 0; i < decoded.size(); ++i) {
+                const double d = double(std::uint8_t(decoded[i])) - double(std::uint8_t(reference[i]));
+                squares += d * d;
+            }
+            const double psnr = squares == 0 ? 999 : 10 * std::log10(255.0 * 255.0 / (squares / double(decoded.size())));
+            MESSAGE(file << ": PSNR " << psnr << " dB");
+            CHECK(psnr >= 40.0);
+        }
+    }
+}
+
+// A movie transcoded: both pins of avsrc to both pins of avsink, by name.
+TEST_CASE("AvSink.Transcode.AudioAndVideoByPinName" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string in = dir.path() + "/in.mp4", out = dir.path() + "/out.mkv";
+    make_fixture(kTestsrc + " " + kSine + " -c:v libx264 -pix_fmt yuv420p -preset veryfast -c:a aac", in);
+    auto r = play("'avsrc path=" + in + " name=d  d.audio ! s.audio  d.video ! s.video  avsink name=s path=" + out + "' 2>&1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(test::probe(out, "a:0", "codec_name") == "flac");
+    CHECK(test::probe(out, "v:0", "codec_name") == "ffv1");
+    CHECK(test::probe(out, "v:0", "nb_read_frames") == test::probe(in, "v:0", "nb_read_frames"));
+    // The pictures survive exactly (FFV1): what ffmpeg decodes from the input.
+    CHECK((ffmpeg_decode(out, "0:v:0", "-f rawvideo -pix_fmt yuv420p") == ffmpeg_decode(in, "0:v:0", "-f rawvideo -pix_fmt yuv420p")));
+}
+
+// Ctrl-C while recording: the stop path drains the encoder and writes the trailer (an MP4's
+// index is written last: without it nothing could read the file).
+TEST_CASE("AvSink.Interrupt.FileIsFinished" * doctest::timeout(60)) {
+    test::TempDir dir;
+    const std::string out = dir.path() + "/live.mp4";
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", ("exec " + kPlayer + " -q --realtime " + quote("videotest ! avsink path=" + out)).c_str(), nullptr);
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    ::kill(pid, SIGINT);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    const double seconds = std::stod(run("ffprobe -v error -show_entries format=duration -of csv=p=0 " + out).output);
+    CHECK(seconds > 1.0);
+    CHECK(seconds < 3.0);
+    CHECK(std::stoi(test::probe(out, "v:0", "nb_read_frames")) >= 30);
+}
+
+TEST_CASE("AvSink.BadInput.OneLineAndExitTwo" * doctest::timeout(60)) {
+    test::TempDir dir;
+    struct Case {
+        std::string pipeline;
+        std::string says;
+    };
+    const std::vector<Case> cases = {
+        {"tone ! avsink path=" + dir.path() + "/x.nonsense", "no container for this extension"},
+        {"tone ! avsink path=" + dir.path() + "/x.mkv acodec=nonesuch", "no encoder named 'nonesuch'"},
+        {"tone ! avsink path=" + dir.path() + "/x.mkv format=nonesuch", "format=nonesuch"},
+        {"tone rate=44100 ! avsink path=" + dir.path() + "/x.opus", "put 'audioresample rate=48000' before it"},
+        {"videotest ! avsink path=" + dir.path() + "/x.flac", "flac files take no video"},
+        {"tone ! avsink path=" + dir.path() + "/missing/x.mkv", "x.mkv"},
+        {"tone ! avsink", "path is required"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.pipeline);
+        auto r = run("timeout 20 " + kPlayer + " -q --num-buffers 5 " + quote(c.pipeline) + " 2>&1");
+        CHECK(r.exit_code == 2);
+        CHECK(r.output.find(c.says) != std::string::npos);
+        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+    }
+    // The advice about the rate works.
+    const std::string opus = dir.path() + "/ok.opus";
+    CHECK(play("--duration 1 'tone rate=44100 ! audioresample rate=48000 ! avsink path=" + opus + "'").exit_code == 0);
+    CHECK(test::probe(opus, "a:0", "codec_name") == "opus");
+}

@@ -596,6 +596,54 @@ protected:
 };
 }  // namespace
 
+namespace {
+// A muxer's shape: optional audio and video inputs; counts what reaches each.
+class TwoKindRender : public Node {
+public:
+    explicit TwoKindRender(std::string name) : Node(std::move(name), Kind::render) {
+        add_optional_input("video", {MediaFormat::video()});
+        add_optional_input("audio", {MediaFormat::audio()});
+    }
+    std::atomic<std::uint64_t> received[2] = {0, 0};
+
+protected:
+    Flow process(std::size_t input, SampleRef&&) override {
+        received[input].fetch_add(1);
+        return Flow::ok;
+    }
+};
+}  // namespace
+
+// Optional inputs: an audio source links to the muxer's audio input by media (its second pin,
+// after the video one); the graph ends
+// when the linked input has (the unlinked one never will), and a muxer with nothing linked is
+// refused.
+TEST_CASE("Graph.Pins.OptionalInputsEndWithTheLinkedOnes" * doctest::timeout(30)) {
+    {
+        Graph g;
+        auto& src = g.add<CountingSource>("audio", 7);
+        auto& mux = g.add<TwoKindRender>("mux");
+        REQUIRE(g.connect(src, mux));
+        CHECK(mux.input(1).linked());
+        CHECK_FALSE(mux.input(0).linked());
+        REQUIRE(g.run());
+        REQUIRE(g.wait_until_ended(std::chrono::seconds(10)));
+        REQUIRE(g.stop());
+        CHECK(mux.received[1].load() == 7);
+        CHECK(mux.received[0].load() == 0);
+    }
+    {
+        Graph g;
+        auto& src = g.add<CountingSource>("src", 1);
+        auto& out = g.add<KeepRender>("out");
+        REQUIRE(g.connect(src, out));
+        auto& mux = g.add<TwoKindRender>("mux");
+        const Status st = g.prepare();
+        CHECK(st.message().find("mux has nothing linked to its input") != std::string::npos);
+        (void)mux;
+    }
+}
+
 // Issue #13: optional outputs may stay unlinked (no format, no pool; pushes to them are dropped),
 // connect picks the free output whose media fits, and pins can be named.
 TEST_CASE("Graph.Pins.OptionalOutputsMediaFitAndNames" * doctest::timeout(30)) {

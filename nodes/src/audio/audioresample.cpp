@@ -10,6 +10,7 @@
 // the source upstream; the converter's buffers are made when the stream starts and grow only if
 // a larger buffer than any before arrives.
 #include "core/common.hpp"
+#include "media/ffmpeg.hpp"
 #include <sluice/nodes/registry.hpp>
 
 extern "C" {
@@ -26,24 +27,18 @@ namespace sluice::nodes {
 namespace {
 
 using engine::BufferNeeds;
+using detail::av_message;
 using engine::Flow;
 using engine::FormatSet;
 using engine::MediaFormat;
 using engine::SampleFormat;
 
-struct SwrFree {
-    void operator()(SwrContext* s) const noexcept { swr_free(&s); }
-};
 
-std::string av_message(int error) {
-    char text[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(error, text, sizeof text);
-    return text;
-}
 
 class AudioResample final : public Node {
 public:
     AudioResample(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
+        detail::route_ffmpeg_log();
         rate_ = int(r.integer("rate", 0, 768000));
         if (r.ok() && rate_ != 0 && rate_ < 1000)
             r.fail(make_error_code(engine::GraphErrc::invalid_argument), "rate=" + std::to_string(rate_) + ": below 1000 Hz");
@@ -90,7 +85,7 @@ private:
         SwrContext* raw = nullptr;
         int e = swr_alloc_set_opts2(&raw, &layout, format, out_rate_, &layout, format, in_rate_, 0, nullptr);
         av_channel_layout_uninit(&layout);
-        std::unique_ptr<SwrContext, SwrFree> swr(raw);
+        detail::SwrPtr swr(raw);
         if (e >= 0 && soxr_) e = av_opt_set_int(raw, "resampler", SWR_ENGINE_SOXR, 0);
         // soxr's "very high" quality (28-bit precision; swr asks for 20 unless told): sox's own
         // default measured 4.7 dB better than soxr at 20 bits on a 1 kHz float sine.
@@ -155,7 +150,7 @@ private:
     bool soxr_ = true;
     int in_rate_ = 0, out_rate_ = 0;
     bool same_rate_ = false;
-    std::unique_ptr<SwrContext, SwrFree> swr_;
+    detail::SwrPtr swr_;
     MediaTime first_start_ = kNoTime;
     std::uint64_t frames_out_total_ = 0;
     std::atomic<std::uint64_t> frames_in_{0}, frames_out_{0};

@@ -4,7 +4,7 @@
 // libavcodec. Audio leaves as interleaved s16 or f32 (as negotiated downstream), converted by
 // libswresample; video as I420 or RGBA, planes copied (or converted by libswscale) into pool
 // buffers. Output pins `audio` and `video`; each may stay unlinked, and then its stream is not
-// decoded at all. FFmpeg's own log goes to the engine's log handler (debug level), never stderr.
+// decoded at all. FFmpeg's own log goes to the engine's log handler (media/ffmpeg.hpp).
 //
 // FFmpeg rather than our own parsers: these formats are what FFmpeg exists for. The streaming
 // thread allocates and may block inside FFmpeg (its decoders do); a file source is not a
@@ -14,8 +14,8 @@
 // aligned strides and padded rows, and our samples are tightly packed pictures, so each picture
 // is copied once, and counted in the node's `copies` stat.
 #include "core/common.hpp"
+#include "media/ffmpeg.hpp"
 #include "video/picture.hpp"
-#include <sluice/engine/log.hpp>
 #include <sluice/nodes/registry.hpp>
 
 extern "C" {
@@ -30,7 +30,6 @@ extern "C" {
 
 #include <algorithm>
 #include <charconv>
-#include <cstdarg>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -45,52 +44,13 @@ using engine::Flow;
 using engine::MediaFormat;
 using engine::PixelFormat;
 using engine::SampleFormat;
-
-// FFmpeg's message for an error code.
-std::string av_message(int error) {
-    char text[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(error, text, sizeof text);
-    return text;
-}
-
-// FFmpeg writes its log to stderr unless told otherwise, and our libraries never write there:
-// its lines go to the engine's log handler at debug level (what matters reaches the user as our
-// own one-line error). Installed once, process-wide, when the first avsrc is made.
-void forward_ffmpeg_log(void* object, int level, const char* format, va_list args) {
-    if (level > av_log_get_level()) return;
-    char line[1024];
-    int print_prefix = 1;
-    av_log_format_line2(object, level, format, args, line, sizeof line, &print_prefix);
-    std::string_view text(line);
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-    if (!text.empty()) engine::log_message(engine::LogLevel::debug, std::string("ffmpeg: ").append(text));
-}
-
-void route_ffmpeg_log() {
-    static std::once_flag once;
-    std::call_once(once, [] { av_log_set_callback(forward_ffmpeg_log); });
-}
+using detail::av_message;
+using detail::CodecPtr;
 
 struct FormatCloser {
     void operator()(AVFormatContext* f) const noexcept { avformat_close_input(&f); }
 };
-struct CodecCloser {
-    void operator()(AVCodecContext* c) const noexcept { avcodec_free_context(&c); }
-};
-struct FrameFree {
-    void operator()(AVFrame* f) const noexcept { av_frame_free(&f); }
-};
-struct PacketFree {
-    void operator()(AVPacket* p) const noexcept { av_packet_free(&p); }
-};
-struct SwrFree {
-    void operator()(SwrContext* s) const noexcept { swr_free(&s); }
-};
-struct SwsFree {
-    void operator()(SwsContext* s) const noexcept { sws_freeContext(s); }
-};
 using FormatPtr = std::unique_ptr<AVFormatContext, FormatCloser>;
-using CodecPtr = std::unique_ptr<AVCodecContext, CodecCloser>;
 
 // Which stream of a kind a property asks for: the best one (as ffmpeg picks), an index, none.
 struct StreamChoice {
@@ -195,7 +155,7 @@ constexpr std::int64_t kGapTolerance_ns = 20'000'000;  // audio timestamps furth
 class AvSrc final : public Node {
 public:
     AvSrc(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
-        route_ffmpeg_log();
+        detail::route_ffmpeg_log();
         path_ = r.text("path");
         audio_choice_ = read_stream_choice(r, "audio");
         video_choice_ = read_stream_choice(r, "video");
@@ -578,11 +538,11 @@ private:
 
     FormatPtr format_;
     CodecPtr audio_codec_, video_codec_;
-    std::unique_ptr<AVPacket, PacketFree> packet_;
-    std::unique_ptr<AVFrame, FrameFree> frame_;
-    std::unique_ptr<SwrContext, SwrFree> swr_;
+    detail::PacketPtr packet_;
+    detail::FramePtr frame_;
+    detail::SwrPtr swr_;
     AVSampleFormat swr_in_format_ = AV_SAMPLE_FMT_NONE;
-    std::unique_ptr<SwsContext, SwsFree> sws_;
+    detail::SwsPtr sws_;
     int audio_stream_ = -1, video_stream_ = -1;
     std::int64_t origin_ns_ = 0;
     engine::StreamLimit audio_limit_, video_limit_;

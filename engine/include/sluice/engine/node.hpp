@@ -102,11 +102,16 @@ public:
     const FormatSet& accepts() const noexcept { return accepts_; }
     const MediaFormat& format() const noexcept { return format_; }  // fixed by Graph::prepare()
     const InputNeeds& needs() const noexcept { return needs_; }
+    // Whether the pin may stay unlinked (a muxer's video when only audio is recorded). An
+    // unlinked pin has no format and never sees a sample or an end of stream.
+    bool optional() const noexcept { return optional_; }
+    bool linked() const noexcept { return peer_ != nullptr; }
 
 private:
     friend class Node;
     friend class Graph;
     friend class OutputPin;
+    bool optional_ = false;
     Node* node_ = nullptr;
     std::string name_;
     std::size_t index_ = 0;
@@ -221,6 +226,8 @@ protected:
     // An output that may stay unlinked (OutputPin::optional); the node asks linked() before
     // doing work for it.
     OutputPin& add_optional_output(std::string name, FormatSet offers);
+    // An input that may stay unlinked (InputPin::optional); a node needs at least one linked.
+    InputPin& add_optional_input(std::string name, FormatSet accepts, InputNeeds needs = {});
     void set_input_needs(std::size_t input, InputNeeds needs) { inputs_.at(input)->needs_ = needs; }
 
     // Request pins (a tee's outputs, a mixer's inputs): Graph::connect(Node&, Node&) calls these
