@@ -468,10 +468,14 @@ Status Graph::Impl::prepare_locked() {
             if (Status st = guarded(*n, "output_formats()", [&] { offered = n->output_formats(o); return Status{}; }); !st)
                 return st;
             const FormatSet agreed = intersect(offered, in.accepts().empty() ? offered : in.accepts());
-            if (agreed.empty())
+            if (agreed.empty()) {
+                std::string advice;
+                if (format_advisor && !offered.empty()) advice = format_advisor(offered.front(), in.accepts());
                 return {engine::GraphErrc::not_linked, "cannot link " + out.full_name() + " to " + in.full_name() + ": " +
-                                              out.full_name() + " offers " + to_string(offered) + ", " +
-                                              in.full_name() + " accepts " + to_string(in.accepts())};
+                                                           out.full_name() + " offers " + to_string(offered) + ", " +
+                                                           in.full_name() + " accepts " + to_string(in.accepts()) +
+                                                           (advice.empty() ? "" : " (" + advice + ")")};
+            }
             out.format_ = in.format_ = fixate(agreed.front());
         }
         if (Status st = guarded(*n, "configure()", [&] { return n->configure(); }); !st)
@@ -785,6 +789,11 @@ void Graph::set_stop_thresholds(std::chrono::milliseconds report, std::chrono::m
     std::lock_guard lock(impl_->control);
     impl_->stop_report = report;
     impl_->stop_give_up = give_up;
+}
+
+void Graph::set_format_advisor(FormatAdvisor advisor) {
+    std::lock_guard lock(impl_->control);
+    impl_->format_advisor = std::move(advisor);
 }
 
 std::optional<Event> Graph::poll_event() {

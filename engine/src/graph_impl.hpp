@@ -63,6 +63,7 @@ struct Graph::Impl final : NodeHost {
     std::atomic<std::int64_t> last_stop_ns{0};
     std::chrono::milliseconds stop_report{500};
     std::chrono::milliseconds stop_give_up{5000};
+    Graph::FormatAdvisor format_advisor;
 
     // Timers: the engine's io_context on its own thread.
     asio::io_context io;

@@ -492,3 +492,69 @@ TEST_CASE("AvSink.BadInput.OneLineAndExitTwo" * doctest::timeout(60)) {
     CHECK(play("--duration 1 'tone rate=44100 ! audioresample rate=48000 ! avsink path=" + opus + "'").exit_code == 0);
     CHECK(test::probe(opus, "a:0", "codec_name") == "opus");
 }
+
+// Caps filters: each mismatch names the converters that fix it, and following the advice works.
+TEST_CASE("Caps.Mismatch.TheAdviceWorks" * doctest::timeout(120)) {
+    test::TempDir dir;
+    struct Case {
+        std::string broken;  // a pipeline whose caps the source cannot meet; "@" is the converter's place
+        std::string advice;
+        std::string probe_entry, stream, expect;
+    };
+    const std::string wav = dir.path() + "/a.wav", png = dir.path() + "/a.png";
+    const std::vector<Case> cases = {
+        {"tone ! @ audio/x-raw,rate=44100 ! wavsink path=" + wav, "audioresample rate=44100", "sample_rate", "a:0", "44100"},
+        {"tone ! @ audio/x-raw,format=f32 ! wavsink path=" + wav, "audioconvert format=f32", "codec_name", "a:0", "pcm_f32le"},
+        {"tone rate=22050 format=f32 ! @ audio/x-raw,rate=48000,format=s16 ! wavsink path=" + wav,
+         "audioresample rate=48000 ! audioconvert format=s16", "sample_rate", "a:0", "48000"},
+        {"videotest ! @ video/x-raw,width=640,height=360 ! pngsink path=" + png, "scale width=640 height=360", "width", "v:0", "640"},
+        {"videotest ! @ video/x-raw,format=RGBA,width=160,height=90 ! pngsink path=" + png,
+         "videoconvert format=rgba ! scale width=160 height=90", "height", "v:0", "90"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.broken);
+        std::string broken = c.broken, fixed = c.broken;
+        broken.replace(broken.find('@'), 2, "");
+        fixed.replace(fixed.find('@'), 1, c.advice + " !");
+        auto r = play("--num-buffers 3 " + quote(broken) + " 2>&1");
+        CHECK(r.exit_code == 2);
+        CHECK(r.output.find("(put '" + c.advice + "' between them)") != std::string::npos);
+        r = play("--num-buffers 3 " + quote(fixed) + " 2>&1");
+        INFO(r.output);
+        CHECK(r.exit_code == 0);
+        CHECK(test::probe(c.stream == "a:0" ? wav : png, c.stream, c.probe_entry) == c.expect);
+    }
+    // What nothing converts yet is said as such.
+    auto r = play("--num-buffers 1 'tone ! audio/x-raw,channels=1 ! nullsink' 2>&1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("no node converts channel counts yet: give the source channels=1") != std::string::npos);
+}
+
+// Caps pick among what a source offers: AAC decodes to float, and caps ask for s16.
+TEST_CASE("Caps.Choose.AmongTheSourcesOffers" * doctest::timeout(60)) {
+    test::TempDir dir;
+    const std::string m4a = dir.path() + "/a.m4a", wav = dir.path() + "/a.wav";
+    make_fixture(kSine + " -c:a aac", m4a);
+    REQUIRE(play("'avsrc path=" + m4a + " ! wavsink path=" + wav + "'").exit_code == 0);
+    CHECK(test::probe(wav, "a:0", "codec_name") == "pcm_f32le");
+    REQUIRE(play("'avsrc path=" + m4a + " ! audio/x-raw,format=s16 ! wavsink path=" + wav + "'").exit_code == 0);
+    CHECK(test::probe(wav, "a:0", "codec_name") == "pcm_s16le");
+    // And the same file's samples either way, within one LSB.
+    const auto theirs = as_s16(ffmpeg_decode(m4a, "0:a:0", "-f s16le"));
+    const auto ours = as_s16(ffmpeg_decode(wav, "0:a:0", "-f s16le"));
+    REQUIRE(ours.size() == theirs.size());
+    int worst = 0;
+    for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(ours[i] - theirs[i]));
+    CHECK(worst <= 1);
+}
+
+TEST_CASE("Caps.BadCaps.OneLineAndExitTwo") {
+    for (const std::string caps : {"audio/x-raw,bogus=1", "audio/x-raw,rate=0", "audio/x-raw,format=s24", "video/x-raw,width=-5",
+                                   "video/x-raw,framerate=30/0", "video/x-bayer", "audio/x-raw,rate"}) {
+        CAPTURE(caps);
+        auto r = play("--num-buffers 1 'tone ! " + caps + " ! nullsink' 2>&1");
+        CHECK(r.exit_code == 2);
+        CHECK(r.output.find("caps " + caps) != std::string::npos);
+        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+    }
+}

@@ -6,6 +6,7 @@
 #include "core/common.hpp"
 
 #include <cctype>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -103,6 +104,18 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
             current = kNone;
             continue;
         }
+        // Caps ("audio/x-raw,rate=44100") are a node of their own, a capsfilter.
+        if (w.text.starts_with("audio/") || w.text.starts_with("video/")) {
+            End end;
+            end.word = w;
+            elements.push_back({"capsfilter", {{"caps", w.text}}, w, {}, nullptr});
+            end.element = elements.size() - 1;
+            current = kNone;  // caps take no properties
+            if (pending_bang) links.push_back({*previous, end, *pending_bang});
+            pending_bang.reset();
+            previous = end;
+            continue;
+        }
         const auto eq = w.text.find('=');
         if (eq != std::string::npos) {
             if (current == kNone) return error_at(w, "property '" + detail::printable(w.text) + "' does not follow a node");
@@ -184,7 +197,51 @@ Status build_pipeline(engine::Graph& graph, std::string_view text, const Pipelin
         if (Status st = resolve(l.to, to); !st) return st;
         if (Status st = graph.connect(*from, l.from.pin, *to, l.to.pin); !st) return error_at(l.bang, st.message());
     }
+    graph.set_format_advisor(converter_advice);
     return graph.prepare();
+}
+
+std::string converter_advice(const engine::MediaFormat& offered, const engine::FormatSet& accepted) {
+    using engine::MediaKind;
+    std::string best, impossible;
+    std::size_t best_steps = SIZE_MAX;
+    for (const engine::MediaFormat& a : accepted) {
+        if (a.kind != offered.kind) continue;
+        std::vector<std::string> steps;
+        std::string cannot;
+        if (offered.kind == MediaKind::audio) {
+            if (a.rate != 0 && offered.rate != 0 && a.rate != offered.rate)
+                steps.push_back("audioresample rate=" + std::to_string(a.rate));
+            if (a.sample_format != engine::SampleFormat::any && offered.sample_format != engine::SampleFormat::any &&
+                a.sample_format != offered.sample_format)
+                steps.push_back(std::string("audioconvert format=") + engine::to_string(a.sample_format));
+            if (a.channels != 0 && offered.channels != 0 && a.channels != offered.channels)
+                cannot = "no node converts channel counts yet: give the source channels=" + std::to_string(a.channels);
+        } else {
+            if (a.pixel_format != engine::PixelFormat::any && offered.pixel_format != engine::PixelFormat::any &&
+                a.pixel_format != offered.pixel_format) {
+                std::string f = engine::to_string(a.pixel_format);
+                for (char& c : f) c = char(std::tolower(static_cast<unsigned char>(c)));
+                steps.push_back("videoconvert format=" + f);
+            }
+            const int w = a.width != 0 ? a.width : offered.width, h = a.height != 0 ? a.height : offered.height;
+            if ((w != offered.width || h != offered.height) && w != 0 && h != 0)
+                steps.push_back("scale width=" + std::to_string(w) + " height=" + std::to_string(h));
+            if (a.fps.num != 0 && offered.fps.num != 0 && !(a.fps == offered.fps))
+                cannot = "no node changes the frame rate yet";
+        }
+        if (!cannot.empty()) {
+            if (impossible.empty()) impossible = cannot;
+            continue;
+        }
+        if (!steps.empty() && steps.size() < best_steps) {
+            best_steps = steps.size();
+            best = "put '";
+            for (std::size_t i = 0; i < steps.size(); ++i) best += (i ? " ! " : "") + steps[i];
+            best += "' between them";
+        }
+    }
+    return best.empty() ? impossible : best;
 }
 
 }  // namespace sluice::nodes

@@ -127,6 +127,11 @@ public:
     // How long stop() waits for held samples before it posts the ledger (default 500 ms), and
     // before it gives up waiting and returns with them still out (default 5 s).
     void set_stop_thresholds(std::chrono::milliseconds report, std::chrono::milliseconds give_up) noexcept;
+    // What to suggest when an output's formats and its peer's cannot meet, e.g. "put
+    // 'audioresample rate=44100' between them": appended to prepare()'s error. The engine knows
+    // no node types; the node library (build_pipeline) or the app supplies this. Control thread.
+    using FormatAdvisor = std::function<std::string(const MediaFormat& offered, const FormatSet& accepted)>;
+    void set_format_advisor(FormatAdvisor advisor);
 
     std::optional<Event> poll_event();
     std::optional<Event> wait_event(std::chrono::milliseconds timeout);
