@@ -338,6 +338,20 @@ TEST_CASE("Hostile.Input.StrictNumbersPrintableErrorsBlankPipelines") {
     }
 }
 
+// 4, without root: a pool bigger than the address space the process may have (ulimit -v,
+// RLIMIT_AS) is refused at commit with one line, while a small graph under the same limit runs.
+// Not under the sanitizers, whose runtimes reserve terabytes of address space themselves.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+TEST_CASE("Hostile.Memory.AddressSpaceLimitRefused" * doctest::timeout(60)) {
+    auto big = run("sh -c " + quote("ulimit -v 1000000; exec " + kPlayer +
+                                    " -q --num-buffers 1 'videotest width=8192 height=8192 format=rgba ! nullsink'") + " 2>&1");
+    CHECK(big.exit_code == 2);
+    CHECK(big.output == "sluice-play: pool of videotest0.src: out of memory\n");
+    auto small = run("sh -c " + quote("ulimit -v 1000000; exec " + kPlayer + " -q --num-buffers 10 'tone ! nullsink'") + " 2>&1");
+    CHECK(small.exit_code == 0);
+}
+#endif
+
 // 4. A pool bigger than the memory cgroup allows got the process OOM-killed; commit() refuses it.
 TEST_CASE("Hostile.Memory.CgroupLimitRefusedNotKilled" * doctest::timeout(120)) {
     // The memory cgroup this process is in (v1 here, v2 elsewhere), and a child of it.
