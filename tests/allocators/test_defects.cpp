@@ -234,6 +234,38 @@ TEST_CASE("SampleAllocator.Ledger.NoStaleHolderAfterSwitchingOn") {
     CHECK(a.ledger().at(0).holder == "recorded");
 }
 
+// repro_ledger_stale's own case: the sample is popped from the free list (not the cache) by a
+// get with the ledger off, on another thread, after its last recorded holder's name was freed.
+TEST_CASE("SampleAllocator.Ledger.NoStaleHolderFromTheFreeList") {
+    SampleAllocator a;
+    a.set_ledger_enabled(true);
+    REQUIRE(a.set_properties({.buffers = 2, .buffer_bytes = 64}));
+    REQUIRE(!a.commit());
+    {
+        auto first = std::make_unique<std::string>("first-holder-with-a-long-name-0001");
+        auto second = std::make_unique<std::string>("second-holder-with-a-long-name-0002");
+        auto s1 = a.get_buffer(first->c_str());
+        auto s2 = a.get_buffer(second->c_str());
+        REQUIRE(s1);
+        REQUIRE(s2);
+        CHECK(a.ledger().size() == 2);
+        s1->reset();  // parked in this thread's cache
+        s2->reset();  // the cache is full: back on the free list
+    }  // both names freed
+    a.set_ledger_enabled(false);
+    SampleRef taken;
+    std::thread([&] {  // a thread with an empty cache pops from the free list
+        if (auto s = a.get_buffer("unrecorded")) taken = std::move(*s);
+    }).join();
+    REQUIRE(taken);
+    a.set_ledger_enabled(true);
+    const auto entries = a.ledger();
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].holder == "?");
+    CHECK(entries[0].held_for == nanoseconds(0));
+    taken.reset();
+}
+
 // The per-thread caches under churn on an unchecked pool (checked pools never park): more
 // threads than cache words, blocking, timed, try and stop-token gets, references shared and
 // dropped on other threads, decommit/commit and ledger storms. No sample is handed out twice, no
