@@ -189,6 +189,7 @@ private:
     enum class PopFailure { empty, decommitted };
     detail::SampleHeader* take_cached() noexcept;
     detail::SampleHeader* try_pop(PopFailure& why) noexcept;
+    detail::SampleHeader* take_fast(PopFailure& why, const char* holder) noexcept;
     template <class DeadlineFn>
     Result<SampleRef> get_fast(const std::stop_token* stop, DeadlineFn deadline, const char* holder) noexcept;
     detail::SampleHeader* hand_out(detail::SampleHeader* h, const char* holder) noexcept;

@@ -100,16 +100,24 @@ SLUICE_ALWAYS_INLINE detail::SampleHeader* SampleAllocator::hand_out(detail::Sam
     return hand_out_cached(h);
 }
 
-// The one fast path of every get_buffer overload. `deadline()` is called only when the pool is
-// empty, so a timed get reads the clock only when it may have to wait.
+// The fast path of every get: this thread's cache word, then the free list; the sample handed
+// out, or nullptr with `why` the free list said no.
+SLUICE_ALWAYS_INLINE detail::SampleHeader* SampleAllocator::take_fast(PopFailure& why, const char* holder) noexcept {
+    if (detail::SampleHeader* h = take_cached()) [[likely]]
+        return hand_out_cached(h);
+    if (detail::SampleHeader* h = try_pop(why)) [[likely]]
+        return hand_out(h, holder);
+    return nullptr;
+}
+
+// Every get_buffer overload. `deadline()` is called only when the pool is empty, so a timed get
+// reads the clock only when it may have to wait.
 template <class DeadlineFn>
 SLUICE_ALWAYS_INLINE Result<SampleRef> SampleAllocator::get_fast(const std::stop_token* stop, DeadlineFn deadline,
                                                                  const char* holder) noexcept {
-    if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return SampleRef(hand_out_cached(h));
     PopFailure why = PopFailure::empty;
-    if (detail::SampleHeader* h = try_pop(why)) [[likely]]
-        return SampleRef(hand_out(h, holder));
+    if (detail::SampleHeader* h = take_fast(why, holder)) [[likely]]
+        return SampleRef(h);
     return from(get_slow(why == PopFailure::decommitted ? kNoDeadline : deadline(), stop, holder));
 }
 
@@ -154,11 +162,9 @@ SLUICE_ALWAYS_INLINE Result<SampleRef> SampleAllocator::get_buffer(const std::st
 }
 
 SLUICE_ALWAYS_INLINE Result<SampleRef> SampleAllocator::try_get_buffer(const char* holder) noexcept {
-    if (detail::SampleHeader* h = take_cached()) [[likely]]
-        return SampleRef(hand_out_cached(h));
     PopFailure why = PopFailure::empty;
-    if (detail::SampleHeader* h = try_pop(why)) [[likely]]
-        return SampleRef(hand_out(h, holder));
+    if (detail::SampleHeader* h = take_fast(why, holder)) [[likely]]
+        return SampleRef(h);
     return from(try_get_slow(why, holder));
 }
 
