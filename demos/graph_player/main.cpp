@@ -19,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -73,13 +74,17 @@ extern "C" void on_signal(int sig) {
 // it is no file to finish), or a file a node of `graph` reads or writes (opening it truncates it).
 std::string stats_path_problem(const std::string& path, Graph& graph) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return {};  // a new file
-    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) return "is a FIFO or socket; the statistics go to a file";
+    const bool exists = ::stat(path.c_str(), &st) == 0;
+    if (exists && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) return "is a FIFO or socket; the statistics go to a file";
+    std::error_code ec;
+    const auto canonical = std::filesystem::weakly_canonical(path, ec);
     for (Node* n : graph.nodes())
         for (const Node::FileUse& use : n->file_uses()) {
             struct stat other {};
-            if (::stat(use.path.c_str(), &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino)
-                return "is the file " + n->name() + (use.writes ? " writes" : " reads") + " (" + use.path + ")";
+            // The same inode, or, for a file not made yet (a sink's), the same path.
+            const bool same = exists ? ::stat(use.path.c_str(), &other) == 0 && other.st_dev == st.st_dev && other.st_ino == st.st_ino
+                                     : !ec && std::filesystem::weakly_canonical(use.path, ec) == canonical && !ec;
+            if (same) return "is the file " + n->name() + (use.writes ? " writes" : " reads") + " (" + use.path + ")";
         }
     return {};
 }

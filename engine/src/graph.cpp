@@ -65,6 +65,18 @@ bool kinds_meet(const FormatSet& offers, const FormatSet& accepts) {
     return false;
 }
 
+// What `out` will carry as far as can be told before prepare(): its own offers or, for a pin
+// that offers anything (a tee's branch), what the pin feeding its node offers, up the chain.
+const FormatSet& effective_offers(const OutputPin& out) {
+    const OutputPin* pin = &out;
+    for (int depth = 0; depth < 64 && pin->offers().empty(); ++depth) {
+        const Node& n = pin->node();
+        if (n.input_count() == 0 || !n.input(0).linked()) break;
+        pin = n.input(0).peer();
+    }
+    return pin->offers();
+}
+
 // Runs a node's control-thread function; an exception becomes a failed Status naming the node.
 template <class F>
 Status guarded(const Node& node, const char* what, F&& f) {
@@ -279,7 +291,7 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
             if (!candidate_in) continue;
             for (std::size_t o = 0; o < from.output_count(); ++o) {
                 OutputPin* candidate_out = out ? out : (!from.output(o).peer() ? &from.output(o) : nullptr);
-                if (candidate_out && kinds_meet(candidate_out->offers(), candidate_in->accepts())) {
+                if (candidate_out && kinds_meet(effective_offers(*candidate_out), candidate_in->accepts())) {
                     in = candidate_in;
                     out = candidate_out;
                     break;
@@ -287,6 +299,13 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
             }
             if (to_pin.size()) break;  // the input was named: only it was tried
         }
+    }
+    // A node with no free output adds one on request (a tee), carrying what feeds it: pick the
+    // input that fits that.
+    if (!in && !out && from.input_count() > 0 && from.input(0).linked()) {
+        const FormatSet& would_offer = effective_offers(*from.input(0).peer());
+        for (std::size_t i = 0; i < to.input_count() && !in; ++i)
+            if (!to.input(i).peer() && kinds_meet(would_offer, to.input(i).accepts())) in = &to.input(i);
     }
     for (std::size_t i = 0; i < to.input_count() && !in; ++i)
         if (!to.input(i).peer()) in = &to.input(i);
@@ -298,7 +317,7 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
                                                               std::to_string(to.input_count()) + ")"
                                                         : " has no inputs")};
     for (std::size_t i = 0; i < from.output_count() && !out; ++i)
-        if (!from.output(i).peer() && kinds_meet(from.output(i).offers(), in->accepts())) out = &from.output(i);
+        if (!from.output(i).peer() && kinds_meet(effective_offers(from.output(i)), in->accepts())) out = &from.output(i);
     for (std::size_t i = 0; i < from.output_count() && !out; ++i)
         if (!from.output(i).peer()) out = &from.output(i);
     if (!out && from.request_output()) out = &from.output(from.output_count() - 1);

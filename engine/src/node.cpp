@@ -175,8 +175,11 @@ Flow Node::present(const SampleRef& sample) noexcept {
                 if (sample.stop_time() != kNoTime && lateness > sample.stop_time() - sample.start_time())
                     counters_.misses.fetch_add(1, std::memory_order_relaxed);
                 lateness_.record(lateness);
-                if (lateness > counters_.max_lateness.load(std::memory_order_relaxed))
-                    counters_.max_lateness.store(lateness, std::memory_order_relaxed);
+                // relaxed CAS loop: statistics, possibly from two inputs' threads at once.
+                std::int64_t seen = counters_.max_lateness.load(std::memory_order_relaxed);
+                while (lateness > seen &&
+                       !counters_.max_lateness.compare_exchange_weak(seen, lateness, std::memory_order_relaxed)) {
+                }
                 return Flow::ok;
             }
             case ClockWait::stopped:

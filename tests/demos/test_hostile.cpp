@@ -151,6 +151,10 @@ TEST_CASE("Hostile.Output.FifoAndInputRefusedAtOnce" * doctest::timeout(120)) {
     CHECK(r.exit_code == 2);
     CHECK(r.output.find("is the file wavsrc0 reads") != std::string::npos);
     CHECK(std::filesystem::file_size(dir / "in.wav") == size);
+    // ... and naming a file a sink is about to make (it does not exist yet): refused too.
+    r = run(kPlayer + " -q --num-buffers 5 --stats-json " + (dir / "new.wav") + " 'tone ! wavsink path=" + (dir / "new.wav") + "' 2>&1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("is the file wavsink0 writes") != std::string::npos);
 }
 
 // Devices take what a sink writes and have nothing to sync: a WAV to /dev/null once failed at

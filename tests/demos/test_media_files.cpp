@@ -558,3 +558,33 @@ TEST_CASE("Caps.BadCaps.OneLineAndExitTwo") {
         CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
     }
 }
+
+// Found by review: avsink counted audio time from zero whatever the samples said (a file whose
+// audio starts 0.5 s after its video came out 0.5 s early); file names with a colon were taken
+// for FFmpeg protocols; a tee's branch (which offers "anything") went to the muxer's audio pin.
+TEST_CASE("AvSink.Review.AudioOffsetColonNamesTeeBranch" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string late = dir.path() + "/late.mkv", copy = dir.path() + "/copy.mkv";
+    make_fixture(kTestsrc + " -itsoffset 0.5 " + kSine + " -c:v ffv1 -pix_fmt yuv420p -c:a flac", late);
+    auto start = [](const std::string& f, const std::string& stream) {
+        return std::stod(run("ffprobe -v error -select_streams " + stream + " -show_entries stream=start_time -of csv=p=0 " + f).output);
+    };
+    REQUIRE(start(late, "a:0") - start(late, "v:0") == doctest::Approx(0.5).epsilon(0.05));
+    auto r = play("'avsrc path=" + late + " name=d  d.audio ! s.audio  d.video ! s.video  avsink name=s path=" + copy + "' 2>&1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(start(copy, "a:0") - start(copy, "v:0") == doctest::Approx(0.5).epsilon(0.05));
+
+    const std::string colon_in = dir.path() + "/12:00.flac", colon_out = dir.path() + "/x:1.mkv";
+    make_fixture(kSine + " -c:a flac", "file:" + colon_in);
+    r = play("'avsrc path=" + colon_in + " ! avsink path=" + colon_out + "' 2>&1");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(test::probe("file:" + colon_out, "a:0", "codec_name") == "flac");
+
+    const std::string branch = dir.path() + "/branch.mkv";
+    r = play("--num-buffers 10 'videotest ! tee name=t  t. ! avsink path=" + branch + "  t. ! nullsink' 2>&1");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(test::probe(branch, "v:0", "nb_read_frames") == "10");
+}

@@ -66,6 +66,7 @@ struct Track {
     AVStream* stream = nullptr;
     detail::FramePtr frame;
     std::int64_t next_pts = 0;
+    bool started = false;  // audio: the first sample has set next_pts
     bool ended = false;
     // Audio: our interleaved samples converted to the encoder's format, gathered into frames of
     // the encoder's size.
@@ -83,6 +84,8 @@ public:
         format_name_ = r.text("format");
         acodec_ = r.text("acodec");
         vcodec_ = r.text("vcodec");
+        acodec_named_ = !acodec_.empty();
+        vcodec_named_ = !vcodec_.empty();
         bitrate_ = r.integer("bitrate", 0, 1'000'000'000);
         if (r.ok() && path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         if (r.ok()) {
@@ -98,8 +101,11 @@ public:
             const Defaults d = defaults_for(oformat_->name);
             if (acodec_.empty() && d.audio) acodec_ = d.audio;
             if (vcodec_.empty() && d.video) vcodec_ = d.video;
+            // Encoders named by the user are checked now; a container's defaults only for the
+            // inputs that get linked (configure()), so an audio-only .mp4 does not need libx264.
             for (const std::string* codec : {&acodec_, &vcodec_})
-                if (!codec->empty() && !avcodec_find_encoder_by_name(codec->c_str()))
+                if (!codec->empty() && (codec == &acodec_ ? acodec_named_ : vcodec_named_) &&
+                    !avcodec_find_encoder_by_name(codec->c_str()))
                     r.fail(make_error_code(engine::GraphErrc::unsupported_format),
                            "no encoder named '" + detail::printable(*codec) + "' in this FFmpeg");
         }
@@ -120,6 +126,12 @@ private:
             return {engine::GraphErrc::unsupported_format, path_ + ": " + oformat_->name + " files take no audio here (acodec= names an encoder)"};
         if (input(kVideo).linked() && vcodec_.empty())
             return {engine::GraphErrc::unsupported_format, path_ + ": " + oformat_->name + " files take no video here (vcodec= names an encoder)"};
+        for (std::size_t i : {kAudio, kVideo}) {
+            const std::string& codec = i == kAudio ? acodec_ : vcodec_;
+            if (input(i).linked() && !avcodec_find_encoder_by_name(codec.c_str()))
+                return {engine::GraphErrc::unsupported_format, path_ + ": this FFmpeg has no '" + codec + "' encoder (" +
+                                                                   (i == kAudio ? "acodec" : "vcodec") + "= names another)"};
+        }
         return {};
     }
 
@@ -138,7 +150,8 @@ private:
         const int fd = detail::open_output_file(path_, error);
         if (fd < 0) return fail_start({engine::GraphErrc::io_error, path_ + ": " + error});
         ::close(fd);
-        if (int e = avio_open(&muxer_->pb, path_.c_str(), AVIO_FLAG_WRITE); e < 0)
+        // "file:" so that a name with a colon ("x:1.mkv", "pipe:1") is a file, not a protocol.
+        if (int e = avio_open(&muxer_->pb, ("file:" + path_).c_str(), AVIO_FLAG_WRITE); e < 0)
             return fail_start({engine::GraphErrc::io_error, path_ + ": cannot open for writing: " + av_message(e)});
         if (int e = avformat_write_header(muxer_, nullptr); e < 0)
             return fail_start({engine::GraphErrc::unsupported_format, path_ + ": cannot write the header: " + av_message(e)});
@@ -228,6 +241,7 @@ private:
         t.stream->time_base = c->time_base;
         t.frame.reset(av_frame_alloc());
         t.next_pts = 0;
+        t.started = false;
         t.ended = false;
         return {};
     }
@@ -245,6 +259,15 @@ private:
         Track& t = tracks_[kAudio];
         const MediaFormat& f = input(kAudio).format();
         const int frames = int(s.size() / f.frame_bytes());
+        // The audio starts where its first sample says (a file's audio may begin after its
+        // video, a seek starts elsewhere), and after a discontinuity where that sample says:
+        // what the fifo holds goes out first, then the count jumps to the new time.
+        if (s.start_time() != kNoTime && (!t.started || s.has(SampleFlags::discontinuity))) {
+            if (t.started)
+                if (int e = drain_fifo(t, true); e < 0) return e;
+            t.next_pts = std::max(t.next_pts, av_rescale_q(s.start_time(), AVRational{1, 1'000'000'000}, t.codec->time_base));
+        }
+        t.started = true;
         if (av_audio_fifo_space(t.fifo.get()) < frames)
             if (int e = av_audio_fifo_realloc(t.fifo.get(), av_audio_fifo_size(t.fifo.get()) + frames); e < 0) return e;
         // Convert into the fifo's own planes: ask it for room by writing through a frame.
@@ -400,6 +423,7 @@ private:
     }
 
     std::string path_, format_name_, acodec_, vcodec_;
+    bool acodec_named_ = false, vcodec_named_ = false;
     std::int64_t bitrate_ = 0;
     const AVOutputFormat* oformat_ = nullptr;
     AVFormatContext* muxer_ = nullptr;

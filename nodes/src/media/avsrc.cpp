@@ -86,7 +86,8 @@ Status open_media(const std::string& path, StreamChoice audio, StreamChoice vide
     if (fd < 0) return {engine::GraphErrc::io_error, path + ": " + error};
     ::close(fd);
     AVFormatContext* raw = nullptr;
-    if (int e = avformat_open_input(&raw, path.c_str(), nullptr, nullptr); e < 0)
+    // "file:" so that a name with a colon ("12:00.wav", "pipe:1") is a file, not a protocol.
+    if (int e = avformat_open_input(&raw, ("file:" + path).c_str(), nullptr, nullptr); e < 0)
         return {engine::GraphErrc::corrupt_file, path + ": " + av_message(e)};
     out.format.reset(raw);
     if (int e = avformat_find_stream_info(raw, nullptr); e < 0)

@@ -21,12 +21,12 @@ public:
     using Buckets = detail::LogBuckets<4, 40>;
     static constexpr int kBuckets = Buckets::kCount;
 
-    // Single writer. Never allocates.
+    // Any streaming thread. Never allocates.
     void record(std::int64_t lateness_ns) noexcept {
         std::atomic<std::uint64_t>& b = buckets_[bucket_of(lateness_ns < 0 ? 0 : std::uint64_t(lateness_ns))];
-        // relaxed load and store, not an RMW: only the render's thread writes; readers take
-        // snapshots that may lag by a sample.
-        b.store(b.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        // relaxed RMW: a render with two inputs (a muxer) presents from two streaming threads, so
+        // a load and a store could lose counts; readers take snapshots that may lag by a sample.
+        b.fetch_add(1, std::memory_order_relaxed);
     }
     void reset() noexcept {
         for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);  // relaxed: no streaming thread runs
