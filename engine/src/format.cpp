@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/engine/format.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace sluice::engine {
@@ -40,17 +41,42 @@ bool MediaFormat::fixed() const noexcept {
 std::size_t MediaFormat::frame_bytes() const noexcept {
     if (!fixed()) return 0;
     if (kind == MediaKind::audio) return std::size_t(channels) * bytes_per_sample(sample_format);
-    const auto w = std::size_t(width), h = std::size_t(height);
-    if (pixel_format == PixelFormat::rgba) return w * h * 4;
-    return w * h + 2 * (((w + 1) / 2) * ((h + 1) / 2));  // I420: Y plane, then U and V at half size
+    return picture_layout(*this).bytes;
+}
+
+PictureLayout picture_layout(const MediaFormat& f) noexcept {
+    PictureLayout l;
+    if (f.kind != MediaKind::video || !f.fixed()) return l;
+    const auto w = std::size_t(f.width), h = std::size_t(f.height);
+    if (f.pixel_format == PixelFormat::rgba) {
+        const std::size_t stride = std::max(std::size_t(std::max(f.stride, 0)), w * 4);
+        const std::size_t rows = std::max(std::size_t(std::max(f.plane_rows, 0)), h);
+        l.planes = 1;
+        l.plane[0] = {0, stride, w * 4, h};
+        l.bytes = stride * rows;
+        return l;
+    }
+    // I420: the Y plane, then U and V at half its size (rounded up), each with half its stride.
+    const std::size_t stride = std::max(std::size_t(std::max(f.stride, 0)), w);
+    const std::size_t rows = std::max(std::size_t(std::max(f.plane_rows, 0)), h);
+    const std::size_t chroma_w = (w + 1) / 2, chroma_h = (h + 1) / 2;
+    const std::size_t chroma_stride = (stride + 1) / 2, chroma_rows = (rows + 1) / 2;  // packed: chroma_w, chroma_h
+    l.planes = 3;
+    l.plane[0] = {0, stride, w, h};
+    l.plane[1] = {stride * rows, chroma_stride, chroma_w, chroma_h};
+    l.plane[2] = {stride * rows + chroma_stride * chroma_rows, chroma_stride, chroma_w, chroma_h};
+    l.bytes = stride * rows + 2 * chroma_stride * chroma_rows;
+    return l;
 }
 
 std::string MediaFormat::to_string() const {
     auto num = [](int v) { return v > 0 ? std::to_string(v) : std::string("*"); };
     if (kind == MediaKind::audio)
         return "audio/" + std::string(engine::to_string(sample_format)) + " " + num(rate) + "Hz " + num(channels) + "ch";
-    return "video/" + std::string(engine::to_string(pixel_format)) + " " + num(width) + "x" + num(height) + " " +
-           (fps.num > 0 ? std::to_string(fps.num) + "/" + std::to_string(fps.den) : std::string("*")) + "fps";
+    std::string s = "video/" + std::string(engine::to_string(pixel_format)) + " " + num(width) + "x" + num(height) + " " +
+                    (fps.num > 0 ? std::to_string(fps.num) + "/" + std::to_string(fps.den) : std::string("*")) + "fps";
+    if (stride > 0 || plane_rows > 0) s += " stride=" + std::to_string(stride) + " rows=" + std::to_string(plane_rows);
+    return s;
 }
 
 std::string to_string(const FormatSet& set) {
@@ -84,6 +110,10 @@ std::optional<MediaFormat> intersect(const MediaFormat& a, const MediaFormat& b)
     if (a.fps.num == 0) r.fps = b.fps;
     else if (b.fps.num == 0 || a.fps.value() == b.fps.value()) r.fps = a.fps;
     else return std::nullopt;
+    // Layout: 0 is a value here (packed), only kAnyLayout is open.
+    if (!meet(a.stride, b.stride, MediaFormat::kAnyLayout, r.stride) ||
+        !meet(a.plane_rows, b.plane_rows, MediaFormat::kAnyLayout, r.plane_rows))
+        return std::nullopt;
     return r;
 }
 
@@ -105,6 +135,8 @@ MediaFormat fixate(MediaFormat f) {
         if (f.height <= 0) f.height = 240;
         if (f.pixel_format == PixelFormat::any) f.pixel_format = PixelFormat::i420;
         if (f.fps.num <= 0 || f.fps.den <= 0) f.fps = {30, 1};
+        if (f.stride == MediaFormat::kAnyLayout) f.stride = 0;
+        if (f.plane_rows == MediaFormat::kAnyLayout) f.plane_rows = 0;
     }
     return f;
 }

@@ -486,7 +486,11 @@ Status Graph::Impl::prepare_locked() {
             FormatSet offered;
             if (Status st = guarded(*n, "output_formats()", [&] { offered = n->output_formats(o); return Status{}; }); !st)
                 return st;
-            const FormatSet agreed = intersect(offered, in.accepts().empty() ? offered : in.accepts());
+            // An input that accepts anything still reads pictures as packed rows: padded ones go
+            // only to inputs that say they read any layout (MediaFormat::kAnyLayout).
+            FormatSet anything = offered;
+            for (MediaFormat& f : anything) f.stride = f.plane_rows = 0;
+            const FormatSet agreed = intersect(offered, in.accepts().empty() ? anything : in.accepts());
             if (agreed.empty()) {
                 std::string advice;
                 if (format_advisor && !offered.empty()) advice = format_advisor(offered.front(), in.accepts());

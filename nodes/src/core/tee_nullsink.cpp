@@ -32,7 +32,10 @@ private:
 // lateness in its stats.
 class NullSink final : public Node {
 public:
-    NullSink(std::string name, PropertyReader&) : Node(std::move(name), Kind::render) { add_input("sink", {}); }
+    // Anything, pictures in any layout (it never reads them).
+    NullSink(std::string name, PropertyReader&) : Node(std::move(name), Kind::render) {
+        add_input("sink", {engine::MediaFormat::audio(), engine::MediaFormat::video().with_any_layout()});
+    }
 
 private:
     Flow process(std::size_t, SampleRef&& s) override { return present(s); }

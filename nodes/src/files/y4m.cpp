@@ -250,7 +250,8 @@ public:
     Y4mSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
         path_ = r.text("path");
         if (r.ok() && path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
-        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420)});
+        // Any layout: padded rows (a decoder's own pool) are written row by row, no copy.
+        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420).with_any_layout()});
     }
     ~Y4mSink() override { close_file(); }
     std::vector<FileUse> file_uses() const override { return {{path_, true}}; }
@@ -263,6 +264,19 @@ private:
         if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": " + error};
         const MediaFormat& f = input(0).format();
         frame_bytes_ = f.frame_bytes();
+        // Padded pictures go out as one iovec per row; the list is made here, not per picture.
+        const engine::PictureLayout layout = engine::picture_layout(f);
+        picture_bytes_ = 0;
+        rows_.clear();
+        if (!f.packed()) {
+            rows_.push_back({const_cast<char*>(kFrame), sizeof kFrame - 1});
+            for (int p = 0; p < layout.planes; ++p)
+                for (std::size_t y = 0; y < layout.plane[p].rows; ++y)
+                    rows_.push_back({reinterpret_cast<void*>(layout.plane[p].offset + y * layout.plane[p].stride),
+                                     layout.plane[p].row_bytes});
+            row_iov_.resize(rows_.size());
+        }
+        for (int p = 0; p < layout.planes; ++p) picture_bytes_ += layout.plane[p].rows * layout.plane[p].row_bytes;
         std::string header = wire::y4m_header_line(f);
         iovec iov{header.data(), header.size()};
         if (int err = write_all(fd_, &iov, 1)) {
@@ -295,14 +309,30 @@ private:
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
         if (s.size() != frame_bytes_) return short_sample(s.size(), frame_bytes_);
-        static constexpr char kFrame[] = "FRAME\n";
-        iovec iov[2] = {{const_cast<char*>(kFrame), sizeof kFrame - 1}, {s.data(), frame_bytes_}};
-        if (int err = write_all(fd_, iov, 2))
+        int err = 0;
+        if (rows_.empty()) {
+            iovec iov[2] = {{const_cast<char*>(kFrame), sizeof kFrame - 1}, {s.data(), frame_bytes_}};
+            err = write_all(fd_, iov, 2);
+        } else {
+            // Row offsets made absolute for this picture, written IOV_MAX rows at a time.
+            row_iov_[0] = rows_[0];
+            for (std::size_t i = 1; i < rows_.size(); ++i)
+                row_iov_[i] = {s.data() + reinterpret_cast<std::uintptr_t>(rows_[i].iov_base), rows_[i].iov_len};
+            for (std::size_t i = 0; i < row_iov_.size() && err == 0; i += kMaxIov)
+                err = write_all(fd_, row_iov_.data() + i, int(std::min(kMaxIov, row_iov_.size() - i)));
+        }
+        if (err)
             return report_error(make_error_code(engine::GraphErrc::io_error),
                                 detail::at_offset(path_, offset_) + "write failed: " + std::strerror(err));
-        offset_ += sizeof kFrame - 1 + frame_bytes_;
+        offset_ += sizeof kFrame - 1 + picture_bytes_;
         return Flow::ok;
     }
+
+    static constexpr char kFrame[] = "FRAME\n";
+    static constexpr std::size_t kMaxIov = 1024;  // IOV_MAX on Linux
+    std::vector<iovec> rows_;     // padded layout: "FRAME\n", then each row as an offset into the picture
+    std::vector<iovec> row_iov_;  // the same with this picture's addresses
+    std::size_t picture_bytes_ = 0;  // what a FRAME holds in the file: the rows without padding
 
     std::string path_;
     int fd_ = -1;  // open from start() to stop()

@@ -11,6 +11,7 @@
 // callback, and the lock is taken once per buffer.
 #include "core/common.hpp"
 #include "media/ffmpeg.hpp"
+#include "video/picture.hpp"
 #include <sluice/nodes/registry.hpp>
 
 extern "C" {
@@ -110,7 +111,9 @@ public:
                            "no encoder named '" + detail::printable(*codec) + "' in this FFmpeg");
         }
         add_optional_input("audio", {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)});
-        add_optional_input("video", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
+        // Any layout: the encoder takes padded pictures from a decoder's pool as they lie.
+        add_optional_input("video", {MediaFormat::video(0, 0, PixelFormat::i420).with_any_layout(),
+                                     MediaFormat::video(0, 0, PixelFormat::rgba).with_any_layout()});
     }
     ~AvSink() override { abandon(); }
     std::vector<FileUse> file_uses() const override { return {{path_, true}}; }
@@ -314,36 +317,29 @@ private:
         Track& t = tracks_[kVideo];
         AVCodecContext* c = t.codec.get();
         const MediaFormat& f = input(kVideo).format();
+        if (s.size() < f.frame_bytes()) return AVERROR_INVALIDDATA;  // a short picture: never read past it
         AVFrame* frame = t.frame.get();
         av_frame_unref(frame);
         frame->format = c->pix_fmt;
         frame->width = f.width;
         frame->height = f.height;
-        auto* data = reinterpret_cast<std::uint8_t*>(s.data());
+        std::uint8_t* planes[4];
+        int strides[4];
+        detail::plane_pointers(f, s.data(), planes, strides);
         if (f.pixel_format == PixelFormat::i420 && c->pix_fmt == AV_PIX_FMT_YUV420P) {
-            // Our planes as they lie: the encoder copies a frame it does not own a reference to.
-            const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
-            frame->data[0] = data;
-            frame->data[1] = data + std::size_t(f.width) * f.height;
-            frame->data[2] = frame->data[1] + std::size_t(cw) * ch;
-            frame->linesize[0] = f.width;
-            frame->linesize[1] = frame->linesize[2] = cw;
+            // Our planes as they lie (packed or padded): the encoder copies a frame it does not
+            // own a reference to.
+            for (int i = 0; i < 4; ++i) {
+                frame->data[i] = planes[i];
+                frame->linesize[i] = strides[i];
+            }
         } else {
             if (int e = av_frame_get_buffer(frame, 0); e < 0) return e;
             const AVPixelFormat from = f.pixel_format == PixelFormat::i420 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_RGBA;
             t.sws.reset(sws_getCachedContext(t.sws.release(), f.width, f.height, from, f.width, f.height, c->pix_fmt,
                                              SWS_BICUBIC | SWS_ACCURATE_RND, nullptr, nullptr, nullptr));
             if (!t.sws) return AVERROR(EINVAL);
-            const int cw = (f.width + 1) / 2, ch = (f.height + 1) / 2;
-            const std::uint8_t* src[4] = {data, nullptr, nullptr, nullptr};
-            int strides[4] = {f.width * 4, 0, 0, 0};
-            if (from == AV_PIX_FMT_YUV420P) {
-                src[1] = data + std::size_t(f.width) * f.height;
-                src[2] = src[1] + std::size_t(cw) * ch;
-                strides[0] = f.width;
-                strides[1] = strides[2] = cw;
-            }
-            sws_scale(t.sws.get(), src, strides, 0, f.height, frame->data, frame->linesize);
+            sws_scale(t.sws.get(), planes, strides, 0, f.height, frame->data, frame->linesize);
         }
         // The picture's time in frames of the stream's rate, never going backwards.
         std::int64_t pts = s.start_time() == kNoTime

@@ -2,17 +2,25 @@
 // avsrc: any media file FFmpeg reads (MP3, AAC, Opus, Vorbis, FLAC, WAV of every kind; H.264,
 // VP9, MPEG-4, FFV1 ... in MP4, MKV, WebM, Ogg, AVI), demuxed by libavformat and decoded by
 // libavcodec. Audio leaves as interleaved s16 or f32 (as negotiated downstream), converted by
-// libswresample; video as I420 or RGBA, planes copied (or converted by libswscale) into pool
-// buffers. Output pins `audio` and `video`; each may stay unlinked, and then its stream is not
-// decoded at all. FFmpeg's own log goes to the engine's log handler (media/ffmpeg.hpp).
+// libswresample; video as I420 or RGBA. Output pins `audio` and `video`; each may stay unlinked,
+// and then its stream is not decoded at all. FFmpeg's own log goes to the engine's log handler
+// (media/ffmpeg.hpp).
+//
+// Pictures go straight from the decoder into pool buffers when they can: the decoder's
+// get_buffer2 is served by the video pin's SampleAllocator, with the strides and padded rows
+// avcodec_align_dimensions2 asks for, so the sample pushed downstream is the memory the decoder
+// wrote (and, while it is a reference picture, still reads). That takes an I420 decoder that
+// honours get_buffer2 (AV_CODEC_CAP_DR1) and a downstream that reads padded pictures
+// (MediaFormat::kAnyLayout); otherwise each picture is copied (or converted by libswscale) once
+// into a packed pool buffer, and counted in the node's `copies` stat.
+//
+// The allocator's contract reaches the decoder's threads: a decoder thread waiting in
+// get_buffer2 on an empty pool wakes when the graph stops (decommit), and the decoder is told
+// the picture failed.
 //
 // FFmpeg rather than our own parsers: these formats are what FFmpeg exists for. The streaming
 // thread allocates and may block inside FFmpeg (its decoders do); a file source is not a
 // real-time callback, and the pools still bound what is in flight.
-//
-// Not yet: the decoder writing straight into pool buffers (get_buffer2). Its pictures have
-// aligned strides and padded rows, and our samples are tightly packed pictures, so each picture
-// is copied once, and counted in the node's `copies` stat.
 #include "core/common.hpp"
 #include "media/ffmpeg.hpp"
 #include "video/picture.hpp"
@@ -35,6 +43,7 @@ extern "C" {
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <unistd.h>
 
 namespace sluice::nodes {
@@ -114,7 +123,9 @@ Status open_media(const std::string& path, StreamChoice audio, StreamChoice vide
     return {};
 }
 
-Status open_decoder(const std::string& path, AVStream* stream, int threads, CodecPtr& out) {
+// `prepare` sets what must be set before the decoder opens (our get_buffer2).
+template <class Prepare>
+Status open_decoder(const std::string& path, AVStream* stream, int threads, CodecPtr& out, Prepare&& prepare) {
     const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
     if (!codec)
         return {engine::GraphErrc::unsupported_format, path + ": stream " + std::to_string(stream->index) +
@@ -126,6 +137,7 @@ Status open_decoder(const std::string& path, AVStream* stream, int threads, Code
         return {engine::GraphErrc::corrupt_file, path + ": stream " + std::to_string(stream->index) + ": " + av_message(e)};
     ctx->thread_count = threads;  // 0: as many as FFmpeg thinks the machine has
     ctx->pkt_timebase = stream->time_base;
+    prepare(ctx.get());
     if (int e = avcodec_open2(ctx.get(), codec, nullptr); e < 0)
         return {engine::GraphErrc::unsupported_format,
                 path + ": stream " + std::to_string(stream->index) + ": cannot open the " + codec->name + " decoder: " + av_message(e)};
@@ -148,9 +160,52 @@ struct VideoInfo {
     int width = 0, height = 0;
     engine::Fraction fps{};
     bool rgb_native = false;
+    // Decoding straight into pool buffers: the padded layout the decoder needs (0: not possible)
+    // and how many pictures it may hold at once (references, reordering, frame threads).
+    int direct_stride = 0, direct_rows = 0;
+    std::size_t decoder_holds = 0;
 };
 
+// Pictures a decoder of `id` keeps as references at most (H.264 and HEVC: a 16-picture DPB).
+std::size_t max_reference_pictures(AVCodecID id) {
+    switch (id) {
+        case AV_CODEC_ID_H264:
+        case AV_CODEC_ID_HEVC: return 16;
+        case AV_CODEC_ID_VP9:
+        case AV_CODEC_ID_AV1: return 8;
+        case AV_CODEC_ID_VP8: return 3;
+        default: return 2;
+    }
+}
+
+// Where a decoder can write straight into our pool, the layout it needs: rows of `stride` bytes
+// and `rows` rows for the Y plane (chroma at half), from avcodec_align_dimensions2 for a picture
+// rounded up to whole 32-pixel blocks (coded sizes such as 1088 for 1080 fit), strides aligned
+// for every plane. 0, 0 when the decoder does not honour get_buffer2 or does not make I420.
+void direct_layout(const AVCodecParameters* par, int threads, VideoInfo& v) {
+    const auto native = AVPixelFormat(par->format);
+    const AVCodec* codec = avcodec_find_decoder(par->codec_id);
+    if (!codec || !(codec->capabilities & AV_CODEC_CAP_DR1) || (native != AV_PIX_FMT_YUV420P && native != AV_PIX_FMT_YUVJ420P))
+        return;
+    CodecPtr ctx(avcodec_alloc_context3(codec));
+    if (!ctx || avcodec_parameters_to_context(ctx.get(), par) < 0) return;
+    int width = FFALIGN(par->width, 32), height = FFALIGN(par->height, 32);
+    int linesize_align[AV_NUM_DATA_POINTERS] = {};
+    avcodec_align_dimensions2(ctx.get(), &width, &height, linesize_align);
+    int align = 64;  // our buffers' alignment: what AVX-512 loads want
+    for (int a : linesize_align) align = std::max(align, a);
+    v.direct_stride = FFALIGN(width, 2 * align);  // chroma rows take half, still aligned
+    v.direct_rows = height + (height & 1);
+    // Frame threads each hold the picture they decode; FFmpeg's automatic count is cores + 1.
+    const int frame_threads = threads > 0 ? threads : std::min(16, int(std::thread::hardware_concurrency()) + 1);
+    v.decoder_holds = max_reference_pictures(par->codec_id) + std::size_t(std::max(par->video_delay, 0)) +
+                      std::size_t(frame_threads) + 1;
+}
+
 constexpr std::size_t kAudioFramesPerBuffer = 4096;
+// Bytes after a picture a decoder's SIMD may read past its last row (FFmpeg pads its own
+// buffers alike).
+constexpr std::size_t kDecoderOverread = 64;
 constexpr std::int64_t kGapTolerance_ns = 20'000'000;  // audio timestamps further off are a gap
 
 class AvSrc final : public Node {
@@ -184,9 +239,17 @@ public:
         if (has_video_) {
             const PixelFormat first = video_.rgb_native ? PixelFormat::rgba : PixelFormat::i420;
             const PixelFormat second = video_.rgb_native ? PixelFormat::i420 : PixelFormat::rgba;
-            pin_[kVideo] = add_optional_output("video", {MediaFormat::video(video_.width, video_.height, first, video_.fps),
-                                                         MediaFormat::video(video_.width, video_.height, second, video_.fps)})
-                               .index();
+            engine::FormatSet offers;
+            // First the decoder's own padded pictures, for an input that reads them.
+            if (video_.direct_stride > 0) {
+                MediaFormat direct = MediaFormat::video(video_.width, video_.height, PixelFormat::i420, video_.fps);
+                direct.stride = video_.direct_stride;
+                direct.plane_rows = video_.direct_rows;
+                offers.push_back(direct);
+            }
+            offers.push_back(MediaFormat::video(video_.width, video_.height, first, video_.fps));
+            offers.push_back(MediaFormat::video(video_.width, video_.height, second, video_.fps));
+            pin_[kVideo] = add_optional_output("video", std::move(offers)).index();
         }
         if (r.ok() && !has_audio_ && !has_video_) {
             const bool audio_wanted = audio_choice_.mode != StreamChoice::Mode::none;
@@ -210,6 +273,8 @@ private:
     // The two kinds of stream, and the output each has (kNoPin when the file has none).
     static constexpr std::size_t kAudio = 0, kVideo = 1, kNoPin = std::size_t(-1);
     bool linked(std::size_t kind) const { return pin_[kind] != kNoPin && output(pin_[kind]).linked(); }
+    // Downstream took the decoder's padded pictures: get_buffer2 is ours.
+    bool decodes_into_pool() const { return linked(kVideo) && !out(kVideo).format().packed(); }
     const engine::OutputPin& out(std::size_t kind) const { return output(pin_[kind]); }
 
     void probe(const OpenedFile& file) {
@@ -229,6 +294,7 @@ private:
             video_.fps = rate.num > 0 && rate.den > 0 ? engine::Fraction{rate.num, rate.den} : engine::Fraction{30, 1};
             const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(AVPixelFormat(st->codecpar->format));
             video_.rgb_native = d && (d->flags & AV_PIX_FMT_FLAG_RGB);
+            direct_layout(st->codecpar, threads_, video_);
         }
     }
 
@@ -247,6 +313,7 @@ private:
 
     engine::BufferNeeds output_buffers(std::size_t o) const override {
         if (o == pin_[kAudio]) return {kAudioFramesPerBuffer * out(kAudio).format().frame_bytes(), 1};
+        if (decodes_into_pool()) return {out(kVideo).format().frame_bytes() + kDecoderOverread, video_.decoder_holds};
         return {out(kVideo).format().frame_bytes(), 1};
     }
 
@@ -262,11 +329,24 @@ private:
         for (unsigned i = 0; i < format_->nb_streams; ++i)
             format_->streams[i]->discard = (int(i) == audio_stream_ || int(i) == video_stream_) ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
         if (audio_stream_ >= 0) {
-            if (Status st = open_decoder(path_, format_->streams[audio_stream_], threads_, audio_codec_); !st) return st;
+            if (Status st = open_decoder(path_, format_->streams[audio_stream_], threads_, audio_codec_, [](AVCodecContext*) {}); !st)
+                return st;
             if (Status st = check_audio_unchanged(); !st) return st;
         }
         if (video_stream_ >= 0) {
-            if (Status st = open_decoder(path_, format_->streams[video_stream_], threads_, video_codec_); !st) return st;
+            if (decodes_into_pool()) {
+                // A slot for each buffer of the pool: what the decoder's reference to it holds.
+                pool_slots_count_ = output(pin_[kVideo]).allocator().properties().buffers;
+                pool_slots_ = std::make_unique<PoolSlot[]>(pool_slots_count_);
+                for (std::size_t i = 0; i < pool_slots_count_; ++i) pool_slots_[i].owner = this;
+            }
+            auto serve_from_pool = [this](AVCodecContext* c) {
+                if (!decodes_into_pool()) return;
+                c->opaque = this;
+                c->get_buffer2 = &AvSrc::get_pool_picture;
+            };
+            if (Status st = open_decoder(path_, format_->streams[video_stream_], threads_, video_codec_, serve_from_pool); !st)
+                return st;
             if (video_codec_->width != video_.width || video_codec_->height != video_.height)
                 return {engine::GraphErrc::corrupt_file, path_ + ": its picture size changed since the node was made"};
         }
@@ -305,10 +385,83 @@ private:
         swr_.reset();
         sws_.reset();
         audio_codec_.reset();
-        video_codec_.reset();
+        video_codec_.reset();  // frees its reference pictures: every pool slot it held
         packet_.reset();
         frame_.reset();
         format_.reset();
+        pool_slots_.reset();  // after everything that could hold an AVBuffer of ours
+        pool_slots_count_ = 0;
+    }
+
+    // The pool buffer an AVBufferRef of the decoder stands for. `owner` is fixed at start.
+    struct PoolSlot {
+        SampleRef sample;
+        AvSrc* owner = nullptr;
+    };
+
+    // get_buffer2: a pool buffer laid out as the negotiated format says, when the picture fits
+    // it; FFmpeg's own buffer otherwise (the picture is then copied; see push_video). Called on
+    // the decoder's threads (frame threads included), concurrently: the allocator is thread-safe,
+    // each slot is touched only by whoever holds its buffer.
+    static int get_pool_picture(AVCodecContext* c, AVFrame* frame, int flags) noexcept {
+        return static_cast<AvSrc*>(c->opaque)->pool_picture(c, frame, flags);
+    }
+
+    int pool_picture(AVCodecContext* c, AVFrame* frame, int flags) noexcept {
+        const MediaFormat& f = out(kVideo).format();
+        int width = frame->width, height = frame->height;
+        int linesize_align[AV_NUM_DATA_POINTERS] = {};
+        const auto format = AVPixelFormat(frame->format);
+        bool fits = format == AV_PIX_FMT_YUV420P || format == AV_PIX_FMT_YUVJ420P;
+        if (fits) {
+            avcodec_align_dimensions2(c, &width, &height, linesize_align);
+            fits = width <= f.stride && height <= f.plane_rows;
+            for (int i = 0; i < 3; ++i) fits = fits && linesize_align[i] > 0 && (f.stride / (i ? 2 : 1)) % linesize_align[i] == 0;
+        }
+        if (!fits) return avcodec_default_get_buffer2(c, frame, flags);
+        SampleAllocator& pool = output(pin_[kVideo]).allocator();
+        Result<SampleRef> s = pool.try_get_buffer(name().c_str());
+        // Empty: wait for downstream to give one back, unless every buffer is one the decoder
+        // itself holds (none would ever come back while it waits): then FFmpeg's buffer. Timed
+        // waits, so a buffer the decoder's other threads take meanwhile is seen.
+        while (!s && s.error() == Errc::would_block) {
+            // acquire: pairs with the release in release_pool_picture (the count is exact once read).
+            if (decoder_held_.load(std::memory_order_acquire) >= pool_slots_count_)
+                return avcodec_default_get_buffer2(c, frame, flags);
+            s = pool.get_buffer(stop_token(), std::chrono::milliseconds(20), name().c_str());
+            if (!s && s.error() == Errc::timeout) s = Result<SampleRef>(Errc::would_block);
+        }
+        if (!s) return AVERROR_EXIT;  // the graph is stopping (decommit): this picture fails
+        PoolSlot& slot = pool_slots_[s->index()];
+        slot.sample = std::move(*s);
+        std::byte* base = slot.sample.data();
+        frame->buf[0] = av_buffer_create(reinterpret_cast<std::uint8_t*>(base), slot.sample.capacity(), &release_pool_picture, &slot, 0);
+        if (!frame->buf[0]) {
+            slot.sample.reset();
+            return AVERROR(ENOMEM);
+        }
+        // relaxed: only counted up here; readers pair with the release decrement.
+        decoder_held_.fetch_add(1, std::memory_order_relaxed);
+        detail::plane_pointers(f, base, frame->data, frame->linesize);
+        frame->extended_data = frame->data;
+        return 0;
+    }
+
+    static void release_pool_picture(void* opaque, std::uint8_t*) noexcept {
+        auto& slot = *static_cast<PoolSlot*>(opaque);
+        AvSrc& self = *slot.owner;
+        slot.sample.reset();
+        // release: a waiter that reads the lower count also sees the slot empty.
+        self.decoder_held_.fetch_sub(1, std::memory_order_release);
+    }
+
+    // The slot of a picture the decoder wrote into our pool, or nullptr.
+    PoolSlot* pool_slot_of(const AVFrame* frame) const noexcept {
+        if (!pool_slots_ || !frame->buf[0] || frame->buf[1]) return nullptr;
+        const auto p = reinterpret_cast<std::uintptr_t>(av_buffer_get_opaque(frame->buf[0]));
+        const auto first = reinterpret_cast<std::uintptr_t>(pool_slots_.get());
+        if (p < first || p >= first + pool_slots_count_ * sizeof(PoolSlot)) return nullptr;
+        return reinterpret_cast<PoolSlot*>(p);
     }
 
     // One step: a packet read and decoded, and every frame it gave pushed; at the end of the
@@ -348,6 +501,7 @@ private:
     Flow decode(AVCodecContext* codec, std::size_t kind, const AVPacket* packet) {
         int e = avcodec_send_packet(codec, packet);
         if (e < 0 && e != AVERROR_EOF) {
+            if (stop_token().stop_requested()) return Flow::stopped;  // a picture failed because the pool closed
             if (e == AVERROR(ENOMEM)) return report_error(make_error_code(Errc::out_of_memory), path_ + ": out of memory");
             note_decode_error(kind);  // a corrupt packet: skipped, the next sample flagged
             return Flow::ok;
@@ -356,6 +510,7 @@ private:
             e = avcodec_receive_frame(codec, frame_.get());
             if (e == AVERROR(EAGAIN) || e == AVERROR_EOF) return Flow::ok;
             if (e < 0) {
+                if (stop_token().stop_requested()) return Flow::stopped;
                 note_decode_error(kind);
                 return Flow::ok;
             }
@@ -474,40 +629,15 @@ private:
             return report_error(make_error_code(engine::GraphErrc::unsupported_format),
                                 path_ + ": the picture size changes mid-stream (" + std::to_string(frame_->width) + "x" +
                                     std::to_string(frame_->height) + "); avsrc does not follow it yet");
-        auto s = get_buffer(pin_[kVideo]);
-        if (!s) return buffer_failed(s.error());
-        auto* dst = reinterpret_cast<std::uint8_t*>(s->data());
-        const PixelFormat target = out(kVideo).format().pixel_format;
-        const auto source = AVPixelFormat(frame_->format);
-        if (target == PixelFormat::i420 && (source == AV_PIX_FMT_YUV420P || source == AV_PIX_FMT_YUVJ420P)) {
-            const auto l = detail::I420Layout::of(video_.width, video_.height);
-            copy_plane(frame_->data[0], frame_->linesize[0], dst, l.width, l.height);
-            copy_plane(frame_->data[1], frame_->linesize[1], dst + l.y_bytes, l.chroma_width, l.chroma_height);
-            copy_plane(frame_->data[2], frame_->linesize[2], dst + l.y_bytes + l.chroma_bytes, l.chroma_width, l.chroma_height);
-        } else {
-            const AVPixelFormat out = target == PixelFormat::i420 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_RGBA;
-            sws_.reset(sws_getCachedContext(sws_.release(), video_.width, video_.height, source, video_.width, video_.height, out,
-                                            SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
-            if (!sws_)
-                return report_error(make_error_code(engine::GraphErrc::unsupported_format),
-                                    path_ + ": cannot convert pictures from " + av_get_pix_fmt_name(source));
-            std::uint8_t* planes[4] = {};
-            int strides[4] = {};
-            if (target == PixelFormat::i420) {
-                const auto l = detail::I420Layout::of(video_.width, video_.height);
-                planes[0] = dst;
-                planes[1] = dst + l.y_bytes;
-                planes[2] = dst + l.y_bytes + l.chroma_bytes;
-                strides[0] = int(l.width);
-                strides[1] = strides[2] = int(l.chroma_width);
-            } else {
-                planes[0] = dst;
-                strides[0] = video_.width * 4;
-            }
-            sws_scale(sws_.get(), frame_->data, frame_->linesize, 0, video_.height, planes, strides);
+        const MediaFormat& f = out(kVideo).format();
+        Result<SampleRef> s = direct_sample();
+        if (!s) {
+            s = get_buffer(pin_[kVideo]);
+            if (!s) return buffer_failed(s.error());
+            if (Flow flow = copy_picture(f, s->data()); flow != Flow::ok) return flow;
+            copies_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
         }
-        copies_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
-        (void)s->set_size(out(kVideo).format().frame_bytes());
+        (void)s->set_size(f.frame_bytes());
         s->set_times(t, t + duration);
         next_video_ns_ = t + duration;
         if (frame_->key_frame) s->add_flags(SampleFlags::sync_point);
@@ -524,8 +654,47 @@ private:
         return push(pin_[kVideo], std::move(*s));
     }
 
-    static void copy_plane(const std::uint8_t* src, int stride, std::uint8_t* dst, std::size_t width, std::size_t rows) noexcept {
-        for (std::size_t y = 0; y < rows; ++y) std::memcpy(dst + y * width, src + std::ptrdiff_t(y) * stride, width);
+    // The decoded picture as a sample without a copy: the pool buffer the decoder wrote it into,
+    // when it did, its planes lie where our layout says (cropping can move them), and nobody
+    // downstream still holds it from an earlier push (a decoder may show a reference picture
+    // twice; its times must not change under a reader). An error otherwise.
+    Result<SampleRef> direct_sample() const noexcept {
+        PoolSlot* slot = pool_slot_of(frame_.get());
+        if (!slot) return Errc::would_block;
+        std::uint8_t* planes[4];
+        int strides[4];
+        detail::plane_pointers(out(kVideo).format(), slot->sample.data(), planes, strides);
+        for (int i = 0; i < 3; ++i)
+            if (frame_->data[i] != planes[i] || frame_->linesize[i] != strides[i]) return Errc::would_block;
+        if (slot->sample.use_count() != 1) return Errc::would_block;
+        // acquire: pairs with the release decrement of the last downstream holder, whose reads
+        // of the sample's times come before our writes to them.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return SampleRef(slot->sample);
+    }
+
+    // The decoded picture into `dst`, laid out as `f` says: plane by plane, or through libswscale.
+    Flow copy_picture(const MediaFormat& f, std::byte* dst) {
+        std::uint8_t* planes[4];
+        int strides[4];
+        detail::plane_pointers(f, dst, planes, strides);
+        const auto source = AVPixelFormat(frame_->format);
+        if (f.pixel_format == PixelFormat::i420 && (source == AV_PIX_FMT_YUV420P || source == AV_PIX_FMT_YUVJ420P)) {
+            const engine::PictureLayout l = engine::picture_layout(f);
+            for (int p = 0; p < 3; ++p)
+                for (std::size_t y = 0; y < l.plane[p].rows; ++y)
+                    std::memcpy(planes[p] + y * l.plane[p].stride, frame_->data[p] + std::ptrdiff_t(y) * frame_->linesize[p],
+                                l.plane[p].row_bytes);
+            return Flow::ok;
+        }
+        const AVPixelFormat target = f.pixel_format == PixelFormat::i420 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_RGBA;
+        sws_.reset(sws_getCachedContext(sws_.release(), video_.width, video_.height, source, video_.width, video_.height, target,
+                                        SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
+        if (!sws_)
+            return report_error(make_error_code(engine::GraphErrc::unsupported_format),
+                                path_ + ": cannot convert pictures from " + av_get_pix_fmt_name(source));
+        sws_scale(sws_.get(), frame_->data, frame_->linesize, 0, video_.height, planes, strides);
+        return Flow::ok;
     }
 
     std::string path_;
@@ -552,6 +721,9 @@ private:
     bool audio_started_ = false, audio_done_ = false, video_done_ = false, draining_ = false;
     bool pending_discontinuity_[2] = {false, false};
     std::atomic<std::uint64_t> copies_{0}, decode_errors_{0}, discontinuities_{0};
+    std::unique_ptr<PoolSlot[]> pool_slots_;  // decoding into the pool: one per buffer, by index
+    std::size_t pool_slots_count_ = 0;
+    std::atomic<std::size_t> decoder_held_{0};  // slots holding a buffer for the decoder now
 };
 
 }  // namespace

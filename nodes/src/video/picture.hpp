@@ -38,6 +38,16 @@ struct I420Layout {
     std::size_t total() const noexcept { return y_bytes + 2 * chroma_bytes; }
 };
 
+// The plane pointers and strides of a picture in `format` (any layout: see engine::picture_layout)
+// starting at `base`, as FFmpeg and libswscale take them; planes past the format's are null.
+inline void plane_pointers(const engine::MediaFormat& format, std::byte* base, std::uint8_t* data[4], int linesize[4]) noexcept {
+    const engine::PictureLayout l = engine::picture_layout(format);
+    for (int i = 0; i < 4; ++i) {
+        data[i] = i < l.planes ? reinterpret_cast<std::uint8_t*>(base) + l.plane[i].offset : nullptr;
+        linesize[i] = i < l.planes ? int(l.plane[i].stride) : 0;
+    }
+}
+
 struct Rgb {
     std::uint8_t r = 0, g = 0, b = 0;
 };

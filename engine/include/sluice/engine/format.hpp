@@ -39,6 +39,16 @@ struct MediaFormat {
     int height = 0;
     PixelFormat pixel_format = PixelFormat::any;
     Fraction fps{};
+    // Video: how the picture lies in its buffer. Pictures are tightly packed (0, 0) unless both
+    // sides of a link agree otherwise: `stride` is the bytes from one row of the first plane to
+    // the next, `plane_rows` the rows that plane spans before the next plane begins; the chroma
+    // planes of I420 follow at half of each (see picture_layout()). An input that reads any
+    // layout says kAnyLayout, and only such an input is handed padded pictures: a decoder
+    // writing straight into pool buffers needs them (its rows are aligned for SIMD and padded to
+    // whole macroblocks), and a node that assumes packed rows never sees them.
+    static constexpr int kAnyLayout = -1;
+    int stride = 0;
+    int plane_rows = 0;
 
     static MediaFormat audio(int rate = 0, int channels = 0, SampleFormat f = SampleFormat::any) {
         MediaFormat m;
@@ -58,9 +68,18 @@ struct MediaFormat {
         return m;
     }
 
+    // This format, but reading pictures in any layout (for an input's accepted set).
+    MediaFormat with_any_layout() const {
+        MediaFormat m = *this;
+        m.stride = m.plane_rows = kAnyLayout;
+        return m;
+    }
+    bool packed() const noexcept { return stride == 0 && plane_rows == 0; }
+
     // Every field that matters for the kind is set.
     bool fixed() const noexcept;
-    // Audio: bytes per frame (all channels). Video: bytes per picture. 0 unless fixed().
+    // Audio: bytes per frame (all channels). Video: bytes per picture, padding included. 0
+    // unless fixed().
     std::size_t frame_bytes() const noexcept;
     // e.g. "audio/s16 48000Hz 2ch", "video/I420 640x360 30/1fps", with "*" for open fields.
     std::string to_string() const;
@@ -69,6 +88,22 @@ struct MediaFormat {
 };
 
 using FormatSet = std::vector<MediaFormat>;
+
+// Where the planes of one picture lie in its buffer: I420 has three (Y, U, V), RGBA one.
+struct PicturePlane {
+    std::size_t offset = 0;     // from the buffer's start
+    std::size_t stride = 0;     // bytes from one row to the next
+    std::size_t row_bytes = 0;  // bytes of picture in each row (stride minus padding)
+    std::size_t rows = 0;       // rows of picture (the plane may span more: see plane_rows)
+};
+struct PictureLayout {
+    int planes = 0;  // 0: not a fixed video format
+    PicturePlane plane[3];
+    std::size_t bytes = 0;  // the whole picture, padding included
+};
+// The layout of a fixed video format. A stride below the row's bytes, or plane_rows below the
+// height, count as packed there (a picture never overlaps itself).
+PictureLayout picture_layout(const MediaFormat& f) noexcept;
 
 // Largest width or height, and picture area, any video node accepts: beyond them a pool of a
 // few frames would take gigabytes, which is a typo or a corrupt header rather than a wish.
