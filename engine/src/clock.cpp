@@ -41,6 +41,15 @@ void Clock::reset() noexcept {
     interrupt();
 }
 
+void Clock::set(std::int64_t running_ns) noexcept {
+    // relaxed stores: published by the release store of running_, as in start() and pause().
+    const bool running = running_.load(std::memory_order_relaxed);  // relaxed: only the control thread writes it
+    paused_at_.store(running_ns, std::memory_order_relaxed);
+    base_ns_.store(steady_ns() - running_ns, std::memory_order_relaxed);
+    running_.store(running, std::memory_order_release);
+    interrupt();
+}
+
 void Clock::interrupt() noexcept {
     // The notify's release: a waiter that sees the change also sees the state change before it.
     changes_.notify_all();

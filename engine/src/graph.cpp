@@ -748,18 +748,12 @@ void Graph::Impl::wait_for_samples(std::chrono::steady_clock::time_point t0) {
     }
 }
 
-Status Graph::flush() {
-    std::lock_guard lock(impl_->control);
-    Impl& g = *impl_;
-    const State s = g.state.load(std::memory_order_relaxed);  // relaxed: guarded by `control`
-    if (s == State::stopped) {
-        for (Node* n : g.order) n->flush();
-        return {};
-    }
+Status Graph::Impl::flush_parked(const char* what, const std::function<Status()>& while_parked) {
+    Impl& g = *this;
     // relaxed: push() treats it as a hint; the parking below is the synchronisation.
     g.flushing.store(true, std::memory_order_relaxed);
     const std::uint32_t previous = g.gate.load(std::memory_order_relaxed);
-    g.gate.store(Impl::kClosed, std::memory_order_release);  // release: as in pause
+    g.gate.store(kClosed, std::memory_order_release);  // release: as in pause
     g.clock.interrupt();
     for (Node* n : g.order) n->unblock();
     // Every streaming thread parks at the gate (or has finished): then no node code runs.
@@ -770,15 +764,55 @@ Status Graph::flush() {
             g.flushing.store(false, std::memory_order_relaxed);
             g.gate.store(previous, std::memory_order_release);
             g.gate.notify_all();
-            return {engine::GraphErrc::timeout, "flush: a streaming thread did not reach a safe point within 2 s"};
+            return {engine::GraphErrc::timeout, std::string(what) + ": a streaming thread did not reach a safe point within 2 s"};
         }
         std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     for (Node* n : g.order) n->flush();
+    Status st = while_parked();
     g.flushing.store(false, std::memory_order_relaxed);
     g.gate.store(previous, std::memory_order_release);  // release: the nodes' reset state
     g.gate.notify_all();
-    return {};
+    return st;
+}
+
+Status Graph::flush() {
+    std::lock_guard lock(impl_->control);
+    Impl& g = *impl_;
+    const State s = g.state.load(std::memory_order_relaxed);  // relaxed: guarded by `control`
+    if (s == State::stopped) {
+        for (Node* n : g.order) n->flush();
+        return {};
+    }
+    return g.flush_parked("flush", [] { return Status{}; });
+}
+
+Status Graph::seek(std::int64_t media_ns) {
+    std::lock_guard lock(impl_->control);
+    Impl& g = *impl_;
+    if (media_ns < 0) return {engine::GraphErrc::invalid_argument, "seek: a position before 0 (" + std::to_string(media_ns) + " ns)"};
+    if (g.state.load(std::memory_order_relaxed) == State::stopped)  // relaxed: guarded by `control`
+        return {engine::GraphErrc::bad_state, "seek: the graph is stopped; run or pause it first"};
+    std::size_t sources = 0, seekable = 0;
+    for (Node* n : g.order)
+        if (n->kind() == Node::Kind::source) {
+            ++sources;
+            if (n->seekable()) ++seekable;
+        }
+    if (seekable == 0) return {engine::GraphErrc::unsupported_format, "seek: no source of this graph can seek"};
+    // A source whose stream ended has no thread left to carry it on from the new position.
+    // seq_cst: as flush reads it.
+    if (g.active.load(std::memory_order_seq_cst) < sources)
+        return {engine::GraphErrc::bad_state, "seek: a source has ended its stream; stop and run again"};
+    return g.flush_parked("seek", [&]() -> Status {
+        for (Node* n : g.order) {
+            if (n->kind() != Node::Kind::source || !n->seekable()) continue;
+            Status st = guarded(*n, "seek()", [&] { return n->seek(media_ns); });
+            if (!st) return {st.code(), st.message().starts_with(n->name() + ": ") ? st.message() : n->name() + ": " + st.message()};
+        }
+        g.clock.set(media_ns);  // renders present the new position now
+        return Status{};
+    });
 }
 
 State Graph::state() const noexcept {

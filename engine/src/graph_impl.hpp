@@ -10,6 +10,7 @@
 #include <asio/executor_work_guard.hpp>
 
 #include <atomic>
+#include <functional>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -40,6 +41,11 @@ struct Graph::Impl final : NodeHost {
     std::vector<std::jthread> threads;
     std::stop_source stop_source{std::nostopstate};
     std::stop_token stop_token;  // copy of stop_source's token, read by streaming threads
+    // Parks every streaming thread at the gate, flushes every node, runs `while_parked` (no
+    // node code runs meanwhile), and reopens the gate as it was. `what` names the caller in
+    // errors. Control thread, `control` held.
+    Status flush_parked(const char* what, const std::function<Status()>& while_parked);
+
     std::atomic<std::uint32_t> gate{kClosed};
     std::atomic<std::uint32_t> parked{0};  // streaming threads waiting at the gate
     std::atomic<std::uint32_t> active{0};  // streaming threads still in their loop

@@ -63,6 +63,8 @@ std::vector<std::pair<std::string, std::uint64_t>> Node::extra_stats() const { r
 bool Node::passes_through(std::size_t, std::size_t) const { return false; }
 std::vector<Node::FileUse> Node::file_uses() const { return {}; }
 bool Node::request_output() { return false; }
+bool Node::seekable() const { return false; }
+Status Node::seek(std::int64_t) { return {GraphErrc::unsupported_format, name_ + " cannot seek"}; }
 bool Node::request_input() { return false; }
 
 FormatSet Node::output_formats(std::size_t output) const {

@@ -365,6 +365,7 @@ private:
         }
         audio_limit_.produced = video_limit_.produced = 0;
         audio_frames_ = 0;
+        min_time_ns_ = 0;
         audio_started_ = false;
         audio_done_ = audio_stream_ < 0;
         video_done_ = video_stream_ < 0;
@@ -380,6 +381,30 @@ private:
     }
 
     void stop() override { close_all(); }
+
+    // Graph::seek: the demuxer to the key frame at or before `media_ns`, the decoders flushed
+    // (their reference pictures go back to the pool); what decodes before `media_ns` is dropped
+    // as for start=, and the first samples are flagged discontinuities.
+    bool seekable() const override { return true; }
+    Status seek(std::int64_t media_ns) override {
+        if (!format_) return {engine::GraphErrc::bad_state, path_ + " is not open"};
+        const std::int64_t target = av_rescale(origin_ns_ + media_ns, AV_TIME_BASE, 1'000'000'000);
+        if (int e = avformat_seek_file(format_.get(), -1, INT64_MIN, target, target, 0); e < 0)
+            return {engine::GraphErrc::io_error,
+                    path_ + ": cannot seek to " + std::to_string(double(media_ns) / 1e9) + " s: " + av_message(e)};
+        if (audio_codec_) avcodec_flush_buffers(audio_codec_.get());
+        if (video_codec_) avcodec_flush_buffers(video_codec_.get());
+        swr_.reset();
+        min_time_ns_ = media_ns;
+        audio_frames_ = audio_.rate > 0 ? engine::frames_at_or_after(media_ns, audio_.rate) : 0;
+        next_video_ns_ = media_ns;
+        audio_started_ = false;
+        audio_done_ = audio_stream_ < 0;
+        video_done_ = video_stream_ < 0;
+        draining_ = false;
+        pending_discontinuity_[kAudio] = pending_discontinuity_[kVideo] = true;
+        return {};
+    }
 
     void close_all() noexcept {
         swr_.reset();
@@ -553,9 +578,12 @@ private:
             // The first samples: where they lie. Before `start=` (a seek lands on a packet at or
             // before it) they are cut; from the file's own start they are kept whatever their
             // time says (priming samples the decoder did not trim), as ffmpeg keeps them.
+            // After a seek, samples before its position are cut the same way.
             audio_started_ = true;
-            if (t != kNoTime && t < 0 && start_s_ > 0) {
-                skip = std::min<std::int64_t>(frame_->nb_samples, std::int64_t(engine::frames_at_or_after(-t, audio_.rate)));
+            if (t != kNoTime && t < min_time_ns_ && (start_s_ > 0 || min_time_ns_ > 0)) {
+                skip = std::min<std::int64_t>(frame_->nb_samples,
+                                              std::int64_t(engine::frames_at_or_after(min_time_ns_ - t, audio_.rate)));
+                audio_frames_ = engine::frames_at_or_after(min_time_ns_, audio_.rate);
                 if (skip == frame_->nb_samples) audio_started_ = false;  // all of it before the start
             } else if (t != kNoTime && t > 0) {
                 audio_frames_ = engine::frames_at_or_after(t, audio_.rate);
@@ -623,7 +651,7 @@ private:
         std::int64_t t = frame_time_ns(stream);
         const std::int64_t duration = std::int64_t(1'000'000'000LL * fps.den / fps.num);
         if (t == kNoTime) t = next_video_ns_;
-        if (t < 0) return Flow::ok;  // before `start=`: decoded only to reach it
+        if (t < min_time_ns_) return Flow::ok;  // before `start=` or a seek's position: decoded only to reach it
         if (limit_reached(video_limit_, t)) return Flow::end_of_stream;
         if (frame_->width != video_.width || frame_->height != video_.height)
             return report_error(make_error_code(engine::GraphErrc::unsupported_format),
@@ -718,6 +746,7 @@ private:
     engine::StreamLimit audio_limit_, video_limit_;
     std::uint64_t audio_frames_ = 0;  // audio frames pushed: the next one's time
     std::int64_t next_video_ns_ = 0;
+    std::int64_t min_time_ns_ = 0;  // media time 0, or a seek's position: what decodes before it is dropped
     bool audio_started_ = false, audio_done_ = false, video_done_ = false, draining_ = false;
     bool pending_discontinuity_[2] = {false, false};
     std::atomic<std::uint64_t> copies_{0}, decode_errors_{0}, discontinuities_{0};

@@ -40,6 +40,7 @@ public:
     void start() noexcept;      // running time resumes where it stood
     void pause() noexcept;      // running time stops; waiters are interrupted
     void reset() noexcept;      // running time back to 0, paused
+    void set(std::int64_t running_ns) noexcept;  // running time jumps there (a seek), running or not
     void interrupt() noexcept;  // wakes every waiter with `interrupted`
 
 private:

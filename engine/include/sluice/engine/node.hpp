@@ -251,6 +251,13 @@ protected:
     // (a full disk) is reported with report_error(), and Graph::stop() then fails.
     virtual void stop();
     virtual void flush();    // streaming threads parked: drop held samples, reset position
+    // Seeking (sources). Graph::seek() parks every streaming thread, flushes every node, then
+    // calls seek() on each source that says seekable(): its next sample starts at `media_ns`
+    // (or the sync point before it, decoded but not pushed) and carries
+    // SampleFlags::discontinuity. Control thread, streaming threads parked. Defaults: not
+    // seekable; seek() fails.
+    virtual bool seekable() const;
+    virtual Status seek(std::int64_t media_ns);
     // Called on the control thread when the graph flushes or stops, before it waits for the
     // streaming threads: wake any streaming thread blocked inside this node (a mixer waiting for
     // its other inputs). Default: nothing.
