@@ -282,6 +282,14 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
                         pin_names(from.output_count(), [&](std::size_t i) -> const OutputPin& { return from.output(i); }) +
                         ")"};
     }
+    {
+        // A node asked for a pin (a mixer's input, a tee's output) would keep it unlinked if the
+        // link were then refused for the state; refuse first.
+        std::lock_guard lock(impl_->control);
+        if (impl_->state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
+            return {engine::GraphErrc::bad_state, "cannot link pins while the graph is " + std::string(to_string(state()))};
+    }
+    const std::size_t inputs_before = to.input_count(), outputs_before = from.output_count();
     // Unnamed pins: the first free pair whose media kinds meet (a demuxer's video to a video
     // render, a video source to a muxer's video input), else the first free input and output,
     // whose mismatch connect(OutputPin&, InputPin&) then names.
@@ -321,10 +329,19 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
     for (std::size_t i = 0; i < from.output_count() && !out; ++i)
         if (!from.output(i).peer()) out = &from.output(i);
     if (!out && from.request_output()) out = &from.output(from.output_count() - 1);
-    if (!out)
+    if (!out) {
+        to.inputs_.resize(inputs_before);  // the input asked for above goes again
         return {engine::GraphErrc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
                                       (from.output_count() ? " has no free output" : " has no outputs")};
-    return connect(*out, *in);
+    }
+    Status st = connect(*out, *in);
+    if (!st) {
+        // Refused (media kinds that never meet): the pins asked for above go again, unlinked,
+        // rather than stay to fail prepare() as "not linked".
+        to.inputs_.resize(inputs_before);
+        from.outputs_.resize(outputs_before);
+    }
+    return st;
 }
 
 Status Graph::connect(OutputPin& from, InputPin& to) {

@@ -684,3 +684,40 @@ TEST_CASE("Graph.Pins.OptionalOutputsMediaFitAndNames" * doctest::timeout(30)) {
         CHECK(st.message() == "demux has none of its outputs linked");
     }
 }
+
+namespace {
+// A mixer's shape: inputs made on request, each accepting audio.
+class RequestMixer : public Node {
+public:
+    explicit RequestMixer(std::string name) : Node(std::move(name), Kind::render) {}
+    bool request_input() override {
+        add_input("sink_" + std::to_string(input_count()), {MediaFormat::audio()});
+        return true;
+    }
+
+protected:
+    Flow process(std::size_t, SampleRef&&) override { return Flow::ok; }
+};
+}  // namespace
+
+// A refused link leaves no pin behind: a video source offered to a mixer (kinds never meet), or
+// any link while the graph runs, used to leave an unlinked input the mixer had made on request,
+// so prepare() then failed with "not linked".
+TEST_CASE("Graph.Pins.RefusedLinkLeavesNoRequestedPin" * doctest::timeout(30)) {
+    Graph g;
+    auto& video = g.add<CountingSource>("video", 0, MediaFormat::video(64, 48, PixelFormat::i420, {25, 1}));
+    auto& audio = g.add<CountingSource>("audio", 5);
+    auto& mix = g.add<RequestMixer>("mix");
+    CHECK_FALSE(g.connect(video, mix));
+    CHECK(mix.input_count() == 0);
+    g.add<KeepRender>("vout");
+    REQUIRE(g.connect(video, *g.find("vout")));
+    REQUIRE(g.connect(audio, mix));
+    CHECK(mix.input_count() == 1);
+    REQUIRE(g.prepare());
+    REQUIRE(g.run());
+    auto& late = g.add<CountingSource>("late", 1);
+    CHECK_FALSE(g.connect(late, mix));  // the graph is playing
+    CHECK(mix.input_count() == 1);
+    REQUIRE(g.stop());
+}
