@@ -549,7 +549,7 @@ TEST_CASE("Caps.Choose.AmongTheSourcesOffers" * doctest::timeout(60)) {
 }
 
 TEST_CASE("Caps.BadCaps.OneLineAndExitTwo") {
-    for (const std::string caps : {"audio/x-raw,bogus=1", "audio/x-raw,rate=0", "audio/x-raw,format=s24", "video/x-raw,width=-5",
+    for (const std::string caps : {"audio/x-raw,bogus=1", "audio/x-raw,rate=0", "audio/x-raw,format=s8", "video/x-raw,width=-5",
                                    "video/x-raw,framerate=30/0", "video/x-bayer", "audio/x-raw,rate"}) {
         CAPTURE(caps);
         auto r = play("--num-buffers 1 'tone ! " + caps + " ! nullsink' 2>&1");

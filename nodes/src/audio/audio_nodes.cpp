@@ -190,8 +190,9 @@ class Gain final : public Node {
 public:
     Gain(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
         db_ = r.number("db", -150.0, 60.0);
-        add_input("sink", {MediaFormat::audio()});
-        add_output("src", {MediaFormat::audio()});
+        // s16 and f32 only: other formats are refused at negotiation (audioconvert fixes that).
+        add_input("sink", {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)});
+        add_output("src", {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)});
     }
     bool passes_through(std::size_t, std::size_t) const override { return true; }
 
@@ -310,7 +311,10 @@ public:
 
     bool request_input() override {
         if (input_count() >= kMaxInputs) return false;
-        add_input("sink_" + std::to_string(input_count()), {MediaFormat::audio()}, InputNeeds{.holds = 1});
+        // s16 and f32 only (what mix_and_push adds): others are refused at negotiation.
+        add_input("sink_" + std::to_string(input_count()),
+                  {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)},
+                  InputNeeds{.holds = 1});
         return true;
     }
 
