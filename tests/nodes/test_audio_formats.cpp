@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// 24- and 32-bit samples and channel mixing (issue #13), each checked against an independent
-// reader or writer: files made and decoded by the ffmpeg CLI, probed by ffprobe and sox.
+// 24- and 32-bit samples, channel mixing and WAV's EXTENSIBLE and RF64 forms (issue #13), each
+// checked against an independent reader or writer: files made and decoded by the ffmpeg CLI,
+// probed by ffprobe and sox.
 #include "../support.hpp"
 
 #include <doctest/doctest.h>
+#include <sluice/wire/wav.hpp>
 #include <sluice/sluice.hpp>
 
 #include <chrono>
@@ -28,6 +30,11 @@ void play(const std::string& pipeline) {
     REQUIRE(g.wait_until_ended(60s));
     REQUIRE(g.stop());
     while (auto e = g.poll_event()) CHECK_MESSAGE(e->type != Event::Type::error, e->message);
+}
+
+std::string bytes_of(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
 }
 
 // Makes a fixture with the ffmpeg CLI; fails the test if ffmpeg cannot.
@@ -68,6 +75,42 @@ TEST_CASE("SampleFormat.Names.ParsedAsWritten") {
     CHECK(MediaFormat::audio(48000, 6, SampleFormat::s24).frame_bytes() == 18);
     CHECK_FALSE(sample_format_from_string("s8"));
     CHECK_FALSE(sample_format_from_string("S24"));
+}
+
+// s16 -> s24 -> s32 -> f32 -> s16 is exact (each step is a shift or fits a float's mantissa),
+// and so is s24 -> s32 -> f32 -> s24; widening is a shift, as ffmpeg's own conversion.
+TEST_CASE("AudioConvert.Formats.RoundTripExactWhereLossless") {
+    TempDir dir;
+    play("noise seed=3 format=s16 num-buffers=20 ! wavsink path=" + (dir / "a.wav"));
+    play("wavsrc path=" + (dir / "a.wav") +
+         " ! audioconvert format=s24 ! audioconvert format=s32 ! audioconvert format=f32 ! audioconvert format=s16 ! wavsink path=" +
+         (dir / "b.wav"));
+    CHECK(bytes_of(dir / "a.wav") == bytes_of(dir / "b.wav"));
+    // Widening: our s24 and s32 files hold what ffmpeg makes of the s16 samples.
+    play("wavsrc path=" + (dir / "a.wav") + " ! audioconvert format=s24 ! wavsink path=" + (dir / "a24.wav"));
+    play("wavsrc path=" + (dir / "a.wav") + " ! audioconvert format=s32 ! wavsink path=" + (dir / "a32.wav"));
+    CHECK(test::probe(dir / "a24.wav", "a:0", "codec_name") == "pcm_s24le");
+    CHECK(test::probe(dir / "a32.wav", "a:0", "codec_name") == "pcm_s32le");
+    const std::string reference = ffmpeg_raw(dir / "a.wav", "s32le");
+    REQUIRE(reference.size() == 20 * 1024 * 2 * 4);
+    CHECK((ffmpeg_raw(dir / "a24.wav", "s32le") == reference));
+    CHECK((ffmpeg_raw(dir / "a32.wav", "s32le") == reference));
+    // Full 24-bit samples survive s32 and f32.
+    play("noise seed=5 format=s24 num-buffers=20 ! wavsink path=" + (dir / "n24.wav"));
+    play("wavsrc path=" + (dir / "n24.wav") +
+         " ! audioconvert format=s32 ! audioconvert format=f32 ! audioconvert format=s24 ! wavsink path=" + (dir / "n24b.wav"));
+    CHECK(bytes_of(dir / "n24.wav") == bytes_of(dir / "n24b.wav"));
+    // Float to integer clamps: +6 dB of a full-scale float tone reaches both ends and stops.
+    play("tone amplitude=1 format=f32 num-buffers=5 ! gain db=6 ! audioconvert format=s24 ! wavsink path=" + (dir / "clip.wav"));
+    const auto clipped = as<std::int32_t>(ffmpeg_raw(dir / "clip.wav", "s32le"));
+    REQUIRE(!clipped.empty());
+    CHECK(*std::max_element(clipped.begin(), clipped.end()) == 0x7FFFFF00);
+    CHECK(*std::min_element(clipped.begin(), clipped.end()) == -0x80000000LL);
+    // Unknown names are refused with the property named.
+    Graph g;
+    CHECK(nodes::build_pipeline(g, "tone ! audioconvert format=s8 ! nullsink").message().find("format='s8'") != std::string::npos);
+    Graph g2;
+    CHECK(nodes::build_pipeline(g2, "tone ! audioconvert channels=x ! nullsink").message().find("channels='x'") != std::string::npos);
 }
 
 // Mono to stereo copies; stereo to mono averages (rounded half away from zero, as f32 -> s16).
@@ -147,4 +190,123 @@ TEST_CASE("AudioConvert.Downmix.FiveOneToStereoAsFfmpeg") {
     for (std::size_t i = 0; i < mono.size(); ++i)
         worst_mono = std::max(worst_mono, std::abs(mono[i] - (theirs[2 * i] + theirs[2 * i + 1]) / 65536.0));
     CHECK(worst_mono < 2.0 / 32768);
+}
+
+// Files ffmpeg writes (24- and 32-bit PCM; 6 channels, which it writes as WAVE_FORMAT_EXTENSIBLE)
+// read by wavsrc give exactly ffmpeg's own decode.
+TEST_CASE("Wav.Read.FfmpegFilesOf24And32BitsAndSixChannels") {
+    TempDir dir;
+    struct Case {
+        const char* name;
+        std::string options;
+        const char* codec;
+        const char* raw;  // the raw format both decodes are compared in
+    };
+    const std::vector<Case> cases = {
+        {"s24.wav", kStereoTones + " -c:a pcm_s24le", "pcm_s24le", "s32le"},
+        {"s32.wav", kStereoTones + " -c:a pcm_s32le", "pcm_s32le", "s32le"},
+        {"six16.wav", kSixTones + " -c:a pcm_s16le", "pcm_s16le", "s16le"},
+        {"six24.wav", kSixTones + " -c:a pcm_s24le", "pcm_s24le", "s32le"},
+        {"six32.wav", kSixTones + " -c:a pcm_s32le", "pcm_s32le", "s32le"},
+        {"sixf.wav", kSixTones + " -c:a pcm_f32le", "pcm_f32le", "f32le"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.name);
+        const std::string in = dir / c.name, out = dir / (std::string("out-") + c.name);
+        make_fixture(c.options, in);
+        play("wavsrc path=" + in + " ! wavsink path=" + out);
+        CHECK(test::probe(out, "a:0", "codec_name") == c.codec);
+        CHECK(test::probe(out, "a:0", "channels") == test::probe(in, "a:0", "channels"));
+        const std::string theirs = ffmpeg_raw(in, c.raw);
+        CHECK(theirs.size() >= 48000 * 2 * 2);
+        CHECK((ffmpeg_raw(out, c.raw) == theirs));
+    }
+    // The 6-channel files are EXTENSIBLE (tag 0xFFFE), which the parser reports with their mask.
+    const std::string six = bytes_of(dir / "six24.wav");
+    std::string error;
+    auto info = wire::parse_wav_header({reinterpret_cast<const unsigned char*>(six.data()), six.size()}, six.size(), error);
+    REQUIRE_MESSAGE(info, error);
+    CHECK(info->format == SampleFormat::s24);
+    CHECK(info->channels == 6);
+    CHECK(info->channel_mask == 0x3F);  // 5.1
+}
+
+// What wavsink writes in the new formats, read by ffprobe and sox: codec, channels, length, and
+// the samples (ffmpeg's decode of the s24 file matches the f32 tone within 24-bit rounding).
+TEST_CASE("Wav.Write.TwentyFourThirtyTwoAndSixChannelsReadByFfprobeAndSox") {
+    TempDir dir;
+    struct Case {
+        const char* name;
+        std::string props;
+        const char* codec;
+        const char* channels;
+        const char* sox_encoding;
+    };
+    const std::vector<Case> cases = {
+        {"s24.wav", "format=s24", "pcm_s24le", "2", "24-bit Signed Integer PCM"},
+        {"s32.wav", "format=s32", "pcm_s32le", "2", "32-bit Signed Integer PCM"},
+        {"six.wav", "channels=6", "pcm_s16le", "6", "16-bit Signed Integer PCM"},
+        {"six24.wav", "channels=6 format=s24", "pcm_s24le", "6", "24-bit Signed Integer PCM"},
+        {"sixf.wav", "channels=6 format=f32", "pcm_f32le", "6", "32-bit Floating Point PCM"},
+    };
+    const bool have_sox = test::run("which sox").exit_code == 0;
+    for (const Case& c : cases) {
+        CAPTURE(c.name);
+        const std::string wav = dir / c.name;
+        play("tone num-buffers=47 " + c.props + " ! wavsink path=" + wav);
+        CHECK(test::probe(wav, "a:0", "codec_name") == c.codec);
+        CHECK(test::probe(wav, "a:0", "channels") == c.channels);
+        CHECK(test::probe(wav, "a:0", "duration_ts") == "48128");
+        if (std::string(c.channels) == "6") CHECK(test::probe(wav, "a:0", "channel_layout") == "5.1");
+        if (have_sox) {
+            const auto info = test::run("sox --i " + quote(wav));
+            CHECK(info.exit_code == 0);
+            CHECK(info.output.find(std::string("Channels       : ") + c.channels) != std::string::npos);
+            CHECK(info.output.find(std::string("Sample Encoding: ") + c.sox_encoding) != std::string::npos);
+            CHECK(info.output.find("48128 samples") != std::string::npos);
+        }
+    }
+    play("tone num-buffers=47 format=f32 ! wavsink path=" + (dir / "f32.wav"));
+    const auto reference = as<float>(ffmpeg_raw(dir / "f32.wav", "f32le"));
+    const auto s24 = as<float>(ffmpeg_raw(dir / "s24.wav", "f32le"));
+    REQUIRE(s24.size() == reference.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < s24.size(); ++i) worst = std::max(worst, double(std::abs(s24[i] - reference[i])));
+    CHECK(worst <= 0.5 / 8388608 + 1e-9);
+    // 16-bit mono and stereo keep the plain 'fmt ' chunk (tag 1), byte for byte as before.
+    play("tone num-buffers=1 ! wavsink path=" + (dir / "plain.wav"));
+    CHECK(bytes_of(dir / "plain.wav").substr(56, 2) == std::string("\x01\x00", 2));
+}
+
+// RF64 (EBU Tech 3306) from the start, read back by ffprobe and wavsrc; and ffmpeg's own RF64.
+TEST_CASE("Wav.Rf64.AlwaysReadByFfprobeAndWavsrc") {
+    TempDir dir;
+    play("noise seed=4 num-buffers=10 ! wavsink rf64=always path=" + (dir / "r.wav"));
+    CHECK(bytes_of(dir / "r.wav").substr(0, 4) == "RF64");
+    CHECK(test::probe(dir / "r.wav", "a:0", "duration_ts") == "10240");
+    play("noise seed=4 num-buffers=10 ! wavsink path=" + (dir / "plain.wav"));
+    play("wavsrc path=" + (dir / "r.wav") + " ! wavsink path=" + (dir / "back.wav"));
+    CHECK(bytes_of(dir / "back.wav") == bytes_of(dir / "plain.wav"));
+    CHECK((ffmpeg_raw(dir / "r.wav", "s16le") == ffmpeg_raw(dir / "plain.wav", "s16le")));
+    // ffmpeg's RF64 (its ds64 chunk, then 24-bit samples).
+    make_fixture(kStereoTones + " -c:a pcm_s24le -rf64 always", dir / "ff.wav");
+    REQUIRE(bytes_of(dir / "ff.wav").substr(0, 4) == "RF64");
+    play("wavsrc path=" + (dir / "ff.wav") + " ! wavsink path=" + (dir / "ff-back.wav"));
+    CHECK((ffmpeg_raw(dir / "ff-back.wav", "s32le") == ffmpeg_raw(dir / "ff.wav", "s32le")));
+    // rf64=never to a device: the recording stops where RIFF's sizes end, with an error that says
+    // what to do (4 GiB of 8-channel float at 384 kHz, thrown away).
+    Graph g;
+    REQUIRE(nodes::build_pipeline(g, "tone format=f32 channels=8 rate=384000 frames=65536 num-buffers=2100 ! "
+                                     "wavsink rf64=never path=/dev/null"));
+    REQUIRE(g.run());
+    bool said = false;
+    CHECK(test::eventually(
+        [&] {
+            while (auto e = g.poll_event())
+                said = said || (e->type == Event::Type::error && e->message.find("/dev/null: the audio passes 4 GiB") != std::string::npos &&
+                                e->message.find("use rf64=auto") != std::string::npos);
+            return said;
+        },
+        120s));
+    (void)g.stop();
 }
