@@ -9,6 +9,8 @@ namespace sluice::engine {
 std::size_t bytes_per_sample(SampleFormat f) noexcept {
     switch (f) {
         case SampleFormat::s16: return 2;
+        case SampleFormat::s24: return 3;
+        case SampleFormat::s32: return 4;
         case SampleFormat::f32: return 4;
         case SampleFormat::any: break;
     }
@@ -18,10 +20,18 @@ std::size_t bytes_per_sample(SampleFormat f) noexcept {
 const char* to_string(SampleFormat f) noexcept {
     switch (f) {
         case SampleFormat::s16: return "s16";
+        case SampleFormat::s24: return "s24";
+        case SampleFormat::s32: return "s32";
         case SampleFormat::f32: return "f32";
         case SampleFormat::any: break;
     }
     return "*";
+}
+
+std::optional<SampleFormat> sample_format_from_string(std::string_view name) noexcept {
+    for (SampleFormat f : {SampleFormat::s16, SampleFormat::s24, SampleFormat::s32, SampleFormat::f32})
+        if (name == to_string(f)) return f;
+    return std::nullopt;
 }
 
 const char* to_string(PixelFormat f) noexcept {

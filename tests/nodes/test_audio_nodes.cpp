@@ -113,7 +113,7 @@ TEST_CASE("Wav.Parser.RejectsCorruptAndLyingFiles") {
     magic[0] = 'X';
     expect_error(magic, "byte 0: not a RIFF or RF64 file");
     auto bits = good;
-    bits[70] = 24;  // 24-bit PCM
+    bits[70] = 20;  // 20-bit PCM in 2-byte blocks
     expect_error(bits, "unsupported sample format");
     auto no_data = std::vector<unsigned char>(good.begin(), good.begin() + 72);
     no_data[4] = 64;

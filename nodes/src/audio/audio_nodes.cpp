@@ -25,15 +25,93 @@ using engine::SampleFormat;
 
 constexpr std::int64_t kSecond = 1'000'000'000;
 
-std::vector<std::string> sample_format_names() { return {"s16", "f32"}; }
-SampleFormat sample_format_at(std::size_t i) { return i == 0 ? SampleFormat::s16 : SampleFormat::f32; }
+std::vector<std::string> sample_format_names() { return {"s16", "s24", "s32", "f32"}; }
+SampleFormat sample_format_at(std::size_t i) {
+    constexpr SampleFormat kFormats[] = {SampleFormat::s16, SampleFormat::s24, SampleFormat::s32, SampleFormat::f32};
+    return kFormats[std::min<std::size_t>(i, 3)];
+}
 
-// Full scale is 32768 both ways, so s16 -> f32 -> s16 is exact. Rounds half away from zero
-// with plain arithmetic (lrintf is a library call unless errno handling is off).
+// Integer samples have a full scale of 2^(bits-1) both ways (s16: 32768), as ffmpeg's swresample
+// has, so int -> float -> int is exact and int -> wider int is a shift. Float -> int rounds half
+// away from zero and clamps (+1.0 becomes the largest value).
+constexpr double kS16Scale = 32768.0, kS24Scale = 8388608.0, kS32Scale = 2147483648.0;
+
+// Rounds with plain arithmetic (lrintf is a library call unless errno handling is off).
 std::int16_t to_s16(float v) noexcept {
     const float scaled = v * 32768.0f;
     const int i = int(scaled + (scaled >= 0 ? 0.5f : -0.5f));
     return static_cast<std::int16_t>(i < -32768 ? -32768 : i > 32767 ? 32767 : i);
+}
+// s24 and s32 in double: a float's 24-bit mantissa cannot hold every s32 value.
+std::int32_t to_int(double v, double scale) noexcept {
+    const double scaled = v * scale;
+    const double r = scaled + (scaled >= 0 ? 0.5 : -0.5);
+    if (r >= scale) return std::int32_t(scale - 1);
+    if (r <= -scale) return std::int32_t(-scale);
+    return r == r ? std::int32_t(r) : 0;  // NaN is silence, never undefined behaviour
+}
+
+// Packed little-endian 24-bit samples: three bytes, any alignment.
+void put_s24(std::byte* p, std::int32_t v) noexcept {
+    p[0] = std::byte(v & 0xFF);
+    p[1] = std::byte((v >> 8) & 0xFF);
+    p[2] = std::byte((v >> 16) & 0xFF);
+}
+std::int32_t get_s24(const std::byte* p) noexcept {
+    const std::uint32_t u = std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16;
+    return std::int32_t(u << 8) >> 8;  // sign-extends (arithmetic shift, defined since C++20)
+}
+
+// `n` samples of format `f` as doubles at full scale 1.0: exact for every format.
+void load_samples(SampleFormat f, const std::byte* in, double* out, std::size_t n) noexcept {
+    switch (f) {
+        case SampleFormat::s16: {
+            const auto* src = reinterpret_cast<const std::int16_t*>(in);
+            for (std::size_t i = 0; i < n; ++i) out[i] = double(src[i]) / kS16Scale;
+            return;
+        }
+        case SampleFormat::s24:
+            for (std::size_t i = 0; i < n; ++i) out[i] = double(get_s24(in + 3 * i)) / kS24Scale;
+            return;
+        case SampleFormat::s32: {
+            const auto* src = reinterpret_cast<const std::int32_t*>(in);
+            for (std::size_t i = 0; i < n; ++i) out[i] = double(src[i]) / kS32Scale;
+            return;
+        }
+        case SampleFormat::f32: {
+            const auto* src = reinterpret_cast<const float*>(in);
+            for (std::size_t i = 0; i < n; ++i) out[i] = src[i];
+            return;
+        }
+        case SampleFormat::any: break;
+    }
+    std::fill(out, out + n, 0.0);
+}
+
+// `n` doubles written as format `f`. s16 goes through to_s16(float), so f32 -> s16 rounds
+// exactly as it always has.
+void store_samples(SampleFormat f, const double* in, std::byte* out, std::size_t n) noexcept {
+    switch (f) {
+        case SampleFormat::s16: {
+            auto* dst = reinterpret_cast<std::int16_t*>(out);
+            for (std::size_t i = 0; i < n; ++i) dst[i] = to_s16(float(in[i]));
+            return;
+        }
+        case SampleFormat::s24:
+            for (std::size_t i = 0; i < n; ++i) put_s24(out + 3 * i, to_int(in[i], kS24Scale));
+            return;
+        case SampleFormat::s32: {
+            auto* dst = reinterpret_cast<std::int32_t*>(out);
+            for (std::size_t i = 0; i < n; ++i) dst[i] = to_int(in[i], kS32Scale);
+            return;
+        }
+        case SampleFormat::f32: {
+            auto* dst = reinterpret_cast<float*>(out);
+            for (std::size_t i = 0; i < n; ++i) dst[i] = float(in[i]);
+            return;
+        }
+        case SampleFormat::any: break;
+    }
 }
 
 // Common to the generated-audio sources: format, buffer size, times and limits.
@@ -75,20 +153,42 @@ protected:
         const std::size_t channels = std::size_t(f.channels);
         float* mono = scratch_.data();
         fill(mono, frames);
-        if (f.sample_format == SampleFormat::f32) {
-            auto* out = reinterpret_cast<float*>(s->data());
-            for (std::size_t i = 0; i < frames; ++i)
-                for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = mono[i];
-        } else {
-            auto* out = reinterpret_cast<std::int16_t*>(s->data());
-            if (channels == 2) {  // the common case, written out so it vectorizes
-                for (std::size_t i = 0; i < frames; ++i) out[2 * i] = out[2 * i + 1] = to_s16(mono[i]);
-            } else {
+        switch (f.sample_format) {
+            case SampleFormat::f32: {
+                auto* out = reinterpret_cast<float*>(s->data());
+                for (std::size_t i = 0; i < frames; ++i)
+                    for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = mono[i];
+                break;
+            }
+            case SampleFormat::s16: {
+                auto* out = reinterpret_cast<std::int16_t*>(s->data());
+                if (channels == 2) {  // the common case, written out so it vectorizes
+                    for (std::size_t i = 0; i < frames; ++i) out[2 * i] = out[2 * i + 1] = to_s16(mono[i]);
+                } else {
+                    for (std::size_t i = 0; i < frames; ++i) {
+                        const std::int16_t v = to_s16(mono[i]);
+                        for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
+                    }
+                }
+                break;
+            }
+            case SampleFormat::s24: {
+                std::byte* out = s->data();
                 for (std::size_t i = 0; i < frames; ++i) {
-                    const std::int16_t v = to_s16(mono[i]);
+                    const std::int32_t v = to_int(mono[i], kS24Scale);
+                    for (std::size_t c = 0; c < channels; ++c) put_s24(out + 3 * (i * channels + c), v);
+                }
+                break;
+            }
+            case SampleFormat::s32: {
+                auto* out = reinterpret_cast<std::int32_t*>(s->data());
+                for (std::size_t i = 0; i < frames; ++i) {
+                    const std::int32_t v = to_int(mono[i], kS32Scale);
                     for (std::size_t c = 0; c < channels; ++c) out[i * channels + c] = v;
                 }
+                break;
             }
+            case SampleFormat::any: break;  // fixed by negotiation before streaming
         }
         (void)s->set_size(frames * f.frame_bytes());
         frame_ += frames;
@@ -174,7 +274,7 @@ std::vector<PropertySpec> audio_source_properties() {
     return {{"amplitude", "0.5", "peak level, linear 0..1"},
             {"rate", "48000", "sample rate in Hz"},
             {"channels", "2", "channel count"},
-            {"format", "s16", "sample format: s16|f32"},
+            {"format", "s16", "sample format: s16|s24|s32|f32"},
             {"frames", "1024", "frames per buffer"},
             detail::num_buffers_property()};
 }
@@ -190,8 +290,9 @@ class Gain final : public Node {
 public:
     Gain(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
         db_ = r.number("db", -150.0, 60.0);
-        add_input("sink", {MediaFormat::audio()});
-        add_output("src", {MediaFormat::audio()});
+        // s16 and f32 only: other formats are refused at negotiation (audioconvert fixes that).
+        add_input("sink", {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)});
+        add_output("src", {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)});
     }
     bool passes_through(std::size_t, std::size_t) const override { return true; }
 
@@ -244,23 +345,103 @@ private:
     std::int64_t q16_ = 65536;
 };
 
+// The matrix that mixes `in` channels into `out` (row-major, out x in), or false when there is
+// no sensible one. Channel orders are WAV's and ffmpeg's defaults for the count: 1 is mono,
+// 2 is FL FR, 6 is 5.1 (FL FR FC LFE SL SR, or BL BR: the same weights either way).
+//   same count       identity
+//   1 -> M           mono copied to FL and FR (to the one channel when M is 1), the rest silent
+//   5.1 -> 2         ITU-R BS.775: L = FL + k FC + k SL, R = FR + k FC + k SR with k = 1/sqrt(2),
+//                    LFE dropped, scaled by 1 / (1 + 2k) so it cannot clip (the weights and the
+//                    normalisation swresample uses for `ffmpeg -ac 2` to an integer format)
+//   5.1 -> 1         the average of that stereo pair
+//   N -> 1           the average of every channel
+//   2 -> M           FL and FR copied, the rest silent
+// Anything else (4 -> 2: quad or 4.0?) needs a layout the format does not carry: refused.
+bool channel_matrix(int in, int out, std::vector<double>& m) {
+    m.assign(std::size_t(in) * std::size_t(out), 0.0);
+    auto at = [&](int o, int i) -> double& { return m[std::size_t(o) * std::size_t(in) + std::size_t(i)]; };
+    constexpr double k = std::numbers::sqrt2 / 2;
+    constexpr double norm = 1 / (1 + 2 * k);
+    if (in == out) {
+        for (int c = 0; c < in; ++c) at(c, c) = 1;
+    } else if (in == 1) {
+        for (int o = 0; o < std::min(out, 2); ++o) at(o, 0) = 1;
+    } else if (in == 6 && out <= 2) {
+        const double share = out == 1 ? 0.5 : 1.0;  // mono: the average of L and R
+        for (int side = 0; side < 2; ++side) {
+            const int o = out == 1 ? 0 : side;
+            at(o, side) += share * norm;         // FL or FR
+            at(o, 2) += share * k * norm;        // FC
+            at(o, 4 + side) += share * k * norm;  // SL or SR
+        }
+    } else if (out == 1) {
+        for (int c = 0; c < in; ++c) at(0, c) = 1.0 / in;
+    } else if (in == 2) {
+        at(0, 0) = at(1, 1) = 1;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+// audioconvert: sample format (s16, s24, s32, f32) and channel count. Each block of up to
+// kBlockFrames frames is read into doubles (exact for every format, s32 included), mixed through
+// channel_matrix() when the count changes, and written in the output format. Hand-written rather
+// than swresample so that it is real-time safe: the matrix and both scratch blocks are allocated
+// in configure() on the control thread, and process() only reads and writes them (no
+// allocation, lock or system call per buffer).
 class AudioConvert final : public Node {
 public:
     AudioConvert(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
-        target_ = sample_format_at(r.choice("format", sample_format_names()));
+        const std::size_t format = r.choice("format", {"auto", "s16", "s24", "s32", "f32"});
+        if (format != 0) target_ = sample_format_at(format - 1);
+        const std::string channels = r.text("channels");
+        if (channels != "auto") {
+            // Digits only (strtol would take " 2" and "+2").
+            const bool digits = !channels.empty() && channels.size() <= 2 &&
+                                std::all_of(channels.begin(), channels.end(), [](char c) { return c >= '0' && c <= '9'; });
+            channels_ = digits ? std::stoi(channels) : -1;
+            if (channels_ < 0 || channels_ > 64)
+                r.fail(make_error_code(engine::GraphErrc::invalid_argument),
+                       "property channels='" + detail::printable(channels) + "' is not auto or a channel count from 0 to 64");
+        }
         add_input("sink", {MediaFormat::audio()});
         add_output("src", {MediaFormat::audio()});
     }
     bool passes_through(std::size_t, std::size_t) const override { return same_; }
 
 private:
+    static constexpr std::size_t kBlockFrames = 256;
+
+    // The input's format with `format=` and `channels=` applied. With format=auto, the input's
+    // sample format first (no conversion is the best conversion), then the others, so that the
+    // next node picks: `audioconvert channels=2` changes the channel count alone.
     FormatSet output_formats(std::size_t) const override {
         MediaFormat f = input(0).format();
-        f.sample_format = target_;
-        return {f};
+        if (channels_ != 0) f.channels = channels_;
+        if (target_ != SampleFormat::any) {
+            f.sample_format = target_;
+            return {f};
+        }
+        FormatSet set{f};
+        for (std::size_t i = 0; i < 4; ++i) {
+            MediaFormat other = f;
+            other.sample_format = sample_format_at(i);
+            if (other.sample_format != f.sample_format) set.push_back(other);
+        }
+        return set;
     }
     Status configure() override {
-        same_ = input(0).format().sample_format == target_;
+        const MediaFormat& in = input(0).format();
+        const MediaFormat& out = output(0).format();
+        same_ = in.sample_format == out.sample_format && in.channels == out.channels;
+        mixes_ = in.channels != out.channels;
+        if (!channel_matrix(in.channels, out.channels, matrix_))
+            return {engine::GraphErrc::unsupported_format,
+                    name() + ": no channel mix from " + std::to_string(in.channels) + " to " + std::to_string(out.channels) +
+                        " channels (it mixes mono to any count, any count to mono, stereo up, 5.1 to stereo)"};
+        in_block_.assign(kBlockFrames * std::size_t(in.channels), 0.0);
+        out_block_.assign(kBlockFrames * std::size_t(out.channels), 0.0);
         return {};
     }
     BufferNeeds output_buffers(std::size_t) const override {
@@ -273,26 +454,44 @@ private:
         auto s = get_buffer(0);
         if (!s) return buffer_failed(s.error());
         SampleRef out = std::move(*s);
-        if (target_ == SampleFormat::f32) {
-            const auto* src = reinterpret_cast<const std::int16_t*>(in.data());
-            auto* dst = reinterpret_cast<float*>(out.data());
-            const std::size_t n = std::min(in.size() / 2, out.capacity() / 4);
-            for (std::size_t i = 0; i < n; ++i) dst[i] = float(src[i]) / 32768.0f;
-            (void)out.set_size(n * 4);
-        } else {
-            const auto* src = reinterpret_cast<const float*>(in.data());
-            auto* dst = reinterpret_cast<std::int16_t*>(out.data());
-            const std::size_t n = std::min(in.size() / 4, out.capacity() / 2);
-            for (std::size_t i = 0; i < n; ++i) dst[i] = to_s16(src[i]);
-            (void)out.set_size(n * 2);
+        const MediaFormat& fi = input(0).format();
+        const MediaFormat& fo = output(0).format();
+        const std::size_t in_channels = std::size_t(fi.channels), out_channels = std::size_t(fo.channels);
+        const std::size_t in_frame = fi.frame_bytes(), out_frame = fo.frame_bytes();
+        const std::size_t frames = std::min(in.size() / in_frame, out.capacity() / out_frame);
+        for (std::size_t done = 0; done < frames;) {
+            const std::size_t n = std::min(kBlockFrames, frames - done);
+            double* block = in_block_.data();
+            load_samples(fi.sample_format, in.data() + done * in_frame, block, n * in_channels);
+            if (mixes_) {
+                double* mixed = out_block_.data();
+                for (std::size_t i = 0; i < n; ++i) {
+                    const double* x = block + i * in_channels;
+                    for (std::size_t o = 0; o < out_channels; ++o) {
+                        const double* row = matrix_.data() + o * in_channels;
+                        double sum = 0;
+                        for (std::size_t c = 0; c < in_channels; ++c) sum += row[c] * x[c];
+                        mixed[i * out_channels + o] = sum;
+                    }
+                }
+                block = mixed;
+            }
+            store_samples(fo.sample_format, block, out.data() + done * out_frame, n * out_channels);
+            done += n;
         }
+        (void)out.set_size(frames * out_frame);
         out.set_times(in.start_time(), in.stop_time());
         out.set_flags(in.flags());
         in.reset();
         return push(0, std::move(out));
     }
-    SampleFormat target_ = SampleFormat::s16;
+    SampleFormat target_ = SampleFormat::any;  // any: format=auto
+    int channels_ = 0;                         // 0: keep the input's
     bool same_ = false;
+    bool mixes_ = false;
+    std::vector<double> matrix_;     // out x in, row-major; set by configure()
+    std::vector<double> in_block_;   // kBlockFrames frames of input, as doubles
+    std::vector<double> out_block_;  // the same frames mixed
 };
 
 // Mix: N audio inputs of one format into one output, by time. Each input has a slot holding its
@@ -310,7 +509,10 @@ public:
 
     bool request_input() override {
         if (input_count() >= kMaxInputs) return false;
-        add_input("sink_" + std::to_string(input_count()), {MediaFormat::audio()}, InputNeeds{.holds = 1});
+        // s16 and f32 only (what mix_and_push adds): others are refused at negotiation.
+        add_input("sink_" + std::to_string(input_count()),
+                  {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)},
+                  InputNeeds{.holds = 1});
         return true;
     }
 
@@ -334,12 +536,15 @@ private:
             if (other == first) continue;
             // The converter that fixes it, written as it would go into the pipeline.
             std::string advice;
-            if (other.channels != first.channels)
-                advice = "make its channel count " + std::to_string(first.channels) + ": no node mixes channels yet";
-            else if (other.rate != first.rate)
-                advice = "put 'audioresample rate=" + std::to_string(first.rate) + "' before it";
-            else
-                advice = std::string("put 'audioconvert format=") + engine::to_string(first.sample_format) + "' before it";
+            if (other.rate != first.rate) advice = "audioresample rate=" + std::to_string(first.rate);
+            if (other.sample_format != first.sample_format || other.channels != first.channels) {
+                if (!advice.empty()) advice += " ! ";
+                advice += "audioconvert";
+                if (other.sample_format != first.sample_format)
+                    advice += std::string(" format=") + engine::to_string(first.sample_format);
+                if (other.channels != first.channels) advice += " channels=" + std::to_string(first.channels);
+            }
+            advice = "put '" + advice + "' before it";
             return {engine::GraphErrc::not_linked, "inputs must share one format: " + input(0).full_name() + " carries " +
                                                        first.to_string() + ", " + input(i).full_name() + " carries " +
                                                        other.to_string() + " (" + advice + ")"};
@@ -554,8 +759,9 @@ NodeSpec mix_spec() {
 }
 
 NodeSpec audioconvert_spec() {
-    return {"audioconvert", Node::Kind::transform, "converts the sample format",
-            {{"format", "s16", "output sample format: s16|f32"}},
+    return {"audioconvert", Node::Kind::transform, "converts the sample format and mixes channels (mono, stereo, 5.1 down)",
+            {{"format", "auto", "output sample format: auto (the input's, or what the next node takes)|s16|s24|s32|f32"},
+             {"channels", "auto", "output channel count: auto (0) keeps the input's; 1->N copies, N->1 averages, 5.1->2 is ITU-R BS.775"}},
             factory<AudioConvert>()};
 }
 

@@ -43,8 +43,12 @@ public:
         if (r.ok() && rate_ != 0 && rate_ < 1000)
             r.fail(make_error_code(engine::GraphErrc::invalid_argument), "rate=" + std::to_string(rate_) + ": below 1000 Hz");
         soxr_ = r.choice("engine", {"soxr", "swr"}) == 0;
-        add_input("sink", {MediaFormat::audio()});
-        add_output("src", {MediaFormat::audio()});
+        // What swresample takes interleaved: no packed 24-bit, so s24 is refused at negotiation
+        // (audioconvert format=s32 before it keeps every bit).
+        const FormatSet formats = {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::s32),
+                                   MediaFormat::audio(0, 0, SampleFormat::f32)};
+        add_input("sink", formats);
+        add_output("src", formats);
     }
     bool passes_through(std::size_t, std::size_t) const override { return same_rate_; }
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
@@ -81,7 +85,9 @@ private:
         const MediaFormat& f = input(0).format();
         AVChannelLayout layout{};
         av_channel_layout_default(&layout, f.channels);
-        const AVSampleFormat format = f.sample_format == SampleFormat::f32 ? AV_SAMPLE_FMT_FLT : AV_SAMPLE_FMT_S16;
+        const AVSampleFormat format = f.sample_format == SampleFormat::f32   ? AV_SAMPLE_FMT_FLT
+                                      : f.sample_format == SampleFormat::s32 ? AV_SAMPLE_FMT_S32
+                                                                             : AV_SAMPLE_FMT_S16;
         SwrContext* raw = nullptr;
         int e = swr_alloc_set_opts2(&raw, &layout, format, out_rate_, &layout, format, in_rate_, 0, nullptr);
         av_channel_layout_uninit(&layout);

@@ -6,7 +6,7 @@
 //   videotest ! scale width=640 height=360 ! video/x-raw,format=RGBA,framerate=30/1 ! pngsink ...
 //
 // It accepts only what the caps allow and passes every sample on untouched (the same buffer).
-// Fields: audio rate, channels, format (s16|f32); video width, height, format (I420|RGBA),
+// Fields: audio rate, channels, format (s16|s24|s32|f32); video width, height, format (I420|RGBA),
 // framerate (N/D). A field left out stays open.
 #include "core/common.hpp"
 #include <sluice/nodes/registry.hpp>
@@ -69,10 +69,9 @@ std::optional<std::string> parse_caps(std::string_view caps, MediaFormat& out) {
         } else if (audio && key == "channels") {
             if (!parse_int(value, 1, 64, out.channels)) return bad + "1 to 64 channels";
         } else if (audio && key == "format") {
-            const std::string f = lower(std::string(value));
-            if (f == "s16") out.sample_format = SampleFormat::s16;
-            else if (f == "f32") out.sample_format = SampleFormat::f32;
-            else return bad + "s16 or f32";
+            const auto f = engine::sample_format_from_string(lower(std::string(value)));
+            if (!f) return bad + "s16, s24, s32 or f32";
+            out.sample_format = *f;
         } else if (!audio && (key == "width" || key == "height")) {
             if (!parse_int(value, 1, engine::kMaxVideoDimension, key == "width" ? out.width : out.height))
                 return bad + "1 to " + std::to_string(engine::kMaxVideoDimension) + " pixels";
@@ -129,7 +128,7 @@ private:
 NodeSpec capsfilter_spec() {
     return {"capsfilter", Node::Kind::transform,
             "constrains a link's format; in a pipeline, write the caps themselves: audio/x-raw,rate=44100",
-            {{"caps", "", "audio/x-raw,rate=R,channels=C,format=s16|f32 or video/x-raw,width=W,height=H,format=I420|RGBA,framerate=N/D"}},
+            {{"caps", "", "audio/x-raw,rate=R,channels=C,format=s16|s24|s32|f32 or video/x-raw,width=W,height=H,format=I420|RGBA,framerate=N/D"}},
             factory<CapsFilter>()};
 }
 

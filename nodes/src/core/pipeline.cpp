@@ -212,11 +212,14 @@ std::string converter_advice(const engine::MediaFormat& offered, const engine::F
         if (offered.kind == MediaKind::audio) {
             if (a.rate != 0 && offered.rate != 0 && a.rate != offered.rate)
                 steps.push_back("audioresample rate=" + std::to_string(a.rate));
+            // One audioconvert does both the sample format and the channel count.
+            std::string convert;
             if (a.sample_format != engine::SampleFormat::any && offered.sample_format != engine::SampleFormat::any &&
                 a.sample_format != offered.sample_format)
-                steps.push_back(std::string("audioconvert format=") + engine::to_string(a.sample_format));
+                convert += std::string(" format=") + engine::to_string(a.sample_format);
             if (a.channels != 0 && offered.channels != 0 && a.channels != offered.channels)
-                cannot = "no node converts channel counts yet: give the source channels=" + std::to_string(a.channels);
+                convert += " channels=" + std::to_string(a.channels);
+            if (!convert.empty()) steps.push_back("audioconvert" + convert);
         } else {
             if (a.pixel_format != engine::PixelFormat::any && offered.pixel_format != engine::PixelFormat::any &&
                 a.pixel_format != offered.pixel_format) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// WAV (RIFF WAVE) reading and writing: 16-bit PCM and 32-bit float, any rate and channel count.
+// WAV (RIFF WAVE and RF64) reading and writing: 16-, 24- and 32-bit PCM and 32-bit float, any
+// rate and channel count, plain or WAVE_FORMAT_EXTENSIBLE headers.
 //
 // Our own parser rather than libsndfile: errors must name the byte offset where a file goes
 // wrong, a header that claims more data than the file holds must be refused before streaming,
@@ -118,16 +119,20 @@ private:
 // Writes through a fixed buffer (no allocation while streaming) and keeps the header's sizes
 // right: at stop (including Ctrl-C, which stops through the same path) and about once a second,
 // so even a killed process leaves a file whose header covers nearly all of its data. Past 4 GiB
-// the finished file is RF64 (see wire::write_wav_header).
+// the finished file is RF64 (rf64=auto), or RF64 from the start (always), or the recording stops
+// with an error where RIFF's sizes end (never): never a header that lies (see wire::write_wav_header).
 class WavSink final : public Node {
 public:
     WavSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
         path_ = r.text("path");
-        const std::size_t choice = r.choice("format", {"auto", "s16", "f32"});
+        const std::size_t choice = r.choice("format", {"auto", "s16", "s24", "s32", "f32"});
+        constexpr wire::Rf64 kRf64[] = {wire::Rf64::when_needed, wire::Rf64::always, wire::Rf64::never};
+        rf64_ = kRf64[r.choice("rf64", {"auto", "always", "never"})];
         if (path_.empty() && r.ok()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         engine::MediaFormat accepts = engine::MediaFormat::audio();
-        if (choice == 1) accepts.sample_format = engine::SampleFormat::s16;
-        if (choice == 2) accepts.sample_format = engine::SampleFormat::f32;
+        constexpr engine::SampleFormat kFormats[] = {engine::SampleFormat::any, engine::SampleFormat::s16, engine::SampleFormat::s24,
+                                                     engine::SampleFormat::s32, engine::SampleFormat::f32};
+        accepts.sample_format = kFormats[choice];
         add_input("sink", {accepts});
     }
     ~WavSink() override { (void)finish(); }
@@ -146,6 +151,7 @@ private:
         since_header_ = 0;
         const engine::MediaFormat& f = input(0).format();
         header_bytes_ = wire::wav_header_bytes(f);
+        riff_limit_ = wire::max_riff_data_bytes(f);
         bytes_per_second_ = std::uint64_t(f.rate) * f.frame_bytes();
         if (!write_header(false)) return {engine::GraphErrc::io_error, path_ + ": cannot write: " + std::strerror(errno)};
         return {};
@@ -157,6 +163,11 @@ private:
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
         if (fd_ < 0) return Flow::ok;
+        if (rf64_ == wire::Rf64::never && data_bytes_ + s.size() > riff_limit_) {
+            // The stream ends here; stop() finishes the file, a good RIFF file of what fitted.
+            return report_error(make_error_code(engine::GraphErrc::io_error),
+                                path_ + ": the audio passes 4 GiB, more than a RIFF file can hold; use rf64=auto");
+        }
         const std::byte* p = s.data();
         std::size_t n = s.size();
         while (n > 0) {
@@ -200,7 +211,7 @@ private:
     // The header for the data written so far (wire::write_wav_header says what `final` changes).
     bool write_header(bool final) {
         unsigned char h[wire::kMaxWavHeader];
-        const std::size_t n = wire::write_wav_header(input(0).format(), data_bytes_, final, h);
+        const std::size_t n = wire::write_wav_header(input(0).format(), data_bytes_, final, h, rf64_);
         return n == header_bytes_ && ::pwrite(fd_, h, n, 0) == ssize_t(n);
     }
     // Writes what is buffered and the final header, and closes; the error, if any.
@@ -226,6 +237,8 @@ private:
                " bytes of audio: " + std::strerror(err != 0 ? err : errno);
     }
     std::string path_;
+    wire::Rf64 rf64_ = wire::Rf64::when_needed;
+    std::uint64_t riff_limit_ = 0;  // the most data a RIFF header can declare (rf64=never stops there)
     int fd_ = -1;
     bool failed_ = false;
     std::vector<std::byte> buffer_;
@@ -240,7 +253,7 @@ private:
 }  // namespace
 
 NodeSpec wavsrc_spec() {
-    return {"wavsrc", Node::Kind::source, "reads a WAV file (16-bit PCM or 32-bit float)",
+    return {"wavsrc", Node::Kind::source, "reads a WAV or RF64 file (16-, 24-, 32-bit PCM or 32-bit float; EXTENSIBLE too)",
             {{"path", "", "file to read (required)"},
              {"frames", "1024", "frames per buffer"},
              detail::num_buffers_property()},
@@ -249,7 +262,9 @@ NodeSpec wavsrc_spec() {
 
 NodeSpec wavsink_spec() {
     return {"wavsink", Node::Kind::render, "writes a WAV file; its header is complete after stop and Ctrl-C",
-            {{"path", "", "file to write (required)"}, {"format", "auto", "sample format to accept: auto|s16|f32"}},
+            {{"path", "", "file to write (required)"},
+             {"format", "auto", "sample format to accept: auto|s16|s24|s32|f32"},
+             {"rf64", "auto", "RF64 header: auto (when the data passes 4 GiB)|always|never (stop with an error there)"}},
             factory<WavSink>()};
 }
 

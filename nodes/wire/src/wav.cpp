@@ -27,6 +27,24 @@ void put16(unsigned char* p, std::uint16_t v) {
 
 constexpr std::uint16_t kPcm = 1, kFloat = 3, kExtensible = 0xFFFE;
 constexpr std::size_t kJunkBytes = 36;  // 8 + 28: room for RF64's ds64 chunk
+// KSDATAFORMAT_SUBTYPE_PCM and _IEEE_FLOAT after their first two bytes (the format tag):
+// {0000000X-0000-0010-8000-00AA00389B71} as stored, little-endian fields first.
+constexpr unsigned char kSubformatTail[14] = {0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80,
+                                              0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71};
+
+// WAVE_FORMAT_EXTENSIBLE for more than two channels or more than 16 integer bits, as ffmpeg's
+// ff_put_wav_header() decides (it also does for rates above 48 kHz; we keep those plain, which
+// every reader takes). Plain 16-bit and float mono and stereo headers stay as they always were.
+bool extensible(const engine::MediaFormat& f) {
+    return f.channels > 2 || (f.sample_format != engine::SampleFormat::f32 && engine::bytes_per_sample(f.sample_format) > 2);
+}
+
+// The speaker positions of ffmpeg's default layout for the channel count (av_channel_layout_default):
+// mono FC, stereo, 2.1, 4.0, 5.0, 5.1, 6.1, 7.1; none past 8 channels.
+std::uint32_t default_channel_mask(int channels) {
+    constexpr std::uint32_t kMasks[] = {0, 0x4, 0x3, 0xB, 0x107, 0x37, 0x3F, 0x70F, 0x63F};
+    return channels >= 1 && channels <= 8 ? kMasks[channels] : 0;
+}
 
 }  // namespace
 
@@ -67,13 +85,22 @@ Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint6
             const std::uint16_t bits = le16(f + 14);
             if (tag == kExtensible) {
                 if (size < 40) return fail(pos + 8, "WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk too small");
-                tag = le16(f + 24);  // the first two bytes of the subformat GUID are the format tag
+                // Valid bits (f + 18) may be fewer than the container's: the samples still fill
+                // it from the top, so they read the same.
+                info.channel_mask = le32(f + 20);
+                // The subformat GUID: the format tag in its first two bytes, then the fixed tail
+                // of KSDATAFORMAT_SUBTYPE_PCM and _IEEE_FLOAT.
+                if (std::memcmp(f + 26, kSubformatTail, sizeof kSubformatTail) != 0)
+                    return fail(pos + 32, "WAVE_FORMAT_EXTENSIBLE subformat is not PCM or IEEE float");
+                tag = le16(f + 24);
             }
             if (tag == kPcm && bits == 16) info.format = engine::SampleFormat::s16;
+            else if (tag == kPcm && bits == 24) info.format = engine::SampleFormat::s24;
+            else if (tag == kPcm && bits == 32) info.format = engine::SampleFormat::s32;
             else if (tag == kFloat && bits == 32) info.format = engine::SampleFormat::f32;
             else
                 return fail(pos + 8, "unsupported sample format (tag " + std::to_string(tag) + ", " + std::to_string(bits) +
-                                         " bits); only 16-bit PCM and 32-bit float");
+                                         " bits); only 16-, 24- and 32-bit PCM and 32-bit float");
             if (info.channels < 1 || info.channels > 64) return fail(pos + 10, "bad channel count " + std::to_string(info.channels));
             if (info.rate < 1 || info.rate > 768000) return fail(pos + 12, "bad sample rate " + std::to_string(info.rate));
             if (block_align != info.channels * bits / 8)
@@ -85,6 +112,7 @@ Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint6
             info.data_offset = pos + 8;
             info.data_bytes = size;
             const std::uint64_t available = file_size > info.data_offset ? file_size - info.data_offset : 0;
+            info.rf64 = rf64;
             if (rf64 && size == 0xFFFFFFFF) {
                 if (!have_ds64) return fail(pos + 4, "RF64 'data' chunk of size 0xFFFFFFFF without a 'ds64' chunk");
                 if (ds64_data_bytes > available)
@@ -111,20 +139,30 @@ Result<WavInfo> parse_wav_header(std::span<const unsigned char> file, std::uint6
 
 std::size_t wav_header_bytes(const engine::MediaFormat& f) noexcept {
     const bool is_float = f.sample_format == engine::SampleFormat::f32;
-    return 12 + kJunkBytes + (is_float ? 8 + 18 + 12 : 8 + 16) + 8;  // RIFF, JUNK, fmt [fact], data
+    const std::size_t fmt = extensible(f) ? 40 : is_float ? 18 : 16;
+    return 12 + kJunkBytes + 8 + fmt + (is_float ? 12 : 0) + 8;  // RIFF, JUNK, fmt, [fact], data
+}
+
+std::uint64_t max_riff_data_bytes(const engine::MediaFormat& f) noexcept {
+    const std::uint64_t frame = std::max<std::uint64_t>(f.frame_bytes(), 1);
+    const std::uint64_t room = 0xFFFFFFFFu - (wav_header_bytes(f) - 8);  // what the RIFF size leaves for data
+    std::uint64_t bytes = room - room % frame;
+    while (bytes + (bytes & 1) > room) bytes -= frame;  // an odd size is padded by a byte
+    return bytes;
 }
 
 std::size_t write_wav_header(const engine::MediaFormat& f, std::uint64_t data_bytes, bool final,
-                             unsigned char* out) noexcept {
+                             unsigned char* out, Rf64 rf64) noexcept {
     const bool is_float = f.sample_format == engine::SampleFormat::f32;
+    const bool is_extensible = extensible(f);
     const std::size_t header_bytes = wav_header_bytes(f);
     unsigned char* h = out;
     std::memset(h, 0, header_bytes);
     const std::uint64_t riff = header_bytes - 8 + data_bytes + (data_bytes & 1);
     const bool big = riff > 0xFFFFFFFFu;
-    const bool as_rf64 = big && final;
+    const bool as_rf64 = rf64 == Rf64::always || (big && final && rf64 == Rf64::when_needed);
     std::memcpy(h, as_rf64 ? "RF64" : "RIFF", 4);
-    put32(h + 4, big ? 0xFFFFFFFFu : std::uint32_t(riff));
+    put32(h + 4, big || as_rf64 ? 0xFFFFFFFFu : std::uint32_t(riff));
     std::memcpy(h + 8, "WAVE", 4);
     unsigned char* c = h + 12;
     const std::uint64_t frames = data_bytes / f.frame_bytes();
@@ -143,24 +181,36 @@ std::size_t write_wav_header(const engine::MediaFormat& f, std::uint64_t data_by
         put32(c + 4, kJunkBytes - 8);
     }
     c += kJunkBytes;
+    const std::uint16_t tag = is_float ? kFloat : kPcm;
+    const auto bits = std::uint16_t(engine::bytes_per_sample(f.sample_format) * 8);
     std::memcpy(c, "fmt ", 4);
-    put32(c + 4, is_float ? 18 : 16);
-    put16(c + 8, is_float ? kFloat : kPcm);
+    put32(c + 4, is_extensible ? 40 : is_float ? 18 : 16);
+    put16(c + 8, is_extensible ? kExtensible : tag);
     put16(c + 10, std::uint16_t(f.channels));
     put32(c + 12, std::uint32_t(f.rate));
     put32(c + 16, std::uint32_t(f.rate * f.frame_bytes()));
     put16(c + 20, std::uint16_t(f.frame_bytes()));
-    put16(c + 22, std::uint16_t(engine::bytes_per_sample(f.sample_format) * 8));
+    put16(c + 22, bits);
     c += 24;
-    if (is_float) {
+    if (is_extensible) {
+        put16(c, 22);        // cbSize
+        put16(c + 2, bits);  // valid bits: all of them
+        put32(c + 4, default_channel_mask(f.channels));
+        put16(c + 8, tag);   // the subformat GUID
+        std::memcpy(c + 10, kSubformatTail, sizeof kSubformatTail);
+        c += 24;
+    } else if (is_float) {
         put16(c, 0);  // cbSize
-        std::memcpy(c + 2, "fact", 4);
-        put32(c + 6, 4);
-        put32(c + 10, frames > 0xFFFFFFFFu ? 0xFFFFFFFFu : std::uint32_t(frames));
-        c += 14;
+        c += 2;
+    }
+    if (is_float) {
+        std::memcpy(c, "fact", 4);
+        put32(c + 4, 4);
+        put32(c + 8, frames > 0xFFFFFFFFu ? 0xFFFFFFFFu : std::uint32_t(frames));  // RF64: ds64 has it too
+        c += 12;
     }
     std::memcpy(c, "data", 4);
-    put32(c + 4, big || data_bytes > 0xFFFFFFFFu ? 0xFFFFFFFFu : std::uint32_t(data_bytes));
+    put32(c + 4, big || as_rf64 ? 0xFFFFFFFFu : std::uint32_t(data_bytes));
     c += 8;
     return std::size_t(c - h);
 }

@@ -13,12 +13,16 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::engine {
 
 enum class MediaKind : std::uint8_t { audio, video };
-enum class SampleFormat : std::uint8_t { any, s16, f32 };
+// Interleaved, native little-endian. s24 is packed (3 bytes a sample, as WAV's 24-bit PCM and
+// ALSA's S24_3LE), so a frame may start at any byte. New formats go at the end: the values are
+// part of the ABI plugins see.
+enum class SampleFormat : std::uint8_t { any, s16, f32, s24, s32 };
 enum class PixelFormat : std::uint8_t { any, i420, rgba };
 
 struct Fraction {
@@ -113,6 +117,9 @@ inline constexpr std::int64_t kMaxVideoPixels = std::int64_t(8192) * 8192;
 std::size_t bytes_per_sample(SampleFormat f) noexcept;
 const char* to_string(SampleFormat f) noexcept;
 const char* to_string(PixelFormat f) noexcept;
+// The sample format to_string() names ("s16", "s24", "s32", "f32"; lower case), or nothing.
+// Any thread; never allocates.
+std::optional<SampleFormat> sample_format_from_string(std::string_view name) noexcept;
 std::string to_string(const FormatSet& set);
 
 // The formats both accept (field by field: equal, or one side open), or nothing.
