@@ -7,6 +7,7 @@
 #include <sluice/sluice.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 
@@ -134,6 +135,10 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
     REQUIRE(nodes::register_node_type({"timerecorder", Node::Kind::render, "records the media time reached (a test's own node)",
                                        {}, nodes::factory<TimeRecorder>()}));
     test::TempDir dir;
+    // A capture device of alsa-lib's own plugins that never runs dry: zeros.
+    std::ofstream(dir / "asound.conf") << "pcm.zeros { type file slave.pcm \"null\" file \"/dev/null\" infile \"/dev/zero\" "
+                                          "format \"raw\" }\n";
+    ::setenv("ALSA_CONFIG_PATH", ("/usr/share/alsa/alsa.conf:" + dir / "asound.conf").c_str(), 1);
     // Files long enough (2 s) that the limit, not the end of the file, ends them.
     for (const std::string& make : {"tone ! wavsink path=" + dir / "in.wav", "videotest ! y4msink path=" + dir / "in.y4m"}) {
         Graph g;
@@ -149,6 +154,7 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
         {"y4msrc", "path=" + dir / "in.y4m"},  {"avsrc", "path=" + dir / "in.y4m"},
         {"rtpsrc", "port=47231"},  // no sender: the limit ends it without a packet
         {"rtpvrawsrc", "port=47232"},
+        {"alsasrc", "device=zeros"},
     };
     constexpr std::int64_t kLimit = 500'000'000;
     int sources = 0;

@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: MIT
+// alsasink and alsasrc: sound devices through alsa-lib (libasound), so every ALSA device name
+// works, `default` included, which on desktops routes through PipeWire's or PulseAudio's ALSA
+// plugins, and so do alsa-lib's own plugins (file, null, plug, dmix) that the tests use.
+//
+// The device is opened non-blocking and waited on with poll() over its descriptors plus an
+// eventfd, so a streaming thread waiting for the device wakes when the graph stops or flushes
+// (unblock()) instead of sleeping in alsa-lib. The device paces the stream: samples are written
+// (or read) as fast as it takes (gives) them. alsasink in a clocked graph (sluice-play's
+// default) also waits for each sample's time, unless sync=false, as a GStreamer sink syncs to
+// the pipeline clock; that paces devices that do not pace themselves (alsa-lib's file and null
+// plugins). Not yet: the device as the graph's clock (then the two clocks' drift would not
+// matter). Underruns and overruns are recovered with snd_pcm_recover and counted as `xruns`.
+//
+// Formats come from the device's hardware parameters, probed when the node is made: the sample
+// formats it takes among s16, s24 (S24_3LE), s32 and f32, and its rates and channel counts
+// (fixed when the device has one, open otherwise and checked at start).
+#include "core/common.hpp"
+#include <sluice/engine/log.hpp>
+#include <sluice/nodes/registry.hpp>
+
+#include <alsa/asoundlib.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace sluice::nodes {
+namespace {
+
+using engine::Flow;
+using engine::FormatSet;
+using engine::MediaFormat;
+using engine::SampleFormat;
+
+struct PcmCloser {
+    void operator()(snd_pcm_t* p) const noexcept { snd_pcm_close(p); }
+};
+using PcmPtr = std::unique_ptr<snd_pcm_t, PcmCloser>;
+struct HwParamsFree {
+    void operator()(snd_pcm_hw_params_t* p) const noexcept { snd_pcm_hw_params_free(p); }
+};
+using HwParamsPtr = std::unique_ptr<snd_pcm_hw_params_t, HwParamsFree>;
+struct SwParamsFree {
+    void operator()(snd_pcm_sw_params_t* p) const noexcept { snd_pcm_sw_params_free(p); }
+};
+using SwParamsPtr = std::unique_ptr<snd_pcm_sw_params_t, SwParamsFree>;
+
+snd_pcm_format_t alsa_format(SampleFormat f) {
+    switch (f) {
+        case SampleFormat::s16: return SND_PCM_FORMAT_S16_LE;
+        case SampleFormat::s24: return SND_PCM_FORMAT_S24_3LE;
+        case SampleFormat::s32: return SND_PCM_FORMAT_S32_LE;
+        case SampleFormat::f32: return SND_PCM_FORMAT_FLOAT_LE;
+        case SampleFormat::any: break;
+    }
+    return SND_PCM_FORMAT_UNKNOWN;
+}
+
+// alsa-lib prints its own diagnostics to stderr; a library of ours never does: they go to the
+// engine's log handler at debug level (sluice-play -v shows them). Called from C: nothing may
+// unwind out of it.
+void forward_alsa_log(const char* file, int line, const char* function, int, const char* format, ...) noexcept {
+    char text[1024];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    try {
+        engine::log_message(engine::LogLevel::debug, std::string("alsa: ") + (function ? function : "") + ": " + text +
+                                                         " (" + (file ? file : "?") + ":" + std::to_string(line) + ")");
+    } catch (...) {  // no memory for the line, or the app's handler threw: the line is lost
+    }
+}
+
+void route_alsa_log() {
+    static std::once_flag once;
+    std::call_once(once, [] { snd_lib_error_set_handler(&forward_alsa_log); });
+}
+
+// "alsasink: device 'hw:9': cannot open: No such device"
+std::string device_error(const std::string& device, const char* what, int err) {
+    return "device '" + detail::printable(device) + "': " + what + ": " + snd_strerror(err);
+}
+
+// What the device takes, from its hardware parameters: one MediaFormat per sample format, with
+// rate and channels fixed where the device has only one.
+Status probe_device(const std::string& device, snd_pcm_stream_t stream, FormatSet& out) {
+    route_alsa_log();
+    snd_pcm_t* raw = nullptr;
+    // Non-blocking: a busy device is an error now, never a wait.
+    if (int e = snd_pcm_open(&raw, device.c_str(), stream, SND_PCM_NONBLOCK); e < 0)
+        return {e == -EBUSY ? engine::GraphErrc::io_error : engine::GraphErrc::invalid_argument,
+                device_error(device, e == -EBUSY ? "busy (another program has it)" : "cannot open", e)};
+    PcmPtr pcm(raw);
+    snd_pcm_hw_params_t* hw_raw = nullptr;
+    if (snd_pcm_hw_params_malloc(&hw_raw) < 0) return {Errc::out_of_memory, "out of memory"};
+    HwParamsPtr hw(hw_raw);
+    if (int e = snd_pcm_hw_params_any(pcm.get(), hw.get()); e < 0)
+        return {engine::GraphErrc::unsupported_format, device_error(device, "cannot read its parameters", e)};
+    unsigned rate_min = 0, rate_max = 0, channels_min = 0, channels_max = 0;
+    snd_pcm_hw_params_get_rate_min(hw.get(), &rate_min, nullptr);
+    snd_pcm_hw_params_get_rate_max(hw.get(), &rate_max, nullptr);
+    snd_pcm_hw_params_get_channels_min(hw.get(), &channels_min);
+    snd_pcm_hw_params_get_channels_max(hw.get(), &channels_max);
+    const int rate = rate_min == rate_max ? int(rate_min) : 0;
+    const int channels = channels_min == channels_max ? int(channels_min) : 0;
+    for (SampleFormat f : {SampleFormat::s16, SampleFormat::s32, SampleFormat::f32, SampleFormat::s24})
+        if (snd_pcm_hw_params_test_format(pcm.get(), hw.get(), alsa_format(f)) == 0)
+            out.push_back(MediaFormat::audio(rate, channels, f));
+    if (out.empty())
+        return {engine::GraphErrc::unsupported_format, "device '" + detail::printable(device) +
+                                                           "' takes none of the sample formats s16, s24, s32, f32"};
+    return {};
+}
+
+// The device open for streaming, and how its thread waits for it without missing a stop.
+class Device {
+public:
+    ~Device() { close(); }
+
+    Status open(const std::string& device, snd_pcm_stream_t stream, const MediaFormat& f, unsigned period_frames,
+                unsigned periods) {
+        close();
+        name_ = device;
+        snd_pcm_t* raw = nullptr;
+        if (int e = snd_pcm_open(&raw, device.c_str(), stream, SND_PCM_NONBLOCK); e < 0)
+            return {engine::GraphErrc::io_error, device_error(device, e == -EBUSY ? "busy (another program has it)" : "cannot open", e)};
+        pcm_.reset(raw);
+        snd_pcm_hw_params_t* hw_raw = nullptr;
+        if (snd_pcm_hw_params_malloc(&hw_raw) < 0) return {Errc::out_of_memory, "out of memory"};
+        HwParamsPtr hw(hw_raw);
+        snd_pcm_t* p = pcm_.get();
+        snd_pcm_hw_params_any(p, hw.get());
+        unsigned rate = unsigned(f.rate);
+        snd_pcm_uframes_t period = period_frames;
+        if (int e = snd_pcm_hw_params_set_access(p, hw.get(), SND_PCM_ACCESS_RW_INTERLEAVED); e < 0)
+            return {engine::GraphErrc::unsupported_format, device_error(device, "no interleaved access", e)};
+        if (int e = snd_pcm_hw_params_set_format(p, hw.get(), alsa_format(f.sample_format)); e < 0)
+            return {engine::GraphErrc::unsupported_format,
+                    device_error(device, (std::string("does not take ") + engine::to_string(f.sample_format)).c_str(), e)};
+        if (int e = snd_pcm_hw_params_set_channels(p, hw.get(), unsigned(f.channels)); e < 0)
+            return {engine::GraphErrc::unsupported_format,
+                    device_error(device, ("does not take " + std::to_string(f.channels) + " channels").c_str(), e)};
+        if (int e = snd_pcm_hw_params_set_rate(p, hw.get(), rate, 0); e < 0)
+            return {engine::GraphErrc::unsupported_format,
+                    device_error(device, ("does not take " + std::to_string(rate) + " Hz (put 'audioresample rate=N' before it)").c_str(), e)};
+        snd_pcm_hw_params_set_period_size_near(p, hw.get(), &period, nullptr);
+        unsigned count = periods;
+        snd_pcm_hw_params_set_periods_near(p, hw.get(), &count, nullptr);
+        if (int e = snd_pcm_hw_params(p, hw.get()); e < 0)
+            return {engine::GraphErrc::unsupported_format, device_error(device, "cannot set its parameters", e)};
+        snd_pcm_uframes_t buffer = 0;
+        snd_pcm_hw_params_get_period_size(hw.get(), &period, nullptr);
+        snd_pcm_hw_params_get_buffer_size(hw.get(), &buffer);
+        period_ = period;
+        buffer_ = buffer;
+        // Playback starts once the buffer is full (not at the first frame, which would underrun
+        // at once); the thread wakes when a period is free.
+        snd_pcm_sw_params_t* sw_raw = nullptr;
+        if (snd_pcm_sw_params_malloc(&sw_raw) < 0) return {Errc::out_of_memory, "out of memory"};
+        SwParamsPtr sw(sw_raw);
+        snd_pcm_sw_params_current(p, sw.get());
+        if (stream == SND_PCM_STREAM_PLAYBACK) snd_pcm_sw_params_set_start_threshold(p, sw.get(), buffer);
+        snd_pcm_sw_params_set_avail_min(p, sw.get(), period);
+        if (int e = snd_pcm_sw_params(p, sw.get()); e < 0)
+            return {engine::GraphErrc::unsupported_format, device_error(device, "cannot set its start threshold", e)};
+        if (int e = snd_pcm_prepare(p); e < 0) return {engine::GraphErrc::io_error, device_error(device, "cannot prepare", e)};
+        const int n = snd_pcm_poll_descriptors_count(p);
+        fds_.assign(std::size_t(std::max(n, 0)) + 1, pollfd{});
+        snd_pcm_poll_descriptors(p, fds_.data(), unsigned(n));
+        wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (wake_ < 0) return {engine::GraphErrc::io_error, std::string("eventfd: ") + std::strerror(errno)};
+        fds_.back() = {wake_, POLLIN, 0};
+        return {};
+    }
+
+    void close() noexcept {
+        pcm_.reset();
+        if (wake_ >= 0) ::close(wake_);
+        wake_ = -1;
+    }
+
+    // Control thread: wakes a wait() in progress (or the next one).
+    void wake() noexcept {
+        if (wake_ >= 0) {
+            const std::uint64_t one = 1;
+            (void)!::write(wake_, &one, sizeof one);
+        }
+    }
+
+    // Waits until the device is ready for more (poll on its descriptors) or wake() is called.
+    // false: woken (the caller checks why), or poll failed.
+    bool wait() noexcept {
+        for (auto& fd : fds_) fd.revents = 0;
+        const int n = ::poll(fds_.data(), nfds_t(fds_.size()), -1);
+        if (n < 0) return errno == EINTR;
+        if (fds_.back().revents & POLLIN) {
+            std::uint64_t count = 0;
+            (void)!::read(wake_, &count, sizeof count);
+            return false;
+        }
+        return true;
+    }
+
+    snd_pcm_t* pcm() const noexcept { return pcm_.get(); }
+    const std::string& name() const noexcept { return name_; }
+    snd_pcm_uframes_t period() const noexcept { return period_; }
+
+private:
+    PcmPtr pcm_;
+    std::string name_;
+    std::vector<pollfd> fds_;  // the device's descriptors, then the eventfd
+    int wake_ = -1;
+    snd_pcm_uframes_t period_ = 0, buffer_ = 0;
+};
+
+// Properties both nodes share.
+std::vector<PropertySpec> device_properties(const char* direction) {
+    return {{"device", "default", std::string("ALSA device to ") + direction + " (default, hw:0, plughw:1,0, a name from asoundrc ...)"},
+            {"period-frames", "1024", "frames per period (the device may round it)"},
+            {"periods", "4", "periods in the device's buffer"}};
+}
+
+class AlsaSink final : public Node {
+public:
+    AlsaSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
+        device_ = r.text("device");
+        period_frames_ = unsigned(r.integer("period-frames", 16, 1 << 20));
+        periods_ = unsigned(r.integer("periods", 2, 1024));
+        sync_ = r.choice("sync", {"true", "false"}) == 0;
+        FormatSet accepts;
+        if (r.ok())
+            if (Status st = probe_device(device_, SND_PCM_STREAM_PLAYBACK, accepts); !st) r.fail(st.code(), st.message());
+        add_input("sink", accepts.empty() ? FormatSet{MediaFormat::audio()} : accepts);
+    }
+
+    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
+        return {{"xruns", xruns_.load(std::memory_order_relaxed)}};  // relaxed: statistics
+    }
+
+private:
+    Status start() override {
+        xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
+        return device_pcm_.open(device_, SND_PCM_STREAM_PLAYBACK, input(0).format(), period_frames_, periods_);
+    }
+    void stop() override { device_pcm_.close(); }
+    void unblock() override { device_pcm_.wake(); }
+    void flush() override {
+        if (device_pcm_.pcm()) {
+            snd_pcm_drop(device_pcm_.pcm());
+            snd_pcm_prepare(device_pcm_.pcm());
+        }
+    }
+
+    Flow process(std::size_t, SampleRef&& s) override {
+        if (sync_)
+            if (Flow f = present(s); f != Flow::ok) return f;
+        const std::size_t frame_bytes = input(0).format().frame_bytes();
+        const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
+        snd_pcm_uframes_t left = s.size() / frame_bytes;
+        while (left > 0) {
+            const snd_pcm_sframes_t n = snd_pcm_writei(device_pcm_.pcm(), p, left);
+            if (n >= 0) {
+                p += std::size_t(n) * frame_bytes;
+                left -= snd_pcm_uframes_t(n);
+                continue;
+            }
+            if (n == -EAGAIN) {
+                if (Flow f = wait_for_device(); f != Flow::ok) return f;
+                continue;
+            }
+            if (Flow f = recover(int(n)); f != Flow::ok) return f;
+        }
+        return Flow::ok;
+    }
+
+    // What was written plays out before the render reports its end: a blocking drain, which
+    // lasts one buffer at most (a stop meanwhile waits that long).
+    void end_of_stream(std::size_t input) override {
+        snd_pcm_t* pcm = device_pcm_.pcm();
+        snd_pcm_nonblock(pcm, 0);
+        if (int e = snd_pcm_drain(pcm); e < 0 && e != -EPIPE)
+            (void)report_error(make_error_code(engine::GraphErrc::io_error), device_error(device_, "drain failed", e));
+        snd_pcm_nonblock(pcm, 1);
+        Node::end_of_stream(input);
+    }
+
+    Flow wait_for_device() {
+        if (device_pcm_.wait()) return Flow::ok;
+        if (stop_token().stop_requested()) return Flow::stopped;
+        return flushing() ? Flow::flushing : Flow::ok;
+    }
+
+    // An underrun (the stream fell behind the device) or a suspend: counted and recovered.
+    Flow recover(int err) {
+        if (err == -EPIPE || err == -ESTRPIPE) xruns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+        if (int e = snd_pcm_recover(device_pcm_.pcm(), err, 1); e < 0)
+            return report_error(make_error_code(engine::GraphErrc::io_error), device_error(device_, "write failed", e));
+        return Flow::ok;
+    }
+
+    std::string device_;
+    unsigned period_frames_ = 1024, periods_ = 4;
+    bool sync_ = true;
+    Device device_pcm_;
+    std::atomic<std::uint64_t> xruns_{0};
+};
+
+class AlsaSrc final : public Node {
+public:
+    AlsaSrc(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
+        device_ = r.text("device");
+        period_frames_ = unsigned(r.integer("period-frames", 16, 1 << 20));
+        periods_ = unsigned(r.integer("periods", 2, 1024));
+        const int rate = int(r.integer("rate", 0, 768000));
+        const int channels = int(r.integer("channels", 0, 64));
+        limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        FormatSet offers;
+        if (r.ok())
+            if (Status st = probe_device(device_, SND_PCM_STREAM_CAPTURE, offers); !st) r.fail(st.code(), st.message());
+        // What the device leaves open, the properties (or fixate's 48 kHz stereo) decide.
+        for (MediaFormat& f : offers) {
+            if (f.rate == 0) f.rate = rate > 0 ? rate : 48000;
+            if (f.channels == 0) f.channels = channels > 0 ? channels : 2;
+        }
+        add_output("src", offers.empty() ? FormatSet{MediaFormat::audio(48000, 2, SampleFormat::s16)} : offers);
+    }
+
+    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
+        return {{"xruns", xruns_.load(std::memory_order_relaxed)}};  // relaxed: statistics
+    }
+
+private:
+    engine::BufferNeeds output_buffers(std::size_t) const override {
+        return {std::size_t(period_frames_) * output(0).format().frame_bytes(), 1};
+    }
+    Status start() override {
+        xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
+        frames_ = 0;
+        limit_.produced = 0;
+        if (Status st = device_pcm_.open(device_, SND_PCM_STREAM_CAPTURE, output(0).format(), period_frames_, periods_); !st)
+            return st;
+        if (int e = snd_pcm_start(device_pcm_.pcm()); e < 0)
+            return {engine::GraphErrc::io_error, device_error(device_, "cannot start capturing", e)};
+        return {};
+    }
+    void stop() override { device_pcm_.close(); }
+    void unblock() override { device_pcm_.wake(); }
+
+    Flow produce() override {
+        const MediaFormat& f = output(0).format();
+        const std::int64_t start = engine::frames_to_ns(frames_, f.rate);
+        if (limit_reached(limit_, start)) return Flow::end_of_stream;
+        auto s = get_buffer(0);
+        if (!s) return buffer_failed(s.error());
+        const std::size_t frame_bytes = f.frame_bytes();
+        const snd_pcm_uframes_t want = std::min<snd_pcm_uframes_t>(s->capacity() / frame_bytes, device_pcm_.period());
+        auto* p = reinterpret_cast<std::uint8_t*>(s->data());
+        snd_pcm_uframes_t got = 0;
+        bool discontinuity = frames_ == 0;
+        while (got < want) {
+            const snd_pcm_sframes_t n = snd_pcm_readi(device_pcm_.pcm(), p + got * frame_bytes, want - got);
+            if (n > 0) {
+                got += snd_pcm_uframes_t(n);
+                continue;
+            }
+            if (n == -EAGAIN || n == 0) {
+                if (device_pcm_.wait()) continue;
+                if (stop_token().stop_requested()) return Flow::stopped;
+                continue;
+            }
+            // An overrun: samples were lost; recovered, counted, and the next sample says so.
+            if (n == -EPIPE || n == -ESTRPIPE) xruns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+            if (int e = snd_pcm_recover(device_pcm_.pcm(), int(n), 1); e < 0)
+                return report_error(make_error_code(engine::GraphErrc::io_error), device_error(device_, "read failed", e));
+            snd_pcm_start(device_pcm_.pcm());
+            discontinuity = true;
+        }
+        (void)s->set_size(std::size_t(got) * frame_bytes);
+        frames_ += got;
+        s->set_times(start, engine::frames_to_ns(frames_, f.rate));
+        if (discontinuity) s->add_flags(SampleFlags::discontinuity);
+        ++limit_.produced;
+        return push(0, std::move(*s));
+    }
+
+    std::string device_;
+    unsigned period_frames_ = 1024, periods_ = 4;
+    Device device_pcm_;
+    engine::StreamLimit limit_;
+    std::uint64_t frames_ = 0;
+    std::atomic<std::uint64_t> xruns_{0};
+};
+
+}  // namespace
+
+NodeSpec alsasink_spec() {
+    std::vector<PropertySpec> properties = device_properties("play on");
+    properties.push_back({"sync", "true", "in a clocked graph, wait for each sample's time too (false: the device alone paces)"});
+    return {"alsasink", Node::Kind::render, "plays audio on an ALSA device (xruns counted)", std::move(properties),
+            factory<AlsaSink>()};
+}
+
+NodeSpec alsasrc_spec() {
+    std::vector<PropertySpec> properties = device_properties("capture from");
+    properties.push_back({"rate", "0", "sample rate when the device leaves it open (0: 48000)"});
+    properties.push_back({"channels", "0", "channels when the device leaves them open (0: 2)"});
+    properties.push_back(detail::num_buffers_property());
+    return {"alsasrc", Node::Kind::source, "captures audio from an ALSA device (xruns counted)", std::move(properties),
+            factory<AlsaSrc>()};
+}
+
+}  // namespace sluice::nodes

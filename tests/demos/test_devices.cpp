@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+// Sound devices through alsa-lib, checked with alsa-lib's own plugins and a test configuration
+// (ALSA_CONFIG_PATH): the `file` plugin records what alsasink sent, its `infile` feeds alsasrc,
+// and `null` takes anything. No sound card needed, and no mock: the real library.
+#include "../support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+const std::string kPlayer = SLUICE_PLAY_PATH;
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The bytes of a WAV file's data chunk.
+std::string wav_data(const std::string& path) {
+    const std::string all = read_file(path);
+    const std::size_t at = all.find("data");
+    REQUIRE(at != std::string::npos);
+    return all.substr(at + 8);
+}
+
+// A folder with an ALSA configuration naming three devices: `rec` (records into rec.raw),
+// `feed` (captures from feed.raw), `sink` (null: takes anything).
+struct AlsaSetup {
+    test::TempDir dir;
+    std::string env;
+    AlsaSetup() {
+        std::ofstream conf(dir.path() + "/asound.conf");
+        conf << "pcm.rec { type file slave.pcm \"null\" file \"" << dir.path() << "/rec.raw\" format \"raw\" }\n"
+             << "pcm.feed { type file slave.pcm \"null\" file \"/dev/null\" infile \"" << dir.path()
+             << "/feed.raw\" format \"raw\" }\n"
+             << "pcm.sink { type null }\n";
+        env = "ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + dir.path() + "/asound.conf ";
+    }
+    test::CommandResult play(const std::string& args) const { return test::run(env + kPlayer + " -q " + args + " 2>&1"); }
+};
+
+}  // namespace
+
+// What alsasink sends the device is exactly what the graph made: the `file` plugin's recording
+// equals wavsink's data chunk for the same pipeline, in each sample format.
+TEST_CASE("Alsa.Sink.DeviceGetsExactlyWhatTheGraphSent" * doctest::timeout(60)) {
+    AlsaSetup alsa;
+    for (const char* format : {"s16", "s32", "f32"}) {
+        CAPTURE(format);
+        const std::string tone = std::string("tone freq=440 channels=2 format=") + format;
+        auto r = alsa.play("--no-realtime --duration 1 " + test::quote(tone + " ! alsasink device=rec"));
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        const std::string wav = alsa.dir.path() + "/ref.wav";
+        auto w = alsa.play("--no-realtime --duration 1 " + test::quote(tone + " ! wavsink path=" + wav));
+        REQUIRE(w.exit_code == 0);
+        const std::string sent = read_file(alsa.dir.path() + "/rec.raw");
+        CHECK(sent.size() == std::size_t(48000) * 2 * (std::string(format) == "s16" ? 2 : 4));
+        CHECK((sent == wav_data(wav)));
+    }
+}
+
+// alsasrc delivers what the device captured: the `file` plugin's infile, byte for byte.
+TEST_CASE("Alsa.Src.GraphGetsExactlyWhatTheDeviceCaptured" * doctest::timeout(60)) {
+    AlsaSetup alsa;
+    const std::string ref = alsa.dir.path() + "/ref.wav";
+    REQUIRE(alsa.play("--no-realtime --duration 1 " + test::quote("tone freq=1000 ! wavsink path=" + ref)).exit_code == 0);
+    const std::string feed = wav_data(ref);
+    std::ofstream(alsa.dir.path() + "/feed.raw", std::ios::binary) << feed;
+    const std::string out = alsa.dir.path() + "/cap.wav";
+    auto r = alsa.play("--no-realtime --stats-json " + alsa.dir.path() + "/s.json " +
+                       test::quote("alsasrc device=feed rate=48000 channels=2 period-frames=1024 num-buffers=40 ! wavsink path=" + out));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const std::string got = wav_data(out);
+    CHECK(got.size() == std::size_t(40) * 1024 * 4);
+    CHECK((got == feed.substr(0, got.size())));
+    CHECK(read_file(alsa.dir.path() + "/s.json").find("\"xruns\": 0") != std::string::npos);
+}
+
+// A device that does not exist, or a rate it refuses: one line naming the device and ALSA's
+// message, exit 2, and nothing of alsa-lib's own printing on the terminal.
+TEST_CASE("Alsa.BadDevice.OneLineAndExitTwo" * doctest::timeout(60)) {
+    AlsaSetup alsa;
+    auto r = alsa.play(test::quote("tone ! alsasink device=nosuch"));
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("device 'nosuch': cannot open") != std::string::npos);
+    CHECK(r.output.find("ALSA lib") == std::string::npos);
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+}
+
+// Ctrl-C with the device open: a clean exit, and the recording (paced by the graph's clock,
+// sync=true) holds what was played up to then, whole frames of the tone.
+TEST_CASE("Alsa.Interrupt.CleanExit" * doctest::timeout(60)) {
+    AlsaSetup alsa;
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", ("exec env " + alsa.env + kPlayer + " -q --realtime 'tone ! alsasink device=rec'").c_str(),
+                nullptr);
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    ::kill(pid, SIGINT);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    const std::string sent = read_file(alsa.dir.path() + "/rec.raw");
+    CHECK(sent.size() % 4 == 0);
+    CHECK(sent.size() > 48000 * 4 / 2);  // more than half a second ...
+    CHECK(sent.size() < 48000 * 4 * 3);  // ... and paced, not as fast as the machine goes
+}
