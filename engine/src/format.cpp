@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/engine/format.hpp>
 
+#include <cctype>
 #include <cstdio>
 
 namespace sluice::engine {
@@ -27,10 +28,51 @@ const char* to_string(PixelFormat f) noexcept {
     switch (f) {
         case PixelFormat::i420: return "I420";
         case PixelFormat::rgba: return "RGBA";
+        case PixelFormat::nv12: return "NV12";
+        case PixelFormat::yuy2: return "YUY2";
+        case PixelFormat::rgb24: return "RGB24";
+        case PixelFormat::bgra: return "BGRA";
+        case PixelFormat::i422: return "I422";
+        case PixelFormat::i444: return "I444";
+        case PixelFormat::i420p10: return "I420P10";
+        case PixelFormat::i422p10: return "I422P10";
+        case PixelFormat::i444p10: return "I444P10";
         case PixelFormat::any: break;
     }
     return "*";
 }
+
+const char* to_string(ColourMatrix m) noexcept {
+    switch (m) {
+        case ColourMatrix::bt601: return "bt601";
+        case ColourMatrix::bt709: return "bt709";
+        case ColourMatrix::any: break;
+    }
+    return "*";
+}
+
+const char* to_string(ColourRange r) noexcept {
+    switch (r) {
+        case ColourRange::limited: return "limited";
+        case ColourRange::full: return "full";
+        case ColourRange::any: break;
+    }
+    return "*";
+}
+
+std::optional<PixelFormat> parse_pixel_format(std::string_view text) noexcept {
+    for (const PixelFormat f : kPixelFormats) {
+        const std::string_view name = to_string(f);
+        if (name.size() != text.size()) continue;
+        bool same = true;
+        for (std::size_t i = 0; i < name.size() && same; ++i)
+            same = std::tolower(static_cast<unsigned char>(text[i])) == std::tolower(static_cast<unsigned char>(name[i]));
+        if (same) return f;
+    }
+    return std::nullopt;
+}
+
+bool is_rgb(PixelFormat f) noexcept { return f == PixelFormat::rgba || f == PixelFormat::bgra || f == PixelFormat::rgb24; }
 
 bool MediaFormat::fixed() const noexcept {
     if (kind == MediaKind::audio) return rate > 0 && channels > 0 && sample_format != SampleFormat::any;
@@ -41,16 +83,36 @@ std::size_t MediaFormat::frame_bytes() const noexcept {
     if (!fixed()) return 0;
     if (kind == MediaKind::audio) return std::size_t(channels) * bytes_per_sample(sample_format);
     const auto w = std::size_t(width), h = std::size_t(height);
-    if (pixel_format == PixelFormat::rgba) return w * h * 4;
-    return w * h + 2 * (((w + 1) / 2) * ((h + 1) / 2));  // I420: Y plane, then U and V at half size
+    const std::size_t half_w = (w + 1) / 2, half_h = (h + 1) / 2;  // chroma, rounded up
+    switch (pixel_format) {
+        case PixelFormat::rgba:
+        case PixelFormat::bgra: return w * h * 4;
+        case PixelFormat::rgb24: return w * h * 3;
+        case PixelFormat::yuy2: return 2 * half_w * 2 * h;  // a 4-byte Y U Y V group per two pixels
+        case PixelFormat::i420:
+        case PixelFormat::nv12: return w * h + 2 * half_w * half_h;  // NV12's UV plane: half_w pairs a row
+        case PixelFormat::i422: return w * h + 2 * half_w * h;
+        case PixelFormat::i444: return 3 * w * h;
+        case PixelFormat::i420p10: return 2 * (w * h + 2 * half_w * half_h);
+        case PixelFormat::i422p10: return 2 * (w * h + 2 * half_w * h);
+        case PixelFormat::i444p10: return 2 * 3 * w * h;
+        case PixelFormat::any: break;
+    }
+    return 0;
 }
 
 std::string MediaFormat::to_string() const {
     auto num = [](int v) { return v > 0 ? std::to_string(v) : std::string("*"); };
     if (kind == MediaKind::audio)
         return "audio/" + std::string(engine::to_string(sample_format)) + " " + num(rate) + "Hz " + num(channels) + "ch";
-    return "video/" + std::string(engine::to_string(pixel_format)) + " " + num(width) + "x" + num(height) + " " +
-           (fps.num > 0 ? std::to_string(fps.num) + "/" + std::to_string(fps.den) : std::string("*")) + "fps";
+    std::string s = "video/" + std::string(engine::to_string(pixel_format)) + " " + num(width) + "x" + num(height) +
+                    " " + (fps.num > 0 ? std::to_string(fps.num) + "/" + std::to_string(fps.den) : std::string("*")) +
+                    "fps";
+    // Only colour that differs from what every format meant before the fields existed, so that
+    // the common case reads as it always did.
+    if (matrix == ColourMatrix::bt709) s += " bt709";
+    if (range == ColourRange::full && !is_rgb(pixel_format)) s += " full";
+    return s;
 }
 
 std::string to_string(const FormatSet& set) {
@@ -79,7 +141,8 @@ std::optional<MediaFormat> intersect(const MediaFormat& a, const MediaFormat& b)
         return std::nullopt;
     }
     if (!meet(a.width, b.width, 0, r.width) || !meet(a.height, b.height, 0, r.height) ||
-        !meet(a.pixel_format, b.pixel_format, PixelFormat::any, r.pixel_format))
+        !meet(a.pixel_format, b.pixel_format, PixelFormat::any, r.pixel_format) ||
+        !meet(a.matrix, b.matrix, ColourMatrix::any, r.matrix) || !meet(a.range, b.range, ColourRange::any, r.range))
         return std::nullopt;
     if (a.fps.num == 0) r.fps = b.fps;
     else if (b.fps.num == 0 || a.fps.value() == b.fps.value()) r.fps = a.fps;
@@ -105,6 +168,11 @@ MediaFormat fixate(MediaFormat f) {
         if (f.height <= 0) f.height = 240;
         if (f.pixel_format == PixelFormat::any) f.pixel_format = PixelFormat::i420;
         if (f.fps.num <= 0 || f.fps.den <= 0) f.fps = {30, 1};
+        // BT.601 limited is what every video node assumed before the fields existed, and what
+        // swscale assumes of an untagged picture whatever its size (no guess of BT.709 for HD):
+        // a stream that is BT.709 says so in its offer. RGB is always full range.
+        if (f.matrix == ColourMatrix::any) f.matrix = ColourMatrix::bt601;
+        if (f.range == ColourRange::any) f.range = is_rgb(f.pixel_format) ? ColourRange::full : ColourRange::limited;
     }
     return f;
 }
