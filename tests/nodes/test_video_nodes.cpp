@@ -1025,3 +1025,26 @@ TEST_CASE("VideoConvert.Pipeline.CapsNameEveryFormatAndColour" * doctest::timeou
     CHECK_FALSE(st.ok());
     CHECK(st.message().find("NV12") != std::string::npos);
 }
+
+TEST_CASE("Y4mSink.Formats.I422I444AndTenBitAsFfmpegReadsThem" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const nodes::Properties props{{"width", "64"}, {"height", "48"}, {"num-buffers", "2"}};
+    for (const auto& [ours, ffmpeg] : {std::pair{"i422", "yuv422p"}, {"i444", "yuv444p"}, {"i420p10", "yuv420p10le"},
+                                       {"i422p10", "yuv422p10le"}, {"i444p10", "yuv444p10le"}}) {
+        INFO(std::string(ours));
+        const std::string path = dir / (std::string(ours) + ".y4m");
+        Graph g;
+        auto& src = add(g, "videotest", "src", props);
+        auto& convert = add(g, "videoconvert", "convert", {{"format", ours}});
+        auto& out = add(g, "y4msink", "out", {{"path", path}});
+        chain(g, {&src, &convert, &out});
+        run_to_end(g);
+        CHECK(probe(path, "pix_fmt,width,height,nb_read_frames") == "64,48," + std::string(ffmpeg) + ",2");  // ffprobe's order
+        // ffmpeg reads back exactly the pictures videoconvert made.
+        const auto made = capture(props, {{"videoconvert", {{"format", ours}}}});
+        REQUIRE(made.frames.size() == 2);
+        const std::string read = shell("ffmpeg -v error -i '" + path + "' -f rawvideo -pix_fmt " + ffmpeg + " -");
+        CHECK(read == std::string(made.frames[0].bytes.begin(), made.frames[0].bytes.end()) +
+                          std::string(made.frames[1].bytes.begin(), made.frames[1].bytes.end()));
+    }
+}
