@@ -54,6 +54,7 @@ int full_range(const MediaFormat& f) noexcept {
 }  // namespace
 
 std::string SwsPicture::open(const MediaFormat& in, const MediaFormat& out, ScaleMethod method) {
+    route_ffmpeg_log();  // swscale's notes ("no accelerated conversion") go to our log, not stderr
     first_ = {};
     second_ = {};
     between_.clear();
