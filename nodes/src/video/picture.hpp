@@ -2,8 +2,8 @@
 #pragma once
 
 // Picture maths for the video nodes: plane geometry (one I420Layout for every node, PlaneLayout
-// for every pixel format), BT.601 colour conversion (one arithmetic path, one clamp), RGBA ->
-// I420, and the painting videotest does (rectangles and a bitmap digit font). No nodes,
+// for every pixel format), BT.601 colour conversion from RGB (one arithmetic path), RGBA -> I420,
+// and the painting videotest does (rectangles and a bitmap digit font). No nodes,
 // no graph: plain functions over caller-owned bytes, hand-written because each is a loop GCC
 // vectorizes at -O2. Scaling, and every other conversion, is libswscale's (swscale.hpp).
 //
@@ -61,9 +61,9 @@ struct Yuv {
 };
 
 // BT.601, limited range (Y 16..235, chroma 16..240), 8-bit integer arithmetic: the classic
-// fixed-point coefficients (ITU-R BT.601 scaled by 256), as most software converters use.
+// fixed-point coefficients (ITU-R BT.601 scaled by 256), as most software converters use. (The
+// way back to RGB is libswscale's now: videoconvert, pngsink.)
 Yuv rgb_to_yuv(Rgb c) noexcept;
-Rgb yuv_to_rgb(Yuv c) noexcept;
 
 // RGBA to I420, BT.601 limited, for videoconvert where it beats libswscale (see there): `src` and
 // `dst` must not overlap; alpha is ignored; each 2x2 block's chroma comes from its mean colour
