@@ -1025,6 +1025,11 @@ TEST_CASE("VideoConvert.Pipeline.CapsNameEveryFormatAndColour" * doctest::timeou
     const Status st = nodes::build_pipeline(g, "videotest ! video/x-raw,format=yuv420p ! nullsink");
     CHECK_FALSE(st.ok());
     CHECK(st.message().find("NV12") != std::string::npos);
+    // videotest says BT.601 limited: a link that wants otherwise is told which videoconvert fixes it.
+    Graph wrong_colour;
+    const Status advised = nodes::build_pipeline(wrong_colour, "videotest ! video/x-raw,format=I420,matrix=bt709,range=full ! nullsink");
+    CHECK_FALSE(advised.ok());
+    CHECK(advised.message().find("put 'videoconvert matrix=bt709 range=full'") != std::string::npos);
 }
 
 TEST_CASE("Y4mSink.Formats.I422I444AndTenBitAsFfmpegReadsThem" * doctest::timeout(60)) {
