@@ -5,26 +5,32 @@
 # (FFmpeg's automatic count for all three). Files are made at the start with the ffmpeg CLI:
 #   720p H.264, 30 s at 30 fps (libx264, testsrc2)        -> decode to a null sink
 #   FLAC 44.1 kHz stereo, 10 min (a sine sweep)           -> decode and resample to 48 kHz
-# Built as the README builds (RelWithDebInfo, -O2), into build/.
+#   1080p Y4M, 200 I420 pictures (testsrc2)               -> scale to 720p (bilinear on both sides),
+#                                                            and scale to 720p + convert to RGBA
+# Raw pictures, so the scaler is what is measured: no GStreamer column there (no Y4M parser in
+# this GStreamer). Built as the README builds (RelWithDebInfo, -O2), into build/ (BUILD=dir for
+# another); SLUICE_LOCK_HELD=1 when the caller already holds /tmp/sluice-build.lock.
 #
 #   bench/vs_media.sh            # prints a table; bench/results/latest-media.md keeps it
 #   REPS=9 bench/vs_media.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-5}
-build=build
+build=${BUILD:-build}
+locked() { if [ -n "${SLUICE_LOCK_HELD:-}" ]; then "$@"; else flock /tmp/sluice-build.lock "$@"; fi; }
 for tool in ffmpeg gst-launch-1.0; do
   command -v $tool >/dev/null || { echo "needs $tool (.ci/install-deps installs it)" >&2; exit 1; }
 done
 gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || { echo "needs gstreamer1.0-libav" >&2; exit 1; }
-flock /tmp/sluice-build.lock cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-flock /tmp/sluice-build.lock cmake --build "$build" -j2 --target sluice-play >/dev/null
+locked cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+locked cmake --build "$build" -j2 --target sluice-play >/dev/null
 play="$build/demos/sluice-play"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "making the files ..." >&2
 ffmpeg -v error -f lavfi -i testsrc2=size=1280x720:rate=30:duration=30 -c:v libx264 -preset veryfast -pix_fmt yuv420p "$work/720p.mp4"
+ffmpeg -v error -f lavfi -i testsrc2=size=1920x1080:rate=30 -frames:v 200 -pix_fmt yuv420p "$work/1080p.y4m"
 ffmpeg -v error -f lavfi -i "aevalsrc=0.5*sin(2*PI*(100+t*10)*t)|0.5*sin(2*PI*(200+t*5)*t):s=44100:d=600" -c:a flac "$work/10min.flac"
 
 now() { date +%s%N; }
@@ -32,27 +38,29 @@ timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A t
-run_case() {  # name sluice-args ffmpeg-args gst-pipeline
+run_case() {  # name sluice-args ffmpeg-args gst-pipeline ("-": none)
   local name=$1 ours=$2 ff=$3 gst=$4
   for r in $(seq "$REPS"); do
     t[$name,sluice]+="$(timed "$play" -q --no-realtime "$ours") "
     # shellcheck disable=SC2086
     t[$name,ffmpeg]+="$(timed ffmpeg -v error $ff) "
     # shellcheck disable=SC2086
-    t[$name,gst]+="$(timed gst-launch-1.0 -q $gst) "
+    [ "$gst" = - ] || t[$name,gst]+="$(timed gst-launch-1.0 -q $gst) "
     printf '\r%s: %d/%d' "$name" "$r" "$REPS" >&2
   done
   printf '\r\033[K' >&2
-  local s f g
-  s=$(echo "${t[$name,sluice]}" | median); f=$(echo "${t[$name,ffmpeg]}" | median); g=$(echo "${t[$name,gst]}" | median)
+  local s f g=0
+  s=$(echo "${t[$name,sluice]}" | median); f=$(echo "${t[$name,ffmpeg]}" | median)
+  [ "$gst" = - ] || g=$(echo "${t[$name,gst]}" | median)
   awk -v name="$name" -v s="$s" -v f="$f" -v g="$g" \
-    'BEGIN { printf "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx |\n", name, s / 1e9, f / 1e9, g / 1e9, f / s, g / s }'
+    'BEGIN { if (g > 0) printf "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx |\n", name, s / 1e9, f / 1e9, g / 1e9, f / s, g / s;
+             else printf "| %s | %.2f s | %.2f s | - | %.2fx | - |\n", name, s / 1e9, f / 1e9, f / s }'
 }
 
 {
   echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(ffmpeg -version | head -1 | cut -d' ' -f1-3); GStreamer $(gst-launch-1.0 --version | sed -n 's/.*version //p' | head -1); commit $(git rev-parse --short HEAD); $REPS runs each, medians of whole-command wall time"
   echo
-  echo "| file, work | sluice-play (avsrc) | ffmpeg CLI | gst-launch-1.0 decodebin | ffmpeg / Sluice | GStreamer / Sluice |"
+  echo "| file, work | sluice-play | ffmpeg CLI | gst-launch-1.0 decodebin | ffmpeg / Sluice | GStreamer / Sluice |"
   echo "|---|---:|---:|---:|---:|---:|"
   run_case "720p H.264 30 s, decode to a null sink" \
     "avsrc path=$work/720p.mp4 ! nullsink" \
@@ -66,6 +74,14 @@ run_case() {  # name sluice-args ffmpeg-args gst-pipeline
     "avsrc path=$work/10min.flac ! audioresample rate=48000 engine=swr ! nullsink" \
     "-i $work/10min.flac -ar 48000 -f null -" \
     "filesrc location=$work/10min.flac ! decodebin ! audioconvert ! audioresample ! audio/x-raw,rate=48000 ! fakesink sync=false"
+  run_case "1080p Y4M 200 pictures, scale to 720p (bilinear)" \
+    "y4msrc path=$work/1080p.y4m ! scale width=1280 height=720 ! nullsink" \
+    "-i $work/1080p.y4m -vf scale=1280:720:flags=bilinear -f null -" \
+    -
+  run_case "the same, scale to 720p + convert to RGBA" \
+    "y4msrc path=$work/1080p.y4m ! scale width=1280 height=720 ! videoconvert format=rgba ! nullsink" \
+    "-i $work/1080p.y4m -vf scale=1280:720:flags=bilinear,format=rgba -f null -" \
+    -
   echo
   echo "Copies per decoded picture in avsrc (its 'copies' stat): $("$play" -q --no-realtime "avsrc path=$work/720p.mp4 ! nullsink" --stats-json "$work/s.json" >/dev/null 2>&1; python3 -c "import json; n=json.load(open('$work/s.json'))['nodes']['avsrc0']; print(n['copies'], 'for', n['samples_out'], 'pictures')")"
 } | tee bench/results/latest-media.md

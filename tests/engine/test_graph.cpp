@@ -5,6 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cctype>
+#include <iterator>
+
 #include <algorithm>
 #include <chrono>
 #include <dirent.h>
@@ -54,6 +57,45 @@ TEST_CASE("Format.Intersect.FieldsMeetOrFail") {
     CHECK(MediaFormat::video(640, 360, PixelFormat::i420, {30, 1}).frame_bytes() == 640 * 360 * 3 / 2);
     CHECK(MediaFormat::video(3, 3, PixelFormat::i420, {30, 1}).frame_bytes() == 9 + 2 * 4);
     CHECK(kAudio.to_string() == "audio/s16 48000Hz 2ch");
+}
+
+TEST_CASE("Format.PixelFormats.BytesNamesAndColour") {
+    // 5x3: odd both ways, so chroma rounds up to 3x2 (4:2:0) or 3x3 (4:2:2); YUY2 pads to 6 wide.
+    const std::pair<PixelFormat, std::size_t> bytes[] = {
+        {PixelFormat::i420, 15 + 2 * 6},      {PixelFormat::rgba, 60},         {PixelFormat::nv12, 15 + 2 * 6},
+        {PixelFormat::yuy2, 6 * 2 * 3},       {PixelFormat::rgb24, 45},        {PixelFormat::bgra, 60},
+        {PixelFormat::i422, 15 + 2 * 9},      {PixelFormat::i444, 45},         {PixelFormat::i420p10, 2 * (15 + 2 * 6)},
+        {PixelFormat::i422p10, 2 * (15 + 2 * 9)}, {PixelFormat::i444p10, 90}};
+    CHECK(std::size(bytes) == std::size(kPixelFormats));
+    for (const auto& [f, n] : bytes) {
+        INFO(to_string(f));
+        CHECK(MediaFormat::video(5, 3, f, {30, 1}).frame_bytes() == n);
+        // Names round-trip in any case, and lower case is what properties and caps write.
+        std::string lower = to_string(f);
+        for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+        CHECK(parse_pixel_format(lower) == f);
+        CHECK(parse_pixel_format(to_string(f)) == f);
+    }
+    CHECK(std::string(to_string(PixelFormat::i420)) == "I420");
+    CHECK(std::string(to_string(PixelFormat::rgba)) == "RGBA");
+    CHECK_FALSE(parse_pixel_format("yuv420p"));
+    CHECK_FALSE(parse_pixel_format(""));
+    // Colour: open meets anything, two different values do not; fixate() fills BT.601 limited
+    // (RGB full), which to_string() leaves unsaid, as formats read before the fields existed.
+    auto bt709 = MediaFormat::video(0, 0, PixelFormat::i420);
+    bt709.matrix = ColourMatrix::bt709;
+    CHECK(intersect(MediaFormat::video(), bt709) == bt709);
+    auto bt601 = bt709;
+    bt601.matrix = ColourMatrix::bt601;
+    CHECK_FALSE(intersect(bt601, bt709));
+    const MediaFormat yuv = fixate(MediaFormat::video(640, 360, PixelFormat::nv12, {30, 1}));
+    CHECK(yuv.matrix == ColourMatrix::bt601);
+    CHECK(yuv.range == ColourRange::limited);
+    CHECK(fixate(MediaFormat::video(0, 0, PixelFormat::rgba)).range == ColourRange::full);
+    CHECK(yuv.to_string() == "video/NV12 640x360 30/1fps");
+    auto hd = fixate(bt709);
+    hd.range = ColourRange::full;
+    CHECK(hd.to_string() == "video/I420 320x240 30/1fps bt709 full");
 }
 
 TEST_CASE("Graph.Link.UnlinkableFormatsNameBothPins") {

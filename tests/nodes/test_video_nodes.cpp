@@ -2,11 +2,15 @@
 // Video nodes: videotest, videoconvert, scale, y4msrc/y4msink and pngsink, checked in-process and
 // against independent readers (ffprobe, ffmpeg).
 #include <sluice/engine/graph.hpp>
+#include <sluice/nodes/pipeline.hpp>
 #include <sluice/nodes/registry.hpp>
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <random>
 #include <utility>
 #include <string>
@@ -203,6 +208,12 @@ int max_abs_diff(const std::vector<std::uint8_t>& a, const std::vector<std::uint
     return worst;
 }
 
+// A video format as negotiation fixes it: the colour filled in as fixate() fills it (BT.601,
+// limited range; RGB full).
+MediaFormat negotiated(int width, int height, PixelFormat f, Fraction fps) {
+    return fixate(MediaFormat::video(width, height, f, fps));
+}
+
 // create_node's error for a y4msrc reading `path`.
 std::string y4msrc_error(const std::string& path) {
     std::unique_ptr<Node> node;
@@ -230,7 +241,7 @@ TEST_CASE("VideoTest.Y4mSink.FfprobeSeesSizeRateAndFrames" * doctest::timeout(60
 
 TEST_CASE("VideoTest.Frames.TimesFlagsNumberAndMovingBox" * doctest::timeout(60)) {
     const auto got = capture({{"width", "320"}, {"height", "240"}, {"fps", "30000/1001"}, {"num-buffers", "12"}});
-    CHECK(got.format == MediaFormat::video(320, 240, PixelFormat::i420, {30000, 1001}));
+    CHECK(got.format == negotiated(320, 240, PixelFormat::i420, {30000, 1001}));
     REQUIRE(got.frames.size() == 12);
     for (std::size_t n = 0; n < got.frames.size(); ++n) {
         const auto& f = got.frames[n];
@@ -326,7 +337,7 @@ TEST_CASE("Y4mSrc.Frames.TimesNumBuffersAndFrameParameters" * doctest::timeout(6
     auto& cap = g.add<Capture>("cap");
     chain(g, {&src, &cap});
     run_to_end(g);
-    CHECK(cap.format() == MediaFormat::video(3, 3, PixelFormat::i420, {30000, 1001}));
+    CHECK(cap.format() == negotiated(3, 3, PixelFormat::i420, {30000, 1001}));
     REQUIRE(cap.frames.size() == 3);
     for (std::size_t n = 0; n < 3; ++n) {
         CHECK(std::string(cap.frames[n].bytes.begin(), cap.frames[n].bytes.end()) == frames[n]);
@@ -431,7 +442,7 @@ TEST_CASE("VideoConvert.RgbaToI420.ExactOnRandomAndSaturatedPicturesOfOddAndEven
             auto& cap = g.add<Capture>("cap");
             chain(g, {&src, &convert, &cap});
             run_to_end(g);
-            CHECK(cap.format() == MediaFormat::video(width, height, PixelFormat::i420, {30, 1}));
+            CHECK(cap.format() == negotiated(width, height, PixelFormat::i420, {30, 1}));
             REQUIRE(cap.frames.size() == 3);
             for (std::size_t n = 0; n < 3; ++n)
                 CHECK(cap.frames[n].bytes == reference_i420(src.sent[n], width, height));
@@ -455,7 +466,7 @@ TEST_CASE("VideoConvert.Colours.MatchFfmpegBt601" * doctest::timeout(60)) {
     write_test_y4m(a, props);
     const auto ours = capture(props, {{"videoconvert", {{"format", "rgba"}}}});
     REQUIRE(ours.frames.size() == 1);
-    CHECK(ours.format == MediaFormat::video(320, 240, PixelFormat::rgba, {30, 1}));
+    CHECK(ours.format == negotiated(320, 240, PixelFormat::rgba, {30, 1}));
     const std::string rgb = rgb_of_rgba(ours.frames[0].bytes);
     const std::string theirs = decode_rgb(a);
     REQUIRE(theirs.size() == rgb.size());
@@ -467,7 +478,9 @@ TEST_CASE("VideoConvert.Colours.MatchFfmpegBt601" * doctest::timeout(60)) {
         for (int c = 0; c < 3; ++c) {
             const std::size_t i = (y * 320 + x) * 3 + std::size_t(c);
             INFO("bar ", bar, " channel ", c);
-            CHECK(std::abs(int(std::uint8_t(rgb[i])) - expected[bar][c]) <= 2);
+            // swscale's SIMD yuv2rgb, which videoconvert uses for being 3x faster than our own
+            // loop, is within 3 of exact where ours was within 2; ffmpeg's own is the same code.
+            CHECK(std::abs(int(std::uint8_t(rgb[i])) - expected[bar][c]) <= 3);
             CHECK(std::abs(int(std::uint8_t(rgb[i])) - int(std::uint8_t(theirs[i]))) <= 2);
         }
     }
@@ -750,4 +763,294 @@ TEST_CASE("Y4mSink.Formats.RgbaIsRefusedAtPrepare") {
     const Status st = g.prepare();
     CHECK(st.code() == engine::GraphErrc::not_linked);
     CHECK(st.message().find("out.sink accepts") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pixel formats, colour and filtered scaling through libswscale (issue #13), checked against the
+// ffmpeg CLI converting the same pictures.
+
+namespace {
+
+// PSNR of two 8-bit pictures in dB; 99 when they are identical.
+double psnr(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
+    double squares = 0;
+    for (std::size_t i = 0; i < n; ++i) squares += double(int(a[i]) - int(b[i])) * double(int(a[i]) - int(b[i]));
+    return squares == 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 * double(n) / squares);
+}
+
+// A zone plate of `size` x `size` as luma: 128 + 127 cos(pi r^2 / size), r in pixels from the
+// centre, so the local frequency (r / size cycles per pixel) rises from 0 in the middle to
+// Nyquist at the middle of each edge. A picture shrunk 4x keeps only what was below an eighth
+// of a cycle per pixel; the rest must become flat grey, not moire.
+std::vector<std::uint8_t> zone_plate(int size) {
+    std::vector<std::uint8_t> luma(std::size_t(size) * std::size_t(size));
+    for (int y = 0; y < size; ++y)
+        for (int x = 0; x < size; ++x) {
+            const double dx = x - size / 2.0 + 0.5, dy = y - size / 2.0 + 0.5;
+            luma[std::size_t(y * size + x)] =
+                std::uint8_t(std::lround(128 + 127 * std::cos(M_PI * (dx * dx + dy * dy) / size)));
+        }
+    return luma;
+}
+
+// ffmpeg's -pix_fmt for each of our formats but I420.
+const std::pair<const char*, const char*> kFfmpegNames[] = {
+    {"rgba", "rgba"},       {"nv12", "nv12"},       {"yuy2", "yuyv422"},         {"rgb24", "rgb24"},
+    {"bgra", "bgra"},       {"i422", "yuv422p"},    {"i444", "yuv444p"},         {"i420p10", "yuv420p10le"},
+    {"i422p10", "yuv422p10le"}, {"i444p10", "yuv444p10le"}};
+
+// Largest difference between two pictures of 16-bit little-endian samples.
+int max_abs_diff16(const std::vector<std::uint8_t>& a, const std::string& b) {
+    REQUIRE(a.size() == b.size());
+    int worst = 0;
+    for (std::size_t i = 0; i + 1 < a.size(); i += 2) {
+        const int x = a[i] | a[i + 1] << 8, y = std::uint8_t(b[i]) | std::uint8_t(b[i + 1]) << 8;
+        worst = std::max(worst, std::abs(x - y));
+    }
+    return worst;
+}
+
+// The seven bars' centres at 320x240, row 100, as videotest paints them.
+int bar_x(int bar) { return (2 * bar + 1) * 320 / 14; }
+constexpr int kBarY = 100;
+constexpr int kBars[7][3] = {{191, 191, 191}, {191, 191, 0}, {0, 191, 191}, {0, 191, 0},
+                             {191, 0, 191},   {191, 0, 0},   {0, 0, 191}};
+
+// Y, U and V at (x, y) of a 320x240 I420 picture.
+std::array<int, 3> yuv_at(const std::uint8_t* p, int x, int y) {
+    const std::size_t luma = 320 * 240, chroma = 160 * 120, c = std::size_t(y / 2 * 160 + x / 2);
+    return {p[std::size_t(y * 320 + x)], p[luma + c], p[luma + chroma + c]};
+}
+
+}  // namespace
+
+TEST_CASE("Scale.ZonePlate.ShrunkFourTimesAsFfmpegsAreaWithoutAliasing" * doctest::timeout(60)) {
+    ScratchDir dir;
+    constexpr int kSize = 512, kSmall = kSize / 4;
+    const std::string path = dir / "zoneplate.y4m";
+    const auto plate = zone_plate(kSize);
+    write_file(path, "YUV4MPEG2 W512 H512 F25:1 C420jpeg\nFRAME\n" + std::string(plate.begin(), plate.end()) +
+                         std::string(2 * 256 * 256, char(128)));
+    auto shrunk = [&](const char* method) {
+        Graph g;
+        auto& src = add(g, "y4msrc", "in", {{"path", path}});
+        auto& sc = add(g, "scale", "sc", {{"width", std::to_string(kSmall)}, {"height", std::to_string(kSmall)}, {"method", method}});
+        auto& cap = g.add<Capture>("cap");
+        chain(g, {&src, &sc, &cap});
+        run_to_end(g);
+        REQUIRE(cap.frames.size() == 1);
+        REQUIRE(cap.frames[0].bytes.size() == kSmall * kSmall * 3 / 2);
+        return cap.frames[0].bytes;
+    };
+    // The reference low-pass: each output pixel the mean of the 4x4 source pixels it covers
+    // (a box filter: what area averaging means, computed exactly).
+    std::vector<std::uint8_t> box(kSmall * kSmall);
+    for (int y = 0; y < kSmall; ++y)
+        for (int x = 0; x < kSmall; ++x) {
+            int sum = 0;
+            for (int dy = 0; dy < 4; ++dy)
+                for (int dx = 0; dx < 4; ++dx) sum += plate[std::size_t((4 * y + dy) * kSize + 4 * x + dx)];
+            box[std::size_t(y * kSmall + x)] = std::uint8_t((sum + 8) / 16);
+        }
+    const std::string theirs = shell("ffmpeg -v error -i '" + path + "' -vf scale=" + std::to_string(kSmall) + ":" +
+                                     std::to_string(kSmall) + ":flags=area -f rawvideo -pix_fmt yuv420p -");
+    REQUIRE(theirs.size() == kSmall * kSmall * 3 / 2);
+    const auto area = shrunk("area");
+    const double area_vs_ffmpeg = psnr(area.data(), reinterpret_cast<const std::uint8_t*>(theirs.data()), kSmall * kSmall);
+    const double area_vs_box = psnr(area.data(), box.data(), box.size());
+    // bilinear, the default, filters when shrinking too (its tent widens with the factor); our
+    // own unfiltered bilinear reached 16.3 dB here (ffmpeg's bilinear 26.2, its bicubic 27.2, as
+    // ours now). nearest still aliases: the reference can tell.
+    const auto bilinear = shrunk("bilinear");
+    const auto bicubic = shrunk("bicubic");
+    const auto nearest = shrunk("nearest");
+    const double bilinear_vs_box = psnr(bilinear.data(), box.data(), box.size());
+    const double bicubic_vs_box = psnr(bicubic.data(), box.data(), box.size());
+    const double nearest_vs_box = psnr(nearest.data(), box.data(), box.size());
+    MESSAGE("zone plate 512 -> 128, luma PSNR: area vs ffmpeg area ", area_vs_ffmpeg, " dB; vs the 4x4 mean: area ",
+            area_vs_box, ", bilinear ", bilinear_vs_box, ", bicubic ", bicubic_vs_box, ", nearest ", nearest_vs_box, " dB");
+    CHECK(area_vs_ffmpeg >= 45);
+    CHECK(area_vs_box >= 45);
+    CHECK(bilinear_vs_box >= 24);
+    CHECK(bicubic_vs_box >= 22);
+    CHECK(nearest_vs_box < 18);
+    // Chroma stays grey.
+    CHECK(std::all_of(area.begin() + kSmall * kSmall, area.end(), [](std::uint8_t v) { return v == 128; }));
+}
+
+TEST_CASE("VideoConvert.Formats.EachAsFfmpegConvertsItAndBackToI420" * doctest::timeout(120)) {
+    ScratchDir dir;
+    const std::string a = dir / "a.y4m";
+    const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}};
+    write_test_y4m(a, props);
+    const auto direct = capture(props);
+    REQUIRE(direct.frames.size() == 1);
+    for (const auto& [ours, ffmpeg] : kFfmpegNames) {
+        INFO(std::string(ours));
+        const std::optional<PixelFormat> f = parse_pixel_format(ours);
+        REQUIRE(f);
+        const auto got = capture(props, {{"videoconvert", {{"format", ours}}}});
+        REQUIRE(got.frames.size() == 1);
+        CHECK(got.format == negotiated(320, 240, *f, {30, 1}));
+        CHECK(got.frames[0].bytes.size() == got.format.frame_bytes());
+        // The same picture converted by ffmpeg, byte layout and all (its scaler with our flags).
+        const std::string theirs =
+            shell("ffmpeg -v error -i '" + a + "' -sws_flags bilinear -f rawvideo -pix_fmt " + ffmpeg + " -");
+        REQUIRE(theirs.size() == got.frames[0].bytes.size());
+        const bool ten_bit = std::string(ours).ends_with("p10");
+        const int diff = ten_bit ? max_abs_diff16(got.frames[0].bytes, theirs)
+                                 : max_abs_diff(got.frames[0].bytes, {theirs.begin(), theirs.end()});
+        CHECK(diff <= 1);
+        // And back. Luma survives (RGB: rounded twice); chroma is filtered on the way up and down
+        // wherever the subsampling changes, so it blurs at colour edges and is compared by PSNR,
+        // and exactly inside the bars.
+        const auto back = capture(props, {{"videoconvert", {{"format", ours}}}, {"videoconvert", {{"format", "i420"}}}});
+        REQUIRE(back.frames.size() == 1);
+        CHECK(back.format == direct.format);
+        const std::uint8_t* was = direct.frames[0].bytes.data();
+        const std::uint8_t* now = back.frames[0].bytes.data();
+        int luma_diff = 0;
+        for (std::size_t i = 0; i < 320 * 240; ++i) luma_diff = std::max(luma_diff, std::abs(int(was[i]) - int(now[i])));
+        const double chroma_psnr = psnr(was + 320 * 240, now + 320 * 240, 2 * 160 * 120);
+        MESSAGE(std::string(ours), " and back: luma within ", luma_diff, ", chroma PSNR ", chroma_psnr, " dB");
+        CHECK(luma_diff <= (is_rgb(*f) ? 2 : 0));
+        CHECK(chroma_psnr >= 33);
+        for (int bar = 0; bar < 7; ++bar)
+            for (int c = 0; c < 3; ++c) CHECK(std::abs(yuv_at(was, bar_x(bar), kBarY)[c] - yuv_at(now, bar_x(bar), kBarY)[c]) <= 1);
+    }
+}
+
+TEST_CASE("VideoConvert.Bt709.ColourBarsAsFfmpegConvertsThem" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string png = dir / "bars.png";
+    const nodes::Properties rgba{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}, {"format", "rgba"}};
+    {
+        Graph g;
+        auto& src = add(g, "videotest", "src", rgba);
+        auto& out = add(g, "pngsink", "out", {{"path", png}});
+        chain(g, {&src, &out});
+        run_to_end(g);
+    }
+    auto ffmpeg_i420 = [&](const char* matrix) {
+        const std::string s = shell("ffmpeg -v error -i '" + png + "' -vf scale=out_color_matrix=" + matrix +
+                                    ":flags=bilinear,format=yuv420p -f rawvideo -");
+        REQUIRE(s.size() == 320 * 240 * 3 / 2);
+        return s;
+    };
+    const std::string theirs709 = ffmpeg_i420("bt709"), theirs601 = ffmpeg_i420("bt601");
+    const auto ours709 = capture(rgba, {{"videoconvert", {{"format", "i420"}, {"matrix", "bt709"}}}});
+    const auto ours601 = capture(rgba, {{"videoconvert", {{"format", "i420"}}}});
+    REQUIRE(ours709.frames.size() == 1);
+    REQUIRE(ours601.frames.size() == 1);
+    CHECK(ours709.format.matrix == ColourMatrix::bt709);
+    CHECK(ours709.format.range == ColourRange::limited);
+    CHECK(ours601.format.matrix == ColourMatrix::bt601);
+    // Y'CbCr already BT.601 (videotest's I420) re-expressed as BT.709: through RGB inside.
+    const auto converted = capture({{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}},
+                                   {{"videoconvert", {{"format", "i420"}, {"matrix", "bt709"}}}});
+    REQUIRE(converted.frames.size() == 1);
+    CHECK(converted.format.matrix == ColourMatrix::bt709);
+    // BT.709 back to RGB: the matrix comes from the negotiated format.
+    const auto back = capture(rgba, {{"videoconvert", {{"format", "i420"}, {"matrix", "bt709"}}},
+                                     {"videoconvert", {{"format", "rgba"}}}});
+    REQUIRE(back.frames.size() == 1);
+    for (int bar = 0; bar < 7; ++bar) {
+        INFO("bar ", bar);
+        const auto o709 = yuv_at(ours709.frames[0].bytes.data(), bar_x(bar), kBarY);
+        const auto o601 = yuv_at(ours601.frames[0].bytes.data(), bar_x(bar), kBarY);
+        const auto t709 = yuv_at(reinterpret_cast<const std::uint8_t*>(theirs709.data()), bar_x(bar), kBarY);
+        const auto t601 = yuv_at(reinterpret_cast<const std::uint8_t*>(theirs601.data()), bar_x(bar), kBarY);
+        const auto c709 = yuv_at(converted.frames[0].bytes.data(), bar_x(bar), kBarY);
+        for (int c = 0; c < 3; ++c) {
+            INFO("component ", c, ": ours ", o709[c], " / ", o601[c], ", ffmpeg ", t709[c], " / ", t601[c]);
+            CHECK(std::abs(o709[c] - t709[c]) <= 1);
+            CHECK(std::abs(o601[c] - t601[c]) <= 1);
+            CHECK(std::abs(c709[c] - t709[c]) <= 2);
+            const std::uint8_t* rgb = back.frames[0].bytes.data() + (kBarY * 320 + bar_x(bar)) * 4;
+            CHECK(std::abs(int(rgb[c]) - kBars[bar][c]) <= 3);
+        }
+    }
+    // The matrices really differ: green's luma is 112 in BT.601 and 133 in BT.709.
+    const auto green709 = yuv_at(ours709.frames[0].bytes.data(), bar_x(3), kBarY);
+    const auto green601 = yuv_at(ours601.frames[0].bytes.data(), bar_x(3), kBarY);
+    CHECK(green709[0] - green601[0] >= 15);
+}
+
+TEST_CASE("VideoConvert.FullRange.AsFfmpegExpandsItAndBack" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const std::string a = dir / "a.y4m";
+    const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}};
+    write_test_y4m(a, props);
+    const auto limited = capture(props);
+    const auto full = capture(props, {{"videoconvert", {{"format", "i420"}, {"range", "full"}}}});
+    REQUIRE(full.frames.size() == 1);
+    CHECK(full.format.range == ColourRange::full);
+    CHECK(full.format.matrix == ColourMatrix::bt601);
+    const std::string theirs = shell("ffmpeg -v error -i '" + a + "' -vf scale=out_range=full:flags=bilinear -f rawvideo -pix_fmt yuv420p -");
+    CHECK(max_abs_diff(full.frames[0].bytes, {theirs.begin(), theirs.end()}) <= 1);
+    // Luma stretched from 16..235 to 0..255 at every bar.
+    for (int bar = 0; bar < 7; ++bar) {
+        const int y_limited = yuv_at(limited.frames[0].bytes.data(), bar_x(bar), kBarY)[0];
+        const int y_full = yuv_at(full.frames[0].bytes.data(), bar_x(bar), kBarY)[0];
+        CHECK(std::abs(y_full - int(std::lround((y_limited - 16) * 255.0 / 219.0))) <= 1);
+    }
+    // Full range back to RGB: the range comes from the negotiated format.
+    const auto rgb = capture(props, {{"videoconvert", {{"format", "i420"}, {"range", "full"}}},
+                                     {"videoconvert", {{"format", "rgba"}}}});
+    REQUIRE(rgb.frames.size() == 1);
+    for (int bar = 0; bar < 7; ++bar)
+        for (int c = 0; c < 3; ++c) {
+            INFO("bar ", bar, " component ", c);
+            CHECK(std::abs(int(rgb.frames[0].bytes[std::size_t((kBarY * 320 + bar_x(bar)) * 4 + c)]) - kBars[bar][c]) <= 3);
+        }
+}
+
+TEST_CASE("VideoConvert.Pipeline.CapsNameEveryFormatAndColour" * doctest::timeout(60)) {
+    for (const auto& [ours, ffmpeg] : kFfmpegNames) {
+        INFO(std::string(ours));
+        (void)ffmpeg;
+        std::string upper = ours;
+        for (char& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
+        Graph g;
+        // RGB has no matrix and one range: videoconvert labels it BT.601 full whatever it is asked.
+        const bool rgb = is_rgb(*parse_pixel_format(ours));
+        const Status st = nodes::build_pipeline(g, std::string("videotest num-buffers=2 ! videoconvert format=") + ours +
+                                                       " matrix=bt709 range=full ! video/x-raw,format=" + upper +
+                                                       (rgb ? "" : ",matrix=bt709,range=full") +
+                                                       " ! scale width=100 height=50 ! nullsink");
+        REQUIRE_MESSAGE(st.ok(), st.message());
+        run_to_end(g);
+    }
+    Graph g;
+    const Status st = nodes::build_pipeline(g, "videotest ! video/x-raw,format=yuv420p ! nullsink");
+    CHECK_FALSE(st.ok());
+    CHECK(st.message().find("NV12") != std::string::npos);
+    // videotest says BT.601 limited: a link that wants otherwise is told which videoconvert fixes it.
+    Graph wrong_colour;
+    const Status advised = nodes::build_pipeline(wrong_colour, "videotest ! video/x-raw,format=I420,matrix=bt709,range=full ! nullsink");
+    CHECK_FALSE(advised.ok());
+    CHECK(advised.message().find("put 'videoconvert matrix=bt709 range=full'") != std::string::npos);
+}
+
+TEST_CASE("Y4mSink.Formats.I422I444AndTenBitAsFfmpegReadsThem" * doctest::timeout(60)) {
+    ScratchDir dir;
+    const nodes::Properties props{{"width", "64"}, {"height", "48"}, {"num-buffers", "2"}};
+    for (const auto& [ours, ffmpeg] : {std::pair{"i422", "yuv422p"}, {"i444", "yuv444p"}, {"i420p10", "yuv420p10le"},
+                                       {"i422p10", "yuv422p10le"}, {"i444p10", "yuv444p10le"}}) {
+        INFO(std::string(ours));
+        const std::string path = dir / (std::string(ours) + ".y4m");
+        Graph g;
+        auto& src = add(g, "videotest", "src", props);
+        auto& convert = add(g, "videoconvert", "convert", {{"format", ours}});
+        auto& out = add(g, "y4msink", "out", {{"path", path}});
+        chain(g, {&src, &convert, &out});
+        run_to_end(g);
+        CHECK(probe(path, "pix_fmt,width,height,nb_read_frames") == "64,48," + std::string(ffmpeg) + ",2");  // ffprobe's order
+        // ffmpeg reads back exactly the pictures videoconvert made.
+        const auto made = capture(props, {{"videoconvert", {{"format", ours}}}});
+        REQUIRE(made.frames.size() == 2);
+        const std::string read = shell("ffmpeg -v error -i '" + path + "' -f rawvideo -pix_fmt " + ffmpeg + " -");
+        CHECK(read == std::string(made.frames[0].bytes.begin(), made.frames[0].bytes.end()) +
+                          std::string(made.frames[1].bytes.begin(), made.frames[1].bytes.end()));
+    }
 }

@@ -6,8 +6,9 @@
 //   videotest ! scale width=640 height=360 ! video/x-raw,format=RGBA,framerate=30/1 ! pngsink ...
 //
 // It accepts only what the caps allow and passes every sample on untouched (the same buffer).
-// Fields: audio rate, channels, format (s16|s24|s32|f32); video width, height, format (I420|RGBA),
-// framerate (N/D). A field left out stays open.
+// Fields: audio rate, channels, format (s16|s24|s32|f32); video width, height, format (I420, RGBA, NV12,
+// YUY2, RGB24, BGRA, I422, I444, I420P10, I422P10, I444P10; any case), framerate (N/D), matrix
+// (bt601|bt709) and range (limited|full). A field left out stays open.
 #include "core/common.hpp"
 #include <sluice/nodes/registry.hpp>
 
@@ -39,6 +40,13 @@ bool parse_int(std::string_view text, int min, int max, int& out) {
     if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) return false;
     out = v;
     return true;
+}
+
+// "I420, RGBA, NV12, ...": the pixel formats a caps string may name.
+std::string pixel_format_list() {
+    std::string s;
+    for (const PixelFormat f : engine::kPixelFormats) s += (s.empty() ? "" : ", ") + std::string(engine::to_string(f));
+    return s;
 }
 
 }  // namespace
@@ -76,10 +84,19 @@ std::optional<std::string> parse_caps(std::string_view caps, MediaFormat& out) {
             if (!parse_int(value, 1, engine::kMaxVideoDimension, key == "width" ? out.width : out.height))
                 return bad + "1 to " + std::to_string(engine::kMaxVideoDimension) + " pixels";
         } else if (!audio && key == "format") {
-            const std::string f = lower(std::string(value));
-            if (f == "i420") out.pixel_format = PixelFormat::i420;
-            else if (f == "rgba") out.pixel_format = PixelFormat::rgba;
-            else return bad + "I420 or RGBA";
+            const std::optional<PixelFormat> f = engine::parse_pixel_format(value);
+            if (!f) return bad + "one of " + pixel_format_list();
+            out.pixel_format = *f;
+        } else if (!audio && key == "matrix") {
+            const std::string m = lower(std::string(value));
+            if (m == "bt601") out.matrix = engine::ColourMatrix::bt601;
+            else if (m == "bt709") out.matrix = engine::ColourMatrix::bt709;
+            else return bad + "bt601 or bt709";
+        } else if (!audio && key == "range") {
+            const std::string m = lower(std::string(value));
+            if (m == "limited") out.range = engine::ColourRange::limited;
+            else if (m == "full") out.range = engine::ColourRange::full;
+            else return bad + "limited or full";
         } else if (!audio && key == "framerate") {
             const std::size_t slash = value.find('/');
             engine::Fraction fps{0, 1};
@@ -88,8 +105,9 @@ std::optional<std::string> parse_caps(std::string_view caps, MediaFormat& out) {
                 return bad + "a frame rate N or N/D";
             out.fps = fps;
         } else {
-            return "no field '" + printable(key) + "' in " + (audio ? "audio/x-raw (rate, channels, format)"
-                                                                   : "video/x-raw (width, height, format, framerate)");
+            return "no field '" + printable(key) + "' in " +
+                   (audio ? "audio/x-raw (rate, channels, format)"
+                          : "video/x-raw (width, height, format, framerate, matrix, range)");
         }
     }
     return std::nullopt;
@@ -128,7 +146,7 @@ private:
 NodeSpec capsfilter_spec() {
     return {"capsfilter", Node::Kind::transform,
             "constrains a link's format; in a pipeline, write the caps themselves: audio/x-raw,rate=44100",
-            {{"caps", "", "audio/x-raw,rate=R,channels=C,format=s16|s24|s32|f32 or video/x-raw,width=W,height=H,format=I420|RGBA,framerate=N/D"}},
+            {{"caps", "", "audio/x-raw,rate=R,channels=C,format=s16|s24|s32|f32 or video/x-raw,width=W,height=H,format=I420|NV12|...,framerate=N/D,matrix=bt601|bt709,range=limited|full"}},
             factory<CapsFilter>()};
 }
 

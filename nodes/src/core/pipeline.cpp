@@ -221,12 +221,19 @@ std::string converter_advice(const engine::MediaFormat& offered, const engine::F
                 convert += " channels=" + std::to_string(a.channels);
             if (!convert.empty()) steps.push_back("audioconvert" + convert);
         } else {
+            std::string convert;  // videoconvert's properties, when it is needed
             if (a.pixel_format != engine::PixelFormat::any && offered.pixel_format != engine::PixelFormat::any &&
                 a.pixel_format != offered.pixel_format) {
                 std::string f = engine::to_string(a.pixel_format);
                 for (char& c : f) c = char(std::tolower(static_cast<unsigned char>(c)));
-                steps.push_back("videoconvert format=" + f);
+                convert += " format=" + f;
             }
+            if (a.matrix != engine::ColourMatrix::any && offered.matrix != engine::ColourMatrix::any &&
+                a.matrix != offered.matrix)
+                convert += std::string(" matrix=") + engine::to_string(a.matrix);
+            if (a.range != engine::ColourRange::any && offered.range != engine::ColourRange::any && a.range != offered.range)
+                convert += std::string(" range=") + engine::to_string(a.range);
+            if (!convert.empty()) steps.push_back("videoconvert" + convert);
             const int w = a.width != 0 ? a.width : offered.width, h = a.height != 0 ? a.height : offered.height;
             if ((w != offered.width || h != offered.height) && w != 0 && h != 0)
                 steps.push_back("scale width=" + std::to_string(w) + " height=" + std::to_string(h));

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// pngsink: snapshots of a video stream as 8-bit PNG files (RGB from I420, RGBA as it comes),
-// through libpng's simplified API.
+// pngsink: snapshots of a video stream as 8-bit PNG files (RGB24, RGBA and BGRA as they come;
+// I420 converted to RGB as videoconvert converts it), through libpng's simplified API.
 #include "core/common.hpp"
 #include <sluice/nodes/registry.hpp>
+#include "video/swscale.hpp"
 #include "video/video_node.hpp"
 
 #include <cerrno>
@@ -39,7 +40,9 @@ public:
         every_ = std::uint64_t(r.integer("every", 0, INT64_MAX));
         if (r.ok() && path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
         percent_d_ = every_ == 0 ? std::string::npos : path_.find("%d");
-        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)},
+        add_input("sink",
+                  {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba),
+                   MediaFormat::video(0, 0, PixelFormat::rgb24), MediaFormat::video(0, 0, PixelFormat::bgra)},
                   InputNeeds{.holds = every_ == 0 ? 1u : 0u});
     }
     ~PngSink() override { discard_first_file(); }
@@ -52,8 +55,16 @@ private:
         count_ = 0;
         const MediaFormat& f = input(0).format();
         frame_bytes_ = f.frame_bytes();
-        // Control thread: the buffers the streaming thread will need are made here.
-        rgb_.assign(f.pixel_format == PixelFormat::i420 ? std::size_t(f.width) * std::size_t(f.height) * 3 : 0, 0);
+        // Control thread: the buffers and the converter the streaming thread will need are made here.
+        rgb_.clear();
+        if (f.pixel_format == PixelFormat::i420) {
+            MediaFormat rgb = f;
+            rgb.pixel_format = PixelFormat::rgb24;
+            rgb.range = engine::ColourRange::full;
+            rgb_.assign(rgb.frame_bytes(), 0);
+            if (std::string error = to_rgb_.open(f, rgb, detail::ScaleMethod::bilinear); !error.empty())
+                return {engine::GraphErrc::invalid_argument, error};
+        }
         name_.assign(path_.size() + 24, '\0');  // "%d" becomes at most 20 digits
         first_name_ = file_name(0);
         std::string error;
@@ -117,12 +128,15 @@ private:
         const void* pixels = s.data();
         png_int_32 stride = f.width * 4;
         if (f.pixel_format == PixelFormat::i420) {
-            detail::i420_to_rgb(reinterpret_cast<const std::uint8_t*>(s.data()), f.width, f.height, rgb_.data());
+            to_rgb_.convert(reinterpret_cast<const std::uint8_t*>(s.data()), rgb_.data());
             image.format = PNG_FORMAT_RGB;
             pixels = rgb_.data();
             stride = f.width * 3;
+        } else if (f.pixel_format == PixelFormat::rgb24) {
+            image.format = PNG_FORMAT_RGB;
+            stride = f.width * 3;
         } else {
-            image.format = PNG_FORMAT_RGBA;
+            image.format = f.pixel_format == PixelFormat::bgra ? PNG_FORMAT_BGRA : PNG_FORMAT_RGBA;
         }
         const char* name = first_ != nullptr ? first_name_.c_str() : file_name(n);
         if (first_ == nullptr) {  // a later frame's own file, opened as start() opens the first
@@ -160,6 +174,7 @@ private:
     std::uint64_t count_ = 0;         // frames received since start()
     SampleRef last_;                  // every=0: the frame to write at stop()
     std::vector<std::uint8_t> rgb_;   // I420 input: the picture converted for libpng
+    detail::SwsPicture to_rgb_;       // I420 input: the conversion, made in start()
     std::vector<char> name_;          // file_name()'s output
     std::string first_name_;          // the file opened by start()
     std::FILE* first_ = nullptr;      // open from start() until the first write (or stop())

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// YUV4MPEG2 (.y4m) reading and writing, 8-bit 4:2:0 only: raw I420 frames behind a one-line
-// text header ("YUV4MPEG2 W320 H240 F30:1 Ip A1:1 C420jpeg") and a "FRAME" line each.
+// YUV4MPEG2 (.y4m) reading (8-bit 4:2:0) and writing (also 4:2:2, 4:4:4 and their 10-bit forms):
+// raw planar frames behind a one-line text header ("YUV4MPEG2 W320 H240 F30:1 Ip A1:1 C420jpeg") and a "FRAME" line each.
 //
 // Our own reader rather than libavformat: errors must name the byte offset where a file goes
 // wrong, the header is checked before the graph is built (so negotiation knows the size and
@@ -250,8 +250,14 @@ public:
     Y4mSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
         path_ = r.text("path");
         if (r.ok() && path_.empty()) r.fail(make_error_code(engine::GraphErrc::invalid_argument), "property path is required");
-        // Any layout: padded rows (a decoder's own pool) are written row by row, no copy.
-        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420).with_any_layout()});
+        // I420 first: what a source open to any format is asked for, as before the others. Any
+        // layout: padded rows (a decoder's own pool) are written row by row, no copy.
+        add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420).with_any_layout(),
+                           MediaFormat::video(0, 0, PixelFormat::i422).with_any_layout(),
+                           MediaFormat::video(0, 0, PixelFormat::i444).with_any_layout(),
+                           MediaFormat::video(0, 0, PixelFormat::i420p10).with_any_layout(),
+                           MediaFormat::video(0, 0, PixelFormat::i422p10).with_any_layout(),
+                           MediaFormat::video(0, 0, PixelFormat::i444p10).with_any_layout()});
     }
     ~Y4mSink() override { close_file(); }
     std::vector<FileUse> file_uses() const override { return {{path_, true}}; }
@@ -349,7 +355,8 @@ NodeSpec y4msrc_spec() {
 }
 
 NodeSpec y4msink_spec() {
-    return {"y4msink", Node::Kind::render, "writes I420 frames to a YUV4MPEG2 (.y4m) file",
+    return {"y4msink", Node::Kind::render,
+            "writes I420, I422 or I444 frames, 8 or 10 bits, to a YUV4MPEG2 (.y4m) file",
             {{"path", "", "file to write (created or truncated)"}},
             factory<Y4mSink>()};
 }

@@ -9,57 +9,6 @@ namespace sluice::nodes::detail {
 
 namespace {
 
-// Source coordinate of each destination pixel in 16.16 fixed point, centres aligned:
-// src = (dst + 0.5) * src_size / dst_size - 0.5.
-struct Stepper {
-    std::int64_t step, first;
-    Stepper(int src_size, int dst_size) noexcept
-        : step((std::int64_t(src_size) << 16) / dst_size), first(step / 2 - 32768) {}
-    std::int64_t at(int i) const noexcept { return first + std::int64_t(i) * step; }
-};
-
-void scale_nearest(const std::uint8_t* src, int sw, int sh, std::uint8_t* dst, int dw, int dh, int channels) noexcept {
-    const Stepper sx(sw, dw), sy(sh, dh);
-    for (int y = 0; y < dh; ++y) {
-        // + 0.5 then floor: the source pixel whose centre is nearest.
-        const int iy = int(std::clamp<std::int64_t>((sy.at(y) + 32768) >> 16, 0, sh - 1));
-        const std::uint8_t* row = src + std::size_t(iy) * std::size_t(sw) * std::size_t(channels);
-        std::uint8_t* out = dst + std::size_t(y) * std::size_t(dw) * std::size_t(channels);
-        for (int x = 0; x < dw; ++x) {
-            const int ix = int(std::clamp<std::int64_t>((sx.at(x) + 32768) >> 16, 0, sw - 1));
-            std::memcpy(out + std::size_t(x) * std::size_t(channels), row + std::size_t(ix) * std::size_t(channels),
-                        std::size_t(channels));
-        }
-    }
-}
-
-void scale_bilinear(const std::uint8_t* src, int sw, int sh, std::uint8_t* dst, int dw, int dh, int channels) noexcept {
-    const Stepper sx(sw, dw), sy(sh, dh);
-    const std::size_t src_stride = std::size_t(sw) * std::size_t(channels);
-    for (int y = 0; y < dh; ++y) {
-        // Clamping to the edge pixels' centres keeps both taps inside the plane.
-        const std::int64_t fy_fixed = std::clamp<std::int64_t>(sy.at(y), 0, std::int64_t(sh - 1) << 16);
-        const int y0 = int(fy_fixed >> 16);
-        const int y1 = std::min(y0 + 1, sh - 1);
-        const int wy = int((fy_fixed >> 8) & 255);  // 8-bit weights keep the sums in 32 bits
-        const std::uint8_t* row0 = src + std::size_t(y0) * src_stride;
-        const std::uint8_t* row1 = src + std::size_t(y1) * src_stride;
-        std::uint8_t* out = dst + std::size_t(y) * std::size_t(dw) * std::size_t(channels);
-        for (int x = 0; x < dw; ++x) {
-            const std::int64_t fx_fixed = std::clamp<std::int64_t>(sx.at(x), 0, std::int64_t(sw - 1) << 16);
-            const std::size_t x0 = std::size_t(fx_fixed >> 16) * std::size_t(channels);
-            const std::size_t x1 = std::size_t(std::min(int(fx_fixed >> 16) + 1, sw - 1)) * std::size_t(channels);
-            const int wx = int((fx_fixed >> 8) & 255);
-            for (int c = 0; c < channels; ++c) {
-                const int top = row0[x0 + c] * (256 - wx) + row0[x1 + c] * wx;
-                const int bottom = row1[x0 + c] * (256 - wx) + row1[x1 + c] * wx;
-                out[std::size_t(x) * std::size_t(channels) + c] =
-                    std::uint8_t((top * (256 - wy) + bottom * wy + 32768) >> 16);
-            }
-        }
-    }
-}
-
 // The digits 0-9, five rows of three cells each, most significant bit on the left.
 constexpr std::uint8_t kFont[10][5] = {
     {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
@@ -86,6 +35,43 @@ int cr_601(int r, int g, int b) noexcept { return ((112 * r - 94 * g - 18 * b + 
 
 }  // namespace
 
+PlaneLayout PlaneLayout::of(engine::PixelFormat format, int width, int height) noexcept {
+    using engine::PixelFormat;
+    const std::size_t w = std::size_t(width), h = std::size_t(height);
+    const std::size_t half_w = (w + 1) / 2, half_h = (h + 1) / 2;
+    PlaneLayout l;
+    auto plane = [&](std::size_t stride, std::size_t rows) {
+        l.offset[l.planes] = l.planes == 0 ? 0 : l.offset[l.planes - 1] + l.stride[l.planes - 1] * l.rows[l.planes - 1];
+        l.stride[l.planes] = stride;
+        l.rows[l.planes] = rows;
+        ++l.planes;
+    };
+    // Y, U, V with chroma `cw` x `ch`, each sample `bytes` wide.
+    auto yuv = [&](std::size_t cw, std::size_t ch, std::size_t bytes) {
+        plane(w * bytes, h);
+        plane(cw * bytes, ch);
+        plane(cw * bytes, ch);
+    };
+    switch (format) {
+        case PixelFormat::rgba:
+        case PixelFormat::bgra: plane(4 * w, h); break;
+        case PixelFormat::rgb24: plane(3 * w, h); break;
+        case PixelFormat::yuy2: plane(4 * half_w, h); break;
+        case PixelFormat::nv12:
+            plane(w, h);
+            plane(2 * half_w, half_h);
+            break;
+        case PixelFormat::i420: yuv(half_w, half_h, 1); break;
+        case PixelFormat::i422: yuv(half_w, h, 1); break;
+        case PixelFormat::i444: yuv(w, h, 1); break;
+        case PixelFormat::i420p10: yuv(half_w, half_h, 2); break;
+        case PixelFormat::i422p10: yuv(half_w, h, 2); break;
+        case PixelFormat::i444p10: yuv(w, h, 2); break;
+        case PixelFormat::any: break;
+    }
+    return l;
+}
+
 Yuv rgb_to_yuv(Rgb c) noexcept {
     return {std::uint8_t(luma_601(c.r, c.g, c.b)), std::uint8_t(cb_601(c.r, c.g, c.b)),
             std::uint8_t(cr_601(c.r, c.g, c.b))};
@@ -93,86 +79,8 @@ Yuv rgb_to_yuv(Rgb c) noexcept {
 
 namespace {
 
-// The one clamp: to 0..255, branch-free, so loops using it vectorize.
-int clamp_to_byte(int v) noexcept { return v < 0 ? 0 : v > 255 ? 255 : v; }
-
-// BT.601 limited range back to RGB in 8.8 fixed point: the one place the inverse coefficients are
-// written. A pixel is its luma term plus the three chroma terms its 2x2 block shares.
-struct ChromaTerms {
-    int rv, guv, bu;
-};
-ChromaTerms chroma_terms(int u8, int v8) noexcept {
-    const int u = u8 - 128, v = v8 - 128;
-    return {409 * v + 128, -100 * u - 208 * v + 128, 516 * u + 128};
-}
-int luma_term(int y8) noexcept { return 298 * (y8 - 16); }
-
-// One pixel as a little-endian word (R, G, B, then 255, or the fourth byte unused for RGB).
-std::uint32_t pixel_word(int luma, ChromaTerms c) noexcept {
-    return std::uint32_t(clamp_to_byte((luma + c.rv) >> 8)) | std::uint32_t(clamp_to_byte((luma + c.guv) >> 8)) << 8 |
-           std::uint32_t(clamp_to_byte((luma + c.bu) >> 8)) << 16 | 0xFF000000u;
-}
-
-// One row of I420 to packed RGBA (Channels 4) or RGB (3), in blocks of 64 pixels with no table
-// look-ups, which GCC vectorizes at -O2 (about 2.8x faster than a table loop for 1280x720 here,
-// with identical output).
-template <int Channels>
-void i420_row_to_packed(const std::uint8_t* __restrict yrow, const std::uint8_t* __restrict urow,
-                        const std::uint8_t* __restrict vrow, std::size_t width, std::uint8_t* __restrict out) noexcept {
-    constexpr std::size_t kPairs = 32;
-    std::size_t x = 0;
-    for (; x + 2 * kPairs <= width; x += 2 * kPairs) {
-        alignas(64) std::uint32_t block[2 * kPairs];
-        const std::uint8_t* yb = yrow + x;
-        const std::uint8_t* ub = urow + x / 2;
-        const std::uint8_t* vb = vrow + x / 2;
-        for (std::size_t j = 0; j < kPairs; ++j) {
-            const ChromaTerms c = chroma_terms(ub[j], vb[j]);
-            block[2 * j] = pixel_word(luma_term(yb[2 * j]), c);
-            block[2 * j + 1] = pixel_word(luma_term(yb[2 * j + 1]), c);
-        }
-        if constexpr (Channels == 4) {
-            std::memcpy(out + x * 4, block, sizeof block);
-        } else {
-            for (std::size_t j = 0; j < 2 * kPairs; ++j) std::memcpy(out + (x + j) * 3, &block[j], 3);
-        }
-    }
-    for (; x < width; ++x) {
-        const std::uint32_t word = pixel_word(luma_term(yrow[x]), chroma_terms(urow[x / 2], vrow[x / 2]));
-        std::memcpy(out + x * Channels, &word, Channels);
-    }
-}
-
-template <int Channels>
-void i420_to_packed(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
-    static_assert(std::endian::native == std::endian::little, "pixel words are stored little-endian");
-    const I420Layout l = I420Layout::of(width, height);
-    const std::uint8_t* u_plane = src + l.y_bytes;
-    const std::uint8_t* v_plane = u_plane + l.chroma_bytes;
-    for (std::size_t y = 0; y < l.height; ++y)
-        i420_row_to_packed<Channels>(src + y * l.width, u_plane + (y / 2) * l.chroma_width,
-                                     v_plane + (y / 2) * l.chroma_width, l.width, dst + y * l.width * Channels);
-}
-
-}  // namespace
-
-Rgb yuv_to_rgb(Yuv c) noexcept {
-    const std::uint32_t word = pixel_word(luma_term(c.y), chroma_terms(c.u, c.v));
-    return {std::uint8_t(word), std::uint8_t(word >> 8), std::uint8_t(word >> 16)};
-}
-
-void i420_to_rgba(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
-    i420_to_packed<4>(src, width, height, dst);
-}
-
-void i420_to_rgb(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept {
-    i420_to_packed<3>(src, width, height, dst);
-}
-
-namespace {
-
-// RGBA to I420 in blocks of a fixed 64 pixels through local arrays, as i420_row_to_rgba, so GCC
-// vectorizes both loops at -O2: 1280x720 took 780 us instead of 9.1 ms here, with identical output.
+// RGBA to I420 in blocks of a fixed 64 pixels through local arrays, so GCC vectorizes both
+// loops at -O2: 1280x720 took 780 us instead of 9.1 ms here, with identical output.
 
 std::uint8_t luma_of(std::uint32_t rgba) noexcept {
     return std::uint8_t(luma_601(int(rgba & 0xFF), int(rgba >> 8 & 0xFF), int(rgba >> 16 & 0xFF)));
@@ -261,26 +169,6 @@ void rgba_to_i420(const std::uint8_t* src, int width, int height, std::uint8_t* 
         for (std::size_t cy = 0; cy < whole_rows; ++cy) edge_block(cy, whole_columns);
     if (whole_rows < l.chroma_height)
         for (std::size_t cx = 0; cx < l.chroma_width; ++cx) edge_block(whole_rows, cx);
-}
-
-void scale_plane(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
-                 int dst_height, int channels, ScaleMethod method) noexcept {
-    if (src_width <= 0 || src_height <= 0 || dst_width <= 0 || dst_height <= 0) return;
-    if (method == ScaleMethod::nearest) scale_nearest(src, src_width, src_height, dst, dst_width, dst_height, channels);
-    else scale_bilinear(src, src_width, src_height, dst, dst_width, dst_height, channels);
-}
-
-void scale_picture(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
-                   int dst_height, engine::PixelFormat format, ScaleMethod method) noexcept {
-    if (format == engine::PixelFormat::rgba) {
-        scale_plane(src, src_width, src_height, dst, dst_width, dst_height, 4, method);
-        return;
-    }
-    const I420Layout s = I420Layout::of(src_width, src_height), d = I420Layout::of(dst_width, dst_height);
-    scale_plane(src, src_width, src_height, dst, dst_width, dst_height, 1, method);
-    for (std::size_t plane = 0; plane < 2; ++plane)
-        scale_plane(src + s.y_bytes + plane * s.chroma_bytes, int(s.chroma_width), int(s.chroma_height),
-                    dst + d.y_bytes + plane * d.chroma_bytes, int(d.chroma_width), int(d.chroma_height), 1, method);
 }
 
 void fill_rect(const Picture& p, int x, int y, int w, int h, Rgb colour) noexcept {

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Picture maths for the video nodes: I420 plane geometry (one I420Layout for every node), BT.601
-// colour conversion (one arithmetic path, one clamp), I420 <-> packed RGB(A), scaling, and the
-// painting videotest does (rectangles and a bitmap digit font). No nodes, no graph: plain
-// functions over caller-owned bytes, hand-written because each is a loop GCC vectorizes at -O2.
+// Picture maths for the video nodes: plane geometry (one I420Layout for every node, PlaneLayout
+// for every pixel format), BT.601 colour conversion from RGB (one arithmetic path), RGBA -> I420,
+// and the painting videotest does (rectangles and a bitmap digit font). No nodes,
+// no graph: plain functions over caller-owned bytes, hand-written because each is a loop GCC
+// vectorizes at -O2. Scaling, and every other conversion, is libswscale's (swscale.hpp).
 //
 // Pictures are tightly packed, as MediaFormat::frame_bytes() counts them: RGBA is width*4 bytes a
 // row; I420 is the Y plane (width x height) followed by U and V at ((width+1)/2 x (height+1)/2).
@@ -47,6 +48,19 @@ inline void plane_pointers(const engine::MediaFormat& format, std::byte* base, s
         linesize[i] = i < l.planes ? int(l.plane[i].stride) : 0;
     }
 }
+// Where the planes of one tightly packed picture in any pixel format lie (one to three planes;
+// format.hpp lists them), with each plane's row stride in bytes. Packed formats are one plane.
+struct PlaneLayout {
+    static constexpr int kMaxPlanes = 3;
+    int planes = 0;
+    std::size_t offset[kMaxPlanes] = {};
+    std::size_t stride[kMaxPlanes] = {};  // bytes a row
+    std::size_t rows[kMaxPlanes] = {};
+
+    // `format` must not be `any`. Equals MediaFormat::frame_bytes() for the same picture.
+    static PlaneLayout of(engine::PixelFormat format, int width, int height) noexcept;
+    std::size_t total() const noexcept { return planes > 0 ? offset[planes - 1] + stride[planes - 1] * rows[planes - 1] : 0; }
+};
 
 struct Rgb {
     std::uint8_t r = 0, g = 0, b = 0;
@@ -56,27 +70,15 @@ struct Yuv {
 };
 
 // BT.601, limited range (Y 16..235, chroma 16..240), 8-bit integer arithmetic: the classic
-// fixed-point coefficients (ITU-R BT.601 scaled by 256), as most software converters use.
+// fixed-point coefficients (ITU-R BT.601 scaled by 256), as most software converters use. (The
+// way back to RGB is libswscale's now: videoconvert, pngsink.)
 Yuv rgb_to_yuv(Rgb c) noexcept;
-Rgb yuv_to_rgb(Yuv c) noexcept;
 
-// Whole-picture conversions between I420 and packed RGB(A). `src` and `dst` must not overlap.
-// RGBA output has alpha 255; RGBA input ignores alpha. rgba_to_i420 averages each 2x2 block's
-// colour before deriving its chroma (fewer pixels at odd right and bottom edges).
-void i420_to_rgba(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept;
-void i420_to_rgb(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept;
+// RGBA to I420, BT.601 limited, for videoconvert where it beats libswscale (see there): `src` and
+// `dst` must not overlap; alpha is ignored; each 2x2 block's chroma comes from its mean colour
+// (fewer pixels at odd right and bottom edges). The other direction, and every other
+// conversion, is libswscale's (swscale.hpp).
 void rgba_to_i420(const std::uint8_t* src, int width, int height, std::uint8_t* dst) noexcept;
-
-enum class ScaleMethod { nearest, bilinear };
-
-// Resamples one plane of `channels` interleaved bytes per pixel, pixel centres aligned (the
-// picture's edges map onto each other). Bilinear uses 16.16 fixed point; it does not low-pass
-// before shrinking, so large reductions alias.
-void scale_plane(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
-                 int dst_height, int channels, ScaleMethod method) noexcept;
-// A whole picture in `format` (I420: each plane, chroma at its own half size; RGBA: 4 channels).
-void scale_picture(const std::uint8_t* src, int src_width, int src_height, std::uint8_t* dst, int dst_width,
-                   int dst_height, engine::PixelFormat format, ScaleMethod method) noexcept;
 
 // A writable picture for painting.
 struct Picture {

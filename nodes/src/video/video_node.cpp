@@ -73,7 +73,11 @@ engine::MediaFormat read_video_format(PropertyReader& r) {
         r.fail(make_error_code(engine::GraphErrc::invalid_argument),
                "property fps='" + fps + "' is not a frame rate like 30 or 30000/1001");
     const engine::PixelFormat format = pixel_format_at(r.choice("format", pixel_format_names()));
-    return engine::MediaFormat::video(int(width), int(height), format, rate.value_or(engine::Fraction{30, 1}));
+    engine::MediaFormat f = engine::MediaFormat::video(int(width), int(height), format, rate.value_or(engine::Fraction{30, 1}));
+    // What these nodes paint (picture.hpp) or carry (RFC 4175's default colorimetry) is BT.601.
+    f.matrix = engine::ColourMatrix::bt601;
+    f.range = engine::is_rgb(format) ? engine::ColourRange::full : engine::ColourRange::limited;
+    return f;
 }
 
 }  // namespace sluice::nodes::detail

@@ -49,7 +49,7 @@ MediaTime frame_start(engine::Fraction fps, std::uint64_t n) noexcept;
 // "30" or "30000/1001": both parts positive integers that fit a Fraction.
 std::optional<engine::Fraction> parse_rate(std::string_view text) noexcept;
 void check_area(PropertyReader& r, std::int64_t width, std::int64_t height);
-// Reads width, height, fps and format into a fixed video format.
+// Reads width, height, fps and format into a fixed video format, BT.601 limited (RGBA: full).
 engine::MediaFormat read_video_format(PropertyReader& r);
 // Their specs (defaults 320x240, 30 fps, i420), for the nodes' NodeSpec.
 std::vector<PropertySpec> video_format_properties();

@@ -81,10 +81,26 @@ std::optional<Y4mParseError> parse_y4m_header(std::string_view head, bool whole_
     return std::nullopt;
 }
 
+const char* y4m_colour_space(engine::PixelFormat f) noexcept {
+    using engine::PixelFormat;
+    switch (f) {
+        // C420jpeg: our I420 has centred chroma, as ffmpeg's yuv420p; the tag ffmpeg writes for it.
+        case PixelFormat::i420: return "C420jpeg";
+        case PixelFormat::i422: return "C422";
+        case PixelFormat::i444: return "C444";
+        // Little-endian 16-bit samples, as ffmpeg's yuv4mpegpipe writes and reads them.
+        case PixelFormat::i420p10: return "C420p10 XYSCSS=420P10";
+        case PixelFormat::i422p10: return "C422p10 XYSCSS=422P10";
+        case PixelFormat::i444p10: return "C444p10 XYSCSS=444P10";
+        default: return nullptr;
+    }
+}
+
 std::string y4m_header_line(const engine::MediaFormat& f) {
-    // C420jpeg: our I420 has centred chroma, as ffmpeg's yuv420p; the tag ffmpeg writes for it.
+    const char* colour = y4m_colour_space(f.pixel_format);
     return std::string(kMagic) + " W" + std::to_string(f.width) + " H" + std::to_string(f.height) + " F" +
-           std::to_string(f.fps.num) + ":" + std::to_string(f.fps.den) + " Ip A1:1 C420jpeg\n";
+           std::to_string(f.fps.num) + ":" + std::to_string(f.fps.den) + " Ip A1:1 " +
+           (colour != nullptr ? colour : "C420jpeg") + "\n";
 }
 
 }  // namespace sluice::wire

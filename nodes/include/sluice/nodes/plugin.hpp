@@ -24,8 +24,9 @@
 namespace sluice::nodes {
 
 // Changes whenever what a plugin compiles against changes shape (Node, NodeSpec, PropertyReader,
-// the allocator's inline paths): the major version, and a revision within it.
-inline constexpr std::uint32_t kPluginAbi = (std::uint32_t(SLUICE_VERSION_MAJOR) << 16) | 1;
+// the allocator's inline paths, MediaFormat): the major version, and a revision within it. Revision 2:
+// MediaFormat gained its colour matrix and range.
+inline constexpr std::uint32_t kPluginAbi = (std::uint32_t(SLUICE_VERSION_MAJOR) << 16) | 2;
 
 struct PluginEntry {
     std::uint32_t abi;             // kPluginAbi as the plugin saw it

@@ -33,7 +33,10 @@ std::optional<Y4mParseError> parse_y4m_header(std::string_view head, bool whole_
 // The longest stream header line read, '\n' included.
 inline constexpr std::size_t kY4mMaxHeader = 4096;
 
-// The stream header line for `format` (I420), '\n' included. Allocates.
+// The C (and X) parameters of the header for pictures of `f`: "C420jpeg" for I420, "C422",
+// "C444", "C420p10 XYSCSS=420P10"...; nullptr for a format Y4M cannot carry. Never allocates.
+const char* y4m_colour_space(engine::PixelFormat f) noexcept;
+// The stream header line for `format` (one y4m_colour_space() knows), '\n' included. Allocates.
 std::string y4m_header_line(const engine::MediaFormat& format);
 
 }  // namespace sluice::wire
