@@ -36,38 +36,14 @@ int cr_601(int r, int g, int b) noexcept { return ((112 * r - 94 * g - 18 * b + 
 }  // namespace
 
 PlaneLayout PlaneLayout::of(engine::PixelFormat format, int width, int height) noexcept {
-    using engine::PixelFormat;
-    const std::size_t w = std::size_t(width), h = std::size_t(height);
-    const std::size_t half_w = (w + 1) / 2, half_h = (h + 1) / 2;
+    // The engine's layout of a packed picture (one set of plane maths for every node).
+    const engine::PictureLayout picture = engine::picture_layout(engine::MediaFormat::video(width, height, format, {1, 1}));
     PlaneLayout l;
-    auto plane = [&](std::size_t stride, std::size_t rows) {
-        l.offset[l.planes] = l.planes == 0 ? 0 : l.offset[l.planes - 1] + l.stride[l.planes - 1] * l.rows[l.planes - 1];
-        l.stride[l.planes] = stride;
-        l.rows[l.planes] = rows;
-        ++l.planes;
-    };
-    // Y, U, V with chroma `cw` x `ch`, each sample `bytes` wide.
-    auto yuv = [&](std::size_t cw, std::size_t ch, std::size_t bytes) {
-        plane(w * bytes, h);
-        plane(cw * bytes, ch);
-        plane(cw * bytes, ch);
-    };
-    switch (format) {
-        case PixelFormat::rgba:
-        case PixelFormat::bgra: plane(4 * w, h); break;
-        case PixelFormat::rgb24: plane(3 * w, h); break;
-        case PixelFormat::yuy2: plane(4 * half_w, h); break;
-        case PixelFormat::nv12:
-            plane(w, h);
-            plane(2 * half_w, half_h);
-            break;
-        case PixelFormat::i420: yuv(half_w, half_h, 1); break;
-        case PixelFormat::i422: yuv(half_w, h, 1); break;
-        case PixelFormat::i444: yuv(w, h, 1); break;
-        case PixelFormat::i420p10: yuv(half_w, half_h, 2); break;
-        case PixelFormat::i422p10: yuv(half_w, h, 2); break;
-        case PixelFormat::i444p10: yuv(w, h, 2); break;
-        case PixelFormat::any: break;
+    l.planes = picture.planes;
+    for (int p = 0; p < picture.planes; ++p) {
+        l.offset[p] = picture.plane[p].offset;
+        l.stride[p] = picture.plane[p].stride;
+        l.rows[p] = picture.plane[p].rows;
     }
     return l;
 }
