@@ -605,3 +605,31 @@ TEST_CASE("AvSink.Review.AudioOffsetColonNamesTeeBranch" * doctest::timeout(120)
     CHECK(r.exit_code == 0);
     CHECK(test::probe(branch, "v:0", "nb_read_frames") == "10");
 }
+
+// avsrc offers a stream's own pixel format and colour: a 4:2:2 H.264 file reaches y4msink as
+// I422, picture for picture ffmpeg's own decode, and a BT.709 full-range file's link says so.
+TEST_CASE("AvSrc.Video.NativeFormatAndColourAsTheStreamSays" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string v422 = dir.path() + "/v422.mp4", hd = dir.path() + "/full709.mp4", y4m = dir.path() + "/v.y4m",
+                      stats = dir.path() + "/s.json";
+    make_fixture(kTestsrc + " -c:v libx264 -pix_fmt yuv422p -preset veryfast", v422);
+    make_fixture(kTestsrc + " -vf scale=out_color_matrix=bt709:out_range=full -c:v libx264 -pix_fmt yuv420p -preset veryfast "
+                            "-color_range pc -colorspace bt709",
+                 hd);
+    auto r = play("--stats-json " + quote(stats) + " 'avsrc path=" + v422 + " ! y4msink path=" + y4m + "'");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const std::size_t picture = 320 * 240 * 2;
+    const std::string ours = y4m_pictures(y4m, picture);
+    const std::string theirs = ffmpeg_decode(v422, "0:v:0", "-f rawvideo -pix_fmt yuv422p");
+    CHECK(ours.size() == 50 * picture);
+    CHECK((ours == theirs));
+    auto link_format = [&](const std::string& file) {
+        std::ifstream in(file);
+        return nlohmann::json::parse(in)["nodes"]["avsrc0"]["links"][0]["format"].get<std::string>();
+    };
+    CHECK(link_format(stats).starts_with("video/I422 320x240"));
+    r = play("--stats-json " + quote(stats) + " 'avsrc path=" + hd + " ! y4msink path=" + y4m + "'");
+    REQUIRE(r.exit_code == 0);
+    CHECK(link_format(stats).find("bt709 full") != std::string::npos);
+}

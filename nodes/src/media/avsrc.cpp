@@ -24,6 +24,7 @@
 #include "core/common.hpp"
 #include "media/ffmpeg.hpp"
 #include "video/picture.hpp"
+#include "video/swscale.hpp"
 #include <sluice/nodes/registry.hpp>
 
 extern "C" {
@@ -160,11 +161,36 @@ struct VideoInfo {
     int width = 0, height = 0;
     engine::Fraction fps{};
     bool rgb_native = false;
+    // The decoder's own pixel format when we have it (any: converted), and the stream's colour.
+    PixelFormat native = PixelFormat::any;
+    engine::ColourMatrix matrix = engine::ColourMatrix::any;
+    engine::ColourRange range = engine::ColourRange::any;
     // Decoding straight into pool buffers: the padded layout the decoder needs (0: not possible)
     // and how many pictures it may hold at once (references, reordering, frame threads).
     int direct_stride = 0, direct_rows = 0;
     std::size_t decoder_holds = 0;
 };
+
+// Our pixel format for FFmpeg's, or any. The YUVJ formats are their YUV forms in full range.
+PixelFormat our_pixel_format(AVPixelFormat f) {
+    switch (f) {
+        case AV_PIX_FMT_YUV420P:
+        case AV_PIX_FMT_YUVJ420P: return PixelFormat::i420;
+        case AV_PIX_FMT_YUV422P:
+        case AV_PIX_FMT_YUVJ422P: return PixelFormat::i422;
+        case AV_PIX_FMT_YUV444P:
+        case AV_PIX_FMT_YUVJ444P: return PixelFormat::i444;
+        case AV_PIX_FMT_NV12: return PixelFormat::nv12;
+        case AV_PIX_FMT_YUYV422: return PixelFormat::yuy2;
+        case AV_PIX_FMT_RGB24: return PixelFormat::rgb24;
+        case AV_PIX_FMT_RGBA: return PixelFormat::rgba;
+        case AV_PIX_FMT_BGRA: return PixelFormat::bgra;
+        case AV_PIX_FMT_YUV420P10LE: return PixelFormat::i420p10;
+        case AV_PIX_FMT_YUV422P10LE: return PixelFormat::i422p10;
+        case AV_PIX_FMT_YUV444P10LE: return PixelFormat::i444p10;
+        default: return PixelFormat::any;
+    }
+}
 
 // Pictures a decoder of `id` keeps as references at most (H.264 and HEVC: a 16-picture DPB).
 std::size_t max_reference_pictures(AVCodecID id) {
@@ -237,18 +263,30 @@ public:
                                .index();
         }
         if (has_video_) {
-            const PixelFormat first = video_.rgb_native ? PixelFormat::rgba : PixelFormat::i420;
-            const PixelFormat second = video_.rgb_native ? PixelFormat::i420 : PixelFormat::rgba;
+            // The stream's colour on Y'CbCr offers; RGB is full range, any matrix.
+            auto picture = [this](PixelFormat f) {
+                MediaFormat m = MediaFormat::video(video_.width, video_.height, f, video_.fps);
+                if (!engine::is_rgb(f)) {
+                    m.matrix = video_.matrix;
+                    m.range = video_.range;
+                }
+                return m;
+            };
             engine::FormatSet offers;
-            // First the decoder's own padded pictures, for an input that reads them.
+            // First the decoder's own padded pictures, for an input that reads them; then its
+            // own pixel format, packed; then I420 and RGBA, converted by libswscale.
             if (video_.direct_stride > 0) {
-                MediaFormat direct = MediaFormat::video(video_.width, video_.height, PixelFormat::i420, video_.fps);
+                MediaFormat direct = picture(PixelFormat::i420);
                 direct.stride = video_.direct_stride;
                 direct.plane_rows = video_.direct_rows;
                 offers.push_back(direct);
             }
-            offers.push_back(MediaFormat::video(video_.width, video_.height, first, video_.fps));
-            offers.push_back(MediaFormat::video(video_.width, video_.height, second, video_.fps));
+            const PixelFormat first = video_.native != PixelFormat::any ? video_.native
+                                      : video_.rgb_native                ? PixelFormat::rgba
+                                                                         : PixelFormat::i420;
+            for (PixelFormat f : {first, PixelFormat::i420, PixelFormat::rgba})
+                if (std::none_of(offers.begin(), offers.end(), [&](const MediaFormat& m) { return m.packed() && m.pixel_format == f; }))
+                    offers.push_back(picture(f));
             pin_[kVideo] = add_optional_output("video", std::move(offers)).index();
         }
         if (r.ok() && !has_audio_ && !has_video_) {
@@ -292,8 +330,18 @@ private:
             video_.height = st->codecpar->height;
             const AVRational rate = av_guess_frame_rate(file.format.get(), st, nullptr);
             video_.fps = rate.num > 0 && rate.den > 0 ? engine::Fraction{rate.num, rate.den} : engine::Fraction{30, 1};
-            const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(AVPixelFormat(st->codecpar->format));
+            const auto native = AVPixelFormat(st->codecpar->format);
+            const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(native);
             video_.rgb_native = d && (d->flags & AV_PIX_FMT_FLAG_RGB);
+            video_.native = our_pixel_format(native);
+            // The colour the stream says it has (open when it says nothing: BT.601 limited).
+            const AVCodecParameters* p = st->codecpar;
+            if (p->color_space == AVCOL_SPC_BT709) video_.matrix = engine::ColourMatrix::bt709;
+            else if (p->color_space == AVCOL_SPC_BT470BG || p->color_space == AVCOL_SPC_SMPTE170M)
+                video_.matrix = engine::ColourMatrix::bt601;
+            const bool jpeg = native == AV_PIX_FMT_YUVJ420P || native == AV_PIX_FMT_YUVJ422P || native == AV_PIX_FMT_YUVJ444P;
+            if (p->color_range == AVCOL_RANGE_JPEG || jpeg) video_.range = engine::ColourRange::full;
+            else if (p->color_range == AVCOL_RANGE_MPEG) video_.range = engine::ColourRange::limited;
             direct_layout(st->codecpar, threads_, video_);
         }
     }
@@ -701,26 +749,37 @@ private:
         return SampleRef(slot->sample);
     }
 
-    // The decoded picture into `dst`, laid out as `f` says: plane by plane, or through libswscale.
+    // The decoded picture into `dst`, laid out as `f` says: plane by plane when it is the
+    // decoder's own pixel format, else through libswscale (with the stream's colour: its
+    // matrix and range in, the same range out for Y'CbCr, full for RGB).
     Flow copy_picture(const MediaFormat& f, std::byte* dst) {
         std::uint8_t* planes[4];
         int strides[4];
         detail::plane_pointers(f, dst, planes, strides);
         const auto source = AVPixelFormat(frame_->format);
-        if (f.pixel_format == PixelFormat::i420 && (source == AV_PIX_FMT_YUV420P || source == AV_PIX_FMT_YUVJ420P)) {
+        if (our_pixel_format(source) == f.pixel_format) {
             const engine::PictureLayout l = engine::picture_layout(f);
-            for (int p = 0; p < 3; ++p)
+            for (int p = 0; p < l.planes; ++p)
                 for (std::size_t y = 0; y < l.plane[p].rows; ++y)
                     std::memcpy(planes[p] + y * l.plane[p].stride, frame_->data[p] + std::ptrdiff_t(y) * frame_->linesize[p],
                                 l.plane[p].row_bytes);
             return Flow::ok;
         }
-        const AVPixelFormat target = f.pixel_format == PixelFormat::i420 ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_RGBA;
+        const AVPixelFormat target = detail::av_pixel_format(f.pixel_format);
+        SwsContext* previous = sws_.get();
         sws_.reset(sws_getCachedContext(sws_.release(), video_.width, video_.height, source, video_.width, video_.height, target,
                                         SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
         if (!sws_)
             return report_error(make_error_code(engine::GraphErrc::unsupported_format),
                                 path_ + ": cannot convert pictures from " + av_get_pix_fmt_name(source));
+        if (sws_.get() != previous) {
+            // A new context: the stream's colour in, kept out (RGB: full range).
+            const int space = video_.matrix == engine::ColourMatrix::bt709 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+            const bool full_in = video_.range == engine::ColourRange::full || av_pix_fmt_desc_get(source)->flags & AV_PIX_FMT_FLAG_RGB;
+            const bool full_out = engine::is_rgb(f.pixel_format) ? true : f.range == engine::ColourRange::full;
+            const int* coefficients = sws_getCoefficients(space);
+            sws_setColorspaceDetails(sws_.get(), coefficients, full_in, coefficients, full_out, 0, 1 << 16, 1 << 16);
+        }
         sws_scale(sws_.get(), frame_->data, frame_->linesize, 0, video_.height, planes, strides);
         return Flow::ok;
     }
