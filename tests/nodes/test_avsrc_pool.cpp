@@ -227,3 +227,34 @@ TEST_CASE("Graph.Seek.NoSeekableSourceIsRefused" * doctest::timeout(30)) {
     CHECK(st.message() == "seek: no source of this graph can seek");
     REQUIRE(g.stop());
 }
+
+// wavsrc seeks too: to the sample at the position, flagged.
+TEST_CASE("Graph.Seek.WavsrcGoesToTheSample" * doctest::timeout(60)) {
+    test::TempDir dir;
+    const std::string wav = dir.path() + "/a.wav";
+    auto made = test::run("ffmpeg -v error -y -f lavfi -i sine=frequency=441:sample_rate=48000:duration=20 -c:a pcm_s16le " +
+                          test::quote(wav) + " 2>&1");
+    REQUIRE(made.exit_code == 0);
+    auto reference = test::run("ffmpeg -v error -i " + test::quote(wav) + " -f s16le - 2>/dev/null");
+    const auto* ref = reinterpret_cast<const std::int16_t*>(reference.output.data());
+    Graph g;
+    std::unique_ptr<Node> src;
+    REQUIRE(nodes::create_node("wavsrc", "w", {{"path", wav}}, src));
+    Node& w = g.add(std::move(src));
+    auto& audio = g.add<Recorder>("a", MediaFormat::audio(0, 0, SampleFormat::s16));
+    REQUIRE(g.connect(w, audio));
+    REQUIRE(g.run());
+    while (audio.count() < 3) std::this_thread::sleep_for(5ms);
+    const std::int64_t target = 7'500'000'000;
+    REQUIRE(g.seek(target));
+    const std::size_t before = audio.count();
+    while (audio.count() < before + 5) std::this_thread::sleep_for(5ms);
+    REQUIRE(g.stop());
+    const auto a = audio.seen();
+    std::size_t first = 1;
+    while (first < a.size() && !a[first].discontinuity) ++first;
+    REQUIRE(first < a.size());
+    CHECK(a[first].start == target);
+    const std::size_t at = 7 * 48000 + 24000;
+    CHECK(std::equal(a[first].samples.begin(), a[first].samples.end(), ref + at));
+}

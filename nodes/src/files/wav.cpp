@@ -11,6 +11,7 @@
 #include <sluice/nodes/registry.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <optional>
 #include <cerrno>
 #include <cstring>
@@ -72,12 +73,25 @@ private:
         if (fd_ < 0) return {engine::GraphErrc::io_error, path_ + ": " + error};
         position_ = 0;
         limit_.produced = 0;
+        seeked_ = false;
         return {};
     }
     void stop() override { close_file(); }
     void close_file() {
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
+    }
+
+    // Graph::seek: the data chunk read from the frame at or after `media_ns` (the end when past
+    // it), the next sample flagged.
+    bool seekable() const override { return true; }
+    Status seek(std::int64_t media_ns) override {
+        const engine::MediaFormat& f = output(0).format();
+        const std::uint64_t frame = engine::frames_at_or_after(media_ns, f.rate);
+        const std::uint64_t frames = info_.data_bytes / f.frame_bytes();
+        position_ = std::min(frame, frames) * f.frame_bytes();
+        seeked_ = true;
+        return {};
     }
 
     Flow produce() override {
@@ -104,7 +118,7 @@ private:
         (void)s->set_size(std::size_t(got));
         position_ += std::uint64_t(got);
         s->set_times(start, engine::frames_to_ns(position_ / frame_bytes, f.rate));
-        if (limit_.produced++ == 0) s->add_flags(SampleFlags::discontinuity);
+        if (limit_.produced++ == 0 || std::exchange(seeked_, false)) s->add_flags(SampleFlags::discontinuity);
         return push(0, std::move(*s));
     }
 
@@ -114,6 +128,7 @@ private:
     wire::WavInfo info_;
     int fd_ = -1;
     std::uint64_t position_ = 0;  // bytes of the data chunk already read
+    bool seeked_ = false;         // the next sample follows a seek
 };
 
 // Writes through a fixed buffer (no allocation while streaming) and keeps the header's sizes

@@ -251,6 +251,10 @@ public:
                 r.fail(st.code(), st.message());
             } else {
                 probe(file);
+                // Kept for the first start: probing the streams decoded the first packets,
+                // which opening the file again would repeat (measured: a tenth of a second on
+                // 720p H.264).
+                probed_ = std::move(file);
             }
         }
         // A pin for each stream the file has (and the properties pick): a movie gets audio and
@@ -367,8 +371,10 @@ private:
 
     Status start() override {
         close_all();
-        OpenedFile file;
-        if (Status st = open_media(path_, audio_choice_, video_choice_, file); !st) return st;
+        OpenedFile file = std::move(probed_);
+        probed_ = {};
+        if (!file.format)
+            if (Status st = open_media(path_, audio_choice_, video_choice_, file); !st) return st;
         if ((linked(kAudio) && file.audio < 0) || (linked(kVideo) && file.video < 0))
             return {engine::GraphErrc::corrupt_file, path_ + ": its streams changed since the node was made"};
         format_ = std::move(file.format);
@@ -414,6 +420,7 @@ private:
         audio_limit_.produced = video_limit_.produced = 0;
         audio_frames_ = 0;
         min_time_ns_ = 0;
+        pool_closed_.store(false, std::memory_order_relaxed);  // relaxed: no streaming thread runs yet
         audio_started_ = false;
         audio_done_ = audio_stream_ < 0;
         video_done_ = video_stream_ < 0;
@@ -504,7 +511,12 @@ private:
             s = pool.get_buffer(stop_token(), std::chrono::milliseconds(20), name().c_str());
             if (!s && s.error() == Errc::timeout) s = Result<SampleRef>(Errc::would_block);
         }
-        if (!s) return AVERROR_EXIT;  // the graph is stopping (decommit): this picture fails
+        if (!s) {
+            // The graph is stopping (decommit comes before the stop token): this picture fails,
+            // and the streaming thread is told why, not left to count decode errors.
+            pool_closed_.store(true, std::memory_order_relaxed);  // relaxed: read after the decoder reports the failure
+            return AVERROR_EXIT;
+        }
         PoolSlot& slot = pool_slots_[s->index()];
         slot.sample = std::move(*s);
         std::byte* base = slot.sample.data();
@@ -574,7 +586,7 @@ private:
     Flow decode(AVCodecContext* codec, std::size_t kind, const AVPacket* packet) {
         int e = avcodec_send_packet(codec, packet);
         if (e < 0 && e != AVERROR_EOF) {
-            if (stop_token().stop_requested()) return Flow::stopped;  // a picture failed because the pool closed
+            if (stopping()) return Flow::stopped;  // a picture failed because the pool closed
             if (e == AVERROR(ENOMEM)) return report_error(make_error_code(Errc::out_of_memory), path_ + ": out of memory");
             note_decode_error(kind);  // a corrupt packet: skipped, the next sample flagged
             return Flow::ok;
@@ -583,7 +595,7 @@ private:
             e = avcodec_receive_frame(codec, frame_.get());
             if (e == AVERROR(EAGAIN) || e == AVERROR_EOF) return Flow::ok;
             if (e < 0) {
-                if (stop_token().stop_requested()) return Flow::stopped;
+                if (stopping()) return Flow::stopped;
                 note_decode_error(kind);
                 return Flow::ok;
             }
@@ -595,6 +607,12 @@ private:
             }
             if (flow != Flow::ok) return flow;
         }
+    }
+
+    // The graph is stopping: its token, or our pool closed under the decoder (decommit).
+    bool stopping() const noexcept {
+        // relaxed: FFmpeg's own synchronisation (the decoder reported the failure) orders it.
+        return stop_token().stop_requested() || pool_closed_.load(std::memory_order_relaxed);
     }
 
     void note_decode_error(std::size_t kind) noexcept {
@@ -793,6 +811,7 @@ private:
     AudioInfo audio_;
     VideoInfo video_;
 
+    OpenedFile probed_;  // the file as the constructor opened it, until the first start
     FormatPtr format_;
     CodecPtr audio_codec_, video_codec_;
     detail::PacketPtr packet_;
@@ -812,6 +831,7 @@ private:
     std::unique_ptr<PoolSlot[]> pool_slots_;  // decoding into the pool: one per buffer, by index
     std::size_t pool_slots_count_ = 0;
     std::atomic<std::size_t> decoder_held_{0};  // slots holding a buffer for the decoder now
+    std::atomic<bool> pool_closed_{false};        // a get_buffer2 found the pool decommitted
 };
 
 }  // namespace
