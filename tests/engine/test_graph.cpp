@@ -361,8 +361,10 @@ TEST_CASE("Graph.Stop.ThousandCyclesLeakNoThreadNoBuffer" * doctest::timeout(300
         REQUIRE(g.run());
         REQUIRE(g.stop());
     }
-    // A joined thread may stay listed in /proc for a moment after its join returns.
-    CHECK(eventually([&] { return thread_count() == threads_before; }, std::chrono::seconds(5)));
+    // A joined thread may stay listed in /proc for a moment after its join returns, and one
+    // counted before the loop (the housekeeping thread unmapping the first run's pools, on a
+    // loaded machine) may have finished since: no more threads than before, not exactly as many.
+    CHECK(eventually([&] { return thread_count() <= threads_before; }, std::chrono::seconds(5)));
     CHECK(outstanding(g) == 0);
     // Retired pools are unmapped by the housekeeping thread, which a loaded machine may delay.
     CHECK(eventually(

@@ -2,6 +2,7 @@
 // 24- and 32-bit samples, channel mixing and WAV's EXTENSIBLE and RF64 forms (issue #13), each
 // checked against an independent reader or writer: files made and decoded by the ffmpeg CLI,
 // probed by ffprobe and sox.
+#include "play_support.hpp"
 #include "../support.hpp"
 
 #include <doctest/doctest.h>
@@ -20,17 +21,7 @@ using test::TempDir;
 
 namespace {
 
-// Builds, runs to end of stream and stops a pipeline; fails the test on any error.
-void play(const std::string& pipeline) {
-    Graph g;
-    Status st = nodes::build_pipeline(g, pipeline);
-    INFO(pipeline);
-    REQUIRE_MESSAGE(st.ok(), st.message());
-    REQUIRE(g.run());
-    REQUIRE(g.wait_until_ended(60s));
-    REQUIRE(g.stop());
-    while (auto e = g.poll_event()) CHECK_MESSAGE(e->type != Event::Type::error, e->message);
-}
+using test::play;
 
 std::string bytes_of(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Audio nodes, WAV files and the pipeline parser, checked in-process and with ffmpeg/ffprobe.
+#include "play_support.hpp"
 #include "../support.hpp"
 
 #include <doctest/doctest.h>
@@ -17,17 +18,7 @@ using test::TempDir;
 
 namespace {
 
-// Builds, runs to end of stream and stops a pipeline; fails the test on any error.
-void play(const std::string& pipeline) {
-    Graph g;
-    Status st = nodes::build_pipeline(g, pipeline);
-    INFO(pipeline);
-    REQUIRE_MESSAGE(st.ok(), st.message());
-    REQUIRE(g.run());
-    REQUIRE(g.wait_until_ended(60s));
-    REQUIRE(g.stop());
-    while (auto e = g.poll_event()) CHECK_MESSAGE(e->type != Event::Type::error, e->message);
-}
+using test::play;
 
 Status build(const std::string& pipeline) {
     Graph g;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The slow cases (label "slow", their own executable, run alone): a WAV recording past 4 GiB.
 // .ci/run's plain ctest runs them with the rest; `ctest -LE slow` leaves them out.
+#include "play_support.hpp"
 #include "../support.hpp"
 
 #include <doctest/doctest.h>
@@ -18,17 +19,8 @@ using namespace sluice::engine;
 
 namespace {
 
-// Builds, runs to end of stream and stops a pipeline; fails the test on any error.
-void play(const std::string& pipeline) {
-    Graph g;
-    Status st = nodes::build_pipeline(g, pipeline);
-    INFO(pipeline);
-    REQUIRE_MESSAGE(st.ok(), st.message());
-    REQUIRE(g.run());
-    REQUIRE(g.wait_until_ended(300s));
-    REQUIRE(g.stop());
-    while (auto e = g.poll_event()) CHECK_MESSAGE(e->type != Event::Type::error, e->message);
-}
+// Four gigabytes take minutes on a slow disk.
+void play(const std::string& pipeline) { test::play(pipeline, std::chrono::seconds(300)); }
 
 // The first `n` bytes of a file (or fewer).
 std::string bytes_of_prefix(const std::string& path, std::size_t n) {

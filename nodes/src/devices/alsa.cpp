@@ -231,16 +231,27 @@ std::vector<PropertySpec> device_properties(const char* direction) {
             {"periods", "4", "periods in the device's buffer"}};
 }
 
+// What those properties say.
+struct DeviceSettings {
+    std::string device;
+    unsigned period_frames = 1024, periods = 4;
+    static DeviceSettings read(PropertyReader& r) {
+        DeviceSettings d;
+        d.device = r.text("device");
+        d.period_frames = unsigned(r.integer("period-frames", 16, 1 << 20));
+        d.periods = unsigned(r.integer("periods", 2, 1024));
+        return d;
+    }
+};
+
 class AlsaSink final : public Node {
 public:
     AlsaSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
-        device_ = r.text("device");
-        period_frames_ = unsigned(r.integer("period-frames", 16, 1 << 20));
-        periods_ = unsigned(r.integer("periods", 2, 1024));
+        settings_ = DeviceSettings::read(r);
         sync_ = r.choice("sync", {"true", "false"}) == 0;
         FormatSet accepts;
         if (r.ok())
-            if (Status st = probe_device(device_, SND_PCM_STREAM_PLAYBACK, accepts); !st) r.fail(st.code(), st.message());
+            if (Status st = probe_device(settings_.device, SND_PCM_STREAM_PLAYBACK, accepts); !st) r.fail(st.code(), st.message());
         add_input("sink", accepts.empty() ? FormatSet{MediaFormat::audio()} : accepts);
     }
 
@@ -251,7 +262,7 @@ public:
 private:
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
-        return device_pcm_.open(device_, SND_PCM_STREAM_PLAYBACK, input(0).format(), period_frames_, periods_);
+        return device_pcm_.open(settings_.device, SND_PCM_STREAM_PLAYBACK, input(0).format(), settings_.period_frames, settings_.periods);
     }
     void stop() override { device_pcm_.close(); }
     void unblock() override { device_pcm_.wake(); }
@@ -290,7 +301,7 @@ private:
         snd_pcm_t* pcm = device_pcm_.pcm();
         snd_pcm_nonblock(pcm, 0);
         if (int e = snd_pcm_drain(pcm); e < 0 && e != -EPIPE)
-            (void)report_error(make_error_code(engine::GraphErrc::io_error), device_error(device_, "drain failed", e));
+            (void)report_error(make_error_code(engine::GraphErrc::io_error), device_error(settings_.device, "drain failed", e));
         snd_pcm_nonblock(pcm, 1);
         Node::end_of_stream(input);
     }
@@ -305,12 +316,11 @@ private:
     Flow recover(int err) {
         if (err == -EPIPE || err == -ESTRPIPE) xruns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
         if (int e = snd_pcm_recover(device_pcm_.pcm(), err, 1); e < 0)
-            return report_error(make_error_code(engine::GraphErrc::io_error), device_error(device_, "write failed", e));
+            return report_error(make_error_code(engine::GraphErrc::io_error), device_error(settings_.device, "write failed", e));
         return Flow::ok;
     }
 
-    std::string device_;
-    unsigned period_frames_ = 1024, periods_ = 4;
+    DeviceSettings settings_;
     bool sync_ = true;
     Device device_pcm_;
     std::atomic<std::uint64_t> xruns_{0};
@@ -319,15 +329,13 @@ private:
 class AlsaSrc final : public Node {
 public:
     AlsaSrc(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
-        device_ = r.text("device");
-        period_frames_ = unsigned(r.integer("period-frames", 16, 1 << 20));
-        periods_ = unsigned(r.integer("periods", 2, 1024));
+        settings_ = DeviceSettings::read(r);
         const int rate = int(r.integer("rate", 0, 768000));
         const int channels = int(r.integer("channels", 0, 64));
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
         FormatSet offers;
         if (r.ok())
-            if (Status st = probe_device(device_, SND_PCM_STREAM_CAPTURE, offers); !st) r.fail(st.code(), st.message());
+            if (Status st = probe_device(settings_.device, SND_PCM_STREAM_CAPTURE, offers); !st) r.fail(st.code(), st.message());
         // What the device leaves open, the properties (or fixate's 48 kHz stereo) decide.
         for (MediaFormat& f : offers) {
             if (f.rate == 0) f.rate = rate > 0 ? rate : 48000;
@@ -342,16 +350,16 @@ public:
 
 private:
     engine::BufferNeeds output_buffers(std::size_t) const override {
-        return {std::size_t(period_frames_) * output(0).format().frame_bytes(), 1};
+        return {std::size_t(settings_.period_frames) * output(0).format().frame_bytes(), 1};
     }
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
         frames_ = 0;
         limit_.produced = 0;
-        if (Status st = device_pcm_.open(device_, SND_PCM_STREAM_CAPTURE, output(0).format(), period_frames_, periods_); !st)
+        if (Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_CAPTURE, output(0).format(), settings_.period_frames, settings_.periods); !st)
             return st;
         if (int e = snd_pcm_start(device_pcm_.pcm()); e < 0)
-            return {engine::GraphErrc::io_error, device_error(device_, "cannot start capturing", e)};
+            return {engine::GraphErrc::io_error, device_error(settings_.device, "cannot start capturing", e)};
         return {};
     }
     void stop() override { device_pcm_.close(); }
@@ -382,7 +390,7 @@ private:
             // An overrun: samples were lost; recovered, counted, and the next sample says so.
             if (n == -EPIPE || n == -ESTRPIPE) xruns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
             if (int e = snd_pcm_recover(device_pcm_.pcm(), int(n), 1); e < 0)
-                return report_error(make_error_code(engine::GraphErrc::io_error), device_error(device_, "read failed", e));
+                return report_error(make_error_code(engine::GraphErrc::io_error), device_error(settings_.device, "read failed", e));
             snd_pcm_start(device_pcm_.pcm());
             discontinuity = true;
         }
@@ -394,8 +402,7 @@ private:
         return push(0, std::move(*s));
     }
 
-    std::string device_;
-    unsigned period_frames_ = 1024, periods_ = 4;
+    DeviceSettings settings_;
     Device device_pcm_;
     engine::StreamLimit limit_;
     std::uint64_t frames_ = 0;
