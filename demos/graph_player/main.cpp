@@ -44,6 +44,17 @@ constexpr const char* kDefaultPipeline =
     "video. ! pngsink path=sluice-demo.png";
 constexpr double kDefaultDuration = 5.0;
 
+// The demo's tone also goes to the default sound device when there is one: the nullsink branch
+// becomes an alsasink. An empty string when there is none (then why, in `why_not`).
+std::string demo_speaker_branch(std::string& why_not) {
+    std::unique_ptr<Node> probe;
+    if (Status st = nodes::create_node("alsasink", "speaker", {}, probe); !st) {
+        why_not = st.message();
+        return {};
+    }
+    return "audio. ! alsasink name=speaker ";
+}
+
 std::atomic<int> g_signal{0};
 std::atomic<std::int64_t> g_first_signal_ns{0};
 
@@ -205,7 +216,8 @@ int main(int argc, char** argv) {
                  "  sluice-play 'videotest ! tee name=t  t. ! y4msink path=a.y4m  t. ! pngsink path=a.png'\n"
                  "Words: a node type, key=value properties of the node before, '!' to link, 'name.' to refer\n"
                  "to a named node (each link to a tee adds a branch, to a mix an input).\n"
-                 "With no pipeline it plays a demo graph (a tone and a test picture, 5 s) into files here.\n"
+                 "With no pipeline it plays a demo graph (a tone and a test picture, 5 s) into files here,\n"
+                 "and the tone on the default ALSA device when there is one.\n"
                  "Exit status: 0 end of stream, 1 a node failed, 2 bad input, 130/143/129/131 SIGINT/SIGTERM/SIGHUP/SIGQUIT."};
     app.add_option("pipeline", words, "The pipeline (one quoted argument or several words)");
     app.add_flag("--list", list, "List every node with its properties and defaults");
@@ -256,8 +268,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "sluice-play: empty pipeline (give none at all to play the demo graph)\n");
         return 2;
     }
+    std::string speaker_missing;
     if (demo) {
         text = kDefaultPipeline;
+        if (const std::string speaker = demo_speaker_branch(speaker_missing); !speaker.empty()) {
+            const std::size_t at = text.find("audio. ! nullsink ");
+            text.replace(at, std::strlen("audio. ! nullsink "), speaker);
+        }
+        if (!quiet && speaker_missing.empty())
+            std::printf("sluice-play: the demo's tone plays on the ALSA device 'default' and goes to files\n");
+        else if (!quiet)
+            std::printf("sluice-play: no sound device (%s); the demo goes to files\n", speaker_missing.c_str());
         if (duration < 0 && num_buffers < 0) duration = kDefaultDuration;
     }
 

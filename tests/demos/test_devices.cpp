@@ -122,3 +122,24 @@ TEST_CASE("Alsa.Interrupt.CleanExit" * doctest::timeout(60)) {
     CHECK(sent.size() > 48000 * 4 / 2);  // more than half a second ...
     CHECK(sent.size() < 48000 * 4 * 3);  // ... and paced, not as fast as the machine goes
 }
+
+// sluice-play with no pipeline: its tone goes to the default ALSA device when there is one (here
+// alsa-lib's file plugin standing in for it), and it says which.
+TEST_CASE("Alsa.DefaultGraph.PlaysOnTheDefaultDeviceWhenThereIsOne" * doctest::timeout(120)) {
+    AlsaSetup alsa;
+    std::ofstream(alsa.dir.path() + "/asound.conf", std::ios::app)
+        << "pcm.!default { type file slave.pcm \"null\" file \"" << alsa.dir.path() << "/speaker.raw\" format \"raw\" }\n";
+    auto r = test::run("cd " + test::quote(alsa.dir.path()) + " && " + alsa.env + kPlayer + " 2>&1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find("plays on the ALSA device 'default'") != std::string::npos);
+    const std::string played = read_file(alsa.dir.path() + "/speaker.raw");
+    CHECK(played.size() == std::size_t(5 * 48000 * 4));  // the demo's 5 s of stereo s16
+    CHECK((played == wav_data(alsa.dir.path() + "/sluice-demo.wav")));
+    // No device: the demo says so and goes to files only.
+    auto none = test::run("cd " + test::quote(alsa.dir.path()) + " && ALSA_CONFIG_PATH=" + alsa.dir.path() +
+                          "/empty.conf " + kPlayer + " 2>&1");
+    INFO(none.output);
+    CHECK(none.exit_code == 0);
+    CHECK(none.output.find("no sound device") != std::string::npos);
+}
