@@ -81,12 +81,13 @@ extern "C" void on_signal(int sig) {
     if (now - first >= 1'000'000'000) ::_exit(128 + sig);
 }
 
-// Why the statistics cannot go to `path`, or "": a FIFO or socket (opening it could block, and
-// it is no file to finish), or a file a node of `graph` reads or writes (opening it truncates it).
-std::string stats_path_problem(const std::string& path, Graph& graph) {
+// Why an output of the player (--stats-json, --dot) cannot go to `path`, or "": a FIFO or socket
+// (opening it could block, and it is no file to finish), or a file a node of `graph` reads or
+// writes (opening it truncates it).
+std::string output_path_problem(const std::string& path, Graph& graph) {
     struct stat st {};
     const bool exists = ::stat(path.c_str(), &st) == 0;
-    if (exists && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) return "is a FIFO or socket; the statistics go to a file";
+    if (exists && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) return "is a FIFO or socket; this output goes to a regular file";
     std::error_code ec;
     const auto canonical = std::filesystem::weakly_canonical(path, ec);
     for (Node* n : graph.nodes())
@@ -207,7 +208,7 @@ int main(int argc, char** argv) {
     bool list = false, quiet = false, realtime = false, no_realtime = false;
     double duration = -1;
     std::int64_t num_buffers = -1;
-    std::string stats_path;
+    std::string stats_path, dot_path;
     std::vector<std::string> plugins;
     int rt_priority = 0;
 
@@ -232,6 +233,7 @@ int main(int argc, char** argv) {
     app.add_option("--rt-priority", rt_priority, "Run sources' streaming threads at this SCHED_FIFO priority (1-99)")
         ->check(CLI::Range(1, 99));
     app.add_option("--stats-json", stats_path, "Write final per-node and per-pool statistics to this file");
+    app.add_option("--dot", dot_path, "Write the graph, once prepared (formats, pools), in Graphviz's DOT language to this file");
     app.add_flag("-q,--quiet", quiet, "No progress line");
     app.add_flag("-v,--verbose", g_verbose, "Print the libraries' debug lines too (FFmpeg's log among them)");
     try {
@@ -297,7 +299,7 @@ int main(int argc, char** argv) {
     // path that cannot be written, or that a node reads or writes, is bad input.
     std::ofstream stats_file;
     if (!stats_path.empty()) {
-        if (std::string why = stats_path_problem(stats_path, graph); !why.empty()) {
+        if (std::string why = output_path_problem(stats_path, graph); !why.empty()) {
             std::fprintf(stderr, "sluice-play: --stats-json %s: %s\n", stats_path.c_str(), why.c_str());
             return 2;
         }
@@ -305,6 +307,21 @@ int main(int argc, char** argv) {
         if (!stats_file) {
             std::fprintf(stderr, "sluice-play: %s: cannot write the statistics: %s\n", stats_path.c_str(),
                          std::strerror(errno));
+            return 2;
+        }
+    }
+    // The graph as prepared (formats and pools fixed): a FIFO, or a file the graph uses, is bad
+    // input as for --stats-json.
+    if (!dot_path.empty()) {
+        if (std::string why = output_path_problem(dot_path, graph); !why.empty()) {
+            std::fprintf(stderr, "sluice-play: --dot %s: %s\n", dot_path.c_str(), why.c_str());
+            return 2;
+        }
+        std::ofstream dot(dot_path);
+        dot << graph.to_dot();
+        dot.close();
+        if (!dot) {
+            std::fprintf(stderr, "sluice-play: %s: cannot write the graph: %s\n", dot_path.c_str(), std::strerror(errno));
             return 2;
         }
     }

@@ -8,9 +8,11 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using test::quote;
@@ -142,4 +144,33 @@ TEST_CASE("Player.Duration.RealtimeIsPacedByTheClock" * doctest::timeout(60)) {
     std::ifstream in(dir / "s.json");
     auto j = nlohmann::json::parse(in);
     CHECK(j["nodes"]["nullsink0"]["samples_in"] == 100);  // 1 s of 480-frame buffers at 48 kHz
+}
+
+// --dot FILE: the prepared graph in Graphviz's language (nodes, pins, negotiated formats, pool
+// sizes), which graphviz's own `dot` draws; a FIFO there is refused like one for --stats-json.
+TEST_CASE("Player.Dot.GraphvizDrawsThePreparedGraph" * doctest::timeout(60)) {
+    TempDir dir;
+    const std::string dot = dir / "g.dot", svg = dir / "g.svg";
+    auto r = run(kPlayer + " -q --num-buffers 3 --dot " + quote(dot) + " " +
+                 quote("tone ! tee name=t t. ! wavsink path=" + dir / "a.wav" + " t. ! gain db=-6 ! nullsink") + " 2>&1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    std::ifstream in(dot);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO(text);
+    CHECK(text.starts_with("digraph sluice {"));
+    CHECK(text.find("label=\"t\\ntee\"") != std::string::npos);
+    CHECK(text.find("audio/s16 48000Hz 2ch\\npool ") != std::string::npos);
+    CHECK(text.find("taillabel=\"src_1\"") != std::string::npos);
+    auto drawn = run("dot -Tsvg " + quote(dot) + " -o " + quote(svg) + " 2>&1");
+    INFO(drawn.output);
+    CHECK(drawn.exit_code == 0);
+    std::ifstream svg_in(svg);
+    const std::string picture((std::istreambuf_iterator<char>(svg_in)), std::istreambuf_iterator<char>());
+    CHECK(picture.find("wavsink0") != std::string::npos);
+    CHECK(picture.find("gain0") != std::string::npos);
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    auto fifo = run("timeout 10 " + kPlayer + " -q --num-buffers 3 --dot " + quote(dir / "fifo") + " 'tone ! nullsink' 2>&1");
+    CHECK(fifo.exit_code == 2);
+    CHECK(fifo.output.find("--dot") != std::string::npos);
 }

@@ -145,6 +145,10 @@ public:
     bool ended() const noexcept;
 
     GraphStats stats() const;
+    // The graph in Graphviz's DOT language: nodes (name and type), links (pins, the negotiated
+    // format, the pool's buffers and their size once prepared). Control thread; allocates.
+    // `dot -Tsvg` draws it; sluice-play --dot FILE writes it.
+    std::string to_dot() const;
     Clock& clock() noexcept;
 
 private:
