@@ -18,7 +18,9 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace sluice::engine {
 
@@ -45,12 +47,36 @@ const char* to_string(Event::Type t) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Impl: bus, gate, streaming threads
 
+Graph::Impl::~Impl() {
+    if (event_fd >= 0) ::close(event_fd);
+}
+
 void Graph::Impl::post(Event e) {
     if (e.type == Event::Type::error) failed.store(true, std::memory_order_release);  // release: read by wait_until_ended
     {
         std::lock_guard lock(events_mutex);
         if (stopping && e.type == Event::Type::error && !stop_error) stop_error = e;
-        events.push_back(std::move(e));
+        if (event_callback) {
+            // The app's callback runs on the io thread, never on a streaming thread.
+            asio::post(io, [this, e = std::move(e)] {
+                std::function<void(const Event&)> callback;
+                {
+                    std::lock_guard lock(events_mutex);
+                    callback = event_callback;
+                }
+                if (!callback) return;
+                try {
+                    callback(e);
+                } catch (...) {  // an app's exception must not end the engine's thread
+                }
+            });
+        } else {
+            events.push_back(std::move(e));
+            if (event_fd >= 0) {
+                const std::uint64_t one = 1;
+                (void)!::write(event_fd, &one, sizeof one);  // a counter: never blocks, never fails while open
+            }
+        }
     }
     events_cv.notify_all();
 }
@@ -868,6 +894,24 @@ void Graph::set_stop_thresholds(std::chrono::milliseconds report, std::chrono::m
 void Graph::set_format_advisor(FormatAdvisor advisor) {
     std::lock_guard lock(impl_->control);
     impl_->format_advisor = std::move(advisor);
+}
+
+void Graph::set_event_callback(std::function<void(const Event&)> callback) {
+    std::lock_guard lock(impl_->events_mutex);
+    impl_->event_callback = std::move(callback);
+}
+
+int Graph::event_fd() {
+    std::lock_guard lock(impl_->events_mutex);
+    if (impl_->event_fd < 0) {
+        impl_->event_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        // Events already queued count too, so the descriptor is readable at once.
+        if (impl_->event_fd >= 0 && !impl_->events.empty()) {
+            const std::uint64_t n = impl_->events.size();
+            (void)!::write(impl_->event_fd, &n, sizeof n);
+        }
+    }
+    return impl_->event_fd;
 }
 
 std::optional<Event> Graph::poll_event() {

@@ -60,6 +60,12 @@ struct Graph::Impl final : NodeHost {
     std::mutex events_mutex;
     std::condition_variable events_cv;
     std::deque<Event> events;
+    // Set by the app: events go to it, on the io thread, instead of the queue. Guarded by
+    // events_mutex.
+    std::function<void(const Event&)> event_callback;
+    // An eventfd written for every event queued, made on the app's first event_fd() call.
+    // Guarded by events_mutex; closed by ~Impl.
+    int event_fd = -1;
     // While stop() runs: the first error posted meanwhile (a node that could not finish its
     // file), which stop() then returns. Guarded by events_mutex.
     bool stopping = false;
@@ -82,6 +88,7 @@ struct Graph::Impl final : NodeHost {
     std::thread io_thread;
 
     explicit Impl(Graph& g) : self(g) {}
+    ~Impl();
 
     // NodeHost: what nodes may ask of the graph.
     Signals signals() noexcept override { return {&flushing, &stop_token, &clock, &media_limit}; }

@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <chrono>
 #include <dirent.h>
+#include <mutex>
+#include <poll.h>
+#include <unistd.h>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -764,4 +767,52 @@ TEST_CASE("Graph.Pins.RefusedLinkLeavesNoRequestedPin" * doctest::timeout(30)) {
     CHECK_FALSE(g.connect(late, mix));  // the graph is paused
     CHECK(mix.input_count() == 1);
     REQUIRE(g.stop());
+}
+
+// Events without polling: an eventfd that poll() wakes on, and a callback on the engine's thread.
+TEST_CASE("Graph.Events.EventFdWakesAPollLoop" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("src", 20);
+    auto& out = g.add<KeepRender>("out");
+    REQUIRE(g.connect(src, out));
+    const int fd = g.event_fd();
+    REQUIRE(fd >= 0);
+    CHECK(g.event_fd() == fd);  // one descriptor for the graph's life
+    REQUIRE(g.run());
+    bool ended = false;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!ended && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        REQUIRE(::poll(&p, 1, 10'000) == 1);  // readable: something was queued
+        std::uint64_t count = 0;
+        REQUIRE(::read(fd, &count, sizeof count) == sizeof count);
+        CHECK(count >= 1);
+        while (auto e = g.poll_event()) ended = ended || e->type == Event::Type::end_of_stream;
+    }
+    CHECK(ended);
+    REQUIRE(g.stop());
+}
+
+TEST_CASE("Graph.Events.CallbackRunsOnTheEngineThreadInsteadOfTheQueue" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<CountingSource>("src", 20);
+    auto& out = g.add<KeepRender>("out");
+    REQUIRE(g.connect(src, out));
+    std::mutex m;
+    std::vector<Event::Type> seen;
+    std::vector<std::thread::id> threads;
+    g.set_event_callback([&](const Event& e) {
+        std::lock_guard lock(m);
+        seen.push_back(e.type);
+        threads.push_back(std::this_thread::get_id());
+    });
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] {
+        std::lock_guard lock(m);
+        return std::find(seen.begin(), seen.end(), Event::Type::end_of_stream) != seen.end();
+    }));
+    REQUIRE(g.stop());
+    std::lock_guard lock(m);
+    for (const auto& id : threads) CHECK(id != std::this_thread::get_id());
+    CHECK_FALSE(g.poll_event().has_value());  // handed to the callback, not queued
 }

@@ -139,6 +139,16 @@ public:
 
     std::optional<Event> poll_event();
     std::optional<Event> wait_event(std::chrono::milliseconds timeout);
+    // Events without polling. With a callback set, each event is handed to it on the engine's
+    // own io thread (the one that runs timers; never a streaming thread), in order, instead of
+    // being queued: keep it short, and never call stop() or wait_* from it. An empty function
+    // queues again. Exceptions it throws are dropped.
+    void set_event_callback(std::function<void(const Event&)> callback);
+    // An eventfd that becomes readable when an event is queued (events queued before the first
+    // call count too), for an Asio, GLib or poll() loop: when readable, read its 8 bytes to
+    // reset it, then poll_event() until nothing is left. Owned by the graph; do not close it.
+    // -1 when the system has no eventfd left.
+    int event_fd();
     // Waits until every render has seen end of stream, an error is posted, or `timeout`.
     // Returns true on end of stream.
     bool wait_until_ended(std::chrono::milliseconds timeout);
