@@ -843,6 +843,11 @@ Status Graph::seek(std::int64_t media_ns) {
             if (n->seekable()) ++seekable;
         }
     if (seekable == 0) return {engine::GraphErrc::unsupported_format, "seek: no source of this graph can seek"};
+    // Paused, a clocked render parks inside present() with a sample of the old position on the
+    // stack of its source's produce(); a seek under it would present that sample against the
+    // moved clock on resume (a backward seek waiting its whole distance). Not yet: seek playing.
+    if (g.state.load(std::memory_order_relaxed) == State::paused)  // relaxed: guarded by `control`
+        return {engine::GraphErrc::bad_state, "seek: the graph is paused; seek while it plays (not yet while paused)"};
     // A source whose stream ended has no thread left to carry it on from the new position.
     // seq_cst: as flush reads it.
     if (g.active.load(std::memory_order_seq_cst) < sources)

@@ -243,6 +243,11 @@ TEST_CASE("Graph.Seek.WavsrcGoesToTheSample" * doctest::timeout(60)) {
     Node& w = g.add(std::move(src));
     auto& audio = g.add<Recorder>("a", MediaFormat::audio(0, 0, SampleFormat::s16));
     REQUIRE(g.connect(w, audio));
+    // Paused, a render may hold a sample of the old position inside present(): refused for now.
+    REQUIRE(g.pause());
+    const Status paused = g.seek(1'000'000'000);
+    CHECK_FALSE(paused);
+    CHECK(paused.message().find("paused") != std::string::npos);
     REQUIRE(g.run());
     while (audio.count() < 3) std::this_thread::sleep_for(5ms);
     const std::int64_t target = 7'500'000'000;

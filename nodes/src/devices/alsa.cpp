@@ -21,7 +21,9 @@
 
 #include <alsa/asoundlib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -198,23 +200,35 @@ public:
         }
     }
 
-    // Waits until the device is ready for more (poll on its descriptors) or wake() is called.
-    // false: woken (the caller checks why), or poll failed.
-    bool wait() noexcept {
-        for (auto& fd : fds_) fd.revents = 0;
-        const int n = ::poll(fds_.data(), nfds_t(fds_.size()), -1);
-        if (n < 0) return errno == EINTR;
-        if (fds_.back().revents & POLLIN) {
-            std::uint64_t count = 0;
-            (void)!::read(wake_, &count, sizeof count);
-            return false;
+    // Waits until the device is ready for more (poll on its descriptors, translated by
+    // snd_pcm_poll_descriptors_revents: a plugin's descriptor, an eventfd or pipe for PipeWire,
+    // PulseAudio or dmix, stays readable until alsa-lib says what it means), until wake() is
+    // called, or `timeout_ms` (-1: none) passes. ready: go on; woken: the caller checks why;
+    // failed: poll itself failed (errno).
+    enum class Wait { ready, woken, timeout, failed };
+    Wait wait(int timeout_ms = -1) noexcept {
+        const auto count = unsigned(fds_.size() - 1);
+        for (;;) {
+            for (auto& fd : fds_) fd.revents = 0;
+            const int n = ::poll(fds_.data(), nfds_t(fds_.size()), timeout_ms);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return Wait::failed;
+            if (n == 0) return Wait::timeout;
+            if (fds_.back().revents & POLLIN) {
+                std::uint64_t woken = 0;
+                (void)!::read(wake_, &woken, sizeof woken);
+                return Wait::woken;
+            }
+            unsigned short revents = 0;
+            if (snd_pcm_poll_descriptors_revents(pcm_.get(), fds_.data(), count, &revents) < 0) return Wait::ready;
+            if (revents & (POLLOUT | POLLIN | POLLERR | POLLHUP)) return Wait::ready;
         }
-        return true;
     }
 
     snd_pcm_t* pcm() const noexcept { return pcm_.get(); }
     const std::string& name() const noexcept { return name_; }
     snd_pcm_uframes_t period() const noexcept { return period_; }
+    snd_pcm_uframes_t buffer() const noexcept { return buffer_; }
 
 private:
     PcmPtr pcm_;
@@ -295,19 +309,41 @@ private:
         return Flow::ok;
     }
 
-    // What was written plays out before the render reports its end: a blocking drain, which
-    // lasts one buffer at most (a stop meanwhile waits that long).
+    // What was written plays out before the render reports its end. Non-blocking, waited on
+    // like a write: a stop wakes it, and a device that stops taking samples (a suspended sound
+    // server) is given up on after a second more than its buffer lasts.
     void end_of_stream(std::size_t input) override {
         snd_pcm_t* pcm = device_pcm_.pcm();
-        snd_pcm_nonblock(pcm, 0);
-        if (int e = snd_pcm_drain(pcm); e < 0 && e != -EPIPE)
+        int e = snd_pcm_drain(pcm);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1) +
+                              std::chrono::nanoseconds(engine::frames_to_ns(device_pcm_.buffer(), input_rate()));
+        while ((e == -EAGAIN || e == 0) && snd_pcm_state(pcm) == SND_PCM_STATE_DRAINING) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                snd_pcm_drop(pcm);
+                (void)report_error(make_error_code(engine::GraphErrc::io_error),
+                                   "device '" + detail::printable(settings_.device) + "': it stopped taking samples while draining");
+                return;
+            }
+            const Device::Wait w = device_pcm_.wait(20);
+            if (w == Device::Wait::woken && stop_token().stop_requested()) return;  // stopping: the rest is dropped
+            if (w == Device::Wait::failed) break;
+            e = 0;
+        }
+        if (e < 0 && e != -EAGAIN && e != -EPIPE)
             (void)report_error(make_error_code(engine::GraphErrc::io_error), device_error(settings_.device, "drain failed", e));
-        snd_pcm_nonblock(pcm, 1);
         Node::end_of_stream(input);
     }
+    std::int64_t input_rate() const { return std::max(input(0).format().rate, 1); }
 
     Flow wait_for_device() {
-        if (device_pcm_.wait()) return Flow::ok;
+        switch (device_pcm_.wait()) {
+            case Device::Wait::ready:
+            case Device::Wait::timeout: return Flow::ok;
+            case Device::Wait::failed:
+                return report_error(make_error_code(engine::GraphErrc::io_error),
+                                    "device '" + detail::printable(settings_.device) + "': poll failed: " + std::strerror(errno));
+            case Device::Wait::woken: break;
+        }
         if (stop_token().stop_requested()) return Flow::stopped;
         return flushing() ? Flow::flushing : Flow::ok;
     }
@@ -383,8 +419,11 @@ private:
                 continue;
             }
             if (n == -EAGAIN || n == 0) {
-                if (device_pcm_.wait()) continue;
-                if (stop_token().stop_requested()) return Flow::stopped;
+                const Device::Wait w = device_pcm_.wait();
+                if (w == Device::Wait::failed)
+                    return report_error(make_error_code(engine::GraphErrc::io_error),
+                                        "device '" + detail::printable(settings_.device) + "': poll failed: " + std::strerror(errno));
+                if (w == Device::Wait::woken && stop_token().stop_requested()) return Flow::stopped;
                 continue;
             }
             // An overrun: samples were lost; recovered, counted, and the next sample says so.

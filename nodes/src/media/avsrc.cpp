@@ -506,7 +506,9 @@ private:
         // waits, so a buffer the decoder's other threads take meanwhile is seen.
         while (!s && s.error() == Errc::would_block) {
             // acquire: pairs with the release in release_pool_picture (the count is exact once read).
-            if (decoder_held_.load(std::memory_order_acquire) >= pool_slots_count_)
+            // The decoder's own share of the pool, not the whole: a downstream that gives its
+            // buffer back only after the next push cannot, while the decoder waits here.
+            if (decoder_held_.load(std::memory_order_acquire) >= std::min(video_.decoder_holds, pool_slots_count_))
                 return avcodec_default_get_buffer2(c, frame, flags);
             s = pool.get_buffer(stop_token(), std::chrono::milliseconds(20), name().c_str());
             if (!s && s.error() == Errc::timeout) s = Result<SampleRef>(Errc::would_block);
@@ -764,7 +766,9 @@ private:
         // acquire: pairs with the release decrement of the last downstream holder, whose reads
         // of the sample's times come before our writes to them.
         std::atomic_thread_fence(std::memory_order_acquire);
-        return SampleRef(slot->sample);
+        SampleRef s(slot->sample);
+        s.set_flags(SampleFlags::none);  // a picture shown again keeps nothing of its first push
+        return s;
     }
 
     // The decoded picture into `dst`, laid out as `f` says: plane by plane when it is the
@@ -784,13 +788,16 @@ private:
             return Flow::ok;
         }
         const AVPixelFormat target = detail::av_pixel_format(f.pixel_format);
-        SwsContext* previous = sws_.get();
-        sws_.reset(sws_getCachedContext(sws_.release(), video_.width, video_.height, source, video_.width, video_.height, target,
-                                        SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
-        if (!sws_)
-            return report_error(make_error_code(engine::GraphErrc::unsupported_format),
-                                path_ + ": cannot convert pictures from " + av_get_pix_fmt_name(source));
-        if (sws_.get() != previous) {
+        // Our own context, made again only when the decoder's format changes (getCachedContext
+        // would remake it for every YUVJ picture, whose format swscale rewrites as it opens).
+        if (!sws_ || sws_source_ != source || sws_target_ != target) {
+            sws_.reset(sws_getContext(video_.width, video_.height, source, video_.width, video_.height, target,
+                                      SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
+            sws_source_ = source;
+            sws_target_ = target;
+            if (!sws_)
+                return report_error(make_error_code(engine::GraphErrc::unsupported_format),
+                                    path_ + ": cannot convert pictures from " + av_get_pix_fmt_name(source));
             // A new context: the stream's colour in, kept out (RGB: full range).
             const int space = video_.matrix == engine::ColourMatrix::bt709 ? SWS_CS_ITU709 : SWS_CS_ITU601;
             const bool full_in = video_.range == engine::ColourRange::full || av_pix_fmt_desc_get(source)->flags & AV_PIX_FMT_FLAG_RGB;
@@ -819,6 +826,7 @@ private:
     detail::SwrPtr swr_;
     AVSampleFormat swr_in_format_ = AV_SAMPLE_FMT_NONE;
     detail::SwsPtr sws_;
+    AVPixelFormat sws_source_ = AV_PIX_FMT_NONE, sws_target_ = AV_PIX_FMT_NONE;  // what sws_ was made for
     int audio_stream_ = -1, video_stream_ = -1;
     std::int64_t origin_ns_ = 0;
     engine::StreamLimit audio_limit_, video_limit_;

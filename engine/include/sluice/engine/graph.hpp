@@ -115,7 +115,8 @@ public:
     // without changing the state.
     Status flush();
     // Flushes, then moves every seekable source (files) to `media_ns` and the clock with them;
-    // renders see a discontinuity. Paused or playing, before any source ended its stream. Errors:
+    // renders see a discontinuity. While playing (not yet while paused), before any source ended
+    // its stream. Errors:
     // no source can seek, a source's own seek failed (the graph is then flushed where it was).
     Status seek(std::int64_t media_ns);
     State state() const noexcept;
