@@ -308,7 +308,16 @@ TEST_CASE("Hostile.Signals.HangupAndDoubleSignalFinishTheFile" * doctest::timeou
         CAPTURE(c.signals.front());
         const std::string wav = dir / ("s" + std::to_string(c.signals.front()) + "-" + std::to_string(c.signals.size()) + ".wav");
         const pid_t child = spawn(kPlayer + " -q --realtime " + quote("tone ! wavsink path=" + wav));
-        std::this_thread::sleep_for(1500ms);
+        // Until 1.5 s are on disk (a sanitizer build on a loaded machine starts slowly: a fixed
+        // sleep once caught only 1.26 s), then the signals.
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        auto written = [&] {
+            std::error_code ec;
+            const auto size = std::filesystem::file_size(wav, ec);
+            return ec ? std::uintmax_t(0) : size;
+        };
+        while (std::chrono::steady_clock::now() < deadline && written() < 44 + 3 * 48000 * 4 / 2)
+            std::this_thread::sleep_for(10ms);
         for (int sig : c.signals) ::kill(child, sig);  // back to back: well under a millisecond apart
         const int code = wait_exit(child);
         CAPTURE(code);
