@@ -794,13 +794,14 @@ TEST_CASE("Graph.Events.EventFdWakesAPollLoop" * doctest::timeout(30)) {
 }
 
 TEST_CASE("Graph.Events.CallbackRunsOnTheEngineThreadInsteadOfTheQueue" * doctest::timeout(30)) {
+    // Declared before the graph: its callback may run until the graph is destroyed.
+    std::mutex m;
+    std::vector<Event::Type> seen;
+    std::vector<std::thread::id> threads;
     Graph g;
     auto& src = g.add<CountingSource>("src", 20);
     auto& out = g.add<KeepRender>("out");
     REQUIRE(g.connect(src, out));
-    std::mutex m;
-    std::vector<Event::Type> seen;
-    std::vector<std::thread::id> threads;
     g.set_event_callback([&](const Event& e) {
         std::lock_guard lock(m);
         seen.push_back(e.type);

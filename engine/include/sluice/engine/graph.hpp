@@ -143,7 +143,8 @@ public:
     // Events without polling. With a callback set, each event is handed to it on the engine's
     // own io thread (the one that runs timers; never a streaming thread), in order, instead of
     // being queued: keep it short, and never call stop() or wait_* from it. An empty function
-    // queues again. Exceptions it throws are dropped.
+    // queues again. Exceptions it throws are dropped. It may run until the graph is destroyed
+    // (stop() posts events too): what it touches must outlive the graph.
     void set_event_callback(std::function<void(const Event&)> callback);
     // An eventfd that becomes readable when an event is queued (events queued before the first
     // call count too), for an Asio, GLib or poll() loop: when readable, read its 8 bytes to
