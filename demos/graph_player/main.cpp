@@ -122,8 +122,9 @@ void list_nodes() {
             if (spec.origin != "built-in") std::printf(" [from %s]", spec.origin.c_str());
             std::printf("\n");
             for (const auto& p : spec.properties)
-                std::printf("    %-12s default %-12s %s\n", p.name.c_str(),
-                            p.default_value.empty() ? "(none)" : p.default_value.c_str(), p.help.c_str());
+                std::printf("    %-12s default %-12s %s%s\n", p.name.c_str(),
+                            p.default_value.empty() ? "(none)" : p.default_value.c_str(), p.help.c_str(),
+                            p.live ? " [live]" : "");
         }
     }
 }

@@ -863,6 +863,25 @@ Status Graph::seek(std::int64_t media_ns) {
     });
 }
 
+Status Graph::set_property(std::string_view node, std::string_view key, std::string_view value) {
+    // Before the lock: stop() holds it while it joins the streaming threads.
+    if (impl_->is_streaming_thread())
+        return {engine::GraphErrc::bad_state, "set_property from a streaming thread (it could wait on itself)"};
+    std::lock_guard lock(impl_->control);
+    Node* n = find(node);
+    if (n == nullptr) return {engine::GraphErrc::invalid_argument, "set_property: no node named '" + std::string(node) + "'"};
+    return guarded(*n, "set_property()", [&] { return n->set_property(key, value); });
+}
+
+Status Graph::property(std::string_view node, std::string_view key, std::string& value) const {
+    if (impl_->is_streaming_thread())
+        return {engine::GraphErrc::bad_state, "property from a streaming thread (it could wait on itself)"};
+    std::lock_guard lock(impl_->control);
+    const Node* n = find(node);
+    if (n == nullptr) return {engine::GraphErrc::invalid_argument, "property: no node named '" + std::string(node) + "'"};
+    return guarded(*n, "get_property()", [&] { return n->get_property(key, value); });
+}
+
 State Graph::state() const noexcept {
     // acquire: pairs with the release stores of the state changes.
     return impl_->state.load(std::memory_order_acquire);

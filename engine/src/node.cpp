@@ -67,6 +67,23 @@ bool Node::seekable() const { return false; }
 Status Node::seek(std::int64_t) { return {GraphErrc::unsupported_format, name_ + " cannot seek"}; }
 bool Node::request_input() { return false; }
 
+Status Node::set_property(std::string_view key, std::string_view) {
+    for (const auto& [made_key, made_value] : made_with_)
+        if (made_key == key)
+            return {GraphErrc::bad_state, name_ + ": property '" + std::string(key) +
+                                              "' is not live: it is fixed when the node is made (set it in the pipeline)"};
+    return {GraphErrc::invalid_argument, name_ + ": no property '" + std::string(key) + "'"};
+}
+
+Status Node::get_property(std::string_view key, std::string& value) const {
+    for (const auto& [made_key, made_value] : made_with_)
+        if (made_key == key) {
+            value = made_value;
+            return {};
+        }
+    return {GraphErrc::invalid_argument, name_ + ": no property '" + std::string(key) + "'"};
+}
+
 FormatSet Node::output_formats(std::size_t output) const {
     const FormatSet& offers = outputs_.at(output)->offers_;
     if (inputs_.empty()) return offers;

@@ -19,6 +19,7 @@ public:
             case GraphErrc::unsupported_format: return "unsupported media format";
             case GraphErrc::timeout: return "a graph operation timed out";
             case GraphErrc::samples_held: return "samples are still held";
+            case GraphErrc::end_of_stream: return "end of stream";
         }
         return "unknown graph error " + std::to_string(code);
     }

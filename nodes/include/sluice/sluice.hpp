@@ -15,6 +15,7 @@
 #include <sluice/engine/log.hpp>
 #include <sluice/engine/node.hpp>
 #include <sluice/engine/status.hpp>
+#include <sluice/nodes/app.hpp>
 #include <sluice/nodes/pipeline.hpp>
 #include <sluice/nodes/plugin.hpp>
 #include <sluice/nodes/registry.hpp>

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <numbers>
 #include <optional>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace sluice::nodes {
@@ -124,15 +126,32 @@ public:
         frames_ = std::size_t(r.integer("frames", 1, 1 << 20));
         scratch_.resize(r.ok() ? frames_ : 1);  // allocated here, never while streaming
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
-        amplitude_ = float(r.number("amplitude", 0.0, 1.0));
+        amplitude_live_.set(float(r.number("amplitude", 0.0, 1.0)));
         add_output("src", {MediaFormat::audio(rate, channels, format)});
     }
 
 protected:
     BufferNeeds output_buffers(std::size_t) const override { return {frames_ * output(0).format().frame_bytes(), 1}; }
+    // Live: amplitude (and a subclass's own, through live_property).
+    Status set_property(std::string_view key, std::string_view value) override {
+        if (key != "amplitude") return live_property(key, value);
+        double v = 0;
+        Status st = PropertyReader::read_live(*this, key, value, [&](PropertyReader& r) { v = r.number(key, 0.0, 1.0); });
+        if (st) amplitude_live_.set(float(v));
+        return st;
+    }
+    Status get_property(std::string_view key, std::string& value) const override {
+        if (key != "amplitude") return live_value(key, value);
+        value = detail::number_text(amplitude_live_.get());
+        return {};
+    }
+    virtual Status live_property(std::string_view key, std::string_view value) { return Node::set_property(key, value); }
+    virtual Status live_value(std::string_view key, std::string& value) const { return Node::get_property(key, value); }
+
     Status start() override {
         limit_.produced = 0;
         frame_ = 0;
+        amplitude_ = amplitude_live_.get();  // no ramp into the first buffer
         return {};
     }
     void flush() override {}  // keep the position: a flush drops samples, the tone goes on
@@ -153,6 +172,7 @@ protected:
         const std::size_t channels = std::size_t(f.channels);
         float* mono = scratch_.data();
         fill(mono, frames);
+        apply_amplitude(mono, frames);
         switch (f.sample_format) {
             case SampleFormat::f32: {
                 auto* out = reinterpret_cast<float*>(s->data());
@@ -198,10 +218,24 @@ protected:
         return push(0, std::move(*s));
     }
 
-    // Writes the next `frames` values (amplitude applied) to `out`.
+    // Writes the next `frames` values, at full scale (-1..1), to `out`.
     virtual void fill(float* out, std::size_t frames) noexcept = 0;
 
-    float amplitude_ = 0.5f;
+    // Scales by the amplitude; after a live change, by a ramp from the old one to the new across
+    // this buffer, so the level has no step: no click.
+    void apply_amplitude(float* mono, std::size_t frames) noexcept {
+        const float target = amplitude_live_.get();
+        if (target == amplitude_ || frames == 0) {
+            for (std::size_t i = 0; i < frames; ++i) mono[i] *= target;
+            return;
+        }
+        const float from = amplitude_;
+        for (std::size_t i = 0; i < frames; ++i) mono[i] *= from + (target - from) * float(i + 1) / float(frames);
+        amplitude_ = target;
+    }
+
+    float amplitude_ = 0.5f;  // of the last buffer made
+    detail::Live<float> amplitude_live_{0.5f};
     std::size_t frames_ = 1024;
     std::vector<float> scratch_;
     std::uint64_t frame_ = 0;
@@ -213,20 +247,38 @@ protected:
 class Tone final : public AudioSource {
 public:
     Tone(std::string name, PropertyReader& r) : AudioSource(std::move(name), r) {
-        freq_ = r.number("freq", 0.0, 1e6);
+        freq_live_.set(r.number("freq", 0.0, 1e6));
     }
 
 private:
+    Status live_property(std::string_view key, std::string_view value) override {
+        if (key != "freq") return AudioSource::live_property(key, value);
+        double v = 0;
+        Status st = PropertyReader::read_live(*this, key, value, [&](PropertyReader& r) { v = r.number(key, 0.0, 1e6); });
+        if (st) freq_live_.set(v);
+        return st;
+    }
+    Status live_value(std::string_view key, std::string& value) const override {
+        if (key != "freq") return AudioSource::live_value(key, value);
+        value = detail::number_text(freq_live_.get());
+        return {};
+    }
     Status start() override {
         phase_ = 0;
-        step_ = 2 * std::numbers::pi * freq_ / output(0).format().rate;
+        freq_ = -1;  // the first fill() sets the steps
+        return AudioSource::start();
+    }
+    // The phase carries over a live change of frequency: no jump in the wave, no click.
+    void set_steps(double freq) noexcept {
+        freq_ = freq;
+        step_ = 2 * std::numbers::pi * freq / output(0).format().rate;
         step4_cos_ = std::cos(4 * step_);
         step4_sin_ = std::sin(4 * step_);
-        return AudioSource::start();
     }
     // Four phasors, one per lane, each rotated by four steps per iteration: no dependency between
     // lanes, so the loop vectorizes. Anchored to the exact phase at every buffer.
     void fill(float* out, std::size_t frames) noexcept override {
+        if (const double freq = freq_live_.get(); freq != freq_) set_steps(freq);
         double c[4], s[4];
         for (int k = 0; k < 4; ++k) {
             c[k] = std::cos(phase_ + k * step_);
@@ -236,13 +288,14 @@ private:
         std::size_t i = 0;
         for (; i + 4 <= frames; i += 4)
             for (int k = 0; k < 4; ++k) {
-                out[i + k] = amplitude_ * float(s[k]);
+                out[i + k] = float(s[k]);
                 const double nc = c[k] * step4_cos_ - s[k] * step4_sin_;
                 s[k] = s[k] * step4_cos_ + c[k] * step4_sin_;
                 c[k] = nc;
             }
-        for (int k = 0; i < frames; ++i, ++k) out[i] = amplitude_ * float(s[k]);
+        for (int k = 0; i < frames; ++i, ++k) out[i] = float(s[k]);
     }
+    detail::Live<double> freq_live_{440};
     double freq_ = 440, phase_ = 0, step_ = 0, step4_cos_ = 1, step4_sin_ = 0;
 };
 
@@ -264,14 +317,14 @@ private:
             state_ ^= state_ << 25;
             state_ ^= state_ >> 27;
             const std::uint64_t r = state_ * 0x2545F4914F6CDD1DULL;
-            out[i] = amplitude_ * (float(r >> 40) / float(1 << 23) - 1.0f);
+            out[i] = float(r >> 40) / float(1 << 23) - 1.0f;
         }
     }
     std::uint64_t seed_ = 1, state_ = 1;
 };
 
 std::vector<PropertySpec> audio_source_properties() {
-    return {{"amplitude", "0.5", "peak level, linear 0..1"},
+    return {{"amplitude", "0.5", "peak level, linear 0..1", true},
             {"rate", "48000", "sample rate in Hz"},
             {"channels", "2", "channel count"},
             {"format", "s16", "sample format: s16|s24|s32|f32"},
@@ -289,7 +342,7 @@ std::size_t upstream_buffer_bytes(const Node& node, std::size_t input) {
 class Gain final : public Node {
 public:
     Gain(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
-        db_ = r.number("db", -150.0, 60.0);
+        db_live_.set(r.number("db", -150.0, 60.0));
         // s16 and f32 only: other formats are refused at negotiation (audioconvert fixes that).
         add_input("sink", {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)});
         add_output("src", {MediaFormat::audio(0, 0, SampleFormat::s16), MediaFormat::audio(0, 0, SampleFormat::f32)});
@@ -302,10 +355,44 @@ private:
         for (std::size_t i = 0; i < input_count(); ++i) bytes = std::max(bytes, upstream_buffer_bytes(*this, i));
         return {bytes, 1};
     }
-    Status start() override {
-        factor_ = float(std::pow(10.0, db_ / 20.0));
-        q16_ = std::int64_t(std::llround(std::pow(10.0, db_ / 20.0) * 65536.0));
+    Status set_property(std::string_view key, std::string_view value) override {
+        if (key != "db") return Node::set_property(key, value);
+        double v = 0;
+        Status st = PropertyReader::read_live(*this, key, value, [&](PropertyReader& r) { v = r.number(key, -150.0, 60.0); });
+        if (st) db_live_.set(v);
+        return st;
+    }
+    Status get_property(std::string_view key, std::string& value) const override {
+        if (key != "db") return Node::get_property(key, value);
+        value = detail::number_text(db_live_.get());
         return {};
+    }
+    Status start() override {
+        set_factor(db_live_.get());
+        return {};
+    }
+    void set_factor(double db) noexcept {
+        db_ = db;
+        factor_ = float(std::pow(10.0, db / 20.0));
+        q16_ = std::int64_t(std::llround(std::pow(10.0, db / 20.0) * 65536.0));
+    }
+    // A live change of level: the factor moves from the old value to the new one frame by frame
+    // across this buffer (a ramp, as a fader moves), so the wave has no step: no click.
+    template <class T>
+    void ramp(T* p, std::size_t samples, float from, float to) noexcept {
+        const std::size_t channels = std::size_t(std::max(output(0).format().channels, 1));
+        const std::size_t frames = samples / channels;
+        for (std::size_t i = 0; i < frames; ++i) {
+            const float f = from + (to - from) * float(i + 1) / float(frames);
+            for (std::size_t c = 0; c < channels; ++c) {
+                T& v = p[i * channels + c];
+                if constexpr (std::is_same_v<T, float>) {
+                    v *= f;
+                } else {
+                    v = to_s16(float(v) * f / 32768.0f);
+                }
+            }
+        }
     }
     Flow process(std::size_t, SampleRef&& in) override {
         SampleRef out;
@@ -322,7 +409,15 @@ private:
             in.reset();
         }
         const std::size_t n = out.size();
-        if (output(0).format().sample_format == SampleFormat::f32) {
+        const bool f32 = output(0).format().sample_format == SampleFormat::f32;
+        if (const double db = db_live_.get(); db != db_) {
+            const float from = factor_;
+            set_factor(db);
+            if (f32) ramp(reinterpret_cast<float*>(out.data()), n / 4, from, factor_);
+            else ramp(reinterpret_cast<std::int16_t*>(out.data()), n / 2, from, factor_);
+            return push(0, std::move(out));
+        }
+        if (f32) {
             auto* p = reinterpret_cast<float*>(out.data());
             for (std::size_t i = 0; i < n / 4; ++i) p[i] *= factor_;
         } else {
@@ -340,7 +435,8 @@ private:
         }
         return push(0, std::move(out));
     }
-    double db_ = 0;
+    detail::Live<double> db_live_{0};
+    double db_ = 0;  // what factor_ and q16_ were made from
     float factor_ = 1;
     std::int64_t q16_ = 65536;
 };
@@ -733,7 +829,7 @@ private:
 
 NodeSpec tone_spec() {
     auto props = audio_source_properties();
-    props.insert(props.begin(), {"freq", "440", "frequency in Hz"});
+    props.insert(props.begin(), {"freq", "440", "frequency in Hz; live: the phase carries on", true});
     return {"tone", Node::Kind::source, "sine tone", props,
             factory<Tone>()};
 }
@@ -747,7 +843,7 @@ NodeSpec noise_spec() {
 
 NodeSpec gain_spec() {
     return {"gain", Node::Kind::transform, "changes the level by a number of decibels",
-            {{"db", "0", "gain in dB (negative attenuates)"}},
+            {{"db", "0", "gain in dB (negative attenuates); live: ramps over one buffer", true}},
             factory<Gain>()};
 }
 

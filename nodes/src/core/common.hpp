@@ -6,6 +6,8 @@
 #include <sluice/engine/node.hpp>
 #include <sluice/nodes/registry.hpp>
 
+#include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -25,6 +27,30 @@ inline std::vector<PropertySpec> with(std::vector<PropertySpec> a, const std::ve
 // The property every source takes.
 inline PropertySpec num_buffers_property() {
     return {"num-buffers", "-1", "samples to produce before end of stream (-1: no limit)"};
+}
+
+// The mailbox of a live property (Node::set_property): the control thread stores a new value, the
+// streaming thread loads it at its next buffer. One lock-free word: no lock, no allocation.
+template <class T>
+class Live {
+    static_assert(std::atomic<T>::is_always_lock_free);
+
+public:
+    explicit Live(T initial = {}) noexcept : value_(initial) {}
+    // relaxed, both: the value is the whole message (nothing else is published with it), and
+    // "at the next buffer" tolerates seeing it one buffer later.
+    void set(T v) noexcept { value_.store(v, std::memory_order_relaxed); }
+    T get() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<T> value_;
+};
+
+// A number as a pipeline would write it: the shortest text that reads back the same ("-12").
+inline std::string number_text(double v) {
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, v).ptr;
+    return std::string(text, end);
 }
 
 // The monotonic clock in nanoseconds, for time-outs (not the graph's clock, which pauses).

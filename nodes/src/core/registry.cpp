@@ -90,6 +90,12 @@ Status create_node(std::string_view type, std::string name, const Properties& pr
     if (!reader.ok()) return reader.status();
     if (node == nullptr) return {engine::GraphErrc::invalid_argument, spec->type + ": its factory made no node"};
     node->set_type_name(spec->type);
+    Node::PropertyValues made_with;
+    for (const auto& p : spec->properties) {
+        auto it = properties.find(p.name);
+        made_with.emplace_back(p.name, it != properties.end() ? it->second : p.default_value);
+    }
+    node->set_made_with(std::move(made_with));
     out = std::move(node);
     return {};
 }

@@ -41,10 +41,27 @@ public:
     VideoTest(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::source) {
         const MediaFormat format = detail::read_video_format(r);
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        pattern_.set(int(r.choice("pattern", pattern_names())));
         add_output("src", {format});
     }
 
+    static std::vector<std::string> pattern_names() { return {"bars", "black", "white", "red", "green", "blue"}; }
+
 private:
+    // Live: pattern, from the next picture on.
+    Status set_property(std::string_view key, std::string_view value) override {
+        if (key != "pattern") return Node::set_property(key, value);
+        std::size_t v = 0;
+        Status st = PropertyReader::read_live(*this, key, value, [&](PropertyReader& r) { v = r.choice(key, pattern_names()); });
+        if (st) pattern_.set(int(v));
+        return st;
+    }
+    Status get_property(std::string_view key, std::string& value) const override {
+        if (key != "pattern") return Node::get_property(key, value);
+        value = pattern_names()[std::size_t(pattern_.get())];
+        return {};
+    }
+
     static constexpr Rgb kBars[7] = {{191, 191, 191}, {191, 191, 0}, {0, 191, 191}, {0, 191, 0},
                                      {191, 0, 191},   {191, 0, 0},   {0, 0, 191}};
     static constexpr Rgb kCastellations[7] = {{0, 0, 191}, {16, 16, 16}, {191, 0, 191}, {16, 16, 16},
@@ -87,9 +104,14 @@ private:
         if (limit_reached(limit_, start)) return Flow::end_of_stream;
         SampleRef s;
         if (Flow flow = picture_buffer(frame_bytes_, s); flow != Flow::ok) return flow;
-        std::memcpy(s.data(), background_.data(), frame_bytes_);
         const MediaFormat& f = output(0).format();
         const Picture p{reinterpret_cast<std::uint8_t*>(s.data()), f.width, f.height, f.pixel_format};
+        if (const int pattern = pattern_.get(); pattern == 0) {
+            std::memcpy(s.data(), background_.data(), frame_bytes_);
+        } else {
+            static constexpr Rgb kSolid[] = {kBlack, kWhite, {235, 16, 16}, {16, 235, 16}, {16, 16, 235}};
+            detail::fill_rect(p, 0, 0, f.width, f.height, kSolid[pattern - 1]);
+        }
         const int x = 2 * int((n * std::uint64_t(step_)) % std::uint64_t(positions_));
         detail::fill_rect(p, x, box_y_, box_, box_, kWhite);
         detail::draw_number(p, 0, 0, cell_, n, kWhite, kBlack);
@@ -100,6 +122,7 @@ private:
     }
 
     engine::StreamLimit limit_;
+    detail::Live<int> pattern_{0};  // an index into pattern_names()
     std::size_t frame_bytes_ = 0;
     std::vector<std::uint8_t> background_;  // the frame without box and number; sized in start()
     int box_ = 2, box_y_ = 0, positions_ = 1, step_ = 1, cell_ = 2;
@@ -270,7 +293,9 @@ private:
 NodeSpec videotest_spec() {
     return {"videotest", Node::Kind::source,
             "test pictures: colour bars, a box that moves every frame, and the frame number",
-            detail::with(detail::video_format_properties(), {detail::num_buffers_property()}),
+            detail::with(detail::video_format_properties(),
+                         {{"pattern", "bars", "bars|black|white|red|green|blue (the box and frame number on each); live", true},
+                          detail::num_buffers_property()}),
             factory<VideoTest>()};
 }
 

@@ -121,6 +121,15 @@ public:
     Status seek(std::int64_t media_ns);
     State state() const noexcept;
 
+    // Properties by node name and key, values as a pipeline writes them. set_property changes a
+    // live property (the registry's PropertySpec::live; sluice-play --list marks them) in any
+    // state: the node's streaming thread applies it at its next buffer, through a lock-free
+    // mailbox (no lock, no allocation there). Refused with a one-line message: an unknown node
+    // or property, a value out of range, a property that is not live (fixed when the node is
+    // made). property() reads the current value back. Any thread but a streaming thread.
+    Status set_property(std::string_view node, std::string_view key, std::string_view value);
+    Status property(std::string_view node, std::string_view key, std::string& value) const;
+
     // Sources end their streams once their media time reaches `ns` (-1: no limit).
     void set_media_duration(std::int64_t ns) noexcept;
     std::int64_t media_duration() const noexcept;

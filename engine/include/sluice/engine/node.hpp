@@ -43,6 +43,8 @@
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sluice::engine {
@@ -200,6 +202,13 @@ public:
     // allocates. Default: none.
     virtual std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const;
 
+    // Properties as a pipeline writes them ("db", "-6"). The registry records the values a node
+    // was made with, defaults included; an app reads them, and changes the live ones, through
+    // Graph::property and Graph::set_property. Control thread.
+    using PropertyValues = std::vector<std::pair<std::string, std::string>>;
+    void set_made_with(PropertyValues values) { made_with_ = std::move(values); }
+    const PropertyValues& made_with() const noexcept { return made_with_; }
+
     void set_thread_options(ThreadOptions o) noexcept { thread_options_ = o; }
     ThreadOptions thread_options() const noexcept { return thread_options_; }
     // Renders: present each sample at its time on the graph's clock (true) or at once (false).
@@ -263,6 +272,16 @@ protected:
     // its other inputs). Default: nothing.
     virtual void unblock();
 
+    // ---- Live properties (Graph::set_property; control thread, any state, calls serialised).
+    // A node with properties that may change while it streams parses and range-checks the new
+    // value here (errors name the node and the property) and hands it to its streaming thread
+    // through a lock-free mailbox, an atomic word read at the next buffer: the streaming thread
+    // takes no lock and allocates nothing for it. Default: no property is live; a property the
+    // node was made with is refused as fixed, any other as unknown.
+    virtual Status set_property(std::string_view key, std::string_view value);
+    // The current value of `key` as a pipeline writes it. Default: the value it was made with.
+    virtual Status get_property(std::string_view key, std::string& value) const;
+
     // ---- Streaming.
     virtual Flow produce();                                 // sources
     virtual Flow process(std::size_t input, SampleRef&& s);  // transforms and renders
@@ -313,6 +332,7 @@ private:
 
     std::string name_;
     std::string type_name_;
+    PropertyValues made_with_;
     Kind kind_;
     std::vector<std::unique_ptr<InputPin>> inputs_;
     std::vector<std::unique_ptr<OutputPin>> outputs_;

@@ -27,6 +27,7 @@ enum class GraphErrc {
     unsupported_format,    // media we have no decoder or conversion for
     timeout,               // a control operation did not complete in time (a flush)
     samples_held,          // stop found samples still held by nodes or the app
+    end_of_stream,         // an app pulled from a stream that has ended (appsink)
 };
 // The category of GraphErrc. Any thread. Never allocates.
 const std::error_category& graph_category() noexcept;

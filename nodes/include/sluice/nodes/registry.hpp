@@ -27,6 +27,8 @@ struct PropertySpec {
     std::string name;
     std::string default_value;  // as it would be written in a pipeline
     std::string help;
+    // May change while the graph runs (Graph::set_property): the node's set_property takes it.
+    bool live = false;
 };
 
 using Properties = std::map<std::string, std::string, std::less<>>;
@@ -77,6 +79,18 @@ public:
     // One of `choices`; returns its index.
     std::size_t choice(std::string_view key, const std::vector<std::string>& choices);
     bool flag(std::string_view key);
+
+    // Reads one new value of a live property, with the same checks and messages as when the node
+    // was made: `read` calls number(), choice()... on the reader. For Node::set_property.
+    template <class Read>
+    static Status read_live(const Node& node, std::string_view key, std::string_view value, Read&& read) {
+        const Properties values{{std::string(key), std::string(value)}};
+        const NodeSpec* spec = find_node_spec(node.type_name());
+        const NodeSpec none{};
+        PropertyReader reader(spec ? *spec : none, node.name(), values);
+        read(reader);
+        return reader.status();
+    }
 
     // A failure found by the node itself (a missing file...).
     void fail(std::error_code code, std::string message);
