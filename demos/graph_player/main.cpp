@@ -23,10 +23,12 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,6 +131,113 @@ void list_nodes() {
     }
 }
 
+// --control: commands read from standard input while the graph plays, one per line:
+//   set NODE KEY=VALUE...   change live properties (Graph::set_property)
+//   get NODE KEY            print NODE KEY=VALUE
+//   pause | play            Graph::pause / run
+//   seek SECONDS            Graph::seek
+//   quit                    stop, as at end of stream (exit 0)
+// Answers go to standard output, refusals to standard error ("sluice-play: control: ..."), and
+// playing goes on either way. The reader polls standard input, so the player never waits on a
+// blocked read when it ends; when standard input closes, playing goes on without control.
+class ControlReader {
+public:
+    ControlReader(Graph& graph, std::mutex& print_mutex) : graph_(graph), print_mutex_(print_mutex) {
+        thread_ = std::thread([this] { loop(); });
+    }
+    ~ControlReader() {
+        done_.store(true, std::memory_order_relaxed);  // relaxed: polled by loop(); the join orders the rest
+        thread_.join();
+    }
+    // A `quit` was read. Any thread.
+    bool quit() const noexcept { return quit_.load(std::memory_order_relaxed); }  // relaxed: a flag polled by main
+
+private:
+    void loop() {
+        std::string pending;
+        char buffer[4096];
+        // relaxed: a flag; see ~ControlReader.
+        while (!done_.load(std::memory_order_relaxed)) {
+            pollfd pfd{STDIN_FILENO, POLLIN, 0};
+            const int ready = ::poll(&pfd, 1, 100);
+            if (ready < 0 && errno == EINTR) continue;
+            if (ready <= 0) {
+                if (ready < 0) return;
+                continue;
+            }
+            const ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return;  // closed: play on without control
+            pending.append(buffer, std::size_t(n));
+            for (std::size_t end; (end = pending.find('\n')) != std::string::npos;) {
+                const std::string line = pending.substr(0, end);
+                pending.erase(0, end + 1);
+                run(line);
+            }
+        }
+    }
+
+    void answer(const std::string& text) {
+        std::lock_guard lock(print_mutex_);
+        std::printf("%s\n", text.c_str());
+        std::fflush(stdout);
+    }
+    void refuse(const std::string& text) {
+        std::lock_guard lock(print_mutex_);
+        std::fprintf(stderr, "sluice-play: control: %s\n", text.c_str());
+    }
+
+    void run(const std::string& line) {
+        std::vector<std::string> words;
+        for (std::size_t at = 0; at < line.size();) {
+            const std::size_t start = line.find_first_not_of(" \t\r", at);
+            if (start == std::string::npos) break;
+            const std::size_t end = std::min(line.find_first_of(" \t\r", start), line.size());
+            words.push_back(line.substr(start, end - start));
+            at = end;
+        }
+        if (words.empty() || words[0].starts_with("#")) return;
+        const std::string& verb = words[0];
+        if (verb == "set" && words.size() >= 3) {
+            for (std::size_t i = 2; i < words.size(); ++i) {
+                const std::size_t eq = words[i].find('=');
+                if (eq == std::string::npos || eq == 0) {
+                    refuse("'" + words[i] + "' is not KEY=VALUE");
+                    continue;
+                }
+                const std::string key = words[i].substr(0, eq), value = words[i].substr(eq + 1);
+                if (Status st = graph_.set_property(words[1], key, value); !st) refuse(st.message());
+                else answer(words[1] + " " + key + "=" + value);
+            }
+        } else if (verb == "get" && words.size() == 3) {
+            std::string value;
+            if (Status st = graph_.property(words[1], words[2], value); !st) refuse(st.message());
+            else answer(words[1] + " " + words[2] + "=" + value);
+        } else if (verb == "pause" && words.size() == 1) {
+            if (Status st = graph_.pause(); !st) refuse(st.message());
+            else answer("paused");
+        } else if (verb == "play" && words.size() == 1) {
+            if (Status st = graph_.run(); !st) refuse(st.message());
+            else answer("playing");
+        } else if (verb == "seek" && words.size() == 2) {
+            char* end = nullptr;
+            const double at = std::strtod(words[1].c_str(), &end);
+            if (end == words[1].c_str() || *end != '\0' || !(at >= 0 && at < 1e7)) refuse("seek wants seconds, not '" + words[1] + "'");
+            else if (Status st = graph_.seek(std::int64_t(at * 1e9)); !st) refuse(st.message());
+            else answer("at " + words[1] + " s");
+        } else if (verb == "quit" && words.size() == 1) {
+            quit_.store(true, std::memory_order_relaxed);  // relaxed: see quit()
+        } else {
+            refuse("unknown command '" + line + "' (set NODE KEY=VALUE..., get NODE KEY, pause, play, seek SECONDS, quit)");
+        }
+    }
+
+    Graph& graph_;
+    std::mutex& print_mutex_;
+    std::atomic<bool> done_{false}, quit_{false};
+    std::thread thread_;
+};
+
 double seconds(std::int64_t ns) { return ns == kNoTime ? 0.0 : double(ns) / 1e9; }
 
 // Media time reached: the furthest stop time any render has received.
@@ -206,7 +315,7 @@ nlohmann::json stats_json(const Graph& graph, const GraphStats& s, const std::st
 int main(int argc, char** argv) {
     set_log_handler(print_log);
     std::vector<std::string> words;
-    bool list = false, quiet = false, realtime = false, no_realtime = false;
+    bool list = false, quiet = false, realtime = false, no_realtime = false, control = false;
     double duration = -1;
     std::int64_t num_buffers = -1;
     std::string stats_path, dot_path;
@@ -235,6 +344,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 99));
     app.add_option("--stats-json", stats_path, "Write final per-node and per-pool statistics to this file");
     app.add_option("--dot", dot_path, "Write the graph, once prepared (formats, pools), in Graphviz's DOT language to this file");
+    app.add_flag("--control", control, "Read commands from standard input while playing: set NODE KEY=VALUE (live "
+                                       "properties), get NODE KEY, pause, play, seek SECONDS, quit");
     app.add_flag("-q,--quiet", quiet, "No progress line");
     app.add_flag("-v,--verbose", g_verbose, "Print the libraries' debug lines too (FFmpeg's log among them)");
     try {
@@ -353,8 +464,14 @@ int main(int argc, char** argv) {
 
     std::string ended_by = "end-of-stream";
     int code = 0;
+    std::optional<ControlReader> controller;
+    if (control) controller.emplace(graph, print_mutex);
     for (;;) {
         if (graph.wait_until_ended(std::chrono::milliseconds(50))) break;
+        if (controller && controller->quit()) {
+            ended_by = "quit";
+            break;
+        }
         bool failed = false;
         while (auto e = graph.poll_event()) {
             if (e->type == Event::Type::error) {
@@ -378,6 +495,7 @@ int main(int argc, char** argv) {
             break;
         }
     }
+    controller.reset();  // no command runs while the graph stops
     graph.set_ticker(std::chrono::milliseconds(0), {});
     // Errors found while stopping count too: a file that could not be finished fails the run.
     const Status stopped = graph.stop();

@@ -131,6 +131,9 @@ TEST_CASE("Player.List.ShowsEveryNodeAndProperty") {
                              "videoconvert", "scale", "wavsink", "y4msink", "nullsink", "pngsink"})
         CHECK(("\n" + r.output).find(std::string("\n") + node + " ") != std::string::npos);
     CHECK(r.output.find("num-buffers") != std::string::npos);
+    // Live properties are marked: gain's db is, its neighbours' fixed properties are not.
+    CHECK(r.output.find("db           default 0            gain in dB (negative attenuates); a live change ramps over one buffer [live]") != std::string::npos);
+    CHECK(r.output.find("rate         default 48000        sample rate in Hz [live]") == std::string::npos);
     CHECK(run(kPlayer + " --help").exit_code == 0);
 }
 
@@ -173,4 +176,40 @@ TEST_CASE("Player.Dot.GraphvizDrawsThePreparedGraph" * doctest::timeout(60)) {
     auto fifo = run("timeout 10 " + kPlayer + " -q --num-buffers 3 --dot " + quote(dir / "fifo") + " 'tone ! nullsink' 2>&1");
     CHECK(fifo.exit_code == 2);
     CHECK(fifo.output.find("--dot") != std::string::npos);
+}
+
+// --control: commands on standard input while playing. Answers on stdout, refusals on stderr as
+// one line each, playing goes on after a refusal, and `quit` ends the run with exit 0 (the tone
+// never ends by itself, and a closed standard input does not stop it: only the quit can end it
+// before the timeout's exit 124).
+TEST_CASE("Player.Control.SetGetRefuseAndQuitFromStdin" * doctest::timeout(60)) {
+    auto r = run("(sleep 0.3; printf 'set g db=-20\\nget g db\\nset t rate=1\\nset g db=loud\\nbogus words\\nget t freq\\nquit\\n') | "
+                 "timeout 20 " + kPlayer + " -q --control 'tone name=t freq=330 ! gain name=g ! nullsink'");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("g db=-20\ng db=-20\n") != std::string::npos);  // the set, then the get
+    CHECK(r.output.find("sluice-play: control: t: property 'rate' is not live") != std::string::npos);
+    CHECK(r.output.find("sluice-play: control: g: property db='loud' is not a number") != std::string::npos);
+    CHECK(r.output.find("sluice-play: control: unknown command 'bogus words'") != std::string::npos);
+    CHECK(r.output.find("t freq=330") != std::string::npos);
+}
+
+// A live change is heard at its time: the gain turned down to -120 dB while a clocked graph
+// plays leaves the end of the file silent and its start at the tone's level.
+TEST_CASE("Player.Control.LiveGainChangeLandsInTheFile" * doctest::timeout(60)) {
+    TempDir dir;
+    const std::string wav = dir / "g.wav";
+    auto r = run("(sleep 0.8; printf 'set g db=-120\\n') | " + kPlayer +
+                 " -q --control --realtime --duration 2 " + quote("tone amplitude=0.5 ! gain name=g ! wavsink path=" + wav));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const std::vector<float> samples = test::decode_mono(wav);
+    REQUIRE(samples.size() == 96000);
+    auto peak = [&](std::size_t from, std::size_t to) {
+        float p = 0;
+        for (std::size_t i = from; i < to; ++i) p = std::max(p, std::abs(samples[i]));
+        return p;
+    };
+    CHECK(peak(0, 12000) > 0.45f);        // the first quarter second: the tone at 0.5
+    CHECK(peak(84000, 96000) < 1e-4f);    // the last quarter second: silent
 }

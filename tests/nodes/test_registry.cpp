@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <thread>
 
 using namespace sluice;
 using namespace sluice::engine;
@@ -155,6 +156,7 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
         {"rtpsrc", "port=47231"},  // no sender: the limit ends it without a packet
         {"rtpvrawsrc", "port=47232"},
         {"alsasrc", "device=zeros"},
+        {"appsrc", "name=app format=s16 frames=4800"},  // fed below by an app thread until it is refused
     };
     constexpr std::int64_t kLimit = 500'000'000;
     int sources = 0;
@@ -171,8 +173,17 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
         g.set_media_duration(kLimit);
         const auto t0 = std::chrono::steady_clock::now();
         REQUIRE(g.run());
+        std::thread app;
+        if (spec.type == "appsrc")
+            app = std::thread([&g] {
+                nodes::AppSrc& in = *nodes::appsrc(g, "app");
+                const std::vector<std::byte> silence(in.buffer_bytes());
+                while (in.push(silence, kNoTime, std::chrono::milliseconds(2000)).ok()) {
+                }
+            });
         CHECK(g.wait_until_ended(std::chrono::seconds(20)));
         REQUIRE(g.stop());
+        if (app.joinable()) app.join();
         CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
         if (spec.type.rfind("rtp", 0) == 0) {
             CHECK(TimeRecorder::samples.load() == 0);  // nothing was sent

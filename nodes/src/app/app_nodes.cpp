@@ -66,6 +66,7 @@ struct AppSrc::Queue {
     // release: set after the last sample was queued, so produce() that sees it (acquire) finds
     // every sample pushed before it.
     std::atomic<bool> end_queued{false};
+    std::atomic<bool> stream_over{false};  // produce() ended the stream at the media duration
 };
 
 AppSrc::AppSrc(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
@@ -115,6 +116,7 @@ Status AppSrc::start() {
     queue_->frames_since_base = 0;
     queue_->first = true;
     queue_->end_queued.store(false, std::memory_order_relaxed);  // relaxed: no streaming thread yet
+    queue_->stream_over.store(false, std::memory_order_relaxed);  // relaxed: as above
     return {};
 }
 
@@ -144,7 +146,10 @@ Flow AppSrc::produce() {
         const std::uint32_t ticket = q.queued.prepare_wait();
         SampleRef s;
         if (q.samples.try_dequeue(s)) {
-            if (limit_reached(limit_, s.start_time())) return Flow::end_of_stream;  // a media duration set
+            if (limit_reached(limit_, s.start_time())) {  // the graph's media duration: the stream is over
+                q.stream_over.store(true, std::memory_order_relaxed);  // relaxed: a flag push() reads; nothing rides on it
+                return Flow::end_of_stream;
+            }
             return Node::push(0, std::move(s));
         }
         if (q.end_queued.load(std::memory_order_acquire)) {  // acquire: see the release in end_of_stream()
@@ -185,6 +190,8 @@ Status AppSrc::push(SampleRef sample, std::int64_t pts) {
     Queue& q = *queue_;
     std::lock_guard lock(q.app_mutex);
     if (q.ended) return {GraphErrc::bad_state, name() + ": push after end_of_stream()"};
+    if (q.stream_over.load(std::memory_order_relaxed))  // relaxed: see produce()
+        return {GraphErrc::bad_state, name() + ": the stream has ended (the graph's media duration)"};
     if (!q.accepting) return {make_error_code(Errc::not_committed), name() + ": push while the graph is stopped"};
     if (pts != kNoTime) {
         q.base_pts = pts;

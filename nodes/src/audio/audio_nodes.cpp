@@ -829,7 +829,7 @@ private:
 
 NodeSpec tone_spec() {
     auto props = audio_source_properties();
-    props.insert(props.begin(), {"freq", "440", "frequency in Hz; live: the phase carries on", true});
+    props.insert(props.begin(), {"freq", "440", "frequency in Hz; a live change keeps the phase", true});
     return {"tone", Node::Kind::source, "sine tone", props,
             factory<Tone>()};
 }
@@ -843,7 +843,7 @@ NodeSpec noise_spec() {
 
 NodeSpec gain_spec() {
     return {"gain", Node::Kind::transform, "changes the level by a number of decibels",
-            {{"db", "0", "gain in dB (negative attenuates); live: ramps over one buffer", true}},
+            {{"db", "0", "gain in dB (negative attenuates); a live change ramps over one buffer", true}},
             factory<Gain>()};
 }
 

@@ -294,7 +294,7 @@ NodeSpec videotest_spec() {
     return {"videotest", Node::Kind::source,
             "test pictures: colour bars, a box that moves every frame, and the frame number",
             detail::with(detail::video_format_properties(),
-                         {{"pattern", "bars", "bars|black|white|red|green|blue (the box and frame number on each); live", true},
+                         {{"pattern", "bars", "bars|black|white|red|green|blue (the box and frame number drawn on each)", true},
                           detail::num_buffers_property()}),
             factory<VideoTest>()};
 }
