@@ -213,3 +213,23 @@ TEST_CASE("Player.Control.LiveGainChangeLandsInTheFile" * doctest::timeout(60)) 
     CHECK(peak(0, 12000) > 0.45f);        // the first quarter second: the tone at 0.5
     CHECK(peak(84000, 96000) < 1e-4f);    // the last quarter second: silent
 }
+
+// Network sinks follow the graph's clock by default (issue #15: 5 s of audio used to leave in
+// 0.02 s): a second of media takes a second to send, even though sluice-play's renders run as fast
+// as possible without --realtime; sync=false sends at once.
+TEST_CASE("Player.Rtp.SinksFollowTheClockByDefault" * doctest::timeout(60)) {
+    auto timed = [](const std::string& pipeline) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = play("--duration 1 " + quote(pipeline));
+        INFO(r.output);
+        CHECK(r.exit_code == 0);
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    const double paced = timed("tone ! rtpsink host=127.0.0.1 port=47291");
+    const double video = timed("videotest ! rtpvrawsink host=127.0.0.1 port=47293");
+    const double flat = timed("tone ! rtpsink host=127.0.0.1 port=47292 sync=false");
+    MESSAGE("1 s of media sent in " << paced << " s (audio), " << video << " s (video); with sync=false in " << flat << " s");
+    CHECK(paced >= 0.95);
+    CHECK(video >= 0.9);
+    CHECK(flat < 0.9);
+}

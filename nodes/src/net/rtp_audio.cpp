@@ -41,6 +41,7 @@ public:
     RtpSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
         host_ = r.text("host");
         port_ = std::uint16_t(r.integer("port", 1, 65535));
+        sync_ = r.flag("sync");
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
         pt_ = int(r.integer("pt", -1, 127));
         add_input("sink", {MediaFormat::audio(0, 0, SampleFormat::s16)});
@@ -63,6 +64,7 @@ private:
     }
     Status start() override {
         if (Status st = udp_.open(host_, port_); !st) return st;
+        set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         const MediaFormat& f = input(0).format();
         payload_type_ = std::uint8_t(pt_ >= 0 ? pt_ : std::max(static_payload_type(f.rate, f.channels), 96));
         std::random_device random;
@@ -98,6 +100,7 @@ private:
 
     std::string host_;
     std::uint16_t port_ = 5004;
+    bool sync_ = true;
     std::size_t mtu_ = 1400;
     int pt_ = -1;
     std::uint8_t payload_type_ = 96;

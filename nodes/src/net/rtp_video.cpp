@@ -43,6 +43,7 @@ public:
     RtpVrawSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
         host_ = r.text("host");
         port_ = std::uint16_t(r.integer("port", 1, 65535));
+        sync_ = r.flag("sync");
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
         pt_ = std::uint8_t(r.integer("pt", 96, 127));
         pacing_ = r.number("pacing", 0, 1);
@@ -66,6 +67,7 @@ private:
     }
     Status start() override {
         if (Status st = udp_.open(host_, port_); !st) return st;
+        set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         std::random_device random;
         ssrc_ = random();
         sequence_ = random();
@@ -118,6 +120,7 @@ private:
 
     std::string host_;
     std::uint16_t port_ = 5004;
+    bool sync_ = true;
     std::size_t mtu_ = 1400;
     std::uint8_t pt_ = 96;
     double pacing_ = 0.5;

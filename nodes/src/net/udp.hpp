@@ -23,8 +23,12 @@
 namespace sluice::nodes::detail {
 
 // The properties every sender (host, port) and every receiver (port, address) takes.
+// Network sinks follow the graph's clock by default, as GStreamer's udpsink does: a sample leaves
+// at its time (sync=false: as fast as the graph makes them, for tests and file transfers).
 inline std::vector<PropertySpec> udp_sender_properties() {
-    return {{"host", "127.0.0.1", "destination IP address"}, {"port", "5004", "destination UDP port"}};
+    return {{"host", "127.0.0.1", "destination IP address"},
+            {"port", "5004", "destination UDP port"},
+            {"sync", "true", "send each sample at its time on the graph's clock (false: as fast as they come)"}};
 }
 inline std::vector<PropertySpec> udp_receiver_properties() {
     return {{"port", "5004", "UDP port to listen on"}, {"address", "0.0.0.0", "local address to bind"}};
