@@ -46,6 +46,24 @@ int open_output_file(const std::string& path, std::string& error) {
     return fd;
 }
 
+Status write_text_file(const std::string& path, std::string_view text, const char* what) {
+    std::string error;
+    const int fd = open_output_file(path, error);
+    if (fd < 0) return {engine::GraphErrc::io_error, std::string(what) + " " + path + ": " + error};
+    for (std::size_t done = 0; done < text.size();) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int err = n < 0 ? errno : EIO;
+            ::close(fd);
+            return {engine::GraphErrc::io_error, std::string(what) + " " + path + ": " + std::strerror(err)};
+        }
+        done += std::size_t(n);
+    }
+    if (::close(fd) != 0) return {engine::GraphErrc::io_error, std::string(what) + " " + path + ": " + std::strerror(errno)};
+    return {};
+}
+
 std::int64_t read_fully(int fd, void* dst, std::size_t n, std::int64_t offset) noexcept {
     auto* out = static_cast<char*>(dst);
     std::size_t got = 0;

@@ -72,6 +72,10 @@ int open_regular_file(const std::string& path, std::string& error);
 // (the caller names the file). Control thread.
 int open_output_file(const std::string& path, std::string& error);
 
+// Writes `text` as the whole of `path` (opened as open_output_file does). Errors name `what`
+// and the file ("sdp out.sdp: No space left on device"). Control thread.
+Status write_text_file(const std::string& path, std::string_view text, const char* what);
+
 // Reads `n` bytes of `fd` into `dst`, resuming after short reads and EINTR: from the file
 // position, or from `offset` when it is >= 0 (pread). Returns how many were read (fewer only at
 // the end of the file), or -errno.

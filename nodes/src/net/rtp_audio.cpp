@@ -3,6 +3,7 @@
 // small jitter buffer that reorders, counts lost and late packets, and turns gaps into silence
 // flagged as a discontinuity, never a stall. Interoperates with GStreamer's rtpL16pay/depay.
 #include <sluice/wire/rtp.hpp>
+#include <sluice/wire/sdp.hpp>
 
 #include "core/common.hpp"
 #include "net/rtp_audio_receiver.hpp"
@@ -44,6 +45,7 @@ public:
         sync_ = r.flag("sync");
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
         pt_ = int(r.integer("pt", -1, 127));
+        sdp_path_ = r.text("sdp");
         add_input("sink", {MediaFormat::audio(0, 0, SampleFormat::s16)});
         packet_.resize(mtu_);
     }
@@ -72,7 +74,25 @@ private:
         sequence_ = std::uint16_t(random());
         timestamp_ = random();
         first_ = true;
-        return {};
+        if (sdp_path_.empty()) return {};
+        // The description a receiver needs (ffmpeg -i FILE, ffplay, GStreamer's sdpdemux): L16
+        // at our rate and channels, and the packet time that mtu= makes.
+        const std::size_t frames_per_packet = (mtu_ - 12) / f.frame_bytes();
+        wire::SdpStream sdp;
+        sdp.media = wire::SdpStream::Media::audio;
+        sdp.session = "Sluice " + name();
+        sdp.address = host_;
+        sdp.port = port_;
+        sdp.payload_type = payload_type_;
+        sdp.encoding = "L16";
+        sdp.clock_rate = f.rate;
+        sdp.channels = f.channels;
+        sdp.ptime_ms = 1000.0 * double(frames_per_packet) / f.rate;
+        return detail::write_text_file(sdp_path_, wire::write_sdp(sdp), "sdp");
+    }
+    std::vector<FileUse> file_uses() const override {
+        if (sdp_path_.empty()) return {};
+        return {{sdp_path_, true}};
     }
     void stop() override { udp_.close(); }
 
@@ -103,6 +123,7 @@ private:
     bool sync_ = true;
     std::size_t mtu_ = 1400;
     int pt_ = -1;
+    std::string sdp_path_;  // sdp=: where to describe the stream, or empty
     std::uint8_t payload_type_ = 96;
     detail::UdpSender udp_;
     std::vector<std::uint8_t> packet_;
@@ -129,10 +150,14 @@ public:
 
 private:
     detail::RtpAudioReceiver::Config config_of(PropertyReader& r) {
-        rate_ = int(r.integer("rate", 1, 384000));
-        channels_ = int(r.integer("channels", 1, 64));
-        return {.frame_bytes = std::size_t(channels_) * 2, .rate = rate_, .payload_type = int(r.integer("pt", -1, 127)),
-                .latency_ns = latency_ns()};
+        if (sdp_ && (sdp_->media != wire::SdpStream::Media::audio || sdp_->encoding != "L16"))
+            r.fail(make_error_code(engine::GraphErrc::unsupported_format),
+                   "the SDP describes " + std::string(sdp_->media == wire::SdpStream::Media::audio ? "audio" : "video") +
+                       " '" + detail::printable(sdp_->encoding) + "', and rtpsrc receives L16 audio");
+        rate_ = int(from_sdp(r, "rate", 1, 384000, sdp_ ? std::optional<std::int64_t>(sdp_->clock_rate) : std::nullopt));
+        channels_ = int(from_sdp(r, "channels", 1, 64, sdp_ ? std::optional<std::int64_t>(sdp_->channels) : std::nullopt));
+        const int pt = int(from_sdp(r, "pt", -1, 127, sdp_ ? std::optional<std::int64_t>(sdp_->payload_type) : std::nullopt));
+        return {.frame_bytes = std::size_t(channels_) * 2, .rate = rate_, .payload_type = pt, .latency_ns = latency_ns()};
     }
 
     BufferNeeds output_buffers(std::size_t) const override { return {kMaxDatagram, 1}; }
@@ -194,6 +219,7 @@ NodeSpec rtpsink_spec() {
     return {"rtpsink", Node::Kind::render, "sends s16 audio as RTP L16 (RFC 3550/3551) over UDP",
             detail::with(detail::udp_sender_properties(),
                          {{"mtu", "1400", "largest datagram in bytes (packets are cut to whole frames below it)"},
+                          {"sdp", "", "write the stream's SDP description to this file at start (for ffmpeg, ffplay, sdpdemux)"},
                           {"pt", "-1", "payload type (-1: 10/11 for 44.1 kHz stereo/mono, else 96)"}}),
             factory<RtpSink>()};
 }

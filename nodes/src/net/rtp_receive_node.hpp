@@ -11,18 +11,24 @@
 #include "core/common.hpp"
 #include "net/udp.hpp"
 
+#include <sluice/wire/sdp.hpp>
+
 #include <sluice/engine/node.hpp>
 #include <sluice/nodes/registry.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <optional>
+
+#include <unistd.h>
 
 namespace sluice::nodes::detail {
 
 class RtpReceiveNode : public engine::Node {
 protected:
     RtpReceiveNode(std::string name, PropertyReader& r) : Node(std::move(name), Kind::source) {
-        port_ = std::uint16_t(r.integer("port", 1, 65535));
+        if (const std::string path = r.text("sdp"); !path.empty()) sdp_ = read_sdp(r, path);
+        port_ = std::uint16_t(from_sdp(r, "port", 1, 65535, sdp_ ? sdp_->port : 0));
         address_ = r.text("address");
         latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
         timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
@@ -63,9 +69,43 @@ protected:
     }
 
     std::int64_t latency_ns() const noexcept { return latency_ns_; }
+
+    // A property the pipeline gave, else the stream description's value (sdp=FILE; `sdp_value`,
+    // when there is one), else the default.
+    std::int64_t from_sdp(PropertyReader& r, std::string_view key, std::int64_t min, std::int64_t max,
+                          std::optional<std::int64_t> sdp_value) {
+        if (!r.given(key) && sdp_ && sdp_value) return *sdp_value;
+        return r.integer(key, min, max);
+    }
+    // The description read from sdp=FILE, if one was given and it parsed.
+    std::optional<wire::SdpStream> sdp_;
     engine::StreamLimit limit_;  // the subclass counts what it pushes in limit_.produced
 
 private:
+    static std::optional<wire::SdpStream> read_sdp(PropertyReader& r, const std::string& path) {
+        std::string error;
+        const int fd = open_regular_file(path, error);
+        if (fd < 0) {
+            r.fail(make_error_code(engine::GraphErrc::io_error), "sdp " + path + ": " + error);
+            return std::nullopt;
+        }
+        std::string text(64 * 1024 + 1, '\0');
+        const std::int64_t n = read_fully(fd, text.data(), text.size());
+        ::close(fd);
+        if (n < 0) {
+            r.fail(make_error_code(engine::GraphErrc::io_error), "sdp " + path + ": " + std::strerror(int(-n)));
+            return std::nullopt;
+        }
+        text.resize(std::size_t(n));
+        wire::SdpStream stream;
+        if (const auto bad = wire::parse_sdp(text, stream)) {
+            r.fail(make_error_code(engine::GraphErrc::corrupt_file),
+                   "sdp " + path + (bad->line > 0 ? ": line " + std::to_string(bad->line) : std::string()) + ": " + bad->what);
+            return std::nullopt;
+        }
+        return stream;
+    }
+
     std::uint16_t port_ = 5004;
     std::string address_ = "0.0.0.0";
     std::int64_t latency_ns_ = 50'000'000;
@@ -77,7 +117,9 @@ private:
 // The properties every RTP receiver takes, after the UDP ones.
 inline std::vector<PropertySpec> rtp_receiver_properties(const char* latency_help) {
     return with(udp_receiver_properties(),
-                {{"pt", "-1", "accept only this payload type (-1: any)"},
+                {{"sdp", "", "configure port, payload type and format from this SDP file (a sender's, e.g. ffmpeg "
+                             "-sdp_file); properties given too take precedence"},
+                 {"pt", "-1", "accept only this payload type (-1: any)"},
                  {"latency", "50", latency_help},
                  {"timeout", "0", "end the stream after this many ms without packets, from the start if none ever came "
                                   "(0: never)"}});

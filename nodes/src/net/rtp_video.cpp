@@ -3,6 +3,7 @@
 // `rtpvrawsrc` puts them back together straight into a pool buffer. Interoperates with
 // GStreamer's rtpvrawpay/rtpvrawdepay for I420 ("YCbCr-4:2:0") and RGBA.
 #include <sluice/wire/rtp.hpp>
+#include <sluice/wire/sdp.hpp>
 
 #include "core/common.hpp"
 #include "net/rtp_receive_node.hpp"
@@ -47,6 +48,7 @@ public:
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
         pt_ = std::uint8_t(r.integer("pt", 96, 127));
         pacing_ = r.number("pacing", 0, 1);
+        sdp_path_ = r.text("sdp");
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
         packet_.resize(mtu_);
     }
@@ -72,7 +74,29 @@ private:
         ssrc_ = random();
         sequence_ = random();
         timestamp_offset_ = random();
-        return {};
+        if (sdp_path_.empty()) return {};
+        // RFC 4175's description as SMPTE ST 2110-20 writes it: the sampling, size, depth and
+        // rate, and the colorimetry our pictures carry (BT.601; BT.709 for HD formats that say so).
+        const MediaFormat& f = input(0).format();
+        wire::SdpStream sdp;
+        sdp.media = wire::SdpStream::Media::video;
+        sdp.session = "Sluice " + name();
+        sdp.address = host_;
+        sdp.port = port_;
+        sdp.payload_type = pt_;
+        sdp.encoding = "raw";
+        sdp.clock_rate = 90000;
+        sdp.sampling = wire::sdp_sampling(f.pixel_format);
+        sdp.width = f.width;
+        sdp.height = f.height;
+        sdp.depth = 8;
+        sdp.exactframerate = f.fps;
+        sdp.colorimetry = f.matrix == engine::ColourMatrix::bt709 ? "BT709-2" : "BT601-5";
+        return detail::write_text_file(sdp_path_, wire::write_sdp(sdp), "sdp");
+    }
+    std::vector<FileUse> file_uses() const override {
+        if (sdp_path_.empty()) return {};
+        return {{sdp_path_, true}};
     }
     void stop() override { udp_.close(); }
 
@@ -124,6 +148,7 @@ private:
     std::size_t mtu_ = 1400;
     std::uint8_t pt_ = 96;
     double pacing_ = 0.5;
+    std::string sdp_path_;  // sdp=: where to describe the stream, or empty
     static constexpr std::int64_t kPacingSlackNs = 100'000;  // shorter waits are not worth a sleep
     std::optional<wire::RawVideoLayout> layout_;
     detail::UdpSender udp_;
@@ -142,8 +167,8 @@ private:
 class RtpVrawSrc final : public detail::RtpReceiveNode {
 public:
     RtpVrawSrc(std::string name, PropertyReader& r) : RtpReceiveNode(std::move(name), r) {
-        const MediaFormat format = detail::read_video_format(r);
-        const int pt = int(r.integer("pt", -1, 127));
+        const MediaFormat format = sdp_ ? format_from_sdp(r) : detail::read_video_format(r);
+        const int pt = int(from_sdp(r, "pt", -1, 127, sdp_ ? std::optional<std::int64_t>(sdp_->payload_type) : std::nullopt));
         const auto layout = wire::RawVideoLayout::of(format);
         if (!layout)
             r.fail(make_error_code(engine::GraphErrc::invalid_argument),
@@ -152,6 +177,30 @@ public:
             receiver_.emplace(detail::RtpVideoReceiver::Config{*layout, format.fps, pt, latency_ns()});
         add_output("src", {format});
         held_.resize(kMaxDatagram);
+    }
+
+    // The picture the description announces; properties given too take precedence.
+    MediaFormat format_from_sdp(PropertyReader& r) {
+        const wire::SdpStream& d = *sdp_;
+        const PixelFormat pixels = wire::pixel_format_of_sampling(d.sampling);
+        if (d.media != wire::SdpStream::Media::video || d.encoding != "raw" || pixels == PixelFormat::any || d.depth != 8) {
+            r.fail(make_error_code(engine::GraphErrc::unsupported_format),
+                   "the SDP describes " + std::string(d.media == wire::SdpStream::Media::video ? "video" : "audio") + " '" +
+                       detail::printable(d.encoding) + "' sampling '" + detail::printable(d.sampling) + "' depth " +
+                       std::to_string(d.depth) + "; rtpvrawsrc receives raw video (RFC 4175) YCbCr-4:2:0 or RGBA, 8 bits");
+            return detail::read_video_format(r);
+        }
+        MediaFormat f = detail::read_video_format(r);  // checks what was given; the SDP fills the rest
+        if (!r.given("width")) f.width = d.width;
+        if (!r.given("height")) f.height = d.height;
+        if (!r.given("fps") && d.exactframerate.num > 0) f.fps = d.exactframerate;
+        if (!r.given("format")) f.pixel_format = pixels;
+        if (f.width <= 0 || f.height <= 0)
+            r.fail(make_error_code(engine::GraphErrc::corrupt_file), "the SDP gives no picture size (fmtp width and height)");
+        detail::check_area(r, f.width, f.height);
+        f.matrix = d.colorimetry == "BT709-2" ? engine::ColourMatrix::bt709 : engine::ColourMatrix::bt601;
+        f.range = engine::is_rgb(f.pixel_format) ? engine::ColourRange::full : engine::ColourRange::limited;
+        return f;
     }
 
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
@@ -239,6 +288,7 @@ NodeSpec rtpvrawsink_spec() {
             "sends I420 or RGBA pictures as RTP raw video (RFC 4175) over UDP",
             detail::with(detail::udp_sender_properties(),
                          {{"mtu", "1400", "largest datagram in bytes"},
+                          {"sdp", "", "write the stream's SDP description (RFC 4175, ST 2110-20 style) to this file at start"},
                           {"pt", "96", "payload type (dynamic: 96-127)"},
                           {"pacing", "0.5", "share of a picture's interval its packets are spread over (0: at once)"}}),
             factory<RtpVrawSink>()};

@@ -76,6 +76,8 @@ public:
     double number(std::string_view key, double min, double max);
     std::int64_t integer(std::string_view key, std::int64_t min, std::int64_t max);
     std::string text(std::string_view key);
+    // Whether the pipeline gave `key` (rather than the default standing in).
+    bool given(std::string_view key) const { return values_.find(key) != values_.end(); }
     // One of `choices`; returns its index.
     std::size_t choice(std::string_view key, const std::vector<std::string>& choices);
     bool flag(std::string_view key);
