@@ -2,19 +2,25 @@
 #pragma once
 
 // Shared by the node and player tests: temporary folders, running commands, decoding audio with
-// ffmpeg (an independent reader) and measuring a tone's frequency.
+// ffmpeg (an independent reader), measuring a tone's frequency, and a JACK server of the test's
+// own.
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <numbers>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace test {
 
@@ -112,5 +118,73 @@ inline std::string probe(const std::string& path, const std::string& stream, con
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     return s;
 }
+
+// A JACK server of the test's own: `jackd -n NAME -d dummy`, under a name no other test or user
+// shares, so a client finds it through JACK_DEFAULT_SERVER=NAME (env()). ready() says whether it
+// accepts clients (polled with jack_lsp). Killed when this goes out of scope, whatever the test
+// did, and its files in /dev/shm (a killed server leaves some) removed.
+class JackServer {
+public:
+    explicit JackServer(int rate = 48000, int period = 64) {
+        static std::atomic<int> count{0};
+        // relaxed: only makes names unique within this process.
+        name_ = "sluice-test-" + std::to_string(::getpid()) + "-" + std::to_string(count.fetch_add(1, std::memory_order_relaxed));
+        // No audio device reservation over D-Bus (there is no session bus in CI); the dummy
+        // driver needs no device, no HOME and no XDG_RUNTIME_DIR (jackd2 keeps its sockets in
+        // /dev/shm). Built before fork(): the child only execs.
+        const std::string command = "exec env JACK_NO_AUDIO_RESERVATION=1 jackd -n " + name_ + " -d dummy -r " + std::to_string(rate) +
+                                    " -p " + std::to_string(period) + " > " + quote(log_dir_ / "jackd.log") + " 2>&1";
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
+            ::_exit(127);
+        }
+        ready_ = pid_ > 0 && eventually([&] { return !exited() && run("jack_lsp -s " + quote(name_) + " > /dev/null").exit_code == 0; },
+                                         std::chrono::seconds(20));
+    }
+    ~JackServer() { kill(SIGTERM); }
+    JackServer(const JackServer&) = delete;
+    JackServer& operator=(const JackServer&) = delete;
+
+    bool ready() const { return ready_; }
+    const std::string& name() const { return name_; }
+    // The environment a JACK client needs to find this server, as a shell prefix.
+    std::string env() const { return "JACK_DEFAULT_SERVER=" + quote(name_) + " "; }
+    // What jackd printed (for a failing test's INFO).
+    std::string log() const {
+        std::ifstream in(log_dir_ / "jackd.log");
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    }
+
+    // Ends the server with `sig`, then SIGKILL if it is still there after 5 s; reaps it and
+    // removes what it left in /dev/shm. (A SIGKILLed jackd2 also keeps its slot in JACK's shared
+    // registry, eight in all, until a server of its name starts again: prefer SIGTERM.)
+    void kill(int sig) {
+        if (pid_ <= 0) return;
+        ::kill(pid_, sig);
+        if (!eventually([&] { return exited(); }, std::chrono::seconds(5))) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        pid_ = -1;
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec))
+            if (entry.path().filename().string().find("_" + name_ + "_") != std::string::npos) std::filesystem::remove(entry.path(), ec);
+    }
+
+private:
+    // Whether the server has exited (reaped here).
+    bool exited() {
+        if (pid_ <= 0) return true;
+        if (::waitpid(pid_, nullptr, WNOHANG) != pid_) return false;
+        pid_ = -1;
+        return true;
+    }
+
+    TempDir log_dir_;
+    std::string name_;
+    pid_t pid_ = -1;
+    bool ready_ = false;
+};
 
 }  // namespace test

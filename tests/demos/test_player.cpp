@@ -128,7 +128,8 @@ TEST_CASE("Player.List.ShowsEveryNodeAndProperty") {
     auto r = run(kPlayer + " --list");
     REQUIRE(r.exit_code == 0);
     for (const char* node : {"tone", "noise", "wavsrc", "videotest", "y4msrc", "gain", "mix", "tee", "audioconvert",
-                             "videoconvert", "scale", "wavsink", "y4msink", "nullsink", "pngsink"})
+                             "videoconvert", "scale", "wavsink", "y4msink", "nullsink", "pngsink", "alsasink", "alsasrc",
+                             "jacksink", "jacksrc"})
         CHECK(("\n" + r.output).find(std::string("\n") + node + " ") != std::string::npos);
     CHECK(r.output.find("num-buffers") != std::string::npos);
     // Live properties are marked: gain's db is, its neighbours' fixed properties are not.

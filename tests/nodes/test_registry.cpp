@@ -140,6 +140,11 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
     std::ofstream(dir / "asound.conf") << "pcm.zeros { type file slave.pcm \"null\" file \"/dev/null\" infile \"/dev/zero\" "
                                           "format \"raw\" }\n";
     ::setenv("ALSA_CONFIG_PATH", ("/usr/share/alsa/alsa.conf:" + dir / "asound.conf").c_str(), 1);
+    // A JACK server of the test's own for jacksrc (its dummy driver's capture ports never run dry).
+    test::JackServer jack;
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
     // Files long enough (2 s) that the limit, not the end of the file, ends them.
     for (const std::string& make : {"tone ! wavsink path=" + dir / "in.wav", "videotest ! y4msink path=" + dir / "in.y4m"}) {
         Graph g;
@@ -157,6 +162,7 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
         {"rtpvrawsrc", "port=47232"},
         {"alsasrc", "device=zeros"},
         {"appsrc", "name=app format=s16 frames=4800"},  // fed below by an app thread until it is refused
+        {"jacksrc", "connect=none"},
     };
     constexpr std::int64_t kLimit = 500'000'000;
     int sources = 0;
