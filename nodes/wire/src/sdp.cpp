@@ -89,7 +89,8 @@ std::string write_sdp(const SdpStream& s) {
         }
     } else {
         line("m=video " + std::to_string(s.port) + " RTP/AVP " + pt);
-        line("a=rtpmap:" + pt + " raw/90000");
+        line("a=rtpmap:" + pt + " " + (s.encoding.empty() ? std::string("raw") : s.encoding) + "/" +
+             std::to_string(s.clock_rate > 0 ? s.clock_rate : 90000));  // RFC 4175: raw/90000
         std::string fmtp = "a=fmtp:" + pt + " sampling=" + s.sampling + "; width=" + std::to_string(s.width) +
                            "; height=" + std::to_string(s.height) + "; depth=" + std::to_string(s.depth);
         if (s.exactframerate.num > 0)
