@@ -47,12 +47,24 @@ bool wait_for_file(const std::string& path, std::chrono::seconds limit = std::ch
     return false;
 }
 
-// Where `part` starts inside `whole`, matching its first 256 samples exactly; -1 if nowhere.
+// Where `part` starts inside `whole`: among the places where its first 256 samples match
+// exactly, the one where most of it matches (a tone nearly repeats every few thousand samples,
+// so a short window can match one period off; ffmpeg's 440 Hz at 44.1 kHz then differs by 1 LSB
+// here and there); -1 if nowhere.
 long find_exact(const std::vector<float>& whole, const std::vector<float>& part) {
     if (part.size() < 256) return -1;
-    for (std::size_t at = 0; at + 256 <= whole.size(); ++at)
-        if (std::equal(part.begin(), part.begin() + 256, whole.begin() + long(at))) return long(at);
-    return -1;
+    long best = -1;
+    std::size_t best_equal = 0;
+    for (std::size_t at = 0; at + 256 <= whole.size(); ++at) {
+        if (!std::equal(part.begin(), part.begin() + 256, whole.begin() + long(at))) continue;
+        std::size_t equal = 0;
+        for (std::size_t i = 0; i < part.size() && at + i < whole.size(); ++i) equal += part[i] == whole[at + i];
+        if (best < 0 || equal > best_equal) {
+            best = long(at);
+            best_equal = equal;
+        }
+    }
+    return best;
 }
 
 }  // namespace
