@@ -125,10 +125,13 @@ inline std::string probe(const std::string& path, const std::string& stream, con
 // did, and its files in /dev/shm (a killed server leaves some) removed.
 class JackServer {
 public:
-    explicit JackServer(int rate = 48000, int period = 64) {
-        static std::atomic<int> count{0};
-        // relaxed: only makes names unique within this process.
-        name_ = "sluice-test-" + std::to_string(::getpid()) + "-" + std::to_string(count.fetch_add(1, std::memory_order_relaxed));
+    // `tag` names the server ("sluice-test-TAG"): one fixed name per test case, so that no two
+    // tests running at once share a server, and a server that died without unregistering (its
+    // slot in jackd2's shared registry, eight in all, stays taken) is replaced by the next one of
+    // its name instead of filling the registry run after run ("Too many servers already active"
+    // in CI's third stage, when every server had a name of its own).
+    explicit JackServer(const std::string& tag, int rate = 48000, int period = 64) {
+        name_ = "sluice-test-" + tag;
         // No audio device reservation over D-Bus (there is no session bus in CI); the dummy
         // driver needs no device, no HOME and no XDG_RUNTIME_DIR (jackd2 keeps its sockets in
         // /dev/shm). Built before fork(): the child only execs.

@@ -108,7 +108,7 @@ bool has_port(const test::JackServer& jack, const std::string& port) {
 // graph's tone with no gap, no skip and no repeat (sample for sample, all 1.5 s of it) unless the
 // JACK server itself reported xruns, and then no more breaks than it reported.
 TEST_CASE("Jack.RoundTrip.ContinuousToneNoXruns" * doctest::timeout(120)) {
-    test::JackServer jack;
+    test::JackServer jack("roundtrip");
     INFO(jack.log());
     REQUIRE(jack.ready());
     test::TempDir dir;
@@ -171,7 +171,7 @@ TEST_CASE("Jack.RoundTrip.ContinuousToneNoXruns" * doctest::timeout(120)) {
 // (eight in all) until a server of the same name starts again, and our names are unique. (Tried
 // by hand, SIGKILL ends jacksink and jacksrc the same way.)
 TEST_CASE("Jack.ServerKilled.ExitOneFileValid" * doctest::timeout(120)) {
-    test::JackServer jack;
+    test::JackServer jack("killed");
     INFO(jack.log());
     REQUIRE(jack.ready());
     test::TempDir dir;
@@ -212,7 +212,7 @@ TEST_CASE("Jack.NoServer.OneLineSaysHowToStartOne" * doctest::timeout(60)) {
 // ring shorter than two periods, a rate the server does not run at (the pipeline's advice names
 // audioresample): one line each, exit 2.
 TEST_CASE("Jack.BadInput.OneLineExitTwo" * doctest::timeout(60)) {
-    test::JackServer jack;
+    test::JackServer jack("badinput");
     INFO(jack.log());
     REQUIRE(jack.ready());
     struct Case {
@@ -240,7 +240,7 @@ TEST_CASE("Jack.BadInput.OneLineExitTwo" * doctest::timeout(60)) {
 // The default connection is to the physical ports (the dummy driver's system:playback_N), and a
 // sink's end of stream waits until JACK has taken every frame.
 TEST_CASE("Jack.Sink.DefaultConnectsThePhysicalPorts" * doctest::timeout(60)) {
-    test::JackServer jack;
+    test::JackServer jack("physical");
     INFO(jack.log());
     REQUIRE(jack.ready());
     test::TempDir dir;

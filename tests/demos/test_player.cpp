@@ -216,12 +216,12 @@ TEST_CASE("Player.Control.LiveGainChangeLandsInTheFile" * doctest::timeout(60)) 
 }
 
 // Network sinks follow the graph's clock by default (issue #15: 5 s of audio used to leave in
-// 0.02 s): a second of media takes a second to send, even though sluice-play's renders run as fast
+// 0.02 s): two seconds of media take two seconds to send, even though sluice-play's renders run as fast
 // as possible without --realtime; sync=false sends at once.
 TEST_CASE("Player.Rtp.SinksFollowTheClockByDefault" * doctest::timeout(60)) {
     auto timed = [](const std::string& pipeline) {
         const auto t0 = std::chrono::steady_clock::now();
-        auto r = play("--duration 1 " + quote(pipeline));
+        auto r = play("--duration 2 " + quote(pipeline));
         INFO(r.output);
         CHECK(r.exit_code == 0);
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -229,8 +229,9 @@ TEST_CASE("Player.Rtp.SinksFollowTheClockByDefault" * doctest::timeout(60)) {
     const double paced = timed("tone ! rtpsink host=127.0.0.1 port=47291");
     const double video = timed("videotest ! rtpvrawsink host=127.0.0.1 port=47293");
     const double flat = timed("tone ! rtpsink host=127.0.0.1 port=47292 sync=false");
-    MESSAGE("1 s of media sent in " << paced << " s (audio), " << video << " s (video); with sync=false in " << flat << " s");
-    CHECK(paced >= 0.95);
-    CHECK(video >= 0.9);
-    CHECK(flat < 0.9);
+    MESSAGE("2 s of media sent in " << paced << " s (audio), " << video << " s (video); with sync=false in " << flat << " s");
+    CHECK(paced >= 1.95);
+    CHECK(video >= 1.9);
+    // Relative, so that a sanitizer build's slow start (a second under TSan) counts on both sides.
+    CHECK(flat < paced - 1.0);
 }

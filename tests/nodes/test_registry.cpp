@@ -141,7 +141,7 @@ TEST_CASE("Registry.Sources.EveryBuiltInSourceHonoursTheMediaDuration" * doctest
                                           "format \"raw\" }\n";
     ::setenv("ALSA_CONFIG_PATH", ("/usr/share/alsa/alsa.conf:" + dir / "asound.conf").c_str(), 1);
     // A JACK server of the test's own for jacksrc (its dummy driver's capture ports never run dry).
-    test::JackServer jack;
+    test::JackServer jack("registry");
     INFO(jack.log());
     REQUIRE(jack.ready());
     ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
