@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <new>
 #include <thread>
+#include <vector>
 
 
 using namespace test;
@@ -86,4 +87,79 @@ TEST_CASE("Live.SteadyState.PropertyChangesAllocateNothingOnTheStreamingThread" 
     REQUIRE(g.stop());
     CHECK(during == 0);
     MESSAGE("streaming-thread allocations across 1,000 live changes of three properties: " << during);
+}
+
+namespace {
+// As AllocationProbe, for a render fed by a mix: the mixing thread is whichever source's thread
+// completes a set, so each thread's own count is kept apart (in a slot given on its first sample).
+class MixAllocationProbe : public Node {
+public:
+    explicit MixAllocationProbe(std::string name) : Node(std::move(name), Kind::render) { add_input("sink", {MediaFormat::audio()}); }
+    static constexpr int kThreads = 4;
+    std::atomic<std::size_t> thread_allocations[kThreads] = {};
+    std::atomic<std::size_t> first_allocations[kThreads] = {};  // at the thread's first sample
+    std::atomic<std::uint64_t> received{0};
+    std::atomic<int> threads{0};
+
+    // What each thread has allocated since `baseline` (a copy of thread_allocations), or since its
+    // first sample for a thread that had not mixed yet then (its start-up is not the steady state).
+    std::size_t allocations_since(const std::vector<std::size_t>& baseline) const {
+        std::size_t n = 0;
+        for (int i = 0; i < kThreads; ++i) {
+            // relaxed: as in process
+            const std::size_t now = thread_allocations[i].load(std::memory_order_relaxed);
+            n += now - (baseline[std::size_t(i)] ? baseline[std::size_t(i)] : first_allocations[i].load(std::memory_order_relaxed));
+        }
+        return n;
+    }
+    std::vector<std::size_t> snapshot() const {
+        std::vector<std::size_t> v;
+        for (const auto& a : thread_allocations) v.push_back(a.load(std::memory_order_relaxed));  // relaxed: as in process
+        return v;
+    }
+
+protected:
+    Flow process(std::size_t, SampleRef&&) override {
+        thread_local int slot = -1;
+        if (slot < 0) {
+            slot = threads.fetch_add(1, std::memory_order_relaxed) % kThreads;  // relaxed: a counter
+            first_allocations[slot].store(test::t_news, std::memory_order_relaxed);  // relaxed: as below
+        }
+        thread_allocations[slot].store(test::t_news, std::memory_order_relaxed);  // relaxed: read after a later `received`
+        received.fetch_add(1, std::memory_order_release);  // release: publishes the count above
+        return Flow::ok;
+    }
+};
+}  // namespace
+
+// A mix's input levels are live too: a thousand changes of both inputs' levels while two sources
+// stream cost the mixing threads nothing.
+TEST_CASE("Live.SteadyState.MixLevelChangesAllocateNothingOnTheStreamingThreads" * doctest::timeout(60)) {
+    Graph g;
+    std::unique_ptr<Node> a, b, mix;
+    REQUIRE(nodes::create_node("tone", "a", {{"frames", "64"}}, a));
+    REQUIRE(nodes::create_node("tone", "b", {{"frames", "64"}, {"freq", "660"}}, b));
+    REQUIRE(nodes::create_node("mix", "m", {}, mix));
+    Node& ta = g.add(std::move(a));
+    Node& tb = g.add(std::move(b));
+    Node& m = g.add(std::move(mix));
+    auto& probe = g.add<MixAllocationProbe>("probe");
+    REQUIRE(g.connect(ta, m));
+    REQUIRE(g.connect(tb, m));
+    REQUIRE(g.connect(m, probe));
+    REQUIRE(g.run());
+    while (probe.received.load() < 1000) std::this_thread::yield();  // warm up
+    std::uint64_t seen = probe.received.load(std::memory_order_acquire);
+    const std::vector<std::size_t> before = probe.snapshot();
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(g.set_property("m", "sink_0::db", std::to_string(-(i % 40))));
+        REQUIRE(g.set_property("m", "sink_1::db", std::to_string(-(i % 25))));
+        const std::uint64_t target = seen + 1;
+        while (probe.received.load(std::memory_order_acquire) < target) std::this_thread::yield();
+        seen = probe.received.load(std::memory_order_acquire);
+    }
+    const std::size_t during = probe.allocations_since(before);
+    REQUIRE(g.stop());
+    CHECK(during == 0);
+    MESSAGE("mixing-thread allocations across 1,000 live changes of two input levels: " << during);
 }

@@ -64,6 +64,30 @@ class RoundTrip(unittest.TestCase):
         del ramped, settled
         g.stop()
 
+    def test_live_mix_input_level(self):
+        g = sluice.parse_launch("appsrc name=a format=f32 channels=1 frames=100 ! mix name=m sink_1::db=-20 ! "
+                                "appsink name=out appsrc name=b format=f32 channels=1 frames=100 ! m.")
+        g.run()
+        a, b, sink = g.appsrc("a"), g.appsrc("b"), g.appsink("out")
+        self.assertEqual(g.property("m", "sink_1::db"), "-20")
+        a.push(numpy.ones(100, numpy.float32))
+        b.push(numpy.ones(100, numpy.float32))
+        first = numpy.frombuffer(sink.pull(5).data, numpy.float32).copy()
+        numpy.testing.assert_allclose(first, 1.1, rtol=1e-6)
+        g.set_property("m", "sink_1::db", 0)
+        for _ in range(2):
+            a.push(numpy.ones(100, numpy.float32))
+            b.push(numpy.ones(100, numpy.float32))
+        ramped = numpy.frombuffer(sink.pull(5).data, numpy.float32)
+        settled = numpy.frombuffer(sink.pull(5).data, numpy.float32)
+        self.assertTrue(numpy.all(numpy.diff(ramped) > 0))  # up from 1.1 to 2.0, no step
+        self.assertAlmostEqual(float(ramped[-1]), 2.0, places=5)
+        numpy.testing.assert_allclose(settled, 2.0, rtol=1e-6)
+        with self.assertRaisesRegex(sluice.Error, "no input sink_5"):
+            g.set_property("m", "sink_5::db", 0)
+        del ramped, settled
+        g.stop()
+
 
 class Stop(unittest.TestCase):
     def test_stop_wakes_a_thread_blocked_in_push(self):

@@ -6,7 +6,9 @@
 #include <sluice/allocators/event_count.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -599,8 +601,19 @@ private:
 // what keeps fast sources in step with slow ones. An input at end of stream counts as silence.
 class Mix final : public Node {
 public:
-    Mix(std::string name, PropertyReader&) : Node(std::move(name), Kind::transform) {
+    Mix(std::string name, PropertyReader& r) : Node(std::move(name), Kind::transform) {
         add_output("src", {MediaFormat::audio()});
+        // The inputs come later, one per link; their gains may be given now (`sink_1::db=-6`).
+        for (const std::string& key : r.given_keys()) {
+            const std::size_t i = input_of_gain_key(key);
+            if (i == kMaxInputs) {  // the registry let it through as an instance of sink_%u::db
+                r.fail(engine::GraphErrc::invalid_argument,
+                       "property " + key + ": a mix has at most " + std::to_string(kMaxInputs) + " inputs");
+                break;
+            }
+            slots_[i].db_live.set(r.number(key, kMinDb, kMaxDb));
+            gains_given_ = std::max(gains_given_, i + 1);
+        }
     }
 
     bool request_input() override {
@@ -614,18 +627,66 @@ public:
 
 private:
     static constexpr std::size_t kMaxInputs = 32;
+    static constexpr double kMinDb = -150, kMaxDb = 60;  // as gain's
     struct Slot {
         SampleRef sample;
         std::size_t used = 0;  // bytes of `sample` mixed already; written by the mixing thread
         std::atomic<bool> full{false};
         std::atomic<bool> ended{false};
+        // The input's level: set by the control thread, picked up by whichever thread mixes next.
+        detail::Live<double> db_live{0};
+        // What the mixing thread applies (ordered between mixing threads by filled_, as `used`).
+        double db = 0;
+        float factor = 1;
+        std::int64_t q16 = 65536;  // the factor in 16.16 fixed point, for s16
+        void set_level(double new_db) noexcept {
+            db = new_db;
+            factor = float(std::pow(10.0, new_db / 20.0));
+            q16 = std::llround(std::pow(10.0, new_db / 20.0) * 65536.0);
+        }
     };
+
+    static std::string gain_key(std::size_t input) { return "sink_" + std::to_string(input) + "::db"; }
+    // The input a `sink_N::db` key names, or kMaxInputs when it names none.
+    static std::size_t input_of_gain_key(std::string_view key) {
+        constexpr std::string_view head = "sink_", tail = "::db";
+        if (!key.starts_with(head) || !key.ends_with(tail) || key.size() <= head.size() + tail.size()) return kMaxInputs;
+        const std::string_view digits = key.substr(head.size(), key.size() - head.size() - tail.size());
+        if (digits.size() > 1 && digits[0] == '0') return kMaxInputs;  // one spelling per input, as the registry's
+        std::size_t i = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), i);
+        if (ec != std::errc() || end != digits.data() + digits.size() || i >= kMaxInputs) return kMaxInputs;
+        return i;
+    }
+
+    // Live: each input's `sink_N::db`, ramped over the next buffer mixed.
+    Status set_property(std::string_view key, std::string_view value) override {
+        const std::size_t i = input_of_gain_key(key);
+        if (i == kMaxInputs) return Node::set_property(key, value);
+        if (i >= input_count())
+            return {engine::GraphErrc::invalid_argument, name() + ": no input sink_" + std::to_string(i) + " (it has " +
+                                                             std::to_string(input_count()) + ")"};
+        double v = 0;
+        Status st = PropertyReader::read_live(*this, key, value, [&](PropertyReader& r) { v = r.number(key, kMinDb, kMaxDb); });
+        if (st) slots_[i].db_live.set(v);
+        return st;
+    }
+    Status get_property(std::string_view key, std::string& value) const override {
+        const std::size_t i = input_of_gain_key(key);
+        if (i == kMaxInputs || i >= std::max(input_count(), gains_given_)) return Node::get_property(key, value);
+        value = detail::number_text(slots_[i].db_live.get());
+        return {};
+    }
 
     FormatSet output_formats(std::size_t) const override {
         return input_count() ? FormatSet{input(0).format()} : FormatSet{};
     }
     Status configure() override {
         if (input_count() == 0) return {engine::GraphErrc::not_linked, "mix has no inputs"};
+        if (gains_given_ > input_count())
+            return {engine::GraphErrc::invalid_argument, name() + ": " + gain_key(gains_given_ - 1) + " given, but it has " +
+                                                             std::to_string(input_count()) + " inputs (sink_0 to sink_" +
+                                                             std::to_string(input_count() - 1) + ")"};
         for (std::size_t i = 1; i < input_count(); ++i) {
             const MediaFormat& first = input(0).format();
             const MediaFormat& other = input(i).format();
@@ -654,6 +715,7 @@ private:
     }
     Status start() override {
         reset_slots();
+        for (auto& slot : slots_) slot.set_level(slot.db_live.get());  // no ramp into the first buffer
         return {};
     }
     void stop() override { reset_slots(); }
@@ -728,6 +790,44 @@ private:
         (void)arrive();
     }
 
+    // Adds `samples` of one input into `dst` at the input's level. At 0 dB a plain sum (exact, as
+    // before levels existed); after a live change, the factor moves from the old level to the
+    // new frame by frame across these samples, as gain's does: no step, no click.
+    template <class T>
+    static void mix_in(Slot& slot, T* dst, const T* src, std::size_t samples, int channel_count) noexcept {
+        constexpr bool is_float = std::is_same_v<T, float>;
+        auto add = [](T& d, float v) {
+            if constexpr (is_float) d += v;
+            else d = T(std::clamp(long(d) + std::lround(v), -32768L, 32767L));
+        };
+        if (const double target = slot.db_live.get(); target != slot.db) {
+            const float from = slot.factor;
+            slot.set_level(target);
+            const std::size_t channels = std::size_t(std::max(channel_count, 1));
+            const std::size_t frames = samples / channels;
+            for (std::size_t i = 0; i < frames; ++i) {
+                const float g = from + (slot.factor - from) * float(i + 1) / float(frames);
+                for (std::size_t c = 0; c < channels; ++c) add(dst[i * channels + c], float(src[i * channels + c]) * g);
+            }
+            return;
+        }
+        if (slot.db == 0) {
+            if constexpr (is_float) {
+                for (std::size_t k = 0; k < samples; ++k) dst[k] += src[k];
+            } else {
+                for (std::size_t k = 0; k < samples; ++k) dst[k] = T(std::clamp(int(dst[k]) + int(src[k]), -32768, 32767));
+            }
+        } else if constexpr (is_float) {
+            for (std::size_t k = 0; k < samples; ++k) dst[k] += src[k] * slot.factor;
+        } else {
+            // 16.16 fixed point, rounded to nearest, as gain's.
+            for (std::size_t k = 0; k < samples; ++k) {
+                const std::int64_t v = dst[k] + ((std::int64_t(src[k]) * slot.q16 + 32768) >> 16);
+                dst[k] = T(v < -32768 ? -32768 : v > 32767 ? 32767 : v);
+            }
+        }
+    }
+
     // Every live slot is full: mix what they all have, as many times as it takes to use one up.
     Flow mix_and_push() noexcept {
         const MediaFormat& f = output(0).format();
@@ -758,16 +858,8 @@ private:
                 if (slot.ended.load(std::memory_order_relaxed) || !slot.sample) continue;  // relaxed: as above
                 const std::byte* in = slot.sample.data() + slot.used;
                 discontinuity = discontinuity || (slot.used == 0 && slot.sample.has(SampleFlags::discontinuity));
-                if (f32) {
-                    auto* dst = reinterpret_cast<float*>(out.data());
-                    const auto* src = reinterpret_cast<const float*>(in);
-                    for (std::size_t k = 0; k < bytes / 4; ++k) dst[k] += src[k];
-                } else {
-                    auto* dst = reinterpret_cast<std::int16_t*>(out.data());
-                    const auto* src = reinterpret_cast<const std::int16_t*>(in);
-                    for (std::size_t k = 0; k < bytes / 2; ++k)
-                        dst[k] = std::int16_t(std::clamp(int(dst[k]) + int(src[k]), -32768, 32767));
-                }
+                if (f32) mix_in(slot, reinterpret_cast<float*>(out.data()), reinterpret_cast<const float*>(in), bytes / 4, f.channels);
+                else mix_in(slot, reinterpret_cast<std::int16_t*>(out.data()), reinterpret_cast<const std::int16_t*>(in), bytes / 2, f.channels);
             }
             (void)out.set_size(bytes);
             if (first && first->sample.start_time() != kNoTime) {
@@ -823,6 +915,7 @@ private:
     std::atomic<std::uint32_t> filled_{0};
     std::atomic<std::uint32_t> ended_inputs_{0};
     EventCount slot_freed_;  // notified when the mix empties the slots, on unblock() and on stop
+    std::size_t gains_given_ = 0;  // one past the highest input whose level the pipeline gave
 };
 
 }  // namespace
@@ -850,7 +943,7 @@ NodeSpec gain_spec() {
 NodeSpec mix_spec() {
     return {"mix", Node::Kind::transform,
             "mixes any number of audio inputs of one format by media time (each link adds an input; buffer sizes may differ)",
-            {},
+            {{"sink_%u::db", "0", "level of input N in dB (sink_1::db=-6); a live change ramps over one buffer", true}},
             factory<Mix>()};
 }
 

@@ -77,7 +77,7 @@ Status create_node(std::string_view type, std::string name, const Properties& pr
     if (spec == nullptr) return {engine::GraphErrc::invalid_argument, "unknown node '" + detail::printable(type) + "'"};
     for (const auto& [key, value] : properties) {
         bool known = key == "name";
-        for (const auto& p : spec->properties) known = known || p.name == key;
+        for (const auto& p : spec->properties) known = known || p.matches(key);
         if (!known) {
             std::string names;
             for (const auto& p : spec->properties) names += (names.empty() ? "" : ", ") + p.name;
@@ -92,6 +92,11 @@ Status create_node(std::string_view type, std::string name, const Properties& pr
     node->set_type_name(spec->type);
     Node::PropertyValues made_with;
     for (const auto& p : spec->properties) {
+        if (p.name.find("%u") != std::string::npos) {  // a template: the instances given
+            for (const auto& [key, value] : properties)
+                if (p.matches(key)) made_with.emplace_back(key, value);
+            continue;
+        }
         auto it = properties.find(p.name);
         made_with.emplace_back(p.name, it != properties.end() ? it->second : p.default_value);
     }
@@ -106,8 +111,20 @@ PropertyReader::PropertyReader(const NodeSpec& spec, std::string node_name, cons
 std::string PropertyReader::raw(std::string_view key) const {
     if (auto it = values_.find(key); it != values_.end()) return it->second;
     for (const auto& p : spec_.properties)
-        if (p.name == key) return p.default_value;
+        if (p.matches(key)) return p.default_value;
     return {};
+}
+
+bool PropertySpec::matches(std::string_view key) const {
+    const auto at = name.find("%u");
+    if (at == std::string::npos) return key == name;
+    const std::string_view head = std::string_view(name).substr(0, at);
+    const std::string_view tail = std::string_view(name).substr(at + 2);
+    if (key.size() <= head.size() + tail.size() || !key.starts_with(head) || !key.ends_with(tail)) return false;
+    const std::string_view digits = key.substr(head.size(), key.size() - head.size() - tail.size());
+    // A plain decimal number, no leading zero but "0" itself: one spelling per input.
+    if (digits.size() > 1 && digits[0] == '0') return false;
+    return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 void PropertyReader::bad(std::string_view key, const std::string& value, const std::string& why) {

@@ -24,11 +24,17 @@ namespace sluice::nodes {
 using engine::Node;
 
 struct PropertySpec {
+    // A name with `%u` in it is a template, as GStreamer's pad templates are: `sink_%u::db`
+    // stands for `sink_0::db`, `sink_1::db`... (a property of each input of a node whose inputs
+    // are made by links, like mix's). A template has no value of its own until one is given.
     std::string name;
     std::string default_value;  // as it would be written in a pipeline
     std::string help;
     // May change while the graph runs (Graph::set_property): the node's set_property takes it.
     bool live = false;
+
+    // Whether `key` names this property (`name` itself, or an instance of the template).
+    bool matches(std::string_view key) const;
 };
 
 using Properties = std::map<std::string, std::string, std::less<>>;
@@ -78,6 +84,12 @@ public:
     std::string text(std::string_view key);
     // Whether the pipeline gave `key` (rather than the default standing in).
     bool given(std::string_view key) const { return values_.find(key) != values_.end(); }
+    // Every key the pipeline gave, in sorted order (for a template's instances: `sink_%u::db`).
+    std::vector<std::string> given_keys() const {
+        std::vector<std::string> keys;
+        for (const auto& [key, value] : values_) keys.push_back(key);
+        return keys;
+    }
     // One of `choices`; returns its index.
     std::size_t choice(std::string_view key, const std::vector<std::string>& choices);
     bool flag(std::string_view key);
