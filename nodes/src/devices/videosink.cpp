@@ -361,6 +361,9 @@ private:
         window_ = nullptr;
         if (sdl_inited_) {
             SDL_QuitSubSystem(SDL_INIT_VIDEO);  // counted: an app's own use of SDL's video stays
+            // Nothing of SDL's left in use (no app of ours uses it otherwise): its D-Bus
+            // connection, hints and thread-local state go too.
+            if (SDL_WasInit(SDL_INIT_EVERYTHING) == 0) SDL_Quit();
         }
         sdl_inited_ = false;
         have_picture_ = false;
