@@ -46,7 +46,9 @@ public:
 
     // Posts an event on the host's bus. Any thread; locks; allocates.
     virtual void post(Event event) = 0;
-    // A render's input saw end of stream (the host ends when every one has). Streaming thread.
+    // A render's input saw end of stream (the host ends when every one has). Once per input and
+    // run, from a streaming thread or, while they run, a render's own thread (videosink's window
+    // thread when its window is closed). Never blocks.
     virtual void input_ended() noexcept = 0;
     // The clock is paused: wait here until the host runs again or stops. Streaming thread; blocks.
     virtual void park() noexcept = 0;
