@@ -280,6 +280,8 @@ nlohmann::json stats_json(const Graph& graph, const GraphStats& s, const std::st
     j["ended_by"] = ended_by;
     j["exit_code"] = exit_code;
     j["last_stop_ms"] = std::chrono::duration<double, std::milli>(s.last_stop).count();
+    j["clock"] = s.clock;
+    j["clock_drift_ppm"] = s.clock_drift_ppm;
     j["links"] = nlohmann::json::array();
     for (const NodeReport& n : s.nodes) {
         auto& node = j["nodes"][n.name];

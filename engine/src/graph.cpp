@@ -679,6 +679,14 @@ Status Graph::Impl::pause_locked() {
     flushing.store(false, std::memory_order_relaxed);
     gate.store(kClosed, std::memory_order_relaxed);
     clock.reset();
+    // The master clock: the first render (in the order added) whose device keeps time.
+    clock_master = nullptr;
+    for (const auto& n : nodes)
+        if (n->kind() == Node::Kind::render && n->device_time() != nullptr) {
+            clock_master = n.get();
+            break;
+        }
+    clock.follow(clock_master ? clock_master->device_time() : nullptr);
     stop_source = std::stop_source();
     stop_token = stop_source.get_token();
     threads.clear();
@@ -973,6 +981,10 @@ GraphStats Graph::stats() const {
     s.running_time_ns = impl_->clock.now();
     s.last_stop = std::chrono::nanoseconds(impl_->last_stop_ns.load(std::memory_order_relaxed));  // relaxed: statistic
     std::lock_guard lock(impl_->control);
+    if (impl_->clock_master != nullptr) {
+        s.clock = impl_->clock_master->name();
+        if (const DeviceTime* d = impl_->clock_master->device_time()) s.clock_drift_ppm = d->drift_ppm();
+    }
     for (const auto& n : impl_->nodes) {
         NodeReport& r = s.nodes.emplace_back();
         r.name = n->name();

@@ -100,6 +100,8 @@ py::dict stats_dict(const engine::Graph& graph) {
     out["state"] = engine::to_string(s.state);
     out["running_time_s"] = double(s.running_time_ns) / 1e9;
     out["last_stop_ms"] = std::chrono::duration<double, std::milli>(s.last_stop).count();
+    out["clock"] = s.clock;
+    out["clock_drift_ppm"] = s.clock_drift_ppm;
     py::list links;
     for (const engine::NodeReport& n : s.nodes) {
         py::dict d;

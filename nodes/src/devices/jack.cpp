@@ -79,6 +79,18 @@ struct ClientCloser {
     void operator()(jack_client_t* c) const noexcept { jack_client_close(c); }
 };
 using ClientPtr = std::unique_ptr<jack_client_t, ClientCloser>;
+
+// A client whose server went away is not closed: libjack2's jack_client_close can then block
+// forever on a lock of its own (jackaudio/jack2#395, open; seen here under load in 1 of ~40 runs
+// with the server killed mid-stream: the player hung in jack_client_close after reporting the
+// error). Its few kilobytes stay, reachable from here (not a leak to LeakSanitizer), for the rest
+// of the process; libjack calls nothing of ours once the server is gone.
+void abandon_client(jack_client_t* c) {
+    static std::mutex mutex;
+    static auto* abandoned = new std::vector<jack_client_t*>();  // immortal, as the clients
+    std::lock_guard lock(mutex);
+    abandoned->push_back(c);
+}
 struct RingFree {
     void operator()(jack_ringbuffer_t* r) const noexcept { jack_ringbuffer_free(r); }
 };
@@ -252,7 +264,7 @@ protected:
     // Deactivates (the callback no longer runs when it returns) and closes the client. Control
     // thread.
     void stop_client() noexcept {
-        if (client_) jack_deactivate(client_.get());
+        if (client_ && !server_gone()) jack_deactivate(client_.get());  // gone: see abandon_client
         close_client();
         ring_.reset();
     }
@@ -290,6 +302,7 @@ protected:
     std::string client_label() const { return "JACK client '" + detail::printable(actual_name_.empty() ? client_name_ : actual_name_) + "'"; }
 
     jack_ringbuffer_t* ring() const noexcept { return ring_.get(); }
+    jack_client_t* client() const noexcept { return client_.get(); }
     jack_port_t* port(int c) const noexcept { return ports_[std::size_t(c)]; }
     int channels() const noexcept { return channels_; }
     // Our own counter: the callback's misses. relaxed everywhere: statistics.
@@ -340,6 +353,12 @@ private:
     }
 
     void close_client() noexcept {
+        if (client_ && server_gone()) {
+            try {
+                abandon_client(client_.release());
+            } catch (...) {  // out of memory for the list: drop the pointer all the same
+            }
+        }
         client_.reset();
         ports_.clear();
     }
@@ -436,12 +455,17 @@ private:
 class JackSink final : public JackNode {
 public:
     JackSink(std::string name, PropertyReader& r) : JackNode(std::move(name), Kind::render, Direction::playback, r) {
+        provide_clock_ = r.flag("provide-clock");
         const int rate = r.ok() ? this->rate() : 0;
         add_input("sink", {MediaFormat::audio(rate, channels(), SampleFormat::f32), MediaFormat::audio(rate, channels(), SampleFormat::s16),
                            MediaFormat::audio(rate, channels(), SampleFormat::s32)});
     }
     // Deactivated here, before this part of the node is gone: the callback calls into it.
     ~JackSink() override { stop_client(); }
+
+    // The server's cycle is the graph's clock (provide-clock=true): media time is what JACK has
+    // taken from us, played or not, at the server's pace.
+    const engine::DeviceTime* device_time() const noexcept override { return provide_clock_ ? &device_time_ : nullptr; }
 
 private:
     Status start() override { return start_client(input(0).format().rate); }
@@ -453,6 +477,13 @@ private:
         primed_.store(false, std::memory_order_relaxed);
         ended_.store(false, std::memory_order_relaxed);
         flush_request_.store(false, std::memory_order_relaxed);
+        device_time_.start(rate());
+        frames_taken_ = 0;
+        // JACK stamps its cycles with its own monotonic microseconds (jack_get_time); the offset
+        // to the steady clock, read here once, carries them over. (If JACK's time base is the raw
+        // monotonic clock, NTP's slewing of the steady one shows in the drift: a few ppm at most.)
+        const std::int64_t steady = detail::steady_now_ns();
+        jack_to_steady_ns_ = steady - std::int64_t(jack_get_time()) * 1000;
     }
 
     // What was written and not yet played is dropped: the callback empties the ring (the reader
@@ -603,9 +634,24 @@ private:
             if (n < frames && !ended_.load(std::memory_order_acquire)) count_xrun();
         }
         for (int c = 0; c < ch; ++c) std::fill(out[c] + n, out[c] + frames, 0.0f);
+        // The device's time: by the start of this cycle it had taken every frame before it.
+        // jack_get_cycle_times reads the server's shared memory (no system call); in freewheel
+        // mode it has no cycle times, and jack_get_time (the monotonic clock, through the vDSO)
+        // stamps the count instead.
+        jack_nframes_t cycle_frames = 0;
+        jack_time_t cycle_usecs = 0, next_usecs = 0;
+        float period_usecs = 0;
+        if (jack_get_cycle_times(client(), &cycle_frames, &cycle_usecs, &next_usecs, &period_usecs) != 0)
+            cycle_usecs = jack_get_time();
+        device_time_.publish(frames_taken_, std::int64_t(cycle_usecs) * 1000 + jack_to_steady_ns_);
+        frames_taken_ += frames;
         return 0;
     }
 
+    bool provide_clock_ = true;
+    engine::DeviceTime device_time_;          // published by the callback; see device_time()
+    std::uint64_t frames_taken_ = 0;          // the callback's own count (reset before it runs)
+    std::int64_t jack_to_steady_ns_ = 0;      // set before the callback runs
     std::atomic<bool> primed_{false};         // the ring filled once (or the stream ended): play
     std::atomic<bool> ended_{false};          // end of stream: an empty ring is no underrun
     std::atomic<bool> flush_request_{false};  // set by flush(), cleared by the callback
@@ -727,7 +773,13 @@ private:
 NodeSpec jacksink_spec() {
     return {"jacksink", Node::Kind::render,
             "plays audio through a JACK server as a client with one port per channel (f32 at the server's rate; xruns counted)",
-            client_properties("playback"), factory<JackSink>()};
+            [] {
+                auto properties = client_properties("playback");
+                properties.push_back({"provide-clock", "true",
+                                      "the JACK server's cycle is the graph's clock (other clocked renders follow it)"});
+                return properties;
+            }(),
+            factory<JackSink>()};
 }
 
 NodeSpec jacksrc_spec() {

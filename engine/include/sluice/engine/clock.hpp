@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Clock: the graph's reference clock, in *running time*: nanoseconds of the steady clock since
-// the graph started running, not counting time spent paused. A sample whose start time is t is
+// Clock: the graph's reference clock, in *running time*: nanoseconds of the steady clock (or of a
+// device's time, see DeviceTime) since the graph started running, not counting time spent paused. A sample whose start time is t is
 // due when running time reaches t.
 //
 // Presentation waits (wait_until) block the calling streaming thread on an EventCount with an
@@ -20,6 +20,49 @@
 #include <stop_token>
 
 namespace sluice::engine {
+
+// DeviceTime: the time a device keeps. A render bound to a device with a clock of its own (a
+// JACK server's cycle, a sound card's crystal) counts the frames the device has consumed and
+// publishes each count with the steady-clock instant it was true; the graph's Clock then follows
+// the device instead of the steady clock, as a GStreamer audio sink provides the pipeline clock
+// and a PipeWire driver drives its graph: media time is what the device has consumed, and every
+// other clocked render (video, network) presents by it. The two clocks' rates differ by parts
+// per million on real hardware; drift_ppm() measures it over the whole run.
+//
+// Threading: publish() from one device thread at a time, made for a real-time callback (no lock,
+// no allocation, no system call: a sequence lock of plain atomics); now_ns() and drift_ppm() from
+// any thread, lock-free (a reader retries while a publish is under way); start() on the control
+// thread while the device does not run.
+class DeviceTime {
+public:
+    // Forgets earlier counts: a new run of the device at `rate` frames per second.
+    void start(int rate) noexcept;
+    // The device has consumed `frames` in all (its own running count) as of `steady_ns`.
+    void publish(std::uint64_t frames, std::int64_t steady_ns) noexcept;
+
+    // The device's time, in the steady clock's domain: equal to it at the first count, then
+    // moving at the device's pace (interpolated between counts at the measured rate, never
+    // backwards, and standing still when the device stops counting). The steady clock before
+    // the first count.
+    std::int64_t now_ns() const noexcept;
+    // How much faster the device runs than the steady clock, in parts per million, measured
+    // from the first count to the last; 0 until a second has been counted.
+    double drift_ppm() const noexcept;
+
+private:
+    struct Counts {
+        std::uint64_t first_frames, frames;
+        std::int64_t first_ns, at_ns;
+    };
+    bool read(Counts& c) const noexcept;  // false before the first count
+
+    std::atomic<int> rate_{48000};  // written by start(), before the device thread runs
+    std::atomic<std::uint32_t> seq_{0};  // odd while publish() writes
+    std::atomic<bool> counting_{false};
+    std::atomic<std::uint64_t> first_frames_{0}, frames_{0};
+    std::atomic<std::int64_t> first_ns_{0}, at_ns_{0};
+    mutable std::atomic<std::int64_t> latest_ns_{0};  // the latest time now_ns() answered: never go back
+};
 
 enum class ClockWait {
     due,          // the deadline has passed: present now
@@ -43,10 +86,18 @@ public:
     void set(std::int64_t running_ns) noexcept;  // running time jumps there (a seek), running or not
     void interrupt() noexcept;  // wakes every waiter with `interrupted`
 
+    // Runs at `device`'s pace from the next start() on (nullptr: the steady clock's). The
+    // device outlives the clock's use of it. Control thread, while the clock is reset.
+    void follow(const DeviceTime* device) noexcept;
+    const DeviceTime* device() const noexcept;
+
 private:
     static std::int64_t steady_ns() noexcept;
+    // The time base: the device's time when following one, else the steady clock.
+    std::int64_t base_time_ns() const noexcept;
+    std::atomic<const DeviceTime*> device_{nullptr};
 
-    // Invariant: while running, now() == steady_ns() - base_ns_; while paused, now() == paused_at_.
+    // Invariant: while running, now() == base_time_ns() - base_ns_; while paused, now() == paused_at_.
     std::atomic<std::int64_t> base_ns_{0};
     std::atomic<std::int64_t> paused_at_{0};
     std::atomic<bool> running_{false};

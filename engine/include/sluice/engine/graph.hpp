@@ -74,6 +74,10 @@ struct GraphStats {
     std::vector<NodeReport> nodes;  // in the order they were added
     std::vector<PoolReport> pools;
     std::chrono::nanoseconds last_stop{0};  // how long the last stop() took
+    // What the clock follows: "system" (the steady clock), or the render whose device is the
+    // master (Node::device_time), and how much faster that device runs than the system clock.
+    std::string clock = "system";
+    double clock_drift_ppm = 0;
 
     const NodeReport* node(std::string_view name) const noexcept;
 };

@@ -229,6 +229,11 @@ public:
     };
     virtual std::vector<FileUse> file_uses() const;
 
+    // Renders bound to a device with a clock of its own (jacksink): the device's time, which the
+    // graph's clock follows while this render is its master, from start() to stop(). The graph
+    // takes the first render, in the order nodes were added, that offers one. Default: none.
+    virtual const DeviceTime* device_time() const noexcept { return nullptr; }
+
 protected:
     InputPin& add_input(std::string name, FormatSet accepts, InputNeeds needs = {});
     OutputPin& add_output(std::string name, FormatSet offers);
