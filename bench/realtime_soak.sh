@@ -6,15 +6,30 @@
 # plots the distributions, then times 100 stops of a fully blocked 4-source graph under the same
 # load.
 #
+#
+# Then (issue #14) two side-by-side comparisons with the reference tools, in the same run:
+#   tail: `sluice-play --realtime --rt-priority 80 'tone frames=64 ! nullsink'` and
+#         `cyclictest -t1 -p80 -i1333` together for TAIL_SECONDS under `stress-ng --cpu 2
+#         --cpu-load 70`, TAIL_RUNS times: Sluice's presentation lateness against cyclictest's
+#         wake-up latency (the floor any SCHED_FIFO thread on this machine sees).
+#   jack: `tone ! jacksink` and jack_simple_client as clients of one `jackd -d dummy -p 64`
+#         (48 kHz, 1.33 ms periods) for JACK_SECONDS, idle and under sluice-stress: the cycles
+#         each client missed, as jackd reports them, and ours (ring empty).
+#
 #   bench/realtime_soak.sh            # 60 s per run
 #   SECONDS_PER_RUN=10 bench/realtime_soak.sh
+#   PARTS="tail jack" TAIL_SECONDS=20 JACK_SECONDS=60 bench/realtime_soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run_for=${SECONDS_PER_RUN:-60}
-build=build-release
+parts=${PARTS:-soak tail jack}
+tail_for=${TAIL_SECONDS:-20}
+tail_runs=${TAIL_RUNS:-3}
+jack_for=${JACK_SECONDS:-60}
+build=${BUILD:-build-release}  # BUILD=build measures the README's RelWithDebInfo build as it stands
 out=bench/results
 mkdir -p "$out"
-flock /tmp/sluice-build.lock cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS=OFF >/dev/null
+[ -z "${BUILD:-}" ] && flock /tmp/sluice-build.lock cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS=OFF >/dev/null
 flock /tmp/sluice-build.lock cmake --build "$build" -j2 --target sluice-play sluice-stress sluice-graph-stop >/dev/null
 
 graph='tone frames=64 rate=48000 channels=2 ! nullsink name=audio  videotest width=640 height=360 fps=30 ! nullsink name=video'
@@ -32,7 +47,9 @@ for node in ("audio", "video"):
 PY
 }
 
-echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); load: sluice-stress contend, 2 threads; ${run_for} s per run"
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+if [[ " $parts " == *" soak "* ]]; then
+echo "load: sluice-stress contend, 2 threads; ${run_for} s per run"
 echo
 echo "| run | render | samples | late (>1 ms) | deadline misses | p99.9 lateness | max lateness |"
 echo "|---|---|---|---|---|---|---|"
@@ -59,3 +76,75 @@ sleep 1
 echo "under load: $("$build/bench/sluice-graph-stop" 100 4)"
 kill "$loader" 2>/dev/null || true
 wait "$loader" 2>/dev/null || true
+fi
+
+if [[ " $parts " == *" tail "* ]]; then
+  command -v cyclictest >/dev/null && command -v stress-ng >/dev/null || { echo "tail: needs cyclictest (rt-tests) and stress-ng" >&2; exit 2; }
+  echo
+  echo "Tail: sluice-play and cyclictest side by side, SCHED_FIFO 80, 1333 us period, ${tail_for} s, stress-ng --cpu 2 --cpu-load 70"
+  echo
+  echo "| run | Sluice lateness p99.9 | Sluice max | Sluice misses (>1.33 ms) | cyclictest p99.9 | cyclictest max | cyclictest > 1.33 ms |"
+  echo "|---|---|---|---|---|---|---|"
+  for run in $(seq 1 "$tail_runs"); do
+    stress-ng --cpu 2 --cpu-load 70 --timeout $((tail_for + 4))s -q &
+    stressor=$!
+    sleep 1
+    cyclictest -t1 -p80 -i1333 -D"${tail_for}s" -q -m -h 20000 > "$out/tail-cyclictest-$run.txt" &
+    cyclic=$!
+    "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$tail_for" --stats-json "$out/tail-sluice-$run.json" \
+      'tone frames=64 rate=48000 ! nullsink name=audio' 2> "$out/tail-sluice-$run.log" || true
+    wait "$cyclic" || true
+    wait "$stressor" 2>/dev/null || true
+    python3 - "$run" "$out/tail-sluice-$run.json" "$out/tail-cyclictest-$run.txt" <<'PY'
+import json, sys
+run, sluice, cyclic = sys.argv[1], json.load(open(sys.argv[2]))["nodes"]["audio"], sys.argv[3]
+hist = {}
+for line in open(cyclic):
+    if line[:1].isdigit():
+        us, count = line.split()[:2]
+        hist[int(us)] = int(count)
+total = sum(hist.values())
+def quantile(q):
+    seen = 0
+    for us in sorted(hist):
+        seen += hist[us]
+        if seen >= q * total:
+            return us
+    return max(hist)
+over = sum(c for us, c in hist.items() if us > 1333)
+mx = max((us for us, c in hist.items() if c), default=0)
+print(f"| {run} | {sluice['lateness_p999_ms'] * 1000:.0f} us | {sluice['max_lateness_ms'] * 1000:.0f} us | "
+      f"{sluice['deadline_misses']} of {sluice['samples_in']} | {quantile(0.999)} us | {mx} us | {over} of {total} |")
+PY
+  done
+fi
+
+if [[ " $parts " == *" jack "* ]]; then
+  command -v jackd >/dev/null && command -v jack_simple_client >/dev/null || { echo "jack: needs jackd2 (jackd, jack_simple_client)" >&2; exit 2; }
+  server=sluice-bench
+  echo
+  echo "JACK: tone ! jacksink and jack_simple_client on one jackd -d dummy -r 48000 -p 64, ${jack_for} s each"
+  echo
+  echo "| load | jack_simple_client cycles missed | sluice cycles missed | sluice ring xruns | JACK xruns seen by sluice |"
+  echo "|---|---|---|---|---|"
+  for load_mode in idle loaded; do
+    JACK_NO_AUDIO_RESERVATION=1 jackd -n "$server" -d dummy -r 48000 -p 64 > "$out/jack-$load_mode.log" 2>&1 &
+    jackd_pid=$!
+    for _ in $(seq 100); do JACK_DEFAULT_SERVER=$server jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
+    loader=
+    if [ "$load_mode" = loaded ]; then load $((jack_for + 5)) & loader=$!; fi
+    JACK_DEFAULT_SERVER=$server timeout $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 &
+    simple=$!
+    JACK_DEFAULT_SERVER=$server "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
+      --stats-json "$out/jack-$load_mode.json" 'tone ! jacksink client=sluice connect=none' 2> "$out/jack-sluice-$load_mode.log" || true
+    wait "$simple" 2>/dev/null || true
+    [ -n "$loader" ] && { kill "$loader" 2>/dev/null || true; wait "$loader" 2>/dev/null || true; }
+    kill -TERM "$jackd_pid"; wait "$jackd_pid" 2>/dev/null || true
+    python3 - "$load_mode" "$out/jack-$load_mode.log" "$out/jack-$load_mode.json" <<'PY'
+import json, re, sys
+mode, log, stats = sys.argv[1], open(sys.argv[2]).read(), json.load(open(sys.argv[3]))["nodes"]["jacksink0"]
+missed = lambda name: len(re.findall(r"client = " + re.escape(name) + r" was not finished", log))
+print(f"| {mode} | {missed('simple')} | {missed('sluice')} | {stats['xruns']} | {stats['jack_xruns']} |")
+PY
+  done
+fi

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -342,7 +343,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(std::int64_t(0), INT64_MAX));
     app.add_flag("--realtime", realtime, "Present every sample at its time on the clock (renders wait)");
     app.add_flag("--no-realtime", no_realtime, "As fast as possible (the default)");
-    app.add_option("--rt-priority", rt_priority, "Run sources' streaming threads at this SCHED_FIFO priority (1-99)")
+    app.add_option("--rt-priority", rt_priority,
+                   "Run sources' streaming threads at this SCHED_FIFO priority (1-99), with all memory locked (mlockall)")
         ->check(CLI::Range(1, 99));
     app.add_option("--stats-json", stats_path, "Write final per-node and per-pool statistics to this file");
     app.add_option("--dot", dot_path, "Write the graph, once prepared (formats, pools), in Graphviz's DOT language to this file");
@@ -459,6 +461,22 @@ int main(int argc, char** argv) {
             std::fputs(line.c_str(), stderr);
         });
 
+    // Real time as JACK, PipeWire and cyclictest mean it: every page this process has and will
+    // have stays in memory (pools, stacks of the threads run() starts), so no page fault (a disk
+    // read, at worst) lands in a streaming thread. A refusal (ulimit -l) is a warning: it plays on.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    // Not under a sanitizer: its shadow memory spans terabytes, which mlockall would try to fault in.
+    if (rt_priority > 0) {
+        std::lock_guard lock(print_mutex);
+        std::fprintf(stderr, "sluice-play: warning: not locking memory in a sanitizer build (its shadow memory spans terabytes)\n");
+    }
+#else
+    if (rt_priority > 0 && ::mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+        std::lock_guard lock(print_mutex);
+        std::fprintf(stderr, "sluice-play: warning: cannot lock memory (mlockall: %s; see ulimit -l): pages may fault in the streaming threads\n",
+                     std::strerror(errno));
+    }
+#endif
     if (Status st = graph.run(); !st) {
         std::fprintf(stderr, "sluice-play: %s\n", st.message().c_str());
         return 2;

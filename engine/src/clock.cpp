@@ -3,13 +3,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 
 namespace sluice::engine {
 
 // ---- DeviceTime
 
 void DeviceTime::start(int rate) noexcept {
-    // relaxed: the device thread does not run yet; its start publishes these.
+    // relaxed: the device thread does not run yet (its start publishes these), and no reader
+    // runs either: the graph's clock is reset while its renders start, so now() never asks.
     rate_.store(rate > 0 ? rate : 48000, std::memory_order_relaxed);
     counting_.store(false, std::memory_order_relaxed);
     latest_ns_.store(0, std::memory_order_relaxed);
@@ -26,40 +28,70 @@ void DeviceTime::publish(std::uint64_t frames, std::int64_t steady_ns) noexcept 
     if (!counting_.load(std::memory_order_relaxed)) {
         first_frames_.store(frames, std::memory_order_relaxed);
         first_ns_.store(steady_ns, std::memory_order_relaxed);
+        window_frames_.store(frames, std::memory_order_relaxed);
+        window_ns_.store(steady_ns, std::memory_order_relaxed);
+        next_window_frames_.store(frames, std::memory_order_relaxed);
+        next_window_ns_.store(steady_ns, std::memory_order_relaxed);
+        interval_ns_.store(0, std::memory_order_relaxed);
         counting_.store(true, std::memory_order_relaxed);
+    } else {
+        interval_ns_.store(steady_ns - writer_at_ns_, std::memory_order_relaxed);
+        // Every second the newest window start becomes the baseline, so the pace always spans
+        // the last one to two seconds: a freewheeling stretch or a stall is forgotten soon.
+        if (steady_ns - next_window_ns_.load(std::memory_order_relaxed) >= 1'000'000'000) {
+            window_frames_.store(next_window_frames_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            window_ns_.store(next_window_ns_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            next_window_frames_.store(frames, std::memory_order_relaxed);
+            next_window_ns_.store(steady_ns, std::memory_order_relaxed);
+        }
     }
     frames_.store(frames, std::memory_order_relaxed);
     at_ns_.store(steady_ns, std::memory_order_relaxed);
+    writer_frames_ = frames;
+    writer_at_ns_ = steady_ns;
     seq_.store(s + 2, std::memory_order_release);  // release: publishes the values
 }
 
-bool DeviceTime::read(Counts& c) const noexcept {
-    for (;;) {
+DeviceTime::Read DeviceTime::read(Counts& c) const noexcept {
+    // Bounded: a streaming thread at a higher real-time priority than the device's thread, on
+    // the same core, would otherwise spin while the writer it preempted never runs again.
+    for (int tries = 0; tries < 1000; ++tries) {
         const std::uint32_t before = seq_.load(std::memory_order_acquire);  // acquire: pairs with publish's release
-        if (before & 1) continue;  // a publish is under way: a few stores long
+        if (before & 1) {  // a publish is under way: a few stores long
+            __builtin_ia32_pause();
+            continue;
+        }
         // relaxed: bracketed by the two loads of the count.
         const bool counting = counting_.load(std::memory_order_relaxed);
         c = {first_frames_.load(std::memory_order_relaxed), frames_.load(std::memory_order_relaxed),
-             first_ns_.load(std::memory_order_relaxed), at_ns_.load(std::memory_order_relaxed)};
+             window_frames_.load(std::memory_order_relaxed), first_ns_.load(std::memory_order_relaxed),
+             at_ns_.load(std::memory_order_relaxed),        window_ns_.load(std::memory_order_relaxed),
+             interval_ns_.load(std::memory_order_relaxed)};
         // acquire fence: the loads above happen before the second load of the count.
         std::atomic_thread_fence(std::memory_order_acquire);
-        if (seq_.load(std::memory_order_relaxed) == before) return counting;  // relaxed: ordered by the fence
+        if (seq_.load(std::memory_order_relaxed) == before) return counting ? Read::ok : Read::none;  // relaxed: ordered by the fence
     }
+    return Read::busy;
 }
 
 std::int64_t DeviceTime::now_ns() const noexcept {
     const auto steady = std::chrono::steady_clock::now().time_since_epoch();
     const std::int64_t steady_now = std::chrono::duration_cast<std::chrono::nanoseconds>(steady).count();
     Counts c{};
-    if (!read(c)) return steady_now;
+    switch (read(c)) {
+        case Read::none: return steady_now;
+        case Read::busy: return latest_ns_.load(std::memory_order_relaxed);  // relaxed: a lone word; stand still
+        case Read::ok: break;
+    }
     // Double precision: exact to the nanosecond for 104 days of device time.
-    const double device_elapsed = double(c.frames - c.first_frames) * 1e9 / double(rate_.load(std::memory_order_relaxed));  // relaxed: see start()
-    const double steady_elapsed = double(c.at_ns - c.first_ns);
-    // Between counts, move at the device's measured pace (1 until there is a baseline), for at
-    // most 100 ms: a device that stops counting stops the clock.
-    const double pace = steady_elapsed > 1e8 ? device_elapsed / steady_elapsed : 1.0;
-    const double since = double(std::clamp<std::int64_t>(steady_now - c.at_ns, 0, 100'000'000));
-    std::int64_t t = c.first_ns + std::int64_t(device_elapsed + since * pace);
+    const double rate = double(rate_.load(std::memory_order_relaxed));  // relaxed: see start()
+    const double device_elapsed = double(c.frames - c.first_frames) * 1e9 / rate;
+    const double pace = pace_of(c, rate);
+    // Between counts, move at that pace for at most 100 ms or two intervals between counts,
+    // whichever is longer: a device that stops counting stops the clock.
+    const std::int64_t hold = std::max<std::int64_t>(100'000'000, 2 * c.interval_ns);
+    const double since = double(std::clamp<std::int64_t>(steady_now - c.at_ns, 0, hold));
+    const std::int64_t t = c.first_ns + std::int64_t(device_elapsed + since * pace);
     // Never backwards (a count that lands a little before the interpolation): the latest answer
     // stands until the device's time passes it. relaxed: a lone word; the CAS keeps it a maximum.
     std::int64_t latest = latest_ns_.load(std::memory_order_relaxed);
@@ -68,9 +100,21 @@ std::int64_t DeviceTime::now_ns() const noexcept {
     return std::max(t, latest);
 }
 
+// The pace of the last one to two seconds (1 until there is such a baseline).
+double DeviceTime::pace_of(const Counts& c, double rate) noexcept {
+    const double window_steady = double(c.at_ns - c.window_ns);
+    return window_steady > 1e8 ? double(c.frames - c.window_frames) * 1e9 / rate / window_steady : 1.0;
+}
+
+double DeviceTime::pace() const noexcept {
+    Counts c{};
+    if (read(c) != Read::ok) return 1.0;
+    return pace_of(c, double(rate_.load(std::memory_order_relaxed)));  // relaxed: see start()
+}
+
 double DeviceTime::drift_ppm() const noexcept {
     Counts c{};
-    if (!read(c) || c.at_ns - c.first_ns < 1'000'000'000) return 0;
+    if (read(c) != Read::ok || c.at_ns - c.first_ns < 1'000'000'000) return 0;
     const double device_elapsed = double(c.frames - c.first_frames) * 1e9 / double(rate_.load(std::memory_order_relaxed));  // relaxed: see start()
     return (device_elapsed / double(c.at_ns - c.first_ns) - 1.0) * 1e6;
 }
@@ -142,6 +186,7 @@ void Clock::interrupt() noexcept {
 ClockWait Clock::wait_until(std::int64_t running_ns, const std::stop_token& stop) noexcept {
     // Taken before the checks, so a change after them makes the wait return at once.
     const std::uint32_t ticket = changes_.prepare_wait();
+    std::int64_t last_time = INT64_MIN;  // the device's time at the last look
     for (;;) {
         if (stop.stop_requested()) return ClockWait::stopped;
         if (!running() || changes_.prepare_wait() != ticket) return ClockWait::interrupted;
@@ -152,9 +197,18 @@ ClockWait Clock::wait_until(std::int64_t running_ns, const std::stop_token& stop
         const DeviceTime* d = device_.load(std::memory_order_acquire);
         const std::int64_t time = d ? d->now_ns() : steady;
         if (time >= deadline) return ClockWait::due;
-        // A device's time runs within a few ppm of the steady clock's: sleep the distance on the
-        // steady clock, then look at the device's time again (a slow device: a short second wait).
-        changes_.wait(ticket, steady + (deadline - time), &stop);
+        std::int64_t distance = deadline - time;
+        if (d != nullptr) {
+            // The distance in device time, slept on the steady clock at the device's recent pace,
+            // 10 ms at a time at most (its pace may change: a JACK server entering freewheel), and
+            // a millisecond at least when its time stood still since the last look (a stalled
+            // device), so that a wait never spins.
+            const double pace = std::max(d->pace(), 1e-3);
+            distance = std::min<std::int64_t>(std::int64_t(double(distance) / pace) + 1, 10'000'000);
+            if (time == last_time) distance = std::max<std::int64_t>(distance, 1'000'000);
+            last_time = time;
+        }
+        changes_.wait(ticket, steady + distance, &stop);
     }
 }
 

@@ -235,3 +235,27 @@ TEST_CASE("Player.Rtp.SinksFollowTheClockByDefault" * doctest::timeout(60)) {
     // Relative, so that a sanitizer build's slow start (a second under TSan) counts on both sides.
     CHECK(flat < paced - 1.0);
 }
+
+// --rt-priority locks the process's memory (mlockall), as JACK and cyclictest do; where that is
+// refused (here: no CAP_IPC_LOCK, whether root or not, and a locked-memory limit of 0), one line
+// says so and the graph plays all the same.
+TEST_CASE("Player.Realtime.MemoryLockedOrOneLineWhy" * doctest::timeout(60)) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    // The player of a sanitizer build does not lock (the shadow memory): it says so and plays.
+    const auto r = test::run(kPlayer + " -q --realtime --rt-priority 10 --duration 0.2 " + quote("tone frames=64 ! nullsink"));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("sluice-play: warning: not locking memory in a sanitizer build") != std::string::npos);
+    return;
+#endif
+    const std::string graph = quote("tone frames=64 ! nullsink");
+    const auto locked = test::run(kPlayer + " -q --realtime --rt-priority 10 --duration 0.2 " + graph);
+    INFO(locked.output);
+    CHECK(locked.exit_code == 0);
+    CHECK(locked.output.find("cannot lock memory") == std::string::npos);
+    const auto refused = test::run("setpriv --bounding-set -ipc_lock --inh-caps -ipc_lock sh -c " +
+                                   quote("ulimit -l 0 && exec " + kPlayer + " -q --realtime --rt-priority 10 --duration 0.2 " + graph));
+    INFO(refused.output);
+    CHECK(refused.exit_code == 0);
+    CHECK(refused.output.find("sluice-play: warning: cannot lock memory (mlockall: ") != std::string::npos);
+}

@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;  // not something a writer is asked to write
     sluice::wire::SdpStream again;
     if (sluice::wire::parse_sdp(sluice::wire::write_sdp(stream), again)) return 0;
-    if (again.port != stream.port || again.payload_type != stream.payload_type || again.clock_rate != stream.clock_rate)
+    if (again.port != stream.port || again.payload_type != stream.payload_type || again.clock_rate != stream.clock_rate ||
+        again.ttl != stream.ttl)
         std::abort();
     return 0;
 }

@@ -320,6 +320,44 @@ TEST_CASE("Live.Mix.InputLevelsGivenAndChangedWhilePlaying" * doctest::timeout(3
     REQUIRE(g.stop());
 }
 
+// Inputs whose buffers differ in size are mixed in parts (here 30 and 100 frames: parts of 30,
+// 10, 20...); a level change still ramps over one whole buffer of its input, across the parts.
+TEST_CASE("Live.Mix.RampSpansPartsWhenBufferSizesDiffer" * doctest::timeout(30)) {
+    Graph g;
+    const Status built = sluice::nodes::build_pipeline(
+        g, "appsrc name=a format=f32 channels=1 frames=100 max-buffers=16 ! mix name=m sink_1::db=-20 ! appsink name=out max-buffers=64 "
+           "appsrc name=b format=f32 channels=1 frames=30 max-buffers=16 ! m.");
+    REQUIRE_MESSAGE(built.ok(), built.message());
+    AppSrc& a = *sluice::nodes::appsrc(g, "a");
+    AppSrc& b = *sluice::nodes::appsrc(g, "b");
+    AppSink& out = *sluice::nodes::appsink(g, "out");
+    REQUIRE(g.run());
+    // 300 frames each way, then everything the mix made of them.
+    auto feed_and_collect = [&] {
+        for (int i = 0; i < 3; ++i) REQUIRE(push_constant(a, 100, 1.0f).ok());
+        for (int i = 0; i < 10; ++i) REQUIRE(push_constant(b, 30, 1.0f).ok());
+        std::vector<float> all;
+        while (all.size() < 300) {
+            auto s = out.pull(5s);
+            REQUIRE(s);
+            const auto v = floats_of(*s);
+            all.insert(all.end(), v.begin(), v.end());
+        }
+        CHECK(all.size() == 300);
+        return all;
+    };
+    for (float x : feed_and_collect()) CHECK(x == doctest::Approx(1.1f).epsilon(1e-6));
+    REQUIRE(g.set_property("m", "sink_0::db", "-6.020599913").ok());
+    const std::vector<float> after = feed_and_collect();
+    // Frame k of the ramp: 1 - 0.5 (k + 1) / 100 from input 0, plus 0.1 from input 1.
+    for (std::size_t k = 0; k < 100; ++k) {
+        CAPTURE(k);
+        CHECK(after[k] == doctest::Approx(1.1f - 0.5f * float(k + 1) / 100.0f).epsilon(1e-5));
+    }
+    for (std::size_t k = 100; k < after.size(); ++k) CHECK(after[k] == doctest::Approx(0.6f).epsilon(1e-5));
+    REQUIRE(g.stop());
+}
+
 TEST_CASE("Live.Mix.BadLevelsInThePipelineAreOneLine") {
     auto error_of = [](const std::string& pipeline) {
         Graph g;

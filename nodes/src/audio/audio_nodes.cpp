@@ -605,6 +605,7 @@ public:
         add_output("src", {MediaFormat::audio()});
         // The inputs come later, one per link; their gains may be given now (`sink_1::db=-6`).
         for (const std::string& key : r.given_keys()) {
+            if (!key.starts_with("sink_") || !key.ends_with("::db")) continue;  // `name`, given to create_node
             const std::size_t i = input_of_gain_key(key);
             if (i == kMaxInputs) {  // the registry let it through as an instance of sink_%u::db
                 r.fail(engine::GraphErrc::invalid_argument,
@@ -639,10 +640,20 @@ private:
         double db = 0;
         float factor = 1;
         std::int64_t q16 = 65536;  // the factor in 16.16 fixed point, for s16
+        // A ramp under way: from `ramp_from` to `factor` over `ramp_frames`, `ramp_done` of them
+        // mixed so far (it may span several mixes when inputs' buffers differ in size).
+        float ramp_from = 1;
+        std::size_t ramp_frames = 0, ramp_done = 0;
         void set_level(double new_db) noexcept {
             db = new_db;
-            factor = float(std::pow(10.0, new_db / 20.0));
-            q16 = std::llround(std::pow(10.0, new_db / 20.0) * 65536.0);
+            const double f = std::pow(10.0, new_db / 20.0);
+            factor = float(f);
+            q16 = std::llround(f * 65536.0);
+        }
+        // The factor for the next frame: on the ramp, or the level itself.
+        float current_factor() const noexcept {
+            if (ramp_done >= ramp_frames) return factor;
+            return ramp_from + (factor - ramp_from) * float(ramp_done) / float(ramp_frames);
         }
     };
 
@@ -715,7 +726,10 @@ private:
     }
     Status start() override {
         reset_slots();
-        for (auto& slot : slots_) slot.set_level(slot.db_live.get());  // no ramp into the first buffer
+        for (auto& slot : slots_) {  // no ramp into the first buffer
+            slot.set_level(slot.db_live.get());
+            slot.ramp_frames = slot.ramp_done = 0;
+        }
         return {};
     }
     void stop() override { reset_slots(); }
@@ -791,26 +805,35 @@ private:
     }
 
     // Adds `samples` of one input into `dst` at the input's level. At 0 dB a plain sum (exact, as
-    // before levels existed); after a live change, the factor moves from the old level to the
-    // new frame by frame across these samples, as gain's does: no step, no click.
+    // before levels existed); after a live change, the factor moves from where it was to the new
+    // level frame by frame over one of that input's buffers (`ramp_frames`), as gain's does, even
+    // when the buffer is mixed in several parts: no step, no click.
     template <class T>
-    static void mix_in(Slot& slot, T* dst, const T* src, std::size_t samples, int channel_count) noexcept {
+    static void mix_in(Slot& slot, T* dst, const T* src, std::size_t samples, int channel_count,
+                       std::size_t ramp_frames) noexcept {
         constexpr bool is_float = std::is_same_v<T, float>;
         auto add = [](T& d, float v) {
             if constexpr (is_float) d += v;
             else d = T(std::clamp(long(d) + std::lround(v), -32768L, 32767L));
         };
         if (const double target = slot.db_live.get(); target != slot.db) {
-            const float from = slot.factor;
+            slot.ramp_from = slot.current_factor();
             slot.set_level(target);
-            const std::size_t channels = std::size_t(std::max(channel_count, 1));
-            const std::size_t frames = samples / channels;
-            for (std::size_t i = 0; i < frames; ++i) {
-                const float g = from + (slot.factor - from) * float(i + 1) / float(frames);
-                for (std::size_t c = 0; c < channels; ++c) add(dst[i * channels + c], float(src[i * channels + c]) * g);
-            }
-            return;
+            slot.ramp_frames = std::max<std::size_t>(ramp_frames, 1);
+            slot.ramp_done = 0;
         }
+        const std::size_t channels = std::size_t(std::max(channel_count, 1));
+        const std::size_t frames = samples / channels;
+        std::size_t i = 0;
+        for (; i < frames && slot.ramp_done < slot.ramp_frames; ++i) {
+            ++slot.ramp_done;
+            const float g = slot.ramp_from + (slot.factor - slot.ramp_from) * float(slot.ramp_done) / float(slot.ramp_frames);
+            for (std::size_t c = 0; c < channels; ++c) add(dst[i * channels + c], float(src[i * channels + c]) * g);
+        }
+        if (i == frames) return;
+        dst += i * channels;
+        src += i * channels;
+        samples -= i * channels;
         if (slot.db == 0) {
             if constexpr (is_float) {
                 for (std::size_t k = 0; k < samples; ++k) dst[k] += src[k];
@@ -858,8 +881,13 @@ private:
                 if (slot.ended.load(std::memory_order_relaxed) || !slot.sample) continue;  // relaxed: as above
                 const std::byte* in = slot.sample.data() + slot.used;
                 discontinuity = discontinuity || (slot.used == 0 && slot.sample.has(SampleFlags::discontinuity));
-                if (f32) mix_in(slot, reinterpret_cast<float*>(out.data()), reinterpret_cast<const float*>(in), bytes / 4, f.channels);
-                else mix_in(slot, reinterpret_cast<std::int16_t*>(out.data()), reinterpret_cast<const std::int16_t*>(in), bytes / 2, f.channels);
+                const std::size_t buffer_frames = slot.sample.size() / frame;  // a ramp lasts one of them
+                if (f32)
+                    mix_in(slot, reinterpret_cast<float*>(out.data()), reinterpret_cast<const float*>(in), bytes / 4, f.channels,
+                           buffer_frames);
+                else
+                    mix_in(slot, reinterpret_cast<std::int16_t*>(out.data()), reinterpret_cast<const std::int16_t*>(in), bytes / 2,
+                           f.channels, buffer_frames);
             }
             (void)out.set_size(bytes);
             if (first && first->sample.start_time() != kNoTime) {

@@ -85,11 +85,13 @@ using ClientPtr = std::unique_ptr<jack_client_t, ClientCloser>;
 // with the server killed mid-stream: the player hung in jack_client_close after reporting the
 // error). Its few kilobytes stay, reachable from here (not a leak to LeakSanitizer), for the rest
 // of the process; libjack calls nothing of ours once the server is gone.
-void abandon_client(jack_client_t* c) {
+// Its ring stays with it: a process callback libjack had under way when the server went is
+// waited for (see stop_client), but what it holds must not be freed under a late one either.
+void abandon_client(jack_client_t* c, jack_ringbuffer_t* ring) {
     static std::mutex mutex;
-    static auto* abandoned = new std::vector<jack_client_t*>();  // immortal, as the clients
+    static auto* abandoned = new std::vector<std::pair<jack_client_t*, jack_ringbuffer_t*>>();  // immortal, as the clients
     std::lock_guard lock(mutex);
-    abandoned->push_back(c);
+    abandoned->emplace_back(c, ring);
 }
 struct RingFree {
     void operator()(jack_ringbuffer_t* r) const noexcept { jack_ringbuffer_free(r); }
@@ -264,7 +266,20 @@ protected:
     // Deactivates (the callback no longer runs when it returns) and closes the client. Control
     // thread.
     void stop_client() noexcept {
-        if (client_ && !server_gone()) jack_deactivate(client_.get());  // gone: see abandon_client
+        if (client_ && server_gone()) {
+            // Not deactivated, not closed (see abandon_client): wait for a process callback still
+            // under way (libjack may report the shutdown from another thread meanwhile), for at
+            // most a second, then leave the client and its ring be.
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            // acquire: pairs with the callback's release on leaving; what it did is done.
+            while (in_process_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            try {
+                abandon_client(client_.release(), ring_.release());
+            } catch (...) {  // out of memory for the list: drop the pointers all the same
+            }
+        }
+        if (client_) jack_deactivate(client_.get());
         close_client();
         ring_.reset();
     }
@@ -302,7 +317,9 @@ protected:
     std::string client_label() const { return "JACK client '" + detail::printable(actual_name_.empty() ? client_name_ : actual_name_) + "'"; }
 
     jack_ringbuffer_t* ring() const noexcept { return ring_.get(); }
-    jack_client_t* client() const noexcept { return client_.get(); }
+    // The client, for the process callback: set before activation, unchanged while it runs (the
+    // owning pointer is released when a gone server's client is abandoned).
+    jack_client_t* callback_client() const noexcept { return callback_client_; }
     jack_port_t* port(int c) const noexcept { return ports_[std::size_t(c)]; }
     int channels() const noexcept { return channels_; }
     // Our own counter: the callback's misses. relaxed everywhere: statistics.
@@ -327,6 +344,7 @@ private:
                     "cannot open JACK client '" + detail::printable(client_name_) + "' (JACK status " + bits + ")"};
         }
         client_.reset(raw);
+        callback_client_ = raw;
         actual_name_ = jack_get_client_name(raw);
         if (actual_name_ != client_name_)
             engine::log_message(engine::LogLevel::info, "jack: client name '" + client_name_ + "' was taken; JACK named it '" + actual_name_ + "'");
@@ -353,9 +371,9 @@ private:
     }
 
     void close_client() noexcept {
-        if (client_ && server_gone()) {
+        if (client_ && server_gone()) {  // never activated since (open_client failed after the server went)
             try {
-                abandon_client(client_.release());
+                abandon_client(client_.release(), nullptr);
             } catch (...) {  // out of memory for the list: drop the pointer all the same
             }
         }
@@ -399,7 +417,12 @@ private:
 
     // ---- JACK's callbacks.
     static int process_trampoline(jack_nframes_t frames, void* self) noexcept {
-        return static_cast<JackNode*>(self)->on_process(frames);
+        auto* node = static_cast<JackNode*>(self);
+        // relaxed: the callback's own flag; the release below publishes what it did.
+        node->in_process_.store(true, std::memory_order_relaxed);
+        const int r = node->on_process(frames);
+        node->in_process_.store(false, std::memory_order_release);  // release: see stop_client
+        return r;
     }
     // The server reports an xrun somewhere in its graph. libjack's notification thread.
     static int on_xrun(void* self) noexcept {
@@ -441,6 +464,8 @@ private:
     std::size_t latency_frames_ = 2048;
     int rate_ = 0;                             // the server's; fixed while the client is open
     ClientPtr client_;
+    jack_client_t* callback_client_ = nullptr;  // see callback_client()
+    std::atomic<bool> in_process_{false};       // the process callback is under way
     std::vector<jack_port_t*> ports_;          // one per channel; fixed while the client is open
     RingPtr ring_;                             // made at start, freed at stop (callback not running)
     std::atomic<std::uint32_t> period_frames_{0};
@@ -641,7 +666,7 @@ private:
         jack_nframes_t cycle_frames = 0;
         jack_time_t cycle_usecs = 0, next_usecs = 0;
         float period_usecs = 0;
-        if (jack_get_cycle_times(client(), &cycle_frames, &cycle_usecs, &next_usecs, &period_usecs) != 0)
+        if (jack_get_cycle_times(callback_client(), &cycle_frames, &cycle_usecs, &next_usecs, &period_usecs) != 0)
             cycle_usecs = jack_get_time();
         device_time_.publish(frames_taken_, std::int64_t(cycle_usecs) * 1000 + jack_to_steady_ns_);
         frames_taken_ += frames;

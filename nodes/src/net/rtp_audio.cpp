@@ -42,6 +42,7 @@ public:
     RtpSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
         host_ = r.text("host");
         port_ = std::uint16_t(r.integer("port", 1, 65535));
+        multicast_ = detail::read_sender_multicast(r);
         sync_ = r.flag("sync");
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
         pt_ = int(r.integer("pt", -1, 127));
@@ -65,7 +66,7 @@ private:
         return {};
     }
     Status start() override {
-        if (Status st = udp_.open(host_, port_); !st) return st;
+        if (Status st = udp_.open(host_, port_, multicast_); !st) return st;
         set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         const MediaFormat& f = input(0).format();
         payload_type_ = std::uint8_t(pt_ >= 0 ? pt_ : std::max(static_payload_type(f.rate, f.channels), 96));
@@ -82,6 +83,7 @@ private:
         sdp.media = wire::SdpStream::Media::audio;
         sdp.session = "Sluice " + name();
         sdp.address = host_;
+        sdp.ttl = detail::is_multicast(host_) ? multicast_.ttl : 0;
         sdp.port = port_;
         sdp.payload_type = payload_type_;
         sdp.encoding = "L16";
@@ -120,6 +122,7 @@ private:
 
     std::string host_;
     std::uint16_t port_ = 5004;
+    detail::Multicast multicast_;
     bool sync_ = true;
     std::size_t mtu_ = 1400;
     int pt_ = -1;

@@ -30,6 +30,10 @@ protected:
         if (const std::string path = r.text("sdp"); !path.empty()) sdp_ = read_sdp(r, path);
         port_ = std::uint16_t(from_sdp(r, "port", 1, 65535, sdp_ ? sdp_->port : 0));
         address_ = r.text("address");
+        // A description of a multicast stream names the group to join (its c= line), as ffmpeg's
+        // and GStreamer's receivers read it; address= given still wins.
+        if (sdp_ && !r.given("address") && is_multicast(sdp_->address)) address_ = sdp_->address;
+        multicast_ = read_receiver_multicast(r);
         latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
         timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
@@ -43,7 +47,7 @@ protected:
     virtual std::int64_t last_packet_ns() const noexcept = 0;
 
     Status start() override {
-        if (Status st = udp_.open(address_, port_); !st) return st;
+        if (Status st = udp_.open(address_, port_, multicast_); !st) return st;
         started_ns_ = steady_now_ns();
         limit_.produced = 0;
         return {};
@@ -108,6 +112,7 @@ private:
 
     std::uint16_t port_ = 5004;
     std::string address_ = "0.0.0.0";
+    Multicast multicast_;
     std::int64_t latency_ns_ = 50'000'000;
     std::int64_t timeout_ns_ = 0;
     std::int64_t started_ns_ = 0;

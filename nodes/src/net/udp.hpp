@@ -26,21 +26,48 @@ namespace sluice::nodes::detail {
 // Network sinks follow the graph's clock by default, as GStreamer's udpsink does: a sample leaves
 // at its time (sync=false: as fast as the graph makes them, for tests and file transfers).
 inline std::vector<PropertySpec> udp_sender_properties() {
-    return {{"host", "127.0.0.1", "destination IP address"},
+    return {{"host", "127.0.0.1", "destination IP address, or a multicast group"},
             {"port", "5004", "destination UDP port"},
-            {"sync", "true", "send each sample at its time on the graph's clock (false: as fast as they come)"}};
+            {"sync", "true", "send each sample at its time on the graph's clock (false: as fast as they come)"},
+            {"ttl", "1", "multicast: how many routers a packet may cross (1: this link only)"},
+            {"multicast-iface", "", "multicast: the network interface packets leave by (default: the route's)"}};
 }
 inline std::vector<PropertySpec> udp_receiver_properties() {
-    return {{"port", "5004", "UDP port to listen on"}, {"address", "0.0.0.0", "local address to bind"}};
+    return {{"port", "5004", "UDP port to listen on"},
+            {"address", "0.0.0.0", "local address to bind, or a multicast group to join"},
+            {"multicast-iface", "", "multicast: the network interface to join the group on (default: the route's)"},
+            {"source", "", "source-specific multicast: only this sender's packets (address= is the group)"}};
 }
+
+// Multicast settings: a sender's hops and interface, a receiver's interface and source.
+struct Multicast {
+    int ttl = 1;
+    std::string iface;   // empty: the kernel's choice by route
+    std::string source;  // receivers: source-specific multicast (RFC 4607) when not empty
+};
+inline Multicast read_sender_multicast(PropertyReader& r) {
+    Multicast m;
+    m.ttl = int(r.integer("ttl", 0, 255));
+    m.iface = r.text("multicast-iface");
+    return m;
+}
+inline Multicast read_receiver_multicast(PropertyReader& r) {
+    Multicast m;
+    m.iface = r.text("multicast-iface");
+    m.source = r.text("source");
+    return m;
+}
+// Whether `host` is an IP multicast address (false for anything else, names included).
+bool is_multicast(const std::string& host) noexcept;
 
 // Largest UDP payload: the size of the buffers a receiver keeps.
 inline constexpr std::size_t kMaxDatagram = 65536;
 
 class UdpSender {
 public:
-    // Control thread (start). Errors name the host or the socket.
-    Status open(const std::string& host, std::uint16_t port);
+    // Control thread (start). Errors name the host, the interface or the socket. A multicast
+    // host gets `multicast`'s hops and interface, and loops back to this machine's receivers.
+    Status open(const std::string& host, std::uint16_t port, const Multicast& multicast = {});
     void close() noexcept;
     // Streaming thread. A datagram the network refuses (nobody listening, a full queue) counts as
     // lost like any other, not as an error; only a dead socket is one.
@@ -55,9 +82,11 @@ private:
 class UdpReceiver {
 public:
     UdpReceiver();
-    // Control thread (start). No SO_REUSEADDR: a port another receiver holds is an error, not a
-    // shared port.
-    Status open(const std::string& address, std::uint16_t port);
+    // Control thread (start). No SO_REUSEADDR for unicast: a port another receiver holds is an
+    // error, not a shared port. A multicast `address` is joined (on `multicast.iface`, from
+    // `multicast.source` only when given) with the port shared, so that several receivers on one
+    // machine each get every packet of the group, as GStreamer's udpsrc does.
+    Status open(const std::string& address, std::uint16_t port, const Multicast& multicast = {});
     void close() noexcept;
 
     // Streaming thread: waits up to `wait` for one datagram (which may be empty: a zero-byte

@@ -76,7 +76,8 @@ std::string write_sdp(const SdpStream& s) {
     line("v=0");
     line("o=- " + std::to_string(id) + " 1 IN IP4 " + (s.address.empty() ? std::string("127.0.0.1") : s.address));
     line("s=" + (s.session.empty() ? std::string("Sluice") : s.session));
-    line("c=IN IP4 " + s.address);
+    // RFC 8866 5.7: an IPv4 multicast address carries its TTL.
+    line("c=IN IP4 " + s.address + (s.ttl > 0 && !s.address.empty() ? "/" + std::to_string(s.ttl) : std::string()));
     line("t=0 0");
     const std::string pt = std::to_string(s.payload_type);
     if (s.media == SdpStream::Media::audio) {
@@ -108,6 +109,7 @@ std::optional<SdpParseError> parse_sdp(std::string_view text, SdpStream& out) {
     SdpStream s;
     bool in_media = false, found = false, have_rtpmap = false, version = false;
     std::string session_address, media_address;
+    int session_ttl = 0, media_ttl = 0;
     int number = 0;
     for (std::string_view rest = text; !rest.empty();) {
         const std::size_t nl = rest.find('\n');
@@ -153,7 +155,16 @@ std::optional<SdpParseError> parse_sdp(std::string_view text, SdpStream& out) {
             if (words.size() != 3 || words[0] != "IN")
                 return SdpParseError{number, "connection '" + printable(value) + "' is not 'IN IP4 address'"};
             if (words[1] != "IP4") return SdpParseError{number, "only IPv4 connections are supported, not " + printable(words[1])};
-            (in_media ? media_address : session_address) = std::string(split(words[2], '/')[0]);  // "/ttl" dropped
+            const auto parts = split(words[2], '/');
+            (in_media ? media_address : session_address) = std::string(parts[0]);
+            // A multicast address's TTL (a number of hops, 1-255); anything else is not kept.
+            int ttl = 0;
+            if (parts.size() > 1 && !parts[0].empty()) {
+                const std::string_view t = parts[1];
+                const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), ttl);
+                if (ec != std::errc() || end != t.data() + t.size() || ttl < 1 || ttl > 255) ttl = 0;
+            }
+            (in_media ? media_ttl : session_ttl) = ttl;
             continue;
         }
         if (type != 'a' || !in_media) continue;
@@ -204,6 +215,7 @@ std::optional<SdpParseError> parse_sdp(std::string_view text, SdpStream& out) {
     if (!have_rtpmap)
         return SdpParseError{0, "no a=rtpmap for payload type " + std::to_string(s.payload_type) + ": its encoding is unknown"};
     s.address = !media_address.empty() ? media_address : session_address;
+    s.ttl = !media_address.empty() ? media_ttl : session_ttl;
     out = std::move(s);
     return std::nullopt;
 }

@@ -41,26 +41,40 @@ public:
     void publish(std::uint64_t frames, std::int64_t steady_ns) noexcept;
 
     // The device's time, in the steady clock's domain: equal to it at the first count, then
-    // moving at the device's pace (interpolated between counts at the measured rate, never
-    // backwards, and standing still when the device stops counting). The steady clock before
-    // the first count.
+    // moving at the device's pace (interpolated between counts at the pace of the last second or
+    // two, never backwards, and standing still when the device stops counting for longer than
+    // 100 ms or two of its intervals). The steady clock before the first count.
     std::int64_t now_ns() const noexcept;
     // How much faster the device runs than the steady clock, in parts per million, measured
     // from the first count to the last; 0 until a second has been counted.
     double drift_ppm() const noexcept;
+    // Device time per steady time over the last one to two seconds (1 before there is such a
+    // baseline): how long a wait for device time lasts on the steady clock.
+    double pace() const noexcept;
 
 private:
     struct Counts {
-        std::uint64_t first_frames, frames;
-        std::int64_t first_ns, at_ns;
+        std::uint64_t first_frames, frames, window_frames;
+        std::int64_t first_ns, at_ns, window_ns, interval_ns;
     };
-    bool read(Counts& c) const noexcept;  // false before the first count
+    enum class Read { ok, none, busy };
+    // A consistent set of counts: none before the first; busy if a publish stayed under way for
+    // all of a bounded number of tries (the writer preempted by this reader on its core).
+    Read read(Counts& c) const noexcept;
+    static double pace_of(const Counts& c, double rate) noexcept;
 
     std::atomic<int> rate_{48000};  // written by start(), before the device thread runs
     std::atomic<std::uint32_t> seq_{0};  // odd while publish() writes
     std::atomic<bool> counting_{false};
     std::atomic<std::uint64_t> first_frames_{0}, frames_{0};
     std::atomic<std::int64_t> first_ns_{0}, at_ns_{0};
+    std::atomic<std::int64_t> interval_ns_{0};  // between the last two counts
+    // The pace's baseline: a count one to two seconds old (window_), and the newest window start.
+    std::atomic<std::uint64_t> window_frames_{0}, next_window_frames_{0};
+    std::atomic<std::int64_t> window_ns_{0}, next_window_ns_{0};
+    // Only the device thread touches these (outside the sequence lock's values).
+    std::uint64_t writer_frames_ = 0;
+    std::int64_t writer_at_ns_ = 0;
     mutable std::atomic<std::int64_t> latest_ns_{0};  // the latest time now_ns() answered: never go back
 };
 

@@ -22,6 +22,7 @@ struct SdpStream {
     Media media = Media::audio;
     std::string session = "Sluice";  // s=
     std::string address;             // c=IN IP4 ... (the destination)
+    int ttl = 0;                     // a multicast address's TTL (c=IN IP4 group/ttl); 0: unicast
     std::uint16_t port = 0;          // m=... <port>
     int payload_type = 96;
     std::string encoding;   // rtpmap's encoding name: "L16", "L24", "raw"

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+// Multicast RTP (issue #15) across two network namespaces joined by a veth pair, made and removed
+// by the test itself (as root: CI's machine is; never an address off this machine): a sender in
+// one, receivers in the other that join the group, one of them source-specific.
+#include "../support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+namespace {
+
+const std::string kPlayer = SLUICE_PLAY_PATH;
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("Rtp.Multicast.OneSenderTwoReceiversAcrossNamespaces" * doctest::timeout(120)) {
+    REQUIRE_MESSAGE(::geteuid() == 0, "network namespaces need root");
+    test::TempDir dir;
+    const std::string tag = std::to_string(::getpid() % 100000);
+    const std::string a = "slmcA" + tag, b = "slmcB" + tag, va = "va" + tag, vb = "vb" + tag;
+    auto receiver = [&](const std::string& name, const std::string& extra) {
+        return "ip netns exec " + b + " " + kPlayer + " -q --stats-json " + test::quote(dir / (name + ".json")) + " " +
+               test::quote("rtpsrc address=239.7.7.7 port=5004 channels=1 multicast-iface=" + vb + " timeout=1500 " + extra +
+                           " ! wavsink path=" + dir / (name + ".wav")) +
+               " > " + test::quote(dir / (name + ".txt")) + " 2>&1 &";
+    };
+    const std::string script =
+        "set -e\n"
+        "cleanup() { ip netns del " + a + " 2>/dev/null; ip netns del " + b + " 2>/dev/null; true; }\n"
+        "trap cleanup EXIT\n"
+        "ip netns add " + a + "\nip netns add " + b + "\n"
+        "ip link add " + va + " type veth peer name " + vb + "\n"
+        "ip link set " + va + " netns " + a + "\nip link set " + vb + " netns " + b + "\n"
+        "ip -n " + a + " addr add 10.77.0.1/24 dev " + va + "\nip -n " + a + " link set " + va + " up\n"
+        "ip -n " + b + " addr add 10.77.0.2/24 dev " + vb + "\nip -n " + b + " link set " + vb + " up\n" +
+        receiver("any", "") + "\nany=$!\n" +
+        receiver("ssm", "source=10.77.0.1") + "\nssm=$!\n" +
+        receiver("other", "source=10.77.0.99") + "\nother=$!\n"
+        // The joins are in place once the group shows on the interface (three sockets, one group).
+        "for i in $(seq 100); do ip -n " + b + " maddr show dev " + vb + " | grep -q 239.7.7.7 && break; sleep 0.1; done\n"
+        "sleep 0.5\n"
+        "ip netns exec " + a + " " + kPlayer + " -q --duration 2 " +
+        test::quote("tone freq=440 channels=1 ! rtpsink host=239.7.7.7 port=5004 multicast-iface=" + va + " ttl=1 sdp=" + dir / "sent.sdp") +
+        "\n"
+        "status=0\n"
+        "wait $any || status=$?\nwait $ssm || status=$?\nwait $other || status=$?\n"
+        "exit $status\n";
+    std::ofstream(dir / "run.sh") << script;
+    const auto r = test::run("bash " + test::quote(dir / "run.sh"));
+    INFO(r.output);
+    INFO(read_file(dir / "any.txt"));
+    INFO(read_file(dir / "ssm.txt"));
+    INFO(read_file(dir / "other.txt"));
+    REQUIRE(r.exit_code == 0);
+
+    // The description says multicast, with the TTL (RFC 8866: c=IN IP4 group/ttl).
+    CHECK(read_file(dir / "sent.sdp").find("c=IN IP4 239.7.7.7/1") != std::string::npos);
+    // Both receivers that may hear the sender got the whole stream: 2 s of the tone, no loss.
+    for (const char* name : {"any", "ssm"}) {
+        CAPTURE(name);
+        const auto got = nlohmann::json::parse(read_file(dir / (std::string(name) + ".json")));
+        const auto& src = got["nodes"]["rtpsrc0"];
+        CHECK(src["packets_received"].get<std::uint64_t>() > 0);
+        CHECK(src["packets_lost"] == 0);
+        CHECK(src["packets_foreign"] == 0);
+        const auto samples = test::decode_mono(dir / (std::string(name) + ".wav"));
+        CHECK(double(samples.size()) / 48000 == doctest::Approx(2.0).epsilon(0.05));
+        CHECK(test::dominant_frequency(samples, 48000) == doctest::Approx(440).epsilon(0.01));
+    }
+    // The source-specific receiver of another source heard nothing, and timed out from the start.
+    const auto other = nlohmann::json::parse(read_file(dir / "other.json"));
+    CHECK(other["nodes"]["rtpsrc0"]["packets_received"] == 0);
+}
+
+TEST_CASE("Rtp.Multicast.BadSettingsAreOneLine" * doctest::timeout(60)) {
+    struct Case {
+        const char* pipeline;
+        const char* says;
+    };
+    for (const Case& c : {Case{"tone ! rtpsink host=127.0.0.1 multicast-iface=lo", "multicast-iface= is for a multicast host"},
+                          Case{"tone ! rtpsink host=239.7.7.7 multicast-iface=nosuchif0", "multicast-iface='nosuchif0': no such network interface"},
+                          Case{"tone ! rtpsink host=239.7.7.7 ttl=300", "ttl='300' is out of range"},
+                          Case{"rtpsrc address=127.0.0.1 source=10.0.0.1 ! nullsink", "source= is for a multicast address="},
+                          Case{"rtpsrc address=239.7.7.7 source=nonsense ! nullsink", "source='nonsense' is not an IP address"},
+                          Case{"rtpsrc address=239.7.7.7 multicast-iface=nosuchif0 ! nullsink", "no such network interface"}}) {
+        CAPTURE(c.pipeline);
+        const auto r = test::run(kPlayer + " -q --duration 0.1 " + test::quote(c.pipeline));
+        INFO(r.output);
+        CHECK(r.exit_code == 2);
+        CHECK(r.output.find(c.says) != std::string::npos);
+        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+    }
+}
