@@ -133,7 +133,7 @@ if [[ " $parts " == *" jack "* ]]; then
     for _ in $(seq 100); do JACK_DEFAULT_SERVER=$server jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
     loader=
     if [ "$load_mode" = loaded ]; then load $((jack_for + 5)) & loader=$!; fi
-    JACK_DEFAULT_SERVER=$server timeout $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 &
+    JACK_DEFAULT_SERVER=$server timeout -k 5 $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 &
     simple=$!
     JACK_DEFAULT_SERVER=$server "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
       --stats-json "$out/jack-$load_mode.json" 'tone ! jacksink client=sluice connect=none' 2> "$out/jack-sluice-$load_mode.log" || true
@@ -144,7 +144,7 @@ if [[ " $parts " == *" jack "* ]]; then
 import json, re, sys
 mode, log, stats = sys.argv[1], open(sys.argv[2]).read(), json.load(open(sys.argv[3]))["nodes"]["jacksink0"]
 missed = lambda name: len(re.findall(r"client = " + re.escape(name) + r" was not finished", log))
-print(f"| {mode} | {missed('simple')} | {missed('sluice')} | {stats['xruns']} | {stats['jack_xruns']} |")
+print(f"| {mode} | {missed('jack_simple_client')} | {missed('sluice')} | {stats['xruns']} | {stats['jack_xruns']} |")
 PY
   done
 fi
