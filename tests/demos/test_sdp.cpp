@@ -239,7 +239,7 @@ TEST_CASE("Sdp.BadInput.OneLine") {
     std::ofstream(dir / "junk.sdp") << "hello\nworld\n";
     std::ofstream(dir / "nomap.sdp") << "v=0\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 5004 RTP/AVP 97\n";
     for (const auto& [pipeline, why] : std::vector<std::pair<std::string, std::string>>{
-             {"rtpsrc sdp=" + dir / "video.sdp" + " ! nullsink", "rtpsrc receives L16 audio"},
+             {"rtpsrc sdp=" + dir / "video.sdp" + " ! nullsink", "rtpsrc receives L16 or L24 audio"},
              {"rtpvrawsrc sdp=" + dir / "video.sdp" + " ! nullsink", "sampling 'YCbCr-4:2:2' depth 10"},
              {"rtpsrc sdp=" + dir / "junk.sdp" + " ! nullsink", "line 1: 'hello' is not a type=value line"},
              {"rtpsrc sdp=" + dir / "nomap.sdp" + " ! nullsink", "no a=rtpmap for payload type 97"},

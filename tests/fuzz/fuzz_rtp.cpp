@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the RTP packet parser, then the RFC 4175 payload reader on what it returns,
+// libFuzzer target: the RTCP parser (what it accepts writes back and reads the same), the RTP
+// packet parser, then the RFC 4175 payload reader on what it returns,
 // into small pictures of both samplings. The payload must lie within the datagram; the reader
 // must stay inside the picture (ASan watches) and account for every byte it writes.
+#include <sluice/wire/rtcp.hpp>
 #include <sluice/wire/rtp.hpp>
 
 #include <array>
@@ -26,7 +28,25 @@ void unpack_into(const MediaFormat& format, std::span<const std::uint8_t> payloa
 }
 }  // namespace
 
+static void rtcp(const std::uint8_t* data, std::size_t size) {
+    const auto report = sluice::wire::parse_rtcp({data, size});
+    if (!report) return;
+    if (report->block_count > report->blocks.size()) std::abort();
+    std::array<std::uint8_t, 1024> out{};
+    const std::size_t n = sluice::wire::write_rtcp(out, report->ssrc, report->sender ? &*report->sender : nullptr,
+                                                   {report->blocks.data(), report->block_count}, "fuzz", report->bye);
+    const auto again = sluice::wire::parse_rtcp({out.data(), n});
+    if (n == 0 || !again || again->ssrc != report->ssrc || again->block_count != report->block_count ||
+        again->bye != report->bye || again->sender.has_value() != report->sender.has_value())
+        std::abort();
+    for (std::size_t i = 0; i < report->block_count; ++i)
+        if (again->blocks[i].highest_sequence != report->blocks[i].highest_sequence ||
+            again->blocks[i].cumulative_lost != report->blocks[i].cumulative_lost)
+            std::abort();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    rtcp(data, size);
     const auto p = sluice::wire::parse_rtp_packet({data, size});
     if (!p) return 0;
     if (p->payload.data() < data || p->payload.data() + p->payload.size() > data + size) std::abort();

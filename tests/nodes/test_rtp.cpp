@@ -6,11 +6,14 @@
 
 #include <doctest/doctest.h>
 #include <sluice/wire/rtp.hpp>
+#include <sluice/wire/rtcp.hpp>
+#include <sluice/wire/sdp.hpp>
 #include <sluice/sluice.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -73,6 +76,95 @@ TEST_CASE("Rtp.Parser.HeaderFieldsAndMalformedPackets") {
     bad_pad[0] |= 0x20;
     bad_pad.back() = 200;  // more padding than payload
     CHECK_FALSE(wire::parse_rtp_packet(bad_pad));
+}
+
+// L24 is big-endian 24-bit PCM; AES67 descriptions carry RFC 7273's clock lines, at session or
+// media level, and a media level one wins.
+TEST_CASE("Rtp.Wire.L24AndTheSdpClockLines") {
+    const std::uint8_t native[6] = {0x56, 0x34, 0x12, 0x01, 0x00, 0x80};  // 0x123456, -0x7FFFFF
+    std::uint8_t l24[6], back[6];
+    wire::native_to_l24(native, l24, 6);
+    CHECK(std::vector<std::uint8_t>(l24, l24 + 6) == std::vector<std::uint8_t>{0x12, 0x34, 0x56, 0x80, 0x00, 0x01});
+    wire::l24_to_native(l24, back, 6);
+    CHECK(std::equal(back, back + 6, native));
+
+    wire::SdpStream s;
+    s.address = "239.1.2.3";
+    s.ttl = 4;
+    s.port = 5004;
+    s.encoding = "L24";
+    s.clock_rate = 48000;
+    s.channels = 8;
+    s.ptime_ms = 1;
+    s.ts_refclk = "ptp=IEEE1588-2008:39-A7-94-FF-FE-07-CB-D0:0";
+    s.mediaclk = "direct=0";
+    const std::string text = wire::write_sdp(s);
+    CHECK(text.find("a=ts-refclk:ptp=IEEE1588-2008:39-A7-94-FF-FE-07-CB-D0:0\r\na=mediaclk:direct=0\r\n") != std::string::npos);
+    wire::SdpStream back_s;
+    REQUIRE_FALSE(wire::parse_sdp(text, back_s));
+    CHECK(back_s.ts_refclk == s.ts_refclk);
+    CHECK(back_s.mediaclk == "direct=0");
+    CHECK(back_s.encoding == "L24");
+    CHECK(back_s.channels == 8);
+
+    const std::string session_level = "v=0\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\na=ts-refclk:local\r\n"
+                                      "a=mediaclk:direct=100\r\nm=audio 5004 RTP/AVP 97\r\na=rtpmap:97 L24/48000/2\r\n"
+                                      "a=mediaclk:direct=7\r\nm=audio 5006 RTP/AVP 98\r\na=ts-refclk:other\r\n";
+    wire::SdpStream read;
+    REQUIRE_FALSE(wire::parse_sdp(session_level, read));
+    CHECK(read.ts_refclk == "local");
+    CHECK(read.mediaclk == "direct=7");
+    const std::string skipped = "v=0\r\ns=x\r\nt=0 0\r\nm=text 9 TCP x\r\na=ts-refclk:not-ours\r\n"
+                                "m=audio 5004 RTP/AVP 97\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:97 L16/48000/2\r\n";
+    REQUIRE_FALSE(wire::parse_sdp(skipped, read));
+    CHECK(read.ts_refclk.empty());
+}
+
+// RTCP's compound packets: an SR with a report block, SDES and BYE, and an RR, read back as
+// written; NTP time to and from Unix time; and what is not RTCP refused.
+TEST_CASE("Rtp.Wire.RtcpReportsReadBackAsWritten") {
+    const std::int64_t unix_ns = 1'764'547'200'123'456'789;  // 2025-12-01, with nanoseconds
+    const std::uint64_t ntp = wire::ntp_of_unix_ns(unix_ns);
+    CHECK((ntp >> 32) == 1'764'547'200ULL + 2'208'988'800ULL);
+    CHECK(std::llabs(wire::unix_ns_of_ntp(ntp) - unix_ns) <= 1);  // the fraction is 1/2^32 s
+
+    wire::RtcpSenderInfo info{ntp, 0xDEADBEEF, 1234, 567890};
+    wire::RtcpReportBlock block{0x11223344, 25, -3, 0x0001FFFF, 480, 0xABCD1234, 65536};
+    std::uint8_t buffer[256];
+    const std::size_t n = wire::write_rtcp(buffer, 0xCAFEF00D, &info, {&block, 1}, "sluice@test", true);
+    REQUIRE(n > 0);
+    CHECK(n % 4 == 0);
+    const auto sr = wire::parse_rtcp({buffer, n});
+    REQUIRE(sr);
+    CHECK(sr->ssrc == 0xCAFEF00D);
+    REQUIRE(sr->sender);
+    CHECK(sr->sender->ntp == ntp);
+    CHECK(sr->sender->rtp_timestamp == 0xDEADBEEF);
+    CHECK(sr->sender->packets == 1234);
+    CHECK(sr->sender->octets == 567890);
+    REQUIRE(sr->block_count == 1);
+    CHECK(sr->blocks[0].ssrc == 0x11223344);
+    CHECK(sr->blocks[0].fraction_lost == 25);
+    CHECK(sr->blocks[0].cumulative_lost == -3);
+    CHECK(sr->blocks[0].highest_sequence == 0x0001FFFF);
+    CHECK(sr->blocks[0].jitter == 480);
+    CHECK(sr->blocks[0].last_sr == 0xABCD1234);
+    CHECK(sr->blocks[0].delay_since_last_sr == 65536);
+    CHECK(sr->bye);
+
+    const std::size_t m = wire::write_rtcp(buffer, 7, nullptr, {&block, 1}, "x");
+    const auto rr = wire::parse_rtcp({buffer, m});
+    REQUIRE(rr);
+    CHECK_FALSE(rr->sender);
+    CHECK_FALSE(rr->bye);
+    CHECK(rr->block_count == 1);
+    // Refused: cut short, version 1, a length past the end, an RTP packet, too small a buffer.
+    CHECK_FALSE(wire::parse_rtcp({buffer, m - 1}));
+    buffer[0] = (buffer[0] & 0x3F) | 0x40;
+    CHECK_FALSE(wire::parse_rtcp({buffer, m}));
+    const auto rtp = packet(1, 2, 3, 16);
+    CHECK_FALSE(wire::parse_rtcp(rtp));
+    CHECK(wire::write_rtcp({buffer, 20}, 7, &info, {}, "sluice@test") == 0);
 }
 
 TEST_CASE("Rtp.Loopback.ToneSurvivesTheRoundTrip" * doctest::timeout(60)) {

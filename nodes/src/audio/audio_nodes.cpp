@@ -740,6 +740,11 @@ private:
             slot.full.store(false, std::memory_order_relaxed);  // relaxed: threads are parked
         }
         filled_.store(ended_count(), std::memory_order_relaxed);  // relaxed: as above
+        // A paused graph's clocked render parks inside present(), so a mixing thread may be
+        // inside mix_and_push's push (or get_buffer) now: the set it was mixing is gone, and it
+        // must not free slots that the other inputs may be filling anew once the gate opens.
+        // release: pairs with the acquire load in mix_and_push after it comes back.
+        flushes_.fetch_add(1, std::memory_order_release);
     }
     void unblock() override { wake(); }
 
@@ -853,6 +858,10 @@ private:
 
     // Every live slot is full: mix what they all have, as many times as it takes to use one up.
     Flow mix_and_push() noexcept {
+        // acquire: pairs with flush(); a change after get_buffer or push means a flush emptied
+        // the slots meanwhile (see flush()).
+        const std::uint32_t flushes = flushes_.load(std::memory_order_acquire);
+        auto flushed = [&] { return flushes_.load(std::memory_order_acquire) != flushes; };
         const MediaFormat& f = output(0).format();
         const std::size_t frame = f.frame_bytes();
         const bool f32 = f.sample_format == SampleFormat::f32;
@@ -867,6 +876,7 @@ private:
                 if (!first) first = &slot;
             }
             auto got = get_buffer(0);
+            if (flushed()) return Flow::flushing;
             if (!got) {
                 release_slots(true);
                 return buffer_failed(got.error());
@@ -906,6 +916,7 @@ private:
             // Push before the slots are freed: the next set cannot complete (on another thread)
             // until this push has returned, so the node downstream never runs on two threads at once.
             const Flow flow = bytes != 0 ? push(0, std::move(out)) : Flow::ok;
+            if (flushed()) return Flow::flushing;
             if (used_up || flow != Flow::ok) {
                 release_slots(flow != Flow::ok);
                 return flow;
@@ -942,6 +953,7 @@ private:
     std::array<Slot, kMaxInputs> slots_;
     std::atomic<std::uint32_t> filled_{0};
     std::atomic<std::uint32_t> ended_inputs_{0};
+    std::atomic<std::uint32_t> flushes_{0};  // flush() calls, so a mixing thread notices one under it
     EventCount slot_freed_;  // notified when the mix empties the slots, on unblock() and on stop
     std::size_t gains_given_ = 0;  // one past the highest input whose level the pipeline gave
 };

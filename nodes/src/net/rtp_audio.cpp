@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// RTP over UDP with Asio: `rtpsink` sends L16 audio (RFC 3550/3551), `rtpsrc` receives it into a
+// RTP over UDP with Asio: `rtpsink` sends L16 or L24 audio (RFC 3550/3551/3190, AES67's profile), `rtpsrc` receives it into a
 // small jitter buffer that reorders, counts lost and late packets, and turns gaps into silence
 // flagged as a discontinuity, never a stall. Interoperates with GStreamer's rtpL16pay/depay.
 #include <sluice/wire/rtp.hpp>
@@ -8,6 +8,7 @@
 #include "core/common.hpp"
 #include "net/rtp_audio_receiver.hpp"
 #include "net/rtp_receive_node.hpp"
+#include "net/rtcp_session.hpp"
 #include <sluice/nodes/registry.hpp>
 #include "net/udp.hpp"
 
@@ -15,7 +16,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <vector>
 
@@ -37,6 +40,11 @@ int static_payload_type(int rate, int channels) {
     return -1;
 }
 
+// The two PCM payloads (RFC 3551 L16, RFC 3190 L24) and the native sample format each carries.
+enum class Pcm { l16, l24 };
+const std::vector<std::string> kPcmNames{"L16", "L24"};
+SampleFormat sample_format_of(Pcm pcm) { return pcm == Pcm::l24 ? SampleFormat::s24 : SampleFormat::s16; }
+
 class RtpSink final : public Node {
 public:
     RtpSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
@@ -47,38 +55,77 @@ public:
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
         pt_ = int(r.integer("pt", -1, 127));
         sdp_path_ = r.text("sdp");
-        add_input("sink", {MediaFormat::audio(0, 0, SampleFormat::s16)});
+        rtcp_port_ = detail::read_rtcp_port(r);
+        // AES67 (and ST 2110-30's level A): 48 kHz, L24 unless L16 is asked for, 1 ms packets,
+        // at most 8 channels, RTP time taken from the reference clock, and the SDP says so.
+        aes67_ = r.choice("profile", {"none", "aes67"}) == 1;
+        pcm_ = aes67_ && !r.given("encoding") ? Pcm::l24 : Pcm(r.choice("encoding", kPcmNames));
+        ptime_ms_ = aes67_ && !r.given("ptime") ? 1.0 : r.number("ptime", 0, 1000);
+        ts_refclk_ = r.text("ts-refclk");
+        if (ts_refclk_.find_first_of("\r\n") != std::string::npos)
+            r.fail(make_error_code(engine::GraphErrc::invalid_argument), this->name() + ": ts-refclk= is one SDP line's value");
+        add_input("sink", {MediaFormat::audio(aes67_ ? 48000 : 0, 0, sample_format_of(pcm_))});
         packet_.resize(mtu_);
     }
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        return {{"packets_sent", packets_.load(std::memory_order_relaxed)}};  // relaxed: a statistic
+        auto stats = rtcp_.stats();
+        stats.insert(stats.begin(), {"packets_sent", packets_.load(std::memory_order_relaxed)});  // relaxed: a statistic
+        return stats;
     }
 
 private:
-    // A packet carries whole frames and never more than `mtu` bytes: a frame that does not fit
-    // is refused here rather than sent oversized (or written past the packet buffer).
+    // A packet carries whole frames and never more than `mtu` bytes: a frame (or a ptime's worth
+    // of them) that does not fit is refused here rather than sent oversized.
     Status configure() override {
-        const std::size_t frame = input(0).format().frame_bytes();
-        if (frame + 12 > mtu_)
-            return {engine::GraphErrc::invalid_argument, "mtu=" + std::to_string(mtu_) + " cannot carry one frame of " +
-                                                input(0).format().to_string() + " (" + std::to_string(frame) +
-                                                " bytes after the 12-byte RTP header); raise mtu or use fewer channels"};
+        const MediaFormat& f = input(0).format();
+        const std::size_t frame = f.frame_bytes();
+        auto refuse = [&](const std::string& why) { return Status{engine::GraphErrc::invalid_argument, name() + ": " + why}; };
+        if (aes67_ && f.channels > 8)
+            return refuse("profile=aes67 carries at most 8 channels, not " + std::to_string(f.channels) +
+                          " (send more as several streams)");
+        frames_per_packet_ = (mtu_ - std::min<std::size_t>(mtu_, 12)) / frame;
+        if (ptime_ms_ > 0) {
+            const double exact = f.rate * ptime_ms_ / 1000.0;
+            const auto frames = std::size_t(std::llround(exact));
+            // AES67's 0.333 ms is 16 frames at 48 kHz: a packet time within 1% of whole frames.
+            if (frames < 1 || std::abs(double(frames) - exact) > 0.01 * exact)
+                return refuse("ptime=" + detail::number_text(ptime_ms_) + " ms is not a whole number of frames at " +
+                              std::to_string(f.rate) + " Hz (" + detail::number_text(exact) + ")");
+            if (frames > frames_per_packet_)
+                return refuse("ptime=" + detail::number_text(ptime_ms_) + " ms of " + f.to_string() + " is " +
+                              std::to_string(frames * frame + 12) + " bytes a packet, more than mtu=" +
+                              std::to_string(mtu_) + "; raise mtu or shorten ptime");
+            frames_per_packet_ = frames;
+        }
+        if (frames_per_packet_ == 0)
+            return refuse("mtu=" + std::to_string(mtu_) + " cannot carry one frame of " + f.to_string() + " (" +
+                          std::to_string(frame) + " bytes after the 12-byte RTP header); raise mtu or use fewer channels");
         return {};
     }
     Status start() override {
         if (Status st = udp_.open(host_, port_, multicast_); !st) return st;
+        if (rtcp_port_ >= 0) {
+            std::uint16_t port = 0;
+            Status st = detail::rtcp_port_of(port_, rtcp_port_, port);
+            if (st) st = rtcp_.open(host_, port, multicast_);
+            if (!st) {
+                udp_.close();
+                return st;
+            }
+        }
         set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         const MediaFormat& f = input(0).format();
-        payload_type_ = std::uint8_t(pt_ >= 0 ? pt_ : std::max(static_payload_type(f.rate, f.channels), 96));
+        payload_type_ = std::uint8_t(pt_ >= 0 ? pt_ : std::max(pcm_ == Pcm::l16 ? static_payload_type(f.rate, f.channels) : -1, 96));
         std::random_device random;
         ssrc_ = random();
         sequence_ = std::uint16_t(random());
         timestamp_ = random();
         first_ = true;
+        stamped_ = false;
+        pending_ = 0;
         if (sdp_path_.empty()) return {};
-        // The description a receiver needs (ffmpeg -i FILE, ffplay, GStreamer's sdpdemux): L16
-        // at our rate and channels, and the packet time that mtu= makes.
-        const std::size_t frames_per_packet = (mtu_ - 12) / f.frame_bytes();
+        // The description a receiver needs (ffmpeg -i FILE, ffplay, GStreamer's sdpdemux): the
+        // encoding at our rate and channels, and the packet time.
         wire::SdpStream sdp;
         sdp.media = wire::SdpStream::Media::audio;
         sdp.session = "Sluice " + name();
@@ -86,40 +133,114 @@ private:
         sdp.ttl = detail::is_multicast(host_) ? multicast_.ttl : 0;
         sdp.port = port_;
         sdp.payload_type = payload_type_;
-        sdp.encoding = "L16";
+        sdp.encoding = kPcmNames[std::size_t(pcm_)];
         sdp.clock_rate = f.rate;
         sdp.channels = f.channels;
-        sdp.ptime_ms = 1000.0 * double(frames_per_packet) / f.rate;
+        sdp.ptime_ms = ptime_ms_ > 0 ? ptime_ms_ : 1000.0 * double(frames_per_packet_) / f.rate;
+        if (aes67_) {
+            sdp.ts_refclk = ts_refclk_;
+            sdp.mediaclk = "direct=0";  // RTP time is reference time at the clock rate: see first_timestamp()
+        }
         return detail::write_text_file(sdp_path_, wire::write_sdp(sdp), "sdp");
     }
     std::vector<FileUse> file_uses() const override {
         if (sdp_path_.empty()) return {};
         return {{sdp_path_, true}};
     }
-    void stop() override { udp_.close(); }
+    void stop() override {
+        udp_.close();
+        rtcp_.close();
+    }
 
+    // AES67's RTP time is the reference clock's time (since its epoch) times the rate, so that
+    // two senders locked to one PTP grandmaster stamp the same instant alike. Our reference is
+    // CLOCK_TAI, PTP's own timescale: phc2sys keeps it on a PTP hardware clock where ptp4l runs.
+    // The sample's first frame is placed by how far before now its running time lies.
+    std::uint32_t first_timestamp(const SampleRef& s) {
+        if (!aes67_) return timestamp_;
+        timespec tai{};
+        ::clock_gettime(CLOCK_TAI, &tai);
+        std::int64_t at_ns = std::int64_t(tai.tv_sec) * 1'000'000'000 + tai.tv_nsec;
+        if (s.start_time() != kNoTime) at_ns -= clock().now() - s.start_time();
+        const auto rate = std::uint64_t(input(0).format().rate);
+        const auto ns = std::uint64_t(at_ns);
+        return std::uint32_t(ns / 1'000'000'000 * rate + ns % 1'000'000'000 * rate / 1'000'000'000);
+    }
+
+    // With ptime= every packet holds exactly its packet time (AES67 receivers count on it): frames
+    // that do not fill a packet wait in it for the next buffer (a 1024-frame buffer is 21 packets
+    // of 48 and a third). Without, each buffer's last packet carries what is left of it.
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
-        const std::size_t frame = input(0).format().frame_bytes();
-        const std::size_t per_packet = (mtu_ - 12) / frame * frame;  // >= one frame: see configure()
+        if (!stamped_) {
+            timestamp_ = first_timestamp(s);
+            stamped_ = true;
+            stamp_running_ = s.start_time() != kNoTime ? s.start_time() : clock().now();
+            stamp_timestamp_ = timestamp_;
+        }
+        const MediaFormat& format = input(0).format();
+        const std::size_t frame = format.frame_bytes();
+        const std::size_t per_packet = frames_per_packet_ * frame;  // >= one frame: see configure()
         const auto* pcm = reinterpret_cast<const std::uint8_t*>(s.data());
-        for (std::size_t done = 0; done < s.size();) {
-            const std::size_t n = std::min(per_packet, s.size() - done);
-            wire::write_rtp_header(packet_.data(), payload_type_, first_, sequence_++, timestamp_, ssrc_);
-            for (std::size_t i = 0; i + 1 < n; i += 2) {  // L16 is big-endian
-                packet_[12 + i] = pcm[done + i + 1];
-                packet_[12 + i + 1] = pcm[done + i];
+        bool pacing = clocked() && s.start_time() != kNoTime;
+        for (std::size_t done = 0;;) {
+            const std::size_t take = std::min(per_packet - pending_, (s.size() - done) / frame * frame);
+            if (take == 0) break;  // the buffer is used up (a torn last frame is not sent)
+            // A packet that begins in this buffer leaves at its own time (ten packets of a 10 ms
+            // buffer at 1 ms ptime go a millisecond apart, as AES67 receivers expect), not in a burst.
+            if (pacing && pending_ == 0 && done > 0) {
+                const MediaTime due = s.start_time() + engine::frames_to_ns(done / frame, format.rate);
+                if (due - clock().now() > kPacingSlackNs) {
+                    const engine::ClockWait w = clock().wait_until(due, stop_token());
+                    if (w == engine::ClockWait::stopped) return Flow::stopped;
+                    if (w == engine::ClockWait::interrupted) {
+                        if (flushing()) return Flow::flushing;
+                        pacing = false;  // paused meanwhile: the rest of this buffer goes at once
+                    }
+                }
             }
-            if (const std::error_code ec = udp_.send({packet_.data(), 12 + n}))
-                return report_error(ec, "rtpsink: send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
-            packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-            timestamp_ += std::uint32_t(n / frame);
-            first_ = false;
-            done += n;
+            std::uint8_t* payload = packet_.data() + kRtpHeader + pending_;
+            if (pcm_ == Pcm::l24) wire::native_to_l24(pcm + done, payload, take);
+            else wire::native_to_l16(pcm + done, payload, take);
+            pending_ += take;
+            done += take;
+            if (pending_ == per_packet || ptime_ms_ == 0)
+                if (const Flow f = send_packet(); f != Flow::ok) return f;
         }
         return Flow::ok;
     }
 
+    // The last packet of the stream may be short: better than frames never sent.
+    void end_of_stream(std::size_t input) override {
+        if (pending_ > 0) (void)send_packet();  // a failure is reported on the bus
+        rtcp_.goodbye(rtp_time_now());
+        Node::end_of_stream(input);
+    }
+
+    // The stream's RTP time at this moment, for the SR: running time maps to RTP time as it did
+    // at the first buffer (a live stream's media time runs with the clock).
+    std::uint32_t rtp_time_now() const {
+        if (!stamped_) return timestamp_;
+        const std::int64_t elapsed = clock().now() - stamp_running_;
+        return stamp_timestamp_ + std::uint32_t(std::int64_t(static_cast<__int128>(elapsed) * input(0).format().rate / 1'000'000'000));
+    }
+    void flush() override { pending_ = 0; }  // what waited belongs before the seek
+
+    Flow send_packet() {
+        const std::size_t bytes = pending_;
+        pending_ = 0;
+        wire::write_rtp_header(packet_.data(), payload_type_, first_, sequence_++, timestamp_, ssrc_);
+        if (const std::error_code ec = udp_.send({packet_.data(), kRtpHeader + bytes}))
+            return report_error(ec, "rtpsink: send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
+        packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        timestamp_ += std::uint32_t(bytes / input(0).format().frame_bytes());
+        first_ = false;
+        rtcp_.sent(ssrc_, bytes, rtp_time_now());
+        return Flow::ok;
+    }
+
+    static constexpr std::int64_t kPacingSlackNs = 100'000;  // shorter waits are not worth a sleep
+    static constexpr std::size_t kRtpHeader = 12;
     std::string host_;
     std::uint16_t port_ = 5004;
     detail::Multicast multicast_;
@@ -127,40 +248,56 @@ private:
     std::size_t mtu_ = 1400;
     int pt_ = -1;
     std::string sdp_path_;  // sdp=: where to describe the stream, or empty
+    bool aes67_ = false;
+    Pcm pcm_ = Pcm::l16;
+    double ptime_ms_ = 0;    // 0: as many frames as mtu= allows
+    std::string ts_refclk_;  // profile=aes67: the SDP's a=ts-refclk value
+    std::size_t frames_per_packet_ = 1;
     std::uint8_t payload_type_ = 96;
     detail::UdpSender udp_;
     std::vector<std::uint8_t> packet_;
     std::uint32_t ssrc_ = 0, timestamp_ = 0;
     std::uint16_t sequence_ = 0;
-    bool first_ = true;
+    bool first_ = true;     // the next packet is the stream's first (RTP's marker bit)
+    bool stamped_ = false;  // timestamp_ holds the next frame's RTP time
+    MediaTime stamp_running_ = 0;      // the running time of the first frame sent
+    std::uint32_t stamp_timestamp_ = 0;  // and its RTP time
+    std::int64_t rtcp_port_ = 0;       // -1: no RTCP; 0: port + 1
+    detail::RtcpSender rtcp_;
+    std::size_t pending_ = 0;  // payload bytes in packet_ not yet sent
     std::atomic<std::uint64_t> packets_{0};
 };
 
-// Receives L16 packets on a UDP port into an RtpAudioReceiver (rtp_audio_receiver.hpp says what
-// it does with each datagram) and plays what it gives, in order: packets converted to native s16,
+// Receives L16 or L24 packets on a UDP port into an RtpAudioReceiver (rtp_audio_receiver.hpp says what
+// it does with each datagram) and plays what it gives, in order: packets converted to native s16 or s24,
 // silence (flagged as a discontinuity) for packets given up on. The stream ends after `timeout`
 // ms without packets (counted from the start when none ever came), and at the graph's media
 // duration: running time is media time for a live source, so that holds without any packet too.
 class RtpSrc final : public detail::RtpReceiveNode {
 public:
     RtpSrc(std::string name, PropertyReader& r) : RtpReceiveNode(std::move(name), r), receiver_(config_of(r)) {
-        add_output("src", {MediaFormat::audio(rate_, channels_, SampleFormat::s16)});
+        add_output("src", {MediaFormat::audio(rate_, channels_, sample_format_of(pcm_))});
     }
 
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        return receiver_.counters().snapshot();
+        auto stats = receiver_.counters().snapshot();
+        for (auto& s : rtcp_.stats()) stats.push_back(std::move(s));
+        return stats;
     }
 
 private:
     detail::RtpAudioReceiver::Config config_of(PropertyReader& r) {
-        if (sdp_ && (sdp_->media != wire::SdpStream::Media::audio || sdp_->encoding != "L16"))
+        const auto sdp_pcm = sdp_ ? std::find(kPcmNames.begin(), kPcmNames.end(), sdp_->encoding) : kPcmNames.end();
+        if (sdp_ && (sdp_->media != wire::SdpStream::Media::audio || sdp_pcm == kPcmNames.end()))
             r.fail(make_error_code(engine::GraphErrc::unsupported_format),
                    "the SDP describes " + std::string(sdp_->media == wire::SdpStream::Media::audio ? "audio" : "video") +
-                       " '" + detail::printable(sdp_->encoding) + "', and rtpsrc receives L16 audio");
+                       " '" + detail::printable(sdp_->encoding) + "', and rtpsrc receives L16 or L24 audio");
+        pcm_ = sdp_ && !r.given("encoding") && sdp_pcm != kPcmNames.end() ? Pcm(sdp_pcm - kPcmNames.begin())
+                                                                          : Pcm(r.choice("encoding", kPcmNames));
         rate_ = int(from_sdp(r, "rate", 1, 384000, sdp_ ? std::optional<std::int64_t>(sdp_->clock_rate) : std::nullopt));
         channels_ = int(from_sdp(r, "channels", 1, 64, sdp_ ? std::optional<std::int64_t>(sdp_->channels) : std::nullopt));
         const int pt = int(from_sdp(r, "pt", -1, 127, sdp_ ? std::optional<std::int64_t>(sdp_->payload_type) : std::nullopt));
-        return {.frame_bytes = std::size_t(channels_) * 2, .rate = rate_, .payload_type = pt, .latency_ns = latency_ns()};
+        return {.frame_bytes = std::size_t(channels_) * (pcm_ == Pcm::l24 ? 3 : 2), .rate = rate_, .payload_type = pt, .latency_ns = latency_ns()};
     }
 
     BufferNeeds output_buffers(std::size_t) const override { return {kMaxDatagram, 1}; }
@@ -172,6 +309,11 @@ private:
     }
 
     std::int64_t last_packet_ns() const noexcept override { return receiver_.last_packet_ns(); }
+    int rtp_clock_rate() const noexcept override { return rate_; }
+    void sync_to_sender(std::uint32_t ssrc, std::uint32_t timestamp, MediaTime running_ns) noexcept override {
+        receiver_.sync(ssrc, timestamp, running_ns);
+    }
+    std::optional<std::uint32_t> stream_ssrc() const noexcept override { return receiver_.ssrc(); }
 
     std::optional<Flow> play_due(std::int64_t now, bool ending) override {
         const auto ready = receiver_.next(now, ending);
@@ -199,7 +341,8 @@ private:
         const std::size_t n = std::min(ready.frames * frame, s->capacity() / frame * frame);
         auto* out = reinterpret_cast<std::uint8_t*>(s->data());
         if (ready.kind == detail::RtpAudioReceiver::Ready::Kind::audio) {
-            wire::l16_to_native(ready.payload.data(), out, n);
+            if (pcm_ == Pcm::l24) wire::l24_to_native(ready.payload.data(), out, n);
+            else wire::l16_to_native(ready.payload.data(), out, n);
         } else {
             std::memset(out, 0, n);
         }
@@ -211,6 +354,7 @@ private:
         return push(0, std::move(*s));
     }
 
+    Pcm pcm_ = Pcm::l16;
     int rate_ = 48000, channels_ = 2;
     bool warned_misfit_ = false;
     detail::RtpAudioReceiver receiver_;
@@ -219,9 +363,16 @@ private:
 }  // namespace
 
 NodeSpec rtpsink_spec() {
-    return {"rtpsink", Node::Kind::render, "sends s16 audio as RTP L16 (RFC 3550/3551) over UDP",
-            detail::with(detail::udp_sender_properties(),
+    return {"rtpsink", Node::Kind::render, "sends audio as RTP L16 or L24 (RFC 3550/3551/3190; AES67 with profile=aes67) over UDP",
+            detail::with(detail::with(detail::udp_sender_properties(), detail::rtcp_properties()),
                          {{"mtu", "1400", "largest datagram in bytes (packets are cut to whole frames below it)"},
+                          {"encoding", "L16", "payload: L16 (s16 in) or L24 (s24 in; AES67, ST 2110-30)"},
+                          {"ptime", "0", "packet time in ms, e.g. 1 or 0.125 (0: as many frames as mtu allows)"},
+                          {"profile", "none", "aes67: 48 kHz, L24 (unless encoding= says L16), ptime=1, at most 8 "
+                                              "channels, RTP time from CLOCK_TAI, SDP clock lines (none: plain RTP)"},
+                          {"ts-refclk", "local", "profile=aes67: the SDP's reference clock (RFC 7273), e.g. "
+                                                 "ptp=IEEE1588-2008:39-A7-94-FF-FE-07-CB-D0:0 where ptp4l and "
+                                                 "phc2sys keep CLOCK_TAI on PTP"},
                           {"sdp", "", "write the stream's SDP description to this file at start (for ffmpeg, ffplay, sdpdemux)"},
                           {"pt", "-1", "payload type (-1: 10/11 for 44.1 kHz stereo/mono, else 96)"}}),
             factory<RtpSink>()};
@@ -229,9 +380,10 @@ NodeSpec rtpsink_spec() {
 
 NodeSpec rtpsrc_spec() {
     return {"rtpsrc", Node::Kind::source,
-            "receives RTP L16 audio over UDP; reorders, counts lost/late packets, fills gaps with silence",
+            "receives RTP L16 or L24 audio over UDP; reorders, counts lost/late packets, fills gaps with silence",
             detail::with(detail::rtp_receiver_properties("jitter buffer: ms a packet may wait for one missing before it"),
-                         {{"rate", "48000", "sample rate of the stream (RTP clock rate)"},
+                         {{"encoding", "L16", "payload: L16 (s16 out) or L24 (s24 out; AES67, ST 2110-30)"},
+                          {"rate", "48000", "sample rate of the stream (RTP clock rate)"},
                           {"channels", "2", "channel count of the stream"},
                           detail::num_buffers_property()}),
             factory<RtpSrc>()};

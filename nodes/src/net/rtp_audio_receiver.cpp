@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace sluice::nodes::detail {
 
@@ -15,7 +16,9 @@ RtpAudioReceiver::RtpAudioReceiver(const Config& config) : config_(config) {
 
 void RtpAudioReceiver::reset() noexcept {
     clear_slots();
-    have_candidate_ = have_stream_ = have_next_ = gap_ = anchored_ = false;
+    have_candidate_ = have_stream_ = have_next_ = gap_ = anchored_ = resynced_ = false;
+    sync_ = SenderSync{};
+    last_arrived_running_ns_ = kNoTime;
     last_packet_ns_ = 0;
     next_start_ = kNoTime;
     played_.fill(0);
@@ -34,6 +37,8 @@ void RtpAudioReceiver::start_stream(std::uint32_t ssrc, std::uint16_t sequence) 
     have_next_ = true;
     next_ = sequence;
     anchored_ = false;  // the new stream's timestamps have nothing to do with the old ones
+    if (sync_.ssrc != ssrc) sync_ = SenderSync{};  // nor another sender's reports
+    last_arrived_running_ns_ = kNoTime;
     gap_ = next_start_ != kNoTime;  // a restart, not the first stream
     played_.fill(0);
     pending_ = Pending::none;
@@ -162,6 +167,8 @@ void RtpAudioReceiver::file(const wire::RtpPacket& p, std::int64_t arrival_ns, M
     target->arrived_running_ns = running_ns;
     std::memcpy(target->data.data(), p.payload.data(), p.payload.size());
     last_packet_ns_ = arrival_ns;
+    last_timestamp_ = p.timestamp;
+    last_arrived_running_ns_ = running_ns;
     counters_.received.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -188,13 +195,20 @@ bool RtpAudioReceiver::give_up_on_next(std::int64_t now_ns) const noexcept {
 MediaTime RtpAudioReceiver::place(std::uint32_t timestamp, MediaTime arrived_running_ns, bool& discontinuity) noexcept {
     const std::int64_t expected_offset = anchor_offset_;
     const auto step = std::int64_t(std::int32_t(timestamp - anchor_timestamp_));
+    if (std::exchange(resynced_, false)) discontinuity = true;
     if (!anchored_ || (next_start_ != kNoTime && (step > config_.rate || step < -config_.rate))) {
         if (anchored_) discontinuity = true;
         anchored_ = true;
         anchor_timestamp_ = timestamp;
         anchor_offset_ = 0;
-        // Never before what was already played.
-        anchor_running_ns_ = std::max(arrived_running_ns + config_.latency_ns, next_start_ == kNoTime ? 0 : next_start_);
+        // Where the sender's report puts it, if it knows and the packet is not late by it; else
+        // its arrival plus the latency. Never before what was already played.
+        MediaTime at = arrived_running_ns + config_.latency_ns;
+        if (sync_.known && SenderSync::plausible(sync_.running_of(timestamp, config_.rate), arrived_running_ns, config_.latency_ns)) {
+            at = sync_.running_of(timestamp, config_.rate);
+            counters_.synced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        }
+        anchor_running_ns_ = std::max(at, next_start_ == kNoTime ? 0 : next_start_);
         return anchor_running_ns_;
     }
     // Move the anchor along, so the signed 32-bit step never spans more than one packet.
@@ -211,6 +225,25 @@ MediaTime RtpAudioReceiver::place(std::uint32_t timestamp, MediaTime arrived_run
         return next_start_;
     }
     return start;
+}
+
+MediaTime RtpAudioReceiver::line_of(std::uint32_t timestamp) const noexcept {
+    return anchor_running_ns_ + ticks_to_ns(anchor_offset_ + std::int32_t(timestamp - anchor_timestamp_), config_.rate);
+}
+
+void RtpAudioReceiver::sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTime running_ns) noexcept {
+    if (have_stream_ && ssrc != ssrc_) return;  // another sender's
+    sync_ = {true, ssrc, timestamp, running_ns};
+    if (!anchored_) return;  // place() anchors the line by it
+    const MediaTime shift = running_ns - line_of(timestamp);
+    if (shift < kSyncToleranceNs && shift > -kSyncToleranceNs) return;
+    if (next_start_ != kNoTime && shift < 0) return;  // output times never go back
+    if (last_arrived_running_ns_ != kNoTime &&
+        !SenderSync::plausible(line_of(last_timestamp_) + shift, last_arrived_running_ns_, config_.latency_ns))
+        return;
+    anchor_running_ns_ += shift;
+    resynced_ = next_start_ != kNoTime;
+    counters_.synced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
 }
 
 RtpAudioReceiver::Ready RtpAudioReceiver::next(std::int64_t now_ns, bool draining) noexcept {

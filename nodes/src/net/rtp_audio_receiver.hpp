@@ -29,6 +29,7 @@
 // Threading: one thread (the streaming thread) calls everything; counters() may be read from
 // any thread.
 
+#include "net/rtp_sync.hpp"
 #include "net/udp.hpp"
 
 #include <sluice/allocators/sample.hpp>
@@ -37,6 +38,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -76,6 +78,14 @@ public:
     // The Ready of the last next() has been played.
     void consume() noexcept;
 
+    // RTCP sync: the current sender's RTP time `timestamp` belongs at running time `running_ns`
+    // (its sender report's wall-clock time on the graph's running-time line, plus the latency),
+    // so that the receivers of one graph play what was sent at one instant at one time, whatever
+    // path each stream took. rtp_sync.hpp says when a line moves and when it is left alone.
+    void sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTime running_ns) noexcept;
+    // The SSRC of the stream being played, if any.
+    std::optional<std::uint32_t> ssrc() const noexcept { return have_stream_ ? std::optional(ssrc_) : std::nullopt; }
+
     bool holding() const noexcept;  // any packet waiting in the buffer
     std::int64_t last_packet_ns() const noexcept { return last_packet_ns_; }  // 0: none yet
     // The first payload whose size was not whole frames, for a one-time warning (0: none yet).
@@ -102,6 +112,7 @@ private:
     bool give_up_on_next(std::int64_t now_ns) const noexcept;
     bool holding_beyond(std::uint16_t sequence) const noexcept;
     MediaTime place(std::uint32_t timestamp, MediaTime arrived_running_ns, bool& discontinuity) noexcept;
+    MediaTime line_of(std::uint32_t timestamp) const noexcept;  // where the anchored line puts it
 
     Config config_;
     std::array<Slot, kSlots> slots_;
@@ -120,6 +131,10 @@ private:
     MediaTime next_start_ = kNoTime;      // where the next output begins, once something played
     std::array<std::uint32_t, kPlayedHistory> played_{};  // sequence + 1 of recently played ones
     std::size_t misfit_bytes_ = 0;
+    SenderSync sync_;                  // the last SR's word on where the stream belongs
+    bool resynced_ = false;            // the line moved after output began: flag the next
+    std::uint32_t last_timestamp_ = 0;  // the last packet filed, and when it came
+    MediaTime last_arrived_running_ns_ = kNoTime;
 
     Ready ready_;
     enum class Pending { none, packet, silence, skip } pending_ = Pending::none;

@@ -9,6 +9,7 @@
 // Stop and flush cut the wait short (unblock()). The payload format lives in the subclass.
 
 #include "core/common.hpp"
+#include "net/rtcp_session.hpp"
 #include "net/udp.hpp"
 
 #include <sluice/wire/sdp.hpp>
@@ -18,6 +19,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <optional>
 
 #include <unistd.h>
@@ -37,6 +39,7 @@ protected:
         latency_ns_ = r.integer("latency", 0, 10'000) * 1'000'000;
         timeout_ns_ = r.integer("timeout", 0, 3'600'000) * 1'000'000;
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
+        rtcp_port_ = read_rtcp_port(r);
     }
 
     // What the subclass does: put out what is due at `now` (`ending`: nothing more will come, so
@@ -45,14 +48,33 @@ protected:
     virtual std::optional<engine::Flow> play_due(std::int64_t now_ns, bool ending) = 0;
     virtual engine::Flow file(std::span<const std::uint8_t> datagram) = 0;
     virtual std::int64_t last_packet_ns() const noexcept = 0;
+    // The stream's RTP clock rate (for the jitter RTCP reports).
+    virtual int rtp_clock_rate() const noexcept = 0;
+    // A sender report says the sender's RTP time `timestamp` belongs at `running_ns` on our
+    // line (its wall-clock time there, plus the latency): RTCP sync (rtp_sync.hpp).
+    virtual void sync_to_sender(std::uint32_t ssrc, std::uint32_t timestamp, MediaTime running_ns) noexcept = 0;
+    // The SSRC of the stream the receiver follows, if any (RTCP reports on it alone).
+    virtual std::optional<std::uint32_t> stream_ssrc() const noexcept = 0;
 
     Status start() override {
         if (Status st = udp_.open(address_, port_, multicast_); !st) return st;
+        if (rtcp_port_ >= 0) {
+            std::uint16_t port = 0;
+            Status st = rtcp_port_of(port_, rtcp_port_, port);
+            if (st) st = rtcp_.open(address_, port, multicast_);
+            if (!st) {
+                udp_.close();
+                return st;
+            }
+        }
         started_ns_ = steady_now_ns();
         limit_.produced = 0;
         return {};
     }
-    void stop() override { udp_.close(); }
+    void stop() override {
+        udp_.close();
+        rtcp_.close();
+    }
     void unblock() override { udp_.unblock(); }
 
     engine::Flow produce() override {
@@ -65,10 +87,25 @@ protected:
             const bool timed_out = timeout_ns_ > 0 && now - (last != 0 ? last : started_ns_) > timeout_ns_;
             const std::int64_t media = media_limit_ns();
             const bool ending = timed_out || (media >= 0 && clock().now() >= media + latency_ns_);
+            if (const auto sr = rtcp_.poll(now)) {
+                // The SR's wall-clock instant on the running-time line: the clock runs with the
+                // wall clock here (a device clock's drift over a second is well inside the
+                // tolerance), so their difference now is their difference then.
+                timespec wall{};
+                ::clock_gettime(CLOCK_REALTIME, &wall);
+                const std::int64_t wall_now = std::int64_t(wall.tv_sec) * 1'000'000'000 + wall.tv_nsec;
+                const MediaTime running = wire::unix_ns_of_ntp(sr->info.ntp) - (wall_now - clock().now());
+                sync_to_sender(sr->ssrc, sr->info.rtp_timestamp, running + latency_ns_);
+            }
             if (const std::optional<Flow> played = play_due(now, ending)) return *played;
             if (ending) return Flow::end_of_stream;
-            if (const auto datagram = udp_.receive(std::chrono::milliseconds(10)))
+            if (const auto datagram = udp_.receive(std::chrono::milliseconds(10))) {
+                const std::int64_t arrival = steady_now_ns();
+                const auto packet = wire::parse_rtp_packet(*datagram);
                 if (const Flow f = file(*datagram); f != Flow::ok) return f;
+                // Reported on: packets of the stream the receiver follows, not strays.
+                if (packet && stream_ssrc() == packet->ssrc) rtcp_.received(*packet, arrival, rtp_clock_rate());
+            }
         }
     }
 
@@ -83,6 +120,7 @@ protected:
     }
     // The description read from sdp=FILE, if one was given and it parsed.
     std::optional<wire::SdpStream> sdp_;
+    RtcpReceiver rtcp_;
     engine::StreamLimit limit_;  // the subclass counts what it pushes in limit_.produced
 
 private:
@@ -116,12 +154,13 @@ private:
     std::int64_t latency_ns_ = 50'000'000;
     std::int64_t timeout_ns_ = 0;
     std::int64_t started_ns_ = 0;
+    std::int64_t rtcp_port_ = 0;  // -1: no RTCP; 0: port + 1
     UdpReceiver udp_;
 };
 
 // The properties every RTP receiver takes, after the UDP ones.
 inline std::vector<PropertySpec> rtp_receiver_properties(const char* latency_help) {
-    return with(udp_receiver_properties(),
+    return with(with(udp_receiver_properties(), rtcp_properties()),
                 {{"sdp", "", "configure port, payload type and format from this SDP file (a sender's, e.g. ffmpeg "
                              "-sdp_file); properties given too take precedence"},
                  {"pt", "-1", "accept only this payload type (-1: any)"},

@@ -6,6 +6,7 @@
 #include <sluice/wire/sdp.hpp>
 
 #include "core/common.hpp"
+#include "net/rtcp_session.hpp"
 #include "net/rtp_receive_node.hpp"
 #include "net/rtp_video_receiver.hpp"
 #include <sluice/nodes/registry.hpp>
@@ -50,12 +51,16 @@ public:
         pt_ = std::uint8_t(r.integer("pt", 96, 127));
         pacing_ = r.number("pacing", 0, 1);
         sdp_path_ = r.text("sdp");
+        rtcp_port_ = detail::read_rtcp_port(r);
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
         packet_.resize(mtu_);
     }
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        return {{"packets_sent", packets_.load(std::memory_order_relaxed)},  // relaxed: statistics
-                {"frames_sent", frames_.load(std::memory_order_relaxed)}};
+        std::vector<std::pair<std::string, std::uint64_t>> stats{
+            {"packets_sent", packets_.load(std::memory_order_relaxed)},  // relaxed: statistics
+            {"frames_sent", frames_.load(std::memory_order_relaxed)}};
+        for (auto& s : rtcp_.stats()) stats.push_back(std::move(s));
+        return stats;
     }
 
 private:
@@ -70,6 +75,15 @@ private:
     }
     Status start() override {
         if (Status st = udp_.open(host_, port_, multicast_); !st) return st;
+        if (rtcp_port_ >= 0) {
+            std::uint16_t port = 0;
+            Status st = detail::rtcp_port_of(port_, rtcp_port_, port);
+            if (st) st = rtcp_.open(host_, port, multicast_);
+            if (!st) {
+                udp_.close();
+                return st;
+            }
+        }
         set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         std::random_device random;
         ssrc_ = random();
@@ -100,7 +114,16 @@ private:
         if (sdp_path_.empty()) return {};
         return {{sdp_path_, true}};
     }
-    void stop() override { udp_.close(); }
+    void stop() override {
+        udp_.close();
+        rtcp_.close();
+    }
+    void end_of_stream(std::size_t input) override {
+        rtcp_.goodbye(rtp_time_now());
+        Node::end_of_stream(input);
+    }
+    // The stream's RTP time at this moment (for the SR): pictures are stamped by running time.
+    std::uint32_t rtp_time_now() const { return timestamp_offset_ + to_video_clock(clock().now()); }
 
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
@@ -138,6 +161,7 @@ private:
             if (const std::error_code ec = udp_.send({packet_.data(), kRtpHeader + n}))
                 return report_error(ec, name() + ": send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
             packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+            rtcp_.sent(ssrc_, n, rtp_time_now());
         }
         ++sent_frames_;
         frames_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
@@ -157,6 +181,8 @@ private:
     detail::UdpSender udp_;
     std::vector<std::uint8_t> packet_;
     std::uint32_t ssrc_ = 0, sequence_ = 0, timestamp_offset_ = 0;
+    std::int64_t rtcp_port_ = 0;  // -1: no RTCP; 0: port + 1
+    detail::RtcpSender rtcp_;
     std::uint64_t sent_frames_ = 0;
     std::atomic<std::uint64_t> packets_{0}, frames_{0};
 };
@@ -210,6 +236,7 @@ public:
         if (!receiver_) return {};
         auto stats = receiver_->counters().snapshot();
         stats.emplace_back("frames_incomplete", receiver_->incomplete());
+        for (auto& s : rtcp_.stats()) stats.push_back(std::move(s));
         return stats;
     }
 
@@ -232,6 +259,11 @@ private:
     }
 
     std::int64_t last_packet_ns() const noexcept override { return receiver_->last_packet_ns(); }
+    int rtp_clock_rate() const noexcept override { return int(kVideoClock); }
+    void sync_to_sender(std::uint32_t ssrc, std::uint32_t timestamp, MediaTime running_ns) noexcept override {
+        receiver_->sync(ssrc, timestamp, running_ns);
+    }
+    std::optional<std::uint32_t> stream_ssrc() const noexcept override { return receiver_->ssrc(); }
 
     std::optional<Flow> play_due(std::int64_t now, bool ending) override {
         if (receiver_->picture_due(now) || (ending && receiver_->has_picture())) return emit();
@@ -289,7 +321,7 @@ private:
 NodeSpec rtpvrawsink_spec() {
     return {"rtpvrawsink", Node::Kind::render,
             "sends I420 or RGBA pictures as RTP raw video (RFC 4175) over UDP",
-            detail::with(detail::udp_sender_properties(),
+            detail::with(detail::with(detail::udp_sender_properties(), detail::rtcp_properties()),
                          {{"mtu", "1400", "largest datagram in bytes"},
                           {"sdp", "", "write the stream's SDP description (RFC 4175, ST 2110-20 style) to this file at start"},
                           {"pt", "96", "payload type (dynamic: 96-127)"},

@@ -4,6 +4,7 @@
 #include "video/video_node.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <cstring>
 
 namespace sluice::nodes::detail {
@@ -18,7 +19,8 @@ RtpVideoReceiver::RtpVideoReceiver(const Config& config)
 void RtpVideoReceiver::reset() noexcept {
     picture_ = nullptr;
     pending_start_ = restart_ = restart_candidate_ = replay_ = false;
-    have_stream_ = have_sequence_ = have_emitted_ = have_candidate_ = anchored_ = false;
+    have_stream_ = have_sequence_ = have_emitted_ = have_candidate_ = anchored_ = resynced_ = false;
+    sync_ = SenderSync{};
     received_ = lost_base_ = 0;
     last_packet_ns_ = 0;
     last_stop_ = kNoTime;
@@ -34,6 +36,7 @@ void RtpVideoReceiver::start_stream(std::uint32_t ssrc) noexcept {
     received_ = 0;
     seen_.fill(0);
     restart_ = have_emitted_;
+    if (sync_.ssrc != ssrc) sync_ = SenderSync{};  // another sender's reports
     counters_.streams.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -202,7 +205,7 @@ RtpVideoReceiver::Finished RtpVideoReceiver::finish() noexcept {
     Finished f;
     f.incomplete = paint_missing_rows_black();
     if (f.incomplete) incomplete_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-    f.discontinuity = f.incomplete || restart_;
+    f.discontinuity = f.incomplete || restart_ || std::exchange(resynced_, false);
     // The running-time line: anchored by the first picture (its arrival plus the latency), then
     // following the 90 kHz timestamps; a restart or a jump of more than a second re-anchors it.
     const auto step = std::int64_t(std::int32_t(picture_timestamp_ - anchor_timestamp_));
@@ -210,7 +213,15 @@ RtpVideoReceiver::Finished RtpVideoReceiver::finish() noexcept {
         f.discontinuity = f.discontinuity || anchored_;
         anchored_ = true;
         anchor_offset_ = 0;
-        anchor_running_ns_ = std::max(picture_arrived_running_ns_ + config_.latency_ns, last_stop_ == kNoTime ? 0 : last_stop_);
+        // Where the sender's report puts it, if it knows and the picture is not late by it; else
+        // its arrival plus the latency.
+        MediaTime at = picture_arrived_running_ns_ + config_.latency_ns;
+        if (sync_.known && SenderSync::plausible(sync_.running_of(picture_timestamp_, kVideoClock),
+                                                 picture_arrived_running_ns_, config_.latency_ns)) {
+            at = sync_.running_of(picture_timestamp_, kVideoClock);
+            counters_.synced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        }
+        anchor_running_ns_ = std::max(at, last_stop_ == kNoTime ? 0 : last_stop_);
     } else {
         anchor_offset_ += step;
     }
@@ -251,6 +262,22 @@ bool RtpVideoReceiver::paint_missing_rows_black() noexcept {
         }
     }
     return painted;
+}
+
+void RtpVideoReceiver::sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTime running_ns) noexcept {
+    if (have_stream_ && ssrc != ssrc_) return;  // another sender's
+    sync_ = {true, ssrc, timestamp, running_ns};
+    if (!anchored_) return;  // finish() anchors the line by it
+    auto line_of = [&](std::uint32_t ts) {
+        return anchor_running_ns_ + ticks_to_ns(anchor_offset_ + std::int32_t(ts - anchor_timestamp_), kVideoClock);
+    };
+    const MediaTime shift = running_ns - line_of(timestamp);
+    if (shift < kSyncToleranceNs && shift > -kSyncToleranceNs) return;
+    if (have_emitted_ && shift < 0) return;  // output times never go back
+    if (!SenderSync::plausible(line_of(picture_timestamp_) + shift, picture_arrived_running_ns_, config_.latency_ns)) return;
+    anchor_running_ns_ += shift;
+    resynced_ = have_emitted_;
+    counters_.synced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
 }
 
 }  // namespace sluice::nodes::detail

@@ -25,6 +25,7 @@
 //
 // Threading: one thread calls everything; counters() and incomplete() from any thread.
 
+#include "net/rtp_sync.hpp"
 #include "net/udp.hpp"
 
 #include <sluice/allocators/sample.hpp>
@@ -79,6 +80,12 @@ public:
     // caller's again.
     Finished finish() noexcept;
 
+    // RTCP sync, as RtpAudioReceiver::sync: the sender's RTP time `timestamp` belongs at running
+    // time `running_ns`; rtp_sync.hpp says when the line moves.
+    void sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTime running_ns) noexcept;
+    // The SSRC of the stream being received, if any.
+    std::optional<std::uint32_t> ssrc() const noexcept { return have_stream_ ? std::optional(ssrc_) : std::nullopt; }
+
     std::int64_t last_packet_ns() const noexcept { return last_packet_ns_; }
     const PacketCounters& counters() const noexcept { return counters_; }
     std::uint64_t incomplete() const noexcept { return incomplete_.load(std::memory_order_relaxed); }  // relaxed: a statistic
@@ -118,6 +125,8 @@ private:
     std::array<std::uint32_t, 4096> seen_{};  // sequence + 1 of recent packets, to spot duplicates
 
     bool anchored_ = false;
+    SenderSync sync_;          // the last SR's word on where the stream belongs
+    bool resynced_ = false;    // the line moved after output began: flag the next picture
     std::uint32_t anchor_timestamp_ = 0;
     std::int64_t anchor_offset_ = 0;  // ticks from the anchor to the last picture, unwrapped
     MediaTime anchor_running_ns_ = 0;

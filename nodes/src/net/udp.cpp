@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include <net/if.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 
 namespace sluice::nodes::detail {
@@ -77,6 +78,13 @@ std::error_code UdpSender::send(std::span<const std::uint8_t> datagram) noexcept
     socket_.send_to(asio::buffer(datagram.data(), datagram.size()), endpoint_, 0, ec);
     if (ec == asio::error::connection_refused || ec == asio::error::no_buffer_space) return {};
     return ec;
+}
+
+std::optional<std::size_t> UdpSender::try_receive(std::span<std::uint8_t> into) noexcept {
+    if (!socket_.is_open()) return std::nullopt;
+    const ssize_t n = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+    if (n < 0) return std::nullopt;
+    return std::size_t(n);
 }
 
 UdpReceiver::UdpReceiver() : datagram_(kMaxDatagram) {}
@@ -168,6 +176,23 @@ std::optional<std::span<const std::uint8_t>> UdpReceiver::receive(std::chrono::m
     }
     if (!received_) return std::nullopt;
     return std::span<const std::uint8_t>(datagram_.data(), received_bytes_);
+}
+
+std::optional<std::span<const std::uint8_t>> UdpReceiver::try_receive() noexcept {
+    if (!socket_.is_open()) return std::nullopt;
+    socklen_t length = socklen_t(sender_.capacity());
+    const ssize_t n = ::recvfrom(socket_.native_handle(), datagram_.data(), datagram_.size(), MSG_DONTWAIT,
+                                 sender_.data(), &length);
+    if (n < 0) return std::nullopt;
+    sender_.resize(length);
+    return std::span<const std::uint8_t>(datagram_.data(), std::size_t(n));
+}
+
+std::error_code UdpReceiver::send_to(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& to) noexcept {
+    std::error_code ec;
+    socket_.send_to(asio::buffer(datagram.data(), datagram.size()), to, 0, ec);
+    if (ec == asio::error::connection_refused || ec == asio::error::no_buffer_space) return {};
+    return ec;
 }
 
 }  // namespace sluice::nodes::detail

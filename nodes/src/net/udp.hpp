@@ -72,6 +72,9 @@ public:
     // Streaming thread. A datagram the network refuses (nobody listening, a full queue) counts as
     // lost like any other, not as an error; only a dead socket is one.
     std::error_code send(std::span<const std::uint8_t> datagram) noexcept;
+    // Streaming thread: a datagram that came back to the socket's own port (RTCP's receiver
+    // reports), without waiting: its size, or nullopt when none is there. Allocates nothing.
+    std::optional<std::size_t> try_receive(std::span<std::uint8_t> into) noexcept;
 
 private:
     asio::io_context io_;
@@ -97,6 +100,12 @@ public:
     // Any thread (stop, flush): cuts a pending receive short.
     void unblock() noexcept { io_.stop(); }
 
+    // Streaming thread, without waiting (RTCP beside a stream): one datagram if one is there,
+    // valid until the next call; who sent it; and a datagram back to someone. Allocate nothing.
+    std::optional<std::span<const std::uint8_t>> try_receive() noexcept;
+    const asio::ip::udp::endpoint& last_sender() const noexcept { return sender_; }
+    std::error_code send_to(std::span<const std::uint8_t> datagram, const asio::ip::udp::endpoint& to) noexcept;
+
 private:
     asio::io_context io_;
     asio::ip::udp::socket socket_{io_};
@@ -117,6 +126,7 @@ struct PacketCounters {
     std::atomic<std::uint64_t> filtered{0};         // another payload type than the one asked for
     std::atomic<std::uint64_t> out_of_sequence{0};  // a lone far jump never confirmed (RFC 3550 A.1)
     std::atomic<std::uint64_t> streams{0};
+    std::atomic<std::uint64_t> synced{0};  // times a sender report moved the running-time line (RTCP sync)
 
     // relaxed, all: statistics, each a snapshot.
     std::vector<std::pair<std::string, std::uint64_t>> snapshot() const {
@@ -128,7 +138,8 @@ struct PacketCounters {
                 {"packets_duplicate", duplicates.load(std::memory_order_relaxed)},
                 {"packets_filtered", filtered.load(std::memory_order_relaxed)},
                 {"packets_out_of_sequence", out_of_sequence.load(std::memory_order_relaxed)},
-                {"streams", streams.load(std::memory_order_relaxed)}};
+                {"streams", streams.load(std::memory_order_relaxed)},
+                {"rtcp_synced", synced.load(std::memory_order_relaxed)}};
     }
 };
 

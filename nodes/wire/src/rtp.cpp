@@ -50,4 +50,13 @@ void l16_to_native(const std::uint8_t* l16, std::uint8_t* out, std::size_t bytes
     }
 }
 
+void l24_to_native(const std::uint8_t* l24, std::uint8_t* out, std::size_t bytes) noexcept {
+    for (std::size_t i = 0; i + 2 < bytes; i += 3) {
+        const std::uint8_t high = l24[i];  // l24 may be out itself
+        out[i] = l24[i + 2];
+        out[i + 1] = l24[i + 1];
+        out[i + 2] = high;
+    }
+}
+
 }  // namespace sluice::wire

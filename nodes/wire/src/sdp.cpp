@@ -88,6 +88,8 @@ std::string write_sdp(const SdpStream& s) {
             std::snprintf(ptime, sizeof ptime, "%g", s.ptime_ms);
             line(std::string("a=ptime:") + ptime);
         }
+        if (!s.ts_refclk.empty()) line("a=ts-refclk:" + s.ts_refclk);
+        if (!s.mediaclk.empty()) line("a=mediaclk:" + s.mediaclk);
     } else {
         line("m=video " + std::to_string(s.port) + " RTP/AVP " + pt);
         line("a=rtpmap:" + pt + " " + (s.encoding.empty() ? std::string("raw") : s.encoding) + "/" +
@@ -108,6 +110,7 @@ std::optional<SdpParseError> parse_sdp(std::string_view text, SdpStream& out) {
     if (text.size() > kMaxText) return SdpParseError{0, "more than 64 KiB: not a session description"};
     SdpStream s;
     bool in_media = false, found = false, have_rtpmap = false, version = false;
+    bool any_media = false;  // an m= line seen: what follows is no longer session level
     std::string session_address, media_address;
     int session_ttl = 0, media_ttl = 0;
     int number = 0;
@@ -128,6 +131,7 @@ std::optional<SdpParseError> parse_sdp(std::string_view text, SdpStream& out) {
         if (type == 's' && !in_media) s.session = std::string(value);
         if (type == 'm') {
             if (found) break;  // the first RTP stream is the one
+            any_media = true;
             const auto words = split(value, ' ');
             in_media = false;
             if (words.size() < 4 || (words[0] != "audio" && words[0] != "video")) continue;  // another kind: skipped
@@ -167,10 +171,16 @@ std::optional<SdpParseError> parse_sdp(std::string_view text, SdpStream& out) {
             (in_media ? media_ttl : session_ttl) = ttl;
             continue;
         }
-        if (type != 'a' || !in_media) continue;
+        if (type != 'a') continue;
         const std::size_t colon = value.find(':');
         const std::string_view name = value.substr(0, colon);
         const std::string_view arg = colon == std::string_view::npos ? std::string_view{} : value.substr(colon + 1);
+        // RFC 7273: clock lines at session level hold for every stream, a media level one wins.
+        if ((name == "ts-refclk" || name == "mediaclk") && (in_media || !any_media)) {
+            (name == "ts-refclk" ? s.ts_refclk : s.mediaclk) = printable(trim(arg));
+            continue;
+        }
+        if (!in_media) continue;
         const std::string pt_prefix = std::to_string(s.payload_type) + " ";
         if (name == "rtpmap" && arg.starts_with(pt_prefix)) {
             const auto parts = split(trim(arg.substr(pt_prefix.size())), '/');

@@ -3,7 +3,8 @@
 
 // RTP (RFC 3550) packet parsing behind `rtpsrc` and `rtpvrawsrc`, and the RFC 4175 raw-video
 // payload format behind `rtpvrawsink` and `rtpvrawsrc`, public for tests and fuzzing. The audio
-// nodes carry L16 (RFC 3551: big-endian 16-bit PCM, interleaved).
+// nodes carry L16 (RFC 3551: big-endian 16-bit PCM, interleaved) and L24 (RFC 3190: big-endian
+// 24-bit PCM, the AES67 and ST 2110-30 format).
 
 #include <sluice/engine/format.hpp>
 
@@ -31,6 +32,13 @@ std::optional<RtpPacket> parse_rtp_packet(std::span<const std::uint8_t> datagram
 void l16_to_native(const std::uint8_t* l16, std::uint8_t* out, std::size_t bytes) noexcept;
 inline void native_to_l16(const std::uint8_t* native, std::uint8_t* out, std::size_t bytes) noexcept {
     l16_to_native(native, out, bytes);
+}
+
+// L24 (big-endian 24-bit PCM, 3 bytes a sample) to native packed s24 and back: each sample's bytes
+// reversed. `bytes` a multiple of 3.
+void l24_to_native(const std::uint8_t* l24, std::uint8_t* out, std::size_t bytes) noexcept;
+inline void native_to_l24(const std::uint8_t* native, std::uint8_t* out, std::size_t bytes) noexcept {
+    l24_to_native(native, out, bytes);
 }
 
 // Writes a 12-byte RTP header (no CSRC, no extension) at `out`.

@@ -4,7 +4,7 @@
 // SDP (RFC 8866) for one RTP stream: what rtpsink and rtpvrawsink write with sdp=FILE so that
 // ffmpeg, ffplay, VLC and GStreamer's sdpdemux can receive them, and what rtpsrc and rtpvrawsrc
 // read to configure themselves from a sender's description (ffmpeg's -sdp_file among them).
-// Audio: L16 and L24 (RFC 3551, rtpmap "L16/48000/2"). Video: RFC 4175 raw video (rtpmap
+// Audio: L16 and L24 (RFC 3551 and 3190, rtpmap "L24/48000/2"), with AES67's clock lines. Video: RFC 4175 raw video (rtpmap
 // "raw/90000", fmtp sampling, width, height, depth, exactframerate, colorimetry), as SMPTE ST
 // 2110-20 writes it. Public for tests and fuzzing.
 
@@ -29,6 +29,11 @@ struct SdpStream {
     int clock_rate = 0;     // rtpmap's clock rate (audio: the sample rate; video: 90000)
     int channels = 1;       // audio: rtpmap's encoding parameters
     double ptime_ms = 0;    // audio: a=ptime (0: not given)
+    // RFC 7273 clock signalling, as AES67 and ST 2110 require it: the reference clock the RTP
+    // timestamps follow ("ptp=IEEE1588-2008:<grandmaster>:<domain>", "local") and how the media
+    // clock relates to it ("direct=0": the RTP timestamp is reference time times the clock rate).
+    // Empty: not given. Read at session or media level.
+    std::string ts_refclk, mediaclk;
     // Video (RFC 4175 fmtp).
     std::string sampling;   // "YCbCr-4:2:0", "YCbCr-4:2:2", "RGBA"...
     int width = 0, height = 0, depth = 8;
