@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <numbers>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -108,6 +109,27 @@ inline double dominant_frequency(const std::vector<float>& x, double rate, doubl
     const double a = power(best - 1), b = best_p, c = power(best + 1);
     const double denom = a - 2 * b + c;
     return denom != 0 ? best + 0.5 * (a - c) / denom : best;
+}
+
+// A whole file's bytes ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Waits (bounded) until `path` exists and is not empty: a sender writes its SDP as it starts.
+inline bool wait_for_file(const std::string& path, std::chrono::seconds limit = std::chrono::seconds(10)) {
+    return eventually([&] {
+        std::error_code ec;
+        return std::filesystem::file_size(path, ec) > 0 && !ec;
+    }, limit);
+}
+
+// An even UDP port from `base` up (RTP's, with RTCP on the odd one above), unlikely to collide
+// with a parallel test: each test file passes its own base.
+inline int random_rtp_port(int base) {
+    static std::mt19937 rng(std::random_device{}());
+    return base + 2 * int(rng() % 5000);
 }
 
 // ffprobe's answer for one stream entry, e.g. probe(file, "a:0", "codec_name").

@@ -21,10 +21,7 @@ namespace {
 
 const std::string kPlayer = SLUICE_PLAY_PATH;
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read_file;
 
 // The bytes of a WAV file's data chunk.
 std::string wav_data(const std::string& path) {

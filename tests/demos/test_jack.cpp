@@ -27,10 +27,7 @@ namespace {
 
 const std::string kPlayer = SLUICE_PLAY_PATH;
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read_file;
 
 std::size_t file_size(const std::string& path) {
     struct stat st {};

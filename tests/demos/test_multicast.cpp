@@ -20,9 +20,21 @@ namespace {
 
 const std::string kPlayer = SLUICE_PLAY_PATH;
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+using test::read_file;
+
+// The start of a script that makes network namespaces `a` and `b` joined by a veth pair (`va` in
+// a with 10.<net>.0.1, `vb` in b with 10.<net>.0.2) and removes them when it exits.
+std::string two_namespaces(const std::string& a, const std::string& b, const std::string& va, const std::string& vb,
+                           int net) {
+    const std::string prefix = "10." + std::to_string(net) + ".0.";
+    return "set -e\n"
+           "cleanup() { ip netns del " + a + " 2>/dev/null; ip netns del " + b + " 2>/dev/null; true; }\n"
+           "trap cleanup EXIT\n"
+           "ip netns add " + a + "\nip netns add " + b + "\n"
+           "ip link add " + va + " type veth peer name " + vb + "\n"
+           "ip link set " + va + " netns " + a + "\nip link set " + vb + " netns " + b + "\n"
+           "ip -n " + a + " addr add " + prefix + "1/24 dev " + va + "\nip -n " + a + " link set " + va + " up\n"
+           "ip -n " + b + " addr add " + prefix + "2/24 dev " + vb + "\nip -n " + b + " link set " + vb + " up\n";
 }
 
 }  // namespace
@@ -39,14 +51,7 @@ TEST_CASE("Rtp.Multicast.OneSenderTwoReceiversAcrossNamespaces" * doctest::timeo
                " > " + test::quote(dir / (name + ".txt")) + " 2>&1 &";
     };
     const std::string script =
-        "set -e\n"
-        "cleanup() { ip netns del " + a + " 2>/dev/null; ip netns del " + b + " 2>/dev/null; true; }\n"
-        "trap cleanup EXIT\n"
-        "ip netns add " + a + "\nip netns add " + b + "\n"
-        "ip link add " + va + " type veth peer name " + vb + "\n"
-        "ip link set " + va + " netns " + a + "\nip link set " + vb + " netns " + b + "\n"
-        "ip -n " + a + " addr add 10.77.0.1/24 dev " + va + "\nip -n " + a + " link set " + va + " up\n"
-        "ip -n " + b + " addr add 10.77.0.2/24 dev " + vb + "\nip -n " + b + " link set " + vb + " up\n" +
+        two_namespaces(a, b, va, vb, 77) +
         receiver("any", "") + "\nany=$!\n" +
         receiver("ssm", "source=10.77.0.1") + "\nssm=$!\n" +
         receiver("other", "source=10.77.0.99") + "\nother=$!\n"
@@ -127,14 +132,7 @@ TEST_CASE("Rtp.Lossy.CountsMatchWhatTheNetworkDid" * doctest::timeout(180)) {
     const Phase phases[] = {{"loss", "in", "numgen random mod 100 < 5 counter drop"},
                             {"duplicate", "out", "meta mark != 0x5 numgen random mod 100 < 10 meta mark set 0x5 counter dup to \"" + va + "\""}};
     std::string script =
-        "set -e\n"
-        "cleanup() { ip netns del " + a + " 2>/dev/null; ip netns del " + b + " 2>/dev/null; true; }\n"
-        "trap cleanup EXIT\n"
-        "ip netns add " + a + "\nip netns add " + b + "\n"
-        "ip link add " + va + " type veth peer name " + vb + "\n"
-        "ip link set " + va + " netns " + a + "\nip link set " + vb + " netns " + b + "\n"
-        "ip -n " + a + " addr add 10.78.0.1/24 dev " + va + "\nip -n " + a + " link set " + va + " up\n"
-        "ip -n " + b + " addr add 10.78.0.2/24 dev " + vb + "\nip -n " + b + " link set " + vb + " up\n"
+        two_namespaces(a, b, va, vb, 78) +
         "ip netns exec " + a + " nft add table netdev sluice\n"
         "ip netns exec " + a + " nft add chain netdev sluice out '{ type filter hook egress device " + va + " priority 0; }'\n"
         "ip netns exec " + b + " nft add table netdev sluice\n"

@@ -20,17 +20,15 @@ namespace {
 using test::quote;
 using test::run;
 using test::TempDir;
+using test::read_file;
+using test::wait_for_file;
+
+int random_port() { return test::random_rtp_port(40000); }
 
 const std::string kPlayer = SLUICE_PLAY_PATH;
 
-int random_port() {
-    static std::mt19937 rng(std::random_device{}());
-    return 40000 + 2 * int(rng() % 10000);
-}
-
 nlohmann::json node_stats(const std::string& path, const std::string& node) {
-    std::ifstream in(path);
-    return nlohmann::json::parse(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()))["nodes"][node];
+    return nlohmann::json::parse(read_file(path))["nodes"][node];
 }
 
 }  // namespace

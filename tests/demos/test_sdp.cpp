@@ -23,29 +23,12 @@ namespace {
 using test::quote;
 using test::run;
 using test::TempDir;
+using test::read_file;
+using test::wait_for_file;
+
+int random_port() { return test::random_rtp_port(20000); }
 
 const std::string kPlayer = SLUICE_PLAY_PATH;
-
-int random_port() {
-    static std::mt19937 rng(std::random_device{}());
-    return 20000 + 2 * int(rng() % 10000);
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// Waits until `path` exists and is not empty (a sender writes its description as it starts).
-bool wait_for_file(const std::string& path, std::chrono::seconds limit = std::chrono::seconds(10)) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    std::error_code ec;
-    while (std::chrono::steady_clock::now() < until) {
-        if (std::filesystem::file_size(path, ec) > 0 && !ec) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-}
 
 // Where `part` starts inside `whole`: among the places where its first 256 samples match
 // exactly, the one where most of it matches (a tone nearly repeats every few thousand samples,

@@ -39,10 +39,7 @@ namespace {
 const std::string kPlayer = "env ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:detect_leaks=0\" " + std::string(SLUICE_PLAY_PATH);
 using namespace std::chrono_literals;
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read_file;
 
 // Waits up to `limit` for the child `pid`; its exit code (128 + signal when killed), or nothing
 // while it still runs.

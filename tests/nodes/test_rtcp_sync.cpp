@@ -104,8 +104,11 @@ double median(std::vector<double> v) {
 }
 
 // The receivers' skew in ms: where they placed audio minus where they placed video, for media
-// sent at one instant.
-double measure_skew(bool rtcp, std::uint64_t& synced) {
+// sent at one instant. `late_join`: the receivers start 1.5 s into the stream (so they anchor by
+// arrival before the first report comes), and the skew is taken over their last second.
+double measure_skew(bool rtcp, bool late_join, std::uint64_t& synced) {
+    const int seconds = late_join ? 5 : 2;
+    const std::size_t audio_wanted = late_join ? 500 : 200, video_wanted = late_join ? 60 : 20;
     const int relay_in = test::random_port() & ~1, audio = relay_in + 2, video = relay_in + 4;
     const std::string rtcp_on = rtcp ? " rtcp=true" : " rtcp=false";
     Graph rx;
@@ -121,14 +124,14 @@ double measure_skew(bool rtcp, std::uint64_t& synced) {
                 std::to_string(video) + rtcp_on);
     REQUIRE_MESSAGE(st.ok(), st.message());
     Relay relay(relay_in, audio);
-    REQUIRE(rx.run());
+    if (!late_join) REQUIRE(rx.run());
     REQUIRE(tx.run());
     auto* ai = sluice::nodes::appsrc(tx, "ai");
     auto* vi = sluice::nodes::appsrc(tx, "vi");
-    // Two seconds of each: frame n of the audio is the value n, picture k is all luma k.
+    // Frame n of the audio is the value n, picture k is all luma 16 + k.
     std::thread audio_feed([&] {
         std::vector<std::byte> buffer(kFrames * 3);
-        for (int n = 0; n < 2 * kRate; n += kFrames) {
+        for (int n = 0; n < seconds * kRate; n += kFrames) {
             for (int i = 0; i < kFrames; ++i)
                 for (int b = 0; b < 3; ++b) buffer[std::size_t(3 * i + b)] = std::byte(std::uint8_t((n + i) >> (8 * b)));
             if (!ai->push(buffer, sluice::kNoTime, 5s).ok()) return;
@@ -137,7 +140,7 @@ double measure_skew(bool rtcp, std::uint64_t& synced) {
     });
     std::thread video_feed([&] {
         std::vector<std::byte> picture(std::size_t(kWidth * kHeight * 3 / 2), std::byte(128));
-        for (int k = 0; k < 2 * kFps; ++k) {
+        for (int k = 0; k < seconds * kFps; ++k) {
             std::fill(picture.begin(), picture.begin() + kWidth * kHeight, std::byte(std::uint8_t(16 + k)));
             if (!vi->push(picture, sluice::kNoTime, 5s).ok()) return;
         }
@@ -145,9 +148,13 @@ double measure_skew(bool rtcp, std::uint64_t& synced) {
     });
     // Where each receiver placed media that was sent at media time t: start time - t.
     std::vector<double> audio_offsets, video_offsets;
+    if (late_join) {
+        std::this_thread::sleep_for(1500ms);
+        REQUIRE(rx.run());
+    }
     std::thread audio_pull([&] {
         auto* ao = sluice::nodes::appsink(rx, "ao");
-        while (audio_offsets.size() < 200) {
+        while (audio_offsets.size() < audio_wanted) {
             auto s = ao->pull(3s);
             if (!s) return;
             if (s->size() < 3) continue;
@@ -158,11 +165,11 @@ double measure_skew(bool rtcp, std::uint64_t& synced) {
     });
     std::thread video_pull([&] {
         auto* vo = sluice::nodes::appsink(rx, "vo");
-        while (video_offsets.size() < 20) {
+        while (video_offsets.size() < video_wanted) {
             auto s = vo->pull(3s);
             if (!s) return;
             const int k = int(std::uint8_t(s->data()[0])) - 16;
-            if (k < 0 || k >= 2 * kFps) continue;  // a picture painted black: incomplete
+            if (k < 0 || k >= seconds * kFps) continue;  // a picture painted black: incomplete
             video_offsets.push_back(double(s->start_time()) / 1e6 - double(k) * 1000.0 / kFps);
         }
     });
@@ -173,8 +180,11 @@ double measure_skew(bool rtcp, std::uint64_t& synced) {
     video_feed.join();
     synced = test::extra(rx, "a", "rtcp_synced") + test::extra(rx, "v", "rtcp_synced");
     (void)rx.stop();
-    REQUIRE(audio_offsets.size() == 200);
-    REQUIRE(video_offsets.size() == 20);
+    REQUIRE(audio_offsets.size() == audio_wanted);
+    REQUIRE(video_offsets.size() == video_wanted);
+    // The last 200 packets (1 s) and 20 pictures (0.8 s).
+    audio_offsets.erase(audio_offsets.begin(), audio_offsets.end() - 200);
+    video_offsets.erase(video_offsets.begin(), video_offsets.end() - 20);
     return median(audio_offsets) - median(video_offsets);
 }
 
@@ -182,14 +192,28 @@ double measure_skew(bool rtcp, std::uint64_t& synced) {
 
 TEST_CASE("Rtcp.Sync.AudioAndVideoOverPathsOfDifferentDelay" * doctest::timeout(60)) {
     std::uint64_t synced_without = 0, synced_with = 0;
-    const double without = measure_skew(false, synced_without);
-    const double with = measure_skew(true, synced_with);
+    const double without = measure_skew(false, false, synced_without);
+    const double with = measure_skew(true, false, synced_with);
     MESSAGE("audio 120 ms behind video on the way: receivers' skew " << without << " ms without RTCP, " << with
                                                                      << " ms with sender reports");
     CHECK(synced_without == 0);
     CHECK(synced_with >= 2);  // both lines placed by a sender report
     // Without reports the skew is the paths' difference; with them, what is left is the 90 kHz
     // and packet rounding and the tolerance before a line moves.
+    CHECK(without > 100);
+    CHECK(std::abs(with) < 10);
+}
+
+// Receivers that join running streams anchor by arrival, before the first report: the reports
+// that come then move their lines (audio back: what has had its time is skipped).
+TEST_CASE("Rtcp.Sync.ReceiversThatJoinARunningStream" * doctest::timeout(60)) {
+    std::uint64_t synced_without = 0, synced_with = 0;
+    const double without = measure_skew(false, true, synced_without);
+    const double with = measure_skew(true, true, synced_with);
+    MESSAGE("joining 1.5 s in, audio 120 ms behind on the way: skew " << without << " ms without RTCP, " << with
+                                                                     << " ms with sender reports");
+    CHECK(synced_without == 0);
+    CHECK(synced_with >= 1);
     CHECK(without > 100);
     CHECK(std::abs(with) < 10);
 }

@@ -36,8 +36,10 @@ std::uint64_t get(const std::atomic<std::uint64_t>& a) noexcept { return a.load(
 
 }  // namespace
 
-Status RtcpSender::open(const std::string& host, std::uint16_t rtcp_port, const Multicast& multicast) {
-    if (Status st = socket_.open(host, rtcp_port, multicast); !st) return st;
+Status RtcpSender::open(const std::string& host, std::uint16_t port, std::int64_t rtcp_port, const Multicast& multicast) {
+    std::uint16_t to = 0;
+    if (Status st = rtcp_port_of(port, rtcp_port, to); !st) return st;
+    if (Status st = socket_.open(host, to, multicast); !st) return st;
     cname_ = make_cname();
     packets_ = octets_ = 0;
     next_report_ns_ = next_read_ns_ = 0;  // the first SR goes with the first packet
@@ -105,8 +107,11 @@ std::vector<std::pair<std::string, std::uint64_t>> RtcpSender::stats() const {
             {"rtcp_rr_jitter", get(rr_jitter_)},      {"rtcp_round_trip_us", get(rtt_us_)}};
 }
 
-Status RtcpReceiver::open(const std::string& address, std::uint16_t rtcp_port, const Multicast& multicast) {
-    if (Status st = socket_.open(address, rtcp_port, multicast); !st) return st;
+Status RtcpReceiver::open(const std::string& address, std::uint16_t port, std::int64_t rtcp_port,
+                          const Multicast& multicast) {
+    std::uint16_t at = 0;
+    if (Status st = rtcp_port_of(port, rtcp_port, at); !st) return st;
+    if (Status st = socket_.open(address, at, multicast); !st) return st;
     cname_ = make_cname();
     own_ssrc_ = std::random_device{}();
     have_source_ = have_sr_ = have_transit_ = false;

@@ -47,7 +47,8 @@ inline std::vector<PropertySpec> rtcp_properties() {
 
 class RtcpSender {
 public:
-    Status open(const std::string& host, std::uint16_t rtcp_port, const Multicast& multicast);
+    // Beside a stream to host:port; `rtcp_port` as read_rtcp_port() gives it (0: port + 1).
+    Status open(const std::string& host, std::uint16_t port, std::int64_t rtcp_port, const Multicast& multicast);
     void close() noexcept;
 
     // Streaming thread, after each RTP packet sent: its payload size, and the stream's RTP time
@@ -75,8 +76,9 @@ private:
 
 class RtcpReceiver {
 public:
-    // Listens on `rtcp_port` at `address` (a group: joined as the RTP socket joins it).
-    Status open(const std::string& address, std::uint16_t rtcp_port, const Multicast& multicast);
+    // Listens beside a stream on `port` at `address` (a group: joined as the RTP socket joins
+    // it); `rtcp_port` as read_rtcp_port() gives it (0: port + 1).
+    Status open(const std::string& address, std::uint16_t port, std::int64_t rtcp_port, const Multicast& multicast);
     void close() noexcept;
 
     // Streaming thread: an RTP packet of the stream arrived at `arrival_ns` (steady clock), for

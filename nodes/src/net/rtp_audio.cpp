@@ -104,15 +104,11 @@ private:
     }
     Status start() override {
         if (Status st = udp_.open(host_, port_, multicast_); !st) return st;
-        if (rtcp_port_ >= 0) {
-            std::uint16_t port = 0;
-            Status st = detail::rtcp_port_of(port_, rtcp_port_, port);
-            if (st) st = rtcp_.open(host_, port, multicast_);
-            if (!st) {
+        if (rtcp_port_ >= 0)
+            if (Status st = rtcp_.open(host_, port_, rtcp_port_, multicast_); !st) {
                 udp_.close();
                 return st;
             }
-        }
         set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         const MediaFormat& f = input(0).format();
         payload_type_ = std::uint8_t(pt_ >= 0 ? pt_ : std::max(pcm_ == Pcm::l16 ? static_payload_type(f.rate, f.channels) : -1, 96));
@@ -316,7 +312,7 @@ private:
     std::optional<std::uint32_t> stream_ssrc() const noexcept override { return receiver_.ssrc(); }
 
     std::optional<Flow> play_due(std::int64_t now, bool ending) override {
-        const auto ready = receiver_.next(now, ending);
+        const auto ready = receiver_.next(now, ending || receiver_.crowded());
         if (ready.kind == detail::RtpAudioReceiver::Ready::Kind::none) return std::nullopt;
         if (limit_reached(limit_, ready.start)) return Flow::end_of_stream;
         return play(ready);

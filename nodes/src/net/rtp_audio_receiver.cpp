@@ -16,7 +16,7 @@ RtpAudioReceiver::RtpAudioReceiver(const Config& config) : config_(config) {
 
 void RtpAudioReceiver::reset() noexcept {
     clear_slots();
-    have_candidate_ = have_stream_ = have_next_ = gap_ = anchored_ = resynced_ = false;
+    have_candidate_ = have_stream_ = have_next_ = gap_ = anchored_ = resynced_ = behind_ = false;
     sync_ = SenderSync{};
     last_arrived_running_ns_ = kNoTime;
     last_packet_ns_ = 0;
@@ -179,6 +179,14 @@ bool RtpAudioReceiver::holding_beyond(std::uint16_t sequence) const noexcept {
     return false;
 }
 
+bool RtpAudioReceiver::crowded() const noexcept {
+    if (!have_next_) return false;
+    return std::any_of(slots_.begin(), slots_.end(), [&](const Slot& s) {
+        return s.state == Slot::State::packet && std::uint16_t(s.sequence - next_) >= kSlots * 3 / 4 &&
+               std::uint16_t(s.sequence - next_) < 0x8000;
+    });
+}
+
 bool RtpAudioReceiver::holding() const noexcept {
     return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.state == Slot::State::packet; });
 }
@@ -217,7 +225,7 @@ MediaTime RtpAudioReceiver::place(std::uint32_t timestamp, MediaTime arrived_run
     const MediaTime start =
         anchor_running_ns_ + (anchor_offset_ >= 0 ? engine::frames_to_ns(std::uint64_t(anchor_offset_), config_.rate)
                                                   : -engine::frames_to_ns(std::uint64_t(-anchor_offset_), config_.rate));
-    if (next_start_ != kNoTime && start < next_start_ - engine::frames_to_ns(1, config_.rate)) {
+    if (!behind_ && next_start_ != kNoTime && start < next_start_ - engine::frames_to_ns(1, config_.rate)) {
         // Timestamps that went backwards: output times never do; the line starts again here.
         discontinuity = true;
         anchor_offset_ = 0;
@@ -237,12 +245,12 @@ void RtpAudioReceiver::sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTi
     if (!anchored_) return;  // place() anchors the line by it
     const MediaTime shift = running_ns - line_of(timestamp);
     if (shift < kSyncToleranceNs && shift > -kSyncToleranceNs) return;
-    if (next_start_ != kNoTime && shift < 0) return;  // output times never go back
     if (last_arrived_running_ns_ != kNoTime &&
         !SenderSync::plausible(line_of(last_timestamp_) + shift, last_arrived_running_ns_, config_.latency_ns))
         return;
     anchor_running_ns_ += shift;
     resynced_ = next_start_ != kNoTime;
+    behind_ = next_start_ != kNoTime && shift < 0;  // output times never go back: next() trims
     counters_.synced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
 }
 
@@ -262,9 +270,27 @@ RtpAudioReceiver::Ready RtpAudioReceiver::next(std::int64_t now_ns, bool drainin
         }
         if (slot.state == Slot::State::packet && slot.sequence == next_) {
             bool discontinuity = gap_;
-            const MediaTime start = place(slot.timestamp, slot.arrived_running_ns, discontinuity);
-            ready_ = {Ready::Kind::audio, {slot.data.data(), slot.bytes}, slot.bytes / config_.frame_bytes, start,
-                      discontinuity};
+            MediaTime start = place(slot.timestamp, slot.arrived_running_ns, discontinuity);
+            std::size_t frames = slot.bytes / config_.frame_bytes, skip = 0;
+            if (behind_ && start < next_start_) {
+                // A sender report moved the line back while output ran: what lies before the
+                // output's end has had its time; the rest plays.
+                skip = std::size_t(std::min<std::uint64_t>(engine::frames_at_or_after(next_start_ - start, config_.rate), frames));
+                if (skip == frames) {
+                    resynced_ = resynced_ || discontinuity;  // the next output carries the flag
+                    slot.state = Slot::State::empty;
+                    played_[next_ % kPlayedHistory] = std::uint32_t(next_) + 1;
+                    next_timestamp_ = slot.timestamp + std::uint32_t(frames);
+                    ++next_;
+                    continue;
+                }
+                start += engine::frames_to_ns(skip, config_.rate);
+                frames -= skip;
+            } else {
+                behind_ = false;
+            }
+            ready_ = {Ready::Kind::audio, {slot.data.data() + skip * config_.frame_bytes, frames * config_.frame_bytes},
+                      frames, start, discontinuity};
             pending_ = Pending::packet;
             return ready_;
         }
@@ -302,7 +328,7 @@ void RtpAudioReceiver::consume() noexcept {
         Slot& slot = slots_[next_ % kSlots];
         slot.state = Slot::State::empty;
         played_[next_ % kPlayedHistory] = std::uint32_t(next_) + 1;
-        next_timestamp_ = slot.timestamp + std::uint32_t(ready_.frames);
+        next_timestamp_ = slot.timestamp + std::uint32_t(slot.bytes / config_.frame_bytes);  // a trimmed one's too
         gap_ = false;
     } else {
         next_timestamp_ += std::uint32_t(ready_.frames);

@@ -87,6 +87,11 @@ public:
     std::optional<std::uint32_t> ssrc() const noexcept { return have_stream_ ? std::optional(ssrc_) : std::nullopt; }
 
     bool holding() const noexcept;  // any packet waiting in the buffer
+    // Packets held reach three quarters of the window past a gap: give the gap up now (call
+    // next() as draining) rather than read on until a packet falls outside the window and looks
+    // like a jump. It happens when the thread stalled with a gap to fill and the socket's backlog
+    // comes in at once: at 1 ms packets the window is 64 ms.
+    bool crowded() const noexcept;
     std::int64_t last_packet_ns() const noexcept { return last_packet_ns_; }  // 0: none yet
     // The first payload whose size was not whole frames, for a one-time warning (0: none yet).
     std::size_t misfit_payload_bytes() const noexcept { return misfit_bytes_; }
@@ -133,6 +138,7 @@ private:
     std::size_t misfit_bytes_ = 0;
     SenderSync sync_;                  // the last SR's word on where the stream belongs
     bool resynced_ = false;            // the line moved after output began: flag the next
+    bool behind_ = false;              // it moved back: audio before the output's end is skipped
     std::uint32_t last_timestamp_ = 0;  // the last packet filed, and when it came
     MediaTime last_arrived_running_ns_ = kNoTime;
 

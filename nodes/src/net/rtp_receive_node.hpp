@@ -58,15 +58,11 @@ protected:
 
     Status start() override {
         if (Status st = udp_.open(address_, port_, multicast_); !st) return st;
-        if (rtcp_port_ >= 0) {
-            std::uint16_t port = 0;
-            Status st = rtcp_port_of(port_, rtcp_port_, port);
-            if (st) st = rtcp_.open(address_, port, multicast_);
-            if (!st) {
+        if (rtcp_port_ >= 0)
+            if (Status st = rtcp_.open(address_, port_, rtcp_port_, multicast_); !st) {
                 udp_.close();
                 return st;
             }
-        }
         started_ns_ = steady_now_ns();
         limit_.produced = 0;
         return {};

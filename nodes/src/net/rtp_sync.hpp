@@ -11,16 +11,16 @@
 // clock; on our running-time line plus the latency, that is where the media belongs, the same for
 // every stream sent at one instant. So a receiver moves its line there:
 //   - when anchoring, and while nothing has played, to wherever the SR says;
-//   - once output has begun, only later (a gap, flagged as a discontinuity), since output times
-//     never go back; and only by more than kSyncToleranceNs (no step for a report's rounding);
+//   - once output has begun (a receiver that joined a running stream anchors by arrival before
+//     the first report comes), later leaves a gap and earlier skips the media whose time has gone
+//     by (output times never go back), the next output flagged as a discontinuity; and only by
+//     more than kSyncToleranceNs (no step for a report's rounding);
 //   - never when it would make the last packet due before it arrived (the path is slower than
 //     the latency: raise latency= on every receiver of the graph to the slowest path) or later
 //     than its arrival plus the latency and the tolerance (the clocks disagree: a report's line
 //     is never later than that when they agree); the arrival line stays;
 //   - only by a report of the stream's own sender (its SSRC), which may come before its first
-//     packet. A receiver that joins a running stream anchors by arrival before the first report
-//     comes (reports come once a second) and cannot move earlier after that: it keeps the
-//     arrival line until the stream restarts.
+//     packet.
 // Wall clocks must agree for this (one machine, or machines in NTP/PTP time).
 
 #include <sluice/allocators/sample.hpp>
@@ -29,7 +29,11 @@
 
 namespace sluice::nodes::detail {
 
-inline constexpr std::int64_t kSyncToleranceNs = 2'000'000;
+// Lines closer than this are left alone: each move after output began is a gap or a skip, and
+// lip sync tolerates tens of milliseconds (ITU-R BT.1359: about -125 to +45 ms detectable). A
+// receiver anchored by arrival is within a millisecond or two of its sender's line on a quiet
+// link; a loaded machine's scheduling must not make it skip.
+inline constexpr std::int64_t kSyncToleranceNs = 10'000'000;
 
 // Nanoseconds of a signed count of RTP ticks.
 inline std::int64_t ticks_to_ns(std::int64_t ticks, int rate) noexcept {

@@ -75,15 +75,11 @@ private:
     }
     Status start() override {
         if (Status st = udp_.open(host_, port_, multicast_); !st) return st;
-        if (rtcp_port_ >= 0) {
-            std::uint16_t port = 0;
-            Status st = detail::rtcp_port_of(port_, rtcp_port_, port);
-            if (st) st = rtcp_.open(host_, port, multicast_);
-            if (!st) {
+        if (rtcp_port_ >= 0)
+            if (Status st = rtcp_.open(host_, port_, rtcp_port_, multicast_); !st) {
                 udp_.close();
                 return st;
             }
-        }
         set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         std::random_device random;
         ssrc_ = random();
@@ -299,6 +295,11 @@ private:
     Flow emit() {
         const MediaFormat& f = output(0).format();
         const auto done = receiver_->finish();
+        if (done.behind) {  // its time went by when RTCP sync moved the line back
+            frame_.reset();
+            count_drop();
+            return Flow::ok;
+        }
         if (limit_reached(limit_, done.start)) {
             frame_.reset();
             return Flow::end_of_stream;

@@ -19,7 +19,7 @@ RtpVideoReceiver::RtpVideoReceiver(const Config& config)
 void RtpVideoReceiver::reset() noexcept {
     picture_ = nullptr;
     pending_start_ = restart_ = restart_candidate_ = replay_ = false;
-    have_stream_ = have_sequence_ = have_emitted_ = have_candidate_ = anchored_ = resynced_ = false;
+    have_stream_ = have_sequence_ = have_emitted_ = have_candidate_ = anchored_ = resynced_ = behind_ = false;
     sync_ = SenderSync{};
     received_ = lost_base_ = 0;
     last_packet_ns_ = 0;
@@ -229,14 +229,23 @@ RtpVideoReceiver::Finished RtpVideoReceiver::finish() noexcept {
     f.start = anchor_running_ns_ + (anchor_offset_ >= 0 ? engine::frames_to_ns(std::uint64_t(anchor_offset_), kVideoClock)
                                                        : -engine::frames_to_ns(std::uint64_t(-anchor_offset_), kVideoClock));
     if (last_stop_ != kNoTime && f.start < last_stop_ - frame_start(config_.fps, 1) / 2) {
-        // Timestamps that went backwards (by less than a restart): output times never do. (Less
-        // than half a picture is the 90 kHz clock's rounding of the sender's times.)
-        f.discontinuity = true;
-        anchor_offset_ = 0;
-        anchor_running_ns_ = f.start = last_stop_;
+        if (behind_) {
+            f.behind = true;  // a sender report moved the line back: this picture's time has gone by
+            resynced_ = true;  // the next picture shown carries the discontinuity
+        } else {
+            // Timestamps that went backwards (by less than a restart): output times never do.
+            // (Less than half a picture is the 90 kHz clock's rounding of the sender's times.)
+            f.discontinuity = true;
+            anchor_offset_ = 0;
+            anchor_running_ns_ = f.start = last_stop_;
+        }
+    } else {
+        behind_ = false;
     }
-    f.stop = f.start + frame_start(config_.fps, 1);
-    last_stop_ = f.stop;
+    if (!f.behind) {
+        f.stop = f.start + frame_start(config_.fps, 1);
+        last_stop_ = f.stop;
+    }
     last_timestamp_ = picture_timestamp_;
     have_emitted_ = true;
     restart_ = false;
@@ -273,10 +282,10 @@ void RtpVideoReceiver::sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTi
     };
     const MediaTime shift = running_ns - line_of(timestamp);
     if (shift < kSyncToleranceNs && shift > -kSyncToleranceNs) return;
-    if (have_emitted_ && shift < 0) return;  // output times never go back
     if (!SenderSync::plausible(line_of(picture_timestamp_) + shift, picture_arrived_running_ns_, config_.latency_ns)) return;
     anchor_running_ns_ += shift;
     resynced_ = have_emitted_;
+    behind_ = have_emitted_ && shift < 0;  // output times never go back: finish() says drop
     counters_.synced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
 }
 

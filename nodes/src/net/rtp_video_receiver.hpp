@@ -62,6 +62,7 @@ public:
         MediaTime stop = kNoTime;
         bool incomplete = false;     // rows were missing (painted black)
         bool discontinuity = false;  // incomplete, or the stream restarted or jumped
+        bool behind = false;  // its time has gone by (RTCP sync moved the line back): not to be shown
     };
 
     explicit RtpVideoReceiver(const Config& config);
@@ -127,6 +128,7 @@ private:
     bool anchored_ = false;
     SenderSync sync_;          // the last SR's word on where the stream belongs
     bool resynced_ = false;    // the line moved after output began: flag the next picture
+    bool behind_ = false;      // it moved back: pictures before the last one's end are dropped
     std::uint32_t anchor_timestamp_ = 0;
     std::int64_t anchor_offset_ = 0;  // ticks from the anchor to the last picture, unwrapped
     MediaTime anchor_running_ns_ = 0;
