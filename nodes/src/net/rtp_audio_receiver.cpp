@@ -16,7 +16,7 @@ RtpAudioReceiver::RtpAudioReceiver(const Config& config) : config_(config) {
 
 void RtpAudioReceiver::reset() noexcept {
     clear_slots();
-    have_candidate_ = have_stream_ = have_next_ = gap_ = anchored_ = resynced_ = behind_ = false;
+    have_candidate_ = have_stream_ = have_next_ = gap_ = anchored_ = resynced_ = behind_ = synced_ = false;
     sync_ = SenderSync{};
     last_arrived_running_ns_ = kNoTime;
     last_packet_ns_ = 0;
@@ -38,6 +38,7 @@ void RtpAudioReceiver::start_stream(std::uint32_t ssrc, std::uint16_t sequence) 
     next_ = sequence;
     anchored_ = false;  // the new stream's timestamps have nothing to do with the old ones
     if (sync_.ssrc != ssrc) sync_ = SenderSync{};  // nor another sender's reports
+    synced_ = false;
     last_arrived_running_ns_ = kNoTime;
     gap_ = next_start_ != kNoTime;  // a restart, not the first stream
     played_.fill(0);
@@ -212,6 +213,7 @@ MediaTime RtpAudioReceiver::place(std::uint32_t timestamp, MediaTime arrived_run
         // Where the sender's report puts it, if it knows and the packet is not late by it; else
         // its arrival plus the latency. Never before what was already played.
         MediaTime at = arrived_running_ns + config_.latency_ns;
+        synced_ = sync_.known;
         if (sync_.known && SenderSync::plausible(sync_.running_of(timestamp, config_.rate), arrived_running_ns, config_.latency_ns)) {
             at = sync_.running_of(timestamp, config_.rate);
             counters_.synced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
@@ -243,6 +245,7 @@ void RtpAudioReceiver::sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTi
     if (have_stream_ && ssrc != ssrc_) return;  // another sender's
     sync_ = {true, ssrc, timestamp, running_ns};
     if (!anchored_) return;  // place() anchors the line by it
+    if (std::exchange(synced_, true)) return;  // once per stream (rtp_sync.hpp)
     const MediaTime shift = running_ns - line_of(timestamp);
     if (shift < kSyncToleranceNs && shift > -kSyncToleranceNs) return;
     if (last_arrived_running_ns_ != kNoTime &&

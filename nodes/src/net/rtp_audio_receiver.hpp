@@ -139,6 +139,7 @@ private:
     SenderSync sync_;                  // the last SR's word on where the stream belongs
     bool resynced_ = false;            // the line moved after output began: flag the next
     bool behind_ = false;              // it moved back: audio before the output's end is skipped
+    bool synced_ = false;              // a report has been weighed against the anchored line
     std::uint32_t last_timestamp_ = 0;  // the last packet filed, and when it came
     MediaTime last_arrived_running_ns_ = kNoTime;
 

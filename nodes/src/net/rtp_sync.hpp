@@ -10,6 +10,11 @@
 // step by the difference of their paths. A sender report ties the sender's RTP time to its wall
 // clock; on our running-time line plus the latency, that is where the media belongs, the same for
 // every stream sent at one instant. So a receiver moves its line there:
+//   - once per stream: by the first report the anchored line meets (at anchoring, when one came
+//     before; else the first to come after). Later reports only confirm it: a sender's reports
+//     stamp wall-clock time against media time as it goes (ffmpeg's -re pacing drifts from its
+//     reports by tens of ms over 5 s), and chasing them would put a gap or a skip into a stream
+//     at every report;
 //   - when anchoring, and while nothing has played, to wherever the SR says;
 //   - once output has begun (a receiver that joined a running stream anchors by arrival before
 //     the first report comes), later leaves a gap and earlier skips the media whose time has gone

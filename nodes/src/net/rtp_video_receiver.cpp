@@ -19,7 +19,7 @@ RtpVideoReceiver::RtpVideoReceiver(const Config& config)
 void RtpVideoReceiver::reset() noexcept {
     picture_ = nullptr;
     pending_start_ = restart_ = restart_candidate_ = replay_ = false;
-    have_stream_ = have_sequence_ = have_emitted_ = have_candidate_ = anchored_ = resynced_ = behind_ = false;
+    have_stream_ = have_sequence_ = have_emitted_ = have_candidate_ = anchored_ = resynced_ = behind_ = synced_ = false;
     sync_ = SenderSync{};
     received_ = lost_base_ = 0;
     last_packet_ns_ = 0;
@@ -37,6 +37,7 @@ void RtpVideoReceiver::start_stream(std::uint32_t ssrc) noexcept {
     seen_.fill(0);
     restart_ = have_emitted_;
     if (sync_.ssrc != ssrc) sync_ = SenderSync{};  // another sender's reports
+    synced_ = false;
     counters_.streams.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -216,6 +217,7 @@ RtpVideoReceiver::Finished RtpVideoReceiver::finish() noexcept {
         // Where the sender's report puts it, if it knows and the picture is not late by it; else
         // its arrival plus the latency.
         MediaTime at = picture_arrived_running_ns_ + config_.latency_ns;
+        synced_ = sync_.known;
         if (sync_.known && SenderSync::plausible(sync_.running_of(picture_timestamp_, kVideoClock),
                                                  picture_arrived_running_ns_, config_.latency_ns)) {
             at = sync_.running_of(picture_timestamp_, kVideoClock);
@@ -277,6 +279,7 @@ void RtpVideoReceiver::sync(std::uint32_t ssrc, std::uint32_t timestamp, MediaTi
     if (have_stream_ && ssrc != ssrc_) return;  // another sender's
     sync_ = {true, ssrc, timestamp, running_ns};
     if (!anchored_) return;  // finish() anchors the line by it
+    if (std::exchange(synced_, true)) return;  // once per stream (rtp_sync.hpp)
     auto line_of = [&](std::uint32_t ts) {
         return anchor_running_ns_ + ticks_to_ns(anchor_offset_ + std::int32_t(ts - anchor_timestamp_), kVideoClock);
     };

@@ -129,6 +129,7 @@ private:
     SenderSync sync_;          // the last SR's word on where the stream belongs
     bool resynced_ = false;    // the line moved after output began: flag the next picture
     bool behind_ = false;      // it moved back: pictures before the last one's end are dropped
+    bool synced_ = false;      // a report has been weighed against the anchored line
     std::uint32_t anchor_timestamp_ = 0;
     std::int64_t anchor_offset_ = 0;  // ticks from the anchor to the last picture, unwrapped
     MediaTime anchor_running_ns_ = 0;
