@@ -89,7 +89,7 @@ TEST_CASE("Rtcp.Interop.SluiceReadsFfmpegsSenderReports" * doctest::timeout(60))
     INFO(got.dump());
     CHECK(got["packets_received"].get<int>() > 100);
     // ffmpeg's muxer sends an SR at its first packet and then every few seconds to port + 1.
-    CHECK(got["rtcp_sr_received"].get<int>() >= 2);
+    CHECK(got["rtcp_sr_received"].get<int>() >= 1);  // a receiver that starts late misses the first
     // The line moves once per stream at most: ffmpeg's later reports drift from its media by
     // tens of ms (its -re pacing), and following them would skip or gap the audio each time.
     CHECK(got["rtcp_synced"].get<int>() <= 1);
