@@ -132,6 +132,23 @@ inline int random_rtp_port(int base) {
     return base + 2 * int(rng() % 5000);
 }
 
+// The start of a script that makes network namespaces `a` and `b` joined by a veth pair (`va` in
+// a with 10.<net>.0.1, `vb` in b with 10.<net>.0.2), loopback up in both, and removes them when
+// it exits (a script that starts servers in them replaces the trap and calls cleanup itself).
+inline std::string two_namespaces(const std::string& a, const std::string& b, const std::string& va,
+                                  const std::string& vb, int net) {
+    const std::string prefix = "10." + std::to_string(net) + ".0.";
+    return "set -e\n"
+           "cleanup() { ip netns del " + a + " 2>/dev/null; ip netns del " + b + " 2>/dev/null; true; }\n"
+           "trap cleanup EXIT\n"
+           "ip netns add " + a + "\nip netns add " + b + "\n"
+           "ip link add " + va + " type veth peer name " + vb + "\n"
+           "ip link set " + va + " netns " + a + "\nip link set " + vb + " netns " + b + "\n"
+           "ip -n " + a + " addr add " + prefix + "1/24 dev " + va + "\nip -n " + a + " link set " + va + " up\n"
+           "ip -n " + b + " addr add " + prefix + "2/24 dev " + vb + "\nip -n " + b + " link set " + vb + " up\n"
+           "ip -n " + a + " link set lo up\nip -n " + b + " link set lo up\n";
+}
+
 // ffprobe's answer for one stream entry, e.g. probe(file, "a:0", "codec_name").
 inline std::string probe(const std::string& path, const std::string& stream, const std::string& entry) {
     auto r = run("ffprobe -v error -select_streams " + stream + " -count_frames -show_entries stream=" + entry +

@@ -283,6 +283,14 @@ nlohmann::json stats_json(const Graph& graph, const GraphStats& s, const std::st
     j["last_stop_ms"] = std::chrono::duration<double, std::milli>(s.last_stop).count();
     j["clock"] = s.clock;
     j["clock_drift_ppm"] = s.clock_drift_ppm;
+    if (s.ptp)
+        j["ptp"] = {{"port_state", s.ptp->port_state},
+                    {"grandmaster", s.ptp->grandmaster},
+                    {"grandmaster_here", s.ptp->grandmaster_here},
+                    {"holdover", s.ptp->holdover},
+                    {"offset_ns", s.ptp->offset_ns},
+                    {"answers", s.ptp->answers},
+                    {"silences", s.ptp->silences}};
     j["links"] = nlohmann::json::array();
     for (const NodeReport& n : s.nodes) {
         auto& node = j["nodes"][n.name];
@@ -324,6 +332,9 @@ int main(int argc, char** argv) {
     std::string stats_path, dot_path;
     std::vector<std::string> plugins;
     int rt_priority = 0;
+    std::string clock_source = "system";
+    engine::PtpOptions ptp;
+    double ptp_wait = 10;
 
     CLI::App app{"sluice-play: play a Sluice graph written as a pipeline, e.g.\n"
                  "  sluice-play 'tone freq=440 ! gain db=-6 ! wavsink path=a.wav'\n"
@@ -346,6 +357,16 @@ int main(int argc, char** argv) {
     app.add_option("--rt-priority", rt_priority,
                    "Run sources' streaming threads at this SCHED_FIFO priority (1-99), with all memory locked (mlockall)")
         ->check(CLI::Range(1, 99));
+    app.add_option("--clock", clock_source,
+                   "What the graph's clock follows: system (a device render's clock where there is one), or ptp "
+                   "(PTP time as linuxptp's ptp4l keeps it; AES67 senders stamp RTP time by it)")
+        ->check(CLI::IsMember({"system", "ptp"}));
+    app.add_option("--ptp-socket", ptp.socket, "With --clock ptp: ptp4l's management socket (its uds_address)")
+        ->capture_default_str();
+    app.add_option("--ptp-domain", ptp.domain, "With --clock ptp: ptp4l's domainNumber")->check(CLI::Range(0, 255));
+    app.add_option("--ptp-wait", ptp_wait, "With --clock ptp: seconds to wait for ptp4l to follow a grandmaster")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 3600.0));
     app.add_option("--stats-json", stats_path, "Write final per-node and per-pool statistics to this file");
     app.add_option("--dot", dot_path, "Write the graph, once prepared (formats, pools), in Graphviz's DOT language to this file");
     app.add_flag("--control", control, "Read commands from standard input while playing: set NODE KEY=VALUE (live "
@@ -441,6 +462,12 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    ptp.wait = std::chrono::milliseconds(std::int64_t(ptp_wait * 1000));
+    if (clock_source == "ptp")
+        if (Status st = graph.follow_ptp(ptp); !st) {
+            std::fprintf(stderr, "sluice-play: %s\n", st.message().c_str());
+            return 2;
+        }
     if (duration >= 0) graph.set_media_duration(std::int64_t(duration * 1e9));
     for (Node* n : graph.nodes()) {
         if (n->kind() == Node::Kind::render) n->set_clocked(realtime);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/engine/clock.hpp>
+#include <sluice/engine/ptp_clock.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <ctime>
 
 namespace sluice::engine {
 
@@ -137,6 +139,18 @@ void Clock::follow(const DeviceTime* device) noexcept {
 }
 
 const DeviceTime* Clock::device() const noexcept { return device_.load(std::memory_order_acquire); }  // acquire: as above
+
+std::int64_t Clock::tai_ns() const noexcept {
+    // acquire: pairs with share()'s release; the PTP clock is open before it is shared.
+    if (const PtpClock* ptp = ptp_.load(std::memory_order_acquire)) return ptp->tai_ns();
+    timespec t{};
+    ::clock_gettime(CLOCK_TAI, &t);
+    return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+void Clock::share(const PtpClock* ptp) noexcept {
+    ptp_.store(ptp, std::memory_order_release);  // release: see tai_ns()
+}
 
 std::int64_t Clock::now() const noexcept {
     // acquire: pairs with start()/pause(), whose release stores come after base/paused_at.

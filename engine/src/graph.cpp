@@ -686,7 +686,10 @@ Status Graph::Impl::pause_locked() {
             clock_master = n.get();
             break;
         }
-    clock.follow(clock_master ? clock_master->device_time() : nullptr);
+    // PTP, where asked for, before any device: machines that share a grandmaster share its time.
+    if (ptp) clock_master = nullptr;
+    clock.follow(ptp ? &ptp->device_time() : clock_master ? clock_master->device_time() : nullptr);
+    clock.share(ptp.get());
     stop_source = std::stop_source();
     stop_token = stop_source.get_token();
     threads.clear();
@@ -895,6 +898,16 @@ State Graph::state() const noexcept {
     return impl_->state.load(std::memory_order_acquire);
 }
 
+Status Graph::follow_ptp(const PtpOptions& options) {
+    std::lock_guard lock(impl_->control);
+    if (impl_->state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
+        return {GraphErrc::bad_state, "the graph's clock can change only while it is stopped"};
+    std::unique_ptr<PtpClock> ptp;
+    if (Status st = PtpClock::open(options, ptp); !st) return st;
+    impl_->ptp = std::move(ptp);
+    return {};
+}
+
 void Graph::set_media_duration(std::int64_t ns) noexcept {
     // relaxed: read by sources after the thread start that publishes it.
     impl_->media_limit.store(ns, std::memory_order_relaxed);
@@ -981,7 +994,11 @@ GraphStats Graph::stats() const {
     s.running_time_ns = impl_->clock.now();
     s.last_stop = std::chrono::nanoseconds(impl_->last_stop_ns.load(std::memory_order_relaxed));  // relaxed: statistic
     std::lock_guard lock(impl_->control);
-    if (impl_->clock_master != nullptr) {
+    if (impl_->ptp) {
+        s.clock = "ptp";
+        s.clock_drift_ppm = impl_->ptp->device_time().drift_ppm();
+        s.ptp = impl_->ptp->state();
+    } else if (impl_->clock_master != nullptr) {
         s.clock = impl_->clock_master->name();
         if (const DeviceTime* d = impl_->clock_master->device_time()) s.clock_drift_ppm = d->drift_ppm();
     }

@@ -72,6 +72,13 @@ public:
     void pause() { check(graph.pause()); }
     void stop() { check(graph.stop()); }
     void seek(double seconds) { check(graph.seek(std::int64_t(seconds * 1e9))); }
+    void follow_ptp(const std::string& socket, int domain, double wait) {
+        engine::PtpOptions o;
+        o.socket = socket;
+        o.domain = domain;
+        o.wait = std::chrono::milliseconds(std::int64_t(wait * 1000));
+        check(graph.follow_ptp(o));
+    }
     bool wait_until_ended(std::optional<double> seconds) {
         const auto timeout = seconds ? to_timeout(seconds) : std::chrono::milliseconds(INT32_MAX);
         return graph.wait_until_ended(timeout);
@@ -102,6 +109,17 @@ py::dict stats_dict(const engine::Graph& graph) {
     out["last_stop_ms"] = std::chrono::duration<double, std::milli>(s.last_stop).count();
     out["clock"] = s.clock;
     out["clock_drift_ppm"] = s.clock_drift_ppm;
+    if (s.ptp) {
+        py::dict ptp;
+        ptp["port_state"] = s.ptp->port_state;
+        ptp["grandmaster"] = s.ptp->grandmaster;
+        ptp["grandmaster_here"] = s.ptp->grandmaster_here;
+        ptp["holdover"] = s.ptp->holdover;
+        ptp["offset_ns"] = s.ptp->offset_ns;
+        ptp["answers"] = s.ptp->answers;
+        ptp["silences"] = s.ptp->silences;
+        out["ptp"] = ptp;
+    }
     py::list links;
     for (const engine::NodeReport& n : s.nodes) {
         py::dict d;
@@ -220,6 +238,11 @@ PYBIND11_MODULE(sluice, m) {
         .def("pause", [](Graph& g) { py::gil_scoped_release u; g.pause(); })
         .def("stop", [](Graph& g) { py::gil_scoped_release u; g.stop(); }, "deterministic stop; raises if a file could not be finished")
         .def("seek", [](Graph& g, double seconds) { py::gil_scoped_release u; g.seek(seconds); })
+        .def("follow_ptp", [](Graph& g, const std::string& socket, int domain, double wait) {
+                py::gil_scoped_release u;
+                g.follow_ptp(socket, domain, wait);
+            }, py::arg("socket") = "/var/run/ptp4l", py::arg("domain") = 0, py::arg("wait") = 10.0,
+            "the graph's clock follows PTP time as linuxptp's ptp4l keeps it (stopped graphs only)")
         .def("wait_until_ended", [](Graph& g, std::optional<double> seconds) {
                  py::gil_scoped_release u;
                  return g.wait_until_ended(seconds);

@@ -22,20 +22,7 @@ const std::string kPlayer = SLUICE_PLAY_PATH;
 
 using test::read_file;
 
-// The start of a script that makes network namespaces `a` and `b` joined by a veth pair (`va` in
-// a with 10.<net>.0.1, `vb` in b with 10.<net>.0.2) and removes them when it exits.
-std::string two_namespaces(const std::string& a, const std::string& b, const std::string& va, const std::string& vb,
-                           int net) {
-    const std::string prefix = "10." + std::to_string(net) + ".0.";
-    return "set -e\n"
-           "cleanup() { ip netns del " + a + " 2>/dev/null; ip netns del " + b + " 2>/dev/null; true; }\n"
-           "trap cleanup EXIT\n"
-           "ip netns add " + a + "\nip netns add " + b + "\n"
-           "ip link add " + va + " type veth peer name " + vb + "\n"
-           "ip link set " + va + " netns " + a + "\nip link set " + vb + " netns " + b + "\n"
-           "ip -n " + a + " addr add " + prefix + "1/24 dev " + va + "\nip -n " + a + " link set " + va + " up\n"
-           "ip -n " + b + " addr add " + prefix + "2/24 dev " + vb + "\nip -n " + b + " link set " + vb + " up\n";
-}
+using test::two_namespaces;
 
 }  // namespace
 

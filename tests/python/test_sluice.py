@@ -161,7 +161,11 @@ class BadInput(unittest.TestCase):
         g = sluice.parse_launch("appsrc name=in format=s16 channels=2 frames=64 ! gain name=g ! appsink name=out")
         with self.assertRaises(sluice.Error):
             g.appsink("in")  # an appsrc, not an appsink
+        with self.assertRaisesRegex(sluice.Error, "no ptp4l listens at /nonexistent/ptp4l"):
+            g.follow_ptp(socket="/nonexistent/ptp4l", wait=0.5)
         g.run()
+        with self.assertRaisesRegex(sluice.Error, "only while it is stopped"):
+            g.follow_ptp()
         src = g.appsrc("in")
         for bad, why in [(lambda: g.set_property("nope", "db", 1), "no node named 'nope'"),
                          (lambda: g.set_property("g", "volume", 1), "no property 'volume'"),

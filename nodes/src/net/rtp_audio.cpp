@@ -150,13 +150,12 @@ private:
 
     // AES67's RTP time is the reference clock's time (since its epoch) times the rate, so that
     // two senders locked to one PTP grandmaster stamp the same instant alike. Our reference is
-    // CLOCK_TAI, PTP's own timescale: phc2sys keeps it on a PTP hardware clock where ptp4l runs.
-    // The sample's first frame is placed by how far before now its running time lies.
+    // the graph clock's tai_ns(): PTP time where the graph follows ptp4l (sluice-play --clock
+    // ptp), else CLOCK_TAI, which phc2sys keeps on PTP where it runs. The sample's first frame
+    // is placed by how far before now its running time lies.
     std::uint32_t first_timestamp(const SampleRef& s) {
         if (!aes67_) return timestamp_;
-        timespec tai{};
-        ::clock_gettime(CLOCK_TAI, &tai);
-        std::int64_t at_ns = std::int64_t(tai.tv_sec) * 1'000'000'000 + tai.tv_nsec;
+        std::int64_t at_ns = clock().tai_ns();
         if (s.start_time() != kNoTime) at_ns -= clock().now() - s.start_time();
         const auto rate = std::uint64_t(input(0).format().rate);
         const auto ns = std::uint64_t(at_ns);

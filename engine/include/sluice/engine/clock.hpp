@@ -84,6 +84,8 @@ enum class ClockWait {
     stopped,      // the stop_token fired
 };
 
+class PtpClock;  // ptp_clock.hpp
+
 class Clock {
 public:
     // Running time now, in ns. While paused it stands still.
@@ -104,12 +106,20 @@ public:
     // device outlives the clock's use of it. Control thread, while the clock is reset.
     void follow(const DeviceTime* device) noexcept;
     const DeviceTime* device() const noexcept;
+    // The time that machines share, in ns since 1970 TAI: PTP time when the graph follows ptp4l
+    // (Graph::follow_ptp), else the system's CLOCK_TAI. AES67 senders take their RTP time from it.
+    // Any thread.
+    std::int64_t tai_ns() const noexcept;
+    // Takes tai_ns() from `ptp` (nullptr: the system's CLOCK_TAI), which outlives the clock's
+    // use of it. Control thread, while the clock is reset.
+    void share(const PtpClock* ptp) noexcept;
 
 private:
     static std::int64_t steady_ns() noexcept;
     // The time base: the device's time when following one, else the steady clock.
     std::int64_t base_time_ns() const noexcept;
     std::atomic<const DeviceTime*> device_{nullptr};
+    std::atomic<const PtpClock*> ptp_{nullptr};
 
     // Invariant: while running, now() == base_time_ns() - base_ns_; while paused, now() == paused_at_.
     std::atomic<std::int64_t> base_ns_{0};

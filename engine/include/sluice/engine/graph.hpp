@@ -29,6 +29,7 @@
 // stop() called twice, or from two threads at once, stops once.
 
 #include <sluice/engine/node.hpp>
+#include <sluice/engine/ptp_clock.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -78,6 +79,7 @@ struct GraphStats {
     // master (Node::device_time), and how much faster that device runs than the system clock.
     std::string clock = "system";
     double clock_drift_ppm = 0;
+    std::optional<PtpState> ptp;  // when the clock is "ptp": what ptp4l said last
 
     const NodeReport* node(std::string_view name) const noexcept;
 };
@@ -133,6 +135,13 @@ public:
     // made). property() reads the current value back. Any thread but a streaming thread.
     Status set_property(std::string_view node, std::string_view key, std::string_view value);
     Status property(std::string_view node, std::string_view key, std::string& value) const;
+
+    // The clock follows PTP time as linuxptp's ptp4l keeps it (ptp_clock.hpp says how): running
+    // time at PTP's pace, and Clock::tai_ns(), from which AES67 senders take RTP time, is PTP
+    // time. It takes precedence over a device render's clock. Waits until ptp4l follows a
+    // grandmaster (options.wait); refused with one line when no ptp4l answers or none is found.
+    // Stopped state only.
+    Status follow_ptp(const PtpOptions& options = {});
 
     // Sources end their streams once their media time reaches `ns` (-1: no limit).
     void set_media_duration(std::int64_t ns) noexcept;
