@@ -52,8 +52,8 @@ void RtcpSender::close() noexcept {
     open_ = false;
 }
 
-void RtcpSender::sent(std::uint32_t ssrc, std::size_t payload_bytes, std::uint32_t rtp_time_now) noexcept {
-    if (!open_) return;
+bool RtcpSender::sent(std::uint32_t ssrc, std::size_t payload_bytes) noexcept {
+    if (!open_) return false;
     ssrc_ = ssrc;
     ++packets_;
     octets_ += std::uint32_t(payload_bytes);
@@ -63,9 +63,9 @@ void RtcpSender::sent(std::uint32_t ssrc, std::size_t payload_bytes, std::uint32
         next_read_ns_ = now + kReadIntervalNs;
         read_reports();
     }
-    if (now < next_report_ns_) return;
+    if (now < next_report_ns_) return false;
     next_report_ns_ = now + kReportIntervalNs;
-    send_report(rtp_time_now, false);
+    return true;
 }
 
 void RtcpSender::goodbye(std::uint32_t rtp_time_now) noexcept {
@@ -116,7 +116,7 @@ Status RtcpReceiver::open(const std::string& address, std::uint16_t port, std::i
     own_ssrc_ = std::random_device{}();
     have_source_ = have_sr_ = have_transit_ = false;
     jitter_ = 0;
-    next_report_ns_ = 0;
+    next_report_ns_ = next_read_ns_ = 0;
     open_ = true;
     return {};
 }
@@ -159,6 +159,8 @@ void RtcpReceiver::received(const wire::RtpPacket& p, std::int64_t arrival_ns, i
 std::optional<RtcpReceiver::SenderReport> RtcpReceiver::poll(std::int64_t now_ns) noexcept {
     if (!open_) return std::nullopt;
     std::optional<SenderReport> fresh;
+    if (now_ns < next_read_ns_) return fresh;
+    next_read_ns_ = now_ns + kReadIntervalNs;
     while (const auto datagram = socket_.try_receive()) {
         const auto report = wire::parse_rtcp(*datagram);
         if (!report || !report->sender) continue;

@@ -51,10 +51,13 @@ public:
     Status open(const std::string& host, std::uint16_t port, std::int64_t rtcp_port, const Multicast& multicast);
     void close() noexcept;
 
-    // Streaming thread, after each RTP packet sent: its payload size, and the stream's RTP time
-    // at this moment (the SR ties it to the wall clock now). Sends an SR when one is due, reads
-    // any RR that came back. A send that fails is counted, never fatal: RTCP is advice.
-    void sent(std::uint32_t ssrc, std::size_t payload_bytes, std::uint32_t rtp_time_now) noexcept;
+    // Streaming thread, after each RTP packet sent: its payload size. Reads any RR that came
+    // back (every 5 ms at most). True when a sender report is due: then call report() with the
+    // stream's RTP time at this moment (worked out only then, about once a second).
+    bool sent(std::uint32_t ssrc, std::size_t payload_bytes) noexcept;
+    // Sends the SR, tying `rtp_time_now` to the wall clock now. A send that fails is counted,
+    // never fatal: RTCP is advice.
+    void report(std::uint32_t rtp_time_now) noexcept { send_report(rtp_time_now, false); }
     // The stream ends: a last SR with a BYE (RFC 3550 6.6).
     void goodbye(std::uint32_t rtp_time_now) noexcept;
 
@@ -84,7 +87,8 @@ public:
     // Streaming thread: an RTP packet of the stream arrived at `arrival_ns` (steady clock), for
     // the loss and jitter an RR reports (RFC 3550 A.1, A.3, A.8). A new SSRC starts afresh.
     void received(const wire::RtpPacket& packet, std::int64_t arrival_ns, int clock_rate) noexcept;
-    // Streaming thread, now and then: reads SRs, sends an RR when one is due. Returns the
+    // Streaming thread, now and then: reads SRs (within 5 ms of their coming: a system call per
+    // RTP packet would be waste), sends an RR when one is due. Returns the
     // newest SR of the current sender (any sender, before the first RTP packet) when one came
     // since the last call.
     struct SenderReport {
@@ -117,6 +121,7 @@ private:
     std::int64_t sr_arrival_ns_ = 0;
     asio::ip::udp::endpoint sr_from_;
     std::int64_t next_report_ns_ = 0;
+    std::int64_t next_read_ns_ = 0;  // SRs are read every 5 ms, not on every RTP packet
     std::vector<std::uint8_t> buffer_ = std::vector<std::uint8_t>(1500);
     // relaxed, all: statistics, each read on its own.
     std::atomic<std::uint64_t> sr_received_{0}, rr_sent_{0}, jitter_ticks_{0};

@@ -230,7 +230,7 @@ private:
         packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
         timestamp_ += std::uint32_t(bytes / input(0).format().frame_bytes());
         first_ = false;
-        rtcp_.sent(ssrc_, bytes, rtp_time_now());
+        if (rtcp_.sent(ssrc_, bytes)) rtcp_.report(rtp_time_now());
         return Flow::ok;
     }
 

@@ -157,7 +157,7 @@ private:
             if (const std::error_code ec = udp_.send({packet_.data(), kRtpHeader + n}))
                 return report_error(ec, name() + ": send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
             packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-            rtcp_.sent(ssrc_, n, rtp_time_now());
+            if (rtcp_.sent(ssrc_, n)) rtcp_.report(rtp_time_now());
         }
         ++sent_frames_;
         frames_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
