@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The device as the graph's clock (issue #14): a JACK server's cycle paces every clocked render,
+// The device as the graph's clock (issue #14): a JACK server's cycle, or an ALSA device's, paces every clocked render,
 // and the drift between it and the system clock is measured. Against a real jackd (dummy
 // driver), twice: running in real time, where its clock is the system's; and in freewheel mode
 // (what JACK users export with: the server cycles as fast as its clients let it), a device far
@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -46,13 +47,13 @@ private:
     jack_client_t* client_ = nullptr;
 };
 
-// Plays `tone ! jacksink` with a clocked picture branch into an appsink; returns how fast the
-// pictures' times advanced between the second and the fourth second of wall time, with the
-// server freewheeling from the first second on if `freewheel`.
-Run play(const std::string& provide_clock, bool freewheel) {
+// Plays `tone ! SINK` (jacksink unless given) with a clocked picture branch into an appsink;
+// returns how fast the pictures' times advanced between the second and the fourth second of wall
+// time, with the server freewheeling from the first second on if `freewheel`.
+Run play(const std::string& provide_clock, bool freewheel, const std::string& sink = "jacksink connect=none") {
     Graph g;
     const Status built = sluice::nodes::build_pipeline(
-        g, "tone ! jacksink connect=none provide-clock=" + provide_clock +
+        g, "tone format=f32 ! " + sink + " provide-clock=" + provide_clock +
                " videotest width=32 height=24 fps=100 ! appsink name=v sync=true max-buffers=1024");
     CAPTURE(built.message());
     REQUIRE(built.ok());
@@ -112,5 +113,44 @@ TEST_CASE("Clock.Device.JackServerIsTheGraphsClock" * doctest::timeout(120)) {
     CHECK(system.drift_ppm == 0);
     CHECK(system.pace == doctest::Approx(1.0).epsilon(0.08));
     MESSAGE("JACK freewheeling, provide-clock=false: " << system.pace << " s of pictures per s");
+    ::unsetenv("JACK_DEFAULT_SERVER");
+}
+
+// A sound card through alsa-lib is the clock the same way: alsasink publishes what the device
+// has played. The device here is alsa-lib's own JACK plugin (libasound2-plugins) on the real
+// jackd above, so its crystal is the dummy driver's cycle: real time, then freewheeling. A
+// device that keeps no time (alsa-lib's null plugin) provides none.
+TEST_CASE("Clock.Device.AlsaDeviceIsTheGraphsClock" * doctest::timeout(120)) {
+    test::JackServer jack("alsaclock", 48000, 256);
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
+    test::TempDir dir;
+    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n"
+                                          "pcm.nowhere { type null }\n";
+    const std::string config = "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf");
+    ::setenv("ALSA_CONFIG_PATH", config.c_str(), 1);
+
+    const Run real_time = play("true", false, "alsasink device=card");
+    CHECK(real_time.clock == "alsasink0");
+    CHECK(real_time.pace == doctest::Approx(1.0).epsilon(0.12));
+    CHECK(std::abs(real_time.drift_ppm) < 100000);
+    MESSAGE("ALSA (jack plugin) in real time: " << real_time.pace << " s of pictures per s, drift " << real_time.drift_ppm << " ppm");
+
+    // The server freewheels, so the device plays as fast as it is fed: the pictures follow it.
+    const Run fast = play("true", true, "alsasink device=card");
+    CHECK(fast.clock == "alsasink0");
+    CHECK(fast.drift_ppm > 2e5);
+    CHECK(fast.pace > 1.5);
+    MESSAGE("ALSA (jack plugin) freewheeling: " << fast.pace << " s of pictures per s, drift " << fast.drift_ppm << " ppm");
+
+    // provide-clock=false, or a device that keeps no time: the system clock paces the pictures.
+    const Run system = play("false", true, "alsasink device=card");
+    CHECK(system.clock == "system");
+    CHECK(system.pace == doctest::Approx(1.0).epsilon(0.08));
+    const Run null_device = play("true", false, "alsasink device=nowhere");
+    CHECK(null_device.clock == "system");
+    CHECK(null_device.pace == doctest::Approx(1.0).epsilon(0.08));
+    ::unsetenv("ALSA_CONFIG_PATH");
     ::unsetenv("JACK_DEFAULT_SERVER");
 }

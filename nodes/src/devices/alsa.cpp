@@ -6,11 +6,17 @@
 // The device is opened non-blocking and waited on with poll() over its descriptors plus an
 // eventfd, so a streaming thread waiting for the device wakes when the graph stops or flushes
 // (unblock()) instead of sleeping in alsa-lib. The device paces the stream: samples are written
-// (or read) as fast as it takes (gives) them. alsasink in a clocked graph (sluice-play's
-// default) also waits for each sample's time, unless sync=false, as a GStreamer sink syncs to
-// the pipeline clock; that paces devices that do not pace themselves (alsa-lib's file and null
-// plugins). Not yet: the device as the graph's clock (then the two clocks' drift would not
-// matter). Underruns and overruns are recovered with snd_pcm_recover and counted as `xruns`.
+// (or read) as fast as it takes (gives) them. The device is the graph's clock
+// (provide-clock=true, the default, as a GStreamer audio sink provides the pipeline clock):
+// alsasink publishes the frames the device has played (written minus its delay) with the
+// instant, and the graph's clock follows them, so other clocked renders (video) keep to the
+// sound card's crystal and the drift between it and the system clock is measured. The master
+// sink then never waits for the clock itself: that clock only moves as the device plays, so
+// waiting for a sample's time would drain the device's buffer before every write. Devices that
+// keep no time (alsa-lib's null and file plugins take samples as fast as they come) provide no
+// clock; an alsasink that is not the master (sync=true, the default) waits for each sample's
+// time as a GStreamer sink syncs to the pipeline clock, which also paces those devices.
+// Underruns and overruns are recovered with snd_pcm_recover and counted as `xruns`.
 //
 // Formats come from the device's hardware parameters, probed when the node is made: the sample
 // formats it takes among s16, s24 (S24_3LE), s32 and f32, and its rates and channel counts
@@ -263,6 +269,7 @@ public:
     AlsaSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
         settings_ = DeviceSettings::read(r);
         sync_ = r.choice("sync", {"true", "false"}) == 0;
+        provide_clock_ = r.flag("provide-clock");
         FormatSet accepts;
         if (r.ok())
             if (Status st = probe_device(settings_.device, SND_PCM_STREAM_PLAYBACK, accepts); !st) r.fail(st.code(), st.message());
@@ -273,22 +280,36 @@ public:
         return {{"xruns", xruns_.load(std::memory_order_relaxed)}};  // relaxed: statistics
     }
 
+    // The device's clock, when it keeps one and provide-clock=true; see the file's header.
+    const engine::DeviceTime* device_time() const noexcept override { return keeps_time_ ? &device_time_ : nullptr; }
+
 private:
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
-        return device_pcm_.open(settings_.device, SND_PCM_STREAM_PLAYBACK, input(0).format(), settings_.period_frames, settings_.periods);
+        Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_PLAYBACK, input(0).format(), settings_.period_frames, settings_.periods);
+        if (!st) return st;
+        const snd_pcm_type_t type = snd_pcm_type(device_pcm_.pcm());
+        keeps_time_ = provide_clock_ && type != SND_PCM_TYPE_NULL && type != SND_PCM_TYPE_FILE;
+        device_time_.start(int(input_rate()));
+        written_ = 0;
+        return st;
     }
     void stop() override { device_pcm_.close(); }
     void unblock() override { device_pcm_.wake(); }
     void flush() override {
         if (device_pcm_.pcm()) {
+            // What the device held is dropped, never played: the clock's count must not take it.
+            snd_pcm_sframes_t delay = 0;
+            if (snd_pcm_delay(device_pcm_.pcm(), &delay) == 0 && delay > 0) written_ -= std::min(std::uint64_t(delay), written_);
             snd_pcm_drop(device_pcm_.pcm());
             snd_pcm_prepare(device_pcm_.pcm());
         }
     }
 
     Flow process(std::size_t, SampleRef&& s) override {
-        if (sync_)
+        // The master's samples are paced by the device alone (see the file's header).
+        const bool master = keeps_time_ && clock().device() == &device_time_;
+        if (sync_ && !master)
             if (Flow f = present(s); f != Flow::ok) return f;
         const std::size_t frame_bytes = input(0).format().frame_bytes();
         const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
@@ -298,6 +319,8 @@ private:
             if (n >= 0) {
                 p += std::size_t(n) * frame_bytes;
                 left -= snd_pcm_uframes_t(n);
+                written_ += std::uint64_t(n);
+                publish_played();
                 continue;
             }
             if (n == -EAGAIN) {
@@ -335,6 +358,15 @@ private:
     }
     std::int64_t input_rate() const { return std::max(input(0).format().rate, 1); }
 
+    // What the device has played: written minus what it still holds (its delay), now.
+    void publish_played() noexcept {
+        if (!keeps_time_) return;
+        snd_pcm_sframes_t delay = 0;
+        if (snd_pcm_delay(device_pcm_.pcm(), &delay) < 0) return;  // an xrun: the next write recovers it
+        const std::uint64_t held = delay > 0 ? std::min(std::uint64_t(delay), written_) : 0;
+        device_time_.publish(written_ - held, detail::steady_now_ns());
+    }
+
     Flow wait_for_device() {
         switch (device_pcm_.wait()) {
             case Device::Wait::ready:
@@ -358,7 +390,11 @@ private:
 
     DeviceSettings settings_;
     bool sync_ = true;
+    bool provide_clock_ = true;
+    bool keeps_time_ = false;  // provides the clock: asked for, and the device keeps time (start())
     Device device_pcm_;
+    engine::DeviceTime device_time_;  // published by this node's streaming thread
+    std::uint64_t written_ = 0;       // frames written since start
     std::atomic<std::uint64_t> xruns_{0};
 };
 
@@ -452,7 +488,9 @@ private:
 
 NodeSpec alsasink_spec() {
     std::vector<PropertySpec> properties = device_properties("play on");
-    properties.push_back({"sync", "true", "in a clocked graph, wait for each sample's time too (false: the device alone paces)"});
+    properties.push_back({"sync", "true", "in a clocked graph, wait for each sample's time too (false: the device alone paces); the clock's master never waits"});
+    properties.push_back({"provide-clock", "true",
+                          "the device is the graph's clock (other clocked renders follow it); not alsa-lib's null and file plugins, which keep no time"});
     return {"alsasink", Node::Kind::render, "plays audio on an ALSA device (xruns counted)", std::move(properties),
             factory<AlsaSink>()};
 }
