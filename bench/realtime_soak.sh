@@ -15,14 +15,18 @@
 #   jack: `tone ! jacksink` and jack_simple_client as clients of one `jackd -d dummy -p 64`
 #         (48 kHz, 1.33 ms periods) for JACK_SECONDS, idle and under sluice-stress: the cycles
 #         each client missed, as jackd reports them, and ours (ring empty).
+#   roundtrip: the round trip through JACK in periods, measured by jack_iodelay (its signal out,
+#         through a relay, back in): Sluice's `jacksrc ! jacksink` at ring latencies of two,
+#         four and 32 periods (the default, 2048 frames), against jack_thru (a plain client that
+#         copies its inputs to its outputs inside the callback), on `jackd -d dummy -p 64`.
 #
 #   bench/realtime_soak.sh            # 60 s per run
 #   SECONDS_PER_RUN=10 bench/realtime_soak.sh
-#   PARTS="tail jack" TAIL_SECONDS=20 JACK_SECONDS=60 bench/realtime_soak.sh
+#   PARTS="tail jack roundtrip" TAIL_SECONDS=20 JACK_SECONDS=60 bench/realtime_soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run_for=${SECONDS_PER_RUN:-60}
-parts=${PARTS:-soak tail jack}
+parts=${PARTS:-soak tail jack roundtrip}
 tail_for=${TAIL_SECONDS:-20}
 tail_runs=${TAIL_RUNS:-3}
 jack_for=${JACK_SECONDS:-60}
@@ -147,4 +151,49 @@ missed = lambda name: len(re.findall(r"client = " + re.escape(name) + r" was not
 print(f"| {mode} | {missed('jack_simple_client')} | {missed('sluice')} | {stats['xruns']} | {stats['jack_xruns']} |")
 PY
   done
+fi
+
+if [[ " $parts " == *" roundtrip "* ]]; then
+  command -v jack_iodelay >/dev/null && command -v jack_thru >/dev/null || { echo "roundtrip: needs jackd2 (jack_iodelay, jack_thru)" >&2; exit 2; }
+  server=sluice-bench-rt
+  echo
+  echo "JACK round trip (jack_iodelay out -> relay -> jack_iodelay in) on jackd -d dummy -r 48000 -p 64"
+  echo
+  echo "| relay | ring latency | round trip | periods of 64 | ms | ring xruns (in / out) | JACK xruns in the run |"
+  echo "|---|---:|---:|---:|---:|---|---:|"
+  JACK_NO_AUDIO_RESERVATION=1 jackd -n "$server" -d dummy -r 48000 -p 64 > "$out/jack-roundtrip.log" 2>&1 &
+  jackd_pid=$!
+  export JACK_DEFAULT_SERVER=$server
+  for _ in $(seq 100); do jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
+  stdbuf -oL jack_iodelay > "$out/jack-iodelay.log" 2>&1 &
+  iodelay=$!
+  for _ in $(seq 50); do jack_lsp | grep -q jack_delay:in && break; sleep 0.1; done
+  # jack_iodelay prints its latest measurement every cycle or so: the last one after 3 s settled.
+  measured() { sleep 3; tr '\r' '\n' < "$out/jack-iodelay.log" | sed -n 's/^ *\([0-9.]*\) frames .*total roundtrip latency.*/\1/p' | tail -1; }
+  row() {  # label latency frames xruns jack-xruns
+    awk -v l="$1" -v r="$2" -v f="$3" -v x="$4" -v j="$5" 'BEGIN { printf "| %s | %s | %d frames | %.1f | %.2f | %s | %s |\n", l, r, f, f / 64, f / 48, x, j }'
+  }
+  jack_thru > /dev/null 2>&1 &
+  thru=$!
+  for _ in $(seq 50); do jack_lsp | grep -q jack_thru:input_1 && break; sleep 0.1; done
+  jack_connect jack_delay:out jack_thru:input_1 && jack_connect jack_thru:output_1 jack_delay:in
+  : > "$out/jack-iodelay.log"
+  row jack_thru - "$(measured)" - -
+  kill "$thru"; wait "$thru" 2>/dev/null || true
+  for latency in 128 256 2048; do
+    "$build/demos/sluice-play" -q --duration 6 --stats-json "$out/jack-roundtrip-$latency.json" \
+      "jacksrc client=relay channels=1 latency=$latency connect=jack_delay:out ! jacksink client=relayout channels=1 latency=$latency connect=jack_delay:in" \
+      2> "$out/jack-roundtrip-$latency.log" &
+    relay=$!
+    sleep 1
+    : > "$out/jack-iodelay.log"
+    frames=$(measured)
+    wait "$relay" || true
+    xruns=$(python3 -c "import json,sys; n=json.load(open(sys.argv[1]))['nodes']; print(f\"{n['jacksrc0']['xruns']} / {n['jacksink0']['xruns']}\")" "$out/jack-roundtrip-$latency.json")
+    jack_xruns=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['nodes']['jacksink0']['jack_xruns'])" "$out/jack-roundtrip-$latency.json")
+    row "sluice jacksrc ! jacksink" "$latency" "$frames" "$xruns" "$jack_xruns"
+  done
+  kill "$iodelay" 2>/dev/null || true; wait "$iodelay" 2>/dev/null || true
+  kill -TERM "$jackd_pid"; wait "$jackd_pid" 2>/dev/null || true
+  unset JACK_DEFAULT_SERVER
 fi

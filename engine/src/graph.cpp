@@ -156,9 +156,26 @@ void Graph::Impl::input_ended() noexcept {
     }
 }
 
+// The lowest priority_ceiling() of the nodes `node`'s streams reach, itself included (0: none).
+int Graph::Impl::priority_ceiling_of(const Node& node) const {
+    int ceiling = node.priority_ceiling();
+    for (std::size_t o = 0; o < node.output_count(); ++o)
+        if (const InputPin* peer = node.output(o).peer())
+            if (const int below = priority_ceiling_of(peer->node()); below > 0 && (ceiling == 0 || below < ceiling))
+                ceiling = below;
+    return ceiling;
+}
+
 void Graph::Impl::stream(Node& source) {
     t_streaming_for = this;
-    const Node::ThreadOptions opts = source.thread_options();
+    Node::ThreadOptions opts = source.thread_options();
+    if (opts.priority > 0)
+        if (const int ceiling = priority_ceiling_of(source); ceiling > 0 && ceiling < opts.priority) {
+            log_message(LogLevel::info, source.name() + ": streaming thread at SCHED_FIFO " + std::to_string(ceiling) +
+                                            ", not " + std::to_string(opts.priority) +
+                                            ": below the real-time thread of a device it feeds or drains");
+            opts.priority = ceiling;
+        }
     if (opts.cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);

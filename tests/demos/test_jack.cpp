@@ -64,6 +64,7 @@ public:
         }
     }
     void signal(int sig) const { ::kill(pid_, sig); }
+    pid_t pid() const noexcept { return pid_; }
     // The exit code once it exits within `limit`, or -1.
     int wait(std::chrono::milliseconds limit) {
         int status = 0;
@@ -252,4 +253,30 @@ TEST_CASE("Jack.Sink.DefaultConnectsThePhysicalPorts" * doctest::timeout(60)) {
     CHECK(sink.wait(std::chrono::seconds(30)) == 0);
     // Two seconds of media at JACK's pace (less the ring's 43 ms played ahead), never faster.
     CHECK(std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(1900));
+}
+
+// --rt-priority asks for SCHED_FIFO 80, but the thread that feeds jacksink's ring stays one below
+// JACK's process callback (5 under jackd's default priority 10), so it never preempts JACK's own
+// threads; the player says so in one info line.
+TEST_CASE("Jack.Realtime.FeedingThreadStaysBelowTheCallback" * doctest::timeout(60)) {
+    test::JackServer jack("priority");
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    test::TempDir dir;
+    Player sink(jack.env(), "--realtime --rt-priority 80 --duration 3 " + test::quote("tone ! jacksink client=prio connect=none"),
+                dir / "out.txt");
+    REQUIRE(test::eventually([&] { return has_port(jack, "prio:out_2"); }, std::chrono::seconds(20)));
+    // The process's threads' real-time priorities, once the streaming thread has set its own.
+    std::string priorities;
+    const bool capped = test::eventually([&] {
+        priorities = test::run("ps -L -o rtprio= -p " + std::to_string(sink.pid())).output;
+        return priorities.find(" 4\n") != std::string::npos;
+    }, std::chrono::seconds(5));
+    INFO(priorities);
+    CHECK(capped);
+    CHECK(priorities.find(" 5\n") != std::string::npos);   // JACK's process callback
+    CHECK(priorities.find(" 80\n") == std::string::npos);  // nothing above it
+    CHECK(sink.wait(std::chrono::seconds(30)) == 0);
+    CHECK(read_file(dir / "out.txt").find("tone0: streaming thread at SCHED_FIFO 4, not 80: below the real-time thread of a device it feeds or drains") !=
+          std::string::npos);
 }

@@ -43,6 +43,7 @@
 #include <sluice/nodes/registry.hpp>
 
 #include <jack/jack.h>
+#include <jack/thread.h>
 #include <jack/ringbuffer.h>
 
 #include <algorithm>
@@ -188,6 +189,17 @@ public:
         // relaxed: statistics.
         return {{"xruns", xruns_.value.load(std::memory_order_relaxed)},
                 {"jack_xruns", jack_xruns_.value.load(std::memory_order_relaxed)}};
+    }
+
+    // JACK runs our process callback on a SCHED_FIFO thread at the server's priority less five
+    // (5 under jackd -R's default 10). A streaming thread above it (sluice-play --rt-priority 80)
+    // could preempt it, and the server's own thread, only to fill or drain a ring that has
+    // latency= frames of room: the callback has the deadline, not the ring. So the threads that
+    // reach this node stay one below the callback's priority (Node::priority_ceiling), as a
+    // JACK application's helper threads should.
+    int priority_ceiling() const noexcept override {
+        if (!client_ || !jack_is_realtime(client_.get())) return 0;
+        return std::max(1, jack_client_real_time_priority(client_.get()) - 1);
     }
 
 protected:

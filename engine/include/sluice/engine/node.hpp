@@ -234,6 +234,13 @@ public:
     // takes the first render, in the order nodes were added, that offers one. Default: none.
     virtual const DeviceTime* device_time() const noexcept { return nullptr; }
 
+    // Nodes whose device runs a real-time thread of its own (JACK's process callback): the
+    // highest SCHED_FIFO priority a streaming thread that runs this node may have, one below
+    // that thread's, so that the threads feeding or draining its ring never preempt the
+    // device's (the callback has the deadline; the ring has room for the rest). The graph asks
+    // after start() and caps every source's thread that reaches the node. Default 0: no limit.
+    virtual int priority_ceiling() const noexcept { return 0; }
+
 protected:
     InputPin& add_input(std::string name, FormatSet accepts, InputNeeds needs = {});
     OutputPin& add_output(std::string name, FormatSet offers);
