@@ -111,9 +111,9 @@ def measure(relay):
             if left <= 0:
                 break
             time.sleep(left / 1e9 if left > 200_000 else 0)
-        first = 1 + k * FRAMES  # frame numbers from 1: silence (0) is no frame
-        sent[k] = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        out.sendto(packet(k, first), ("127.0.0.1", TO_RELAY))
+        data = packet(k, 1 + k * FRAMES)  # frame numbers from 1: silence (0) is no frame
+        sent[k] = time.clock_gettime_ns(time.CLOCK_REALTIME)  # after building it: the send is what counts
+        out.sendto(data, ("127.0.0.1", TO_RELAY))
     time.sleep(0.5 + max(LATENCIES) / 1000)
     done.set()
     reader.join()

@@ -165,11 +165,14 @@ if [[ " $parts " == *" roundtrip "* ]]; then
   jackd_pid=$!
   export JACK_DEFAULT_SERVER=$server
   for _ in $(seq 100); do jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
-  stdbuf -oL jack_iodelay > "$out/jack-iodelay.log" 2>&1 &
+  # Appending, so that emptying the file between rows leaves no hole of NULs at its start.
+  : > "$out/jack-iodelay.log"
+  stdbuf -oL jack_iodelay >> "$out/jack-iodelay.log" 2>&1 &
   iodelay=$!
+  trap 'kill "$iodelay" "$jackd_pid" 2>/dev/null || true' EXIT
   for _ in $(seq 50); do jack_lsp | grep -q jack_delay:in && break; sleep 0.1; done
   # jack_iodelay prints its latest measurement every cycle or so: the last one after 3 s settled.
-  measured() { sleep 3; tr '\r' '\n' < "$out/jack-iodelay.log" | sed -n 's/^ *\([0-9.]*\) frames .*total roundtrip latency.*/\1/p' | tail -1; }
+  measured() { sleep 3; tr '\r' '\n' < "$out/jack-iodelay.log" | sed -n 's/^ *\([0-9.]*\) frames .*total roundtrip latency.*/\1/p' | tail -1 | grep . || echo 0; }
   row() {  # label latency frames xruns jack-xruns
     awk -v l="$1" -v r="$2" -v f="$3" -v x="$4" -v j="$5" 'BEGIN { printf "| %s | %s | %d frames | %.1f | %.2f | %s | %s |\n", l, r, f, f / 64, f / 48, x, j }'
   }
@@ -195,5 +198,6 @@ if [[ " $parts " == *" roundtrip "* ]]; then
   done
   kill "$iodelay" 2>/dev/null || true; wait "$iodelay" 2>/dev/null || true
   kill -TERM "$jackd_pid"; wait "$jackd_pid" 2>/dev/null || true
+  trap - EXIT
   unset JACK_DEFAULT_SERVER
 fi

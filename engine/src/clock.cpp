@@ -16,7 +16,12 @@ void DeviceTime::start(int rate) noexcept {
     // runs either: the graph's clock is reset while its renders start, so now() never asks.
     rate_.store(rate > 0 ? rate : 48000, std::memory_order_relaxed);
     counting_.store(false, std::memory_order_relaxed);
+    released_.store(false, std::memory_order_relaxed);
     latest_ns_.store(0, std::memory_order_relaxed);
+}
+
+void DeviceTime::release() noexcept {
+    released_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag; now_ns() sees it soon enough
 }
 
 // A sequence lock written by one thread: the count goes odd, the values change, the count goes
@@ -88,10 +93,12 @@ std::int64_t DeviceTime::now_ns() const noexcept {
     // Double precision: exact to the nanosecond for 104 days of device time.
     const double rate = double(rate_.load(std::memory_order_relaxed));  // relaxed: see start()
     const double device_elapsed = double(c.frames - c.first_frames) * 1e9 / rate;
-    const double pace = pace_of(c, rate);
+    // relaxed: a lone flag (see release()).
+    const bool released = released_.load(std::memory_order_relaxed);
+    const double pace = released ? 1.0 : pace_of(c, rate);
     // Between counts, move at that pace for at most 100 ms or two intervals between counts,
-    // whichever is longer: a device that stops counting stops the clock.
-    const std::int64_t hold = std::max<std::int64_t>(100'000'000, 2 * c.interval_ns);
+    // whichever is longer: a device that stops counting stops the clock (unless released).
+    const std::int64_t hold = released ? INT64_MAX / 2 : std::max<std::int64_t>(100'000'000, 2 * c.interval_ns);
     const double since = double(std::clamp<std::int64_t>(steady_now - c.at_ns, 0, hold));
     const std::int64_t t = c.first_ns + std::int64_t(device_elapsed + since * pace);
     // Never backwards (a count that lands a little before the interpolation): the latest answer

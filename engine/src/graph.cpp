@@ -157,12 +157,19 @@ void Graph::Impl::input_ended() noexcept {
 }
 
 // The lowest priority_ceiling() of the nodes `node`'s streams reach, itself included (0: none).
+// Each node once, however many paths lead to it (tees into mixers).
 int Graph::Impl::priority_ceiling_of(const Node& node) const {
-    int ceiling = node.priority_ceiling();
-    for (std::size_t o = 0; o < node.output_count(); ++o)
-        if (const InputPin* peer = node.output(o).peer())
-            if (const int below = priority_ceiling_of(peer->node()); below > 0 && (ceiling == 0 || below < ceiling))
-                ceiling = below;
+    int ceiling = 0;
+    std::vector<const Node*> seen, todo{&node};
+    while (!todo.empty()) {
+        const Node* n = todo.back();
+        todo.pop_back();
+        if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
+        seen.push_back(n);
+        if (const int c = n->priority_ceiling(); c > 0 && (ceiling == 0 || c < ceiling)) ceiling = c;
+        for (std::size_t o = 0; o < n->output_count(); ++o)
+            if (const InputPin* peer = n->output(o).peer()) todo.push_back(&peer->node());
+    }
     return ceiling;
 }
 
@@ -916,11 +923,17 @@ State Graph::state() const noexcept {
 }
 
 Status Graph::follow_ptp(const PtpOptions& options) {
-    std::lock_guard lock(impl_->control);
-    if (impl_->state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
-        return {GraphErrc::bad_state, "the graph's clock can change only while it is stopped"};
+    const Status stopped_only{GraphErrc::bad_state, "the graph's clock can change only while it is stopped"};
+    if (state() != State::stopped) return stopped_only;
+    // Opened without the control lock: it may wait seconds for a grandmaster, and stop() or
+    // stats() must not wait with it.
     std::unique_ptr<PtpClock> ptp;
     if (Status st = PtpClock::open(options, ptp); !st) return st;
+    std::lock_guard lock(impl_->control);
+    if (impl_->state.load(std::memory_order_relaxed) != State::stopped) return stopped_only;  // relaxed: guarded by `control`
+    // The clock lets go of the old one before it goes (pause() points it at the new one).
+    impl_->clock.follow(nullptr);
+    impl_->clock.share(nullptr);
     impl_->ptp = std::move(ptp);
     return {};
 }

@@ -35,8 +35,8 @@ struct Graph::Impl final : NodeHost {
     std::atomic<State> state{State::stopped};
     std::vector<Node*> order;  // sources first, every node after all its upstream nodes
     Node* clock_master = nullptr;  // the render whose device the clock follows; control thread
-    std::unique_ptr<PtpClock> ptp;
-    int priority_ceiling_of(const Node& node) const;  // see Node::priority_ceiling  // follow_ptp(): the clock follows PTP time instead; control thread
+    std::unique_ptr<PtpClock> ptp;  // follow_ptp(): the clock follows PTP time instead; control thread
+    int priority_ceiling_of(const Node& node) const;  // see Node::priority_ceiling
     std::map<const OutputPin*, std::size_t> needed;  // buffers each pool may have out at once
     std::size_t render_inputs = 0;
 

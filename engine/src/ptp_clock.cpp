@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <condition_variable>
 #include <cstring>
@@ -99,6 +100,7 @@ public:
             return {GraphErrc::io_error, std::string("PTP clock: bind: ") + std::strerror(errno)};
         to.sun_family = AF_UNIX;
         std::memcpy(to.sun_path, path.data(), path.size());
+        m->to_ = to;
         if (::connect(m->fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
             const int e = errno;
             if (e == ENOENT || e == ECONNREFUSED)
@@ -114,22 +116,32 @@ public:
         if (fd_ >= 0) ::close(fd_);
     }
 
-    // Asks for TIME_STATUS_NP and PORT_DATA_SET and reads answers until both came or `timeout`
-    // passed. false when ptp4l did not answer both.
+    // Asks for TIME_STATUS_NP and PORT_DATA_SET and reads answers until both came (and every
+    // port's: each answers a GET to all ports, at once) or `timeout` passed. false when ptp4l did
+    // not answer both. A ptp4l that restarted is reconnected to.
     bool ask(Answer& a, std::chrono::milliseconds timeout) {
         a = Answer{};
         while (recv(buffer_.data(), buffer_.size(), MSG_DONTWAIT) > 0) {}  // late answers to an earlier ask
-        if (!send_get(kTimeStatusNp) || !send_get(kPortDataSet)) return false;
+        if (!send_get(kTimeStatusNp) || !send_get(kPortDataSet)) {
+            // Its socket was made anew (ptp4l restarted): ours still points at the old one.
+            if (::connect(fd_, reinterpret_cast<const sockaddr*>(&to_), sizeof to_) != 0) return false;
+            if (!send_get(kTimeStatusNp) || !send_get(kPortDataSet)) return false;
+        }
         const std::int64_t deadline = steady_ns() + std::int64_t(timeout.count()) * 1'000'000;
-        while (!(a.time_status && a.port_data)) {
-            const std::int64_t left_ms = (deadline - steady_ns()) / 1'000'000;
-            if (left_ms <= 0) return false;
+        for (;;) {
+            const bool both = a.time_status && a.port_data;
+            const std::int64_t left_ns = deadline - steady_ns();
+            if (left_ns <= 0) return both;
+            // Once both came, other ports' answers are already on their way: wait 2 ms for them.
+            const int wait_ms = both ? 2 : int((left_ns + 999'999) / 1'000'000);
             pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, int(left_ms)) <= 0) continue;
+            if (::poll(&p, 1, wait_ms) <= 0) {
+                if (both) return true;
+                continue;
+            }
             const ssize_t got = recv(buffer_.data(), buffer_.size(), 0);
             if (got > 0) read_answer(buffer_.data(), std::size_t(got), a);
         }
-        return true;
     }
 
 private:
@@ -186,13 +198,16 @@ private:
             a.time_status = true;
         } else if (id == kPortDataSet && length - 2 >= 11) {
             const int state = d[10];
-            // Several ports answer a GET to every port: the one that follows or leads wins.
-            if (!a.port_data || state == 9 || (state == 6 && a.port_state != 9) || state == 10) a.port_state = state;
+            // Several ports answer a GET to every port (a boundary clock): the one that follows a
+            // grandmaster speaks for the clock, else one that leads.
+            const auto rank = [](int st) { return st == 9 ? 4 : st == 8 ? 3 : (st == 6 || st == 10) ? 2 : st > 0 ? 1 : 0; };
+            if (!a.port_data || rank(state) > rank(a.port_state)) a.port_state = state;
             a.port_data = true;
         }
     }
 
     int fd_ = -1;
+    sockaddr_un to_{};  // ptp4l's socket
     std::uint8_t domain_;
     std::uint16_t sequence_ = 0;
     std::array<std::uint8_t, 1500> buffer_{};
@@ -208,9 +223,11 @@ Status PtpClock::open(const PtpOptions& options, std::unique_ptr<PtpClock>& cloc
     const std::int64_t deadline = steady_ns() + std::int64_t(options.wait.count()) * 1'000'000;
     Answer a;
     bool answered = false;
+    int seen_state = 0;  // the port's state in ptp4l's last answer
     for (;;) {
         if (manager->ask(a, std::chrono::milliseconds(250))) {
             answered = true;
+            seen_state = a.port_state;
             if (a.leads() || a.follows()) break;
         }
         if (steady_ns() >= deadline) {
@@ -219,13 +236,14 @@ Status PtpClock::open(const PtpOptions& options, std::unique_ptr<PtpClock>& cloc
                                                 std::to_string(options.domain) + "?)"};
             return {GraphErrc::timeout, "PTP clock: ptp4l at " + options.socket + " found no grandmaster in " +
                                             std::to_string(options.wait.count()) + " ms (its port is " +
-                                            port_state_name(a.port_state) + ")"};
+                                            port_state_name(seen_state) + ")"};
         }
         std::this_thread::sleep_for(std::min(options.poll, std::chrono::milliseconds(100)));
     }
     clock.reset(new PtpClock(std::move(manager), options));
     clock->take(a);
-    clock->publish();
+    // The poller publishes the first count at once, then one every poll: even intervals, so the
+    // device clock never holds between two (it would after an interval far shorter than the next).
     clock->poller_ = std::jthread([c = clock.get()](std::stop_token stop) { c->poll_until(stop); });
     return {};
 }
@@ -246,8 +264,9 @@ std::int64_t PtpClock::tai_ns() const noexcept {
 
 void PtpClock::take(const Answer& a) {
     const bool here = a.leads();
-    offset_ns_.store(here ? 0 : a.master_offset, std::memory_order_relaxed);  // relaxed: see the member
-    holdover_.store(false, std::memory_order_relaxed);
+    // An answer without a grandmaster to follow (ptp4l lost it) keeps the last offset: holdover.
+    if (here || a.follows()) offset_ns_.store(here ? 0 : a.master_offset, std::memory_order_relaxed);  // relaxed: see the member
+    holdover_.store(!(here || a.follows()), std::memory_order_relaxed);
     answers_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(names_lock_);
     port_state_ = port_state_name(a.port_state);
@@ -255,9 +274,23 @@ void PtpClock::take(const Answer& a) {
     grandmaster_here_ = here;
 }
 
+// The device clock's count follows PTP time's pace but not its steps: a grandmaster change or a
+// servo's step would move the graph's running time by the step (backwards, a count that
+// wraps). A poll interval whose PTP time differs from the steady clock's by more than 1 % (a
+// servo slews by at most 0.05 %) advances the count by the steady clock's instead.
 void PtpClock::publish() noexcept {
-    const std::int64_t now = steady_ns();
-    device_.publish(std::uint64_t(tai_ns()), now);
+    const std::int64_t now = steady_ns(), ptp = tai_ns();
+    if (!published_) {
+        count_ = std::uint64_t(ptp);
+        published_ = true;
+    } else {
+        const std::int64_t d_steady = now - last_steady_, d_ptp = ptp - last_ptp_;
+        const bool step = d_ptp < 0 || std::llabs(d_ptp - d_steady) > d_steady / 100 + 100'000;
+        count_ += std::uint64_t(step ? std::max<std::int64_t>(d_steady, 0) : d_ptp);
+    }
+    last_steady_ = now;
+    last_ptp_ = ptp;
+    device_.publish(count_, now);
 }
 
 void PtpClock::poll_until(std::stop_token stop) {
@@ -265,7 +298,8 @@ void PtpClock::poll_until(std::stop_token stop) {
     std::mutex sleep_lock;
     std::condition_variable_any sleeper;
     while (!stop.stop_requested()) {
-        if (manager_->ask(a, std::min(options_.poll, std::chrono::milliseconds(200))))
+        // ptp4l answers in microseconds; a short wait keeps the publishing even while it is silent.
+        if (manager_->ask(a, std::min(options_.poll, std::chrono::milliseconds(50))))
             take(a);
         else {
             holdover_.store(true, std::memory_order_relaxed);  // relaxed: see the member

@@ -84,3 +84,30 @@ TEST_CASE("Clock.DeviceTime.ClockFollowsTheDevice" * doctest::timeout(30)) {
     done.store(true, std::memory_order_relaxed);  // relaxed: as above
     device.join();
 }
+
+// A device that counts no more (its stream ended) releases its time: instead of standing still
+// after the hold, it runs on at the steady clock's pace from where it stood, so that the graph's
+// other clocked renders are not held for ever.
+TEST_CASE("Clock.DeviceTime.ReleasedRunsOnAtTheSteadyPace" * doctest::timeout(30)) {
+    DeviceTime d;
+    d.start(48000);
+    const std::int64_t first = steady_now() - 1'000'000'000;
+    for (int i = 0; i <= 100; ++i) d.publish(std::uint64_t(i) * 480, first + std::int64_t(i) * 10'000'000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const std::int64_t held = d.now_ns();  // stood still after 100 ms without a count
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(d.now_ns() == held);
+    d.release();
+    const std::int64_t a = d.now_ns(), sa = steady_now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const std::int64_t b = d.now_ns(), sb = steady_now();
+    CHECK(b - a == doctest::Approx(double(sb - sa)).epsilon(0.05));
+    CHECK(a >= held);  // never backwards
+    // A new run counts again, and holds again.
+    d.start(48000);
+    d.publish(0, steady_now());
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    const std::int64_t c = d.now_ns();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(d.now_ns() == c);
+}

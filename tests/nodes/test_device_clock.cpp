@@ -127,9 +127,17 @@ TEST_CASE("Clock.Device.AlsaDeviceIsTheGraphsClock" * doctest::timeout(120)) {
     ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
     test::TempDir dir;
     std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n"
-                                          "pcm.nowhere { type null }\n";
+                                          "pcm.nowhere { type null }\n"
+                                          "pcm.hidden { type plug slave.pcm nowhere }\n";
     const std::string config = "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf");
     ::setenv("ALSA_CONFIG_PATH", config.c_str(), 1);
+    // Whatever fails below, later tests do not inherit this configuration or server.
+    struct Unset {
+        ~Unset() {
+            ::unsetenv("ALSA_CONFIG_PATH");
+            ::unsetenv("JACK_DEFAULT_SERVER");
+        }
+    } unset;
 
     const Run real_time = play("true", false, "alsasink device=card");
     CHECK(real_time.clock == "alsasink0");
@@ -151,6 +159,43 @@ TEST_CASE("Clock.Device.AlsaDeviceIsTheGraphsClock" * doctest::timeout(120)) {
     const Run null_device = play("true", false, "alsasink device=nowhere");
     CHECK(null_device.clock == "system");
     CHECK(null_device.pace == doctest::Approx(1.0).epsilon(0.08));
-    ::unsetenv("ALSA_CONFIG_PATH");
-    ::unsetenv("JACK_DEFAULT_SERVER");
+    // The null device behind a plug says PLUG, not NULL: it is found out by holding nothing once
+    // a buffer went in, and its clock released to the system's pace, not run away with.
+    const Run hidden = play("true", false, "alsasink device=hidden");
+    CHECK(hidden.pace == doctest::Approx(1.0).epsilon(0.08));
+    CHECK(hidden.drift_ppm == 0);
+}
+
+// A longer video branch beside the device: once the audio ends, the device's clock is released
+// and the pictures play on at the system's pace instead of waiting for a device that counts no
+// more (a hang before).
+TEST_CASE("Clock.Device.VideoOutlastsTheAudioDevice" * doctest::timeout(60)) {
+    test::JackServer jack("alsaend", 48000, 256);
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
+    test::TempDir dir;
+    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n";
+    const std::string config = "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf");
+    ::setenv("ALSA_CONFIG_PATH", config.c_str(), 1);
+    struct Unset {
+        ~Unset() {
+            ::unsetenv("ALSA_CONFIG_PATH");
+            ::unsetenv("JACK_DEFAULT_SERVER");
+        }
+    } unset;
+    Graph g;
+    REQUIRE(sluice::nodes::build_pipeline(g, "tone format=f32 num-buffers=24 ! alsasink device=card "
+                                             "videotest width=32 height=24 fps=50 num-buffers=100 ! appsink name=v sync=true max-buffers=1024")
+                .ok());
+    sluice::nodes::AppSink& v = *sluice::nodes::appsink(g, "v");
+    REQUIRE(g.run());
+    const auto t0 = std::chrono::steady_clock::now();
+    int pictures = 0;
+    while (v.pull(5s)) ++pictures;  // 0.5 s of audio, 2 s of pictures
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(pictures == 100);
+    CHECK(g.wait_until_ended(5s));
+    CHECK(wall == doctest::Approx(2.0).epsilon(0.25));
+    REQUIRE(g.stop());
 }

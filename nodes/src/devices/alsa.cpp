@@ -13,9 +13,11 @@
 // sound card's crystal and the drift between it and the system clock is measured. The master
 // sink then never waits for the clock itself: that clock only moves as the device plays, so
 // waiting for a sample's time would drain the device's buffer before every write. Devices that
-// keep no time (alsa-lib's null and file plugins take samples as fast as they come) provide no
-// clock; an alsasink that is not the master (sync=true, the default) waits for each sample's
-// time as a GStreamer sink syncs to the pipeline clock, which also paces those devices.
+// keep no time (alsa-lib's null plugin, and anything that still holds no samples once a whole
+// buffer went in) provide no clock, or release it (it runs on at the system's pace); an
+// alsasink that is not the master (sync=true, the default) waits for each sample's time as a
+// GStreamer sink syncs to the pipeline clock, which also paces those devices. At end of stream
+// the clock is released too, so a longer video branch plays on.
 // Underruns and overruns are recovered with snd_pcm_recover and counted as `xruns`.
 //
 // Formats come from the device's hardware parameters, probed when the node is made: the sample
@@ -281,17 +283,20 @@ public:
     }
 
     // The device's clock, when it keeps one and provide-clock=true; see the file's header.
-    const engine::DeviceTime* device_time() const noexcept override { return keeps_time_ ? &device_time_ : nullptr; }
+    const engine::DeviceTime* device_time() const noexcept override {
+        return keeps_time_.load(std::memory_order_relaxed) ? &device_time_ : nullptr;  // relaxed: a lone flag
+    }
 
 private:
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
         Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_PLAYBACK, input(0).format(), settings_.period_frames, settings_.periods);
         if (!st) return st;
-        const snd_pcm_type_t type = snd_pcm_type(device_pcm_.pcm());
-        keeps_time_ = provide_clock_ && type != SND_PCM_TYPE_NULL && type != SND_PCM_TYPE_FILE;
+        // relaxed: no streaming thread runs yet; the graph reads it on this (the control) thread.
+        keeps_time_.store(provide_clock_ && snd_pcm_type(device_pcm_.pcm()) != SND_PCM_TYPE_NULL, std::memory_order_relaxed);
         device_time_.start(int(input_rate()));
         written_ = 0;
+        timekeeping_checked_ = false;
         return st;
     }
     void stop() override { device_pcm_.close(); }
@@ -308,7 +313,7 @@ private:
 
     Flow process(std::size_t, SampleRef&& s) override {
         // The master's samples are paced by the device alone (see the file's header).
-        const bool master = keeps_time_ && clock().device() == &device_time_;
+        const bool master = keeps_time_.load(std::memory_order_relaxed) && clock().device() == &device_time_;  // relaxed: as above
         if (sync_ && !master)
             if (Flow f = present(s); f != Flow::ok) return f;
         const std::size_t frame_bytes = input(0).format().frame_bytes();
@@ -343,26 +348,42 @@ private:
         while ((e == -EAGAIN || e == 0) && snd_pcm_state(pcm) == SND_PCM_STATE_DRAINING) {
             if (std::chrono::steady_clock::now() > deadline) {
                 snd_pcm_drop(pcm);
+                device_time_.release();
                 (void)report_error(make_error_code(engine::GraphErrc::io_error),
                                    "device '" + detail::printable(settings_.device) + "': it stopped taking samples while draining");
                 return;
             }
             const Device::Wait w = device_pcm_.wait(20);
-            if (w == Device::Wait::woken && stop_token().stop_requested()) return;  // stopping: the rest is dropped
+            if (w == Device::Wait::woken && stop_token().stop_requested()) break;  // stopping: the rest is dropped
             if (w == Device::Wait::failed) break;
+            publish_played();  // the device's time runs on while it plays out
             e = 0;
         }
+        // Nothing more to count: other clocked renders (a longer video) go on at the system's pace.
+        device_time_.release();
+        if (stop_token().stop_requested()) return;
         if (e < 0 && e != -EAGAIN && e != -EPIPE)
             (void)report_error(make_error_code(engine::GraphErrc::io_error), device_error(settings_.device, "drain failed", e));
         Node::end_of_stream(input);
     }
     std::int64_t input_rate() const { return std::max(input(0).format().rate, 1); }
 
-    // What the device has played: written minus what it still holds (its delay), now.
+    // What the device has played: written minus what it still holds (its delay), now. A
+    // device that still holds nothing once a whole buffer went in takes samples as fast as they
+    // come (a null device behind a plug or a default route): it keeps no time, and its clock is
+    // released (it runs on at the system's pace) and this sink waits for each sample's time.
     void publish_played() noexcept {
-        if (!keeps_time_) return;
+        if (!keeps_time_.load(std::memory_order_relaxed)) return;  // relaxed: only this thread writes it now
         snd_pcm_sframes_t delay = 0;
         if (snd_pcm_delay(device_pcm_.pcm(), &delay) < 0) return;  // an xrun: the next write recovers it
+        if (!timekeeping_checked_ && written_ >= device_pcm_.buffer()) {
+            timekeeping_checked_ = true;
+            if (delay <= 0) {
+                keeps_time_.store(false, std::memory_order_relaxed);  // relaxed: a lone flag
+                device_time_.release();
+                return;
+            }
+        }
         const std::uint64_t held = delay > 0 ? std::min(std::uint64_t(delay), written_) : 0;
         device_time_.publish(written_ - held, detail::steady_now_ns());
     }
@@ -391,7 +412,10 @@ private:
     DeviceSettings settings_;
     bool sync_ = true;
     bool provide_clock_ = true;
-    bool keeps_time_ = false;  // provides the clock: asked for, and the device keeps time (start())
+    // Provides the clock: asked for, and the device keeps time (start(); cleared by the
+    // streaming thread if the device turns out to take samples as fast as they come).
+    std::atomic<bool> keeps_time_{false};
+    bool timekeeping_checked_ = false;
     Device device_pcm_;
     engine::DeviceTime device_time_;  // published by this node's streaming thread
     std::uint64_t written_ = 0;       // frames written since start
@@ -490,7 +514,7 @@ NodeSpec alsasink_spec() {
     std::vector<PropertySpec> properties = device_properties("play on");
     properties.push_back({"sync", "true", "in a clocked graph, wait for each sample's time too (false: the device alone paces); the clock's master never waits"});
     properties.push_back({"provide-clock", "true",
-                          "the device is the graph's clock (other clocked renders follow it); not alsa-lib's null and file plugins, which keep no time"});
+                          "the device is the graph's clock (other clocked renders follow it); not a device that keeps no time (alsa-lib's null plugin)"});
     return {"alsasink", Node::Kind::render, "plays audio on an ALSA device (xruns counted)", std::move(properties),
             factory<AlsaSink>()};
 }

@@ -39,6 +39,10 @@ public:
     void start(int rate) noexcept;
     // The device has consumed `frames` in all (its own running count) as of `steady_ns`.
     void publish(std::uint64_t frames, std::int64_t steady_ns) noexcept;
+    // The device will count no more in this run (its stream ended, or it turned out to keep no
+    // time): from here on the time runs on at the steady clock's pace from where it stands,
+    // instead of standing still, so that other clocked renders are not held. Any thread.
+    void release() noexcept;
 
     // The device's time, in the steady clock's domain: equal to it at the first count, then
     // moving at the device's pace (interpolated between counts at the pace of the last second or
@@ -66,6 +70,7 @@ private:
     std::atomic<int> rate_{48000};  // written by start(), before the device thread runs
     std::atomic<std::uint32_t> seq_{0};  // odd while publish() writes
     std::atomic<bool> counting_{false};
+    std::atomic<bool> released_{false};  // see release()
     std::atomic<std::uint64_t> first_frames_{0}, frames_{0};
     std::atomic<std::int64_t> first_ns_{0}, at_ns_{0};
     std::atomic<std::int64_t> interval_ns_{0};  // between the last two counts

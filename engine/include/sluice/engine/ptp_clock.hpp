@@ -89,6 +89,10 @@ private:
     mutable std::mutex names_lock_;  // the poller is no real-time thread; state() is a control call
     std::string port_state_, grandmaster_;
     bool grandmaster_here_ = false;
+    // The device clock's count (publish()); the poller's alone.
+    bool published_ = false;
+    std::uint64_t count_ = 0;
+    std::int64_t last_steady_ = 0, last_ptp_ = 0;
     std::jthread poller_;
 };
 
