@@ -82,6 +82,26 @@ Run play(const std::string& provide_clock, bool freewheel, const std::string& si
     return {double(pts_at_4s - pts_at_2s) / 1e9 / (wall_at_4s - wall_at_2s), stats.clock, stats.clock_drift_ppm};
 }
 
+// ALSA devices for the graph's clock: `card` (alsa-lib's JACK plugin on a real jackd of its own,
+// 256-frame periods), `nowhere` (null) and `hidden` (null behind a plug), named in
+// an ALSA configuration that this process uses while the object lives (and never after, even
+// when a check fails).
+struct AlsaOnJack {
+    test::JackServer jack;
+    test::TempDir dir;
+    explicit AlsaOnJack(const std::string& tag) : jack(tag, 48000, 256) {
+        ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
+        std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n"
+                                              "pcm.nowhere { type null }\n"
+                                              "pcm.hidden { type plug slave.pcm nowhere }\n";
+        ::setenv("ALSA_CONFIG_PATH", ("/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf")).c_str(), 1);
+    }
+    ~AlsaOnJack() {
+        ::unsetenv("ALSA_CONFIG_PATH");
+        ::unsetenv("JACK_DEFAULT_SERVER");
+    }
+};
+
 }  // namespace
 
 TEST_CASE("Clock.Device.JackServerIsTheGraphsClock" * doctest::timeout(120)) {
@@ -121,23 +141,9 @@ TEST_CASE("Clock.Device.JackServerIsTheGraphsClock" * doctest::timeout(120)) {
 // jackd above, so its crystal is the dummy driver's cycle: real time, then freewheeling. A
 // device that keeps no time (alsa-lib's null plugin) provides none.
 TEST_CASE("Clock.Device.AlsaDeviceIsTheGraphsClock" * doctest::timeout(120)) {
-    test::JackServer jack("alsaclock", 48000, 256);
-    INFO(jack.log());
-    REQUIRE(jack.ready());
-    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
-    test::TempDir dir;
-    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n"
-                                          "pcm.nowhere { type null }\n"
-                                          "pcm.hidden { type plug slave.pcm nowhere }\n";
-    const std::string config = "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf");
-    ::setenv("ALSA_CONFIG_PATH", config.c_str(), 1);
-    // Whatever fails below, later tests do not inherit this configuration or server.
-    struct Unset {
-        ~Unset() {
-            ::unsetenv("ALSA_CONFIG_PATH");
-            ::unsetenv("JACK_DEFAULT_SERVER");
-        }
-    } unset;
+    AlsaOnJack alsa("alsaclock");
+    INFO(alsa.jack.log());
+    REQUIRE(alsa.jack.ready());
 
     const Run real_time = play("true", false, "alsasink device=card");
     CHECK(real_time.clock == "alsasink0");
@@ -170,20 +176,9 @@ TEST_CASE("Clock.Device.AlsaDeviceIsTheGraphsClock" * doctest::timeout(120)) {
 // and the pictures play on at the system's pace instead of waiting for a device that counts no
 // more (a hang before).
 TEST_CASE("Clock.Device.VideoOutlastsTheAudioDevice" * doctest::timeout(60)) {
-    test::JackServer jack("alsaend", 48000, 256);
-    INFO(jack.log());
-    REQUIRE(jack.ready());
-    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
-    test::TempDir dir;
-    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n";
-    const std::string config = "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf");
-    ::setenv("ALSA_CONFIG_PATH", config.c_str(), 1);
-    struct Unset {
-        ~Unset() {
-            ::unsetenv("ALSA_CONFIG_PATH");
-            ::unsetenv("JACK_DEFAULT_SERVER");
-        }
-    } unset;
+    AlsaOnJack alsa("alsaend");
+    INFO(alsa.jack.log());
+    REQUIRE(alsa.jack.ready());
     Graph g;
     REQUIRE(sluice::nodes::build_pipeline(g, "tone format=f32 num-buffers=24 ! alsasink device=card "
                                              "videotest width=32 height=24 fps=50 num-buffers=100 ! appsink name=v sync=true max-buffers=1024")
