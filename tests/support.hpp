@@ -5,6 +5,7 @@
 // ffmpeg (an independent reader), measuring a tone's frequency, and a JACK server of the test's
 // own.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -22,6 +23,8 @@
 
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <doctest/doctest.h>  // check_refused()
 
 namespace test {
 
@@ -157,6 +160,91 @@ inline std::string probe(const std::string& path, const std::string& stream, con
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     return s;
 }
+
+// ---- Player tests (tests/demos): sluice-play run as a shell command ----------------------------
+
+// The names the player tests use unqualified: `using namespace test::shell;` in a test file's
+// anonymous namespace brings these five and nothing else of this header.
+namespace shell {
+using test::quote;
+using test::read_file;
+using test::run;
+using test::TempDir;
+using test::wait_for_file;
+}  // namespace shell
+
+// A shell command run (as run() runs it) on a thread of its own while the test goes on: a sender
+// beside the receiver under test. join() waits for it and gives its result; the destructor joins
+// too, so a failing REQUIRE in between ends the test rather than meeting a joinable std::thread.
+class Background {
+public:
+    explicit Background(const std::string& command) : thread_([this, command] { result_ = run(command); }) {}
+    ~Background() { join(); }
+    Background(const Background&) = delete;
+    Background& operator=(const Background&) = delete;
+
+    // The command's result. Blocks until the command has ended.
+    const CommandResult& join() {
+        if (thread_.joinable()) thread_.join();
+        return result_;
+    }
+
+private:
+    CommandResult result_;
+    std::thread thread_;  // declared last: it starts once result_ exists
+};
+
+// How a command that interrupt_after() interrupted ended.
+struct Interrupted {
+    bool started = false;  // fork() worked
+    bool reaped = false;   // waitpid() returned it
+    int status = 0;        // its wait status, for WIFEXITED and WEXITSTATUS
+    std::chrono::steady_clock::duration took{};  // from the signal to its end
+};
+
+// Runs `command` (exec'd by /bin/sh, so the signal reaches the command itself), sends it `sig`
+// after `after` and waits for it to end: a Ctrl-C in the middle of a recording.
+inline Interrupted interrupt_after(const std::string& command, std::chrono::milliseconds after, int sig = SIGINT) {
+    Interrupted r;
+    const std::string line = "exec " + command;  // built before fork(): the child only execs
+    const pid_t pid = ::fork();
+    if (pid < 0) return r;
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    r.started = true;
+    std::this_thread::sleep_for(after);
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(pid, sig);
+    r.reaped = ::waitpid(pid, &r.status, 0) == pid;
+    r.took = std::chrono::steady_clock::now() - t0;
+    return r;
+}
+
+// A bad-input case for the player: what it is given (arguments or a pipeline) and what its one
+// line of error must say.
+struct BadInput {
+    std::string input, needle;
+};
+
+// The player refused its input: exit status 2, and its output says `needle`. Doctest CHECKs, with
+// the output as their context: the test goes on after a failure.
+inline void check_exit_two_saying(const CommandResult& r, const std::string& needle) {
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(needle) != std::string::npos);
+}
+
+// The player's whole answer to bad input (STYLE.md, "Demos"): check_exit_two_saying(), and the
+// output is one line.
+inline void check_refused(const CommandResult& r, const std::string& needle) {
+    check_exit_two_saying(r, needle);
+    INFO(r.output);
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+}
+
+// ---- end of the player tests' section ----------------------------------------------------------
 
 // A JACK server of the test's own: `jackd -n NAME -d dummy`, under a name no other test or user
 // shares, so a client finds it through JACK_DEFAULT_SERVER=NAME (env()). ready() says whether it

@@ -15,6 +15,7 @@
 #include <exception>
 #include <filesystem>
 #include <set>
+#include <type_traits>
 
 #include <pthread.h>
 #include <sched.h>
@@ -266,7 +267,7 @@ Graph::~Graph() {
                 log_message(LogLevel::error, "graph destroyed while " + std::to_string(held) + " samples of " +
                                                  out.full_name() + " are still held (" + who +
                                                  "); its pool is left allocated so they stay valid");
-                (void)out.allocator_.release();  // leaked on purpose: see above
+                out.abandon_allocator(Impl::key());  // leaked on purpose: see above
             }
         }
         const auto owned = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const auto& p) { return p.get() == &n; });
@@ -303,35 +304,34 @@ std::vector<Node*> Graph::nodes() const {
 Status Graph::connect(Node& from, Node& to) { return connect(from, {}, to, {}); }
 
 namespace {
-// "audio, video": the names of a node's outputs (or inputs), for an error about a pin name.
+// The pin named `name` among a node's `count` inputs (or outputs), pin_at(i) each; or nullptr, and
+// `error` says which pins the node has ("video has no input named 'x' (its inputs: sink)").
 template <class PinAt>
-std::string pin_names(std::size_t count, PinAt pin_at) {
+auto* pin_named(const Node& node, const char* kind, std::size_t count, PinAt pin_at, std::string_view name,
+                Status& error) {
     std::string names;
-    for (std::size_t i = 0; i < count; ++i) names += (i ? ", " : "") + pin_at(i).name();
-    return names.empty() ? "none" : names;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (pin_at(i).name() == name) return &pin_at(i);
+        names += (i ? ", " : "") + pin_at(i).name();
+    }
+    error = {engine::GraphErrc::not_linked, node.name() + " has no " + kind + " named '" + std::string(name) +
+                                                "' (its " + kind + "s: " + (names.empty() ? "none" : names) + ")"};
+    return static_cast<std::remove_reference_t<decltype(pin_at(0))>*>(nullptr);
 }
 }  // namespace
 
 Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::string_view to_pin) {
     OutputPin* out = nullptr;
     InputPin* in = nullptr;
-    if (!to_pin.empty()) {
-        for (std::size_t i = 0; i < to.input_count() && !in; ++i)
-            if (to.input(i).name() == to_pin) in = &to.input(i);
-        if (!in)
-            return {engine::GraphErrc::not_linked,
-                    to.name() + " has no input named '" + std::string(to_pin) + "' (its inputs: " +
-                        pin_names(to.input_count(), [&](std::size_t i) -> const InputPin& { return to.input(i); }) + ")"};
-    }
-    if (!from_pin.empty()) {
-        for (std::size_t i = 0; i < from.output_count() && !out; ++i)
-            if (from.output(i).name() == from_pin) out = &from.output(i);
-        if (!out)
-            return {engine::GraphErrc::not_linked,
-                    from.name() + " has no output named '" + std::string(from_pin) + "' (its outputs: " +
-                        pin_names(from.output_count(), [&](std::size_t i) -> const OutputPin& { return from.output(i); }) +
-                        ")"};
-    }
+    Status no_such_pin;
+    if (!to_pin.empty() &&
+        !(in = pin_named(to, "input", to.input_count(), [&](std::size_t i) -> InputPin& { return to.input(i); }, to_pin,
+                         no_such_pin)))
+        return no_such_pin;
+    if (!from_pin.empty() &&
+        !(out = pin_named(from, "output", from.output_count(),
+                          [&](std::size_t i) -> OutputPin& { return from.output(i); }, from_pin, no_such_pin)))
+        return no_such_pin;
     {
         // A node asked for a pin (a mixer's input, a tee's output) would keep it unlinked if the
         // link were then refused for the state; refuse first.
@@ -380,7 +380,7 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
         if (!from.output(i).peer()) out = &from.output(i);
     if (!out && from.request_output()) out = &from.output(from.output_count() - 1);
     if (!out) {
-        to.inputs_.resize(inputs_before);  // the input asked for above goes again
+        to.remove_requested_pins(inputs_before, to.output_count(), Impl::key());  // the input asked for above goes again
         return {engine::GraphErrc::not_linked, "cannot link " + from.name() + " to " + to.name() + ": " + from.name() +
                                       (from.output_count() ? " has no free output" : " has no outputs")};
     }
@@ -388,8 +388,8 @@ Status Graph::connect(Node& from, std::string_view from_pin, Node& to, std::stri
     if (!st) {
         // Refused (media kinds that never meet): the pins asked for above go again, unlinked,
         // rather than stay to fail prepare() as "not linked".
-        to.inputs_.resize(inputs_before);
-        from.outputs_.resize(outputs_before);
+        to.remove_requested_pins(inputs_before, to.output_count(), Impl::key());
+        from.remove_requested_pins(from.input_count(), outputs_before, Impl::key());
     }
     return st;
 }
@@ -398,16 +398,16 @@ Status Graph::connect(OutputPin& from, InputPin& to) {
     std::lock_guard lock(impl_->control);
     if (impl_->state.load(std::memory_order_relaxed) != State::stopped)  // relaxed: guarded by `control`
         return {engine::GraphErrc::bad_state, "cannot link pins while the graph is " + std::string(to_string(state()))};
-    if (from.peer_ || to.peer_)
+    if (from.linked() || to.linked())
         return {engine::GraphErrc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
-                                      (from.peer_ ? from.full_name() : to.full_name()) + " is already linked"};
+                                      (from.linked() ? from.full_name() : to.full_name()) + " is already linked"};
     // Kinds can be checked now when both sides declare formats; the rest waits for prepare().
-    if (!kinds_meet(from.offers_, to.accepts_))
+    if (!kinds_meet(from.offers(), to.accepts()))
         return {engine::GraphErrc::not_linked, "cannot link " + from.full_name() + " to " + to.full_name() + ": " +
-                                          from.full_name() + " offers " + to_string(from.offers_) + ", " +
-                                          to.full_name() + " accepts " + to_string(to.accepts_)};
-    from.peer_ = &to;
-    to.peer_ = &from;
+                                          from.full_name() + " offers " + to_string(from.offers()) + ", " +
+                                          to.full_name() + " accepts " + to_string(to.accepts())};
+    from.set_peer(&to, Impl::key());
+    to.set_peer(&from, Impl::key());
     return {};
 }
 
@@ -566,7 +566,9 @@ Status Graph::Impl::prepare_locked() {
                                                            in.full_name() + " accepts " + to_string(in.accepts()) +
                                                            (advice.empty() ? "" : " (" + advice + ")")};
             }
-            out.format_ = in.format_ = fixate(agreed.front());
+            const MediaFormat fixed = fixate(agreed.front());
+            out.set_format(fixed, Impl::key());
+            in.set_format(fixed, Impl::key());
         }
         if (Status st = guarded(*n, "configure()", [&] { return n->configure(); }); !st)
             return {st.code(), st.message().starts_with(n->name() + ": ") ? st.message() : n->name() + ": " + st.message()};

@@ -93,6 +93,9 @@ struct Graph::Impl final : NodeHost {
     explicit Impl(Graph& g) : self(g) {}
     ~Impl();
 
+    // The Graph wires its nodes (links, formats) as their host: it needs the host's key.
+    static HostKey key() noexcept { return host_key(); }
+
     // NodeHost: what nodes may ask of the graph.
     Signals signals() noexcept override { return {&flushing, &stop_token, &clock, &media_limit}; }
     void post(Event e) override;

@@ -6,8 +6,12 @@
 
 namespace sluice::engine {
 
-std::string InputPin::full_name() const { return node_->name() + "." + name_; }
-std::string OutputPin::full_name() const { return node_->name() + "." + name_; }
+template <class Peer>
+std::string Pin<Peer>::full_name() const {
+    return node_->name() + "." + name_;
+}
+template class Pin<OutputPin>;
+template class Pin<InputPin>;
 
 Node::Node(std::string name, Kind kind) : name_(std::move(name)), kind_(kind) {}
 Node::~Node() = default;
@@ -37,6 +41,11 @@ OutputPin& Node::add_output(std::string name, FormatSet offers) {
     pin->offers_ = std::move(offers);
     outputs_.push_back(std::move(pin));
     return *outputs_.back();
+}
+
+void Node::remove_requested_pins(std::size_t inputs, std::size_t outputs, HostKey) noexcept {
+    if (inputs < inputs_.size()) inputs_.resize(inputs);
+    if (outputs < outputs_.size()) outputs_.resize(outputs);
 }
 
 InputPin& Node::add_optional_input(std::string name, FormatSet accepts, InputNeeds needs) {

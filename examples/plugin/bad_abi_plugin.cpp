@@ -8,4 +8,4 @@ sluice::Status register_nothing() { return {}; }
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) const sluice::nodes::PluginEntry sluice_plugin_entry{
-    sluice::nodes::kPluginAbi + 0x10000, "99.0.0", &register_nothing};
+    sluice::nodes::kPluginAbi + 0x10000, "99.0.0", &register_nothing, nullptr};

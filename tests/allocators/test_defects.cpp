@@ -204,13 +204,32 @@ TEST_CASE("SampleAllocator.Timeouts.UnrepresentableMeansNoDeadline" * doctest::t
     CHECK(a.get_buffer(duration<double>(std::nan(""))).error() == Errc::timeout);
 }
 
+namespace {
+
+// Commits `a` with `buffers` samples of 64 bytes, its ledger on from the start.
+void commit_with_ledger(SampleAllocator& a, std::size_t buffers) {
+    a.set_ledger_enabled(true);
+    REQUIRE(a.set_properties({.buffers = buffers, .buffer_bytes = 64}));
+    REQUIRE(!a.commit());
+}
+
+// Switches the ledger of `a` back on with one sample held, taken while it was off: that sample
+// is listed with holder "?" and no age.
+void check_unrecorded_holder_after_switching_on(SampleAllocator& a) {
+    a.set_ledger_enabled(true);
+    const auto entries = a.ledger();
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].holder == "?");
+    CHECK(entries[0].held_for == nanoseconds(0));
+}
+
+}  // namespace
+
 // A sample taken while the ledger was off (or from a cache) and listed after it is switched on
 // shows holder "?" and no age, never a name an earlier holder left (which may be freed).
 TEST_CASE("SampleAllocator.Ledger.NoStaleHolderAfterSwitchingOn") {
     SampleAllocator a;
-    a.set_ledger_enabled(true);
-    REQUIRE(a.set_properties({.buffers = 1, .buffer_bytes = 64}));
-    REQUIRE(!a.commit());
+    commit_with_ledger(a, 1);
     {
         auto name = std::make_unique<std::string>("decoder-node-with-a-long-name-0001");
         auto s = a.get_buffer(name->c_str());
@@ -222,11 +241,7 @@ TEST_CASE("SampleAllocator.Ledger.NoStaleHolderAfterSwitchingOn") {
     for (int i = 0; i < 3; ++i) a.get_buffer("unrecorded")->reset();  // parks and takes from the cache
     auto t = a.get_buffer("unrecorded");
     REQUIRE(t);
-    a.set_ledger_enabled(true);
-    const auto entries = a.ledger();
-    REQUIRE(entries.size() == 1);
-    CHECK(entries[0].holder == "?");
-    CHECK(entries[0].held_for == nanoseconds(0));
+    check_unrecorded_holder_after_switching_on(a);
     t->reset();
     // And with the ledger on, a get is recorded again.
     auto u = a.get_buffer("recorded");
@@ -238,9 +253,7 @@ TEST_CASE("SampleAllocator.Ledger.NoStaleHolderAfterSwitchingOn") {
 // get with the ledger off, on another thread, after its last recorded holder's name was freed.
 TEST_CASE("SampleAllocator.Ledger.NoStaleHolderFromTheFreeList") {
     SampleAllocator a;
-    a.set_ledger_enabled(true);
-    REQUIRE(a.set_properties({.buffers = 2, .buffer_bytes = 64}));
-    REQUIRE(!a.commit());
+    commit_with_ledger(a, 2);
     {
         auto first = std::make_unique<std::string>("first-holder-with-a-long-name-0001");
         auto second = std::make_unique<std::string>("second-holder-with-a-long-name-0002");
@@ -258,11 +271,7 @@ TEST_CASE("SampleAllocator.Ledger.NoStaleHolderFromTheFreeList") {
         if (auto s = a.get_buffer("unrecorded")) taken = std::move(*s);
     }).join();
     REQUIRE(taken);
-    a.set_ledger_enabled(true);
-    const auto entries = a.ledger();
-    REQUIRE(entries.size() == 1);
-    CHECK(entries[0].holder == "?");
-    CHECK(entries[0].held_for == nanoseconds(0));
+    check_unrecorded_holder_after_switching_on(a);
     taken.reset();
 }
 

@@ -102,18 +102,11 @@ TEST_CASE("Alsa.BadDevice.OneLineAndExitTwo" * doctest::timeout(60)) {
 // sync=true) holds what was played up to then, whole frames of the tone.
 TEST_CASE("Alsa.Interrupt.CleanExit" * doctest::timeout(60)) {
     AlsaSetup alsa;
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::execl("/bin/sh", "sh", "-c", ("exec env " + alsa.env + kPlayer + " -q --realtime 'tone ! alsasink device=rec'").c_str(),
-                nullptr);
-        ::_exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-    ::kill(pid, SIGINT);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
+    const auto child = test::interrupt_after("env " + alsa.env + kPlayer + " -q --realtime 'tone ! alsasink device=rec'",
+                                             std::chrono::milliseconds(1000));
+    REQUIRE(child.started);
+    REQUIRE(child.reaped);
+    CHECK(WIFEXITED(child.status));
     const std::string sent = read_file(alsa.dir.path() + "/rec.raw");
     CHECK(sent.size() % 4 == 0);
     CHECK(sent.size() > 48000 * 4 / 2);  // more than half a second ...

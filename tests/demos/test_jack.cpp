@@ -215,10 +215,7 @@ TEST_CASE("Jack.BadInput.OneLineExitTwo" * doctest::timeout(60)) {
     test::JackServer jack("badinput");
     INFO(jack.log());
     REQUIRE(jack.ready());
-    struct Case {
-        std::string pipeline, needle;
-    };
-    const std::vector<Case> cases{
+    const std::vector<test::BadInput> cases{
         {"tone ! jacksink connect=nosuch:.*", "JACK client 'sluice': connect='nosuch:.*' matches no JACK audio input port"},
         {"jacksrc connect=nosuch:.* ! nullsink", "connect='nosuch:.*' matches no JACK audio output port"},
         {"tone ! jacksink connect=(", "connect='(' is not a POSIX extended regular expression"},
@@ -226,9 +223,9 @@ TEST_CASE("Jack.BadInput.OneLineExitTwo" * doctest::timeout(60)) {
         {"tone rate=44100 ! jacksink", "put 'audioresample rate=48000' between them"},
     };
     for (const auto& c : cases) {
-        CAPTURE(c.pipeline);
+        CAPTURE(c.input);
         const auto t0 = std::chrono::steady_clock::now();
-        const auto r = test::run(jack.env() + kPlayer + " -q " + test::quote(c.pipeline));
+        const auto r = test::run(jack.env() + kPlayer + " -q " + test::quote(c.input));
         INFO(r.output);
         CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));
         CHECK(r.exit_code == 2);

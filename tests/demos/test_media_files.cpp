@@ -186,8 +186,7 @@ TEST_CASE("AvSrc.Pins.ByNameAndByMedia" * doctest::timeout(120)) {
 
     // A pin that does not exist: one line naming the pins there are.
     r = play("'avsrc path=" + movie + " name=d  d.subtitles ! nullsink'");
-    CHECK(r.exit_code == 2);
-    CHECK(r.output.find("no output named 'subtitles' (its outputs: audio, video)") != std::string::npos);
+    test::check_exit_two_saying(r, "no output named 'subtitles' (its outputs: audio, video)");
 }
 
 TEST_CASE("AvSrc.Start.SeeksAndMediaTimeStartsThere" * doctest::timeout(60)) {
@@ -238,9 +237,7 @@ TEST_CASE("AvSrc.BadInput.OneLineAndExitTwo" * doctest::timeout(120)) {
     for (const Case& c : cases) {
         CAPTURE(c.pipeline);
         auto r = run("timeout 20 " + kPlayer + " -q " + quote(c.pipeline) + " 2>&1");
-        CHECK(r.exit_code == 2);
-        CHECK(r.output.find(c.says) != std::string::npos);
-        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+        test::check_refused(r, c.says);
     }
 }
 
@@ -280,21 +277,12 @@ TEST_CASE("AvSrc.Stop.WhileWaitingForABufferIsPrompt" * doctest::timeout(120)) {
     const std::string movie = dir.path() + "/long.mp4", wav = dir.path() + "/a.wav";
     make_fixture("-f lavfi -i sine=frequency=440:sample_rate=48000:duration=60 -c:a aac", movie);
     // --realtime: the render paces the stream, so avsrc spends its time waiting for buffers.
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::execl("/bin/sh", "sh", "-c", ("exec " + kPlayer + " -q --realtime " + quote("avsrc path=" + movie + " ! wavsink path=" + wav)).c_str(),
-                nullptr);
-        ::_exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    const auto t0 = std::chrono::steady_clock::now();
-    ::kill(pid, SIGINT);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    const auto took = std::chrono::steady_clock::now() - t0;
-    CHECK(took < std::chrono::seconds(5));
-    CHECK(WIFEXITED(status));
+    const auto child = test::interrupt_after(kPlayer + " -q --realtime " + quote("avsrc path=" + movie + " ! wavsink path=" + wav),
+                                             std::chrono::milliseconds(1500));
+    REQUIRE(child.started);
+    REQUIRE(child.reaped);
+    CHECK(child.took < std::chrono::seconds(5));
+    CHECK(WIFEXITED(child.status));
     const double seconds = std::stod(test::probe(wav, "a:0", "duration"));
     CHECK(seconds > 0.5);
     CHECK(seconds < 30);
@@ -362,8 +350,7 @@ TEST_CASE("AudioResample.Mix.TheAdviceWorks" * doctest::timeout(60)) {
     test::TempDir dir;
     const std::string wav = dir.path() + "/mix.wav";
     auto r = play("--duration 1 'tone rate=44100 ! m. tone rate=48000 freq=660 ! m. mix name=m ! wavsink path=" + wav + "' 2>&1");
-    CHECK(r.exit_code == 2);
-    CHECK(r.output.find("put 'audioresample rate=44100' before it") != std::string::npos);
+    test::check_exit_two_saying(r, "put 'audioresample rate=44100' before it");
     r = play("--duration 1 'tone rate=44100 ! m. tone rate=48000 freq=660 ! audioresample rate=44100 ! m. mix name=m ! "
              "wavsink path=" + wav + "' 2>&1");
     INFO(r.output);
@@ -460,17 +447,11 @@ TEST_CASE("AvSink.Transcode.AudioAndVideoByPinName" * doctest::timeout(120)) {
 TEST_CASE("AvSink.Interrupt.FileIsFinished" * doctest::timeout(60)) {
     test::TempDir dir;
     const std::string out = dir.path() + "/live.mp4";
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::execl("/bin/sh", "sh", "-c", ("exec " + kPlayer + " -q --realtime " + quote("videotest ! avsink path=" + out)).c_str(), nullptr);
-        ::_exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    ::kill(pid, SIGINT);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
+    const auto child = test::interrupt_after(kPlayer + " -q --realtime " + quote("videotest ! avsink path=" + out),
+                                             std::chrono::milliseconds(1500));
+    REQUIRE(child.started);
+    REQUIRE(child.reaped);
+    CHECK(WIFEXITED(child.status));
     const double seconds = std::stod(run("ffprobe -v error -show_entries format=duration -of csv=p=0 " + out).output);
     CHECK(seconds > 1.0);
     CHECK(seconds < 3.0);
@@ -495,9 +476,7 @@ TEST_CASE("AvSink.BadInput.OneLineAndExitTwo" * doctest::timeout(60)) {
     for (const Case& c : cases) {
         CAPTURE(c.pipeline);
         auto r = run("timeout 20 " + kPlayer + " -q --num-buffers 5 " + quote(c.pipeline) + " 2>&1");
-        CHECK(r.exit_code == 2);
-        CHECK(r.output.find(c.says) != std::string::npos);
-        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+        test::check_refused(r, c.says);
     }
     // The advice about the rate works.
     const std::string opus = dir.path() + "/ok.opus";
@@ -534,8 +513,7 @@ TEST_CASE("Caps.Mismatch.TheAdviceWorks" * doctest::timeout(120)) {
         broken.replace(broken.find('@'), 2, "");
         fixed.replace(fixed.find('@'), 1, c.advice + " !");
         auto r = play("--num-buffers 3 " + quote(broken) + " 2>&1");
-        CHECK(r.exit_code == 2);
-        CHECK(r.output.find("(put '" + c.advice + "' between them)") != std::string::npos);
+        test::check_exit_two_saying(r, "(put '" + c.advice + "' between them)");
         r = play("--num-buffers 3 " + quote(fixed) + " 2>&1");
         INFO(r.output);
         CHECK(r.exit_code == 0);
@@ -543,8 +521,7 @@ TEST_CASE("Caps.Mismatch.TheAdviceWorks" * doctest::timeout(120)) {
     }
     // What nothing converts yet is said as such.
     auto r = play("--num-buffers 1 'videotest ! video/x-raw,framerate=50/1 ! nullsink' 2>&1");
-    CHECK(r.exit_code == 2);
-    CHECK(r.output.find("no node changes the frame rate yet") != std::string::npos);
+    test::check_exit_two_saying(r, "no node changes the frame rate yet");
 }
 
 // Caps pick among what a source offers: AAC decodes to float, and caps ask for s16.
@@ -570,9 +547,7 @@ TEST_CASE("Caps.BadCaps.OneLineAndExitTwo") {
                                    "video/x-raw,framerate=30/0", "video/x-bayer", "audio/x-raw,rate"}) {
         CAPTURE(caps);
         auto r = play("--num-buffers 1 'tone ! " + caps + " ! nullsink' 2>&1");
-        CHECK(r.exit_code == 2);
-        CHECK(r.output.find("caps " + caps) != std::string::npos);
-        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+        test::check_refused(r, "caps " + caps);
     }
 }
 

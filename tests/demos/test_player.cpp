@@ -42,10 +42,7 @@ TEST_CASE("Player.DefaultGraph.WritesValidFilesAndSaysWhere" * doctest::timeout(
 
 TEST_CASE("Player.Errors.BadInputExitsTwoWithOneLine" * doctest::timeout(120)) {
     TempDir dir;
-    struct Case {
-        std::string args, needle;
-    };
-    const std::vector<Case> cases{
+    const std::vector<test::BadInput> cases{
         {"'tonee freq=440 ! nullsink'", "unknown node 'tonee'"},
         {"'tone freq=abc ! nullsink'", "property freq='abc' is not a number"},
         {"'tone bogus=1 ! nullsink'", "has no property 'bogus'"},
@@ -69,11 +66,9 @@ TEST_CASE("Player.Errors.BadInputExitsTwoWithOneLine" * doctest::timeout(120)) {
         {"--num-buffers -5 'tone ! nullsink'", "--num-buffers"},
     };
     for (const auto& c : cases) {
-        CAPTURE(c.args);
-        auto r = play(c.args, dir.path());
-        CHECK(r.exit_code == 2);
-        CHECK(r.output.find(c.needle) != std::string::npos);
-        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);  // one line
+        CAPTURE(c.input);
+        auto r = play(c.input, dir.path());
+        test::check_refused(r, c.needle);  // exit 2, one line
         CHECK(r.output.rfind("sluice-play: ", 0) == 0);
     }
 }
@@ -81,19 +76,12 @@ TEST_CASE("Player.Errors.BadInputExitsTwoWithOneLine" * doctest::timeout(120)) {
 TEST_CASE("Player.Interrupt.CtrlCLeavesAValidFile" * doctest::timeout(60)) {
     TempDir dir;
     const std::string wav = dir / "live.wav";
-    const std::string cmd = kPlayer + " -q --realtime " + quote("tone freq=440 ! wavsink path=" + wav);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    ::kill(child, SIGINT);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 130);
+    const auto child = test::interrupt_after(kPlayer + " -q --realtime " + quote("tone freq=440 ! wavsink path=" + wav),
+                                             std::chrono::milliseconds(1500));
+    REQUIRE(child.started);
+    REQUIRE(child.reaped);
+    REQUIRE(WIFEXITED(child.status));
+    CHECK(WEXITSTATUS(child.status) == 130);
     // The header was finished by the stop path: ffprobe's duration matches the samples there.
     const double duration = std::stod(test::probe(wav, "a:0", "duration"));
     // Start-up under a sanitizer can eat into the 1.5 s; what matters is a header that matches.

@@ -17,11 +17,7 @@
 
 namespace {
 
-using test::quote;
-using test::run;
-using test::TempDir;
-using test::read_file;
-using test::wait_for_file;
+using namespace test::shell;  // quote, read_file, run, TempDir, wait_for_file
 
 int random_port() { return test::random_rtp_port(40000); }
 

@@ -20,15 +20,14 @@
 
 namespace {
 
-using test::quote;
-using test::run;
-using test::TempDir;
-using test::read_file;
-using test::wait_for_file;
+using namespace test::shell;  // quote, read_file, run, TempDir, wait_for_file
 
 int random_port() { return test::random_rtp_port(20000); }
 
 const std::string kPlayer = SLUICE_PLAY_PATH;
+
+// sluice-play sending `pipeline` for 4 s, on a thread of its own while the test receives.
+test::Background send_for_4s(const std::string& pipeline) { return test::Background(kPlayer + " -q --duration 4 " + quote(pipeline)); }
 
 // Where `part` starts inside `whole`: among the places where its first 256 samples match
 // exactly, the one where most of it matches (a tone nearly repeats every few thousand samples,
@@ -58,11 +57,7 @@ TEST_CASE("Sdp.Audio.SluiceSendsFfmpegReceivesSampleExact" * doctest::timeout(12
     // The same tone into a file, for reference: the stream is that tone from wherever ffmpeg joined.
     REQUIRE(run(kPlayer + " -q --duration 5 " + quote("tone freq=441 channels=2 ! wavsink path=" + dir / "ref.wav")).exit_code == 0);
     const std::string sdp = dir / "tx.sdp";
-    test::CommandResult tx;
-    std::thread sender([&] {
-        tx = run(kPlayer + " -q --duration 4 " +
-                 quote("tone freq=441 channels=2 ! rtpsink port=" + std::to_string(port) + " sdp=" + sdp));
-    });
+    auto sender = send_for_4s("tone freq=441 channels=2 ! rtpsink port=" + std::to_string(port) + " sdp=" + sdp);
     REQUIRE(wait_for_file(sdp));
     const std::string text = read_file(sdp);
     INFO(text);
@@ -70,7 +65,7 @@ TEST_CASE("Sdp.Audio.SluiceSendsFfmpegReceivesSampleExact" * doctest::timeout(12
     CHECK(text.find("m=audio " + std::to_string(port) + " RTP/AVP 96\r\n") != std::string::npos);
     auto rx = run("timeout 20 ffmpeg -v error -protocol_whitelist file,udp,rtp -i " + quote(sdp) + " -t 1.5 -c:a pcm_s16le " +
                   quote(dir / "rx.wav"));
-    sender.join();
+    const auto& tx = sender.join();
     INFO(rx.output);
     INFO(tx.output);
     REQUIRE(rx.exit_code == 0);
@@ -92,11 +87,8 @@ TEST_CASE("Sdp.Audio.FfmpegSendsSluiceReceivesFromItsSdpAlone" * doctest::timeou
     // 2 s of mono once came out as 1 s of stereo).
     REQUIRE(run("ffmpeg -v error -f lavfi -i sine=frequency=440:sample_rate=44100:duration=6 -ac 1 -f s16le -c:a pcm_s16le " +
                 quote(dir / "ref.raw")).exit_code == 0);
-    test::CommandResult tx;
-    std::thread sender([&] {
-        tx = run("timeout 30 ffmpeg -v error -re -f lavfi -i sine=frequency=440:sample_rate=44100:duration=6 -ac 1 "
-                 "-c:a pcm_s16be -f rtp -sdp_file " + quote(sdp) + " rtp://127.0.0.1:" + std::to_string(port));
-    });
+    test::Background sender("timeout 30 ffmpeg -v error -re -f lavfi -i sine=frequency=440:sample_rate=44100:duration=6 -ac 1 "
+                            "-c:a pcm_s16be -f rtp -sdp_file " + quote(sdp) + " rtp://127.0.0.1:" + std::to_string(port));
     REQUIRE(wait_for_file(sdp));
     // rtcp=false: this compares every sample. A receiver that joins ffmpeg's stream after its
     // first sender report anchors by arrival, and ffmpeg's next report (5 s on) places the stream
@@ -188,11 +180,7 @@ TEST_CASE("Sdp.Video.SluiceSendsGStreamerReceivesByteExact" * doctest::timeout(1
     for (const bool gstreamer : {true, false}) {
         const int port = random_port();
         const std::string sdp = dir / (gstreamer ? "gst.sdp" : "ffmpeg.sdp"), out = dir / (gstreamer ? "gst.yuv" : "ffmpeg.yuv");
-        test::CommandResult tx;
-        std::thread sender([&] {
-            tx = run(kPlayer + " -q --duration 4 " +
-                     quote("videotest width=320 height=240 ! rtpvrawsink port=" + std::to_string(port) + " sdp=" + sdp));
-        });
+        auto sender = send_for_4s("videotest width=320 height=240 ! rtpvrawsink port=" + std::to_string(port) + " sdp=" + sdp);
         REQUIRE(wait_for_file(sdp));
         const std::string text = read_file(sdp);
         INFO(text);
@@ -201,7 +189,7 @@ TEST_CASE("Sdp.Video.SluiceSendsGStreamerReceivesByteExact" * doctest::timeout(1
                                   " ! sdpdemux latency=100 ! rtpvrawdepay ! identity eos-after=20 ! filesink location=" + quote(out))
                             : run("timeout 20 ffmpeg -v error -protocol_whitelist file,udp,rtp -i " + quote(sdp) +
                                   " -frames:v 20 -f rawvideo -pix_fmt yuv420p " + quote(out));
-        sender.join();
+        const auto& tx = sender.join();
         INFO(rx.output);
         REQUIRE(rx.exit_code == 0);
         REQUIRE(tx.exit_code == 0);
@@ -234,9 +222,6 @@ TEST_CASE("Sdp.BadInput.OneLine") {
              {"tone ! rtpsink sdp=/nonexistent/dir/x.sdp", "sdp /nonexistent/dir/x.sdp"}}) {
         auto r = run(kPlayer + " -q --duration 0.1 " + quote(pipeline));
         INFO(pipeline);
-        INFO(r.output);
-        CHECK(r.exit_code == 2);
-        CHECK(r.output.find(why) != std::string::npos);
-        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+        test::check_refused(r, why);
     }
 }

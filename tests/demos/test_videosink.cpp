@@ -303,6 +303,14 @@ bool window_shows_bars(XClient& x, const std::string& title, int width, int heig
         30s);
 }
 
+// The window titled `title` shows the bars (window_shows_bars()); the failure's message says what
+// it showed instead.
+void check_shows_bars(XClient& x, const std::string& title, int width, int height) {
+    std::string seen;
+    const bool shown = window_shows_bars(x, title, width, height, seen);
+    CHECK_MESSAGE(shown, seen);
+}
+
 }  // namespace
 
 // The test picture in the window: the seven bars at their places, in their colours (I420 as
@@ -310,15 +318,13 @@ bool window_shows_bars(XClient& x, const std::string& title, int width, int heig
 // stops the player cleanly, and the window showed pictures.
 TEST_CASE("VideoSink.Window.ShowsTheBarsAtTheirPlaces" * doctest::timeout(120)) {
     Xvfb server;
+    XClient x(server.display());
     test::TempDir dir;
     Player player(server.display(), "-q --realtime --stats-json " + test::quote(dir / "s.json") +
                                          " 'videotest width=320 height=240 ! videosink title=bars'",
                   dir);
-    XClient x(server.display());
-    std::string seen;
-    const bool shown = window_shows_bars(x, "bars", 320, 240, seen);
     INFO(player.output());
-    CHECK_MESSAGE(shown, seen);
+    check_shows_bars(x, "bars", 320, 240);
     CHECK(player.running());  // an endless stream: the window did not end it
     player.signal(SIGINT);
     const auto code = player.wait(20s);
@@ -348,10 +354,8 @@ TEST_CASE("VideoSink.Window.ShowsEachPixelFormat" * doctest::timeout(180)) {
     }
     for (std::size_t i = 0; i < formats.size(); ++i) {
         CAPTURE(formats[i]);
-        std::string seen;
-        const bool shown = window_shows_bars(x, "bars-" + formats[i], 320, 240, seen);
         INFO(players[i]->output());
-        CHECK_MESSAGE(shown, seen);
+        check_shows_bars(x, "bars-" + formats[i], 320, 240);
     }
     for (auto& p : players) p->signal(SIGINT);
     for (std::size_t i = 0; i < formats.size(); ++i) {
@@ -370,14 +374,12 @@ TEST_CASE("VideoSink.Window.ShowsPaddedPicturesOfADecoder" * doctest::timeout(12
                           dir / "bars.mp4");
     REQUIRE_MESSAGE(made.exit_code == 0, made.output);
     Xvfb server;
+    XClient x(server.display());
     Player player(server.display(), "-q --realtime --dot " + test::quote(dir / "g.dot") + " 'avsrc path=" + dir / "bars.mp4" +
                                          " ! videosink title=decoded'",
                   dir);
-    XClient x(server.display());
-    std::string seen;
-    const bool shown = window_shows_bars(x, "decoded", 322, 240, seen);
     INFO(player.output());
-    CHECK_MESSAGE(shown, seen);
+    check_shows_bars(x, "decoded", 322, 240);
     const std::string dot = read_file(dir / "g.dot");
     CHECK(dot.find("video/I420 322x240 30/1fps stride=") != std::string::npos);  // padded rows reached the window
     player.signal(SIGINT);

@@ -39,6 +39,20 @@ std::size_t outstanding(Graph& g) {
     return n;
 }
 
+// A counting source "src" linked to `out`, a render made from the given arguments, in a graph of
+// their own. Tests take the three apart: `auto& [g, src, out] = link;`.
+template <class Render>
+struct SourceInto {
+    template <class... Args>
+    explicit SourceInto(Args&&... render_args)
+        : src(g.add<CountingSource>("src")), out(g.add<Render>(std::forward<Args>(render_args)...)) {
+        REQUIRE(g.connect(src, out));
+    }
+    Graph g;
+    CountingSource& src;
+    Render& out;
+};
+
 std::optional<Event> find_event(Graph& g, Event::Type type, std::chrono::milliseconds limit = 5s) {
     const auto until = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < until)
@@ -198,10 +212,8 @@ TEST_CASE("Graph.Starvation.TeeToTwoKeepingRendersCaughtAtBuild") {
 }
 
 TEST_CASE("Graph.States.PauseResumeStop" * doctest::timeout(30)) {
-    Graph g;
-    auto& src = g.add<CountingSource>("src");
-    auto& out = g.add<KeepRender>("out", 1);
-    REQUIRE(g.connect(src, out));
+    SourceInto<KeepRender> link("out", 1);
+    auto& [g, src, out] = link;
     CHECK(g.state() == State::stopped);
     REQUIRE(g.pause());
     CHECK(g.state() == State::paused);
@@ -290,10 +302,8 @@ TEST_CASE("Graph.Stop.FullyBlockedGraphStopsPromptly" * doctest::timeout(60)) {
 }
 
 TEST_CASE("Graph.Stop.WhilePausedTwiceAndFromTwoThreads" * doctest::timeout(60)) {
-    Graph g;
-    auto& src = g.add<CountingSource>("src");
-    auto& out = g.add<KeepRender>("out", 1);
-    REQUIRE(g.connect(src, out));
+    SourceInto<KeepRender> link("out", 1);
+    auto& [g, src, out] = link;
     REQUIRE(g.pause());
     REQUIRE(g.stop());  // while paused
     CHECK(g.state() == State::stopped);
@@ -314,10 +324,8 @@ TEST_CASE("Graph.Stop.WhilePausedTwiceAndFromTwoThreads" * doctest::timeout(60))
 }
 
 TEST_CASE("Graph.Stop.WhileFlushing" * doctest::timeout(60)) {
-    Graph g;
-    auto& src = g.add<CountingSource>("src");
-    auto& out = g.add<KeepRender>("out", 2);
-    REQUIRE(g.connect(src, out));
+    SourceInto<KeepRender> link("out", 2);
+    auto& [g, src, out] = link;
     for (int round = 0; round < 20; ++round) {
         REQUIRE(g.run());
         REQUIRE(eventually([&] { return out.received() > 10; }));
@@ -331,10 +339,8 @@ TEST_CASE("Graph.Stop.WhileFlushing" * doctest::timeout(60)) {
 }
 
 TEST_CASE("Graph.Flush.DropsHeldSamplesAndKeepsState" * doctest::timeout(30)) {
-    Graph g;
-    auto& src = g.add<CountingSource>("src");
-    auto& out = g.add<KeepRender>("out", 3);
-    REQUIRE(g.connect(src, out));
+    SourceInto<KeepRender> link("out", 3);
+    auto& [g, src, out] = link;
     REQUIRE(g.pause());
     REQUIRE(g.run());
     REQUIRE(eventually([&] { return out.received() > 10; }));
@@ -563,12 +569,10 @@ TEST_CASE("Graph.Destroy.SampleKeptByTheAppIsLeftValid" * doctest::timeout(60)) 
     set_log_handler([&](LogLevel, std::string_view m) { logged.emplace_back(m); });
     SampleRef kept;
     {
-        Graph g;
+        SourceInto<HoardRender> link("hoarder");
+        auto& [g, src, out] = link;
         g.set_stop_thresholds(50ms, 200ms);
-        auto& src = g.add<CountingSource>("src");
-        auto& out = g.add<HoardRender>("hoarder");
         out.release_on_stop = false;
-        REQUIRE(g.connect(src, out));
         REQUIRE(g.run());
         REQUIRE(eventually([&] { return out.held.load() >= 1; }));
         (void)g.stop();             // streaming threads joined: the hoard is ours to touch
@@ -586,12 +590,10 @@ TEST_CASE("Graph.Destroy.SampleKeptByTheAppIsLeftValid" * doctest::timeout(60)) 
 // The stop_stuck report names the holder in every build: the graph's pools name their holders
 // (one store per get and per push) without the ledger's per-get clock read.
 TEST_CASE("Graph.Stop.StuckStopNamesTheHolderWithTheLedgerOff" * doctest::timeout(30)) {
-    Graph g;
+    SourceInto<HoardRender> link("hoarder");
+    auto& [g, src, out] = link;
     g.set_stop_thresholds(50ms, 300ms);
-    auto& src = g.add<CountingSource>("src");
-    auto& out = g.add<HoardRender>("hoarder");
     out.release_on_stop = false;
-    REQUIRE(g.connect(src, out));
     REQUIRE(g.prepare());
     for (std::size_t i = 0; i < src.output_count(); ++i) src.output(i).allocator().set_ledger_enabled(false);
     REQUIRE(g.run());

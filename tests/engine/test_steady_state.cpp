@@ -15,6 +15,79 @@
 
 using namespace test;
 
+namespace {
+
+// The renders of the live cases: after each sample, the allocations the thread that delivered it
+// (a source's streaming thread, which also runs every node in between) has made so far.
+class ProbeRender : public Node {
+public:
+    explicit ProbeRender(std::string name) : Node(std::move(name), Kind::render) { add_input("sink", {MediaFormat::audio()}); }
+    std::atomic<std::uint64_t> received{0};
+
+protected:
+    // Keeps `allocations`, the calling thread's count; `received` then publishes it.
+    virtual void record(std::size_t allocations) = 0;
+
+private:
+    Flow process(std::size_t, SampleRef&&) final {
+        record(test::t_news);
+        received.fetch_add(1, std::memory_order_release);  // release: publishes what record() stored
+        return Flow::ok;
+    }
+};
+
+// A render fed by one thread.
+class AllocationProbe : public ProbeRender {
+public:
+    using ProbeRender::ProbeRender;
+    std::atomic<std::size_t> thread_allocations{0};
+
+protected:
+    void record(std::size_t allocations) override {
+        thread_allocations.store(allocations, std::memory_order_relaxed);  // relaxed: read after a later `received`
+    }
+};
+
+// As AllocationProbe, for a render fed by a mix: the mixing thread is whichever source's thread
+// completes a set, so each thread's own count is kept apart (in a slot given on its first sample).
+class MixAllocationProbe : public ProbeRender {
+public:
+    using ProbeRender::ProbeRender;
+    static constexpr int kThreads = 4;
+    std::atomic<std::size_t> thread_allocations[kThreads] = {};
+    std::atomic<std::size_t> first_allocations[kThreads] = {};  // at the thread's first sample
+    std::atomic<int> threads{0};
+
+    // What each thread has allocated since `baseline` (a copy of thread_allocations), or since its
+    // first sample for a thread that had not mixed yet then (its start-up is not the steady state).
+    std::size_t allocations_since(const std::vector<std::size_t>& baseline) const {
+        std::size_t n = 0;
+        for (int i = 0; i < kThreads; ++i) {
+            // relaxed: as in record
+            const std::size_t now = thread_allocations[i].load(std::memory_order_relaxed);
+            n += now - (baseline[std::size_t(i)] ? baseline[std::size_t(i)] : first_allocations[i].load(std::memory_order_relaxed));
+        }
+        return n;
+    }
+    std::vector<std::size_t> snapshot() const {
+        std::vector<std::size_t> v;
+        for (const auto& a : thread_allocations) v.push_back(a.load(std::memory_order_relaxed));  // relaxed: as in record
+        return v;
+    }
+
+protected:
+    void record(std::size_t allocations) override {
+        thread_local int slot = -1;
+        if (slot < 0) {
+            slot = threads.fetch_add(1, std::memory_order_relaxed) % kThreads;  // relaxed: a counter
+            first_allocations[slot].store(allocations, std::memory_order_relaxed);  // relaxed: as below
+        }
+        thread_allocations[slot].store(allocations, std::memory_order_relaxed);  // relaxed: read after a later `received`
+    }
+};
+
+}  // namespace
+
 TEST_CASE("Graph.SteadyState.TenThousandSamplesAllocateNothing" * doctest::timeout(60)) {
     for (bool ledger : {false, true}) {
         CAPTURE(ledger);
@@ -38,24 +111,6 @@ TEST_CASE("Graph.SteadyState.TenThousandSamplesAllocateNothing" * doctest::timeo
         MESSAGE("heap allocations across 10,000 samples: " << during);
     }
 }
-
-namespace {
-// A render that records how many allocations its thread (the source's streaming thread, which
-// also runs every node in between) has made, after each sample.
-class AllocationProbe : public Node {
-public:
-    explicit AllocationProbe(std::string name) : Node(std::move(name), Kind::render) { add_input("sink", {MediaFormat::audio()}); }
-    std::atomic<std::size_t> thread_allocations{0};
-    std::atomic<std::uint64_t> received{0};
-
-protected:
-    Flow process(std::size_t, SampleRef&&) override {
-        thread_allocations.store(test::t_news, std::memory_order_relaxed);  // relaxed: read after a later `received`
-        received.fetch_add(1, std::memory_order_release);  // release: publishes the count above
-        return Flow::ok;
-    }
-};
-}  // namespace
 
 // Live properties reach the streaming thread through a lock-free mailbox: a thousand changes of a
 // gain's level and a tone's frequency and amplitude while it streams cost that thread nothing
@@ -88,49 +143,6 @@ TEST_CASE("Live.SteadyState.PropertyChangesAllocateNothingOnTheStreamingThread" 
     CHECK(during == 0);
     MESSAGE("streaming-thread allocations across 1,000 live changes of three properties: " << during);
 }
-
-namespace {
-// As AllocationProbe, for a render fed by a mix: the mixing thread is whichever source's thread
-// completes a set, so each thread's own count is kept apart (in a slot given on its first sample).
-class MixAllocationProbe : public Node {
-public:
-    explicit MixAllocationProbe(std::string name) : Node(std::move(name), Kind::render) { add_input("sink", {MediaFormat::audio()}); }
-    static constexpr int kThreads = 4;
-    std::atomic<std::size_t> thread_allocations[kThreads] = {};
-    std::atomic<std::size_t> first_allocations[kThreads] = {};  // at the thread's first sample
-    std::atomic<std::uint64_t> received{0};
-    std::atomic<int> threads{0};
-
-    // What each thread has allocated since `baseline` (a copy of thread_allocations), or since its
-    // first sample for a thread that had not mixed yet then (its start-up is not the steady state).
-    std::size_t allocations_since(const std::vector<std::size_t>& baseline) const {
-        std::size_t n = 0;
-        for (int i = 0; i < kThreads; ++i) {
-            // relaxed: as in process
-            const std::size_t now = thread_allocations[i].load(std::memory_order_relaxed);
-            n += now - (baseline[std::size_t(i)] ? baseline[std::size_t(i)] : first_allocations[i].load(std::memory_order_relaxed));
-        }
-        return n;
-    }
-    std::vector<std::size_t> snapshot() const {
-        std::vector<std::size_t> v;
-        for (const auto& a : thread_allocations) v.push_back(a.load(std::memory_order_relaxed));  // relaxed: as in process
-        return v;
-    }
-
-protected:
-    Flow process(std::size_t, SampleRef&&) override {
-        thread_local int slot = -1;
-        if (slot < 0) {
-            slot = threads.fetch_add(1, std::memory_order_relaxed) % kThreads;  // relaxed: a counter
-            first_allocations[slot].store(test::t_news, std::memory_order_relaxed);  // relaxed: as below
-        }
-        thread_allocations[slot].store(test::t_news, std::memory_order_relaxed);  // relaxed: read after a later `received`
-        received.fetch_add(1, std::memory_order_release);  // release: publishes the count above
-        return Flow::ok;
-    }
-};
-}  // namespace
 
 // A mix's input levels are live too: a thousand changes of both inputs' levels while two sources
 // stream cost the mixing threads nothing.

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Shared by the RTP tests: ports, a node's extra statistics, and raw datagrams.
+// Shared by the RTP tests: ports, a node's extra statistics, raw datagrams, and GStreamer on the
+// other end.
+
+#include "../support.hpp"  // test::run
 
 #include <doctest/doctest.h>
 #include <sluice/sluice.hpp>
@@ -35,6 +38,12 @@ inline std::uint64_t extra(const sluice::engine::Graph& g, const std::string& no
         for (const auto& [k, v] : n->extras)
             if (k == key) return v;
     return ~std::uint64_t(0);
+}
+
+// A receiver's packet counts for the test's log: "received R, lost L, late T".
+inline std::string packet_counts(const sluice::engine::Graph& g, const std::string& node) {
+    return "received " + std::to_string(extra(g, node, "packets_received")) + ", lost " +
+           std::to_string(extra(g, node, "packets_lost")) + ", late " + std::to_string(extra(g, node, "packets_late"));
 }
 
 inline void send_datagram(int port, const std::vector<std::uint8_t>& bytes) {
@@ -99,5 +108,23 @@ public:
 private:
     pid_t pid_ = -1;
 };
+
+// Whether GStreamer's `element` is installed; says what to do in the test's log when it is not.
+inline bool have_gst_element(const std::string& element) {
+    if (run("gst-inspect-1.0 " + element).exit_code == 0) return true;
+    MESSAGE("GStreamer's " << element << " is not installed; .ci/install-deps installs it");
+    return false;
+}
+
+// Runs `recorder` (gst-launch-1.0 -e, receiving) in the background, lets it bind, runs `pipeline`
+// to it with send_paced(), and stops the recorder, so the file it writes is complete.
+inline void record_while_sending(const std::string& recorder, const std::string& pipeline, std::chrono::seconds limit) {
+    BackgroundCommand command(recorder);
+    REQUIRE(command.started());
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // let it bind
+    send_paced(pipeline, limit);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    REQUIRE(command.finish());
+}
 
 }  // namespace test

@@ -23,16 +23,31 @@ using sluice::engine::GraphErrc;
 using sluice::nodes::AppSink;
 using sluice::nodes::AppSrc;
 
+// Builds `pipeline` into `g`; fails the test with the parser's message if it cannot.
+Graph& built(Graph& g, const std::string& pipeline) {
+    const Status st = sluice::nodes::build_pipeline(g, pipeline);
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    return g;
+}
+
 struct AppGraph {
     Graph g;
     AppSrc* in = nullptr;
     AppSink* out = nullptr;
-    explicit AppGraph(const std::string& pipeline) {
-        const Status st = sluice::nodes::build_pipeline(g, pipeline);
-        REQUIRE_MESSAGE(st.ok(), st.message());
-        in = sluice::nodes::appsrc(g, "in");
-        out = sluice::nodes::appsink(g, "out");
-    }
+    explicit AppGraph(const std::string& pipeline)
+        : in(sluice::nodes::appsrc(built(g, pipeline), "in")), out(sluice::nodes::appsink(g, "out")) {}
+};
+
+// Two appsrcs, "a" and "b", mixed into appsink "out" by `pipeline`. Tests take them apart:
+// `auto& [g, a, b, out] = mix;`.
+struct MixGraph {
+    explicit MixGraph(const std::string& pipeline)
+        : a(*sluice::nodes::appsrc(built(g, pipeline), "a")), b(*sluice::nodes::appsrc(g, "b")),
+          out(*sluice::nodes::appsink(g, "out")) {}
+    Graph g;
+    AppSrc& a;
+    AppSrc& b;
+    AppSink& out;
 };
 
 // Pushes one buffer of `frames` mono f32 frames, each `value`, through the pool.
@@ -49,6 +64,24 @@ std::vector<float> floats_of(const SampleRef& s) {
     std::vector<float> v(s.size() / sizeof(float));
     std::memcpy(v.data(), s.data(), v.size() * sizeof(float));
     return v;
+}
+
+// Pulls the two buffers of 100 frames that follow a level change from `out`: the first ramps,
+// starting between `first_above` and `first_below` (just under the old level), falling frame by
+// frame and ending at `level`; the second is all at `level`. Returns the ramp.
+std::vector<float> check_ramp_then_level(AppSink& out, float first_below, float first_above, float level) {
+    auto ramped = out.pull(5s);
+    auto settled = out.pull(5s);
+    REQUIRE(ramped);
+    REQUIRE(settled);
+    const auto r = floats_of(*ramped);
+    REQUIRE(r.size() == 100);
+    CHECK(r.front() < first_below);
+    CHECK(r.front() > first_above);
+    CHECK(r.back() == doctest::Approx(level).epsilon(1e-5));
+    for (std::size_t i = 1; i < r.size(); ++i) CHECK(r[i] < r[i - 1]);
+    for (float v : floats_of(*settled)) CHECK(v == doctest::Approx(level).epsilon(1e-5));
+    return r;
 }
 
 }  // namespace
@@ -240,36 +273,19 @@ TEST_CASE("Live.Gain.ChangeSeenAtTheNextBufferRamped" * doctest::timeout(30)) {
     CHECK(value == "-20");
     REQUIRE(push_constant(*a.in, 100, 1.0f).ok());
     REQUIRE(push_constant(*a.in, 100, 1.0f).ok());
-    auto ramped = a.out->pull(5s);
-    auto settled = a.out->pull(5s);
-    REQUIRE(ramped);
-    REQUIRE(settled);
     // The buffer after the change moves from 1.0 to 0.1 frame by frame (no step: no click),
     // and ends at the new level; the next one is all at it.
-    const auto r = floats_of(*ramped);
-    REQUIRE(r.size() == 100);
-    CHECK(r.front() < 1.0f);
-    CHECK(r.front() > 0.98f);
-    CHECK(r.back() == doctest::Approx(0.1f).epsilon(1e-5));
-    for (std::size_t i = 1; i < r.size(); ++i) CHECK(r[i] < r[i - 1]);
+    const auto r = check_ramp_then_level(*a.out, 1.0f, 0.98f, 0.1f);
     for (std::size_t i = 1; i < r.size(); ++i) CHECK(r[i - 1] - r[i] < 0.0095f);
-    for (float v : floats_of(*settled)) CHECK(v == doctest::Approx(0.1f).epsilon(1e-5));
-    ramped->reset();
-    settled->reset();
     REQUIRE(a.g.stop());
 }
 
 // A mix's input levels: given in the pipeline (GStreamer's pad-property form, `sink_1::db=`)
 // and changed live, each ramped over the next buffer mixed; the other input is untouched.
 TEST_CASE("Live.Mix.InputLevelsGivenAndChangedWhilePlaying" * doctest::timeout(30)) {
-    Graph g;
-    const Status built = sluice::nodes::build_pipeline(
-        g, "appsrc name=a format=f32 channels=1 frames=100 ! mix name=m sink_1::db=-20 ! appsink name=out "
-           "appsrc name=b format=f32 channels=1 frames=100 ! m.");
-    REQUIRE_MESSAGE(built.ok(), built.message());
-    AppSrc& a = *sluice::nodes::appsrc(g, "a");
-    AppSrc& b = *sluice::nodes::appsrc(g, "b");
-    AppSink& out = *sluice::nodes::appsink(g, "out");
+    MixGraph mix("appsrc name=a format=f32 channels=1 frames=100 ! mix name=m sink_1::db=-20 ! appsink name=out "
+                 "appsrc name=b format=f32 channels=1 frames=100 ! m.");
+    auto& [g, a, b, out] = mix;
     std::string v;
     REQUIRE(g.property("m", "sink_1::db", v).ok());
     CHECK(v == "-20");
@@ -291,20 +307,8 @@ TEST_CASE("Live.Mix.InputLevelsGivenAndChangedWhilePlaying" * doctest::timeout(3
     CHECK(v == "-6.020599913");
     both(1.0f, 1.0f);
     both(1.0f, 1.0f);
-    auto ramped = out.pull(5s);
-    auto settled = out.pull(5s);
-    REQUIRE(ramped);
-    REQUIRE(settled);
-    const auto r = floats_of(*ramped);
-    REQUIRE(r.size() == 100);
     // From 1.1 down to 0.6 frame by frame: no step, the last frame at the new level.
-    CHECK(r.front() < 1.1f);
-    CHECK(r.front() > 1.09f);
-    CHECK(r.back() == doctest::Approx(0.6f).epsilon(1e-5));
-    for (std::size_t i = 1; i < r.size(); ++i) CHECK(r[i] < r[i - 1]);
-    for (float x : floats_of(*settled)) CHECK(x == doctest::Approx(0.6f).epsilon(1e-5));
-    ramped->reset();
-    settled->reset();
+    check_ramp_then_level(out, 1.1f, 1.09f, 0.6f);
 
     // Bad values and inputs it does not have: refused in one line, nothing changed.
     Status st = g.set_property("m", "sink_2::db", "0");
@@ -323,14 +327,9 @@ TEST_CASE("Live.Mix.InputLevelsGivenAndChangedWhilePlaying" * doctest::timeout(3
 // Inputs whose buffers differ in size are mixed in parts (here 30 and 100 frames: parts of 30,
 // 10, 20...); a level change still ramps over one whole buffer of its input, across the parts.
 TEST_CASE("Live.Mix.RampSpansPartsWhenBufferSizesDiffer" * doctest::timeout(30)) {
-    Graph g;
-    const Status built = sluice::nodes::build_pipeline(
-        g, "appsrc name=a format=f32 channels=1 frames=100 max-buffers=16 ! mix name=m sink_1::db=-20 ! appsink name=out max-buffers=64 "
-           "appsrc name=b format=f32 channels=1 frames=30 max-buffers=16 ! m.");
-    REQUIRE_MESSAGE(built.ok(), built.message());
-    AppSrc& a = *sluice::nodes::appsrc(g, "a");
-    AppSrc& b = *sluice::nodes::appsrc(g, "b");
-    AppSink& out = *sluice::nodes::appsink(g, "out");
+    MixGraph mix("appsrc name=a format=f32 channels=1 frames=100 max-buffers=16 ! mix name=m sink_1::db=-20 ! appsink name=out max-buffers=64 "
+                 "appsrc name=b format=f32 channels=1 frames=30 max-buffers=16 ! m.");
+    auto& [g, a, b, out] = mix;
     REQUIRE(g.run());
     // 300 frames each way, then everything the mix made of them.
     auto feed_and_collect = [&] {

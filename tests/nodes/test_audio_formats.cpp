@@ -189,22 +189,22 @@ TEST_CASE("Wav.Read.FfmpegFilesOf24And32BitsAndSixChannels") {
     TempDir dir;
     struct Case {
         const char* name;
-        std::string options;
+        const std::string& tones;  // the ffmpeg input, encoded with `codec`
         const char* codec;
         const char* raw;  // the raw format both decodes are compared in
     };
     const std::vector<Case> cases = {
-        {"s24.wav", kStereoTones + " -c:a pcm_s24le", "pcm_s24le", "s32le"},
-        {"s32.wav", kStereoTones + " -c:a pcm_s32le", "pcm_s32le", "s32le"},
-        {"six16.wav", kSixTones + " -c:a pcm_s16le", "pcm_s16le", "s16le"},
-        {"six24.wav", kSixTones + " -c:a pcm_s24le", "pcm_s24le", "s32le"},
-        {"six32.wav", kSixTones + " -c:a pcm_s32le", "pcm_s32le", "s32le"},
-        {"sixf.wav", kSixTones + " -c:a pcm_f32le", "pcm_f32le", "f32le"},
+        {"s24.wav", kStereoTones, "pcm_s24le", "s32le"},
+        {"s32.wav", kStereoTones, "pcm_s32le", "s32le"},
+        {"six16.wav", kSixTones, "pcm_s16le", "s16le"},
+        {"six24.wav", kSixTones, "pcm_s24le", "s32le"},
+        {"six32.wav", kSixTones, "pcm_s32le", "s32le"},
+        {"sixf.wav", kSixTones, "pcm_f32le", "f32le"},
     };
     for (const Case& c : cases) {
         CAPTURE(c.name);
         const std::string in = dir / c.name, out = dir / (std::string("out-") + c.name);
-        make_fixture(c.options, in);
+        make_fixture(c.tones + " -c:a " + c.codec, in);
         play("wavsrc path=" + in + " ! wavsink path=" + out);
         CHECK(test::probe(out, "a:0", "codec_name") == c.codec);
         CHECK(test::probe(out, "a:0", "channels") == test::probe(in, "a:0", "channels"));

@@ -36,6 +36,14 @@ std::string audio_stream_of(const std::string& path) {
            test::probe(path, "a:0", "channels");
 }
 
+// Plays `pipeline` into the WAV file `wav`, checks what ffprobe says of its audio stream ("codec
+// rate channels", as audio_stream_of), and returns ffmpeg's decode of its first channel.
+std::vector<float> play_to_wav(const std::string& pipeline, const std::string& wav, const std::string& stream) {
+    play(pipeline + " ! wavsink path=" + wav);
+    CHECK(audio_stream_of(wav) == stream);
+    return test::decode_mono(wav);
+}
+
 void write_bytes(const std::string& path, const std::vector<unsigned char>& b) {
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
@@ -44,11 +52,8 @@ void write_bytes(const std::string& path, const std::vector<unsigned char>& b) {
 
 TEST_CASE("Tone.Wav.FrequencyAndHeaderCheckedByFfmpeg") {
     TempDir dir;
-    const std::string wav = dir / "a.wav";
     // 1024-frame buffers at 48 kHz: 94 buffers are 2.005 s.
-    play("tone freq=440 amplitude=0.5 num-buffers=94 ! gain db=-6 ! wavsink path=" + wav);
-    CHECK(audio_stream_of(wav) == "pcm_s16le 48000 2");
-    const auto samples = test::decode_mono(wav);
+    const auto samples = play_to_wav("tone freq=440 amplitude=0.5 num-buffers=94 ! gain db=-6", dir / "a.wav", "pcm_s16le 48000 2");
     CHECK(samples.size() == 94 * 1024);
     const double f = test::dominant_frequency(samples, 48000);
     CHECK(f == doctest::Approx(440).epsilon(1.0 / 440));
@@ -61,9 +66,7 @@ TEST_CASE("Tone.Wav.FrequencyAndHeaderCheckedByFfmpeg") {
 TEST_CASE("Tone.Wav.FloatFormatAndOtherRates") {
     TempDir dir;
     const std::string wav = dir / "f.wav";
-    play("tone freq=1000 rate=44100 channels=1 format=f32 frames=441 num-buffers=100 ! wavsink path=" + wav);
-    CHECK(audio_stream_of(wav) == "pcm_f32le 44100 1");
-    const auto samples = test::decode_mono(wav);
+    const auto samples = play_to_wav("tone freq=1000 rate=44100 channels=1 format=f32 frames=441 num-buffers=100", wav, "pcm_f32le 44100 1");
     CHECK(samples.size() == 44100);
     CHECK(test::dominant_frequency(samples, 44100) == doctest::Approx(1000).epsilon(1.0 / 1000));
     CHECK(test::run("sox " + test::quote(wav) + " -n stat").exit_code == 0);  // sox reads it too

@@ -108,6 +108,19 @@ TEST_CASE("Registry.Plugin.WrongAbiAndNotAPluginRefused") {
     CHECK_FALSE(missing);
 }
 
+TEST_CASE("Registry.Plugin.OneWithASluiceOfItsOwnRefused") {
+    // Its types would land in a registry no pipeline of this program reads: refused in one line,
+    // and nothing of it registered (find_node_spec sees no change).
+    const std::size_t before = nodes::node_specs().size();
+    const Status own = nodes::load_plugin(SLUICE_OWN_SLUICE_PLUGIN);
+    CHECK_FALSE(own);
+    CHECK(own.message().find("registers into a Sluice of its own") != std::string::npos);
+    CHECK(own.message().find(SLUICE_OWN_SLUICE_PLUGIN) != std::string::npos);
+    CHECK(own.message().find('\n') == std::string::npos);
+    CHECK(nodes::node_specs().size() == before);
+    // (A plugin made with SLUICE_PLUGIN names this program's registry: LoadedUsedAndListed.)
+}
+
 namespace {
 
 // An app's render that accepts any format and remembers how far the media reached.

@@ -40,6 +40,17 @@ std::vector<std::uint8_t> packet(std::uint16_t seq, std::uint32_t ts, std::uint3
     return p;
 }
 
+// `rtpsrc port=<port> <props> ! wavsink path=<wav>`.
+std::string rtpsrc_to_wav(int port, const std::string& props, const std::string& wav) {
+    return "rtpsrc port=" + std::to_string(port) + " " + props + " ! wavsink path=" + wav;
+}
+
+// Builds rtpsrc_to_wav(port, props, wav) in `rx` and runs it.
+void run_receiver(Graph& rx, int port, const std::string& props, const std::string& wav) {
+    REQUIRE(nodes::build_pipeline(rx, rtpsrc_to_wav(port, props, wav)));
+    REQUIRE(rx.run());
+}
+
 }  // namespace
 
 TEST_CASE("Rtp.Parser.HeaderFieldsAndMalformedPackets") {
@@ -171,8 +182,7 @@ TEST_CASE("Rtp.Loopback.ToneSurvivesTheRoundTrip" * doctest::timeout(60)) {
     TempDir dir;
     const int port = random_port();
     Graph rx;
-    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(port) + " timeout=400 latency=20 ! wavsink path=" + (dir / "rx.wav")));
-    REQUIRE(rx.run());
+    run_receiver(rx, port, "timeout=400 latency=20", dir / "rx.wav");
     Graph tx;
     REQUIRE(nodes::build_pipeline(tx, "tone freq=440 frames=480 num-buffers=100 ! rtpsink port=" + std::to_string(port)));
     for (Node* n : tx.nodes())
@@ -195,9 +205,7 @@ TEST_CASE("Rtp.Receive.BadPacketsCountedGapsBecomeSilence" * doctest::timeout(60
     TempDir dir;
     const int port = random_port();
     Graph rx;
-    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(port) + " timeout=300 latency=20 channels=1 pt=96 ! wavsink path=" +
-                                          (dir / "rx.wav")));
-    REQUIRE(rx.run());
+    run_receiver(rx, port, "timeout=300 latency=20 channels=1 pt=96", dir / "rx.wav");
     std::this_thread::sleep_for(50ms);
     const std::uint32_t ssrc = 1234;
     for (std::uint16_t seq = 0; seq < 10; ++seq) {
@@ -249,26 +257,18 @@ TEST_CASE("Rtp.Errors.BadHostAndPortInUse") {
 }
 
 TEST_CASE("Rtp.Interop.GStreamerSendsSluiceRecords" * doctest::timeout(120)) {
-    if (test::run("gst-inspect-1.0 rtpL16pay").exit_code != 0) {
-        MESSAGE("GStreamer's rtpL16pay is not installed; .ci/install-deps installs it");
-        CHECK(false);
-        return;
-    }
+    REQUIRE(test::have_gst_element("rtpL16pay"));
     TempDir dir;
     const int port = random_port();
     Graph rx;
-    REQUIRE(nodes::build_pipeline(rx, "rtpsrc port=" + std::to_string(port) + " rate=48000 channels=2 timeout=500 ! wavsink path=" +
-                                          (dir / "rx.wav")));
-    REQUIRE(rx.run());
+    run_receiver(rx, port, "rate=48000 channels=2 timeout=500", dir / "rx.wav");
     auto sent = test::run("gst-launch-1.0 -q audiotestsrc freq=440 num-buffers=100 samplesperbuffer=480 is-live=true ! "
                           "audio/x-raw,format=S16LE,rate=48000,channels=2 ! audioconvert ! rtpL16pay ! udpsink host=127.0.0.1 port=" +
                           std::to_string(port));
     REQUIRE(sent.exit_code == 0);
     REQUIRE(rx.wait_until_ended(10s));
     REQUIRE(rx.stop());
-    MESSAGE("GStreamer -> sluice: received " << extra(rx, "rtpsrc0", "packets_received") << ", lost "
-                                              << extra(rx, "rtpsrc0", "packets_lost") << ", late "
-                                              << extra(rx, "rtpsrc0", "packets_late"));
+    MESSAGE("GStreamer -> sluice: " << test::packet_counts(rx, "rtpsrc0"));
     CHECK(extra(rx, "rtpsrc0", "packets_lost") == 0);
     const auto samples = test::decode_mono(dir / "rx.wav");
     CHECK(samples.size() >= 47000);
@@ -276,11 +276,7 @@ TEST_CASE("Rtp.Interop.GStreamerSendsSluiceRecords" * doctest::timeout(120)) {
 }
 
 TEST_CASE("Rtp.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)) {
-    if (test::run("gst-inspect-1.0 rtpL16depay").exit_code != 0) {
-        MESSAGE("GStreamer's rtpL16depay is not installed; .ci/install-deps installs it");
-        CHECK(false);
-        return;
-    }
+    REQUIRE(test::have_gst_element("rtpL16depay"));
     TempDir dir;
     const int port = random_port();
     const std::string wav = dir / "gst.wav";
@@ -288,12 +284,7 @@ TEST_CASE("Rtp.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)) {
     const std::string gst = "gst-launch-1.0 -q -e udpsrc port=" + std::to_string(port) +
                             " caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=L16,channels=2,payload=96\" ! "
                             "rtpjitterbuffer latency=50 ! rtpL16depay ! audioconvert ! wavenc ! filesink location=" + wav;
-    test::BackgroundCommand recorder(gst);
-    REQUIRE(recorder.started());
-    std::this_thread::sleep_for(1s);  // let it bind
-    test::send_paced("tone freq=440 frames=480 num-buffers=200 ! rtpsink pt=96 port=" + std::to_string(port), 10s);
-    std::this_thread::sleep_for(500ms);
-    REQUIRE(recorder.finish());
+    test::record_while_sending(gst, "tone freq=440 frames=480 num-buffers=200 ! rtpsink pt=96 port=" + std::to_string(port), 10s);
     const auto samples = test::decode_mono(wav);
     MESSAGE("sluice -> GStreamer: " << samples.size() << " frames recorded of 96000 sent");
     CHECK(samples.size() >= 90000);
@@ -390,8 +381,7 @@ struct Received {
     std::uint64_t count(const char* name) { return extra(graph, "rtpsrc0", name); }
 };
 void receive(Received& rx, const std::string& props, const std::function<void(int port)>& send, bool realtime = false) {
-    REQUIRE(nodes::build_pipeline(rx.graph, "rtpsrc port=" + std::to_string(rx.port) + " timeout=300 latency=20 channels=1 " +
-                                                props + " ! wavsink path=" + (rx.dir / "rx.wav")));
+    REQUIRE(nodes::build_pipeline(rx.graph, rtpsrc_to_wav(rx.port, "timeout=300 latency=20 channels=1 " + props, rx.dir / "rx.wav")));
     for (Node* n : rx.graph.nodes())
         if (n->kind() == Node::Kind::render) n->set_clocked(realtime);
     REQUIRE(rx.graph.run());
@@ -400,10 +390,29 @@ void receive(Received& rx, const std::string& props, const std::function<void(in
     REQUIRE(rx.graph.wait_until_ended(20s));
     REQUIRE(rx.graph.stop());
 }
-void send_paced(int port, const std::vector<std::vector<std::uint8_t>>& packets) {
+using Packets = std::vector<std::vector<std::uint8_t>>;
+void send_paced(int port, const Packets& packets) {
     for (const auto& p : packets) {
         send_datagram(port, p);
         std::this_thread::sleep_for(2ms);
+    }
+}
+// `n` packets, the i-th made by make(i).
+template <class Make>
+Packets packets(std::uint16_t n, Make make) {
+    Packets pk;
+    for (std::uint16_t i = 0; i < n; ++i) pk.push_back(make(i));
+    return pk;
+}
+// receive(), the stream being `packets` sent paced.
+void receive_paced(Received& rx, const std::string& props, const Packets& packets, bool realtime = false) {
+    receive(rx, props, [&](int port) { send_paced(port, packets); }, realtime);
+}
+// Checks each of the receiver's counts named in `expected` (name, value).
+void check_counts(Received& rx, std::initializer_list<std::pair<const char*, std::uint64_t>> expected) {
+    for (const auto& [name, value] : expected) {
+        CAPTURE(name);
+        CHECK(rx.count(name) == value);
     }
 }
 }  // namespace
@@ -419,10 +428,7 @@ TEST_CASE("Rtp.Receive.BacklogBehindAGapIsNoJump" * doctest::timeout(60)) {
         std::this_thread::sleep_for(40ms);  // the stream has begun playing
         for (std::uint16_t i = 2; i < 150; ++i) send_datagram(port, packet(i, i * 100u, 7, 200));  // 1 never comes
     });
-    CHECK(rx.count("packets_received") == 149);
-    CHECK(rx.count("packets_lost") == 1);
-    CHECK(rx.count("packets_out_of_sequence") == 0);
-    CHECK(rx.count("streams") == 1);
+    check_counts(rx, {{"packets_received", 149}, {"packets_lost", 1}, {"packets_out_of_sequence", 0}, {"streams", 1}});
     CHECK(rx.frames() == 15000);  // 149 packets of 100 frames and 100 of silence
 }
 
@@ -430,15 +436,9 @@ TEST_CASE("Rtp.Receive.BacklogBehindAGapIsNoJump" * doctest::timeout(60)) {
 // the rest of the stream as late. RFC 3550 A.1's probation: it is held, never confirmed, dropped.
 TEST_CASE("Rtp.Receive.FarSequenceNumberOnProbation" * doctest::timeout(60)) {
     Received rx;
-    receive(rx, "", [](int port) {
-        std::vector<std::vector<std::uint8_t>> pk;
-        for (std::uint16_t i = 0; i < 50; ++i) pk.push_back(packet(i == 25 ? 30000 : i, i * 100u, 7, 200));
-        send_paced(port, pk);
-    });
-    CHECK(rx.count("packets_received") == 50);
-    CHECK(rx.count("packets_out_of_sequence") == 1);
-    CHECK(rx.count("packets_lost") == 1);  // number 25 never came
-    CHECK(rx.count("packets_late") == 0);
+    receive_paced(rx, "", packets(50, [](std::uint16_t i) { return packet(i == 25 ? 30000 : i, i * 100u, 7, 200); }));
+    // One lost: number 25 never came.
+    check_counts(rx, {{"packets_received", 50}, {"packets_out_of_sequence", 1}, {"packets_lost", 1}, {"packets_late", 0}});
     CHECK(rx.frames() == 5000);  // 49 packets and silence for the 25th
 }
 
@@ -447,16 +447,13 @@ TEST_CASE("Rtp.Receive.FarSequenceNumberOnProbation" * doctest::timeout(60)) {
 TEST_CASE("Rtp.Receive.RestartedSenderIsFollowed" * doctest::timeout(60)) {
     Received rx;
     receive(rx, "", [](int port) {
-        std::vector<std::vector<std::uint8_t>> a, b;
-        for (std::uint16_t i = 0; i < 20; ++i) a.push_back(packet(i, i * 100u, 1, 200));
-        for (std::uint16_t i = 0; i < 20; ++i) b.push_back(packet(std::uint16_t(40000 + i), 777'000u + i * 100u, 2, 200));
+        const Packets a = packets(20, [](std::uint16_t i) { return packet(i, i * 100u, 1, 200); });
+        const Packets b = packets(20, [](std::uint16_t i) { return packet(std::uint16_t(40000 + i), 777'000u + i * 100u, 2, 200); });
         send_paced(port, a);
         std::this_thread::sleep_for(100ms);  // longer than the latency
         send_paced(port, b);
     });
-    CHECK(rx.count("packets_received") == 40);
-    CHECK(rx.count("packets_foreign") == 0);
-    CHECK(rx.count("streams") == 2);
+    check_counts(rx, {{"packets_received", 40}, {"packets_foreign", 0}, {"streams", 2}});
     CHECK(rx.frames() == 4000);
 }
 
@@ -464,17 +461,11 @@ TEST_CASE("Rtp.Receive.RestartedSenderIsFollowed" * doctest::timeout(60)) {
 // plays the first, so the earlier one is not late.
 TEST_CASE("Rtp.Receive.ReorderedFromTheFirstPacket" * doctest::timeout(60)) {
     Received rx;
-    receive(rx, "", [](int port) {
-        std::vector<std::vector<std::uint8_t>> pk;
-        for (std::uint16_t i = 0; i < 50; i += 2) {
-            pk.push_back(packet(i + 1, (i + 1) * 100u, 7, 200));
-            pk.push_back(packet(i, i * 100u, 7, 200));
-        }
-        send_paced(port, pk);
-    });
-    CHECK(rx.count("packets_received") == 50);
-    CHECK(rx.count("packets_late") == 0);
-    CHECK(rx.count("packets_lost") == 0);
+    receive_paced(rx, "", packets(50, [](std::uint16_t i) {
+                      const auto swapped = std::uint16_t(i ^ 1);  // 1, 0, 3, 2...
+                      return packet(swapped, swapped * 100u, 7, 200);
+                  }));
+    check_counts(rx, {{"packets_received", 50}, {"packets_late", 0}, {"packets_lost", 0}});
     CHECK(rx.frames() == 5000);
 }
 
@@ -482,16 +473,10 @@ TEST_CASE("Rtp.Receive.ReorderedFromTheFirstPacket" * doctest::timeout(60)) {
 // filtered: no loss counted, no silence inserted for its numbers.
 TEST_CASE("Rtp.Receive.OtherPayloadTypeLeavesNoGap" * doctest::timeout(60)) {
     Received rx;
-    receive(rx, "pt=96", [](int port) {
-        std::vector<std::vector<std::uint8_t>> pk;
-        for (std::uint16_t i = 0; i < 50; ++i)
-            pk.push_back(i % 5 == 0 ? packet(i, i * 100u, 7, 8, 101) : packet(i, i * 100u - (i / 5 + 1) * 100u, 7, 200));
-        send_paced(port, pk);
-    });
-    CHECK(rx.count("packets_received") == 40);
-    CHECK(rx.count("packets_filtered") == 10);
-    CHECK(rx.count("packets_lost") == 0);
-    CHECK(rx.count("packets_malformed") == 0);
+    receive_paced(rx, "pt=96", packets(50, [](std::uint16_t i) {
+                      return i % 5 == 0 ? packet(i, i * 100u, 7, 8, 101) : packet(i, i * 100u - (i / 5 + 1) * 100u, 7, 200);
+                  }));
+    check_counts(rx, {{"packets_received", 40}, {"packets_filtered", 10}, {"packets_lost", 0}, {"packets_malformed", 0}});
     CHECK(rx.frames() == 4000);
 }
 
@@ -500,15 +485,8 @@ TEST_CASE("Rtp.Receive.OtherPayloadTypeLeavesNoGap" * doctest::timeout(60)) {
 TEST_CASE("Rtp.Receive.TimestampJumpDoesNotStallRealtime" * doctest::timeout(60)) {
     Received rx;
     const auto t0 = std::chrono::steady_clock::now();
-    receive(
-        rx, "",
-        [](int port) {
-            std::vector<std::vector<std::uint8_t>> pk;
-            for (std::uint16_t i = 0; i < 50; ++i)
-                pk.push_back(packet(i, i * 100u + (i >= 25 ? (1u << 30) : 0u), 7, 200));
-            send_paced(port, pk);
-        },
-        true);
+    receive_paced(rx, "", packets(50, [](std::uint16_t i) { return packet(i, i * 100u + (i >= 25 ? (1u << 30) : 0u), 7, 200); }),
+                  true);
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);
     CHECK(rx.count("packets_received") == 50);
     CHECK(rx.frames() == 5000);

@@ -25,10 +25,7 @@
 using namespace std::chrono_literals;
 using namespace sluice;
 using namespace sluice::engine;
-using test::extra;
-using test::random_port;
-using test::send_datagram;
-using test::TempDir;
+using namespace test;  // extra, random_port, send_datagram, TempDir...
 
 namespace {
 
@@ -350,11 +347,6 @@ constexpr const char* kGstVideo = "video/x-raw,format=I420,width=320,height=240,
 constexpr const char* kGstRtpCaps =
     "application/x-rtp,media=video,clock-rate=90000,encoding-name=RAW,sampling=YCbCr-4:2:0,depth=(string)8,"
     "width=(string)320,height=(string)240,colorimetry=(string)BT601-5,payload=96";
-bool have_gst_element(const char* element) {
-    if (test::run(std::string("gst-inspect-1.0 ") + element).exit_code == 0) return true;
-    MESSAGE("GStreamer's " << element << " is not installed; .ci/install-deps installs it");
-    return false;
-}
 }  // namespace
 
 TEST_CASE("RtpVideo.Interop.GStreamerSendsSluiceRecords" * doctest::timeout(120)) {
@@ -377,10 +369,8 @@ TEST_CASE("RtpVideo.Interop.GStreamerSendsSluiceRecords" * doctest::timeout(120)
     REQUIRE(sent.exit_code == 0);
     REQUIRE(rx.wait_until_ended(20s));
     REQUIRE(rx.stop());
-    MESSAGE("GStreamer -> sluice: received " << extra(rx, "rtpvrawsrc0", "packets_received") << ", lost "
-                                              << extra(rx, "rtpvrawsrc0", "packets_lost") << ", late "
-                                              << extra(rx, "rtpvrawsrc0", "packets_late") << ", incomplete pictures "
-                                              << extra(rx, "rtpvrawsrc0", "frames_incomplete"));
+    MESSAGE("GStreamer -> sluice: " << packet_counts(rx, "rtpvrawsrc0") << ", incomplete pictures "
+                                    << extra(rx, "rtpvrawsrc0", "frames_incomplete"));
     CHECK(extra(rx, "rtpvrawsrc0", "packets_lost") == 0);
     const std::size_t frame = MediaFormat::video(320, 240, PixelFormat::i420, {30, 1}).frame_bytes();
     const auto expected = y4m_frames(reference, frame), got = y4m_frames(dir / "rx.y4m", frame);
@@ -406,12 +396,7 @@ TEST_CASE("RtpVideo.Interop.SluiceSendsGStreamerRecords" * doctest::timeout(120)
     const std::string gst = "gst-launch-1.0 -q -e udpsrc buffer-size=4000000 port=" + std::to_string(port) + " caps=\"" +
                             kGstRtpCaps + "\" ! rtpjitterbuffer latency=100 ! rtpvrawdepay ! y4menc ! filesink location=" +
                             recorded;
-    test::BackgroundCommand recorder(gst);
-    REQUIRE(recorder.started());
-    std::this_thread::sleep_for(1s);  // let it bind
-    test::send_paced("videotest num-buffers=30 ! rtpvrawsink port=" + std::to_string(port), 20s);
-    std::this_thread::sleep_for(500ms);
-    REQUIRE(recorder.finish());
+    record_while_sending(gst, "videotest num-buffers=30 ! rtpvrawsink port=" + std::to_string(port), 20s);
     const auto got = y4m_frames(recorded, MediaFormat::video(320, 240, PixelFormat::i420, {30, 1}).frame_bytes());
     MESSAGE("sluice -> GStreamer: " << got.size() << " pictures recorded of 30 sent");
     REQUIRE(got.size() == 30);

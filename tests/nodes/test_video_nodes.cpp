@@ -134,6 +134,17 @@ void write_test_y4m(const std::string& path, nodes::Properties props) {
     run_to_end(g);
 }
 
+// One picture of videotest's colour bars at 320x240: the picture the conversion cases compare
+// with ffmpeg's.
+const nodes::Properties kOnePicture{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}};
+
+// kOnePicture written as `dir`/a.y4m, for ffmpeg to read; returns the file's path.
+std::string one_picture_y4m(const ScratchDir& dir) {
+    const std::string a = dir / "a.y4m";
+    write_test_y4m(a, kOnePicture);
+    return a;
+}
+
 // videotest with `props` [-> the transforms] -> captured frames.
 struct Captured {
     MediaFormat format;
@@ -221,6 +232,32 @@ std::string y4msrc_error(const std::string& path) {
     CHECK_FALSE(st.ok());
     CHECK(node == nullptr);
     return st.message();
+}
+
+// The cases of a bad .y4m file: `path`, x.y4m in a folder of their own; error_of(bytes) writes
+// those bytes there and returns y4msrc_error(path).
+struct BadY4m {
+    ScratchDir dir;
+    const std::string path = dir / "x.y4m";
+    std::string error_of(const std::string& bytes) const {
+        write_file(path, bytes);
+        return y4msrc_error(path);
+    }
+};
+
+// What a y4msrc named "in" reading `path` to its end delivers: the pictures, and the error events
+// posted on the way.
+struct Y4mRead {
+    std::vector<Capture::Frame> frames;
+    std::vector<Event> errors;
+};
+Y4mRead read_y4m(const std::string& path) {
+    Graph g;
+    auto& src = add(g, "y4msrc", "in", {{"path", path}});
+    auto& cap = g.add<Capture>("cap");
+    chain(g, {&src, &cap});
+    auto errors = run_to_end(g, false);
+    return {std::move(cap.frames), std::move(errors)};
 }
 
 }  // namespace
@@ -461,10 +498,8 @@ TEST_CASE("VideoConvert.RgbaToI420.ExactOnRandomAndSaturatedPicturesOfOddAndEven
 
 TEST_CASE("VideoConvert.Colours.MatchFfmpegBt601" * doctest::timeout(60)) {
     ScratchDir dir;
-    const std::string a = dir / "a.y4m";
-    const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}};
-    write_test_y4m(a, props);
-    const auto ours = capture(props, {{"videoconvert", {{"format", "rgba"}}}});
+    const std::string a = one_picture_y4m(dir);
+    const auto ours = capture(kOnePicture, {{"videoconvert", {{"format", "rgba"}}}});
     REQUIRE(ours.frames.size() == 1);
     CHECK(ours.format == negotiated(320, 240, PixelFormat::rgba, {30, 1}));
     const std::string rgb = rgb_of_rgba(ours.frames[0].bytes);
@@ -626,49 +661,30 @@ TEST_CASE("Y4mSrc.BadInput.MissingFile") {
     CHECK(msg == "in: /nonexistent/missing.y4m: byte 0: cannot open: No such file or directory");
 }
 
-TEST_CASE("Y4mSrc.BadInput.WrongMagic") {
-    ScratchDir dir;
-    const std::string path = dir / "x.y4m";
-    write_file(path, "YUV4MPEG W320 H240 F30:1\nFRAME\n");
-    CHECK(y4msrc_error(path) == "in: " + path + ": byte 0: not a YUV4MPEG2 file (it must start with \"YUV4MPEG2 \")");
-    write_file(path, "");
-    CHECK(y4msrc_error(path).find(path + ": byte 0: not a YUV4MPEG2 file") != std::string::npos);
+TEST_CASE_FIXTURE(BadY4m, "Y4mSrc.BadInput.WrongMagic") {
+    CHECK(error_of("YUV4MPEG W320 H240 F30:1\nFRAME\n") == "in: " + path + ": byte 0: not a YUV4MPEG2 file (it must start with \"YUV4MPEG2 \")");
+    CHECK(error_of("").find(path + ": byte 0: not a YUV4MPEG2 file") != std::string::npos);
 }
 
-TEST_CASE("Y4mSrc.BadInput.MissingWidthHeightOrRate") {
-    ScratchDir dir;
-    const std::string path = dir / "x.y4m";
-    write_file(path, "YUV4MPEG2 H240 F30:1\n");
-    CHECK(y4msrc_error(path) == "in: " + path + ": byte 20: header has no width (W parameter)");
-    write_file(path, "YUV4MPEG2 W320 F30:1\n");
-    CHECK(y4msrc_error(path).find(path + ": byte 20: header has no height") != std::string::npos);
-    write_file(path, "YUV4MPEG2 W320 H240\n");
-    CHECK(y4msrc_error(path).find(path + ": byte 19: header has no frame rate") != std::string::npos);
-    write_file(path, "YUV4MPEG2 W320 H240 F0:0\n");
-    CHECK(y4msrc_error(path).find(path + ": byte 20: bad frame rate 'F0:0'") != std::string::npos);
-    write_file(path, "YUV4MPEG2 W320 H240 F30:1");  // no end of line
-    CHECK(y4msrc_error(path).find(path + ": byte 25: header is truncated") != std::string::npos);
+TEST_CASE_FIXTURE(BadY4m, "Y4mSrc.BadInput.MissingWidthHeightOrRate") {
+    CHECK(error_of("YUV4MPEG2 H240 F30:1\n") == "in: " + path + ": byte 20: header has no width (W parameter)");
+    CHECK(error_of("YUV4MPEG2 W320 F30:1\n").find(path + ": byte 20: header has no height") != std::string::npos);
+    CHECK(error_of("YUV4MPEG2 W320 H240\n").find(path + ": byte 19: header has no frame rate") != std::string::npos);
+    CHECK(error_of("YUV4MPEG2 W320 H240 F0:0\n").find(path + ": byte 20: bad frame rate 'F0:0'") != std::string::npos);
+    // No end of line.
+    CHECK(error_of("YUV4MPEG2 W320 H240 F30:1").find(path + ": byte 25: header is truncated") != std::string::npos);
 }
 
-TEST_CASE("Y4mSrc.BadInput.UnsupportedColourSpace") {
-    ScratchDir dir;
-    const std::string path = dir / "x.y4m";
-    write_file(path, "YUV4MPEG2 W320 H240 F30:1 Ip C444 A1:1\nFRAME\n");
-    const std::string msg = y4msrc_error(path);
+TEST_CASE_FIXTURE(BadY4m, "Y4mSrc.BadInput.UnsupportedColourSpace") {
+    const std::string msg = error_of("YUV4MPEG2 W320 H240 F30:1 Ip C444 A1:1\nFRAME\n");
     CHECK(msg.find(path + ": byte 29: unsupported colour space 'C444'") != std::string::npos);
-    write_file(path, "YUV4MPEG2 W320 H240 F30:1 C420p10\n");
-    CHECK(y4msrc_error(path).find("unsupported colour space 'C420p10'") != std::string::npos);
+    CHECK(error_of("YUV4MPEG2 W320 H240 F30:1 C420p10\n").find("unsupported colour space 'C420p10'") != std::string::npos);
 }
 
-TEST_CASE("Y4mSrc.BadInput.AbsurdSize") {
-    ScratchDir dir;
-    const std::string path = dir / "x.y4m";
-    write_file(path, "YUV4MPEG2 W99999999 H240 F30:1\n");
-    CHECK(y4msrc_error(path) == "in: " + path + ": byte 10: bad width 'W99999999': must be 1..16384");
-    write_file(path, "YUV4MPEG2 W320 H-4 F30:1\n");
-    CHECK(y4msrc_error(path).find(path + ": byte 15: bad height 'H-4'") != std::string::npos);
-    write_file(path, "YUV4MPEG2 W16384 H16384 F30:1\n");
-    CHECK(y4msrc_error(path).find("larger than the") != std::string::npos);
+TEST_CASE_FIXTURE(BadY4m, "Y4mSrc.BadInput.AbsurdSize") {
+    CHECK(error_of("YUV4MPEG2 W99999999 H240 F30:1\n") == "in: " + path + ": byte 10: bad width 'W99999999': must be 1..16384");
+    CHECK(error_of("YUV4MPEG2 W320 H-4 F30:1\n").find(path + ": byte 15: bad height 'H-4'") != std::string::npos);
+    CHECK(error_of("YUV4MPEG2 W16384 H16384 F30:1\n").find("larger than the") != std::string::npos);
 }
 
 TEST_CASE("Y4mSrc.BadInput.TruncatedFrame" * doctest::timeout(60)) {
@@ -679,12 +695,8 @@ TEST_CASE("Y4mSrc.BadInput.TruncatedFrame" * doctest::timeout(60)) {
     const std::size_t header = bytes.find('\n') + 1, frame = 6 + 28800;
     write_file(cut, bytes.substr(0, header + frame + 6 + 1000));  // frame 1 has 1000 of its 28800 bytes
 
-    Graph g;
-    auto& src = add(g, "y4msrc", "in", {{"path", cut}});
-    auto& cap = g.add<Capture>("cap");
-    chain(g, {&src, &cap});
-    const auto errors = run_to_end(g, false);
-    CHECK(cap.frames.size() == 1);
+    const auto [frames, errors] = read_y4m(cut);
+    CHECK(frames.size() == 1);
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].node == "in");
     CHECK(errors[0].code == engine::GraphErrc::corrupt_file);
@@ -701,12 +713,8 @@ TEST_CASE("Y4mSrc.BadInput.GarbageInsteadOfFrame" * doctest::timeout(60)) {
     bytes.replace(header + 2 * frame, 5, "FRAXE");
     write_file(bad, bytes);
 
-    Graph g;
-    auto& src = add(g, "y4msrc", "in", {{"path", bad}});
-    auto& cap = g.add<Capture>("cap");
-    chain(g, {&src, &cap});
-    const auto errors = run_to_end(g, false);
-    CHECK(cap.frames.size() == 2);
+    const auto [frames, errors] = read_y4m(bad);
+    CHECK(frames.size() == 2);
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].code == engine::GraphErrc::corrupt_file);
     // The bytes found are shown, non-printable ones (the '\n', dark pixels) as '?'.
@@ -714,17 +722,11 @@ TEST_CASE("Y4mSrc.BadInput.GarbageInsteadOfFrame" * doctest::timeout(60)) {
                                         ": frame 2: expected \"FRAME\", found \"FRAXE?"));
 }
 
-TEST_CASE("Y4mSrc.BadInput.EndlessFrameLine" * doctest::timeout(60)) {
-    ScratchDir dir;
-    const std::string path = dir / "x.y4m";
+TEST_CASE_FIXTURE(BadY4m, "Y4mSrc.BadInput.EndlessFrameLine" * doctest::timeout(60)) {
     // A FRAME line must end within 1024 bytes, however much the reader happens to buffer.
     write_file(path, "YUV4MPEG2 W2 H2 F1:1\nFRAME " + std::string(2000, 'x') + "\n" + std::string(6, 'y'));
-    Graph g;
-    auto& src = add(g, "y4msrc", "in", {{"path", path}});
-    auto& cap = g.add<Capture>("cap");
-    chain(g, {&src, &cap});
-    const auto errors = run_to_end(g, false);
-    CHECK(cap.frames.empty());
+    const auto [frames, errors] = read_y4m(path);
+    CHECK(frames.empty());
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].message == path + ": byte 21: frame 0: FRAME line longer than 1024 bytes");
 }
@@ -880,16 +882,14 @@ TEST_CASE("Scale.ZonePlate.ShrunkFourTimesAsFfmpegsAreaWithoutAliasing" * doctes
 
 TEST_CASE("VideoConvert.Formats.EachAsFfmpegConvertsItAndBackToI420" * doctest::timeout(120)) {
     ScratchDir dir;
-    const std::string a = dir / "a.y4m";
-    const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}};
-    write_test_y4m(a, props);
-    const auto direct = capture(props);
+    const std::string a = one_picture_y4m(dir);
+    const auto direct = capture(kOnePicture);
     REQUIRE(direct.frames.size() == 1);
     for (const auto& [ours, ffmpeg] : kFfmpegNames) {
         INFO(std::string(ours));
         const std::optional<PixelFormat> f = parse_pixel_format(ours);
         REQUIRE(f);
-        const auto got = capture(props, {{"videoconvert", {{"format", ours}}}});
+        const auto got = capture(kOnePicture, {{"videoconvert", {{"format", ours}}}});
         REQUIRE(got.frames.size() == 1);
         CHECK(got.format == negotiated(320, 240, *f, {30, 1}));
         CHECK(got.frames[0].bytes.size() == got.format.frame_bytes());
@@ -904,7 +904,8 @@ TEST_CASE("VideoConvert.Formats.EachAsFfmpegConvertsItAndBackToI420" * doctest::
         // And back. Luma survives (RGB: rounded twice); chroma is filtered on the way up and down
         // wherever the subsampling changes, so it blurs at colour edges and is compared by PSNR,
         // and exactly inside the bars.
-        const auto back = capture(props, {{"videoconvert", {{"format", ours}}}, {"videoconvert", {{"format", "i420"}}}});
+        const auto back =
+            capture(kOnePicture, {{"videoconvert", {{"format", ours}}}, {"videoconvert", {{"format", "i420"}}}});
         REQUIRE(back.frames.size() == 1);
         CHECK(back.format == direct.format);
         const std::uint8_t* was = direct.frames[0].bytes.data();
@@ -946,8 +947,7 @@ TEST_CASE("VideoConvert.Bt709.ColourBarsAsFfmpegConvertsThem" * doctest::timeout
     CHECK(ours709.format.range == ColourRange::limited);
     CHECK(ours601.format.matrix == ColourMatrix::bt601);
     // Y'CbCr already BT.601 (videotest's I420) re-expressed as BT.709: through RGB inside.
-    const auto converted = capture({{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}},
-                                   {{"videoconvert", {{"format", "i420"}, {"matrix", "bt709"}}}});
+    const auto converted = capture(kOnePicture, {{"videoconvert", {{"format", "i420"}, {"matrix", "bt709"}}}});
     REQUIRE(converted.frames.size() == 1);
     CHECK(converted.format.matrix == ColourMatrix::bt709);
     // BT.709 back to RGB: the matrix comes from the negotiated format.
@@ -978,11 +978,9 @@ TEST_CASE("VideoConvert.Bt709.ColourBarsAsFfmpegConvertsThem" * doctest::timeout
 
 TEST_CASE("VideoConvert.FullRange.AsFfmpegExpandsItAndBack" * doctest::timeout(60)) {
     ScratchDir dir;
-    const std::string a = dir / "a.y4m";
-    const nodes::Properties props{{"width", "320"}, {"height", "240"}, {"num-buffers", "1"}};
-    write_test_y4m(a, props);
-    const auto limited = capture(props);
-    const auto full = capture(props, {{"videoconvert", {{"format", "i420"}, {"range", "full"}}}});
+    const std::string a = one_picture_y4m(dir);
+    const auto limited = capture(kOnePicture);
+    const auto full = capture(kOnePicture, {{"videoconvert", {{"format", "i420"}, {"range", "full"}}}});
     REQUIRE(full.frames.size() == 1);
     CHECK(full.format.range == ColourRange::full);
     CHECK(full.format.matrix == ColourMatrix::bt601);
@@ -995,8 +993,8 @@ TEST_CASE("VideoConvert.FullRange.AsFfmpegExpandsItAndBack" * doctest::timeout(6
         CHECK(std::abs(y_full - int(std::lround((y_limited - 16) * 255.0 / 219.0))) <= 1);
     }
     // Full range back to RGB: the range comes from the negotiated format.
-    const auto rgb = capture(props, {{"videoconvert", {{"format", "i420"}, {"range", "full"}}},
-                                     {"videoconvert", {{"format", "rgba"}}}});
+    const auto rgb = capture(kOnePicture, {{"videoconvert", {{"format", "i420"}, {"range", "full"}}},
+                                           {"videoconvert", {{"format", "rgba"}}}});
     REQUIRE(rgb.frames.size() == 1);
     for (int bar = 0; bar < 7; ++bar)
         for (int c = 0; c < 3; ++c) {

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,16 @@
 namespace sluice::nodes::detail {
 
 using engine::Flow;
+
+// An object of a C library, owned: freed by that library's own function when the pointer goes
+// (CPtr<snd_pcm_t, snd_pcm_close>). Whatever the function returns is of no use by then.
+template <auto free_function>
+struct FreeWith {
+    template <class T>
+    void operator()(T* p) const noexcept { (void)free_function(p); }
+};
+template <class T, auto free_function>
+using CPtr = std::unique_ptr<T, FreeWith<free_function>>;
 
 // Property lists joined, for NodeSpecs that share some of theirs with other nodes.
 inline std::vector<PropertySpec> with(std::vector<PropertySpec> a, const std::vector<PropertySpec>& b) {

@@ -37,6 +37,12 @@ Status load_plugin(const std::string& path) {
                                             " (Sluice " + built + "); this is ABI " + std::to_string(kPluginAbi >> 16) +
                                             "." + std::to_string(kPluginAbi & 0xFFFF) + " (Sluice " + version() + ")"};
     }
+    // Its registry is ours only if it resolved Sluice to the libraries this program uses. It
+    // stays loaded: its code (and a static copy's constructors) ran.
+    if (entry->registry_identity == nullptr || entry->registry_identity() != detail::registry_identity())
+        return {engine::GraphErrc::invalid_argument,
+                "plugin " + name + " registers into a Sluice of its own, not this program's (one of the two links "
+                                   "Sluice statically; build both against the shared libsluice_nodes)"};
     Status st = registry.staged(path, [&] {
         try {
             return entry->register_types();

@@ -28,6 +28,8 @@ Registry& Registry::instance() {
     return *registry;
 }
 
+const void* registry_identity() noexcept { return &Registry::instance(); }
+
 Status Registry::check(const NodeSpec& spec) const {
     if (spec.type.empty()) return {engine::GraphErrc::invalid_argument, "a node type needs a name"};
     if (!spec.make) return {engine::GraphErrc::invalid_argument, "node type '" + printable(spec.type) + "' has no factory"};

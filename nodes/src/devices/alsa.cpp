@@ -52,18 +52,9 @@ using engine::FormatSet;
 using engine::MediaFormat;
 using engine::SampleFormat;
 
-struct PcmCloser {
-    void operator()(snd_pcm_t* p) const noexcept { snd_pcm_close(p); }
-};
-using PcmPtr = std::unique_ptr<snd_pcm_t, PcmCloser>;
-struct HwParamsFree {
-    void operator()(snd_pcm_hw_params_t* p) const noexcept { snd_pcm_hw_params_free(p); }
-};
-using HwParamsPtr = std::unique_ptr<snd_pcm_hw_params_t, HwParamsFree>;
-struct SwParamsFree {
-    void operator()(snd_pcm_sw_params_t* p) const noexcept { snd_pcm_sw_params_free(p); }
-};
-using SwParamsPtr = std::unique_ptr<snd_pcm_sw_params_t, SwParamsFree>;
+using PcmPtr = detail::CPtr<snd_pcm_t, snd_pcm_close>;
+using HwParamsPtr = detail::CPtr<snd_pcm_hw_params_t, snd_pcm_hw_params_free>;
+using SwParamsPtr = detail::CPtr<snd_pcm_sw_params_t, snd_pcm_sw_params_free>;
 
 snd_pcm_format_t alsa_format(SampleFormat f) {
     switch (f) {

@@ -69,17 +69,13 @@ namespace sluice::nodes {
 namespace {
 
 using engine::Flow;
-using engine::FormatSet;
 using engine::MediaFormat;
 using engine::SampleFormat;
 
 constexpr std::size_t kCacheLine = 64;
 constexpr int kMaxChannels = 64;
 
-struct ClientCloser {
-    void operator()(jack_client_t* c) const noexcept { jack_client_close(c); }
-};
-using ClientPtr = std::unique_ptr<jack_client_t, ClientCloser>;
+using ClientPtr = detail::CPtr<jack_client_t, jack_client_close>;
 
 // A client whose server went away is not closed: libjack2's jack_client_close can then block
 // forever on a lock of its own (jackaudio/jack2#395, open; seen here under load in 1 of ~40 runs
@@ -94,10 +90,7 @@ void abandon_client(jack_client_t* c, jack_ringbuffer_t* ring) {
     std::lock_guard lock(mutex);
     abandoned->emplace_back(c, ring);
 }
-struct RingFree {
-    void operator()(jack_ringbuffer_t* r) const noexcept { jack_ringbuffer_free(r); }
-};
-using RingPtr = std::unique_ptr<jack_ringbuffer_t, RingFree>;
+using RingPtr = detail::CPtr<jack_ringbuffer_t, jack_ringbuffer_free>;
 
 // ---- The ring's hand-off (see the header comment). Both sides: take a vector, acquire(),
 // touch the samples, release(), advance.

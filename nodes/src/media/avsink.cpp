@@ -57,10 +57,6 @@ Defaults defaults_for(const std::string& container) {
     return it != table.end() ? it->second : Defaults{nullptr, nullptr};
 }
 
-struct FifoFree {
-    void operator()(AVAudioFifo* f) const noexcept { av_audio_fifo_free(f); }
-};
-
 // One encoded stream of the file.
 struct Track {
     detail::CodecPtr codec;
@@ -72,7 +68,7 @@ struct Track {
     // Audio: our interleaved samples converted to the encoder's format, gathered into frames of
     // the encoder's size.
     detail::SwrPtr swr;
-    std::unique_ptr<AVAudioFifo, FifoFree> fifo;
+    detail::CPtr<AVAudioFifo, av_audio_fifo_free> fifo;
     // Video: RGBA (or anything not the encoder's format) converted.
     detail::SwsPtr sws;
 };

@@ -45,6 +45,19 @@ inline std::vector<PropertySpec> rtcp_properties() {
             {"rtcp-port", "0", "the RTCP port (0: the RTP port + 1)"}};
 }
 
+// Opens a stream's RTP socket and, unless `rtcp_port` is -1 (rtcp=false), its RTCP socket beside
+// it; when either fails, neither stays open. `Udp` and `Rtcp` are UdpSender and RtcpSender, or
+// UdpReceiver and RtcpReceiver. Control thread (start).
+template <class Udp, class Rtcp>
+Status open_rtp_and_rtcp(Udp& udp, Rtcp& rtcp, const std::string& host, std::uint16_t port, std::int64_t rtcp_port,
+                         const Multicast& multicast) {
+    if (Status st = udp.open(host, port, multicast); !st) return st;
+    if (rtcp_port < 0) return {};
+    Status st = rtcp.open(host, port, rtcp_port, multicast);
+    if (!st) udp.close();
+    return st;
+}
+
 class RtcpSender {
 public:
     // Beside a stream to host:port; `rtcp_port` as read_rtcp_port() gives it (0: port + 1).

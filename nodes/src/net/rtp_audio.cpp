@@ -9,6 +9,7 @@
 #include "net/rtp_audio_receiver.hpp"
 #include "net/rtp_receive_node.hpp"
 #include "net/rtcp_session.hpp"
+#include "net/rtp_send_node.hpp"
 #include <sluice/nodes/registry.hpp>
 #include "net/udp.hpp"
 
@@ -19,7 +20,6 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
-#include <random>
 #include <vector>
 
 namespace sluice::nodes {
@@ -45,17 +45,10 @@ enum class Pcm { l16, l24 };
 const std::vector<std::string> kPcmNames{"L16", "L24"};
 SampleFormat sample_format_of(Pcm pcm) { return pcm == Pcm::l24 ? SampleFormat::s24 : SampleFormat::s16; }
 
-class RtpSink final : public Node {
+class RtpSink final : public detail::RtpSendNode<Node> {
 public:
-    RtpSink(std::string name, PropertyReader& r) : Node(std::move(name), Kind::render) {
-        host_ = r.text("host");
-        port_ = std::uint16_t(r.integer("port", 1, 65535));
-        multicast_ = detail::read_sender_multicast(r);
-        sync_ = r.flag("sync");
-        mtu_ = std::size_t(r.integer("mtu", 64, 65507));
+    RtpSink(std::string name, PropertyReader& r) : RtpSendNode(std::move(name), r) {
         pt_ = int(r.integer("pt", -1, 127));
-        sdp_path_ = r.text("sdp");
-        rtcp_port_ = detail::read_rtcp_port(r);
         // AES67 (and ST 2110-30's level A): 48 kHz, L24 unless L16 is asked for, 1 ms packets,
         // at most 8 channels, RTP time taken from the reference clock, and the SDP says so.
         aes67_ = r.choice("profile", {"none", "aes67"}) == 1;
@@ -65,12 +58,6 @@ public:
         if (ts_refclk_.find_first_of("\r\n") != std::string::npos)
             r.fail(make_error_code(engine::GraphErrc::invalid_argument), this->name() + ": ts-refclk= is one SDP line's value");
         add_input("sink", {MediaFormat::audio(aes67_ ? 48000 : 0, 0, sample_format_of(pcm_))});
-        packet_.resize(mtu_);
-    }
-    std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        auto stats = rtcp_.stats();
-        stats.insert(stats.begin(), {"packets_sent", packets_.load(std::memory_order_relaxed)});  // relaxed: a statistic
-        return stats;
     }
 
 private:
@@ -103,31 +90,18 @@ private:
         return {};
     }
     Status start() override {
-        if (Status st = udp_.open(host_, port_, multicast_); !st) return st;
-        if (rtcp_port_ >= 0)
-            if (Status st = rtcp_.open(host_, port_, rtcp_port_, multicast_); !st) {
-                udp_.close();
-                return st;
-            }
-        set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
         const MediaFormat& f = input(0).format();
         payload_type_ = std::uint8_t(pt_ >= 0 ? pt_ : std::max(pcm_ == Pcm::l16 ? static_payload_type(f.rate, f.channels) : -1, 96));
-        std::random_device random;
-        ssrc_ = random();
-        sequence_ = std::uint16_t(random());
-        timestamp_ = random();
         first_ = true;
         stamped_ = false;
         pending_ = 0;
-        if (sdp_path_.empty()) return {};
-        // The description a receiver needs (ffmpeg -i FILE, ffplay, GStreamer's sdpdemux): the
-        // encoding at our rate and channels, and the packet time.
-        wire::SdpStream sdp;
+        return RtpSendNode::start();
+    }
+    // The description a receiver needs (ffmpeg -i FILE, ffplay, GStreamer's sdpdemux): the
+    // encoding at our rate and channels, and the packet time.
+    void describe(wire::SdpStream& sdp) const override {
+        const MediaFormat& f = input(0).format();
         sdp.media = wire::SdpStream::Media::audio;
-        sdp.session = "Sluice " + name();
-        sdp.address = host_;
-        sdp.ttl = detail::is_multicast(host_) ? multicast_.ttl : 0;
-        sdp.port = port_;
         sdp.payload_type = payload_type_;
         sdp.encoding = kPcmNames[std::size_t(pcm_)];
         sdp.clock_rate = f.rate;
@@ -137,15 +111,6 @@ private:
             sdp.ts_refclk = ts_refclk_;
             sdp.mediaclk = "direct=0";  // RTP time is reference time at the clock rate: see first_timestamp()
         }
-        return detail::write_text_file(sdp_path_, wire::write_sdp(sdp), "sdp");
-    }
-    std::vector<FileUse> file_uses() const override {
-        if (sdp_path_.empty()) return {};
-        return {{sdp_path_, true}};
-    }
-    void stop() override {
-        udp_.close();
-        rtcp_.close();
     }
 
     // AES67's RTP time is the reference clock's time (since its epoch) times the rate, so that
@@ -154,7 +119,7 @@ private:
     // ptp), else CLOCK_TAI, which phc2sys keeps on PTP where it runs. The sample's first frame
     // is placed by how far before now its running time lies.
     std::uint32_t first_timestamp(const SampleRef& s) {
-        if (!aes67_) return timestamp_;
+        if (!aes67_) return timestamp_origin_;
         std::int64_t at_ns = clock().tai_ns();
         if (s.start_time() != kNoTime) at_ns -= clock().now() - s.start_time();
         const auto rate = std::uint64_t(input(0).format().rate);
@@ -185,14 +150,7 @@ private:
             // buffer at 1 ms ptime go a millisecond apart, as AES67 receivers expect), not in a burst.
             if (pacing && pending_ == 0 && done > 0) {
                 const MediaTime due = s.start_time() + engine::frames_to_ns(done / frame, format.rate);
-                if (due - clock().now() > kPacingSlackNs) {
-                    const engine::ClockWait w = clock().wait_until(due, stop_token());
-                    if (w == engine::ClockWait::stopped) return Flow::stopped;
-                    if (w == engine::ClockWait::interrupted) {
-                        if (flushing()) return Flow::flushing;
-                        pacing = false;  // paused meanwhile: the rest of this buffer goes at once
-                    }
-                }
+                if (const Flow f = pace_until(due, pacing); f != Flow::ok) return f;
             }
             std::uint8_t* payload = packet_.data() + kRtpHeader + pending_;
             if (pcm_ == Pcm::l24) wire::native_to_l24(pcm + done, payload, take);
@@ -208,59 +166,41 @@ private:
     // The last packet of the stream may be short: better than frames never sent.
     void end_of_stream(std::size_t input) override {
         if (pending_ > 0) (void)send_packet();  // a failure is reported on the bus
-        rtcp_.goodbye(rtp_time_now());
-        Node::end_of_stream(input);
+        RtpSendNode::end_of_stream(input);
     }
 
     // The stream's RTP time at this moment, for the SR: running time maps to RTP time as it did
     // at the first buffer (a live stream's media time runs with the clock).
-    std::uint32_t rtp_time_now() const {
-        if (!stamped_) return timestamp_;
+    std::uint32_t rtp_time_now() const override {
+        if (!stamped_) return timestamp_origin_;
         const std::int64_t elapsed = clock().now() - stamp_running_;
         return stamp_timestamp_ + std::uint32_t(std::int64_t(static_cast<__int128>(elapsed) * input(0).format().rate / 1'000'000'000));
     }
     void flush() override { pending_ = 0; }  // what waited belongs before the seek
 
+    // Sends what is pending as one packet. An SR may go with it (send_rtp()): rtp_time_now() reads
+    // only what the first buffer stamped, so timestamp_ may move on after the send.
     Flow send_packet() {
-        const std::size_t bytes = pending_;
-        pending_ = 0;
-        wire::write_rtp_header(packet_.data(), payload_type_, first_, sequence_++, timestamp_, ssrc_);
-        if (const std::error_code ec = udp_.send({packet_.data(), kRtpHeader + bytes}))
-            return report_error(ec, "rtpsink: send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
-        packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        const std::size_t bytes = std::exchange(pending_, 0);
+        if (const Flow f = send_rtp(payload_type_, first_, timestamp_, bytes, "rtpsink"); f != Flow::ok) return f;
         timestamp_ += std::uint32_t(bytes / input(0).format().frame_bytes());
         first_ = false;
-        if (rtcp_.sent(ssrc_, bytes)) rtcp_.report(rtp_time_now());
         return Flow::ok;
     }
 
-    static constexpr std::int64_t kPacingSlackNs = 100'000;  // shorter waits are not worth a sleep
-    static constexpr std::size_t kRtpHeader = 12;
-    std::string host_;
-    std::uint16_t port_ = 5004;
-    detail::Multicast multicast_;
-    bool sync_ = true;
-    std::size_t mtu_ = 1400;
     int pt_ = -1;
-    std::string sdp_path_;  // sdp=: where to describe the stream, or empty
     bool aes67_ = false;
     Pcm pcm_ = Pcm::l16;
     double ptime_ms_ = 0;    // 0: as many frames as mtu= allows
     std::string ts_refclk_;  // profile=aes67: the SDP's a=ts-refclk value
     std::size_t frames_per_packet_ = 1;
     std::uint8_t payload_type_ = 96;
-    detail::UdpSender udp_;
-    std::vector<std::uint8_t> packet_;
-    std::uint32_t ssrc_ = 0, timestamp_ = 0;
-    std::uint16_t sequence_ = 0;
+    std::uint32_t timestamp_ = 0;
     bool first_ = true;     // the next packet is the stream's first (RTP's marker bit)
     bool stamped_ = false;  // timestamp_ holds the next frame's RTP time
     MediaTime stamp_running_ = 0;      // the running time of the first frame sent
     std::uint32_t stamp_timestamp_ = 0;  // and its RTP time
-    std::int64_t rtcp_port_ = 0;       // -1: no RTCP; 0: port + 1
-    detail::RtcpSender rtcp_;
     std::size_t pending_ = 0;  // payload bytes in packet_ not yet sent
-    std::atomic<std::uint64_t> packets_{0};
 };
 
 // Receives L16 or L24 packets on a UDP port into an RtpAudioReceiver (rtp_audio_receiver.hpp says what
@@ -359,9 +299,8 @@ private:
 
 NodeSpec rtpsink_spec() {
     return {"rtpsink", Node::Kind::render, "sends audio as RTP L16 or L24 (RFC 3550/3551/3190; AES67 with profile=aes67) over UDP",
-            detail::with(detail::with(detail::udp_sender_properties(), detail::rtcp_properties()),
-                         {{"mtu", "1400", "largest datagram in bytes (packets are cut to whole frames below it)"},
-                          {"encoding", "L16", "payload: L16 (s16 in) or L24 (s24 in; AES67, ST 2110-30)"},
+            detail::with(detail::rtp_sender_properties("largest datagram in bytes (packets are cut to whole frames below it)"),
+                         {{"encoding", "L16", "payload: L16 (s16 in) or L24 (s24 in; AES67, ST 2110-30)"},
                           {"ptime", "0", "packet time in ms, e.g. 1 or 0.125 (0: as many frames as mtu allows)"},
                           {"profile", "none", "aes67: 48 kHz, L24 (unless encoding= says L16), ptime=1, at most 8 "
                                               "channels, RTP time from CLOCK_TAI, SDP clock lines (none: plain RTP)"},

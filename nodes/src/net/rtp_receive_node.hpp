@@ -57,12 +57,7 @@ protected:
     virtual std::optional<std::uint32_t> stream_ssrc() const noexcept = 0;
 
     Status start() override {
-        if (Status st = udp_.open(address_, port_, multicast_); !st) return st;
-        if (rtcp_port_ >= 0)
-            if (Status st = rtcp_.open(address_, port_, rtcp_port_, multicast_); !st) {
-                udp_.close();
-                return st;
-            }
+        if (Status st = open_rtp_and_rtcp(udp_, rtcp_, address_, port_, rtcp_port_, multicast_); !st) return st;
         started_ns_ = steady_now_ns();
         limit_.produced = 0;
         return {};

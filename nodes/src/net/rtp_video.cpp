@@ -8,6 +8,7 @@
 #include "core/common.hpp"
 #include "net/rtcp_session.hpp"
 #include "net/rtp_receive_node.hpp"
+#include "net/rtp_send_node.hpp"
 #include "net/rtp_video_receiver.hpp"
 #include <sluice/nodes/registry.hpp>
 #include "net/udp.hpp"
@@ -17,7 +18,6 @@
 #include <array>
 #include <atomic>
 #include <cstring>
-#include <random>
 #include <vector>
 
 namespace sluice::nodes {
@@ -33,34 +33,21 @@ using engine::Flow;
 using engine::MediaFormat;
 
 constexpr std::uint32_t kVideoClock = 90000;  // RFC 4175: timestamps count a 90 kHz clock
-constexpr std::size_t kRtpHeader = 12;
 
 std::uint32_t to_video_clock(MediaTime ns) noexcept {
     return std::uint32_t(static_cast<__int128>(ns) * kVideoClock / 1'000'000'000);
 }
 
 // Sends each picture as the RTP packets of RFC 4175, the last one marked.
-class RtpVrawSink final : public detail::VideoNode {
+class RtpVrawSink final : public detail::RtpSendNode<detail::VideoNode> {
 public:
-    RtpVrawSink(std::string name, PropertyReader& r) : VideoNode(std::move(name), Kind::render) {
-        host_ = r.text("host");
-        port_ = std::uint16_t(r.integer("port", 1, 65535));
-        multicast_ = detail::read_sender_multicast(r);
-        sync_ = r.flag("sync");
-        mtu_ = std::size_t(r.integer("mtu", 64, 65507));
+    RtpVrawSink(std::string name, PropertyReader& r) : RtpSendNode(std::move(name), r) {
         pt_ = std::uint8_t(r.integer("pt", 96, 127));
         pacing_ = r.number("pacing", 0, 1);
-        sdp_path_ = r.text("sdp");
-        rtcp_port_ = detail::read_rtcp_port(r);
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
-        packet_.resize(mtu_);
     }
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {
-        std::vector<std::pair<std::string, std::uint64_t>> stats{
-            {"packets_sent", packets_.load(std::memory_order_relaxed)},  // relaxed: statistics
-            {"frames_sent", frames_.load(std::memory_order_relaxed)}};
-        for (auto& s : rtcp_.stats()) stats.push_back(std::move(s));
-        return stats;
+        return sender_stats({{"frames_sent", frames_.load(std::memory_order_relaxed)}});  // relaxed: a statistic
     }
 
 private:
@@ -73,28 +60,11 @@ private:
                                                                                      : " (sides are at most 32767)")};
         return {};
     }
-    Status start() override {
-        if (Status st = udp_.open(host_, port_, multicast_); !st) return st;
-        if (rtcp_port_ >= 0)
-            if (Status st = rtcp_.open(host_, port_, rtcp_port_, multicast_); !st) {
-                udp_.close();
-                return st;
-            }
-        set_clocked(sync_);  // the node's own choice, whatever the app set for renders at large
-        std::random_device random;
-        ssrc_ = random();
-        sequence_ = random();
-        timestamp_offset_ = random();
-        if (sdp_path_.empty()) return {};
-        // RFC 4175's description as SMPTE ST 2110-20 writes it: the sampling, size, depth and
-        // rate, and the colorimetry our pictures carry (BT.601; BT.709 for HD formats that say so).
+    // RFC 4175's description as SMPTE ST 2110-20 writes it: the sampling, size, depth and
+    // rate, and the colorimetry our pictures carry (BT.601; BT.709 for HD formats that say so).
+    void describe(wire::SdpStream& sdp) const override {
         const MediaFormat& f = input(0).format();
-        wire::SdpStream sdp;
         sdp.media = wire::SdpStream::Media::video;
-        sdp.session = "Sluice " + name();
-        sdp.address = host_;
-        sdp.ttl = detail::is_multicast(host_) ? multicast_.ttl : 0;
-        sdp.port = port_;
         sdp.payload_type = pt_;
         sdp.encoding = "raw";
         sdp.clock_rate = 90000;
@@ -104,22 +74,9 @@ private:
         sdp.depth = 8;
         sdp.exactframerate = f.fps;
         sdp.colorimetry = f.matrix == engine::ColourMatrix::bt709 ? "BT709-2" : "BT601-5";
-        return detail::write_text_file(sdp_path_, wire::write_sdp(sdp), "sdp");
-    }
-    std::vector<FileUse> file_uses() const override {
-        if (sdp_path_.empty()) return {};
-        return {{sdp_path_, true}};
-    }
-    void stop() override {
-        udp_.close();
-        rtcp_.close();
-    }
-    void end_of_stream(std::size_t input) override {
-        rtcp_.goodbye(rtp_time_now());
-        Node::end_of_stream(input);
     }
     // The stream's RTP time at this moment (for the SR): pictures are stamped by running time.
-    std::uint32_t rtp_time_now() const { return timestamp_offset_ + to_video_clock(clock().now()); }
+    std::uint32_t rtp_time_now() const override { return timestamp_origin_ + to_video_clock(clock().now()); }
 
     Flow process(std::size_t, SampleRef&& s) override {
         if (Flow f = present(s); f != Flow::ok) return f;
@@ -127,7 +84,7 @@ private:
         if (s.size() < expected) return short_sample(s.size(), expected);
         const Fraction fps = input(0).format().fps;
         const MediaTime start = s.start_time() != kNoTime ? s.start_time() : detail::frame_start(fps, sent_frames_);
-        const std::uint32_t timestamp = timestamp_offset_ + to_video_clock(start);
+        const std::uint32_t timestamp = timestamp_origin_ + to_video_clock(start);
         const auto* picture = reinterpret_cast<const std::uint8_t*>(s.data());
         const std::span<std::uint8_t> payload(packet_.data() + kRtpHeader, packet_.size() - kRtpHeader);
         // Pacing: the packets of a picture leave spread over `pacing` of its interval, so that a
@@ -142,45 +99,21 @@ private:
             if (n == 0) return report_error(make_error_code(engine::GraphErrc::invalid_argument), name() + ": mtu too small for one pixel group");
             if (pacing) {
                 const std::int64_t due = began + std::int64_t(static_cast<__int128>(spread_ns) * sent_bytes / expected);
-                if (due - clock().now() > kPacingSlackNs) {
-                    const engine::ClockWait w = clock().wait_until(due, stop_token());
-                    if (w == engine::ClockWait::stopped) return Flow::stopped;
-                    if (w == engine::ClockWait::interrupted) {
-                        if (flushing()) return Flow::flushing;
-                        pacing = false;  // paused meanwhile: the rest of this picture goes at once
-                    }
-                }
+                if (const Flow f = pace_until(due, pacing); f != Flow::ok) return f;
             }
             sent_bytes += n;
-            wire::write_rtp_header(packet_.data(), pt_, at.done(*layout_), std::uint16_t(sequence_), timestamp, ssrc_);
-            ++sequence_;
-            if (const std::error_code ec = udp_.send({packet_.data(), kRtpHeader + n}))
-                return report_error(ec, name() + ": send to " + host_ + ":" + std::to_string(port_) + " failed: " + ec.message());
-            packets_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-            if (rtcp_.sent(ssrc_, n)) rtcp_.report(rtp_time_now());
+            if (const Flow f = send_rtp(pt_, at.done(*layout_), timestamp, n, name()); f != Flow::ok) return f;
         }
         ++sent_frames_;
         frames_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
         return Flow::ok;
     }
 
-    std::string host_;
-    std::uint16_t port_ = 5004;
-    detail::Multicast multicast_;
-    bool sync_ = true;
-    std::size_t mtu_ = 1400;
     std::uint8_t pt_ = 96;
     double pacing_ = 0.5;
-    std::string sdp_path_;  // sdp=: where to describe the stream, or empty
-    static constexpr std::int64_t kPacingSlackNs = 100'000;  // shorter waits are not worth a sleep
     std::optional<wire::RawVideoLayout> layout_;
-    detail::UdpSender udp_;
-    std::vector<std::uint8_t> packet_;
-    std::uint32_t ssrc_ = 0, sequence_ = 0, timestamp_offset_ = 0;
-    std::int64_t rtcp_port_ = 0;  // -1: no RTCP; 0: port + 1
-    detail::RtcpSender rtcp_;
     std::uint64_t sent_frames_ = 0;
-    std::atomic<std::uint64_t> packets_{0}, frames_{0};
+    std::atomic<std::uint64_t> frames_{0};
 };
 
 // Receives RFC 4175 packets into an RtpVideoReceiver (rtp_video_receiver.hpp says what it does
@@ -322,9 +255,8 @@ private:
 NodeSpec rtpvrawsink_spec() {
     return {"rtpvrawsink", Node::Kind::render,
             "sends I420 or RGBA pictures as RTP raw video (RFC 4175) over UDP",
-            detail::with(detail::with(detail::udp_sender_properties(), detail::rtcp_properties()),
-                         {{"mtu", "1400", "largest datagram in bytes"},
-                          {"sdp", "", "write the stream's SDP description (RFC 4175, ST 2110-20 style) to this file at start"},
+            detail::with(detail::rtp_sender_properties("largest datagram in bytes"),
+                         {{"sdp", "", "write the stream's SDP description (RFC 4175, ST 2110-20 style) to this file at start"},
                           {"pt", "96", "payload type (dynamic: 96-127)"},
                           {"pacing", "0.5", "share of a picture's interval its packets are spread over (0: at once)"}}),
             factory<RtpVrawSink>()};

@@ -94,48 +94,51 @@ struct NodeStats {
     std::int64_t position_ns = kNoTime;  // stop time of the last sample handed to process()
 };
 
-class InputPin {
+// What both kinds of pin have: the node they belong to, a name, their place among that node's
+// pins of their kind, the pin of the other kind they are linked to, and the format of the link.
+template <class Peer>
+class Pin {
 public:
     Node& node() const noexcept { return *node_; }
     const std::string& name() const noexcept { return name_; }
     std::string full_name() const;  // "node.pin"
     std::size_t index() const noexcept { return index_; }
-    OutputPin* peer() const noexcept { return peer_; }
-    const FormatSet& accepts() const noexcept { return accepts_; }
-    const MediaFormat& format() const noexcept { return format_; }  // fixed by Graph::prepare()
-    const InputNeeds& needs() const noexcept { return needs_; }
-    // Whether the pin may stay unlinked (a muxer's video when only audio is recorded). An
-    // unlinked pin has no format and never sees a sample or an end of stream.
-    bool optional() const noexcept { return optional_; }
+    Peer* peer() const noexcept { return peer_; }
     bool linked() const noexcept { return peer_ != nullptr; }
+    const MediaFormat& format() const noexcept { return format_; }  // fixed by Graph::prepare()
+    // Whether the pin may stay unlinked: an optional input (a muxer's video when only audio is
+    // recorded) never sees a sample or an end of stream; what a node pushes to an optional
+    // output (a demuxer's audio when only its video is wanted) is dropped. Neither has a format.
+    bool optional() const noexcept { return optional_; }
+
+    // The host's side: linking and fixing the format (Graph::connect, Graph::prepare).
+    void set_peer(Peer* peer, HostKey) noexcept { peer_ = peer; }
+    void set_format(const MediaFormat& format, HostKey) { format_ = format; }
 
 private:
-    friend class Node;
-    friend class Graph;
-    friend class OutputPin;
-    bool optional_ = false;
+    friend class Node;  // its owner makes it
     Node* node_ = nullptr;
     std::string name_;
     std::size_t index_ = 0;
-    OutputPin* peer_ = nullptr;
-    FormatSet accepts_;
+    Peer* peer_ = nullptr;
     MediaFormat format_;
+    bool optional_ = false;
+};
+
+class InputPin : public Pin<OutputPin> {
+public:
+    const FormatSet& accepts() const noexcept { return accepts_; }
+    const InputNeeds& needs() const noexcept { return needs_; }
+
+private:
+    friend class Node;  // its owner sets what it accepts and needs
+    FormatSet accepts_;
     InputNeeds needs_;
 };
 
-class OutputPin {
+class OutputPin : public Pin<InputPin> {
 public:
-    Node& node() const noexcept { return *node_; }
-    const std::string& name() const noexcept { return name_; }
-    std::string full_name() const;
-    std::size_t index() const noexcept { return index_; }
-    InputPin* peer() const noexcept { return peer_; }
-    const MediaFormat& format() const noexcept { return format_; }
     const FormatSet& offers() const noexcept { return offers_; }
-    // Whether the pin may stay unlinked (a demuxer's audio when only its video is wanted). An
-    // unlinked pin has no format and no pool; what the node pushes to it is dropped.
-    bool optional() const noexcept { return optional_; }
-    bool linked() const noexcept { return peer_ != nullptr; }
 
     // Fixes the size of this pin's pool (0, the default: sized automatically from the graph).
     // A fixed size too small for what the graph may hold at once makes Graph::prepare() fail.
@@ -146,19 +149,19 @@ public:
     SampleAllocator& allocator() noexcept { return *allocator_; }
     const SampleAllocator& allocator() const noexcept { return *allocator_; }
 
+    // The host's side: giving up a pool whose samples outlive the graph (left allocated on
+    // purpose so that they stay valid; the host says so).
+    void abandon_allocator(HostKey) noexcept { (void)allocator_.release(); }
+
 private:
-    friend class Node;
-    friend class Graph;
-    Node* node_ = nullptr;
-    std::string name_;
-    std::size_t index_ = 0;
-    InputPin* peer_ = nullptr;
+    friend class Node;  // its owner sets what it offers
     FormatSet offers_;
-    MediaFormat format_;
-    bool optional_ = false;
     std::size_t pool_buffers_ = 0;
     std::unique_ptr<SampleAllocator> allocator_ = std::make_unique<SampleAllocator>();
 };
+
+extern template class Pin<OutputPin>;
+extern template class Pin<InputPin>;
 
 class Node {
 public:
@@ -241,15 +244,9 @@ public:
     // after start() and caps every source's thread that reaches the node. Default 0: no limit.
     virtual int priority_ceiling() const noexcept { return 0; }
 
-protected:
-    InputPin& add_input(std::string name, FormatSet accepts, InputNeeds needs = {});
-    OutputPin& add_output(std::string name, FormatSet offers);
-    // An output that may stay unlinked (OutputPin::optional); the node asks linked() before
-    // doing work for it.
-    OutputPin& add_optional_output(std::string name, FormatSet offers);
-    // An input that may stay unlinked (InputPin::optional); a node needs at least one linked.
-    InputPin& add_optional_input(std::string name, FormatSet accepts, InputNeeds needs = {});
-    void set_input_needs(std::size_t input, InputNeeds needs) { inputs_.at(input)->needs_ = needs; }
+    // ==== What the host drives (the Graph, or any NodeHost), as a PipeWire host drives a node
+    // through its methods. A node overrides the ones that matter to it (at any access: only the
+    // host calls them), and the host calls them on the threads said below.
 
     // Request pins (a tee's outputs, a mixer's inputs): Graph::connect(Node&, Node&) calls these
     // when every pin of the kind is taken; a node that can grow adds a pin and returns true.
@@ -301,6 +298,26 @@ protected:
     // to the graph (the graph ends when every render has).
     virtual void end_of_stream(std::size_t input);
 
+    // ---- The host's own part.
+    // Ends the stream of output o downstream (a source's, when produce() said end_of_stream; a
+    // node's own, when its stream ends). On a streaming thread.
+    void push_end_of_stream(std::size_t output) noexcept;
+    // Turns the exception being handled into an error event naming this node. Inside a catch.
+    Flow report_exception(const char* where) noexcept;
+    // Takes back the pins a refused link had asked for (request_input, request_output): the node
+    // keeps its first `inputs` inputs and `outputs` outputs.
+    void remove_requested_pins(std::size_t inputs, std::size_t outputs, HostKey) noexcept;
+
+protected:
+    InputPin& add_input(std::string name, FormatSet accepts, InputNeeds needs = {});
+    OutputPin& add_output(std::string name, FormatSet offers);
+    // An output that may stay unlinked (OutputPin::optional); the node asks linked() before
+    // doing work for it.
+    OutputPin& add_optional_output(std::string name, FormatSet offers);
+    // An input that may stay unlinked (InputPin::optional); a node needs at least one linked.
+    InputPin& add_optional_input(std::string name, FormatSet accepts, InputNeeds needs = {});
+    void set_input_needs(std::size_t input, InputNeeds needs) { inputs_.at(input)->needs_ = needs; }
+
     // ---- Helpers for streaming code.
     // A free buffer from output o's pool, waiting while it is empty; fails when the graph stops.
     Result<SampleRef> get_buffer(std::size_t output) noexcept;
@@ -311,7 +328,6 @@ protected:
     // whatever happens (by value), so the caller's reference is always empty afterwards. An
     // unlinked optional output drops it and returns ok.
     Flow push(std::size_t output, SampleRef sample) noexcept;
-    void push_end_of_stream(std::size_t output) noexcept;
     // Renders: waits for the sample's start time if clocked and records its lateness. Returns
     // ok to present, or flushing/stopped (drop it). Never allocates.
     Flow present(const SampleRef& sample) noexcept;
@@ -332,10 +348,6 @@ protected:
     bool limit_reached(const StreamLimit& limit, MediaTime next_start) const noexcept;
 
 private:
-    friend class Graph;
-    // Turns the exception being handled into an error event naming this node. Inside a catch.
-    Flow report_exception(const char* where) noexcept;
-
     struct alignas(64) Counters {
         std::atomic<std::uint64_t> in{0}, out{0}, drops{0}, late{0}, misses{0};
         std::atomic<std::int64_t> max_lateness{0};

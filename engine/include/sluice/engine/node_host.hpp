@@ -33,6 +33,18 @@ struct Event {
 };
 const char* to_string(Event::Type t) noexcept;
 
+class NodeHost;
+
+// The host's key. The few things only a host may do to a node and its pins (link two pins, fix a
+// link's format, take back a pin asked for by a link that was then refused) take one, and only a
+// NodeHost, or what derives from it, can make one: the graph reaches into nodes through those
+// named calls, not through friendship with their private members, and a node, which sees its
+// own pins, cannot relink them.
+class HostKey {
+    friend class NodeHost;
+    HostKey() = default;
+};
+
 class NodeHost {
 public:
     // Words the host owns and keeps valid for as long as the node is attached.
@@ -55,6 +67,7 @@ public:
 
 protected:
     ~NodeHost() = default;
+    static HostKey host_key() noexcept { return HostKey{}; }
 };
 
 }  // namespace sluice::engine

@@ -11,8 +11,10 @@
 //   }
 //   SLUICE_PLUGIN(register_my_nodes)
 //
-// The entry records the plugin ABI it was built against; a plugin of another ABI, or a file that
-// is not a plugin, is refused with a one-line message naming the file. A plugin's types either
+// The entry records the plugin ABI it was built against and the registry it registers into; a
+// plugin of another ABI, one with a Sluice of its own (linked statically: build plugins and the
+// program against the shared libraries), or a file that is not a plugin, is refused with a
+// one-line message naming the file. A plugin's types either
 // all register or none does.
 
 #include <sluice/engine/status.hpp>
@@ -24,19 +26,29 @@
 namespace sluice::nodes {
 
 // Changes whenever what a plugin compiles against changes shape (Node, NodeSpec, PropertyReader,
-// the allocator's inline paths, MediaFormat): the major version, and a revision within it. Revision 2:
-// MediaFormat gained its colour matrix and range.
-inline constexpr std::uint32_t kPluginAbi = (std::uint32_t(SLUICE_VERSION_MAJOR) << 16) | 2;
+// the allocator's inline paths, MediaFormat, PluginEntry): the major version, and a revision
+// within it. Revision 2: MediaFormat gained its colour matrix and range. Revision 3: the entry
+// names the registry the plugin registers into.
+inline constexpr std::uint32_t kPluginAbi = (std::uint32_t(SLUICE_VERSION_MAJOR) << 16) | 3;
+
+namespace detail {
+// The registry that code calling register_node_type() registers into, as that code's linking
+// resolved it. A plugin and the program that loads it must share one: a plugin that carries a
+// Sluice of its own (linked statically), or loaded by a program that does, would register into
+// its own copy, where no pipeline of the program looks, so load_plugin() refuses it.
+const void* registry_identity() noexcept;
+}  // namespace detail
 
 struct PluginEntry {
-    std::uint32_t abi;             // kPluginAbi as the plugin saw it
-    const char* sluice_version;    // SLUICE_VERSION_STRING as the plugin saw it
-    Status (*register_types)();    // registers the plugin's node types
+    std::uint32_t abi;                        // kPluginAbi as the plugin saw it
+    const char* sluice_version;               // SLUICE_VERSION_STRING as the plugin saw it
+    Status (*register_types)();               // registers the plugin's node types
+    const void* (*registry_identity)() noexcept;  // detail::registry_identity as the plugin linked it
 };
 
 // Loads the plugin at `path` and registers its node types (their origin is the path). Errors:
-// not loadable, not a Sluice plugin, another ABI, a type name already taken (nothing of the
-// plugin is registered then). A plugin is never unloaded. Control thread; locks; allocates.
+// not loadable, not a Sluice plugin, another ABI, a Sluice of its own, a type name already taken
+// (nothing of the plugin is registered then). A plugin is never unloaded. Control thread; locks; allocates.
 Status load_plugin(const std::string& path);
 
 // Loads every *.so in the folders of `path_list` (colon-separated, as SLUICE_PLUGIN_PATH is),
@@ -48,4 +60,5 @@ Status load_plugins_from(const std::string& path_list);
 // Defines the plugin's entry point. Use once per plugin, at namespace scope.
 #define SLUICE_PLUGIN(register_function)                                                              \
     extern "C" __attribute__((visibility("default"))) const ::sluice::nodes::PluginEntry sluice_plugin_entry{ \
-        ::sluice::nodes::kPluginAbi, SLUICE_VERSION_STRING, &(register_function)}
+        ::sluice::nodes::kPluginAbi, SLUICE_VERSION_STRING, &(register_function),                   \
+        &::sluice::nodes::detail::registry_identity}
