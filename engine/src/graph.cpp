@@ -208,11 +208,11 @@ void Graph::Impl::stream(Node& source) {
         try {
             flow = source.produce();
         } catch (...) {
-            flow = source.report_exception("produce()");
+            flow = source.report_exception("produce()", Impl::key());
         }
         if (flow == Flow::ok || flow == Flow::flushing) continue;
         if (flow == Flow::end_of_stream) {
-            for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o);
+            for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o, Impl::key());
             break;
         }
         if (flow == Flow::error) break;

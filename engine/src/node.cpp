@@ -168,11 +168,15 @@ Flow Node::push(std::size_t output, SampleRef sample) noexcept {
 
 Flow Node::report_exception(const char* where) noexcept {
     std::string what = "an exception that is not a std::exception";
-    try {
-        throw;
-    } catch (const std::exception& e) {
-        what = e.what();
-    } catch (...) {
+    if (!std::current_exception()) {
+        what = "an unknown error";  // called outside a catch: `throw;` would terminate
+    } else {
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
     }
     try {
         return report_error(make_error_code(engine::GraphErrc::bad_state), name_ + ": " + where + " threw: " + what);

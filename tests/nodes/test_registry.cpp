@@ -118,6 +118,7 @@ TEST_CASE("Registry.Plugin.OneWithASluiceOfItsOwnRefused") {
     CHECK(own.message().find(SLUICE_OWN_SLUICE_PLUGIN) != std::string::npos);
     CHECK(own.message().find('\n') == std::string::npos);
     CHECK(nodes::node_specs().size() == before);
+    CHECK(nodes::find_node_spec("own-sluice-unseen") == nullptr);  // what it would have registered
     // (A plugin made with SLUICE_PLUGIN names this program's registry: LoadedUsedAndListed.)
 }
 

@@ -24,10 +24,12 @@ for lib in allocators engine nodes; do
   objdump -p "$so" | grep -q "SONAME *libsluice_$lib.so.0" || { echo "libsluice_$lib: no SONAME" >&2; exit 1; }
   if objdump -p "$so" | grep NEEDED | grep -q mimalloc; then echo "libsluice_$lib links mimalloc" >&2; exit 1; fi
 done
-# The wire formats' parsers are internal: the installed library exports none of them.
+# The wire formats' parsers are internal: the installed library exports nothing of sluice::wire
+# (mangled names: functions, const members, vtables and typeinfo, guard and local static variables).
 so=$(ls "$libdir"/libsluice_nodes.so.* | head -n 1)
-if nm -D --defined-only -C "$so" | grep -Eq "^[0-9a-f]+ [A-Za-z] (typeinfo (name )?for |vtable for )?sluice::wire::"; then
+wire='^[0-9a-f]+ [A-Za-z] _Z[A-Z]{0,2}NK?6sluice4wire'
+if nm -D --defined-only "$so" | grep -Eq "$wire"; then
   echo "libsluice_nodes exports sluice::wire symbols:" >&2
-  nm -D --defined-only -C "$so" | grep -E "^[0-9a-f]+ [A-Za-z] (typeinfo (name )?for |vtable for )?sluice::wire::" | head -n 5 >&2
+  nm -D --defined-only "$so" | grep -E "$wire" | head -n 5 | c++filt >&2
   exit 1
 fi

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <sluice/nodes/registry.hpp>
+#include <sluice/nodes/plugin.hpp>  // detail::registry_identity
 
 #include "core/common.hpp"
 #include "core/registry_impl.hpp"
@@ -28,7 +29,7 @@ Registry& Registry::instance() {
     return *registry;
 }
 
-const void* registry_identity() noexcept { return &Registry::instance(); }
+const void* registry_identity() { return &Registry::instance(); }
 
 Status Registry::check(const NodeSpec& spec) const {
     if (spec.type.empty()) return {engine::GraphErrc::invalid_argument, "a node type needs a name"};

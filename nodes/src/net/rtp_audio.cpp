@@ -49,6 +49,7 @@ class RtpSink final : public detail::RtpSendNode<Node> {
 public:
     RtpSink(std::string name, PropertyReader& r) : RtpSendNode(std::move(name), r) {
         pt_ = int(r.integer("pt", -1, 127));
+        read_sdp_and_rtcp(r);
         // AES67 (and ST 2110-30's level A): 48 kHz, L24 unless L16 is asked for, 1 ms packets,
         // at most 8 channels, RTP time taken from the reference clock, and the SDP says so.
         aes67_ = r.choice("profile", {"none", "aes67"}) == 1;

@@ -36,17 +36,22 @@ public:
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override { return sender_stats({}); }
 
 protected:
-    // Reads what every sender takes: rtp_sender_properties() (below) and sdp=. The subclass reads
-    // its own properties after these. Control thread.
+    // Reads where every sender sends: host, port, multicast, sync and mtu. The subclass reads its
+    // payload's properties next, then calls read_sdp_and_rtcp(): properties are read in the order
+    // the node's help lists them, so that of two bad ones the first is the one named (a
+    // PropertyReader keeps its first error). Control thread.
     RtpSendNode(std::string name, PropertyReader& r) : Base(std::move(name), engine::Node::Kind::render) {
         host_ = r.text("host");
         port_ = std::uint16_t(r.integer("port", 1, 65535));
         multicast_ = read_sender_multicast(r);
         sync_ = r.flag("sync");
         mtu_ = std::size_t(r.integer("mtu", 64, 65507));
+        packet_.resize(mtu_);
+    }
+    // sdp=, rtcp= and rtcp-port=. Control thread.
+    void read_sdp_and_rtcp(PropertyReader& r) {
         sdp_path_ = r.text("sdp");
         rtcp_port_ = read_rtcp_port(r);
-        packet_.resize(mtu_);
     }
 
     // The stream's RTP time at this moment, for the sender reports. Streaming thread.

@@ -44,6 +44,7 @@ public:
     RtpVrawSink(std::string name, PropertyReader& r) : RtpSendNode(std::move(name), r) {
         pt_ = std::uint8_t(r.integer("pt", 96, 127));
         pacing_ = r.number("pacing", 0, 1);
+        read_sdp_and_rtcp(r);
         add_input("sink", {MediaFormat::video(0, 0, PixelFormat::i420), MediaFormat::video(0, 0, PixelFormat::rgba)});
     }
     std::vector<std::pair<std::string, std::uint64_t>> extra_stats() const override {

@@ -111,9 +111,13 @@ public:
     // output (a demuxer's audio when only its video is wanted) is dropped. Neither has a format.
     bool optional() const noexcept { return optional_; }
 
-    // The host's side: linking and fixing the format (Graph::connect, Graph::prepare).
+    // The host's side: linking and fixing the format (Graph::connect, Graph::prepare). Control
+    // thread, graph stopped; set_format allocates.
     void set_peer(Peer* peer, HostKey) noexcept { peer_ = peer; }
     void set_format(const MediaFormat& format, HostKey) { format_ = format; }
+
+protected:
+    ~Pin() = default;  // a pin is an InputPin or an OutputPin, never deleted as a Pin
 
 private:
     friend class Node;  // its owner makes it
@@ -150,7 +154,7 @@ public:
     const SampleAllocator& allocator() const noexcept { return *allocator_; }
 
     // The host's side: giving up a pool whose samples outlive the graph (left allocated on
-    // purpose so that they stay valid; the host says so).
+    // purpose so that they stay valid; the host says so). Control thread, while destroying.
     void abandon_allocator(HostKey) noexcept { (void)allocator_.release(); }
 
 private:
@@ -299,13 +303,14 @@ public:
     virtual void end_of_stream(std::size_t input);
 
     // ---- The host's own part.
-    // Ends the stream of output o downstream (a source's, when produce() said end_of_stream; a
-    // node's own, when its stream ends). On a streaming thread.
-    void push_end_of_stream(std::size_t output) noexcept;
-    // Turns the exception being handled into an error event naming this node. Inside a catch.
-    Flow report_exception(const char* where) noexcept;
+    // Ends the stream of output o downstream, when produce() said end_of_stream. The source's
+    // streaming thread; never blocks.
+    void push_end_of_stream(std::size_t output, HostKey) noexcept { push_end_of_stream(output); }
+    // Turns the exception being handled into an error event naming this node (outside a catch:
+    // an unknown error). The thread that caught it; allocates.
+    Flow report_exception(const char* where, HostKey) noexcept { return report_exception(where); }
     // Takes back the pins a refused link had asked for (request_input, request_output): the node
-    // keeps its first `inputs` inputs and `outputs` outputs.
+    // keeps its first `inputs` inputs and `outputs` outputs. Control thread, graph stopped.
     void remove_requested_pins(std::size_t inputs, std::size_t outputs, HostKey) noexcept;
 
 protected:
@@ -328,6 +333,8 @@ protected:
     // whatever happens (by value), so the caller's reference is always empty afterwards. An
     // unlinked optional output drops it and returns ok.
     Flow push(std::size_t output, SampleRef sample) noexcept;
+    // Ends the stream of output o downstream (a node whose own stream ends). Streaming thread.
+    void push_end_of_stream(std::size_t output) noexcept;
     // Renders: waits for the sample's start time if clocked and records its lateness. Returns
     // ok to present, or flushing/stopped (drop it). Never allocates.
     Flow present(const SampleRef& sample) noexcept;
@@ -348,6 +355,8 @@ protected:
     bool limit_reached(const StreamLimit& limit, MediaTime next_start) const noexcept;
 
 private:
+    Flow report_exception(const char* where) noexcept;
+
     struct alignas(64) Counters {
         std::atomic<std::uint64_t> in{0}, out{0}, drops{0}, late{0}, misses{0};
         std::atomic<std::int64_t> max_lateness{0};

@@ -35,11 +35,11 @@ const char* to_string(Event::Type t) noexcept;
 
 class NodeHost;
 
-// The host's key. The few things only a host may do to a node and its pins (link two pins, fix a
-// link's format, take back a pin asked for by a link that was then refused) take one, and only a
-// NodeHost, or what derives from it, can make one: the graph reaches into nodes through those
-// named calls, not through friendship with their private members, and a node, which sees its
-// own pins, cannot relink them.
+// The host's key. The few things only a host does to a node and its pins (link two pins, fix a
+// link's format, take back a pin asked for by a link that was then refused, end a source's
+// stream) take one, and only a NodeHost, or what derives from it, can make one: the graph reaches
+// into nodes through those named calls, not through friendship with their private members. A
+// guard against mistakes (a node relinking its own pins), not against intent.
 class HostKey {
     friend class NodeHost;
     HostKey() = default;
@@ -67,7 +67,7 @@ public:
 
 protected:
     ~NodeHost() = default;
-    static HostKey host_key() noexcept { return HostKey{}; }
+    static HostKey host_key() noexcept { return HostKey{}; }  // any thread; a plain value
 };
 
 }  // namespace sluice::engine

@@ -12,9 +12,9 @@
 //   SLUICE_PLUGIN(register_my_nodes)
 //
 // The entry records the plugin ABI it was built against and the registry it registers into; a
-// plugin of another ABI, one with a Sluice of its own (linked statically: build plugins and the
-// program against the shared libraries), or a file that is not a plugin, is refused with a
-// one-line message naming the file. A plugin's types either
+// plugin of another ABI, one that would register into a Sluice other than the program's (a
+// program linked statically against Sluice: build it and its plugins against the shared
+// libraries), or a file that is not a plugin, is refused with a one-line message naming the file. A plugin's types either
 // all register or none does.
 
 #include <sluice/engine/status.hpp>
@@ -28,22 +28,25 @@ namespace sluice::nodes {
 // Changes whenever what a plugin compiles against changes shape (Node, NodeSpec, PropertyReader,
 // the allocator's inline paths, MediaFormat, PluginEntry): the major version, and a revision
 // within it. Revision 2: MediaFormat gained its colour matrix and range. Revision 3: the entry
-// names the registry the plugin registers into.
+// names the registry the plugin registers into; Node's host-driven methods became public and the
+// pins share a Pin base (another layout).
 inline constexpr std::uint32_t kPluginAbi = (std::uint32_t(SLUICE_VERSION_MAJOR) << 16) | 3;
 
 namespace detail {
 // The registry that code calling register_node_type() registers into, as that code's linking
-// resolved it. A plugin and the program that loads it must share one: a plugin that carries a
-// Sluice of its own (linked statically), or loaded by a program that does, would register into
-// its own copy, where no pipeline of the program looks, so load_plugin() refuses it.
-const void* registry_identity() noexcept;
+// resolved it. A plugin and the program that loads it must share one. They do not when the
+// program links Sluice statically (its Sluice is not visible to what it loads) and the plugin
+// brings a Sluice of its own (the shared libraries, or a static copy); the plugin would then
+// register into its own copy, where no pipeline of the program looks, so load_plugin() refuses
+// it. Any thread; the first call makes the registry (allocates).
+const void* registry_identity();
 }  // namespace detail
 
 struct PluginEntry {
     std::uint32_t abi;                        // kPluginAbi as the plugin saw it
     const char* sluice_version;               // SLUICE_VERSION_STRING as the plugin saw it
     Status (*register_types)();               // registers the plugin's node types
-    const void* (*registry_identity)() noexcept;  // detail::registry_identity as the plugin linked it
+    const void* (*registry_identity)();  // detail::registry_identity as the plugin linked it
 };
 
 // Loads the plugin at `path` and registers its node types (their origin is the path). Errors:
