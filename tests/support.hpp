@@ -197,14 +197,17 @@ private:
 // How a command that interrupt_after() interrupted ended.
 struct Interrupted {
     bool started = false;  // fork() worked
-    bool reaped = false;   // waitpid() returned it
+    bool reaped = false;   // it ended by itself within the give-up time, and waitpid() returned it
     int status = 0;        // its wait status, for WIFEXITED and WEXITSTATUS
     std::chrono::steady_clock::duration took{};  // from the signal to its end
 };
 
 // Runs `command` (exec'd by /bin/sh, so the signal reaches the command itself), sends it `sig`
-// after `after` and waits for it to end: a Ctrl-C in the middle of a recording.
-inline Interrupted interrupt_after(const std::string& command, std::chrono::milliseconds after, int sig = SIGINT) {
+// after `after` and waits for it to end: a Ctrl-C in the middle of a recording. One that has not
+// ended `give_up` after the signal is killed (SIGKILL) and reaped, and `reaped` says false: a
+// command that ignores the signal fails the test instead of hanging it.
+inline Interrupted interrupt_after(const std::string& command, std::chrono::milliseconds after, int sig = SIGINT,
+                                   std::chrono::milliseconds give_up = std::chrono::seconds(30)) {
     Interrupted r;
     const std::string line = "exec " + command;  // built before fork(): the child only execs
     const pid_t pid = ::fork();
@@ -217,7 +220,18 @@ inline Interrupted interrupt_after(const std::string& command, std::chrono::mill
     std::this_thread::sleep_for(after);
     const auto t0 = std::chrono::steady_clock::now();
     ::kill(pid, sig);
-    r.reaped = ::waitpid(pid, &r.status, 0) == pid;
+    while (std::chrono::steady_clock::now() - t0 < give_up) {
+        const pid_t ended = ::waitpid(pid, &r.status, WNOHANG);
+        if (ended == pid) {
+            r.reaped = true;
+            r.took = std::chrono::steady_clock::now() - t0;
+            return r;
+        }
+        if (ended < 0) return r;  // not our child any more: nothing to wait for
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ::kill(pid, SIGKILL);
+    (void)::waitpid(pid, &r.status, 0);
     r.took = std::chrono::steady_clock::now() - t0;
     return r;
 }
