@@ -100,6 +100,13 @@ Status open_media(const std::string& path, StreamChoice audio, StreamChoice vide
     if (int e = avformat_open_input(&raw, ("file:" + path).c_str(), nullptr, nullptr); e < 0)
         return {engine::GraphErrc::corrupt_file, path + ": " + av_message(e)};
     out.format.reset(raw);
+    // A format FFmpeg only guessed at (the score at which it warns "misdetection possible"; about
+    // one file of random bytes in 200 reads as EA's ADPCM this way) is no media file: decoding it
+    // would end in exit 0 with noise.
+    if (raw->probe_score <= AVPROBE_SCORE_RETRY)
+        return {engine::GraphErrc::corrupt_file, path + ": not a media file FFmpeg recognises (its best guess, " +
+                                                     std::string(raw->iformat ? raw->iformat->name : "?") + ", scored " +
+                                                     std::to_string(raw->probe_score) + " of 100)"};
     if (int e = avformat_find_stream_info(raw, nullptr); e < 0)
         return {engine::GraphErrc::corrupt_file, path + ": cannot read its streams: " + av_message(e)};
     auto pick = [&](StreamChoice choice, AVMediaType type, const char* kind, int& index) -> Status {
