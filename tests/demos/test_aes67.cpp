@@ -232,8 +232,12 @@ TEST_CASE("Aes67.RoundTrip.EightChannelsThroughSluiceAreExact" * doctest::timeou
         sender.join();
         FAIL("no SDP was written: " << tx.output);
     }
+    // This compares a second sample for sample, so nothing may move the stream's line: no RTCP
+    // (a receiver joining mid-stream may move it once by the first sender report: a skip, see
+    // test_sdp.cpp) and a jitter buffer deep enough for a sanitizer build's stalls (a packet later
+    // than latency= becomes silence). CI's ThreadSanitizer stage failed here once with neither.
     auto rx = run(kPlayer + " -q --duration 2 --stats-json " + quote(dir / "s.json") + " " +
-                  quote("rtpsrc sdp=" + sdp + " ! wavsink path=" + dir / "rx.wav"));
+                  quote("rtpsrc sdp=" + sdp + " rtcp=false latency=300 ! wavsink path=" + dir / "rx.wav"));
     sender.join();
     INFO(rx.output);
     REQUIRE(rx.exit_code == 0);
@@ -243,6 +247,7 @@ TEST_CASE("Aes67.RoundTrip.EightChannelsThroughSluiceAreExact" * doctest::timeou
     CHECK(probe.output == "48000,8,24\n");
     const auto stats = nlohmann::json::parse(read_file(dir / "s.json"));
     CHECK(stats["nodes"]["rtpsrc0"]["packets_lost"] == 0);
+    INFO("receiver's counts: " << stats["nodes"]["rtpsrc0"].dump());
     auto got = first_channel_s24(dir / "rx.wav");
     const auto first = std::find_if(got.begin(), got.end(), [](std::int32_t v) { return v != 0; });
     got.erase(got.begin(), first);
