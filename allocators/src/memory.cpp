@@ -144,18 +144,36 @@ bool bind_and_touch(std::byte* base, std::size_t size, int node) noexcept {
     return bound;
 }
 
+namespace {
+constexpr std::size_t kHugePage = std::size_t(2) << 20;  // x86-64's and arm64's (4 KiB granule) PMD page
+}  // namespace
+
 Result<Mapping> map_memory(std::size_t size, int node, bool reserve_only) noexcept {
     const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (reserve_only ? MAP_NORESERVE : 0);
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+    const bool huge = !reserve_only && size >= kHugePage;
+    const std::size_t slack = huge ? kHugePage - page_size() : 0;
+    void* p = ::mmap(nullptr, size + slack, PROT_READ | PROT_WRITE, flags, -1, 0);
     if (p == MAP_FAILED) return unexpected(Errc::out_of_memory);
-    Mapping m{static_cast<std::byte*>(p), size, -1};
+    auto* base = static_cast<std::byte*>(p);
+    if (huge) {
+        // Start on a huge-page boundary and give back the slack on either side, so that the
+        // kernel can back the pool with 2 MiB pages (a large pool: video pictures).
+        const auto addr = reinterpret_cast<std::uintptr_t>(base);
+        const std::size_t head = ((addr + kHugePage - 1) & ~(std::uintptr_t(kHugePage) - 1)) - addr;
+        if (head != 0) ::munmap(base, head);
+        if (slack - head != 0) ::munmap(base + head + size, slack - head);
+        base += head;
+        // Advice only: where transparent huge pages are off, the pool keeps 4 KiB pages.
+        (void)::madvise(base, size, MADV_HUGEPAGE);
+    }
+    Mapping m{base, size, -1};
     if (reserve_only) return m;
     const int target = node >= 0 ? node : current_numa_node();
     if (bind_and_touch(m.base, size, target)) {
         m.node = target;
     } else if (node >= 0 && ::numa_available() >= 0) {
         // An explicit node that the kernel will not bind to is as good as unknown.
-        ::munmap(p, size);
+        ::munmap(base, size);
         return unexpected(Errc::invalid_properties);
     }
     return m;

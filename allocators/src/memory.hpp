@@ -2,7 +2,8 @@
 #pragma once
 
 // Page-level memory for pools: mapped with mmap, bound to a NUMA node with mbind, every page
-// touched at map time so no page fault (and no allocation) happens on the hot path later.
+// touched at map time so no page fault (and no allocation) happens on the hot path later; a
+// mapping of 2 MiB or more starts on a 2 MiB boundary and asks for transparent huge pages.
 
 #include <sluice/allocators/result.hpp>
 
