@@ -724,6 +724,20 @@ Status Graph::Impl::pause_locked() {
             active.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the thread start
             threads.emplace_back([this, n] { stream(*n); });
         }
+    // Paused means ready: every new streaming thread has its priority and waits at the gate, so
+    // that run() starts the clock only then. A thread starts at normal priority and takes its
+    // SCHED_FIFO one itself; on a loaded machine it waited its turn behind the load while the
+    // clock ran (48 ms once, in 20 s runs of bench/realtime_soak.sh's tail), and the first
+    // samples were presented that late. Bounded: a thread not ready in 2 s is said so, not waited for.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    // seq_cst: pairs with park(), as in flush_parked().
+    while (parked.load(std::memory_order_seq_cst) < active.load(std::memory_order_seq_cst)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            post({Event::Type::warning, {}, {}, "a streaming thread was not ready within 2 s; the clock starts without it"});
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
     state.store(State::paused, std::memory_order_release);  // release: read by state()
     post({Event::Type::state_changed, {}, {}, "paused"});
     return {};

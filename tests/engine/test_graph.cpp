@@ -459,6 +459,34 @@ TEST_CASE("Graph.Threads.RealtimePriorityFallsBackWithAWarning" * doctest::timeo
     MESSAGE("SCHED_FIFO " << outcome);
 }
 
+// The clock starts when every streaming thread is ready, not merely started: a source's thread
+// that is slow to get going (here a node downstream takes 300 ms to name its priority ceiling,
+// as a device node may while it asks its server; on a loaded machine a new thread may wait for
+// a CPU as long) does not present its first samples that late. Before, run() started the clock
+// at once and the first sample came 300 ms late.
+TEST_CASE("Graph.Clock.StartsWhenEveryStreamingThreadIsReady" * doctest::timeout(30)) {
+    struct SlowToAnswer : KeepRender {
+        SlowToAnswer() : KeepRender("out") {}
+        int priority_ceiling() const noexcept override {
+            std::this_thread::sleep_for(300ms);
+            return 0;
+        }
+    };
+    Graph g;
+    auto& src = g.add<CountingSource>("src", 20);
+    src.set_thread_options({.priority = 1, .cpu = -1});  // the ceiling is asked for only then
+    auto& out = g.add<SlowToAnswer>();
+    out.set_clocked(true);
+    REQUIRE(g.connect(src, out));
+    REQUIRE(g.run());
+    REQUIRE(g.wait_until_ended(10s));
+    CHECK(out.received() == 20);
+    const auto late = std::chrono::nanoseconds(out.stats().max_lateness_ns);
+    CAPTURE(late.count());
+    CHECK(late < 100ms);
+    REQUIRE(g.stop());
+}
+
 // ---- Hostile use of the API (issue #17)
 
 // A node that throws from process() does not take the app down: the exception becomes an error
