@@ -23,12 +23,15 @@
 #   bench/realtime_soak.sh            # 60 s per run
 #   SECONDS_PER_RUN=10 bench/realtime_soak.sh
 #   PARTS="tail jack roundtrip" TAIL_SECONDS=20 JACK_SECONDS=60 bench/realtime_soak.sh
+#   PARTS=tail TAIL_CPU=1 bench/realtime_soak.sh   # both pinned to CPU 1: the same stalls hit both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run_for=${SECONDS_PER_RUN:-60}
 parts=${PARTS:-soak tail jack roundtrip}
 tail_for=${TAIL_SECONDS:-20}
 tail_runs=${TAIL_RUNS:-3}
+tail_cpu=${TAIL_CPU:-}  # a CPU to pin both to (then a stall of that CPU hits both); unset: unpinned
+tail_files=tail-${tail_cpu:+cpu$tail_cpu-}  # results/tail-{sluice,cyclictest}-N or tail-cpuC-...
 jack_for=${JACK_SECONDS:-60}
 build=${BUILD:-build-release}  # BUILD=build measures the README's RelWithDebInfo build as it stands
 out=bench/results
@@ -85,42 +88,65 @@ fi
 if [[ " $parts " == *" tail "* ]]; then
   command -v cyclictest >/dev/null && command -v stress-ng >/dev/null || { echo "tail: needs cyclictest (rt-tests) and stress-ng" >&2; exit 2; }
   echo
-  echo "Tail: sluice-play and cyclictest side by side, SCHED_FIFO 80, 1333 us period, ${tail_for} s, stress-ng --cpu 2 --cpu-load 70"
+  echo "Tail: sluice-play and cyclictest side by side, SCHED_FIFO 80, 1333 us period, ${tail_for} s, stress-ng --cpu 2 --cpu-load 70, ${tail_cpu:+both on CPU $tail_cpu}${tail_cpu:-unpinned}"
   echo
-  echo "| run | Sluice lateness p99.9 | Sluice max | Sluice misses (>1.33 ms) | cyclictest p99.9 | cyclictest max | cyclictest > 1.33 ms |"
-  echo "|---|---|---|---|---|---|---|"
+  # Like with like: cyclictest skips the periods a late wake-up overran (its next deadline is
+  # the first one still ahead), where a render presents every sample, each as late as it is:
+  # after a 12 ms stall, cyclictest records one 12 ms sample and a render nine (12, 10.7, 9.3,
+  # ... ms). "As a render" counts cyclictest's skipped periods the way the render counts them (a
+  # wake-up L late also stands for L-T, L-2T, ... > 0), so both columns count every period.
+  echo "| run | Sluice p99.9 | Sluice max | Sluice misses (>1.33 ms) | cyclictest as a render: p99.9 | max | misses | cyclictest raw: p99.9 | misses |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for run in $(seq 1 "$tail_runs"); do
     stress-ng --cpu 2 --cpu-load 70 --timeout $((tail_for + 4))s -q &
     stressor=$!
     sleep 1
-    cyclictest -t1 -p80 -i1333 -D"${tail_for}s" -q -m -h 20000 > "$out/tail-cyclictest-$run.txt" &
+    cyclictest -t1 -p80 -i1333 -D"${tail_for}s" -q -m -h 20000 ${tail_cpu:+-a $tail_cpu} > "$out/${tail_files}cyclictest-$run.txt" &
     cyclic=$!
-    "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$tail_for" --stats-json "$out/tail-sluice-$run.json" \
-      'tone frames=64 rate=48000 ! nullsink name=audio' 2> "$out/tail-sluice-$run.log" || true
+    ${tail_cpu:+taskset -c $tail_cpu} "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$tail_for" --stats-json "$out/${tail_files}sluice-$run.json" \
+      'tone frames=64 rate=48000 ! nullsink name=audio' 2> "$out/${tail_files}sluice-$run.log" || true
     wait "$cyclic" || true
     wait "$stressor" 2>/dev/null || true
-    python3 - "$run" "$out/tail-sluice-$run.json" "$out/tail-cyclictest-$run.txt" <<'PY'
-import json, sys
-run, sluice, cyclic = sys.argv[1], json.load(open(sys.argv[2]))["nodes"]["audio"], sys.argv[3]
-hist = {}
-for line in open(cyclic):
-    if line[:1].isdigit():
-        us, count = line.split()[:2]
-        hist[int(us)] = int(count)
-total = sum(hist.values())
-def quantile(q):
-    seen = 0
-    for us in sorted(hist):
-        seen += hist[us]
-        if seen >= q * total:
-            return us
-    return max(hist)
-over = sum(c for us, c in hist.items() if us > 1333)
-mx = max((us for us, c in hist.items() if c), default=0)
-print(f"| {run} | {sluice['lateness_p999_ms'] * 1000:.0f} us | {sluice['max_lateness_ms'] * 1000:.0f} us | "
-      f"{sluice['deadline_misses']} of {sluice['samples_in']} | {quantile(0.999)} us | {mx} us | {over} of {total} |")
-PY
   done
+  python3 - "$out/$tail_files" "$tail_runs" <<'PY'
+import json, sys
+out, runs, period = sys.argv[1], int(sys.argv[2]), 1333
+def sluice(run):  # every presented sample's lateness, in us (log buckets, upper bounds)
+    h = json.load(open(f"{out}sluice-{run}.json"))["nodes"]["audio"]["lateness_histogram_ns"]
+    return sorted(ns / 1000 for ns, count in h for _ in range(count))
+def cyclictest(run, as_render):  # every wake-up latency, in us
+    values = []
+    for line in open(f"{out}cyclictest-{run}.txt"):
+        if line[:1].isdigit():
+            us, count = map(int, line.split()[:2])
+            for _ in range(count):
+                values.append(us)
+                late = us - period
+                while as_render and late > 0:
+                    values.append(late)
+                    late -= period
+    return sorted(values)
+def p999(v): return v[min(len(v) - 1, int(0.999 * len(v)))] if v else 0
+def misses(v): return sum(1 for x in v if x > period)
+every = {"s": [], "r": [], "c": []}
+def row(name, s, r, c):
+    print(f"| {name} | {p999(s):.0f} us | {s[-1]:.0f} us | {misses(s)} of {len(s)} | {p999(r):.0f} us | {r[-1]:.0f} us | "
+          f"{misses(r)} of {len(r)} | {p999(c):.0f} us | {misses(c)} of {len(c)} |")
+for run in range(1, runs + 1):
+    s, r, c = sluice(run), cyclictest(run, True), cyclictest(run, False)
+    for k, v in zip("src", (s, r, c)): every[k] += v
+    row(str(run), s, r, c)
+row("all", *(sorted(every[k]) for k in "src"))
+# All runs together, as stats files bench/plot_lateness.py draws (values in ns).
+for k, node in (("s", "Sluice render"), ("r", "cyclictest as a render"), ("c", "cyclictest wake-ups")):
+    counts = {}
+    for us in every[k]: counts[int(us * 1000)] = counts.get(int(us * 1000), 0) + 1
+    json.dump({"nodes": {node: {"lateness_histogram_ns": sorted(counts.items())}}}, open(f"{out}all-{k}.json", "w"))
+PY
+  python3 bench/plot_lateness.py "$out/${tail_files}lateness.svg" "all runs=$out/${tail_files}all-s.json" \
+    "all runs=$out/${tail_files}all-r.json" "all runs=$out/${tail_files}all-c.json"
+  echo
+  echo "plot: $out/${tail_files}lateness.svg"
 fi
 
 if [[ " $parts " == *" jack "* ]]; then
