@@ -124,7 +124,11 @@ bool numa_node_exists(int node) noexcept {
     return node <= ::numa_max_node() && ::numa_bitmask_isbitset(numa_all_nodes_ptr, unsigned(node));
 }
 
-bool bind_and_touch(std::byte* base, std::size_t size, int node) noexcept {
+namespace {
+
+constexpr std::size_t kHugePage = std::size_t(2) << 20;  // x86-64's and arm64's (4 KiB granule) PMD page
+
+bool bind(std::byte* base, std::size_t size, int node) noexcept {
     bool bound = false;
     if (::numa_available() >= 0 && node >= 0) {
         // One mask word covers 64 nodes; larger systems need the libnuma bitmask form.
@@ -136,28 +140,46 @@ bool bind_and_touch(std::byte* base, std::size_t size, int node) noexcept {
             ::numa_bitmask_free(mask);
         }
     }
-    // Touch every page now: the first write faults the page in on the bound node, here on the
-    // control thread, instead of on a streaming thread's first get.
-    const std::size_t step = page_size();
-    for (std::size_t off = 0; off < size; off += step)
-        reinterpret_cast<volatile unsigned char*>(base)[off] = 0;
     return bound;
 }
 
-namespace {
-constexpr std::size_t kHugePage = std::size_t(2) << 20;  // x86-64's and arm64's (4 KiB granule) PMD page
+// Touch every page now: the first write faults the page in on the bound node, here on the
+// control thread, instead of on a streaming thread's first get.
+void touch(std::byte* base, std::size_t size) noexcept {
+    const std::size_t step = page_size();
+    for (std::size_t off = 0; off < size; off += step)
+        reinterpret_cast<volatile unsigned char*>(base)[off] = 0;
+}
+
 }  // namespace
 
+bool bind_and_touch(std::byte* base, std::size_t size, int node) noexcept {
+    const bool bound = bind(base, size, node);
+    touch(base, size);
+    return bound;
+}
+
 Result<Mapping> map_memory(std::size_t size, int node, bool reserve_only) noexcept {
-    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | (reserve_only ? MAP_NORESERVE : 0);
-    const bool huge = !reserve_only && size >= kHugePage;
-    const std::size_t slack = huge ? kHugePage - page_size() : 0;
-    void* p = ::mmap(nullptr, size + slack, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if (reserve_only) {
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return unexpected(Errc::out_of_memory);
+        return Mapping{static_cast<std::byte*>(p), size, -1};
+    }
+    // Mapped inaccessible first: under mlockall(MCL_FUTURE) (sluice-play --rt-priority, any
+    // real-time app) the kernel faults a readable mapping in whole inside mmap, before it could
+    // be aligned, advised or bound. An inaccessible one is faulted in by the mprotect below.
+    // A pool of 2 MiB or more starts on a huge-page boundary (the slack on either side given
+    // back) and asks for transparent huge pages: a pool of video pictures then costs a few
+    // faults instead of thousands, and the decoder writing them fewer TLB misses.
+    std::size_t slack = size >= kHugePage ? kHugePage - page_size() : 0;
+    void* p = ::mmap(nullptr, size + slack, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED && slack != 0) {  // no room for the slack (RLIMIT_AS): unaligned then
+        slack = 0;
+        p = ::mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
     if (p == MAP_FAILED) return unexpected(Errc::out_of_memory);
     auto* base = static_cast<std::byte*>(p);
-    if (huge) {
-        // Start on a huge-page boundary and give back the slack on either side, so that the
-        // kernel can back the pool with 2 MiB pages (a large pool: video pictures).
+    if (slack != 0) {
         const auto addr = reinterpret_cast<std::uintptr_t>(base);
         const std::size_t head = ((addr + kHugePage - 1) & ~(std::uintptr_t(kHugePage) - 1)) - addr;
         if (head != 0) ::munmap(base, head);
@@ -166,17 +188,19 @@ Result<Mapping> map_memory(std::size_t size, int node, bool reserve_only) noexce
         // Advice only: where transparent huge pages are off, the pool keeps 4 KiB pages.
         (void)::madvise(base, size, MADV_HUGEPAGE);
     }
-    Mapping m{base, size, -1};
-    if (reserve_only) return m;
     const int target = node >= 0 ? node : current_numa_node();
-    if (bind_and_touch(m.base, size, target)) {
-        m.node = target;
-    } else if (node >= 0 && ::numa_available() >= 0) {
+    const bool bound = bind(base, size, target);
+    if (!bound && node >= 0 && ::numa_available() >= 0) {
         // An explicit node that the kernel will not bind to is as good as unknown.
         ::munmap(base, size);
         return unexpected(Errc::invalid_properties);
     }
-    return m;
+    if (::mprotect(base, size, PROT_READ | PROT_WRITE) != 0) {
+        ::munmap(base, size);
+        return unexpected(Errc::out_of_memory);
+    }
+    touch(base, size);
+    return Mapping{base, size, bound ? target : -1};
 }
 
 void unmap_memory(void* base, std::size_t size) noexcept {

@@ -721,8 +721,10 @@ Status Graph::Impl::pause_locked() {
     threads.clear();
     for (Node* n : order)
         if (n->kind() == Node::Kind::source) {
-            active.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the thread start
             threads.emplace_back([this, n] { stream(*n); });
+            // relaxed: read by this thread below, and by others under `control` after it; the
+            // new thread cannot leave (and decrement it) before the gate opens, which is after.
+            active.fetch_add(1, std::memory_order_relaxed);
         }
     // Paused means ready: every new streaming thread has its priority and waits at the gate, so
     // that run() starts the clock only then. A thread starts at normal priority and takes its
@@ -733,7 +735,7 @@ Status Graph::Impl::pause_locked() {
     // seq_cst: pairs with park(), as in flush_parked().
     while (parked.load(std::memory_order_seq_cst) < active.load(std::memory_order_seq_cst)) {
         if (std::chrono::steady_clock::now() > deadline) {
-            post({Event::Type::warning, {}, {}, "a streaming thread was not ready within 2 s; the clock starts without it"});
+            post({Event::Type::warning, {}, {}, "a streaming thread was not ready within 2 s; the graph goes on without waiting for it"});
             break;
         }
         std::this_thread::sleep_for(std::chrono::microseconds(50));

@@ -114,6 +114,10 @@ public:
     // Stopped state only; pause() and run() call it when needed.
     Status prepare();
 
+    // From stopped, pause() prepares, commits every pool, starts every node and every source's
+    // streaming thread, and returns when each thread has its priority and waits at the gate
+    // (at most 2 s, then a warning event), so that run() starts the clock with every thread
+    // ready. run() pauses first when stopped, then starts the clock and opens the gate.
     Status pause();
     Status run();
     Status stop();
