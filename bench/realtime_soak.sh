@@ -12,9 +12,10 @@
 #         `cyclictest -t1 -p80 -i1333` together for TAIL_SECONDS under `stress-ng --cpu 2
 #         --cpu-load 70`, TAIL_RUNS times: Sluice's presentation lateness against cyclictest's
 #         wake-up latency (the floor any SCHED_FIFO thread on this machine sees).
-#   jack: `tone ! jacksink` and jack_simple_client as clients of one `jackd -d dummy -p 64`
-#         (48 kHz, 1.33 ms periods) for JACK_SECONDS, idle and under sluice-stress: the cycles
-#         each client missed, as jackd reports them, and ours (ring empty).
+#   jack: `tone ! jacksink` and jack_simple_client on `jackd -d dummy -p 64` (48 kHz, 1.33 ms
+#         periods) for JACK_SECONDS a run, idle and under sluice-stress, JACK_ROUNDS rounds of
+#         each alone and both on one server: the cycles each client missed, as jackd reports
+#         them, and ours (ring empty).
 #   roundtrip: the round trip through JACK in periods, measured by jack_iodelay (its signal out,
 #         through a relay, back in): Sluice's `jacksrc ! jacksink` at ring latencies of two,
 #         four and 32 periods (the default, 2048 frames), against jack_thru (a plain client that
@@ -22,7 +23,7 @@
 #
 #   bench/realtime_soak.sh            # 60 s per run
 #   SECONDS_PER_RUN=10 bench/realtime_soak.sh
-#   PARTS="tail jack roundtrip" TAIL_SECONDS=20 JACK_SECONDS=60 bench/realtime_soak.sh
+#   PARTS="tail jack roundtrip" TAIL_SECONDS=20 JACK_SECONDS=30 bench/realtime_soak.sh
 #   PARTS=tail TAIL_CPU=1 bench/realtime_soak.sh   # both pinned to CPU 1: the same stalls hit both
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,8 @@ tail_for=${TAIL_SECONDS:-20}
 tail_runs=${TAIL_RUNS:-3}
 tail_cpu=${TAIL_CPU:-}  # a CPU to pin both to (then a stall of that CPU hits both); unset: unpinned
 tail_files=tail-${tail_cpu:+cpu$tail_cpu-}  # results/tail-{sluice,cyclictest}-N or tail-cpuC-...
-jack_for=${JACK_SECONDS:-60}
+jack_for=${JACK_SECONDS:-30}
+jack_rounds=${JACK_ROUNDS:-2}
 build=${BUILD:-build-release}  # BUILD=build measures the README's RelWithDebInfo build as it stands
 out=bench/results
 mkdir -p "$out"
@@ -40,7 +42,7 @@ mkdir -p "$out"
 flock /tmp/sluice-build.lock cmake --build "$build" -j2 --target sluice-play sluice-stress sluice-graph-stop >/dev/null
 
 graph='tone frames=64 rate=48000 channels=2 ! nullsink name=audio  videotest width=640 height=360 fps=30 ! nullsink name=video'
-load() { "$build/demos/sluice-stress" --scenario contend --threads 2 --duration "$1" --no-check -q >/dev/null; }
+load() { exec "$build/demos/sluice-stress" --scenario contend --threads 2 --duration "$1" --no-check -q >/dev/null; }
 
 summary() {  # label stats.json
   python3 - "$1" "$2" <<'PY'
@@ -88,7 +90,8 @@ fi
 if [[ " $parts " == *" tail "* ]]; then
   command -v cyclictest >/dev/null && command -v stress-ng >/dev/null || { echo "tail: needs cyclictest (rt-tests) and stress-ng" >&2; exit 2; }
   echo
-  echo "Tail: sluice-play and cyclictest side by side, SCHED_FIFO 80, 1333 us period, ${tail_for} s, stress-ng --cpu 2 --cpu-load 70, ${tail_cpu:+both on CPU $tail_cpu}${tail_cpu:-unpinned}"
+  pinning=${tail_cpu:+both on CPU $tail_cpu}
+  echo "Tail: sluice-play and cyclictest side by side, SCHED_FIFO 80, 1333 us period, ${tail_for} s, stress-ng --cpu 2 --cpu-load 70, ${pinning:-unpinned}"
   echo
   # Like with like: cyclictest skips the periods a late wake-up overran (its next deadline is
   # the first one still ahead), where a render presents every sample, each as late as it is:
@@ -101,7 +104,7 @@ if [[ " $parts " == *" tail "* ]]; then
     stress-ng --cpu 2 --cpu-load 70 --timeout $((tail_for + 4))s -q &
     stressor=$!
     sleep 1
-    cyclictest -t1 -p80 -i1333 -D"${tail_for}s" -q -m -h 20000 ${tail_cpu:+-a $tail_cpu} > "$out/${tail_files}cyclictest-$run.txt" &
+    cyclictest -t1 -p80 -i1333 -D"${tail_for}s" -q -m -h 100000 ${tail_cpu:+-a $tail_cpu} > "$out/${tail_files}cyclictest-$run.txt" &
     cyclic=$!
     ${tail_cpu:+taskset -c $tail_cpu} "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$tail_for" --stats-json "$out/${tail_files}sluice-$run.json" \
       'tone frames=64 rate=48000 ! nullsink name=audio' 2> "$out/${tail_files}sluice-$run.log" || true
@@ -109,38 +112,47 @@ if [[ " $parts " == *" tail "* ]]; then
     wait "$stressor" 2>/dev/null || true
   done
   python3 - "$out/$tail_files" "$tail_runs" <<'PY'
-import json, sys
-out, runs, period = sys.argv[1], int(sys.argv[2]), 1333
-def sluice(run):  # every presented sample's lateness, in us (log buckets, upper bounds)
-    h = json.load(open(f"{out}sluice-{run}.json"))["nodes"]["audio"]["lateness_histogram_ns"]
-    return sorted(ns / 1000 for ns, count in h for _ in range(count))
-def cyclictest(run, as_render):  # every wake-up latency, in us
-    values = []
-    for line in open(f"{out}cyclictest-{run}.txt"):
+import json, os, sys
+out, runs, period_us = sys.argv[1], int(sys.argv[2]), 1333
+def bucket(ns):  # the upper bound of ns's bucket in Sluice's lateness histogram (LogBuckets<4>)
+    if ns < 16: return ns
+    shift = ns.bit_length() - 5
+    return (((ns >> shift) + 1) << shift) - 1
+def sluice(run):  # every presented sample's lateness (bucket bounds, ns); exact misses and max
+    path = f"{out}sluice-{run}.json"
+    if not os.path.exists(path): return [], 0, 0
+    n = json.load(open(path))["nodes"]["audio"]
+    values = sorted(ns for ns, count in n["lateness_histogram_ns"] for _ in range(count))
+    return values, n["deadline_misses"], n["max_lateness_ms"] * 1e6
+def cyclictest(run, as_render):  # every wake-up latency in Sluice's buckets (ns); exact misses and max
+    values, exact, path = [], [], f"{out}cyclictest-{run}.txt"
+    for line in open(path) if os.path.exists(path) else []:
         if line[:1].isdigit():
             us, count = map(int, line.split()[:2])
             for _ in range(count):
-                values.append(us)
-                late = us - period
-                while as_render and late > 0:
-                    values.append(late)
-                    late -= period
-    return sorted(values)
+                late = us
+                while late > 0 or late == us:
+                    exact.append(late)
+                    if not as_render: break
+                    late -= period_us
+    return sorted(bucket(us * 1000) for us in exact), sum(1 for us in exact if us > period_us), max(exact, default=0) * 1000
 def p999(v): return v[min(len(v) - 1, int(0.999 * len(v)))] if v else 0
-def misses(v): return sum(1 for x in v if x > period)
-every = {"s": [], "r": [], "c": []}
+every = {k: [[], 0, 0] for k in "src"}
 def row(name, s, r, c):
-    print(f"| {name} | {p999(s):.0f} us | {s[-1]:.0f} us | {misses(s)} of {len(s)} | {p999(r):.0f} us | {r[-1]:.0f} us | "
-          f"{misses(r)} of {len(r)} | {p999(c):.0f} us | {misses(c)} of {len(c)} |")
+    us = lambda ns: f"{ns / 1000:.0f} us"
+    print(f"| {name} | {us(p999(s[0]))} | {us(s[2])} | {s[1]} of {len(s[0])} | {us(p999(r[0]))} | {us(r[2])} | "
+          f"{r[1]} of {len(r[0])} | {us(p999(c[0]))} | {c[1]} of {len(c[0])} |")
 for run in range(1, runs + 1):
-    s, r, c = sluice(run), cyclictest(run, True), cyclictest(run, False)
-    for k, v in zip("src", (s, r, c)): every[k] += v
-    row(str(run), s, r, c)
-row("all", *(sorted(every[k]) for k in "src"))
+    got = sluice(run), cyclictest(run, True), cyclictest(run, False)
+    for k, (v, m, mx) in zip("src", got):
+        every[k][0] += v; every[k][1] += m; every[k][2] = max(every[k][2], mx)
+    row(str(run), *got)
+for k in "src": every[k][0].sort()
+row("all", every["s"], every["r"], every["c"])
 # All runs together, as stats files bench/plot_lateness.py draws (values in ns).
 for k, node in (("s", "Sluice render"), ("r", "cyclictest as a render"), ("c", "cyclictest wake-ups")):
     counts = {}
-    for us in every[k]: counts[int(us * 1000)] = counts.get(int(us * 1000), 0) + 1
+    for ns in every[k][0]: counts[ns] = counts.get(ns, 0) + 1
     json.dump({"nodes": {node: {"lateness_histogram_ns": sorted(counts.items())}}}, open(f"{out}all-{k}.json", "w"))
 PY
   python3 bench/plot_lateness.py "$out/${tail_files}lateness.svg" "all runs=$out/${tail_files}all-s.json" \
@@ -153,29 +165,54 @@ if [[ " $parts " == *" jack "* ]]; then
   command -v jackd >/dev/null && command -v jack_simple_client >/dev/null || { echo "jack: needs jackd2 (jackd, jack_simple_client)" >&2; exit 2; }
   server=sluice-bench
   echo
-  echo "JACK: tone ! jacksink and jack_simple_client on one jackd -d dummy -r 48000 -p 64, ${jack_for} s each"
+  echo "JACK: tone ! jacksink and jack_simple_client on jackd -d dummy -r 48000 -p 64, ${jack_for} s a run, ${jack_rounds} rounds"
   echo
-  echo "| load | jack_simple_client cycles missed | sluice cycles missed | sluice ring xruns | JACK xruns seen by sluice |"
-  echo "|---|---|---|---|---|"
-  for load_mode in idle loaded; do
-    JACK_NO_AUDIO_RESERVATION=1 jackd -n "$server" -d dummy -r 48000 -p 64 > "$out/jack-$load_mode.log" 2>&1 &
-    jackd_pid=$!
+  # jackd names the clients it found unfinished at a cycle's end ("client = X was not finished").
+  # On a VM whose dummy driver itself misses cycles, two clients of one server share those
+  # misses by their place in the cycle (the later one is more often the one caught), so each
+  # client also runs alone against its own server, alternating: its own misses, like for like.
+  # Each round runs: plain alone, Sluice alone, both (the plain client first in odd rounds, Sluice first in even).
+  echo "| load | round | plain client alone | Sluice alone (ring xruns) | both: plain client | both: Sluice (ring xruns) | started first |"
+  echo "|---|---|---|---|---|---|---|"
+  jack_run() {  # name load clients... (plain | sluice): prints "plain-misses sluice-misses sluice-ring-xruns"
+    local name=$1 mode=$2; shift 2
+    JACK_NO_AUDIO_RESERVATION=1 jackd -n "$server" -d dummy -r 48000 -p 64 > "$out/jack-$name.log" 2>&1 &
+    local jackd_pid=$! loader= pids=()
     for _ in $(seq 100); do JACK_DEFAULT_SERVER=$server jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
-    loader=
-    if [ "$load_mode" = loaded ]; then load $((jack_for + 5)) & loader=$!; fi
-    JACK_DEFAULT_SERVER=$server timeout -k 5 $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 &
-    simple=$!
-    JACK_DEFAULT_SERVER=$server "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
-      --stats-json "$out/jack-$load_mode.json" 'tone ! jacksink client=sluice connect=none' 2> "$out/jack-sluice-$load_mode.log" || true
-    wait "$simple" 2>/dev/null || true
+    if [ "$mode" = loaded ]; then load $((jack_for + 5)) & loader=$!; fi
+    rm -f "$out/jack-$name.json"
+    for client in "$@"; do
+      if [ "$client" = plain ]; then
+        JACK_DEFAULT_SERVER=$server timeout -k 5 $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 & pids+=($!)
+      else
+        JACK_DEFAULT_SERVER=$server "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
+          --stats-json "$out/jack-$name.json" 'tone ! jacksink client=sluice connect=none' 2> "$out/jack-sluice-$name.log" & pids+=($!)
+      fi
+      sleep 0.5
+    done
+    wait "${pids[@]}" 2>/dev/null || true
     [ -n "$loader" ] && { kill "$loader" 2>/dev/null || true; wait "$loader" 2>/dev/null || true; }
-    kill -TERM "$jackd_pid"; wait "$jackd_pid" 2>/dev/null || true
-    python3 - "$load_mode" "$out/jack-$load_mode.log" "$out/jack-$load_mode.json" <<'PY'
-import json, re, sys
-mode, log, stats = sys.argv[1], open(sys.argv[2]).read(), json.load(open(sys.argv[3]))["nodes"]["jacksink0"]
+    kill -TERM "$jackd_pid" 2>/dev/null || true; wait "$jackd_pid" 2>/dev/null || true
+    python3 - "$out/jack-$name.log" "$out/jack-$name.json" <<'PY' || echo "- - -"
+import json, os, re, sys
+log = open(sys.argv[1]).read()
 missed = lambda name: len(re.findall(r"client = " + re.escape(name) + r" was not finished", log))
-print(f"| {mode} | {missed('jack_simple_client')} | {missed('sluice')} | {stats['xruns']} | {stats['jack_xruns']} |")
+ring = json.load(open(sys.argv[2]))["nodes"]["jacksink0"]["xruns"] if os.path.exists(sys.argv[2]) else "-"
+print(missed("jack_simple_client"), missed("sluice"), ring)
 PY
+  }
+  for load_mode in idle loaded; do
+    declare -A total=()
+    for round in $(seq 1 "$jack_rounds"); do
+      read -r p _ _ < <(jack_run "$load_mode-$round-plain" "$load_mode" plain)
+      read -r _ s sx < <(jack_run "$load_mode-$round-sluice" "$load_mode" sluice)
+      if [ $((round % 2)) = 1 ]; then first="plain client"; order=(plain sluice); else first=Sluice; order=(sluice plain); fi
+      read -r bp bs bx < <(jack_run "$load_mode-$round-both" "$load_mode" "${order[@]}")
+      echo "| $load_mode | $round | $p | $s ($sx) | $bp | $bs ($bx) | $first |"
+      for k in p s bp bs; do if [[ ${!k} =~ ^[0-9]+$ ]]; then total[$k]=$(( ${total[$k]:-0} + ${!k} )); fi; done
+    done
+    echo "| $load_mode | all | ${total[p]} | ${total[s]} | ${total[bp]} | ${total[bs]} | |"
+    unset total
   done
 fi
 
