@@ -15,6 +15,7 @@
 #include <exception>
 #include <filesystem>
 #include <set>
+#include <system_error>
 #include <type_traits>
 
 #include <pthread.h>
@@ -719,27 +720,32 @@ Status Graph::Impl::pause_locked() {
     stop_source = std::stop_source();
     stop_token = stop_source.get_token();
     threads.clear();
-    for (Node* n : order)
-        if (n->kind() == Node::Kind::source) {
-            threads.emplace_back([this, n] { stream(*n); });
-            // relaxed: read by this thread below, and by others under `control` after it; the
-            // new thread cannot leave (and decrement it) before the gate opens, which is after.
-            active.fetch_add(1, std::memory_order_relaxed);
-        }
+    try {
+        for (Node* n : order)
+            if (n->kind() == Node::Kind::source) {
+                threads.emplace_back([this, n] { stream(*n); });
+                // relaxed: read by this thread below, and by others under `control` after it; the
+                // new thread cannot leave (and decrement it) before the gate opens, which is after.
+                active.fetch_add(1, std::memory_order_relaxed);
+            }
+    } catch (const std::exception& e) {
+        // No thread for a source (the process's thread or address-space limit, or no memory):
+        // the threads already made leave, the nodes stop and the pools are decommitted, as in a
+        // stop, and the caller hears why instead of catching an exception.
+        const std::error_code ec = [&] {
+            if (const auto* se = dynamic_cast<const std::system_error*>(&e)) return se->code();
+            return make_error_code(Errc::out_of_memory);
+        }();
+        halt_locked();
+        return {ec, std::string("cannot start a streaming thread: ") + (ec == make_error_code(Errc::out_of_memory) ? "out of memory" : ec.message())};
+    }
     // Paused means ready: every new streaming thread has its priority and waits at the gate, so
     // that run() starts the clock only then. A thread starts at normal priority and takes its
     // SCHED_FIFO one itself; on a loaded machine it waited its turn behind the load while the
     // clock ran (48 ms once, in 20 s runs of bench/realtime_soak.sh's tail), and the first
     // samples were presented that late. Bounded: a thread not ready in 2 s is said so, not waited for.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    // seq_cst: pairs with park(), as in flush_parked().
-    while (parked.load(std::memory_order_seq_cst) < active.load(std::memory_order_seq_cst)) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            post({Event::Type::warning, {}, {}, "a streaming thread was not ready within 2 s; the graph goes on without waiting for it"});
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
+    if (!wait_until_parked(std::chrono::steady_clock::now() + std::chrono::seconds(2)))
+        post({Event::Type::warning, {}, {}, "a streaming thread was not ready within 2 s; the graph goes on without waiting for it"});
     state.store(State::paused, std::memory_order_release);  // release: read by state()
     post({Event::Type::state_changed, {}, {}, "paused"});
     return {};
@@ -781,24 +787,7 @@ Status Graph::Impl::stop_locked() {
         stopping = true;
         stop_error.reset();
     }
-    // 1. Decommit every pool first: a thread blocked in get_buffer, or about to be, gets
-    //    not_committed. Then release threads parked at the gate or waiting on the clock.
-    for (Node* n : order)
-        for (std::size_t o = 0; o < n->output_count(); ++o) (void)n->output(o).allocator().decommit();
-    stop_source.request_stop();
-    // release: parked threads re-check the stop token after waking.
-    gate.store(kStopping, std::memory_order_release);
-    gate.notify_all();
-    clock.interrupt();
-    for (Node* n : order) n->unblock();
-    // 2. Join.
-    threads.clear();
-    // 3. Nodes finish: renders drop what they hold, files get their final headers. A node that
-    //    cannot finish reports an error, which this stop returns.
-    for (Node* n : order)
-        if (Status st = guarded(*n, "stop()", [&] { n->stop(); return Status{}; }); !st)
-            post({Event::Type::error, n->name(), st.code(), st.message()});
-    clock.reset();
+    halt_locked();
     // 4. Samples still out somewhere.
     wait_for_samples(t0);
     const auto took = std::chrono::steady_clock::now() - t0;
@@ -815,6 +804,37 @@ Status Graph::Impl::stop_locked() {
     post({Event::Type::state_changed, {}, {}, "stopped"});
     if (error) return {error->code ? error->code : make_error_code(engine::GraphErrc::io_error), error->message};
     return {};
+}
+
+void Graph::Impl::halt_locked() {
+    // 1. Decommit every pool first: a thread blocked in get_buffer, or about to be, gets
+    //    not_committed. Then release threads parked at the gate or waiting on the clock.
+    for (Node* n : order)
+        for (std::size_t o = 0; o < n->output_count(); ++o) (void)n->output(o).allocator().decommit();
+    stop_source.request_stop();
+    // release: parked threads re-check the stop token after waking.
+    gate.store(kStopping, std::memory_order_release);
+    gate.notify_all();
+    clock.interrupt();
+    for (Node* n : order) n->unblock();
+    // 2. Join.
+    threads.clear();
+    // 3. Nodes finish: renders drop what they hold, files get their final headers. A node that
+    //    cannot finish reports an error, which a stop returns.
+    for (Node* n : order)
+        if (Status st = guarded(*n, "stop()", [&] { n->stop(); return Status{}; }); !st)
+            post({Event::Type::error, n->name(), st.code(), st.message()});
+    clock.reset();
+}
+
+bool Graph::Impl::wait_until_parked(std::chrono::steady_clock::time_point deadline) const {
+    // seq_cst: pairs with park() and the end of stream(): a thread counted parked touches no
+    // node until the gate opens again.
+    while (parked.load(std::memory_order_seq_cst) < active.load(std::memory_order_seq_cst)) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    return true;
 }
 
 void Graph::Impl::wait_for_samples(std::chrono::steady_clock::time_point t0) {
@@ -853,16 +873,11 @@ Status Graph::Impl::flush_parked(const char* what, const std::function<Status()>
     g.clock.interrupt();
     for (Node* n : g.order) n->unblock();
     // Every streaming thread parks at the gate (or has finished): then no node code runs.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    // seq_cst: pairs with park() and the end of stream().
-    while (g.parked.load(std::memory_order_seq_cst) < g.active.load(std::memory_order_seq_cst)) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            g.flushing.store(false, std::memory_order_relaxed);
-            g.gate.store(previous, std::memory_order_release);
-            g.gate.notify_all();
-            return {engine::GraphErrc::timeout, std::string(what) + ": a streaming thread did not reach a safe point within 2 s"};
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (!g.wait_until_parked(std::chrono::steady_clock::now() + std::chrono::seconds(2))) {
+        g.flushing.store(false, std::memory_order_relaxed);
+        g.gate.store(previous, std::memory_order_release);
+        g.gate.notify_all();
+        return {engine::GraphErrc::timeout, std::string(what) + ": a streaming thread did not reach a safe point within 2 s"};
     }
     for (Node* n : g.order) n->flush();
     Status st = while_parked();

@@ -110,6 +110,12 @@ struct Graph::Impl final : NodeHost {
     Status check_files() const;
     Status pause_locked();
     Status stop_locked();
+    // Stop's first steps: decommit every pool, wake and join the streaming threads, stop every
+    // node (a node's error is posted). Control thread, `control` held.
+    void halt_locked();
+    // Waits until every streaming thread is parked at the gate or has left its loop, or until
+    // `deadline`; returns whether they all are. Control thread.
+    bool wait_until_parked(std::chrono::steady_clock::time_point deadline) const;
     void wait_for_samples(std::chrono::steady_clock::time_point t0);
 };
 

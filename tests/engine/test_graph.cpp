@@ -13,6 +13,8 @@
 #include <dirent.h>
 #include <mutex>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <thread>
 
@@ -488,6 +490,94 @@ TEST_CASE("Graph.Clock.StartsWhenEveryStreamingThreadIsReady" * doctest::timeout
 }
 
 // ---- Hostile use of the API (issue #17)
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+// No thread for a source (the process reached its address-space or thread limit) is an error
+// run() returns, not an exception out of it: the threads already made leave, the nodes stop, the
+// pools are decommitted, and the graph runs once the limit is lifted. Before, std::system_error
+// escaped run() with a streaming thread waiting at the gate. The limit is the address space
+// (RLIMIT_AS), which binds root too, set by the last node to start (after every pool is
+// committed): room for one thread's stack, not two. Not under a sanitizer, whose shadow memory
+// a limit on the address space forbids. In a child process of its own (this test binary, this
+// test case) whose glibc keeps no stacks of joined threads: a cached stack takes no new address
+// space, and would be reused under the limit.
+void check_no_thread_for_a_source() {
+    struct Limits {
+        rlimit saved{};
+        Limits() { REQUIRE(::getrlimit(RLIMIT_AS, &saved) == 0); }
+        ~Limits() { ::setrlimit(RLIMIT_AS, &saved); }
+    } limits;
+    static std::size_t room = 0;  // address space allowed beyond what the process has mapped
+    struct LimitingSource : CountingSource {
+        explicit LimitingSource(std::string name) : CountingSource(std::move(name), 10) {}
+        bool armed = true;
+        Status start() override {
+            if (armed) {
+                armed = false;
+                std::size_t mapped_kb = 0;
+                FILE* f = std::fopen("/proc/self/status", "r");
+                char line[256];
+                while (f && std::fgets(line, sizeof line, f))
+                    if (std::sscanf(line, "VmSize: %zu kB", &mapped_kb) == 1) break;
+                if (f) std::fclose(f);
+                rlimit r{};
+                ::getrlimit(RLIMIT_AS, &r);
+                r.rlim_cur = rlim_t(mapped_kb) * 1024 + room;  // the soft limit only: the test lifts it again
+                if (mapped_kb == 0 || ::setrlimit(RLIMIT_AS, &r) != 0) return {engine::GraphErrc::io_error, "cannot set RLIMIT_AS"};
+            }
+            return CountingSource::start();
+        }
+    };
+    pthread_attr_t attr;
+    REQUIRE(::pthread_getattr_default_np(&attr) == 0);
+    std::size_t stack = 0;
+    REQUIRE(::pthread_attr_getstacksize(&attr, &stack) == 0);
+    ::pthread_attr_destroy(&attr);
+    REQUIRE(stack >= std::size_t(1) << 20);
+
+    for (const int made : {0, 1}) {  // threads made before the one that cannot be
+        CAPTURE(made);
+        room = made == 0 ? stack / 2 : stack + stack / 2;
+        Graph g;
+        auto& a = g.add<LimitingSource>("a");
+        auto& b = g.add<LimitingSource>("b");
+        auto& out_a = g.add<KeepRender>("out_a");
+        auto& out_b = g.add<KeepRender>("out_b");
+        REQUIRE(g.connect(a, out_a));
+        REQUIRE(g.connect(b, out_b));
+        b.armed = made == 0;  // the source that starts last sets the limit
+        a.armed = made != 0;
+        Status st;
+        CHECK_NOTHROW(st = g.run());
+        REQUIRE(::setrlimit(RLIMIT_AS, &limits.saved) == 0);
+        CHECK_FALSE(st);
+        CAPTURE(st.message());
+        CHECK(st.message().starts_with("cannot start a streaming thread: "));
+        CHECK(g.state() == State::stopped);
+        CHECK(outstanding(g) == 0);
+        for (const auto& p : g.stats().pools) CHECK(p.stats.buffers == 0);  // decommitted
+        // The limit lifted, the same graph plays to its end.
+        REQUIRE(g.run());
+        REQUIRE(g.wait_until_ended(10s));
+        CHECK(out_a.received() == 10);
+        CHECK(out_b.received() == 10);
+        REQUIRE(g.stop());
+    }
+}
+
+TEST_CASE("Graph.Errors.NoThreadForASourceIsAnError" * doctest::timeout(60)) {
+    if (std::getenv("SLUICE_TEST_NO_STACK_CACHE") != nullptr) {
+        check_no_thread_for_a_source();
+        return;
+    }
+    const auto r = test::run("SLUICE_TEST_NO_STACK_CACHE=1 GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0 /proc/" +
+                             std::to_string(::getpid()) + "/exe -tc=Graph.Errors.NoThreadForASourceIsAnError -s");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("Status: SUCCESS!") != std::string::npos);
+    CHECK(r.output.find("cannot start a streaming thread: ") != std::string::npos);  // the limit bit
+}
+#endif
 
 // A node that throws from process() does not take the app down: the exception becomes an error
 // event naming the node, and the stream ends.

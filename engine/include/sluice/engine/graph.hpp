@@ -117,7 +117,9 @@ public:
     // From stopped, pause() prepares, commits every pool, starts every node and every source's
     // streaming thread, and returns when each thread has its priority and waits at the gate
     // (at most 2 s, then a warning event), so that run() starts the clock with every thread
-    // ready. run() pauses first when stopped, then starts the clock and opens the gate.
+    // ready. run() pauses first when stopped, then starts the clock and opens the gate. A thread
+    // the system refuses (its thread or address-space limit) is an error returned, never an
+    // exception: the graph is stopped again as it was.
     Status pause();
     Status run();
     Status stop();
