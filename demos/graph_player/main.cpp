@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>  // O_NONBLOCK, O_CLOEXEC
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -60,6 +61,21 @@ std::string demo_speaker_branch(std::string& why_not) {
 
 std::atomic<int> g_signal{0};
 std::atomic<std::int64_t> g_first_signal_ns{0};
+// The write end of the main loop's wake-up pipe (non-blocking): a signal or a `quit` writes a
+// byte so the main thread, asleep in poll(), looks at once. -1 until made.
+int g_wake_fd = -1;
+int g_wake_pipe_read = -1;  // its read end, which the main loop polls
+
+// Wakes the main loop. Async-signal-safe (write(2) on a non-blocking pipe; a full pipe has
+// already woken it).
+void wake_main_loop() noexcept {
+    const int saved = errno;
+    const char byte = 0;
+    if (g_wake_fd >= 0 && ::write(g_wake_fd, &byte, 1) < 0) {
+        // EAGAIN: the pipe is full of earlier wake-ups, which the main loop has yet to read
+    }
+    errno = saved;
+}
 
 std::int64_t monotonic_ns() noexcept {
     timespec ts{};
@@ -79,6 +95,7 @@ extern "C" void on_signal(int sig) {
     std::int64_t first = 0;
     if (g_first_signal_ns.compare_exchange_strong(first, now, std::memory_order_relaxed)) {
         g_signal.store(sig, std::memory_order_relaxed);
+        wake_main_loop();
         return;
     }
     if (now - first >= 1'000'000'000) ::_exit(128 + sig);
@@ -228,6 +245,7 @@ private:
             else answer("at " + words[1] + " s");
         } else if (verb == "quit" && words.size() == 1) {
             quit_.store(true, std::memory_order_relaxed);  // relaxed: see quit()
+            wake_main_loop();
         } else {
             refuse("unknown command '" + line + "' (set NODE KEY=VALUE..., get NODE KEY, pause, play, seek SECONDS, quit)");
         }
@@ -477,6 +495,10 @@ int main(int argc, char** argv) {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigfillset(&sa.sa_mask);  // one handler at a time on a thread
+    if (int fds[2]; ::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+        g_wake_pipe_read = fds[0];
+        g_wake_fd = fds[1];
+    }  // else the main loop looks every 50 ms instead
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(sig, &sa, nullptr);
 
     const bool show_progress = !quiet && ::isatty(STDERR_FILENO);
@@ -513,8 +535,29 @@ int main(int argc, char** argv) {
     int code = 0;
     std::optional<ControlReader> controller;
     if (control) controller.emplace(graph, print_mutex);
-    for (;;) {
-        if (graph.wait_until_ended(std::chrono::milliseconds(50))) break;
+    // The main thread sleeps until there is something to do: an event (the graph's eventfd), a
+    // signal or a `quit` (the wake-up pipe). It used to look every 50 ms; each of those wake-ups
+    // is a vCPU or a core leaving its idle state beside a device's real-time thread. Once a
+    // second all the same: an end of stream whose event found no memory is seen by ended() alone.
+    const int events_fd = graph.event_fd();
+    const bool wake_pipe = g_wake_fd >= 0;
+    for (bool first = true;; first = false) {
+        if (!first) {
+            pollfd fds[2] = {{events_fd, POLLIN, 0}, {wake_pipe ? g_wake_pipe_read : -1, POLLIN, 0}};
+            const int timeout_ms = events_fd >= 0 && wake_pipe ? 1000 : 50;
+            if (::poll(fds, 2, timeout_ms) > 0) {
+                // Reset both (the eventfd is non-blocking: a lost race reads EAGAIN, harmlessly).
+                std::uint64_t count;
+                char bytes[64];
+                if ((fds[0].revents & POLLIN) && ::read(events_fd, &count, sizeof count) < 0) {
+                    // EAGAIN: another reader took it; the events themselves are polled below
+                }
+                if ((fds[1].revents & POLLIN) && ::read(g_wake_pipe_read, bytes, sizeof bytes) < 0) {
+                    // EAGAIN: nothing left
+                }
+            }
+        }
+        if (graph.ended()) break;
         if (controller && controller->quit()) {
             ended_by = "quit";
             break;
