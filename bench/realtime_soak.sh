@@ -172,27 +172,38 @@ if [[ " $parts " == *" jack "* ]]; then
   # misses by their place in the cycle (the later one is more often the one caught), so each
   # client also runs alone against its own server, alternating: its own misses, like for like.
   # Each round runs: plain alone, Sluice alone, both (the plain client first in odd rounds, Sluice first in even).
-  echo "| load | round | plain client alone | Sluice alone (ring xruns) | both: plain client | both: Sluice (ring xruns) | started first |"
-  echo "|---|---|---|---|---|---|---|"
-  jack_run() {  # name load clients... (plain | sluice): prints "plain-misses sluice-misses sluice-ring-xruns"
+  # A third way, the same time for both: each client alone on a server of its own, the two
+  # servers and clients running at once (which server the plain client gets alternates). Runs
+  # one after another meet different moments of a shared host (one client's count for a run
+  # spreads from 12 to 300 here); at once, each meets the same ones.
+  : > "$out/jack-rounds.md"
+  table() { echo "$1" | tee -a "$out/jack-rounds.md"; }  # the table, also in results/jack-rounds.md
+  table "| load | round | plain client alone | Sluice alone (ring xruns) | both: plain client | both: Sluice (ring xruns) | started first | at once, own servers: plain client | at once, own servers: Sluice (ring xruns) |"
+  table "|---|---|---|---|---|---|---|---|---|"
+  jack_run() {  # name load clients... (plain | sluice | plain@SERVER | sluice@SERVER): prints "plain-misses sluice-misses sluice-ring-xruns"
     local name=$1 mode=$2; shift 2
-    JACK_NO_AUDIO_RESERVATION=1 jackd -n "$server" -d dummy -r 48000 -p 64 > "$out/jack-$name.log" 2>&1 &
-    local jackd_pid=$! loader= pids=()
-    for _ in $(seq 100); do JACK_DEFAULT_SERVER=$server jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
+    local servers=() jackd_pids=() loader= pids=() client s
+    for client in "$@"; do s=${client#*@}; [ "$s" = "$client" ] && s=$server; [[ " ${servers[*]} " == *" $s "* ]] || servers+=("$s"); done
+    for s in "${servers[@]}"; do
+      JACK_NO_AUDIO_RESERVATION=1 jackd -n "$s" -d dummy -r 48000 -p 64 > "$out/jack-$name-$s.log" 2>&1 & jackd_pids+=($!)
+    done
+    for s in "${servers[@]}"; do for _ in $(seq 100); do JACK_DEFAULT_SERVER=$s jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done; done
     if [ "$mode" = loaded ]; then load $((jack_for + 5)) & loader=$!; fi
     rm -f "$out/jack-$name.json"
     for client in "$@"; do
-      if [ "$client" = plain ]; then
-        JACK_DEFAULT_SERVER=$server timeout -k 5 $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 & pids+=($!)
+      s=${client#*@}; [ "$s" = "$client" ] && s=$server
+      if [ "${client%@*}" = plain ]; then
+        JACK_DEFAULT_SERVER=$s timeout -k 5 $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 & pids+=($!)
       else
-        JACK_DEFAULT_SERVER=$server "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
+        JACK_DEFAULT_SERVER=$s "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
           --stats-json "$out/jack-$name.json" 'tone ! jacksink client=sluice connect=none' 2> "$out/jack-sluice-$name.log" & pids+=($!)
       fi
-      sleep 0.5
+      [ ${#servers[@]} = 1 ] && sleep 0.5  # on one server, one after the other; on two, together
     done
     wait "${pids[@]}" 2>/dev/null || true
     [ -n "$loader" ] && { kill "$loader" 2>/dev/null || true; wait "$loader" 2>/dev/null || true; }
-    kill -TERM "$jackd_pid" 2>/dev/null || true; wait "$jackd_pid" 2>/dev/null || true
+    kill -TERM "${jackd_pids[@]}" 2>/dev/null || true; wait "${jackd_pids[@]}" 2>/dev/null || true
+    for s in "${servers[@]}"; do cat "$out/jack-$name-$s.log" && rm -f "$out/jack-$name-$s.log"; done > "$out/jack-$name.log" 2>/dev/null || true
     python3 - "$out/jack-$name.log" "$out/jack-$name.json" <<'PY' || echo "- - -"
 import json, os, re, sys
 log = open(sys.argv[1]).read()
@@ -208,10 +219,12 @@ PY
       read -r _ s sx < <(jack_run "$load_mode-$round-sluice" "$load_mode" sluice)
       if [ $((round % 2)) = 1 ]; then first="plain client"; order=(plain sluice); else first=Sluice; order=(sluice plain); fi
       read -r bp bs bx < <(jack_run "$load_mode-$round-both" "$load_mode" "${order[@]}")
-      echo "| $load_mode | $round | $p | $s ($sx) | $bp | $bs ($bx) | $first |"
-      for k in p s bp bs; do if [[ ${!k} =~ ^[0-9]+$ ]]; then total[$k]=$(( ${total[$k]:-0} + ${!k} )); fi; done
+      if [ $((round % 2)) = 1 ]; then apart=(plain@$server-a sluice@$server-b); else apart=(sluice@$server-a plain@$server-b); fi
+      read -r ap as ax < <(jack_run "$load_mode-$round-apart" "$load_mode" "${apart[@]}")
+      table "| $load_mode | $round | $p | $s ($sx) | $bp | $bs ($bx) | $first | $ap | $as ($ax) |"
+      for k in p s bp bs ap as; do if [[ ${!k} =~ ^[0-9]+$ ]]; then total[$k]=$(( ${total[$k]:-0} + ${!k} )); fi; done
     done
-    echo "| $load_mode | all | ${total[p]} | ${total[s]} | ${total[bp]} | ${total[bs]} | |"
+    table "| $load_mode | all | ${total[p]} | ${total[s]} | ${total[bp]} | ${total[bs]} | | ${total[ap]} | ${total[as]} |"
     unset total
   done
 fi
