@@ -158,7 +158,8 @@ void Graph::Impl::input_ended() noexcept {
     }
 }
 
-// The lowest priority_ceiling() of the nodes `node`'s streams reach, itself included (0: none).
+// The lowest priority_ceiling() of the nodes `node`'s streams reach, itself included (0: none;
+// Node::kNormalPriority, below every SCHED_FIFO priority, wins).
 // Each node once, however many paths lead to it (tees into mixers).
 int Graph::Impl::priority_ceiling_of(const Node& node) const {
     int ceiling = 0;
@@ -168,7 +169,7 @@ int Graph::Impl::priority_ceiling_of(const Node& node) const {
         todo.pop_back();
         if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
         seen.push_back(n);
-        if (const int c = n->priority_ceiling(); c > 0 && (ceiling == 0 || c < ceiling)) ceiling = c;
+        if (const int c = n->priority_ceiling(); c != 0 && (ceiling == 0 || c < ceiling)) ceiling = c;
         for (std::size_t o = 0; o < n->output_count(); ++o)
             if (const InputPin* peer = n->output(o).peer()) todo.push_back(&peer->node());
     }
@@ -179,11 +180,16 @@ void Graph::Impl::stream(Node& source) {
     t_streaming_for = this;
     Node::ThreadOptions opts = source.thread_options();
     if (opts.priority > 0)
-        if (const int ceiling = priority_ceiling_of(source); ceiling > 0 && ceiling < opts.priority) {
-            log_message(LogLevel::info, source.name() + ": streaming thread at SCHED_FIFO " + std::to_string(ceiling) +
-                                            ", not " + std::to_string(opts.priority) +
-                                            ": below the real-time thread of a device it feeds or drains");
-            opts.priority = ceiling;
+        if (const int ceiling = priority_ceiling_of(source); ceiling != 0 && ceiling < opts.priority) {
+            if (ceiling < 0)
+                log_message(LogLevel::info, source.name() + ": streaming thread at normal priority, not SCHED_FIFO " +
+                                                std::to_string(opts.priority) +
+                                                ": a device it feeds or drains has a real-time thread of its own and a ring long enough");
+            else
+                log_message(LogLevel::info, source.name() + ": streaming thread at SCHED_FIFO " + std::to_string(ceiling) +
+                                                ", not " + std::to_string(opts.priority) +
+                                                ": below the real-time thread of a device it feeds or drains");
+            opts.priority = std::max(ceiling, 0);
         }
     if (opts.cpu >= 0) {
         cpu_set_t set;

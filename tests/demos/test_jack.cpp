@@ -254,9 +254,11 @@ TEST_CASE("Jack.Sink.DefaultConnectsThePhysicalPorts" * doctest::timeout(60)) {
     CHECK(std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(1900));
 }
 
-// --rt-priority asks for SCHED_FIFO 80, but the thread that feeds jacksink's ring stays one below
-// JACK's process callback (5 under jackd's default priority 10), so it never preempts JACK's own
-// threads; the player says so in one info line.
+// --rt-priority asks for SCHED_FIFO 80, but the thread that feeds jacksink's ring never
+// preempts JACK's process callback (5 under jackd's default priority 10): with a short ring
+// (latency=256, 5.3 ms) it stays one below it, at 4; with the default ring (2048 frames, 42.7 ms)
+// at normal priority, so the process has one real-time thread, JACK's. The player says which in
+// one info line.
 TEST_CASE("Jack.Realtime.FeedingThreadStaysBelowTheCallback" * doctest::timeout(60)) {
     // Only where this process may use SCHED_FIFO (root or RLIMIT_RTPRIO; CI's machine may).
     {
@@ -272,21 +274,32 @@ TEST_CASE("Jack.Realtime.FeedingThreadStaysBelowTheCallback" * doctest::timeout(
     test::JackServer jack("priority");
     INFO(jack.log());
     REQUIRE(jack.ready());
-    test::TempDir dir;
-    Player sink(jack.env(), "--realtime --rt-priority 80 --duration 3 " + test::quote("tone ! jacksink client=prio connect=none"),
-                dir / "out.txt");
-    REQUIRE(test::eventually([&] { return has_port(jack, "prio:out_2"); }, std::chrono::seconds(20)));
-    // The process's threads' real-time priorities, once the streaming thread has set its own.
-    std::string priorities;
-    const bool capped = test::eventually([&] {
+    for (const bool short_ring : {true, false}) {
+        CAPTURE(short_ring);
+        test::TempDir dir;
+        const std::string client = short_ring ? "prio_short" : "prio_long";
+        Player sink(jack.env(),
+                    "--realtime --rt-priority 80 --duration 3 " +
+                        test::quote("tone ! jacksink client=" + client + " connect=none" + (short_ring ? " latency=256" : "")),
+                    dir / "out.txt");
+        REQUIRE(test::eventually([&] { return has_port(jack, client + ":out_2"); }, std::chrono::seconds(20)));
+        // The process's threads' real-time priorities ("-": normal), once the streaming thread
+        // has set its own (it logs that first; the line is in the player's output by then).
+        std::string priorities;
+        const bool settled = test::eventually([&] {
+            priorities = test::run("ps -L -o rtprio= -p " + std::to_string(sink.pid())).output;
+            return priorities.find(" 5\n") != std::string::npos &&
+                   read_file(dir / "out.txt").find("tone0: streaming thread at") != std::string::npos;
+        }, std::chrono::seconds(5));
+        INFO(priorities);
+        CHECK(settled);
         priorities = test::run("ps -L -o rtprio= -p " + std::to_string(sink.pid())).output;
-        return priorities.find(" 4\n") != std::string::npos;
-    }, std::chrono::seconds(5));
-    INFO(priorities);
-    CHECK(capped);
-    CHECK(priorities.find(" 5\n") != std::string::npos);   // JACK's process callback
-    CHECK(priorities.find(" 80\n") == std::string::npos);  // nothing above it
-    CHECK(sink.wait(std::chrono::seconds(30)) == 0);
-    CHECK(read_file(dir / "out.txt").find("tone0: streaming thread at SCHED_FIFO 4, not 80: below the real-time thread of a device it feeds or drains") !=
-          std::string::npos);
+        CHECK(priorities.find(" 5\n") != std::string::npos);   // JACK's process callback
+        CHECK(priorities.find(" 80\n") == std::string::npos);  // nothing above it
+        CHECK((priorities.find(" 4\n") != std::string::npos) == short_ring);
+        CHECK(sink.wait(std::chrono::seconds(30)) == 0);
+        const std::string said = short_ring ? "tone0: streaming thread at SCHED_FIFO 4, not 80: below the real-time thread of a device it feeds or drains"
+                                            : "tone0: streaming thread at normal priority, not SCHED_FIFO 80: a device it feeds or drains has a real-time thread of its own and a ring long enough";
+        CHECK(read_file(dir / "out.txt").find(said) != std::string::npos);
+    }
 }

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <thread>
@@ -487,6 +488,53 @@ TEST_CASE("Graph.Clock.StartsWhenEveryStreamingThreadIsReady" * doctest::timeout
     CAPTURE(late.count());
     CHECK(late < 100ms);
     REQUIRE(g.stop());
+}
+
+// A node may keep the threads that reach it at normal priority (Node::kNormalPriority: jacksink
+// with a long ring); the lowest ceiling wins over the thread's own SCHED_FIFO and over a node
+// that only caps it. Without such a node the same thread runs SCHED_FIFO (the control case).
+TEST_CASE("Graph.Priority.NodeKeepsItsThreadsAtNormalPriority" * doctest::timeout(30)) {
+    {  // Only where this process may use SCHED_FIFO (root or RLIMIT_RTPRIO).
+        sched_param p{};
+        p.sched_priority = 1;
+        std::thread probe([&] { p.sched_priority = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &p); });
+        probe.join();
+        if (p.sched_priority != 0) {
+            MESSAGE("skipped: no SCHED_FIFO for this user");
+            return;
+        }
+    }
+    struct PolicySource : CountingSource {
+        PolicySource() : CountingSource("src", 5) {}
+        std::atomic<int> policy{-1};
+        Flow produce() override {
+            policy.store(::sched_getscheduler(0));
+            return CountingSource::produce();
+        }
+    };
+    struct Ceiling : KeepRender {
+        explicit Ceiling(int c) : KeepRender("out"), ceiling(c) {}
+        int ceiling;
+        int priority_ceiling() const noexcept override { return ceiling; }
+    };
+    struct Capping : PassThrough {
+        Capping() : PassThrough("cap") {}
+        int priority_ceiling() const noexcept override { return 3; }
+    };
+    for (const int ceiling : {0, Node::kNormalPriority}) {
+        CAPTURE(ceiling);
+        Graph g;
+        auto& src = g.add<PolicySource>();
+        src.set_thread_options({.priority = 10, .cpu = -1});
+        auto& cap = g.add<Capping>();
+        auto& out = g.add<Ceiling>(ceiling);
+        REQUIRE(g.connect(src, cap));
+        REQUIRE(g.connect(cap, out));
+        REQUIRE(g.run());
+        REQUIRE(g.wait_until_ended(10s));
+        CHECK(src.policy.load() == (ceiling == 0 ? SCHED_FIFO : SCHED_OTHER));
+        REQUIRE(g.stop());
+    }
 }
 
 // ---- Hostile use of the API (issue #17)

@@ -188,10 +188,20 @@ public:
     // (5 under jackd -R's default 10). A streaming thread above it (sluice-play --rt-priority 80)
     // could preempt it, and the server's own thread, only to fill or drain a ring that has
     // latency= frames of room: the callback has the deadline, not the ring. So the threads that
-    // reach this node stay one below the callback's priority (Node::priority_ceiling), as a
-    // JACK application's helper threads should.
+    // reach this node stay below the callback (Node::priority_ceiling), as a JACK application's
+    // helper threads should:
+    // - a ring of kNormalPriorityRingMs or more (the default 2048 frames is 42.7 ms at 48 kHz):
+    //   at normal priority, as GStreamer's jackaudiosink and mpv's JACK output feed theirs. The
+    //   thread wakes when a quarter has played, so it has three quarters (32 ms) to be scheduled,
+    //   which the normal scheduler gives even beside a loaded CPU. A second SCHED_FIFO thread
+    //   in the process cost the callback wake-ups on an idle VM (bench/README.md, JACK: 847
+    //   missed cycles against 449 at normal priority and the plain client's 526, 8 rounds each).
+    // - a shorter ring (latency=128 for a round trip of two periods): SCHED_FIFO one below the
+    //   callback, since a normal thread could not be counted on within a few milliseconds.
+    static constexpr std::size_t kNormalPriorityRingMs = 20;
     int priority_ceiling() const noexcept override {
         if (!client_ || !jack_is_realtime(client_.get())) return 0;
+        if (latency_frames_ * 1000 >= std::size_t(std::max(rate_, 1)) * kNormalPriorityRingMs) return kNormalPriority;
         return std::max(1, jack_client_real_time_priority(client_.get()) - 1);
     }
 

@@ -244,8 +244,12 @@ public:
     // Nodes whose device runs a real-time thread of its own (JACK's process callback): the
     // highest SCHED_FIFO priority a streaming thread that runs this node may have, one below
     // that thread's, so that the threads feeding or draining its ring never preempt the
-    // device's (the callback has the deadline; the ring has room for the rest). The graph asks
-    // after start() and caps every source's thread that reaches the node. Default 0: no limit.
+    // device's (the callback has the deadline; the ring has room for the rest), or
+    // kNormalPriority: a ring long enough for threads at normal priority, which then stay there
+    // (a second real-time thread beside the device's costs the device wake-ups on an idle
+    // machine; see jack.cpp). The graph asks after start() and caps every source's thread that
+    // reaches the node, the lowest ceiling winning. Default 0: no limit.
+    static constexpr int kNormalPriority = -1;
     virtual int priority_ceiling() const noexcept { return 0; }
 
     // ==== What the host drives (the Graph, or any NodeHost), as a PipeWire host drives a node
