@@ -224,7 +224,7 @@ PY
       table "| $load_mode | $round | $p | $s ($sx) | $bp | $bs ($bx) | $first | $ap | $as ($ax) |"
       for k in p s bp bs ap as; do if [[ ${!k} =~ ^[0-9]+$ ]]; then total[$k]=$(( ${total[$k]:-0} + ${!k} )); fi; done
     done
-    table "| $load_mode | all | ${total[p]} | ${total[s]} | ${total[bp]} | ${total[bs]} | | ${total[ap]} | ${total[as]} |"
+    table "| $load_mode | all | ${total[p]:--} | ${total[s]:--} | ${total[bp]:--} | ${total[bs]:--} | | ${total[ap]:--} | ${total[as]:--} |"
     unset total
   done
 fi

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +74,18 @@ inline CommandResult run(const std::string& command) {
     const int status = ::pclose(p);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return r;
+}
+
+// Whether this process may give a thread SCHED_FIFO `priority` (root, or RLIMIT_RTPRIO at least
+// that): tests of real-time priorities skip where it may not. Tried on a thread of its own, which
+// then ends.
+inline bool may_use_sched_fifo(int priority) {
+    sched_param p{};
+    p.sched_priority = priority;
+    int err = -1;
+    std::thread probe([&] { err = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &p); });
+    probe.join();
+    return err == 0;
 }
 
 inline std::string quote(const std::string& s) {

@@ -129,14 +129,22 @@ std::string held_sample_report(const LedgerEntry& e, const std::string& pool) {
 }  // namespace
 
 void Graph::Impl::park() noexcept {
-    // seq_cst: flush() reads `parked` and then node state; our count must be visible before we
-    // stop touching nodes, and its reads of the count are seq_cst too.
-    parked.fetch_add(1, std::memory_order_seq_cst);
-    parked.notify_all();
-    // acquire: pairs with the release store that opens the gate (run, flush end, stop).
-    while (gate.load(std::memory_order_acquire) == kClosed && !stop_token.stop_requested())
-        gate.wait(kClosed, std::memory_order_acquire);
-    parked.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+    for (;;) {
+        // seq_cst: flush() reads `parked` and then node state; our count must be visible before
+        // we stop touching nodes, and its reads of the count are seq_cst too.
+        parked.fetch_add(1, std::memory_order_seq_cst);
+        parked.notify_all();
+        // acquire: pairs with the release store that opens the gate (run, flush end, stop).
+        while (gate.load(std::memory_order_acquire) == kClosed && !stop_token.stop_requested())
+            gate.wait(kClosed, std::memory_order_acquire);
+        parked.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+        // The gate may have closed again between our wake-up and the count above (a seek right
+        // after run()): a flush that saw us counted parked is flushing the nodes now, so look
+        // once more before leaving. seq_cst, with flush_parked's seq_cst store of kClosed and its
+        // seq_cst loads of `parked`: either it sees our count gone (and waits for us) or we see
+        // its closed gate here (and park again).
+        if (gate.load(std::memory_order_seq_cst) != kClosed || stop_token.stop_requested()) return;
+    }
 }
 
 namespace {
@@ -731,13 +739,16 @@ Status Graph::Impl::pause_locked() {
             if (n->kind() == Node::Kind::source) {
                 threads.emplace_back([this, n] { stream(*n); });
                 // relaxed: read by this thread below, and by others under `control` after it; the
-                // new thread cannot leave (and decrement it) before the gate opens, which is after.
+                // new thread cannot leave (and decrement it) before the gate opens or a stop is
+                // requested (halt_locked() below, after every increment), both later.
                 active.fetch_add(1, std::memory_order_relaxed);
             }
     } catch (const std::exception& e) {
         // No thread for a source (the process's thread or address-space limit, or no memory):
         // the threads already made leave, the nodes stop and the pools are decommitted, as in a
-        // stop, and the caller hears why instead of catching an exception.
+        // stop, and the caller hears why instead of catching an exception. Unlike stop(), an
+        // error a node reports while stopping here is an event, not this Status (the Status
+        // says why nothing ran); no source has produced, so no sample is waited for.
         const std::error_code ec = [&] {
             if (const auto* se = dynamic_cast<const std::system_error*>(&e)) return se->code();
             return make_error_code(Errc::out_of_memory);
@@ -835,7 +846,7 @@ void Graph::Impl::halt_locked() {
 
 bool Graph::Impl::wait_until_parked(std::chrono::steady_clock::time_point deadline) const {
     // seq_cst: pairs with park() and the end of stream(): a thread counted parked touches no
-    // node until the gate opens again.
+    // node until the gate opens again (park() looks at the gate once more after uncounting).
     while (parked.load(std::memory_order_seq_cst) < active.load(std::memory_order_seq_cst)) {
         if (std::chrono::steady_clock::now() > deadline) return false;
         std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -875,7 +886,7 @@ Status Graph::Impl::flush_parked(const char* what, const std::function<Status()>
     // relaxed: push() treats it as a hint; the parking below is the synchronisation.
     g.flushing.store(true, std::memory_order_relaxed);
     const std::uint32_t previous = g.gate.load(std::memory_order_relaxed);
-    g.gate.store(kClosed, std::memory_order_release);  // release: as in pause
+    g.gate.store(kClosed, std::memory_order_seq_cst);  // seq_cst: pairs with park()'s last look
     g.clock.interrupt();
     for (Node* n : g.order) n->unblock();
     // Every streaming thread parks at the gate (or has finished): then no node code runs.
