@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Decoding real media files: sluice-play's avsrc against the ffmpeg CLI and GStreamer's decodebin
 # (gstreamer1.0-libav: the same FFmpeg decoders), on the same files, in one run, alternating the
-# three. Whole-command wall time, medians of REPS runs; every tool picks its own decoder threads
-# (FFmpeg's automatic count for all three). Files are made at the start with the ffmpeg CLI:
+# three. Whole-command wall time over REPS rounds (each tool once a round, ratios taken round by
+# round); every tool picks its own decoder threads (FFmpeg's automatic count for all three). Files are made at the start with the ffmpeg CLI:
 #   720p H.264, 30 s at 30 fps (libx264, testsrc2)        -> decode to a null sink
 #   FLAC 44.1 kHz stereo, 10 min (a sine sweep)           -> decode and resample to 48 kHz
 #   1080p Y4M, 200 I420 pictures (testsrc2)               -> scale to 720p (bilinear on both sides),
@@ -13,6 +13,7 @@
 #
 #   bench/vs_media.sh            # prints a table; bench/results/latest-media.md keeps it
 #   REPS=9 bench/vs_media.sh
+#   ONLY=H.264 REPS=30 bench/vs_media.sh   # only the cases whose name matches (grep -E)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-5}
@@ -35,32 +36,49 @@ ffmpeg -v error -f lavfi -i "aevalsrc=0.5*sin(2*PI*(100+t*10)*t)|0.5*sin(2*PI*(2
 
 now() { date +%s%N; }
 timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; echo $(( $(now) - t0 )); }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# Round by round: each round runs every tool once, in an order that rotates from round to round
+# (so none always follows the same one), and the ratio is taken within the round; the table gives
+# the medians of the times, the median of the ratios with its 95 % bootstrap interval, and in how
+# many rounds Sluice was the faster. A shared machine's slow moments then hit both sides of a ratio.
 declare -A t
 run_case() {  # name sluice-args ffmpeg-args gst-pipeline ("-": none)
   local name=$1 ours=$2 ff=$3 gst=$4
+  [ -z "${ONLY:-}" ] || grep -qE -- "$ONLY" <<<"$name" || return 0
+  local tools=(sluice ffmpeg gst)
+  [ "$gst" = - ] && tools=(sluice ffmpeg)
+  local n=${#tools[@]}
   for r in $(seq "$REPS"); do
-    t[$name,sluice]+="$(timed "$play" -q --no-realtime "$ours") "
-    # shellcheck disable=SC2086
-    t[$name,ffmpeg]+="$(timed ffmpeg -v error $ff) "
-    # shellcheck disable=SC2086
-    [ "$gst" = - ] || t[$name,gst]+="$(timed gst-launch-1.0 -q $gst) "
+    for k in $(seq 0 $((n - 1))); do
+      case ${tools[$(( (r + k) % n ))]} in
+        sluice) t[$name,sluice]+="$(timed "$play" -q --no-realtime "$ours") " ;;
+        # shellcheck disable=SC2086
+        ffmpeg) t[$name,ffmpeg]+="$(timed ffmpeg -v error $ff) " ;;
+        # shellcheck disable=SC2086
+        gst) t[$name,gst]+="$(timed gst-launch-1.0 -q $gst) " ;;
+      esac
+    done
     printf '\r%s: %d/%d' "$name" "$r" "$REPS" >&2
   done
   printf '\r\033[K' >&2
-  local s f g=0
-  s=$(echo "${t[$name,sluice]}" | median); f=$(echo "${t[$name,ffmpeg]}" | median)
-  [ "$gst" = - ] || g=$(echo "${t[$name,gst]}" | median)
-  awk -v name="$name" -v s="$s" -v f="$f" -v g="$g" \
-    'BEGIN { if (g > 0) printf "| %s | %.2f s | %.2f s | %.2f s | %.2fx | %.2fx |\n", name, s / 1e9, f / 1e9, g / 1e9, f / s, g / s;
-             else printf "| %s | %.2f s | %.2f s | - | %.2fx | - |\n", name, s / 1e9, f / 1e9, f / s }'
+  python3 - "$name" "${t[$name,sluice]}" "${t[$name,ffmpeg]}" "${t[$name,gst]:-}" <<'PY'
+import random, statistics, sys
+name, ours, ff, gst = sys.argv[1], *[[int(x) for x in a.split()] for a in sys.argv[2:]]
+def ratio(peer):  # peer / ours round by round: median, 95 % bootstrap interval, rounds we won
+    r = [p / o for o, p in zip(ours, peer)]
+    rng = random.Random(1)
+    b = sorted(statistics.median(rng.choices(r, k=len(r))) for _ in range(2000))
+    return "%.2fx (%.2f-%.2f, %d of %d)" % (statistics.median(r), b[50], b[1949], sum(v > 1 for v in r), len(r))
+sec = lambda v: "%.2f s" % (statistics.median(v) / 1e9)
+print("| %s | %s | %s | %s | %s | %s |" % (name, sec(ours), sec(ff), sec(gst) if gst else "-", ratio(ff),
+                                          ratio(gst) if gst else "-"))
+PY
 }
 
 {
-  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(ffmpeg -version | head -1 | cut -d' ' -f1-3); GStreamer $(gst-launch-1.0 --version | sed -n 's/.*version //p' | head -1); commit $(git rev-parse --short HEAD); $REPS runs each, medians of whole-command wall time"
+  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(ffmpeg -version | head -1 | cut -d' ' -f1-3); GStreamer $(gst-launch-1.0 --version | sed -n 's/.*version //p' | head -1); commit $(git rev-parse --short HEAD); $REPS rounds, medians of whole-command wall time"
   echo
-  echo "| file, work | sluice-play | ffmpeg CLI | gst-launch-1.0 decodebin | ffmpeg / Sluice | GStreamer / Sluice |"
+  echo "| file, work | sluice-play | ffmpeg CLI | gst-launch-1.0 decodebin | ffmpeg / Sluice, round by round (95 % interval, rounds Sluice won) | GStreamer / Sluice, likewise |"
   echo "|---|---:|---:|---:|---:|---:|"
   run_case "720p H.264 30 s, decode to a null sink" \
     "avsrc path=$work/720p.mp4 ! nullsink" \

@@ -121,7 +121,6 @@ SLUICE_ALWAYS_INLINE Result<SampleRef> SampleAllocator::get_fast(const std::stop
     // The deadline even when the pop found the pool decommitted: a commit may come before
     // get_slow looks again, and a timed get must not then wait without one (a 20 ms get that
     // met a decommit and a recommit waited forever under TSan in Churn.CachesUnderDecommit...).
-    (void)why;
     return from(get_slow(deadline(), stop, holder));
 }
 
