@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <numbers>
 #include <random>
@@ -217,11 +218,15 @@ struct Interrupted {
 };
 
 // Runs `command` (exec'd by /bin/sh, so the signal reaches the command itself), sends it `sig`
-// after `after` and waits for it to end: a Ctrl-C in the middle of a recording. One that has not
-// ended `give_up` after the signal is killed (SIGKILL) and reaped, and `reaped` says false: a
-// command that ignores the signal fails the test instead of hanging it.
-inline Interrupted interrupt_after(const std::string& command, std::chrono::milliseconds after, int sig = SIGINT,
-                                   std::chrono::milliseconds give_up = std::chrono::seconds(30)) {
+// `after` once `ready()` says so (at once without one) and waits for it to end: a Ctrl-C in the
+// middle of a recording. One that has not ended `give_up` after the signal is killed (SIGKILL)
+// and reaped, and `reaped` says false: a command that ignores the signal fails the test instead of
+// hanging it. `ready` is asked every 10 ms for up to 30 s (then the signal goes all the same): on
+// a loaded machine the player may take longer than `after` to start, and a test that counts from
+// the output file's appearance measures the recording, not the start-up.
+inline Interrupted interrupt_when(const std::string& command, const std::function<bool()>& ready,
+                                  std::chrono::milliseconds after, int sig = SIGINT,
+                                  std::chrono::milliseconds give_up = std::chrono::seconds(30)) {
     Interrupted r;
     const std::string line = "exec " + command;  // built before fork(): the child only execs
     const pid_t pid = ::fork();
@@ -231,6 +236,16 @@ inline Interrupted interrupt_after(const std::string& command, std::chrono::mill
         ::_exit(127);
     }
     r.started = true;
+    if (ready) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        // Not while the command has ended already (WNOWAIT: it stays to be reaped below).
+        auto running = [pid] {
+            siginfo_t info{};
+            return ::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+        };
+        while (!ready() && std::chrono::steady_clock::now() < until && running())
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     std::this_thread::sleep_for(after);
     const auto t0 = std::chrono::steady_clock::now();
     ::kill(pid, sig);
@@ -248,6 +263,17 @@ inline Interrupted interrupt_after(const std::string& command, std::chrono::mill
     (void)::waitpid(pid, &r.status, 0);
     r.took = std::chrono::steady_clock::now() - t0;
     return r;
+}
+
+// The same, `after` from the start.
+inline Interrupted interrupt_after(const std::string& command, std::chrono::milliseconds after, int sig = SIGINT,
+                                   std::chrono::milliseconds give_up = std::chrono::seconds(30)) {
+    return interrupt_when(command, {}, after, sig, give_up);
+}
+
+// A readiness test for interrupt_when: the file at `path` exists (a sink has started).
+inline std::function<bool()> file_exists(std::string path) {
+    return [path = std::move(path)] { return ::access(path.c_str(), F_OK) == 0; };
 }
 
 // A bad-input case for the player: what it is given (arguments or a pipeline) and what its one

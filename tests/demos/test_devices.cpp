@@ -102,8 +102,8 @@ TEST_CASE("Alsa.BadDevice.OneLineAndExitTwo" * doctest::timeout(60)) {
 // sync=true) holds what was played up to then, whole frames of the tone.
 TEST_CASE("Alsa.Interrupt.CleanExit" * doctest::timeout(60)) {
     AlsaSetup alsa;
-    const auto child = test::interrupt_after("env " + alsa.env + kPlayer + " -q --realtime 'tone ! alsasink device=rec'",
-                                             std::chrono::milliseconds(1000));
+    const auto child = test::interrupt_when("env " + alsa.env + kPlayer + " -q --realtime 'tone ! alsasink device=rec'",
+                                            test::file_exists(alsa.dir.path() + "/rec.raw"), std::chrono::milliseconds(1000));
     REQUIRE(child.started);
     REQUIRE(child.reaped);
     CHECK(WIFEXITED(child.status));

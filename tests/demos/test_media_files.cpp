@@ -282,8 +282,8 @@ TEST_CASE("AvSrc.Stop.WhileWaitingForABufferIsPrompt" * doctest::timeout(120)) {
     const std::string movie = dir.path() + "/long.mp4", wav = dir.path() + "/a.wav";
     make_fixture("-f lavfi -i sine=frequency=440:sample_rate=48000:duration=60 -c:a aac", movie);
     // --realtime: the render paces the stream, so avsrc spends its time waiting for buffers.
-    const auto child = test::interrupt_after(kPlayer + " -q --realtime " + quote("avsrc path=" + movie + " ! wavsink path=" + wav),
-                                             std::chrono::milliseconds(1500));
+    const auto child = test::interrupt_when(kPlayer + " -q --realtime " + quote("avsrc path=" + movie + " ! wavsink path=" + wav),
+                                            test::file_exists(wav), std::chrono::milliseconds(1500));
     REQUIRE(child.started);
     REQUIRE(child.reaped);
     CHECK(child.took < std::chrono::seconds(5));
@@ -452,8 +452,8 @@ TEST_CASE("AvSink.Transcode.AudioAndVideoByPinName" * doctest::timeout(120)) {
 TEST_CASE("AvSink.Interrupt.FileIsFinished" * doctest::timeout(60)) {
     test::TempDir dir;
     const std::string out = dir.path() + "/live.mp4";
-    const auto child = test::interrupt_after(kPlayer + " -q --realtime " + quote("videotest ! avsink path=" + out),
-                                             std::chrono::milliseconds(1500));
+    const auto child = test::interrupt_when(kPlayer + " -q --realtime " + quote("videotest ! avsink path=" + out),
+                                            test::file_exists(out), std::chrono::milliseconds(1500));
     REQUIRE(child.started);
     REQUIRE(child.reaped);
     CHECK(WIFEXITED(child.status));
