@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -209,7 +210,7 @@ private:
     std::thread thread_;  // declared last: it starts once result_ exists
 };
 
-// How a command that interrupt_after() interrupted ended.
+// How a command that interrupt_when() or interrupt_after() interrupted ended.
 struct Interrupted {
     bool started = false;  // fork() worked
     bool reaped = false;   // it ended by itself within the give-up time, and waitpid() returned it
@@ -241,12 +242,16 @@ inline Interrupted interrupt_when(const std::string& command, const std::functio
         // Not while the command has ended already (WNOWAIT: it stays to be reaped below).
         auto running = [pid] {
             siginfo_t info{};
-            return ::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+            if (::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return errno == EINTR;
+            return info.si_pid == 0;
         };
-        while (!ready() && std::chrono::steady_clock::now() < until && running())
+        bool alive = true;
+        while (!ready() && std::chrono::steady_clock::now() < until && (alive = running()))
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (alive) std::this_thread::sleep_for(after);
+    } else {
+        std::this_thread::sleep_for(after);
     }
-    std::this_thread::sleep_for(after);
     const auto t0 = std::chrono::steady_clock::now();
     ::kill(pid, sig);
     while (std::chrono::steady_clock::now() - t0 < give_up) {

@@ -30,6 +30,7 @@
 
 #include <fcntl.h>  // O_NONBLOCK, O_CLOEXEC
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -162,10 +163,21 @@ class ControlReader {
 public:
     ControlReader(Graph& graph, std::mutex& print_mutex) : graph_(graph), print_mutex_(print_mutex) {
         thread_ = std::thread([this] { loop(); });
+        ::pthread_setname_np(thread_.native_handle(), "sluice-control");  // for top -H, gdb and the tests
     }
     ~ControlReader() {
-        done_.store(true, std::memory_order_relaxed);  // relaxed: polled by loop(); the join orders the rest
+        // The reader sleeps in poll() on standard input and this eventfd: no timeout to wake it
+        // (it used to look every 100 ms, each a wake-up beside a device's real-time thread).
+        // Without the eventfd it polls as before.
+        done_.store(true, std::memory_order_relaxed);  // relaxed: read by loop() after the wake; the join orders the rest
+        if (stop_fd_ >= 0) {
+            const std::uint64_t one = 1;
+            if (::write(stop_fd_, &one, sizeof one) < 0) {
+                // an eventfd write fails only at a count of 2^64 - 1: the reader is awake then
+            }
+        }
         thread_.join();
+        if (stop_fd_ >= 0) ::close(stop_fd_);
     }
     // A `quit` was read. Any thread.
     bool quit() const noexcept { return quit_.load(std::memory_order_relaxed); }  // relaxed: a flag polled by main
@@ -176,13 +188,14 @@ private:
         char buffer[4096];
         // relaxed: a flag; see ~ControlReader.
         while (!done_.load(std::memory_order_relaxed)) {
-            pollfd pfd{STDIN_FILENO, POLLIN, 0};
-            const int ready = ::poll(&pfd, 1, 100);
+            pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {stop_fd_, POLLIN, 0}};  // a negative fd is ignored
+            const int ready = ::poll(fds, 2, stop_fd_ >= 0 ? -1 : 100);
             if (ready < 0 && errno == EINTR) continue;
             if (ready <= 0) {
                 if (ready < 0) return;
                 continue;
             }
+            if (fds[1].revents != 0) return;  // the destructor's wake-up
             const ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) return;  // closed: play on without control
@@ -254,7 +267,8 @@ private:
     Graph& graph_;
     std::mutex& print_mutex_;
     std::atomic<bool> done_{false}, quit_{false};
-    std::thread thread_;
+    const int stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // -1: poll standard input every 100 ms
+    std::thread thread_;  // declared last: it starts once the above exist
 };
 
 double seconds(std::int64_t ns) { return ns == kNoTime ? 0.0 : double(ns) / 1e9; }

@@ -184,6 +184,31 @@ TEST_CASE("Player.Control.SetGetRefuseAndQuitFromStdin" * doctest::timeout(60)) 
     CHECK(r.output.find("t freq=330") != std::string::npos);
 }
 
+// The command reader sleeps until a command comes: over a second of playing with standard input
+// open and silent, its thread (named sluice-control) switches out at most twice. It used to look
+// at standard input every 100 ms (10 wake-ups a second beside a device's real-time thread).
+TEST_CASE("Player.Control.ReaderSleepsUntilACommand" * doctest::timeout(60)) {
+    TempDir dir;
+    const std::string fifo = dir / "commands";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // The shell holds the FIFO open for writing (fd 3) until it sends the quit.
+    const std::string script =
+        kPlayer + " -q --control --realtime 'tone ! nullsink' < " + quote(fifo) + " & pid=$!; exec 3> " + quote(fifo) + "; "
+        "for i in $(seq 100); do t=$(grep -lx sluice-control /proc/$pid/task/*/comm 2>/dev/null | head -1); "
+        "[ -n \"$t\" ] && break; sleep 0.05; done; s=${t%comm}status; sleep 0.5; "
+        "a=$(awk '/^voluntary_ctxt_switches/ {print $2}' $s); sleep 1; b=$(awk '/^voluntary_ctxt_switches/ {print $2}' $s); "
+        "echo quit >&3; wait $pid; echo \"rc=$? switches=$a $b\"";
+    auto r = run("timeout 30 sh -c " + quote(script) + " 2>&1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const std::size_t at = r.output.find("rc=0 switches=");
+    REQUIRE(at != std::string::npos);
+    long before = -1, after = -1;
+    REQUIRE(std::sscanf(r.output.c_str() + at, "rc=0 switches=%ld %ld", &before, &after) == 2);
+    CHECK(before >= 0);
+    CHECK(after - before <= 2);
+}
+
 // A live change is heard at its time: the gain turned down to -120 dB while a clocked graph
 // plays leaves the end of the file silent and its start at the tone's level.
 TEST_CASE("Player.Control.LiveGainChangeLandsInTheFile" * doctest::timeout(60)) {
