@@ -12,11 +12,12 @@
 # another); SLUICE_LOCK_HELD=1 when the caller already holds /tmp/sluice-build.lock.
 #
 #   bench/vs_media.sh            # prints a table; bench/results/latest-media.md keeps it
-#   REPS=9 bench/vs_media.sh
-#   ONLY=H.264 REPS=30 bench/vs_media.sh   # only the cases whose name matches (grep -E)
+#   REPS=18 bench/vs_media.sh
+#   ONLY=H.264 REPS=30 bench/vs_media.sh   # only the cases whose name matches (grep -E); the
+#                                          # table then goes to results/latest-media-only.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPS=${REPS:-5}
+REPS=${REPS:-12}  # rounds; a multiple of 6 goes through every order of the three tools alike
 build=${BUILD:-build}
 locked() { if [ -n "${SLUICE_LOCK_HELD:-}" ]; then "$@"; else flock /tmp/sluice-build.lock "$@"; fi; }
 for tool in ffmpeg gst-launch-1.0; do
@@ -37,20 +38,21 @@ ffmpeg -v error -f lavfi -i "aevalsrc=0.5*sin(2*PI*(100+t*10)*t)|0.5*sin(2*PI*(2
 now() { date +%s%N; }
 timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; echo $(( $(now) - t0 )); }
 
-# Round by round: each round runs every tool once, in an order that rotates from round to round
-# (so none always follows the same one), and the ratio is taken within the round; the table gives
-# the medians of the times, the median of the ratios with its 95 % bootstrap interval, and in how
-# many rounds Sluice was the faster. A shared machine's slow moments then hit both sides of a ratio.
+# Round by round: each round runs every tool once, the rounds going through every order of the
+# tools in turn (so each tool runs before each other one equally often, and first, second and
+# last equally often, over a multiple of 6 rounds), and the ratio is taken within the round. The
+# table gives the medians of the times, the median of the ratios with its 95 % bootstrap interval,
+# and in how many rounds Sluice was the faster. A shared machine's slow moments then hit both
+# sides of a ratio.
 declare -A t
 run_case() {  # name sluice-args ffmpeg-args gst-pipeline ("-": none)
-  local name=$1 ours=$2 ff=$3 gst=$4
+  local name=$1 ours=$2 ff=$3 gst=$4 r tool
   [ -z "${ONLY:-}" ] || grep -qE -- "$ONLY" <<<"$name" || return 0
-  local tools=(sluice ffmpeg gst)
-  [ "$gst" = - ] && tools=(sluice ffmpeg)
-  local n=${#tools[@]}
+  local orders=("sluice ffmpeg gst" "sluice gst ffmpeg" "ffmpeg sluice gst" "ffmpeg gst sluice" "gst sluice ffmpeg" "gst ffmpeg sluice")
+  [ "$gst" = - ] && orders=("sluice ffmpeg" "ffmpeg sluice")
   for r in $(seq "$REPS"); do
-    for k in $(seq 0 $((n - 1))); do
-      case ${tools[$(( (r + k) % n ))]} in
+    for tool in ${orders[$(( (r - 1) % ${#orders[@]} ))]}; do
+      case $tool in
         sluice) t[$name,sluice]+="$(timed "$play" -q --no-realtime "$ours") " ;;
         # shellcheck disable=SC2086
         ffmpeg) t[$name,ffmpeg]+="$(timed ffmpeg -v error $ff) " ;;
@@ -76,7 +78,7 @@ PY
 }
 
 {
-  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(ffmpeg -version | head -1 | cut -d' ' -f1-3); GStreamer $(gst-launch-1.0 --version | sed -n 's/.*version //p' | head -1); commit $(git rev-parse --short HEAD); $REPS rounds, medians of whole-command wall time"
+  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(ffmpeg -version | head -1 | cut -d' ' -f1-3); GStreamer $(gst-launch-1.0 --version | sed -n 's/.*version //p' | head -1); commit $(git rev-parse --short HEAD); $REPS rounds${ONLY:+ (only the cases matching $ONLY)}, medians of whole-command wall time"
   echo
   echo "| file, work | sluice-play | ffmpeg CLI | gst-launch-1.0 decodebin | ffmpeg / Sluice, round by round (95 % interval, rounds Sluice won) | GStreamer / Sluice, likewise |"
   echo "|---|---:|---:|---:|---:|---:|"
@@ -102,4 +104,4 @@ PY
     -
   echo
   echo "Copies per decoded picture in avsrc (its 'copies' stat): $("$play" -q --no-realtime "avsrc path=$work/720p.mp4 ! nullsink" --stats-json "$work/s.json" >/dev/null 2>&1; python3 -c "import json; n=json.load(open('$work/s.json'))['nodes']['avsrc0']; print(n['copies'], 'for', n['samples_out'], 'pictures')")"
-} | tee bench/results/latest-media.md
+} | tee "bench/results/latest-media${ONLY:+-only}.md"
