@@ -194,11 +194,11 @@ TEST_CASE("Player.Control.ReaderSleepsUntilACommand" * doctest::timeout(60)) {
     // The shell holds the FIFO open for writing (fd 3) until it sends the quit.
     const std::string script =
         kPlayer + " -q --control --realtime 'tone ! nullsink' < " + quote(fifo) + " & pid=$!; exec 3> " + quote(fifo) + "; "
-        "for i in $(seq 100); do t=$(grep -lx sluice-control /proc/$pid/task/*/comm 2>/dev/null | head -1); "
+        "for i in $(seq 400); do t=$(grep -lx sluice-control /proc/$pid/task/*/comm 2>/dev/null | head -1); "
         "[ -n \"$t\" ] && break; sleep 0.05; done; s=${t%comm}status; sleep 0.5; "
         "a=$(awk '/^voluntary_ctxt_switches/ {print $2}' $s); sleep 1; b=$(awk '/^voluntary_ctxt_switches/ {print $2}' $s); "
         "echo quit >&3; wait $pid; echo \"rc=$? switches=$a $b\"";
-    auto r = run("timeout 30 sh -c " + quote(script) + " 2>&1");
+    auto r = run("timeout 45 sh -c " + quote(script) + " 2>&1");
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     const std::size_t at = r.output.find("rc=0 switches=");
