@@ -189,6 +189,31 @@ TEST_CASE("Jack.ServerKilled.ExitOneFileValid" * doctest::timeout(120)) {
     CHECK(std::stod(test::probe(dir / "rec.wav", "a:0", "duration")) > 0.3);
 }
 
+// The same for a render, and for a server that cannot say goodbye (SIGKILL): jacksink beside a
+// file, both fed by a tee, paced by JACK's consumption. The player notices the server gone, exits
+// 1 naming the client, and the file the other branch wrote is finished.
+TEST_CASE("Jack.ServerKilled.SinkExitsOneFileValid" * doctest::timeout(120)) {
+    test::JackServer jack("killedsink");
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    test::TempDir dir;
+    Player player(jack.env(), test::quote("tone name=t ! tee name=split  split. ! jacksink client=play connect=none  split. ! wavsink path=" +
+                                          dir / "copy.wav"),
+                  dir / "play.txt");
+    // A third of a second through at least (8 bytes a frame at most): then the server dies
+    // without a word.
+    const bool playing = test::eventually([&] { return file_size(dir / "copy.wav") > 48000 * 8 / 3; }, std::chrono::seconds(20));
+    jack.kill(SIGKILL);
+    const int code = player.wait(std::chrono::seconds(20));
+    const std::string output = read_file(dir / "play.txt");
+    INFO(output);
+    REQUIRE(playing);
+    CHECK(code == 1);
+    CHECK(output.find("JACK client 'play': the JACK server went away") != std::string::npos);
+    CHECK(test::probe(dir / "copy.wav", "a:0", "codec_name") != "");
+    CHECK(std::stod(test::probe(dir / "copy.wav", "a:0", "duration")) > 0.3);
+}
+
 // No server under that name: one line saying how to start one, exit 2, at once (JackNoStartServer:
 // no server is started behind the user's back, and nothing waits for one).
 TEST_CASE("Jack.NoServer.OneLineSaysHowToStartOne" * doctest::timeout(60)) {
