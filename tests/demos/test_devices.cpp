@@ -98,6 +98,24 @@ TEST_CASE("Alsa.BadDevice.OneLineAndExitTwo" * doctest::timeout(60)) {
     CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
 }
 
+// A format the device cannot take: alsa-lib's `linear` plugin accepts integer samples only (it
+// converts them to its slave's s16), so a graph that must send f32 is refused at negotiation
+// with one line naming the converter, exit 2; following the advice plays, and the device gets
+// s16 (the file plugin under the linear one records two bytes a sample).
+TEST_CASE("Alsa.BadFormat.OneLineAndTheAdviceWorks" * doctest::timeout(60)) {
+    AlsaSetup alsa;
+    std::ofstream(alsa.dir.path() + "/asound.conf", std::ios::app)
+        << "pcm.intonly { type linear slave { pcm { type file slave.pcm \"null\" file \"" << alsa.dir.path()
+        << "/int.raw\" format \"raw\" } format S16_LE } }\n";
+    auto r = alsa.play("--no-realtime --duration 1 " + test::quote("tone channels=2 format=f32 ! alsasink device=intonly"));
+    test::check_refused(r, "put 'audioconvert format=s16' between them");
+    auto ok = alsa.play("--no-realtime --duration 1 " +
+                        test::quote("tone channels=2 format=f32 ! audioconvert format=s16 ! alsasink device=intonly"));
+    INFO(ok.output);
+    REQUIRE(ok.exit_code == 0);
+    CHECK(read_file(alsa.dir.path() + "/int.raw").size() == std::size_t(48000) * 2 * 2);
+}
+
 // Ctrl-C with the device open: a clean exit, and the recording (paced by the graph's clock,
 // sync=true) holds what was played up to then, whole frames of the tone.
 TEST_CASE("Alsa.Interrupt.CleanExit" * doctest::timeout(60)) {
