@@ -210,7 +210,7 @@ private:
     std::thread thread_;  // declared last: it starts once result_ exists
 };
 
-// How a command that interrupt_when() or interrupt_after() interrupted ended.
+// How a command that interrupt_when() interrupted ended.
 struct Interrupted {
     bool started = false;  // fork() worked
     bool reaped = false;   // it ended by itself within the give-up time, and waitpid() returned it
@@ -268,12 +268,6 @@ inline Interrupted interrupt_when(const std::string& command, const std::functio
     (void)::waitpid(pid, &r.status, 0);
     r.took = std::chrono::steady_clock::now() - t0;
     return r;
-}
-
-// The same, `after` from the start.
-inline Interrupted interrupt_after(const std::string& command, std::chrono::milliseconds after, int sig = SIGINT,
-                                   std::chrono::milliseconds give_up = std::chrono::seconds(30)) {
-    return interrupt_when(command, {}, after, sig, give_up);
 }
 
 // A readiness test for interrupt_when: the file at `path` exists (a sink has started).
