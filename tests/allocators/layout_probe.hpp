@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 namespace sluice::detail {
 struct LayoutProbe {
@@ -19,6 +20,16 @@ struct LayoutProbe {
     static Pool* pool(SampleAllocator& a) { return a.current_.load(std::memory_order_relaxed); }
     static std::atomic<std::uint32_t>& live_retired(SampleAllocator& a) { return a.live_retired_; }
     static constexpr std::uint64_t kSlotMask = SampleAllocator::kSlotMask;
+    // Where the waiting path begins, for the test that holds a get between its fast pop and
+    // get_slow: a non-virtual member function pointer's first word is the function's address
+    // (Itanium C++ ABI).
+    static const void* get_slow_entry() {
+        auto entry = &SampleAllocator::get_slow;
+        static_assert(sizeof entry == 2 * sizeof(void*));
+        const void* address = nullptr;
+        std::memcpy(&address, &entry, sizeof address);
+        return address;
+    }
     static constexpr std::uint32_t kDecommittedSlot = SampleAllocator::kDecommittedSlot;
 
     // Rule 6: the cache-line layout of the hot words.

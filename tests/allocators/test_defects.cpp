@@ -166,6 +166,80 @@ TEST_CASE("SampleAllocator.Destructor.ReleaseInFlightNeverOutlivesIt" * doctest:
         CHECK(run_in_child(mode) == 0);
     }
 }
+
+namespace {
+
+// A timed get whose fast pop finds the pool decommitted is held right there, at get_slow's first
+// instruction, while this thread commits the pool again and takes its only buffer: the get must
+// still end at its deadline. Before 1260b1c the deadline was dropped whenever the fast pop had
+// seen "decommitted", so this get waited for a buffer with none (seen once in CI, under TSan, in
+// Churn.CachesUnderDecommitAndLedgerStorms: a 20 ms get still waiting 20 minutes later). The
+// getter is single-stepped until it reaches get_slow, as the destructor test above holds its
+// threads, since no schedule reaches that window on demand.
+std::atomic<const void*> g_hold_at{nullptr};
+std::atomic<int> g_getter{0};  // 0 stepping, 1 held at get_slow's entry, 2 let go
+
+void hold_at_get_slow(int, siginfo_t*, void* ctx) {
+    auto* uc = static_cast<ucontext_t*>(ctx);
+    if (reinterpret_cast<const void*>(uc->uc_mcontext.gregs[REG_RIP]) != g_hold_at.load()) return;
+    uc->uc_mcontext.gregs[REG_EFL] &= ~0x100LL;  // stop stepping
+    g_getter.store(1);
+    while (g_getter.load() != 2) {
+    }
+}
+
+enum RecommitOutcome { timed_out = 0, waited_on = 1, never_held = 2, other_end = 3, setup_failed = 10 };
+
+[[noreturn]] void timed_get_across_a_recommit() {
+    struct sigaction sa = {};
+    sa.sa_sigaction = hold_at_get_slow;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGTRAP, &sa, nullptr);
+    g_hold_at.store(Probe::get_slow_entry());
+
+    SampleAllocator a;
+    if (!a.set_properties({.buffers = 1, .buffer_bytes = 64}) || a.commit()) _exit(setup_failed);
+    a.decommit();
+    std::atomic<int> result{-1};  // 0: a sample; otherwise the Errc value
+    std::thread getter([&] {
+        set_trap_flag();
+        auto r = a.get_buffer(20ms);
+        result.store(r ? 0 : r.error().value());  // Errc values start at 1
+    });
+    const auto deadline_to_hold = steady_clock::now() + 30s;
+    while (g_getter.load() != 1 && result.load() == -1 && steady_clock::now() < deadline_to_hold)
+        std::this_thread::sleep_for(1ms);
+    if (g_getter.load() != 1) _exit(never_held);  // the getter may be stepping still: no join
+
+    if (a.commit()) _exit(setup_failed);
+    auto held = a.get_buffer();
+    if (!held) _exit(setup_failed);
+    g_getter.store(2);
+    const auto deadline_to_end = steady_clock::now() + 5s;
+    while (result.load() == -1 && steady_clock::now() < deadline_to_end) std::this_thread::sleep_for(1ms);
+    const bool still_waiting = result.load() == -1;
+    if (still_waiting) a.decommit();  // wakes it (contract rule 2), so the child can end
+    getter.join();
+    held->reset();
+    if (still_waiting) _exit(waited_on);
+    _exit(result.load() == int(Errc::timeout) ? timed_out : other_end);
+}
+
+}  // namespace
+
+TEST_CASE("SampleAllocator.Timeouts.DeadlineSurvivesARecommitBeforeTheWait" * doctest::timeout(120)) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+        ::alarm(60);
+        timed_get_across_a_recommit();
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    INFO("0 timed out as asked, 1 still waiting 5 s past a 20 ms deadline, 2 never reached get_slow, "
+         "3 ended otherwise, 10 setup failed, 128+ a signal");
+    CHECK(code == timed_out);
+}
 #endif
 
 // get_buffer with a timeout too long for a nanosecond deadline waits like get_buffer(): the only
