@@ -3,7 +3,8 @@
 // and the drift between it and the system clock is measured. Against a real jackd (dummy
 // driver), twice: running in real time, where its clock is the system's; and in freewheel mode
 // (what JACK users export with: the server cycles as fast as its clients let it), a device far
-// faster than the system clock, so that following it is plain to see.
+// faster than the system clock, so that following it is plain to see. And what a device's own
+// pace does to an app that falls behind it: ALSA underruns and overruns, counted as xruns.
 #include "../support.hpp"
 
 #include <doctest/doctest.h>
@@ -11,11 +12,15 @@
 
 #include <jack/jack.h>
 
+#include <cmath>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <span>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -92,6 +97,7 @@ struct AlsaOnJack {
     explicit AlsaOnJack(const std::string& tag) : jack(tag, 48000, 256) {
         ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
         std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n"
+                                              "pcm.mic { type jack capture_ports { 0 system:capture_1 1 system:capture_2 } }\n"
                                               "pcm.nowhere { type null }\n"
                                               "pcm.hidden { type plug slave.pcm nowhere }\n";
         ::setenv("ALSA_CONFIG_PATH", ("/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf")).c_str(), 1);
@@ -193,4 +199,117 @@ TEST_CASE("Clock.Device.VideoOutlastsTheAudioDevice" * doctest::timeout(60)) {
     CHECK(g.wait_until_ended(5s));
     CHECK(wall == doctest::Approx(2.0).epsilon(0.25));
     REQUIRE(g.stop());
+}
+
+namespace {
+
+// The xruns alsasink counted in a run of `appsrc ! alsasink device=card`, where the app feeds
+// 1 s of a tone as fast as the device takes it, then nothing for `pause`, then 0.5 s more.
+struct Feed {
+    std::uint64_t xruns = 0;
+    std::uint64_t pushed = 0, played = 0;
+    bool ended = false;
+};
+Feed feed_with_a_pause(std::chrono::milliseconds pause) {
+    Graph g;
+    const Status built = sluice::nodes::build_pipeline(
+        g, "appsrc name=in format=f32 rate=48000 channels=2 frames=256 ! alsasink name=out device=card");
+    CAPTURE(built.message());
+    REQUIRE(built.ok());
+    sluice::nodes::AppSrc& in = *sluice::nodes::appsrc(g, "in");
+    REQUIRE(g.run());
+    Feed f;
+    std::vector<float> block(256 * 2);
+    std::uint64_t frame = 0;
+    auto push_seconds = [&](double seconds) {
+        for (int i = 0; i < int(seconds * 48000 / 256); ++i) {
+            for (std::size_t k = 0; k < 256; ++k) {
+                const float v = 0.25f * float(std::sin(2 * M_PI * 440.0 * double(frame + k) / 48000.0));
+                block[2 * k] = block[2 * k + 1] = v;
+            }
+            frame += 256;
+            // Blocks while the pool is out: the device, draining at its own pace, paces the app.
+            REQUIRE(in.push(std::as_bytes(std::span(block)), sluice::kNoTime, std::chrono::milliseconds(5000)).ok());
+            ++f.pushed;
+        }
+    };
+    push_seconds(1.0);
+    std::this_thread::sleep_for(pause);
+    push_seconds(0.5);
+    REQUIRE(in.end_of_stream().ok());
+    f.ended = g.wait_until_ended(10s);
+    const auto stats = g.stats();
+    REQUIRE(g.stop());
+    const auto* out = stats.node("out");
+    REQUIRE(out != nullptr);
+    f.played = out->stats.samples_in;
+    for (const auto& [key, value] : out->extras)
+        if (key == "xruns") f.xruns = value;
+    return f;
+}
+
+}  // namespace
+
+// An app that falls behind a device which keeps time: the device plays out what it had, runs
+// dry, and alsa-lib says so (an underrun, -EPIPE, on the next write); alsasink counts it as an
+// xrun, recovers the device and plays the rest. The device is alsa-lib's JACK plugin on a real
+// jackd, whose cycle drains the device's buffer (4 periods of 1024 frames, 85 ms) whether or not
+// the app writes; the pause is 400 ms, far longer than that and the pool together.
+TEST_CASE("Alsa.Xrun.AnUnderrunIsCountedAndPlayGoesOn" * doctest::timeout(120)) {
+    AlsaOnJack alsa("alsaxrun");
+    INFO(alsa.jack.log());
+    REQUIRE(alsa.jack.ready());
+    const Feed paused = feed_with_a_pause(400ms);
+    CHECK(paused.ended);
+    CHECK(paused.played == paused.pushed);
+    CHECK(paused.xruns >= 1);
+    const Feed steady = feed_with_a_pause(0ms);
+    CHECK(steady.ended);
+    CHECK(steady.played == steady.pushed);
+    MESSAGE("xruns with a 400 ms pause: " << paused.xruns << "; without: " << steady.xruns);
+}
+
+// And the other way: an app that stops taking what a capture device records. The graph waits
+// for it (appsink drop=false), alsasrc cannot read, and the device, still recording at its own
+// pace, overruns its buffer: alsasrc counts the xrun, recovers, captures on, and flags the first
+// sample after the gap as a discontinuity.
+TEST_CASE("Alsa.Xrun.AnOverrunIsCountedAndCaptureGoesOn" * doctest::timeout(120)) {
+    AlsaOnJack alsa("alsaoverrun");
+    INFO(alsa.jack.log());
+    REQUIRE(alsa.jack.ready());
+    auto capture_with_a_pause = [](std::chrono::milliseconds pause) {
+        Graph g;
+        const Status built = sluice::nodes::build_pipeline(g, "alsasrc name=in device=mic ! appsink name=out max-buffers=2");
+        CAPTURE(built.message());
+        REQUIRE(built.ok());
+        sluice::nodes::AppSink& out = *sluice::nodes::appsink(g, "out");
+        REQUIRE(g.run());
+        std::int64_t captured_ns = 0;
+        std::uint64_t samples = 0, flagged = 0;  // discontinuities after the first sample
+        auto pull_seconds = [&](double seconds) {
+            const std::int64_t until = captured_ns + std::int64_t(seconds * 1e9);
+            while (captured_ns < until) {
+                auto s = out.pull(5s);
+                REQUIRE(s);
+                captured_ns = s->stop_time();
+                if (samples++ > 0 && s->has(sluice::SampleFlags::discontinuity)) ++flagged;
+            }
+        };
+        pull_seconds(1.0);
+        std::this_thread::sleep_for(pause);
+        pull_seconds(0.5);  // capture goes on after the recovery
+        const auto stats = g.stats();
+        REQUIRE(g.stop());
+        std::uint64_t xruns = 0;
+        for (const auto& [key, value] : stats.node("in")->extras)
+            if (key == "xruns") xruns = value;
+        return std::pair(xruns, flagged);
+    };
+    const auto [paused, paused_flagged] = capture_with_a_pause(400ms);
+    CHECK(paused >= 1);
+    CHECK(paused_flagged >= 1);
+    CHECK(paused_flagged <= paused);
+    const auto [steady, steady_flagged] = capture_with_a_pause(0ms);
+    CHECK(steady_flagged <= steady);
+    MESSAGE("capture xruns with a 400 ms pause: " << paused << " (" << paused_flagged << " samples flagged); without: " << steady);
 }
