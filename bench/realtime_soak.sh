@@ -15,7 +15,9 @@
 #   jack: `tone ! jacksink` and jack_simple_client on `jackd -d dummy -p 64` (48 kHz, 1.33 ms
 #         periods) for JACK_SECONDS a run, idle and under sluice-stress, JACK_ROUNDS rounds of
 #         each alone and both on one server: the cycles each client missed, as jackd reports
-#         them, and ours (ring empty).
+#         them, and ours (ring empty); then each client's callback timing, pooled over the
+#         rounds: how late each callback began against the one before, and how long it ran,
+#         measured the same way in both by bench/jack_callback_probe.cpp (preloaded into each).
 #   roundtrip: the round trip through JACK in periods, measured by jack_iodelay (its signal out,
 #         through a relay, back in): Sluice's `jacksrc ! jacksink` at ring latencies of two,
 #         four and 32 periods (the default, 2048 frames), against jack_thru (a plain client that
@@ -42,7 +44,7 @@ build=${BUILD:-build-release}  # BUILD=build measures the README's RelWithDebInf
 out=bench/results
 mkdir -p "$out"
 [ -z "${BUILD:-}" ] && flock /tmp/sluice-build.lock cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS=OFF >/dev/null
-flock /tmp/sluice-build.lock cmake --build "$build" -j2 --target sluice-play sluice-stress sluice-graph-stop >/dev/null
+flock /tmp/sluice-build.lock cmake --build "$build" -j2 --target sluice-play sluice-stress sluice-graph-stop sluice-jack-probe >/dev/null
 
 graph='tone frames=64 rate=48000 channels=2 ! nullsink name=audio  videotest width=640 height=360 fps=30 ! nullsink name=video'
 load() { exec "$build/demos/sluice-stress" --scenario contend --threads 2 --duration "$1" --no-check -q >/dev/null; }
@@ -183,7 +185,10 @@ if [[ " $parts " == *" jack "* ]]; then
   table() { echo "$1" | tee -a "$out/jack-rounds.md"; }  # the table, also in results/jack-rounds.md
   table "| load | round | plain client alone | Sluice alone (ring xruns) | both: plain client | both: Sluice (ring xruns) | started first | at once, own servers: plain client | at once, own servers: Sluice (ring xruns) |"
   table "|---|---|---|---|---|---|---|---|---|"
+  probe=$PWD/$build/bench/libsluice-jack-probe.so
+  rm -f "$out"/jack-probe-*.jsonl
   jack_run() {  # name load clients... (plain | sluice | plain@SERVER | sluice@SERVER): prints "plain-misses sluice-misses sluice-ring-xruns"
+    # Each client's callback timing goes to $out/jack-probe-NAME-CLIENT.jsonl.
     local name=$1 mode=$2; shift 2
     local servers=() jackd_pids=() loader= pids=() client s
     for client in "$@"; do s=${client#*@}; [ "$s" = "$client" ] && s=$server; [[ " ${servers[*]} " == *" $s "* ]] || servers+=("$s"); done
@@ -196,9 +201,10 @@ if [[ " $parts " == *" jack "* ]]; then
     for client in "$@"; do
       s=${client#*@}; [ "$s" = "$client" ] && s=$server
       if [ "${client%@*}" = plain ]; then
-        JACK_DEFAULT_SERVER=$s timeout -k 5 $((jack_for + 2)) jack_simple_client > /dev/null 2>&1 & pids+=($!)
+        JACK_DEFAULT_SERVER=$s timeout -k 5 $((jack_for + 2)) env LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$out/jack-probe-$name-plain.jsonl" \
+          jack_simple_client > /dev/null 2>&1 & pids+=($!)
       else
-        JACK_DEFAULT_SERVER=$s "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
+        JACK_DEFAULT_SERVER=$s LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$out/jack-probe-$name-sluice.jsonl" "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \
           --stats-json "$out/jack-$name.json" 'tone ! jacksink client=sluice connect=none' 2> "$out/jack-sluice-$name.log" & pids+=($!)
       fi
       [ ${#servers[@]} = 1 ] && sleep 0.5  # on one server, one after the other; on two, together
@@ -242,6 +248,25 @@ PY
     table "| $load_mode | all | ${total[p]:--} | ${total[s]:--} | ${total[bp]:--} | ${total[bs]:--} | | ${total[ap]:--} | ${total[as]:--} |"
     unset total
   done
+  echo
+  table "Callback timing, pooled over the rounds (bench/jack_callback_probe.cpp in both clients; us): late = how much later than a period after the previous callback each began; duration = how long it ran; overruns = callbacks longer than a period."
+  table ""
+  table "| load | way | client | cycles | late p50 | p99 | p99.9 | max | duration p50 | p99 | p99.9 | max | overruns |"
+  table "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  shopt -s nullglob
+  for load_mode in $jack_loads; do
+    for way in alone both apart; do
+      [[ " $jack_ways " == *" $way "* ]] || continue
+      for client in plain sluice; do
+        if [ "$way" = alone ]; then files=("$out"/jack-probe-"$load_mode"-*-"$client"-"$client".jsonl)
+        else files=("$out"/jack-probe-"$load_mode"-*-"$way"-"$client".jsonl); fi
+        if [ "$client" = plain ]; then jack_name=jack_simple_client; label="plain client"; else jack_name=sluice; label=Sluice; fi
+        read -r c l50 l99 l999 lmax d50 d99 d999 dmax over < <(python3 bench/jack_probe_summary.py "$jack_name" /dev/null "${files[@]}")
+        table "| $load_mode | $way | $label | $c | $l50 | $l99 | $l999 | $lmax | $d50 | $d99 | $d999 | $dmax | $over |"
+      done
+    done
+  done
+  shopt -u nullglob
 fi
 
 if [[ " $parts " == *" roundtrip "* ]]; then
