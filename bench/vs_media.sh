@@ -24,6 +24,10 @@ for tool in ffmpeg gst-launch-1.0; do
   command -v $tool >/dev/null || { echo "needs $tool (.ci/install-deps installs it)" >&2; exit 1; }
 done
 gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || { echo "needs gstreamer1.0-libav" >&2; exit 1; }
+# grep says 2 for a pattern it cannot read: say so rather than skip every case.
+if [ -n "${ONLY:-}" ]; then
+  grep -qE -- "$ONLY" <<<"" 2>/dev/null || [ $? -eq 1 ] || { echo "ONLY=$ONLY: not an extended regular expression (grep -E)" >&2; exit 2; }
+fi
 locked cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 locked cmake --build "$build" -j2 --target sluice-play >/dev/null
 play="$build/demos/sluice-play"
