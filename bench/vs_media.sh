@@ -27,6 +27,8 @@ gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || { echo "needs gstreamer1.0-libav" 
 # grep says 2 for a pattern it cannot read: say so rather than skip every case.
 if [ -n "${ONLY:-}" ]; then
   grep -qE -- "$ONLY" <<<"" 2>/dev/null || [ $? -eq 1 ] || { echo "ONLY=$ONLY: not an extended regular expression (grep -E)" >&2; exit 2; }
+  cases=$(sed -n 's/^  run_case "\(.*\)" \\$/\1/p' "$0")  # the names below, one a line
+  grep -qE -- "$ONLY" <<<"$cases" || { echo "ONLY=$ONLY matches no case (the cases: $(paste -sd ';' <<<"$cases"))" >&2; exit 2; }
 fi
 locked cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 locked cmake --build "$build" -j2 --target sluice-play >/dev/null
