@@ -6,7 +6,9 @@ file given and prints, on one line, in microseconds:
 
 `late` is how much later than one period after the previous callback each callback began;
 `duration` how long it ran; `overruns` the callbacks that ran longer than a period (each alone
-misses its cycle). A client with no file, or no line of its own, prints dashes.
+misses its cycle). A value at the end of the probe's histogram is a floor, written ">=N" (or
+"<=N" at the low end). A client with no file, or no line of its own, prints dashes; a line that
+is not the probe's is refused in one line.
 
     jack_probe_summary.py CLIENT FILE...
 """
@@ -30,7 +32,8 @@ def main():
     client, paths = sys.argv[1], sys.argv[2:]
     late, duration = {}, {}
     cycles = 0
-    period = 0.0
+    period_us = 0.0
+    low, high = None, None  # the histogram's clamped ends
     for path in paths:
         try:
             lines = open(path).read().splitlines()
@@ -43,18 +46,24 @@ def main():
                     continue
                 for hist, key in ((late, "late_us"), (duration, "duration_us")):
                     for k, v in d[key].items():
-                        hist[int(k)] = hist.get(int(k), 0) + v
-                cycles += d["cycles"]
-                period = d["period_us"] or period
-            except (json.JSONDecodeError, KeyError, ValueError, AttributeError):
+                        hist[int(k)] = hist.get(int(k), 0) + int(v)
+                cycles += int(d["cycles"])
+                period_us = (d["period_ns"] / 1000 if "period_ns" in d else d.get("period_us", 0)) or period_us
+                low, high = d.get("clamped_below_us", low), d.get("clamped_above_us", high)
+            except (json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
                 sys.exit(f"{path}:{n}: not a line of jack_callback_probe")
     if not late:
         print(" ".join(["-"] * 10))
         return
+
+    def shown(v):
+        return f">={v}" if v == high else f"<={v}" if v == low else str(v)
+
     quantiles = (0.5, 0.99, 0.999, 1.0)
-    overruns = sum(v for k, v in duration.items() if k > period)
-    fields = [cycles] + [percentile(late, q) for q in quantiles] + [percentile(duration, q) for q in quantiles] + [overruns]
-    print(" ".join(str(f) for f in fields))
+    overruns = sum(v for k, v in duration.items() if k > period_us)
+    fields = [str(cycles)] + [shown(percentile(late, q)) for q in quantiles]
+    fields += [shown(percentile(duration, q)) for q in quantiles] + [str(overruns)]
+    print(" ".join(fields))
 
 
 main()

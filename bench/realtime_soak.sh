@@ -185,7 +185,7 @@ if [[ " $parts " == *" jack "* ]]; then
   table() { echo "$1" | tee -a "$out/jack-rounds.md"; }  # the table, also in results/jack-rounds.md
   table "| load | round | plain client alone | Sluice alone (ring xruns) | both: plain client | both: Sluice (ring xruns) | started first | at once, own servers: plain client | at once, own servers: Sluice (ring xruns) |"
   table "|---|---|---|---|---|---|---|---|---|"
-  probe=$PWD/$build/bench/libsluice-jack-probe.so
+  probe=$(cd "$build" && pwd)/bench/libsluice-jack-probe.so
   rm -f "$out"/jack-probe-*.jsonl
   jack_run() {  # name load clients... (plain | sluice | plain@SERVER | sluice@SERVER): prints "plain-misses sluice-misses sluice-ring-xruns"
     # Each client's callback timing goes to $out/jack-probe-NAME-CLIENT.jsonl.
@@ -248,8 +248,8 @@ PY
     table "| $load_mode | all | ${total[p]:--} | ${total[s]:--} | ${total[bp]:--} | ${total[bs]:--} | | ${total[ap]:--} | ${total[as]:--} |"
     unset total
   done
-  echo
-  table "Callback timing, pooled over the rounds (bench/jack_callback_probe.cpp in both clients; us): late = how much later than a period after the previous callback each began; duration = how long it ran; overruns = callbacks longer than a period."
+  table ""
+  table "Callback timing, pooled over the rounds (bench/jack_callback_probe.cpp in both clients; us): late = how much later than a period after the previous callback each began; duration = how long it ran; overruns = callbacks longer than a period; >=N: N or more (the probe's histogram ends there)."
   table ""
   table "| load | way | client | cycles | late p50 | p99 | p99.9 | max | duration p50 | p99 | p99.9 | max | overruns |"
   table "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -261,7 +261,7 @@ PY
         if [ "$way" = alone ]; then files=("$out"/jack-probe-"$load_mode"-*-"$client"-"$client".jsonl)
         else files=("$out"/jack-probe-"$load_mode"-*-"$way"-"$client".jsonl); fi
         if [ "$client" = plain ]; then jack_name=jack_simple_client; label="plain client"; else jack_name=sluice; label=Sluice; fi
-        read -r c l50 l99 l999 lmax d50 d99 d999 dmax over < <(python3 bench/jack_probe_summary.py "$jack_name" /dev/null "${files[@]}")
+        read -r c l50 l99 l999 lmax d50 d99 d999 dmax over < <(python3 bench/jack_probe_summary.py "$jack_name" /dev/null "${files[@]}" || echo "- - - - - - - - - -")
         table "| $load_mode | $way | $label | $c | $l50 | $l99 | $l999 | $lmax | $d50 | $d99 | $d999 | $dmax | $over |"
       done
     done

@@ -19,9 +19,12 @@ LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$dir/sluice.jsonl" "$play" -q --duration 
 read -r plain_cycles _ < <(python3 "$summary" jack_simple_client "$dir/plain.jsonl")
 read -r sluice_cycles _ _ _ _ _ _ _ dmax _ < <(python3 "$summary" sluice "$dir/sluice.jsonl")
 echo "cycles: plain client $plain_cycles, Sluice $sluice_cycles; Sluice's longest callback $dmax us"
-[ "$plain_cycles" -gt 500 ] && [ "$sluice_cycles" -gt 500 ]
+# (One test a line: under set -e a failing test before && would not stop the script.)
+[ "$plain_cycles" -gt 500 ] || { echo "the plain client's callbacks were not timed" >&2; exit 1; }
+[ "$sluice_cycles" -gt 500 ] || { echo "Sluice's callbacks were not timed" >&2; exit 1; }
 # Only the named client's lines count.
 [ "$(python3 "$summary" nobody "$dir/plain.jsonl")" = "- - - - - - - - - -" ]
 echo 'not json' > "$dir/bad.jsonl"
 if python3 "$summary" sluice "$dir/bad.jsonl" 2> "$dir/err"; then exit 1; fi
-[ "$(wc -l < "$dir/err")" -eq 1 ] && grep -q "bad.jsonl:1: not a line of jack_callback_probe" "$dir/err"
+[ "$(wc -l < "$dir/err")" -eq 1 ] || { cat "$dir/err" >&2; exit 1; }
+grep -q "bad.jsonl:1: not a line of jack_callback_probe" "$dir/err"

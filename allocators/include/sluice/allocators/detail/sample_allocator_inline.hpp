@@ -110,8 +110,8 @@ SLUICE_ALWAYS_INLINE detail::SampleHeader* SampleAllocator::take_fast(PopFailure
     return nullptr;
 }
 
-// Every get_buffer overload. `deadline()` is called only when the pool is empty, so a timed get
-// reads the clock only when it may have to wait.
+// Every get_buffer overload. `deadline()` is called only when the fast path found no sample (the
+// pool empty or decommitted), so a timed get reads the clock only when it may have to wait.
 template <class DeadlineFn>
 SLUICE_ALWAYS_INLINE Result<SampleRef> SampleAllocator::get_fast(const std::stop_token* stop, DeadlineFn deadline,
                                                                  const char* holder) noexcept {
