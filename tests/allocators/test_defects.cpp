@@ -176,6 +176,8 @@ namespace {
 // Churn.CachesUnderDecommitAndLedgerStorms: a 20 ms get still waiting 20 minutes later). The
 // getter is single-stepped until it reaches get_slow, as the destructor test above holds its
 // threads, since no schedule reaches that window on demand.
+// seq_cst (the default) for these and `result` below: a hand-over between two threads of a test,
+// which orders the allocator calls on either side of it; no hot path.
 std::atomic<const void*> g_hold_at{nullptr};
 std::atomic<int> g_getter{0};  // 0 stepping, 1 held at get_slow's entry, 2 let go
 
