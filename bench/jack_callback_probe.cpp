@@ -151,7 +151,9 @@ extern "C" int jack_set_process_callback(jack_client_t* client, JackProcessCallb
 
 // A client's line is written when it closes: jack_simple_client closes in its SIGTERM handler,
 // and a close that then hangs long enough for `timeout -k` to kill it would lose a line written
-// only at exit.
+// only at exit. (Such a hang: two SIGTERMs, timeout's to the client and to its process group,
+// each run the handler in another thread and deadlock in jack_client_close; the scripts use
+// `timeout --foreground`, which sends one.)
 extern "C" int jack_client_close(jack_client_t* client) {
     using Real = int (*)(jack_client_t*);
     static const Real real = reinterpret_cast<Real>(dlsym(RTLD_NEXT, "jack_client_close"));

@@ -201,7 +201,7 @@ if [[ " $parts " == *" jack "* ]]; then
     for client in "$@"; do
       s=${client#*@}; [ "$s" = "$client" ] && s=$server
       if [ "${client%@*}" = plain ]; then
-        JACK_DEFAULT_SERVER=$s timeout -k 5 $((jack_for + 2)) env LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$out/jack-probe-$name-plain.jsonl" \
+        JACK_DEFAULT_SERVER=$s timeout --foreground -k 5 $((jack_for + 2)) env LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$out/jack-probe-$name-plain.jsonl" \
           jack_simple_client > /dev/null 2>&1 & pids+=($!)
       else
         JACK_DEFAULT_SERVER=$s LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$out/jack-probe-$name-sluice.jsonl" "$build/demos/sluice-play" -q --realtime --rt-priority 80 --duration "$jack_for" \

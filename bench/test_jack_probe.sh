@@ -13,7 +13,10 @@ jackd=$!
 trap 'kill "$jackd" 2>/dev/null; wait "$jackd" 2>/dev/null; rm -rf "$dir"' EXIT
 export JACK_DEFAULT_SERVER=$server
 for _ in $(seq 100); do jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
-timeout 2 env LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$dir/plain.jsonl" jack_simple_client > /dev/null 2>&1 || true
+# --foreground: one SIGTERM to the client alone. Without it timeout also signals its process
+# group, a second SIGTERM lands on the client's JACK thread while the first handler closes the
+# client, and both handlers deadlock inside jack_client_close (seen under load, in CI).
+timeout --foreground -k 5 2 env LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$dir/plain.jsonl" jack_simple_client > /dev/null 2>&1 || true
 LD_PRELOAD="$probe" SLUICE_JACK_PROBE="$dir/sluice.jsonl" "$play" -q --duration 2 'tone ! jacksink client=sluice connect=none'
 # 2 s at 750 cycles a second: well over 500 each, every one timed.
 read -r plain_cycles _ < <(python3 "$summary" jack_simple_client "$dir/plain.jsonl")
