@@ -21,7 +21,9 @@
 #   roundtrip: the round trip through JACK in periods, measured by jack_iodelay (its signal out,
 #         through a relay, back in): Sluice's `jacksrc ! jacksink` at ring latencies of two,
 #         four and 32 periods (the default, 2048 frames), against jack_thru (a plain client that
-#         copies its inputs to its outputs inside the callback), on `jackd -d dummy -p 64`.
+#         copies its inputs to its outputs inside the callback), on `jackd -d dummy -p 64`;
+#         then app to app: a click pushed into `appsrc ! jacksink`, back through `jacksrc !
+#         appsink` (sluice-bench-jack-roundtrip), at the same ring latencies.
 #
 #   bench/realtime_soak.sh            # 60 s per run
 #   SECONDS_PER_RUN=10 bench/realtime_soak.sh
@@ -40,11 +42,12 @@ jack_for=${JACK_SECONDS:-60}  # the issue's 60 s (session 15's figures in bench/
 jack_rounds=${JACK_ROUNDS:-2}
 jack_ways=${JACK_WAYS:-alone both apart}  # which of the three ways each round runs
 jack_loads=${JACK_LOADS:-idle loaded}
+rt_seconds=${ROUNDTRIP_SECONDS:-10}  # each app-to-app row of the roundtrip part
 build=${BUILD:-build-release}  # BUILD=build measures the README's RelWithDebInfo build as it stands
 out=bench/results
 mkdir -p "$out"
 [ -z "${BUILD:-}" ] && flock /tmp/sluice-build.lock cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSLUICE_BUILD_TESTS=OFF >/dev/null
-flock /tmp/sluice-build.lock cmake --build "$build" -j2 --target sluice-play sluice-stress sluice-graph-stop sluice-jack-probe >/dev/null
+flock /tmp/sluice-build.lock cmake --build "$build" -j2 --target sluice-play sluice-stress sluice-graph-stop sluice-jack-probe sluice-bench-jack-roundtrip >/dev/null
 
 graph='tone frames=64 rate=48000 channels=2 ! nullsink name=audio  videotest width=640 height=360 fps=30 ! nullsink name=video'
 load() { exec "$build/demos/sluice-stress" --scenario contend --threads 2 --duration "$1" --no-check -q >/dev/null; }
@@ -313,6 +316,21 @@ if [[ " $parts " == *" roundtrip "* ]]; then
     row "sluice jacksrc ! jacksink" "$latency" "$frames" "$xruns" "$jack_xruns"
   done
   kill "$iodelay" 2>/dev/null || true; wait "$iodelay" 2>/dev/null || true
+  # The round trip as an app sees it: a click pushed into appsrc ! jacksink, back through
+  # jacksrc ! appsink (both rings and both app queues on the way), beside the same app code on
+  # GStreamer's jackaudiosink and jackaudiosrc with the same buffering, and each side of one with
+  # the other's, which tells whose part of the trip is longer (see jack_roundtrip.cpp).
+  echo
+  echo "App to app through JACK (appsrc ! sink -> JACK -> src ! appsink, a click every 128 ms, ${rt_seconds} s a row)"
+  echo
+  echo "| path | ring latency (each way) | clicks back / sent | median round trip | ms | min - max | ring xruns (jacksink / jacksrc) | JACK xruns in the run |"
+  echo "|---|---:|---:|---:|---:|---|---|---:|"
+  for latency in 128 256 2048; do
+    for who in sluice gstreamer sluice-gstreamer gstreamer-sluice; do
+      line=$("$build/bench/sluice-bench-jack-roundtrip" "$who" "$latency" "$rt_seconds") || { echo "| $who | $latency | failed: see above | | | | | |"; continue; }
+      echo "$line" | awk '{ printf "| %s | %s | %s / %s | %s periods | %s | %s - %s periods | %s | %s |\n", $1, substr($2, 9), $6, $4, $10, substr($12, 2), $15, $17, $19, $21 }'
+    done
+  done
   kill -TERM "$jackd_pid"; wait "$jackd_pid" 2>/dev/null || true
   trap - EXIT
   unset JACK_DEFAULT_SERVER
