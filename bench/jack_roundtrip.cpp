@@ -25,7 +25,8 @@
 // and takes the time from the start of its hand-over (any wait for room included, in both) to
 // its pull. Prints one line: clicks sent and found, the round trip's median, min and max in
 // periods and ms, and where Sluice plays or records the ring xruns of jacksink / jacksrc and the
-// server's xrun notifications ("-" for a GStreamer side, which keeps no such count).
+// server's xrun notifications from the link on ("-" for a GStreamer side, which keeps no such
+// count).
 #include <sluice/sluice.hpp>
 
 #include <gst/app/gstappsink.h>
@@ -172,6 +173,14 @@ struct Side {
     virtual std::string jack_xruns() { return "-"; }
 };
 
+// The streaming threads as `sluice-play --rt-priority 80` makes them: SCHED_FIFO, which the
+// JACK nodes keep one below JACK's callback for rings this short (Node::priority_ceiling). A
+// normal thread cannot be counted on within a 128-frame ring's 2.7 ms.
+void realtime(engine::Graph& g) {
+    for (const char* n : {"in", "rec"})
+        if (engine::Node* node = g.find(n)) node->set_thread_options({.priority = 80, .cpu = -1});
+}
+
 struct SluicePlayer final : Side {
     engine::Graph g;
     nodes::AppSrc* in = nullptr;
@@ -182,6 +191,7 @@ struct SluicePlayer final : Side {
             !st)
             fail(2, st.message());
         in = nodes::appsrc(g, "in");
+        realtime(g);
         if (Status st = g.run(); !st) fail(2, st.message());
     }
     const char* client() const override { return "rt-out"; }
@@ -200,6 +210,7 @@ struct SluiceRecorder final : Side {
             !st)
             fail(2, st.message());
         out = nodes::appsink(g, "out");
+        realtime(g);
         if (Status st = g.run(); !st) fail(2, st.message());
     }
     const char* client() const override { return "rt-in"; }
@@ -309,18 +320,29 @@ int main(int argc, char** argv) {
     Linker linker;
     bool linked = false;
     std::string counts;
+    // The counts when the ports were linked: before it the recorder may fill its queue and ring
+    // with nobody pulling yet, which is start-up, not the trip.
+    std::string play_xruns0, rec_xruns0, jack_xruns0;
+    auto since = [](const std::string& now, const std::string& then) {
+        return now == "-" ? now : std::to_string(std::stoull(now) - std::stoull(then));
+    };
+    auto jack_of = [&] { return play->jack_xruns() != "-" ? play->jack_xruns() : rec->jack_xruns(); };
     const Trips t = measure(
         seconds, [&](const float* block) { return play->hand_over(block); },
         [&](std::vector<float>& got) {
             if (!linked) {  // here, once frames flow: GStreamer's player registers its port on its first buffer
                 linker.link(play->client(), rec->client());
                 linked = true;
+                play_xruns0 = play->ring_xruns();
+                rec_xruns0 = rec->ring_xruns();
+                jack_xruns0 = jack_of();
             }
             return rec->pull(got);
         },
         [&] {
-            const std::string jack = play->jack_xruns() != "-" ? play->jack_xruns() : rec->jack_xruns();
-            counts = " ring-xruns " + play->ring_xruns() + "/" + rec->ring_xruns() + " jack-xruns " + jack;
+            if (linked)
+                counts = " ring-xruns " + since(play->ring_xruns(), play_xruns0) + "/" + since(rec->ring_xruns(), rec_xruns0) +
+                         " jack-xruns " + since(jack_of(), jack_xruns0);
             play->stop();
             rec->stop();
         });

@@ -616,7 +616,7 @@ Status Graph::Impl::prepare_locked() {
                                               " buffers but " + std::to_string(need) + " may be held at once on " +
                                               path + "; it would run dry with every holder waiting"};
             }
-            if (buffers == 0) buffers = need + 2;
+            if (buffers == 0) buffers = need + (want.exact ? 0 : 2);
             const InputNeeds& downstream = out.peer()->needs();
             const Node* source = source_of.at(n);
             const AllocatorProperties props{.buffers = buffers,

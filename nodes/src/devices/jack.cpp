@@ -22,10 +22,11 @@
 // __tsan_acquire/__tsan_release annotations on the ring saying the same.
 //
 // Waiting. When the ring is full (jacksink) or short (jacksrc) the streaming thread sleeps on an
-// EventCount, the project's one wait primitive, for a bounded slice: as long as JACK needs to
-// make room (or deliver the samples missing), never less than a quarter period. The callback
-// cannot wake it (that would be a system call), so it wakes on time; a stop (unblock() and the
-// stop token), a flush, or the server going away (jack_on_info_shutdown) wake it at once.
+// EventCount, the project's one wait primitive, for a bounded slice: until just after the
+// callback that makes the room (or delivers the samples missing) is due, counted in periods
+// from when the last callback ended (see slice_end_ns). The callback cannot wake it (that would
+// be a system call), so it wakes on time; a stop (unblock() and the stop token), a flush, or the
+// server going away (jack_on_info_shutdown) wake it at once.
 //
 // Formats: f32 interleaved, at the server's sample rate, `channels=` ports. jacksink also takes
 // s16 and s32 and converts them on the streaming thread. A graph at another rate gets the
@@ -266,6 +267,11 @@ protected:
         // everything written here happens before it).
         xruns_.value.store(0, std::memory_order_relaxed);
         jack_xruns_.value.store(0, std::memory_order_relaxed);
+        last_callback_ns_.store(0, std::memory_order_relaxed);
+        // JACK stamps its cycles with its own monotonic microseconds (jack_get_time); the offset
+        // to the steady clock, read here once, carries them over. (If JACK's time base is the raw
+        // monotonic clock, NTP's slewing of the steady one shows in the drift: a few ppm at most.)
+        jack_to_steady_ns_ = detail::steady_now_ns() - std::int64_t(jack_get_time()) * 1000;
         reset_for_start();
         if (int e = jack_activate(client_.get()); e != 0) {
             ring_.reset();
@@ -302,17 +308,38 @@ protected:
     // The derived node's state for a fresh start. Control thread, callback not running.
     virtual void reset_for_start() noexcept {}
 
-    // Sleeps on the wait primitive for `slice_frames` of JACK time (at least a quarter period),
-    // or until a stop, a flush or the server's shutdown wakes it. Streaming thread. Returns ok
-    // to look again, or why to leave.
+    // Sleeps on the wait primitive until JACK's callbacks will have moved `slice_frames` (see
+    // slice_end_ns), or until a stop, a flush or the server's shutdown wakes it. Streaming
+    // thread. Returns ok to look again, or why to leave.
     Flow wait_slice(std::size_t slice_frames) noexcept {
         const std::uint32_t ticket = wake_.prepare_wait();
         if (stop_token().stop_requested()) return Flow::stopped;
         if (flushing()) return Flow::flushing;
         if (shutdown_.load(std::memory_order_acquire)) return Flow::error;  // acquire: pairs with on_shutdown
-        const std::size_t frames = std::max<std::size_t>(slice_frames, std::max<std::uint32_t>(period_frames() / 4, 1));
-        wake_.wait(ticket, detail::steady_now_ns() + engine::frames_to_ns(frames, rate_), &stop_token());
+        wake_.wait(ticket, slice_end_ns(slice_frames), &stop_token());
         return Flow::ok;
+    }
+
+    // When a wait for `slice_frames` to move should end. The callback cannot wake the streaming
+    // thread, so the thread keeps time with the callbacks instead: it wakes an eighth of a
+    // period after the callback that will have moved them is due, counting periods from when
+    // the last callback ended. (Counting from now, as this did before, let a capture's wake-ups
+    // drift behind the callbacks until one came a period late: samples waited up to a period
+    // more in the ring, and a 128-frame ring overran; bench/README.md, "Session 16".) A
+    // callback that is due and not yet seen is looked for every eighth of a period; with none
+    // for four periods (not started, freewheeling, a stalled server) the slice is timed from
+    // now, at least a quarter period.
+    std::int64_t slice_end_ns(std::size_t slice_frames) const noexcept {
+        const std::int64_t now = detail::steady_now_ns();
+        const std::uint32_t period = std::max<std::uint32_t>(period_frames(), 1);
+        const std::int64_t period_ns = engine::frames_to_ns(period, rate_);
+        // relaxed: a timing hint (see process_trampoline).
+        const std::int64_t last = last_callback_ns_.load(std::memory_order_relaxed);
+        if (last == 0 || now < last || now >= last + 4 * period_ns)
+            return now + engine::frames_to_ns(std::max<std::size_t>(slice_frames, std::max<std::uint32_t>(period / 4, 1)), rate_);
+        if (now >= last + period_ns) return now + period_ns / 8;  // the next callback is due
+        const std::int64_t cycles = std::max<std::int64_t>(1, std::int64_t((slice_frames + period - 1) / period));
+        return last + cycles * period_ns + period_ns / 8;
     }
 
     // Whether the server went away. Any thread.
@@ -336,6 +363,9 @@ protected:
     // owning pointer is released when a gone server's client is abandoned).
     jack_client_t* callback_client() const noexcept { return callback_client_; }
     jack_port_t* port(int c) const noexcept { return ports_[std::size_t(c)]; }
+    // A time of JACK's (microseconds of jack_get_time) on the steady clock. Any thread, once the
+    // client is active.
+    std::int64_t jack_to_steady_ns(jack_time_t usecs) const noexcept { return std::int64_t(usecs) * 1000 + jack_to_steady_ns_; }
     int channels() const noexcept { return channels_; }
     // Our own counter: the callback's misses. relaxed everywhere: statistics.
     void count_xrun() noexcept { xruns_.value.fetch_add(1, std::memory_order_relaxed); }  // relaxed: statistics
@@ -436,6 +466,10 @@ private:
         // relaxed: the callback's own flag; the release below publishes what it did.
         node->in_process_.store(true, std::memory_order_relaxed);
         const int r = node->on_process(frames);
+        // When the samples moved, for wait_slice's timetable: jack_get_time is the monotonic
+        // clock read through the vDSO (no system call). relaxed: a timing hint only; what is in
+        // the ring, the ring's own indices (with their fences) say.
+        node->last_callback_ns_.store(node->jack_to_steady_ns(jack_get_time()), std::memory_order_relaxed);
         node->in_process_.store(false, std::memory_order_release);  // release: see stop_client
         return r;
     }
@@ -487,6 +521,8 @@ private:
     std::atomic<bool> shutdown_{false};        // set once by on_shutdown, cleared at open
     char shutdown_reason_[256] = {};           // written before shutdown_ is set, read after
     EventCount wake_;                          // notified by unblock(), flush and on_shutdown
+    std::int64_t jack_to_steady_ns_ = 0;       // set before the callback runs (see start_client)
+    std::atomic<std::int64_t> last_callback_ns_{0};  // when the latest callback ended; 0: none yet
     Counter xruns_;                            // ours: written by the process callback
     Counter jack_xruns_;                       // JACK's: written by libjack's notification thread
 };
@@ -519,11 +555,6 @@ private:
         flush_request_.store(false, std::memory_order_relaxed);
         device_time_.start(rate());
         frames_taken_ = 0;
-        // JACK stamps its cycles with its own monotonic microseconds (jack_get_time); the offset
-        // to the steady clock, read here once, carries them over. (If JACK's time base is the raw
-        // monotonic clock, NTP's slewing of the steady one shows in the drift: a few ppm at most.)
-        const std::int64_t steady = detail::steady_now_ns();
-        jack_to_steady_ns_ = steady - std::int64_t(jack_get_time()) * 1000;
     }
 
     // What was written and not yet played is dropped: the callback empties the ring (the reader
@@ -568,8 +599,8 @@ private:
                 // reading it; pairs with the callback's acquire load.
                 primed_.store(true, std::memory_order_release);
             if (left == 0) break;
-            // Full: sleep until JACK has played a quarter of the ring (or what is left), never
-            // less than a quarter period.
+            // Full: sleep until JACK has played a quarter of the ring (or what is left), at
+            // least one period.
             const std::size_t want = std::min(left, latency_frames() / 4);
             if (Flow fl = wait_slice(want); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
         }
@@ -683,7 +714,7 @@ private:
         float period_usecs = 0;
         if (jack_get_cycle_times(callback_client(), &cycle_frames, &cycle_usecs, &next_usecs, &period_usecs) != 0)
             cycle_usecs = jack_get_time();
-        device_time_.publish(frames_taken_, std::int64_t(cycle_usecs) * 1000 + jack_to_steady_ns_);
+        device_time_.publish(frames_taken_, jack_to_steady_ns(cycle_usecs));
         frames_taken_ += frames;
         return 0;
     }
@@ -691,7 +722,6 @@ private:
     bool provide_clock_ = true;
     engine::DeviceTime device_time_;          // published by the callback; see device_time()
     std::uint64_t frames_taken_ = 0;          // the callback's own count (reset before it runs)
-    std::int64_t jack_to_steady_ns_ = 0;      // set before the callback runs
     std::atomic<bool> primed_{false};         // the ring filled once (or the stream ended): play
     std::atomic<bool> ended_{false};          // end of stream: an empty ring is no underrun
     std::atomic<bool> flush_request_{false};  // set by flush(), cleared by the callback

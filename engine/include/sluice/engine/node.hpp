@@ -81,6 +81,11 @@ struct InputNeeds {
 struct BufferNeeds {
     std::size_t bytes = 0;    // per buffer
     std::size_t buffers = 1;  // buffers the node itself may have in flight at once (>= 1)
+    // The pool gets `buffers` and what downstream holds, without the two spares it otherwise
+    // adds so that a producer rarely waits: for a source whose `buffers` is a limit of its own
+    // (appsrc's max-buffers=), where spares would only be more samples queued ahead of the
+    // next, which is latency.
+    bool exact = false;
 };
 
 struct NodeStats {

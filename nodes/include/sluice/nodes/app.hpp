@@ -50,8 +50,9 @@ inline constexpr std::chrono::milliseconds kForever{-1};
 
 // appsrc: a source whose samples the app makes. Its format is fixed by its properties (`format=`
 // s16|s24|s32|f32 with rate, channels and frames per buffer; or i420|rgba with width, height and
-// fps); `max-buffers=` is how many buffers its pool lends the app at once, besides what the graph
-// holds downstream.
+// fps); `max-buffers=` is how many buffers its pool lends the app at once, besides the one its
+// streaming thread is pushing and what the graph holds downstream (no spares: each would be one
+// more sample queued ahead of the app's next).
 class AppSrc : public engine::Node {
 public:
     AppSrc(std::string name, PropertyReader& r);
