@@ -21,12 +21,13 @@
 // This program's own JACK client links the player's port to the recorder's. A producer thread
 // hands over 64-frame f32 buffers of silence as fast as back pressure lets it (so the buffers
 // stay full, as for any source that is not live), with a click every 96 buffers: sample 0 is
-// 1.0 and sample 1 the click's number. The main thread pulls, finds each click and its number,
+// 1 + n / 8192 for click n (1-based). The main thread pulls, finds each click and its number,
 // and takes the time from the start of its hand-over (any wait for room included, in both) to
-// its pull. Prints one line: clicks sent and found, the round trip's median, min and max in
-// periods and ms, and where Sluice plays or records the ring xruns of jacksink / jacksrc and the
-// server's xrun notifications from the link on ("-" for a GStreamer side, which keeps no such
-// count).
+// its pull. Prints one line: clicks sent and found, numbers never sent, the round trip's median,
+// min and max in periods and ms, where Sluice plays or records the ring xruns of jacksink /
+// jacksrc and the server's xrun notifications from the link on ("-" for a GStreamer side, which
+// keeps no such count), and numbers out of order (back twice, or after a later one). Exit 1 if
+// any number was never sent or came out of order.
 #include <sluice/sluice.hpp>
 
 #include <gst/app/gstappsink.h>
@@ -91,7 +92,7 @@ struct Linker {
 
 struct Trips {
     std::vector<double> ns;  // one round trip per click found, sorted
-    int sent = 0, wrong = 0;
+    int sent = 0, wrong = 0, out_of_order = 0;
 };
 
 // The measurement both paths share. `hand_over(block)` gives the app's 64 frames to the path,
@@ -113,8 +114,9 @@ Trips measure(double seconds, const std::function<bool(const float*)>& hand_over
             const int n = sent.load(std::memory_order_relaxed);  // relaxed: this thread is its only writer
             const bool click = b % kBuffersPerClick == kBuffersPerClick / 2 && n < kMaxClicks;
             if (click) {
-                block[0] = 1.0f;
-                block[1] = float(n + 1) / 8192.0f;  // exact in f32, and never taken for a click
+                // One sample carries the click and its number (exact in f32 up to 8192 clicks):
+                // an underrun or a drop cannot part them.
+                block[0] = 1.0f + float(n + 1) / 8192.0f;
                 handed[std::size_t(n)].store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
                 // release: the time above is visible to whoever reads this count (acquire).
                 sent.store(n + 1, std::memory_order_release);
@@ -125,32 +127,29 @@ Trips measure(double seconds, const std::function<bool(const float*)>& hand_over
 
     Trips t;
     std::vector<float> got;
-    bool after_click = false;  // the previous sample was a click: this one is its number
-    Clock::time_point click_seen;
+    int previous = -1;  // the number of the click found before
     const auto until = Clock::now() + std::chrono::duration<double>(seconds);
     while (Clock::now() < until && pull(got)) {
         const auto now = Clock::now();
         for (float v : got) {
-            if (after_click) {
-                after_click = false;
-                const int k = int(v * 8192.0f + 0.5f) - 1;
-                // acquire: pairs with the producer's release, so handed[k] is its time.
-                if (k < 0 || k >= sent.load(std::memory_order_acquire)) {
-                    ++t.wrong;
-                    continue;
-                }
-                const auto t0 = Clock::time_point(Clock::duration(handed[std::size_t(k)].load(std::memory_order_relaxed)));
-                t.ns.push_back(std::chrono::duration<double, std::nano>(click_seen - t0).count());
-            } else if (v > 0.5f) {
-                after_click = true;
-                click_seen = now;
+            if (v <= 0.75f) continue;  // silence (0), not a click (1 + n / 8192)
+            const int k = int((v - 1.0f) * 8192.0f + 0.5f) - 1;
+            // acquire: pairs with the producer's release, so handed[k] is its time.
+            if (k < 0 || k >= sent.load(std::memory_order_acquire)) {
+                ++t.wrong;
+                continue;
             }
+            if (k <= previous) ++t.out_of_order;  // back twice, or after a later one
+            previous = k;
+            // relaxed: the acquire above ordered it (see `handed`).
+            const auto t0 = Clock::time_point(Clock::duration(handed[std::size_t(k)].load(std::memory_order_relaxed)));
+            t.ns.push_back(std::chrono::duration<double, std::nano>(now - t0).count());
         }
     }
     done.store(true, std::memory_order_relaxed);
     stop();  // wakes the producer if it waits for room
     producer.join();
-    t.sent = sent.load(std::memory_order_relaxed);
+    t.sent = sent.load(std::memory_order_relaxed);  // relaxed: the producer has been joined
     std::sort(t.ns.begin(), t.ns.end());
     return t;
 }
@@ -226,10 +225,12 @@ struct SluiceRecorder final : Side {
     void stop() override { (void)g.stop(); }
 };
 
+// Any error is fatal, an unknown property too (gst_parse_launch would build the pipeline
+// without it, and the row would measure other buffering than it says).
 GstElement* launch(const std::string& description) {
     GError* error = nullptr;
-    GstElement* p = gst_parse_launch(description.c_str(), &error);
-    if (!p) fail(2, std::string("GStreamer: ") + (error ? error->message : "?"));
+    GstElement* p = gst_parse_launch_full(description.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &error);
+    if (!p || error) fail(2, std::string("GStreamer: ") + (error ? error->message : "?") + " in: " + description);
     return p;
 }
 
@@ -349,8 +350,8 @@ int main(int argc, char** argv) {
     if (t.ns.empty()) fail(1, path + ": none of " + std::to_string(t.sent) + " clicks came back");
     const double period_ns = kBufferNs;
     const double med = t.ns[t.ns.size() / 2];
-    std::printf("%s latency=%ld clicks %d found %zu wrong %d median %.2f periods (%.2f ms) min %.2f max %.2f%s\n", path.c_str(),
-                latency, t.sent, t.ns.size(), t.wrong, med / period_ns, med / 1e6, t.ns.front() / period_ns,
-                t.ns.back() / period_ns, counts.c_str());
-    return t.wrong == 0 ? 0 : 1;
+    std::printf("%s latency=%ld clicks %d found %zu wrong %d median %.2f periods (%.2f ms) min %.2f max %.2f%s out-of-order %d\n",
+                path.c_str(), latency, t.sent, t.ns.size(), t.wrong, med / period_ns, med / 1e6, t.ns.front() / period_ns,
+                t.ns.back() / period_ns, counts.c_str(), t.out_of_order);
+    return t.wrong == 0 && t.out_of_order == 0 ? 0 : 1;
 }

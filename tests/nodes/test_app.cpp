@@ -197,6 +197,21 @@ TEST_CASE("App.Stop.ReleasesAnAppThreadBlockedInGetBuffer" * doctest::timeout(30
             << std::chrono::duration<double, std::milli>(took).count() << " ms");
 }
 
+// appsrc's pool is exact (BufferNeeds::exact): its max-buffers, the one its streaming thread
+// pushes, and what downstream keeps; the two spares other pools get would be two more samples
+// queued ahead of the app's next.
+TEST_CASE("App.Src.PoolIsMaxBuffersAndWhatTheGraphHoldsNoSpares" * doctest::timeout(30)) {
+    AppGraph a("appsrc name=in format=f32 channels=1 frames=64 max-buffers=2 ! appsink name=out max-buffers=1");
+    REQUIRE(a.g.pause());  // pools committed, nothing flows: the app can take every buffer
+    std::vector<SampleRef> held;
+    while (auto s = a.in->get_buffer(100ms)) held.push_back(std::move(*s));
+    // 2 (max-buffers) + 1 (the streaming thread's) + 2 (appsink keeps max-buffers + 1) = 5;
+    // with spares it would be 7.
+    CHECK(held.size() == 5);
+    held.clear();
+    REQUIRE(a.g.stop());
+}
+
 TEST_CASE("App.Stop.WakesPull" * doctest::timeout(30)) {
     AppGraph a("appsrc name=in format=s16 ! appsink name=out");
     REQUIRE(a.g.run());

@@ -100,9 +100,10 @@ std::size_t AppSrc::buffer_bytes() const noexcept {
     return format_.kind == engine::MediaKind::audio ? frames_ * format_.frame_bytes() : format_.frame_bytes();
 }
 
-// The app's max-buffers and the one the streaming thread is pushing, and no spares: a spare
-// would be one more sample queued ahead of the app's next, which in a live app is latency
-// (two spares cost 2.7 ms of round trip through JACK at 64-frame buffers: bench/README.md,
+// The app's max-buffers and the one the streaming thread is pushing, and no spares. The pool
+// had max-buffers and two spares, one of which the streaming thread's sample always took; the
+// other let the app queue one sample more than max-buffers ahead of its next, which in a live
+// app is latency (a 64-frame buffer's 1.33 ms of round trip through JACK: bench/README.md,
 // "Session 16").
 engine::BufferNeeds AppSrc::output_buffers(std::size_t) const { return {buffer_bytes(), max_buffers_ + 1, true}; }
 

@@ -267,7 +267,7 @@ protected:
         // everything written here happens before it).
         xruns_.value.store(0, std::memory_order_relaxed);
         jack_xruns_.value.store(0, std::memory_order_relaxed);
-        last_callback_ns_.store(0, std::memory_order_relaxed);
+        last_callback_ns_.value.store(0, std::memory_order_relaxed);  // relaxed: no callback runs yet
         // JACK stamps its cycles with its own monotonic microseconds (jack_get_time); the offset
         // to the steady clock, read here once, carries them over. (If JACK's time base is the raw
         // monotonic clock, NTP's slewing of the steady one shows in the drift: a few ppm at most.)
@@ -309,14 +309,21 @@ protected:
     virtual void reset_for_start() noexcept {}
 
     // Sleeps on the wait primitive until JACK's callbacks will have moved `slice_frames` (see
-    // slice_end_ns), or until a stop, a flush or the server's shutdown wakes it. Streaming
+    // slice_end_ns), or until a stop, a flush or the server's shutdown wakes it. `mark`, the
+    // callback_mark() taken before the caller looked at the ring: a callback that ended since
+    // then may have moved what the caller waits for, and the wait ends at once. Streaming
     // thread. Returns ok to look again, or why to leave.
-    Flow wait_slice(std::size_t slice_frames) noexcept {
+    static constexpr std::int64_t kNoMark = -1;
+    // When the last callback ended (0: none yet), for wait_slice. Any thread.
+    std::int64_t callback_mark() const noexcept {
+        return last_callback_ns_.value.load(std::memory_order_relaxed);  // relaxed: a timing hint (see process_trampoline)
+    }
+    Flow wait_slice(std::size_t slice_frames, std::int64_t mark = kNoMark) noexcept {
         const std::uint32_t ticket = wake_.prepare_wait();
         if (stop_token().stop_requested()) return Flow::stopped;
         if (flushing()) return Flow::flushing;
         if (shutdown_.load(std::memory_order_acquire)) return Flow::error;  // acquire: pairs with on_shutdown
-        wake_.wait(ticket, slice_end_ns(slice_frames), &stop_token());
+        wake_.wait(ticket, slice_end_ns(slice_frames, mark), &stop_token());
         return Flow::ok;
     }
 
@@ -327,14 +334,14 @@ protected:
     // drift behind the callbacks until one came a period late: samples waited up to a period
     // more in the ring, and a 128-frame ring overran; bench/README.md, "Session 16".) A
     // callback that is due and not yet seen is looked for every eighth of a period; with none
-    // for four periods (not started, freewheeling, a stalled server) the slice is timed from
-    // now, at least a quarter period.
-    std::int64_t slice_end_ns(std::size_t slice_frames) const noexcept {
+    // for four periods (not started, a stalled server, a freewheel whose callbacks wait on a
+    // slow client) the slice is timed from now, at least a quarter period.
+    std::int64_t slice_end_ns(std::size_t slice_frames, std::int64_t mark) const noexcept {
+        const std::int64_t last = callback_mark();  // before now: a callback ending between the two reads is no "future" one
         const std::int64_t now = detail::steady_now_ns();
+        if (mark != kNoMark && last != mark) return now;  // a callback ended since the caller looked
         const std::uint32_t period = std::max<std::uint32_t>(period_frames(), 1);
         const std::int64_t period_ns = engine::frames_to_ns(period, rate_);
-        // relaxed: a timing hint (see process_trampoline).
-        const std::int64_t last = last_callback_ns_.load(std::memory_order_relaxed);
         if (last == 0 || now < last || now >= last + 4 * period_ns)
             return now + engine::frames_to_ns(std::max<std::size_t>(slice_frames, std::max<std::uint32_t>(period / 4, 1)), rate_);
         if (now >= last + period_ns) return now + period_ns / 8;  // the next callback is due
@@ -466,10 +473,14 @@ private:
         // relaxed: the callback's own flag; the release below publishes what it did.
         node->in_process_.store(true, std::memory_order_relaxed);
         const int r = node->on_process(frames);
-        // When the samples moved, for wait_slice's timetable: jack_get_time is the monotonic
-        // clock read through the vDSO (no system call). relaxed: a timing hint only; what is in
-        // the ring, the ring's own indices (with their fences) say.
-        node->last_callback_ns_.store(node->jack_to_steady_ns(jack_get_time()), std::memory_order_relaxed);
+        // When the samples moved, for wait_slice's timetable. jack_get_time reads the monotonic
+        // clock through the vDSO: no kernel entry on the clock sources that have a vDSO path
+        // (tsc, kvm-clock: this machine's), a system call on those that have none (hpet,
+        // acpi_pm), as for every JACK client that reads the time in its callback. (The cycle
+        // times of jack_get_cycle_times are the driver's timetable, not when this client's
+        // callback ran, which comes a few hundred microseconds later and varies.) relaxed: a
+        // timing hint only; what is in the ring, the ring's own indices (with their fences) say.
+        node->last_callback_ns_.value.store(node->jack_to_steady_ns(jack_get_time()), std::memory_order_relaxed);
         node->in_process_.store(false, std::memory_order_release);  // release: see stop_client
         return r;
     }
@@ -522,7 +533,12 @@ private:
     char shutdown_reason_[256] = {};           // written before shutdown_ is set, read after
     EventCount wake_;                          // notified by unblock(), flush and on_shutdown
     std::int64_t jack_to_steady_ns_ = 0;       // set before the callback runs (see start_client)
-    std::atomic<std::int64_t> last_callback_ns_{0};  // when the latest callback ended; 0: none yet
+    // When the latest callback ended (0: none yet): written by the callback every cycle, read by
+    // the streaming thread, on a line of its own (the EventCount's waiter count beside it is
+    // written on every wait).
+    struct alignas(kCacheLine) {
+        std::atomic<std::int64_t> value{0};
+    } last_callback_ns_;
     Counter xruns_;                            // ours: written by the process callback
     Counter jack_xruns_;                       // JACK's: written by libjack's notification thread
 };
@@ -579,6 +595,7 @@ private:
         jack_ringbuffer_t* rb = ring();
         const std::size_t fb = frame_bytes();
         while (left > 0) {
+            const std::int64_t mark = callback_mark();
             jack_ringbuffer_data_t v[2];
             jack_ringbuffer_get_write_vector(rb, v);
             ring_acquire(rb);
@@ -602,7 +619,7 @@ private:
             // Full: sleep until JACK has played a quarter of the ring (or what is left), at
             // least one period.
             const std::size_t want = std::min(left, latency_frames() / 4);
-            if (Flow fl = wait_slice(want); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
+            if (Flow fl = wait_slice(want, mark); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
         }
         return Flow::ok;
     }
@@ -782,10 +799,11 @@ private:
         jack_ringbuffer_data_t v[2];
         for (;;) {
             if (server_gone()) return report_server_gone();
+            const std::int64_t mark = callback_mark();
             jack_ringbuffer_get_read_vector(rb, v);
             const std::size_t held = (v[0].len + v[1].len) / fb;
             if (held >= want) break;
-            if (Flow fl = wait_slice(want - held); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
+            if (Flow fl = wait_slice(want - held, mark); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
         }
         ring_acquire(rb);
         const Floats src = floats_of(v);
