@@ -6,14 +6,15 @@
 // measure the JACK side alone, with Sluice as a relay; this adds both rings and both app
 // queues, what a user waits for.)
 //
-//   sluice-bench-jack-roundtrip [PATH] [latency-frames] [seconds]
+//   sluice-bench-jack-roundtrip [PATH] [latency-frames] [seconds] [jacksrc-frames]
 //
 // PATH: sluice, gstreamer, or PLAYER-RECORDER (sluice-gstreamer: Sluice plays, GStreamer
 // records; gstreamer-sluice) to tell which side's part of the trip is which. On the server
 // JACK_DEFAULT_SERVER names (the caller starts it; nothing here starts one).
 // - Sluice plays with `appsrc format=f32 channels=1 frames=64 max-buffers=2 ! jacksink
-//   client=rt-out latency=L` and records with `jacksrc client=rt-in latency=L ! appsink
-//   max-buffers=4`, a graph each.
+//   client=rt-out latency=L` and records with `jacksrc client=rt-in latency=L frames=F ! appsink
+//   max-buffers=4`, a graph each. F is 64 unless given (0: jacksrc's own choice, whole periods
+//   of at least 256 frames): a sample a period, as GStreamer's latency-time below.
 // - GStreamer plays with `appsrc max-buffers=2 block=true ! jackaudiosink client-name=gst-out`
 //   and records with `jackaudiosrc client-name=gst-in ! appsink max-buffers=4 sync=false`,
 //   buffer-time = L frames and latency-time = one period on both, as L frames of ring each way
@@ -203,9 +204,9 @@ struct SluicePlayer final : Side {
 struct SluiceRecorder final : Side {
     engine::Graph g;
     nodes::AppSink* out = nullptr;
-    explicit SluiceRecorder(long latency) {
+    SluiceRecorder(long latency, long frames) {
         if (Status st = nodes::build_pipeline(g, "jacksrc name=rec client=rt-in channels=1 connect=none latency=" + std::to_string(latency) +
-                                                     " ! appsink name=out max-buffers=4");
+                                                     " frames=" + std::to_string(frames) + " ! appsink name=out max-buffers=4");
             !st)
             fail(2, st.message());
         out = nodes::appsink(g, "out");
@@ -297,8 +298,9 @@ struct GstRecorder final : Side {
     void stop() override { gst_element_set_state(pipeline, GST_STATE_NULL); }
 };
 
-std::unique_ptr<Side> make_side(const std::string& who, bool player, long latency) {
-    if (who == "sluice") return player ? std::unique_ptr<Side>(new SluicePlayer(latency)) : std::unique_ptr<Side>(new SluiceRecorder(latency));
+std::unique_ptr<Side> make_side(const std::string& who, bool player, long latency, long jacksrc_frames) {
+    if (who == "sluice")
+        return player ? std::unique_ptr<Side>(new SluicePlayer(latency)) : std::unique_ptr<Side>(new SluiceRecorder(latency, jacksrc_frames));
     return player ? std::unique_ptr<Side>(new GstPlayer(latency)) : std::unique_ptr<Side>(new GstRecorder(latency));
 }
 
@@ -308,16 +310,19 @@ int main(int argc, char** argv) {
     const std::string path = argc > 1 ? argv[1] : "sluice";
     const long latency = argc > 2 ? std::atol(argv[2]) : 128;
     const double seconds = argc > 3 ? std::atof(argv[3]) : 5;
+    const long jacksrc_frames = argc > 4 ? std::atol(argv[4]) : kFrames;
     // PLAYER[-RECORDER]: sluice, gstreamer, or a mix (sluice-gstreamer: Sluice plays, GStreamer
     // records), to see which side's part of the trip is which.
     const std::size_t dash = path.find('-');
     const std::string player = path.substr(0, dash), recorder = dash == std::string::npos ? player : path.substr(dash + 1);
     auto known = [](const std::string& w) { return w == "sluice" || w == "gstreamer"; };
-    if (!known(player) || !known(recorder) || latency < 2 * kFrames || latency > 1 << 20 || !(seconds > 0 && seconds <= 3600))
-        fail(2, "usage: sluice-bench-jack-roundtrip [sluice|gstreamer|PLAYER-RECORDER] [latency-frames >= 128] [seconds]");
+    if (!known(player) || !known(recorder) || latency < 2 * kFrames || latency > 1 << 20 || !(seconds > 0 && seconds <= 3600) ||
+        jacksrc_frames < 0 || jacksrc_frames > latency / 2)
+        fail(2, "usage: sluice-bench-jack-roundtrip [sluice|gstreamer|PLAYER-RECORDER] [latency-frames >= 128] [seconds] "
+                "[jacksrc-frames, 0..latency/2]");
     if (player == "gstreamer" || recorder == "gstreamer") gst_init(&argc, &argv);
-    const std::unique_ptr<Side> rec = make_side(recorder, false, latency);
-    const std::unique_ptr<Side> play = make_side(player, true, latency);
+    const std::unique_ptr<Side> rec = make_side(recorder, false, latency, jacksrc_frames);
+    const std::unique_ptr<Side> play = make_side(player, true, latency, jacksrc_frames);
     Linker linker;
     bool linked = false;
     std::string counts;

@@ -339,6 +339,15 @@ public:
         return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     }
 
+    // Freezes the server (SIGSTOP) until resume(): no cycle runs, so no client's process
+    // callback is called. Resume before a client of it deactivates, which waits for the server.
+    void pause() const {
+        if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    }
+    void resume() const {
+        if (pid_ > 0) ::kill(pid_, SIGCONT);
+    }
+
     // Ends the server with `sig`, then SIGKILL if it is still there after 5 s; reaps it and
     // removes what it left in /dev/shm. (A SIGKILLed jackd2 also keeps its slot in JACK's shared
     // registry, eight in all, until a server of its name starts again: prefer SIGTERM.)

@@ -234,7 +234,7 @@ TEST_CASE("Jack.NoServer.OneLineSaysHowToStartOne" * doctest::timeout(60)) {
 }
 
 // Bad input with a server running: a port regex that matches nothing, one that is no regex, a
-// ring shorter than two periods, a rate the server does not run at (the pipeline's advice names
+// ring shorter than two periods, samples longer than half the ring, a rate the server does not run at (the pipeline's advice names
 // audioresample): one line each, exit 2.
 TEST_CASE("Jack.BadInput.OneLineExitTwo" * doctest::timeout(60)) {
     test::JackServer jack("badinput");
@@ -245,6 +245,7 @@ TEST_CASE("Jack.BadInput.OneLineExitTwo" * doctest::timeout(60)) {
         {"jacksrc connect=nosuch:.* ! nullsink", "connect='nosuch:.*' matches no JACK audio output port"},
         {"tone ! jacksink connect=(", "connect='(' is not a POSIX extended regular expression"},
         {"tone ! jacksink latency=100", "latency=100 is less than two JACK periods"},
+        {"jacksrc latency=256 frames=129 ! nullsink", "frames=129 is more than half of latency=256"},
         {"tone rate=44100 ! jacksink", "put 'audioresample rate=48000' between them"},
     };
     for (const auto& c : cases) {

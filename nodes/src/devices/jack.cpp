@@ -594,7 +594,7 @@ private:
         std::size_t left = s.size() / in_frame;
         jack_ringbuffer_t* rb = ring();
         const std::size_t fb = frame_bytes();
-        while (left > 0) {
+        for (;;) {
             const std::int64_t mark = callback_mark();
             jack_ringbuffer_data_t v[2];
             jack_ringbuffer_get_write_vector(rb, v);
@@ -615,10 +615,17 @@ private:
                 // release: the frames written above are in the ring before the callback starts
                 // reading it; pairs with the callback's acquire load.
                 primed_.store(true, std::memory_order_release);
-            if (left == 0) break;
-            // Full: sleep until JACK has played a quarter of the ring (or what is left), at
-            // least one period.
-            const std::size_t want = std::min(left, latency_frames() / 4);
+            // Done once the whole sample is in the ring and there is room for what comes next.
+            // A sample whose last frame filled the ring stays here (its frames are in the ring
+            // already) until JACK has made room, as one whose end did not fit does: returning
+            // at once would take the source's next sample while there is no room for it, and
+            // everything upstream (an app's queue of max-buffers=) would run a sample further
+            // ahead of what plays, a period more latency with 64-frame samples (bench/README.md,
+            // "Session 17"). The ring's lead over the callback stays latency=.
+            if (left == 0 && room > n) break;
+            // Full: sleep until JACK has played a quarter of the ring (or what is left of the
+            // sample), at least one period.
+            const std::size_t want = std::min(left == 0 ? latency_frames() : left, latency_frames() / 4);
             if (Flow fl = wait_slice(want, mark); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
         }
         return Flow::ok;
@@ -749,11 +756,20 @@ class JackSrc final : public JackNode {
 public:
     JackSrc(std::string name, PropertyReader& r) : JackNode(std::move(name), Kind::source, Direction::capture, r) {
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
-        // Samples of whole periods, at least 256 frames (a period of 64 frames would make 750
-        // samples a second), at most half the ring.
+        // frames=0: samples of whole periods, at least 256 frames (a period of 64 frames would
+        // make 750 samples a second), at most half the ring. A sample waits in the ring until
+        // it is whole, so an app that wants each period as soon as JACK captured it asks for
+        // frames=64 (GStreamer's latency-time is the same choice). Never more than half the
+        // ring: a sample as long as the ring could only be taken from a full one, and the next
+        // callback would find no room.
+        const std::size_t frames = std::size_t(r.integer("frames", 0, 1 << 20));
+        if (r.ok() && frames > latency_frames() / 2)
+            r.fail(make_error_code(engine::GraphErrc::invalid_argument),
+                   "frames=" + std::to_string(frames) + " is more than half of latency=" + std::to_string(latency_frames()) +
+                       " (a sample must fit in half the ring)");
         if (r.ok()) {
             const std::size_t period = std::max<std::size_t>(period_frames(), 1);
-            sample_frames_ = std::max<std::size_t>(1, std::min((256 + period - 1) / period * period, latency_frames() / 2));
+            sample_frames_ = frames > 0 ? frames : std::max<std::size_t>(1, std::min((256 + period - 1) / period * period, latency_frames() / 2));
         }
         add_output("src", {r.ok() ? jack_format() : MediaFormat::audio(48000, channels(), SampleFormat::f32)});
     }
@@ -872,6 +888,9 @@ NodeSpec jacksink_spec() {
 
 NodeSpec jacksrc_spec() {
     std::vector<PropertySpec> properties = client_properties("capture");
+    properties.push_back({"frames", "0",
+                          "frames per sample: 0 takes whole periods, at least 256 frames, at most half the ring; "
+                          "fewer frames, sooner samples (at most half of latency=)"});
     properties.push_back(detail::num_buffers_property());
     return {"jacksrc", Node::Kind::source,
             "captures audio from a JACK server as a client with one port per channel (f32 at the server's rate; xruns counted)",

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// What jacksink takes from upstream while JACK takes nothing from it, against a real jackd
+// (dummy driver) of the test's own that the test freezes (SIGSTOP), so that no process callback
+// runs and the ring only fills: a count of buffers, no timing.
+#include "../support.hpp"
+
+#include <doctest/doctest.h>
+#include <sluice/sluice.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <span>
+#include <string>
+#include <utility>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace sluice;
+
+// Resumes a frozen server when it goes, whatever failed: the graph's stop (before the server's
+// end) deactivates its client, which waits for the server.
+struct Thaw {
+    const test::JackServer& jack;
+    ~Thaw() { jack.resume(); }
+};
+
+}  // namespace
+
+// appsrc max-buffers=2 makes a pool of three 64-frame buffers (two queued, one in the streaming
+// thread); jacksink's ring holds latency=128 frames, two of them. The sample whose last frame
+// fills the ring stays with jacksink until JACK makes room (its buffer is not returned), so the
+// app hands over four buffers before it must wait: two in the ring (the second kept), two
+// queued. Were it returned at once, jacksink would take a third sample it has no room for, and
+// the app would hand over five: a sample more between the app and what plays.
+TEST_CASE("Jack.Sink.KeepsTheSampleThatFilledItsRing" * doctest::timeout(90)) {
+    test::JackServer jack("hold");
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
+    engine::Graph g;
+    REQUIRE(nodes::build_pipeline(g, "appsrc name=in format=f32 channels=1 frames=64 max-buffers=2 ! "
+                                     "jacksink client=hold connect=none channels=1 latency=128"));
+    nodes::AppSrc* in = nodes::appsrc(g, "in");
+    REQUIRE(in != nullptr);
+    REQUIRE(g.run());
+    jack.pause();
+    const Thaw thaw{jack};
+    std::this_thread::sleep_for(100ms);  // a cycle under way when the server froze ends
+
+    const std::vector<float> silence(64, 0.0f);
+    int handed = 0;
+    Status st;
+    // 3 s each: long enough for the streaming thread to write what it can under a sanitizer.
+    while (handed < 8 && (st = in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms)).ok()) ++handed;
+    CHECK(st.code() == Errc::timeout);
+    CHECK(handed == 4);
+    jack.resume();
+    (void)g.stop();  // the server's long pause may have made it drop the client: not this test's concern
+    ::unsetenv("JACK_DEFAULT_SERVER");
+}
+
+// jacksrc's samples: whole periods of at least 256 frames, at most half the ring, unless
+// frames= says how many (an app that wants each period as soon as it is captured).
+TEST_CASE("Jack.Src.FramesSetsTheSampleLength" * doctest::timeout(90)) {
+    test::JackServer jack("srcframes");
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
+    // {properties, frames in each sample}; the server's periods are 64 frames.
+    const std::vector<std::pair<std::string, std::size_t>> cases{
+        {"latency=2048", 256}, {"latency=256", 128}, {"latency=256 frames=64", 64}, {"latency=2048 frames=100", 100}};
+    for (const auto& [properties, frames] : cases) {
+        CAPTURE(properties);
+        engine::Graph g;
+        REQUIRE(nodes::build_pipeline(g, "jacksrc client=frames connect=none channels=1 " + properties + " ! appsink name=out max-buffers=8"));
+        nodes::AppSink* out = nodes::appsink(g, "out");
+        REQUIRE(out != nullptr);
+        REQUIRE(g.run());
+        for (int i = 0; i < 3; ++i) {
+            auto s = out->pull(5000ms);
+            REQUIRE(s);
+            CHECK((*s).size() == frames * sizeof(float));
+        }
+        REQUIRE(g.stop());
+    }
+    ::unsetenv("JACK_DEFAULT_SERVER");
+}
