@@ -6,13 +6,8 @@
 #   test_jack_probe.sh PROBE.so SLUICE-PLAY SUMMARY.py
 set -euo pipefail
 probe=$1 play=$2 summary=$3
-dir=$(mktemp -d)
-server=probe-test-$$
-JACK_NO_AUDIO_RESERVATION=1 jackd -n "$server" -d dummy -r 48000 -p 64 > "$dir/jackd.log" 2>&1 &
-jackd=$!
-trap 'kill "$jackd" 2>/dev/null; wait "$jackd" 2>/dev/null; rm -rf "$dir"' EXIT
-export JACK_DEFAULT_SERVER=$server
-for _ in $(seq 100); do jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
+source "$(dirname "$0")/own_jackd.sh"
+own_jackd probe-test
 # --foreground: one SIGTERM to the client alone. Without it timeout also signals its process
 # group, a second SIGTERM lands on the client's JACK thread while the first handler closes the
 # client, and both handlers deadlock inside jack_client_close (seen under load, in CI).

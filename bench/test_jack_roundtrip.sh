@@ -7,13 +7,8 @@
 #   test_jack_roundtrip.sh SLUICE-BENCH-JACK-ROUNDTRIP
 set -euo pipefail
 bench=$1
-dir=$(mktemp -d)
-server=roundtrip-test-$$
-JACK_NO_AUDIO_RESERVATION=1 jackd -n "$server" -d dummy -r 48000 -p 64 > "$dir/jackd.log" 2>&1 &
-jackd=$!
-trap 'kill "$jackd" 2>/dev/null; wait "$jackd" 2>/dev/null; rm -rf "$dir"' EXIT
-export JACK_DEFAULT_SERVER=$server
-for _ in $(seq 100); do jack_lsp > /dev/null 2>&1 && break; sleep 0.1; done
+source "$(dirname "$0")/own_jackd.sh"
+own_jackd roundtrip-test
 rc=0
 line=$("$bench" sluice 256 3) || rc=$?
 echo "$line"
