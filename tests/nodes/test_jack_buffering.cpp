@@ -8,7 +8,9 @@
 #include <sluice/sluice.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <span>
 #include <string>
 #include <utility>
@@ -27,6 +29,16 @@ struct Thaw {
     ~Thaw() { jack.resume(); }
 };
 
+// An environment variable for this scope (the test process's libjack and alsa-lib read them),
+// unset when it ends, whatever failed.
+struct ScopedEnv {
+    const char* key;
+    ScopedEnv(const char* k, const std::string& value) : key(k) { ::setenv(key, value.c_str(), 1); }
+    ~ScopedEnv() { ::unsetenv(key); }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+};
+
 }  // namespace
 
 // appsrc max-buffers=2 makes a pool of three 64-frame buffers (two queued, one in the streaming
@@ -39,7 +51,7 @@ TEST_CASE("Jack.Sink.KeepsTheSampleThatFilledItsRing" * doctest::timeout(90)) {
     test::JackServer jack("hold");
     INFO(jack.log());
     REQUIRE(jack.ready());
-    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
+    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
     engine::Graph g;
     REQUIRE(nodes::build_pipeline(g, "appsrc name=in format=f32 channels=1 frames=64 max-buffers=2 ! "
                                      "jacksink client=hold connect=none channels=1 latency=128"));
@@ -57,9 +69,10 @@ TEST_CASE("Jack.Sink.KeepsTheSampleThatFilledItsRing" * doctest::timeout(90)) {
     while (handed < 8 && (st = in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms)).ok()) ++handed;
     CHECK(st.code() == Errc::timeout);
     CHECK(handed == 4);
+    // Thawed, JACK plays again: the kept sample goes, and the app hands over more.
     jack.resume();
+    for (int i = 0; i < 4; ++i) CHECK(in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms).ok());
     (void)g.stop();  // the server's long pause may have made it drop the client: not this test's concern
-    ::unsetenv("JACK_DEFAULT_SERVER");
 }
 
 // jacksrc's samples: whole periods of at least 256 frames, at most half the ring, unless
@@ -68,7 +81,7 @@ TEST_CASE("Jack.Src.FramesSetsTheSampleLength" * doctest::timeout(90)) {
     test::JackServer jack("srcframes");
     INFO(jack.log());
     REQUIRE(jack.ready());
-    ::setenv("JACK_DEFAULT_SERVER", jack.name().c_str(), 1);
+    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
     // {properties, frames in each sample}; the server's periods are 64 frames.
     const std::vector<std::pair<std::string, std::size_t>> cases{
         {"latency=2048", 256}, {"latency=256", 128}, {"latency=256 frames=64", 64}, {"latency=2048 frames=100", 100}};
@@ -86,5 +99,40 @@ TEST_CASE("Jack.Src.FramesSetsTheSampleLength" * doctest::timeout(90)) {
         }
         REQUIRE(g.stop());
     }
-    ::unsetenv("JACK_DEFAULT_SERVER");
+}
+
+// The same for alsasink, through alsa-lib's JACK plugin (pcm type jack) on a frozen jackd of
+// the test's own: a device buffer of two 256-frame periods takes two 256-frame samples, the
+// second stays with alsasink, two wait in appsrc's queue.
+TEST_CASE("Alsa.Sink.KeepsTheSampleThatFilledItsBuffer" * doctest::timeout(90)) {
+    test::JackServer jack("alsahold", 48000, 256);
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    test::TempDir dir;
+    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n";
+    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
+    const ScopedEnv config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf"));
+    {
+        engine::Graph g;
+        const Status built = nodes::build_pipeline(g, "appsrc name=in format=f32 channels=2 frames=256 max-buffers=2 ! "
+                                                      "alsasink device=card period-frames=256 periods=2 sync=false");
+        INFO(built.message());
+        REQUIRE(built);
+        nodes::AppSrc* in = nodes::appsrc(g, "in");
+        REQUIRE(in != nullptr);
+        REQUIRE(g.run());
+        jack.pause();
+        const Thaw thaw{jack};
+        std::this_thread::sleep_for(100ms);
+
+        const std::vector<float> silence(512, 0.0f);
+        int handed = 0;
+        Status st;
+        while (handed < 8 && (st = in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms)).ok()) ++handed;
+        CHECK(st.code() == Errc::timeout);
+        CHECK(handed == 4);
+        jack.resume();
+        for (int i = 0; i < 4; ++i) CHECK(in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms).ok());
+        (void)g.stop();
+    }
 }

@@ -325,6 +325,13 @@ private:
             }
             if (Flow f = recover(int(n)); f != Flow::ok) return f;
         }
+        // A sample whose last frame filled the device's buffer stays here until the device has
+        // room, as one whose end did not fit does: returning at once would take the source's
+        // next sample while there is no room for it, and everything upstream would run a
+        // sample further ahead of what plays (jacksink does the same; bench/README.md,
+        // "Session 17"). An error here is met by the next write.
+        while (snd_pcm_avail_update(device_pcm_.pcm()) == 0)
+            if (Flow f = wait_for_device(); f != Flow::ok) return f;
         return Flow::ok;
     }
 

@@ -617,15 +617,17 @@ private:
                 primed_.store(true, std::memory_order_release);
             // Done once the whole sample is in the ring and there is room for what comes next.
             // A sample whose last frame filled the ring stays here (its frames are in the ring
-            // already) until JACK has made room, as one whose end did not fit does: returning
-            // at once would take the source's next sample while there is no room for it, and
-            // everything upstream (an app's queue of max-buffers=) would run a sample further
-            // ahead of what plays, a period more latency with 64-frame samples (bench/README.md,
-            // "Session 17"). The ring's lead over the callback stays latency=.
+            // already) until JACK has played as much as it holds, as if its end had not fit:
+            // returning at once would take the source's next sample while there is no room for
+            // it, and everything upstream (an app's queue of max-buffers=) would run a sample
+            // further ahead of what plays, a period more latency with 64-frame samples
+            // (bench/README.md, "Session 17"). (An empty sample on a full ring waits too.)
             if (left == 0 && room > n) break;
-            // Full: sleep until JACK has played a quarter of the ring (or what is left of the
-            // sample), at least one period.
-            const std::size_t want = std::min(left == 0 ? latency_frames() : left, latency_frames() / 4);
+            // Full: sleep until JACK has played what is left of the sample (all of it, when it
+            // is held), at most a quarter of the ring, at least one period. No longer: the
+            // source upstream runs on this thread, and a live one (jacksrc, alsasrc) has only
+            // its own buffer meanwhile.
+            const std::size_t want = std::min(left == 0 ? std::max<std::size_t>(1, s.size() / in_frame) : left, latency_frames() / 4);
             if (Flow fl = wait_slice(want, mark); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
         }
         return Flow::ok;
@@ -762,9 +764,9 @@ public:
         // frames=64 (GStreamer's latency-time is the same choice). Never more than half the
         // ring: a sample as long as the ring could only be taken from a full one, and the next
         // callback would find no room.
-        const std::size_t frames = std::size_t(r.integer("frames", 0, 1 << 20));
+        const std::size_t frames = std::size_t(r.integer("frames", 0, 1 << 21));  // half the longest ring
         if (r.ok() && frames > latency_frames() / 2)
-            r.fail(make_error_code(engine::GraphErrc::invalid_argument),
+            r.fail(engine::GraphErrc::invalid_argument,
                    "frames=" + std::to_string(frames) + " is more than half of latency=" + std::to_string(latency_frames()) +
                        " (a sample must fit in half the ring)");
         if (r.ok()) {
