@@ -329,8 +329,11 @@ private:
         // room, as one whose end did not fit does: returning at once would take the source's
         // next sample while there is no room for it, and everything upstream would run a
         // sample further ahead of what plays (jacksink does the same; bench/README.md,
-        // "Session 17"). An error here is met by the next write.
-        while (snd_pcm_avail_update(device_pcm_.pcm()) == 0)
+        // "Session 17"). Only while the device runs: a suspended or unplugged one reports no
+        // room and polls ready at once (the next write meets its error and recovers or says
+        // so), and one wait is enough (it polls again while the device has no room).
+        snd_pcm_t* pcm = device_pcm_.pcm();
+        if (snd_pcm_avail_update(pcm) == 0 && snd_pcm_state(pcm) == SND_PCM_STATE_RUNNING)
             if (Flow f = wait_for_device(); f != Flow::ok) return f;
         return Flow::ok;
     }

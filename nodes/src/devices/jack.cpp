@@ -624,7 +624,7 @@ private:
             // (bench/README.md, "Session 17"). (An empty sample on a full ring waits too.)
             if (left == 0 && room > n) break;
             // Full: sleep until JACK has played what is left of the sample (all of it, when it
-            // is held), at most a quarter of the ring, at least one period. No longer: the
+            // is held), at most a quarter of the ring (see slice_end_ns). No longer: the
             // source upstream runs on this thread, and a live one (jacksrc, alsasrc) has only
             // its own buffer meanwhile.
             const std::size_t want = std::min(left == 0 ? std::max<std::size_t>(1, s.size() / in_frame) : left, latency_frames() / 4);
