@@ -39,6 +39,30 @@ struct ScopedEnv {
     ScopedEnv& operator=(const ScopedEnv&) = delete;
 };
 
+// With `graph` running `appsrc name=in ! SINK` and `jack` the server behind SINK: freezes the
+// server, counts the buffers of `floats` f32 values the app hands over before one waits 3 s for
+// room (long enough for the streaming thread to write what it can under a sanitizer; at most 8),
+// checks that the last one timed out, thaws the server and checks that the app hands over more
+// (the kept sample goes once the server plays again) and that the graph stops cleanly.
+int handed_while_frozen(const test::JackServer& jack, engine::Graph& graph, std::size_t floats) {
+    nodes::AppSrc* in = nodes::appsrc(graph, "in");
+    REQUIRE(in != nullptr);
+    REQUIRE(graph.run());
+    jack.pause();
+    const Thaw thaw{jack};
+    std::this_thread::sleep_for(100ms);  // a cycle under way when the server froze ends
+    const std::vector<float> silence(floats, 0.0f);
+    const auto block = std::as_bytes(std::span(silence));
+    int handed = 0;
+    Status st;
+    while (handed < 8 && (st = in->push(block, sluice::kNoTime, 3000ms)).ok()) ++handed;
+    CHECK(st.code() == Errc::timeout);
+    jack.resume();
+    for (int i = 0; i < 4; ++i) CHECK(in->push(block, sluice::kNoTime, 3000ms).ok());
+    CHECK(graph.stop());
+    return handed;
+}
+
 }  // namespace
 
 // appsrc max-buffers=2 makes a pool of three 64-frame buffers (two queued, one in the streaming
@@ -55,24 +79,7 @@ TEST_CASE("Jack.Sink.KeepsTheSampleThatFilledItsRing" * doctest::timeout(90)) {
     engine::Graph g;
     REQUIRE(nodes::build_pipeline(g, "appsrc name=in format=f32 channels=1 frames=64 max-buffers=2 ! "
                                      "jacksink client=hold connect=none channels=1 latency=128"));
-    nodes::AppSrc* in = nodes::appsrc(g, "in");
-    REQUIRE(in != nullptr);
-    REQUIRE(g.run());
-    jack.pause();
-    const Thaw thaw{jack};
-    std::this_thread::sleep_for(100ms);  // a cycle under way when the server froze ends
-
-    const std::vector<float> silence(64, 0.0f);
-    int handed = 0;
-    Status st;
-    // 3 s each: long enough for the streaming thread to write what it can under a sanitizer.
-    while (handed < 8 && (st = in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms)).ok()) ++handed;
-    CHECK(st.code() == Errc::timeout);
-    CHECK(handed == 4);
-    // Thawed, JACK plays again: the kept sample goes, and the app hands over more.
-    jack.resume();
-    for (int i = 0; i < 4; ++i) CHECK(in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms).ok());
-    CHECK(g.stop());
+    CHECK(handed_while_frozen(jack, g, 64) == 4);
 }
 
 // jacksrc's samples: whole periods of at least 256 frames, at most half the ring, unless
@@ -118,21 +125,6 @@ TEST_CASE("Alsa.Sink.KeepsTheSampleThatFilledItsBuffer" * doctest::timeout(90)) 
                                                       "alsasink device=card period-frames=256 periods=2 sync=false");
         INFO(built.message());
         REQUIRE(built);
-        nodes::AppSrc* in = nodes::appsrc(g, "in");
-        REQUIRE(in != nullptr);
-        REQUIRE(g.run());
-        jack.pause();
-        const Thaw thaw{jack};
-        std::this_thread::sleep_for(100ms);
-
-        const std::vector<float> silence(512, 0.0f);
-        int handed = 0;
-        Status st;
-        while (handed < 8 && (st = in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms)).ok()) ++handed;
-        CHECK(st.code() == Errc::timeout);
-        CHECK(handed == 4);
-        jack.resume();
-        for (int i = 0; i < 4; ++i) CHECK(in->push(std::as_bytes(std::span(silence)), sluice::kNoTime, 3000ms).ok());
-        CHECK(g.stop());
+        CHECK(handed_while_frozen(jack, g, 512) == 4);  // 256 stereo frames
     }
 }
