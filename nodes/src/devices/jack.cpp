@@ -24,8 +24,8 @@
 // Waiting. When the ring is full (jacksink) or short (jacksrc) the streaming thread sleeps on an
 // EventCount, the project's one wait primitive, for a bounded slice: until just after the
 // callback that makes the room (or delivers the samples missing) is due, counted in periods
-// from when the last callback ended (see slice_end_ns). The callback cannot wake it (that would
-// be a system call), so it wakes on time; a stop (unblock() and the stop token), a flush, or the
+// from when the last callback ended (see callback_timetable.hpp). The callback cannot wake it
+// (that would be a system call), so it wakes on time; a stop (unblock() and the stop token), a flush, or the
 // server going away (jack_on_info_shutdown) wake it at once.
 //
 // Formats: f32 interleaved, at the server's sample rate, `channels=` ports. jacksink also takes
@@ -39,6 +39,7 @@
 // the JACK graph). The server going away mid-stream is an error event naming the client; files
 // downstream are finished by the graph's stop as after any error.
 #include "core/common.hpp"
+#include "devices/callback_timetable.hpp"
 #include <sluice/allocators/event_count.hpp>
 #include <sluice/engine/log.hpp>
 #include <sluice/nodes/registry.hpp>
@@ -210,7 +211,9 @@ protected:
     enum class Direction { playback, capture };
 
     JackNode(std::string name, Kind kind, Direction direction, PropertyReader& r)
-        : Node(std::move(name), kind), direction_(direction) {
+        : Node(std::move(name), kind),
+          direction_(direction),
+          timetable_(direction == Direction::playback ? detail::CallbackTimetable::Side::playback : detail::CallbackTimetable::Side::capture) {
         client_name_ = r.text("client");
         connect_ = r.text("connect");
         channels_ = int(r.integer("channels", 1, kMaxChannels));
@@ -268,6 +271,7 @@ protected:
         xruns_.value.store(0, std::memory_order_relaxed);
         jack_xruns_.value.store(0, std::memory_order_relaxed);
         last_callback_ns_.value.store(0, std::memory_order_relaxed);  // relaxed: no callback runs yet
+        timetable_.reset();  // the streaming thread's, which does not run yet
         // JACK stamps its cycles with its own monotonic microseconds (jack_get_time); the offset
         // to the steady clock, read here once, carries them over. (If JACK's time base is the raw
         // monotonic clock, NTP's slewing of the steady one shows in the drift: a few ppm at most.)
@@ -313,7 +317,7 @@ protected:
     // callback_mark() taken before the caller looked at the ring: a callback that ended since
     // then may have moved what the caller waits for, and the wait ends at once. Streaming
     // thread. Returns ok to look again, or why to leave.
-    static constexpr std::int64_t kNoMark = -1;
+    static constexpr std::int64_t kNoMark = detail::CallbackTimetable::kNoMark;
     // When the last callback ended (0: none yet), for wait_slice. Any thread.
     std::int64_t callback_mark() const noexcept {
         return last_callback_ns_.value.load(std::memory_order_relaxed);  // relaxed: a timing hint (see process_trampoline)
@@ -327,26 +331,11 @@ protected:
         return Flow::ok;
     }
 
-    // When a wait for `slice_frames` to move should end. The callback cannot wake the streaming
-    // thread, so the thread keeps time with the callbacks instead: it wakes an eighth of a
-    // period after the callback that will have moved them is due, counting periods from when
-    // the last callback ended. (Counting from now, as this did before, let a capture's wake-ups
-    // drift behind the callbacks until one came a period late: samples waited up to a period
-    // more in the ring, and a 128-frame ring overran; bench/README.md, "Session 16".) A
-    // callback that is due and not yet seen is looked for every eighth of a period; with none
-    // for four periods (not started, a stalled server, a freewheel whose callbacks wait on a
-    // slow client) the slice is timed from now, at least a quarter period.
-    std::int64_t slice_end_ns(std::size_t slice_frames, std::int64_t mark) const noexcept {
-        const std::int64_t last = callback_mark();  // before now: a callback ending between the two reads is no "future" one
-        const std::int64_t now = detail::steady_now_ns();
-        if (mark != kNoMark && last != mark) return now;  // a callback ended since the caller looked
-        const std::uint32_t period = std::max<std::uint32_t>(period_frames(), 1);
-        const std::int64_t period_ns = engine::frames_to_ns(period, rate_);
-        if (last == 0 || now < last || now >= last + 4 * period_ns)
-            return now + engine::frames_to_ns(std::max<std::size_t>(slice_frames, std::max<std::uint32_t>(period / 4, 1)), rate_);
-        if (now >= last + period_ns) return now + period_ns / 8;  // the next callback is due
-        const std::int64_t cycles = std::max<std::int64_t>(1, std::int64_t((slice_frames + period - 1) / period));
-        return last + cycles * period_ns + period_ns / 8;
+    // When a wait for `slice_frames` to move should end (see callback_timetable.hpp).
+    // Streaming thread.
+    std::int64_t slice_end_ns(std::size_t slice_frames, std::int64_t mark) noexcept {
+        const std::int64_t last = callback_mark();  // before now (see CallbackTimetable::slice_end_ns)
+        return timetable_.slice_end_ns(last, detail::steady_now_ns(), mark, slice_frames, period_frames(), rate_);
     }
 
     // Whether the server went away. Any thread.
@@ -539,6 +528,8 @@ private:
     struct alignas(kCacheLine) {
         std::atomic<std::int64_t> value{0};
     } last_callback_ns_;
+    // The streaming thread's (reset by start_client before it runs).
+    detail::CallbackTimetable timetable_;
     Counter xruns_;                            // ours: written by the process callback
     Counter jack_xruns_;                       // JACK's: written by libjack's notification thread
 };
