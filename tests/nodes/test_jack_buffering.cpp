@@ -128,3 +128,48 @@ TEST_CASE("Alsa.Sink.KeepsTheSampleThatFilledItsBuffer" * doctest::timeout(90)) 
         CHECK(handed_while_frozen(jack, g, 512) == 4);  // 256 stereo frames
     }
 }
+
+// A device that stops taking (or giving) samples without an error, here alsa-lib's JACK plugin
+// on a frozen jackd: after stall-timeout= seconds of waiting the node says so, an error event
+// naming the device (sluice-play exits 1), where it polled until stopped before. Thawed, the
+// graph stops cleanly.
+namespace {
+std::string stall_error(const char* pipeline, const char* asound_conf, const char* name) {
+    test::JackServer jack(name, 48000, 256);
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    test::TempDir dir;
+    std::ofstream(dir / "asound.conf") << asound_conf;
+    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
+    const ScopedEnv config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf"));
+    engine::Graph g;
+    const Status built = nodes::build_pipeline(g, pipeline);
+    INFO(built.message());
+    REQUIRE(built);
+    REQUIRE(g.run());
+    std::this_thread::sleep_for(300ms);  // the device runs
+    jack.pause();
+    const Thaw thaw{jack};
+    std::string error;
+    const auto until = std::chrono::steady_clock::now() + 20s;  // 1 s of stall, slack for sanitizers
+    while (error.empty() && std::chrono::steady_clock::now() < until)
+        if (auto e = g.wait_event(500ms); e && e->type == engine::Event::Type::error) error = e->message;
+    jack.resume();
+    CHECK(g.stop());
+    return error;
+}
+}  // namespace
+
+TEST_CASE("Alsa.Sink.StalledDeviceIsAnError" * doctest::timeout(90)) {
+    const std::string error = stall_error("tone ! audioconvert ! alsasink device=card period-frames=256 periods=2 sync=false stall-timeout=1",
+                                          "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n",
+                                          "stallsink");
+    CHECK(error == "device 'card' took no samples for 1 s (it stalled; stall-timeout= sets how long to wait)");
+}
+
+TEST_CASE("Alsa.Src.StalledDeviceIsAnError" * doctest::timeout(90)) {
+    const std::string error = stall_error("alsasrc device=card period-frames=256 periods=2 stall-timeout=1 ! nullsink",
+                                          "pcm.card { type jack capture_ports { 0 system:capture_1 1 system:capture_2 } }\n",
+                                          "stallsrc");
+    CHECK(error == "device 'card' gave no samples for 1 s (it stalled; stall-timeout= sets how long to wait)");
+}

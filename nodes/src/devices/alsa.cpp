@@ -241,20 +241,50 @@ private:
 std::vector<PropertySpec> device_properties(const char* direction) {
     return {{"device", "default", std::string("ALSA device to ") + direction + " (default, hw:0, plughw:1,0, a name from asoundrc ...)"},
             {"period-frames", "1024", "frames per period (the device may round it)"},
-            {"periods", "4", "periods in the device's buffer"}};
+            {"periods", "4", "periods in the device's buffer"},
+            {"stall-timeout", "10", "seconds the device may take (give) no samples before that is an error; 0: wait for ever"}};
 }
 
 // What those properties say.
 struct DeviceSettings {
     std::string device;
     unsigned period_frames = 1024, periods = 4;
+    std::int64_t stall_ns = 0;  // 0: none
     static DeviceSettings read(PropertyReader& r) {
         DeviceSettings d;
         d.device = r.text("device");
         d.period_frames = unsigned(r.integer("period-frames", 16, 1 << 20));
         d.periods = unsigned(r.integer("periods", 2, 1024));
+        d.stall_ns = std::int64_t(r.number("stall-timeout", 0, 3600) * 1e9);
         return d;
     }
+};
+
+// How long a streaming thread has waited on a device that moved no samples since. A device can
+// stop without an error: a sound server frozen or suspended behind a plugin, a USB device gone
+// quiet. Polling it for ever would hang the graph until someone stops it, so after
+// `stall-timeout=` seconds of waiting (10 by default, as the kernel gives a blocking write on
+// a hardware device whose interrupts stopped) the node reports the stall as an error. Only
+// time spent waiting counts, so a graph paused between two waits does not look stalled.
+class StallWatch {
+public:
+    explicit StallWatch(std::int64_t limit_ns = 0) noexcept : limit_ns_(limit_ns) {}
+    void moved() noexcept { waited_ns_ = 0; }
+    // The poll timeout for the next wait, in ms (-1: none).
+    int timeout_ms() const noexcept {
+        if (limit_ns_ <= 0) return -1;
+        return int(std::clamp<std::int64_t>((limit_ns_ - waited_ns_ + 999'999) / 1'000'000, 0, INT32_MAX));
+    }
+    void waited(std::int64_t ns) noexcept { waited_ns_ += std::max<std::int64_t>(ns, 0); }
+    bool stalled() const noexcept { return limit_ns_ > 0 && waited_ns_ >= limit_ns_; }
+    std::string what(const std::string& device, const char* verb) const {
+        return "device '" + detail::printable(device) + "' " + verb + " no samples for " + detail::number_text(double(limit_ns_) / 1e9) +
+               " s (it stalled; stall-timeout= sets how long to wait)";
+    }
+
+private:
+    std::int64_t limit_ns_;
+    std::int64_t waited_ns_ = 0;
 };
 
 class AlsaSink final : public Node {
@@ -286,6 +316,7 @@ private:
         // relaxed: no streaming thread runs yet; the graph reads it on this (the control) thread.
         keeps_time_.store(provide_clock_ && snd_pcm_type(device_pcm_.pcm()) != SND_PCM_TYPE_NULL, std::memory_order_relaxed);
         device_time_.start(int(input_rate()));
+        stall_ = StallWatch(settings_.stall_ns);
         written_ = 0;
         timekeeping_checked_ = false;
         return st;
@@ -316,6 +347,7 @@ private:
                 p += std::size_t(n) * frame_bytes;
                 left -= snd_pcm_uframes_t(n);
                 written_ += std::uint64_t(n);
+                if (n > 0) stall_.moved();
                 publish_played();
                 continue;
             }
@@ -389,8 +421,13 @@ private:
         device_time_.publish(written_ - held, detail::steady_now_ns());
     }
 
+    // Waits for room (see StallWatch). Streaming thread.
     Flow wait_for_device() {
-        switch (device_pcm_.wait()) {
+        if (stall_.stalled()) return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "took"));
+        const std::int64_t since = detail::steady_now_ns();
+        const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
+        stall_.waited(detail::steady_now_ns() - since);
+        switch (w) {
             case Device::Wait::ready:
             case Device::Wait::timeout: return Flow::ok;
             case Device::Wait::failed:
@@ -418,6 +455,7 @@ private:
     std::atomic<bool> keeps_time_{false};
     bool timekeeping_checked_ = false;
     Device device_pcm_;
+    StallWatch stall_;                // the streaming thread's
     engine::DeviceTime device_time_;  // published by this node's streaming thread
     std::uint64_t written_ = 0;       // frames written since start
     std::atomic<std::uint64_t> xruns_{0};
@@ -451,6 +489,7 @@ private:
     }
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
+        stall_ = StallWatch(settings_.stall_ns);
         frames_ = 0;
         limit_.produced = 0;
         if (Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_CAPTURE, output(0).format(), settings_.period_frames, settings_.periods); !st)
@@ -477,10 +516,15 @@ private:
             const snd_pcm_sframes_t n = snd_pcm_readi(device_pcm_.pcm(), p + got * frame_bytes, want - got);
             if (n > 0) {
                 got += snd_pcm_uframes_t(n);
+                stall_.moved();
                 continue;
             }
             if (n == -EAGAIN || n == 0) {
-                const Device::Wait w = device_pcm_.wait();
+                if (stall_.stalled())
+                    return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "gave"));
+                const std::int64_t since = detail::steady_now_ns();
+                const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
+                stall_.waited(detail::steady_now_ns() - since);
                 if (w == Device::Wait::failed)
                     return report_error(make_error_code(engine::GraphErrc::io_error),
                                         "device '" + detail::printable(settings_.device) + "': poll failed: " + std::strerror(errno));
@@ -504,6 +548,7 @@ private:
 
     DeviceSettings settings_;
     Device device_pcm_;
+    StallWatch stall_;  // the streaming thread's
     engine::StreamLimit limit_;
     std::uint64_t frames_ = 0;
     std::atomic<std::uint64_t> xruns_{0};
