@@ -37,7 +37,9 @@
 #include <cstdio>
 #include <mutex>
 #include <cstring>
+#include <future>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include <poll.h>
@@ -185,7 +187,26 @@ public:
         return {};
     }
 
-    void close() noexcept {
+    // Closes the device. `stalled`: it stopped moving samples (see StallWatch), and closing it
+    // may not return either: alsa-lib's JACK plugin asks a frozen server to deactivate its
+    // client and waits for the answer for ever. Such a close runs on a thread of its own and is
+    // waited for a second; if it has not returned by then the device is left to it (its handle
+    // leaks, as jacksink leaves a vanished server's client), so that the graph still stops.
+    void close(bool stalled = false) noexcept {
+        if (stalled && pcm_) {
+            try {
+                auto closed = std::make_shared<std::promise<void>>();
+                std::future<void> done = closed->get_future();
+                std::thread([pcm = pcm_.release(), closed] {
+                    snd_pcm_close(pcm);
+                    closed->set_value();
+                }).detach();
+                if (done.wait_for(std::chrono::seconds(1)) != std::future_status::ready)
+                    engine::log_message(engine::LogLevel::warning,
+                                        "alsa: device '" + detail::printable(name_) + "' did not close within a second; left behind");
+            } catch (...) {  // no thread or no memory for one: close it here, as any other
+            }
+        }
         pcm_.reset();
         if (wake_ >= 0) ::close(wake_);
         wake_ = -1;
@@ -317,11 +338,13 @@ private:
         keeps_time_.store(provide_clock_ && snd_pcm_type(device_pcm_.pcm()) != SND_PCM_TYPE_NULL, std::memory_order_relaxed);
         device_time_.start(int(input_rate()));
         stall_ = StallWatch(settings_.stall_ns);
+        stalled_.store(false, std::memory_order_relaxed);  // relaxed: no streaming thread runs yet
         written_ = 0;
         timekeeping_checked_ = false;
         return st;
     }
-    void stop() override { device_pcm_.close(); }
+    // acquire: pairs with the streaming thread's release when it found the device stalled.
+    void stop() override { device_pcm_.close(stalled_.load(std::memory_order_acquire)); }
     void unblock() override { device_pcm_.wake(); }
     void flush() override {
         if (device_pcm_.pcm()) {
@@ -423,7 +446,10 @@ private:
 
     // Waits for room (see StallWatch). Streaming thread.
     Flow wait_for_device() {
-        if (stall_.stalled()) return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "took"));
+        if (stall_.stalled()) {
+            stalled_.store(true, std::memory_order_release);  // release: stop() closes it on a thread of its own
+            return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "took"));
+        }
         const std::int64_t since = detail::steady_now_ns();
         const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
         stall_.waited(detail::steady_now_ns() - since);
@@ -456,6 +482,7 @@ private:
     bool timekeeping_checked_ = false;
     Device device_pcm_;
     StallWatch stall_;                // the streaming thread's
+    std::atomic<bool> stalled_{false};  // set by the streaming thread, read by stop()
     engine::DeviceTime device_time_;  // published by this node's streaming thread
     std::uint64_t written_ = 0;       // frames written since start
     std::atomic<std::uint64_t> xruns_{0};
@@ -490,6 +517,7 @@ private:
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
         stall_ = StallWatch(settings_.stall_ns);
+        stalled_.store(false, std::memory_order_relaxed);  // relaxed: no streaming thread runs yet
         frames_ = 0;
         limit_.produced = 0;
         if (Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_CAPTURE, output(0).format(), settings_.period_frames, settings_.periods); !st)
@@ -498,7 +526,8 @@ private:
             return {engine::GraphErrc::io_error, device_error(settings_.device, "cannot start capturing", e)};
         return {};
     }
-    void stop() override { device_pcm_.close(); }
+    // acquire: pairs with the streaming thread's release when it found the device stalled.
+    void stop() override { device_pcm_.close(stalled_.load(std::memory_order_acquire)); }
     void unblock() override { device_pcm_.wake(); }
 
     Flow produce() override {
@@ -520,8 +549,10 @@ private:
                 continue;
             }
             if (n == -EAGAIN || n == 0) {
-                if (stall_.stalled())
+                if (stall_.stalled()) {
+                    stalled_.store(true, std::memory_order_release);  // release: stop() closes it on a thread of its own
                     return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "gave"));
+                }
                 const std::int64_t since = detail::steady_now_ns();
                 const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
                 stall_.waited(detail::steady_now_ns() - since);
@@ -549,6 +580,7 @@ private:
     DeviceSettings settings_;
     Device device_pcm_;
     StallWatch stall_;  // the streaming thread's
+    std::atomic<bool> stalled_{false};  // set by the streaming thread, read by stop()
     engine::StreamLimit limit_;
     std::uint64_t frames_ = 0;
     std::atomic<std::uint64_t> xruns_{0};
