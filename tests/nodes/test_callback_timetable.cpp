@@ -10,6 +10,7 @@
 #include "devices/callback_timetable.hpp"
 
 #include <cstdint>
+#include <vector>
 
 namespace {
 
@@ -53,7 +54,7 @@ TEST_CASE("Jack.Timetable.CaptureWakesCloserToCallbacksThatKeepTime") {
 TEST_CASE("Jack.Timetable.CaptureMarginFollowsTheJitter") {
     CallbackTimetable t(CallbackTimetable::Side::capture);
     // Ends alternating 30 us early and late: consecutive ends stray 60 us from a period; the
-    // margin is twice the mean stray, 120 us (under the eighth, 166 us).
+    // margin is twice the mean stray, 120 us (under the eighth, 167 us).
     feed(t, 400, [](int k) { return k % 2 ? 30 * kUs : -30 * kUs; });
     CHECK(t.margin_ns(kPeriodNs) > 115 * kUs);
     CHECK(t.margin_ns(kPeriodNs) <= 120 * kUs);
@@ -104,7 +105,26 @@ TEST_CASE("Jack.Timetable.WaitsThatEndAtOnceOrFromNow") {
     // None for four periods (a stalled server): from now too.
     CHECK(t.slice_end_ns(kT0, kT0 + 5 * kPeriodNs, CallbackTimetable::kNoMark, kPeriod, kPeriod, kRate) ==
           kT0 + 5 * kPeriodNs + kPeriodNs);
-    // The next callback is due and not seen: look again a margin from now.
-    CHECK(t.slice_end_ns(kT0, kT0 + kPeriodNs + 50 * kUs, CallbackTimetable::kNoMark, kPeriod, kPeriod, kRate) ==
-          kT0 + kPeriodNs + 50 * kUs + t.margin_ns(kPeriodNs));
+}
+
+TEST_CASE("Jack.Timetable.ADueCallbackIsLookedForLessAndLessOften") {
+    // Learnt margin 20 us; the callback after `last` is due and not seen: the thread looks again
+    // 20, 40, 80, 160 us later, then every eighth of a period (167 us), and no more often until a
+    // new end is seen, when it starts from the margin again. (Looking every 20 us through a gap
+    // in the callbacks would have been 200 looks where the fixed eighth made 24.)
+    CallbackTimetable t(CallbackTimetable::Side::capture);
+    const std::int64_t last = feed(t, 100, [](int) { return 0; });
+    REQUIRE(t.margin_ns(kPeriodNs) == 20 * kUs);
+    std::int64_t now = last + kPeriodNs + 5 * kUs;
+    std::vector<std::int64_t> gaps;
+    for (int i = 0; i < 7; ++i) {
+        const std::int64_t end = t.slice_end_ns(last, now, CallbackTimetable::kNoMark, kPeriod, kPeriod, kRate);
+        gaps.push_back(end - now);
+        now = end;
+    }
+    CHECK(gaps == std::vector<std::int64_t>{20 * kUs, 40 * kUs, 80 * kUs, 160 * kUs, kPeriodNs / 8, kPeriodNs / 8, kPeriodNs / 8});
+    // A new end: the next due callback is looked for a margin after it again.
+    const std::int64_t next = last + kPeriodNs;
+    const std::int64_t due = next + kPeriodNs + 1 * kUs;
+    CHECK(t.slice_end_ns(next, due, CallbackTimetable::kNoMark, kPeriod, kPeriod, kRate) == due + 20 * kUs);
 }

@@ -148,7 +148,13 @@ std::string stall_error(const char* pipeline, const char* asound_conf, const cha
     INFO(built.message());
     REQUIRE(built);
     REQUIRE(g.run());
-    std::this_thread::sleep_for(300ms);  // the device runs
+    // The device runs: the render took five samples of 256 frames, more than its device's
+    // buffer holds (a sink's device starts once its buffer is full, inside a write).
+    CHECK(test::eventually([&] {
+        for (const auto& n : g.stats().nodes)
+            if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 5) return true;
+        return false;
+    }, 20s));
     jack.pause();
     const Thaw thaw{jack};
     std::string error;
@@ -166,7 +172,7 @@ std::string stall_error(const char* pipeline, const char* asound_conf, const cha
 }  // namespace
 
 TEST_CASE("Alsa.Sink.StalledDeviceIsAnError" * doctest::timeout(90)) {
-    const std::string error = stall_error("tone ! audioconvert ! alsasink device=card period-frames=256 periods=2 sync=false stall-timeout=1",
+    const std::string error = stall_error("tone frames=256 ! audioconvert ! alsasink device=card period-frames=256 periods=2 sync=false stall-timeout=1",
                                           "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n",
                                           "stallsink");
     CHECK(error == "device 'card' took no samples for 1 s (it stalled; stall-timeout= sets how long to wait)");
@@ -177,4 +183,15 @@ TEST_CASE("Alsa.Src.StalledDeviceIsAnError" * doctest::timeout(90)) {
                                           "pcm.card { type jack capture_ports { 0 system:capture_1 1 system:capture_2 } }\n",
                                           "stallsrc");
     CHECK(error == "device 'card' gave no samples for 1 s (it stalled; stall-timeout= sets how long to wait)");
+}
+
+// Both ends on one frozen server: whichever node reports the stall, the other one's device
+// (also waited on in vain) is closed the bounded way too, and the graph stops.
+TEST_CASE("Alsa.Duplex.StalledDeviceStopsBothEnds" * doctest::timeout(90)) {
+    const std::string error = stall_error("alsasrc device=card period-frames=256 periods=2 stall-timeout=1 ! "
+                                          "alsasink device=card period-frames=256 periods=2 sync=false stall-timeout=1",
+                                          "pcm.card { type jack capture_ports { 0 system:capture_1 1 system:capture_2 } "
+                                          "playback_ports { 0 system:playback_1 1 system:playback_2 } }\n",
+                                          "stallduplex");
+    CHECK(error.find("no samples for 1 s (it stalled; stall-timeout= sets how long to wait)") != std::string::npos);
 }

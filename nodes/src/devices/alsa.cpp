@@ -187,24 +187,28 @@ public:
         return {};
     }
 
-    // Closes the device. `stalled`: it stopped moving samples (see StallWatch), and closing it
-    // may not return either: alsa-lib's JACK plugin asks a frozen server to deactivate its
-    // client and waits for the answer for ever. Such a close runs on a thread of its own and is
-    // waited for a second; if it has not returned by then the device is left to it (its handle
-    // leaks, as jacksink leaves a vanished server's client), so that the graph still stops.
-    void close(bool stalled = false) noexcept {
-        if (stalled && pcm_) {
+    // Closes the device. `bounded`: it has moved no samples for a while (see StallWatch), and
+    // closing it may not return either: alsa-lib's JACK plugin asks a frozen server to
+    // deactivate its client and waits for the answer for ever. Such a close runs on a thread of
+    // its own and is waited for a second; if it has not returned by then the device is left to
+    // it (its handle leaks, as jacksink leaves a vanished server's client), so that the graph
+    // still stops. Should that thread come back while the process exits, alsa-lib's messages
+    // may reach a log that is gone: a risk taken only for a device that already hung.
+    enum class Closing { plain, bounded };
+    void close(Closing how = Closing::plain) noexcept {
+        if (how == Closing::bounded && pcm_) {
             try {
                 auto closed = std::make_shared<std::promise<void>>();
                 std::future<void> done = closed->get_future();
-                std::thread([pcm = pcm_.release(), closed] {
+                std::thread([pcm = pcm_.get(), closed] {
                     snd_pcm_close(pcm);
                     closed->set_value();
                 }).detach();
+                (void)pcm_.release();  // the thread's now
                 if (done.wait_for(std::chrono::seconds(1)) != std::future_status::ready)
                     engine::log_message(engine::LogLevel::warning,
                                         "alsa: device '" + detail::printable(name_) + "' did not close within a second; left behind");
-            } catch (...) {  // no thread or no memory for one: close it here, as any other
+            } catch (...) {  // no thread or no memory for one: pcm_ still holds it, closed below
             }
         }
         pcm_.reset();
@@ -276,7 +280,8 @@ struct DeviceSettings {
         d.device = r.text("device");
         d.period_frames = unsigned(r.integer("period-frames", 16, 1 << 20));
         d.periods = unsigned(r.integer("periods", 2, 1024));
-        d.stall_ns = std::int64_t(r.number("stall-timeout", 0, 3600) * 1e9);
+        const double stall = r.number("stall-timeout", 0, 3600);
+        d.stall_ns = stall > 0 ? std::max<std::int64_t>(std::int64_t(stall * 1e9), 1'000'000) : 0;  // 0: for ever
         return d;
     }
 };
@@ -284,13 +289,21 @@ struct DeviceSettings {
 // How long a streaming thread has waited on a device that moved no samples since. A device can
 // stop without an error: a sound server frozen or suspended behind a plugin, a USB device gone
 // quiet. Polling it for ever would hang the graph until someone stops it, so after
-// `stall-timeout=` seconds of waiting (10 by default, as the kernel gives a blocking write on
-// a hardware device whose interrupts stopped) the node reports the stall as an error. Only
-// time spent waiting counts, so a graph paused between two waits does not look stalled.
+// `stall-timeout=` seconds of waiting, and at least two periods (10 s by default; the kernel
+// gives a blocking write on a hardware device whose interrupts stopped the longer of 10 s and
+// two periods too), the node reports the stall as an error. Only time spent waiting counts, so
+// a graph paused between two waits does not look stalled.
 class StallWatch {
 public:
-    explicit StallWatch(std::int64_t limit_ns = 0) noexcept : limit_ns_(limit_ns) {}
+    StallWatch() noexcept = default;
+    StallWatch(std::int64_t limit_ns, std::int64_t period_ns) noexcept : limit_ns_(limit_ns > 0 ? std::max(limit_ns, 2 * period_ns) : 0) {}
     void moved() noexcept { waited_ns_ = 0; }
+    // The device is given up on (a drain that did not end).
+    void give_up() noexcept { gave_up_ = true; }
+    // Whether closing the device may hang: it moved nothing for 200 ms of waiting (any working
+    // device moves samples every period, and periods are rarely that long; a longer period only
+    // costs a close on a thread of its own), or it was given up on.
+    bool quiet() const noexcept { return gave_up_ || waited_ns_ >= 200'000'000; }
     // The poll timeout for the next wait, in ms (-1: none).
     int timeout_ms() const noexcept {
         if (limit_ns_ <= 0) return -1;
@@ -304,8 +317,9 @@ public:
     }
 
 private:
-    std::int64_t limit_ns_;
+    std::int64_t limit_ns_ = 0;  // 0: for ever
     std::int64_t waited_ns_ = 0;
+    bool gave_up_ = false;
 };
 
 class AlsaSink final : public Node {
@@ -332,19 +346,19 @@ public:
 private:
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
+        stall_ = StallWatch();
         Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_PLAYBACK, input(0).format(), settings_.period_frames, settings_.periods);
         if (!st) return st;
         // relaxed: no streaming thread runs yet; the graph reads it on this (the control) thread.
         keeps_time_.store(provide_clock_ && snd_pcm_type(device_pcm_.pcm()) != SND_PCM_TYPE_NULL, std::memory_order_relaxed);
         device_time_.start(int(input_rate()));
-        stall_ = StallWatch(settings_.stall_ns);
-        stalled_.store(false, std::memory_order_relaxed);  // relaxed: no streaming thread runs yet
+        stall_ = StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), input_rate()));
         written_ = 0;
         timekeeping_checked_ = false;
         return st;
     }
-    // acquire: pairs with the streaming thread's release when it found the device stalled.
-    void stop() override { device_pcm_.close(stalled_.load(std::memory_order_acquire)); }
+    // stall_ is the streaming thread's: the graph joined it before it calls stop().
+    void stop() override { device_pcm_.close(stall_.quiet() ? Device::Closing::bounded : Device::Closing::plain); }
     void unblock() override { device_pcm_.wake(); }
     void flush() override {
         if (device_pcm_.pcm()) {
@@ -403,7 +417,9 @@ private:
                               std::chrono::nanoseconds(engine::frames_to_ns(device_pcm_.buffer(), input_rate()));
         while ((e == -EAGAIN || e == 0) && snd_pcm_state(pcm) == SND_PCM_STATE_DRAINING) {
             if (std::chrono::steady_clock::now() > deadline) {
-                snd_pcm_drop(pcm);
+                // Not dropped here: a device that stopped may not return from that either (the
+                // JACK plugin's drop deactivates its client); stop() closes it, bounded.
+                stall_.give_up();
                 device_time_.release();
                 (void)report_error(make_error_code(engine::GraphErrc::io_error),
                                    "device '" + detail::printable(settings_.device) + "': it stopped taking samples while draining");
@@ -446,10 +462,7 @@ private:
 
     // Waits for room (see StallWatch). Streaming thread.
     Flow wait_for_device() {
-        if (stall_.stalled()) {
-            stalled_.store(true, std::memory_order_release);  // release: stop() closes it on a thread of its own
-            return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "took"));
-        }
+        if (stall_.stalled()) return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "took"));
         const std::int64_t since = detail::steady_now_ns();
         const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
         stall_.waited(detail::steady_now_ns() - since);
@@ -482,7 +495,6 @@ private:
     bool timekeeping_checked_ = false;
     Device device_pcm_;
     StallWatch stall_;                // the streaming thread's
-    std::atomic<bool> stalled_{false};  // set by the streaming thread, read by stop()
     engine::DeviceTime device_time_;  // published by this node's streaming thread
     std::uint64_t written_ = 0;       // frames written since start
     std::atomic<std::uint64_t> xruns_{0};
@@ -516,18 +528,18 @@ private:
     }
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
-        stall_ = StallWatch(settings_.stall_ns);
-        stalled_.store(false, std::memory_order_relaxed);  // relaxed: no streaming thread runs yet
+        stall_ = StallWatch();
         frames_ = 0;
         limit_.produced = 0;
         if (Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_CAPTURE, output(0).format(), settings_.period_frames, settings_.periods); !st)
             return st;
+        stall_ = StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), std::max(output(0).format().rate, 1)));
         if (int e = snd_pcm_start(device_pcm_.pcm()); e < 0)
             return {engine::GraphErrc::io_error, device_error(settings_.device, "cannot start capturing", e)};
         return {};
     }
-    // acquire: pairs with the streaming thread's release when it found the device stalled.
-    void stop() override { device_pcm_.close(stalled_.load(std::memory_order_acquire)); }
+    // stall_ is the streaming thread's: the graph joined it before it calls stop().
+    void stop() override { device_pcm_.close(stall_.quiet() ? Device::Closing::bounded : Device::Closing::plain); }
     void unblock() override { device_pcm_.wake(); }
 
     Flow produce() override {
@@ -549,10 +561,8 @@ private:
                 continue;
             }
             if (n == -EAGAIN || n == 0) {
-                if (stall_.stalled()) {
-                    stalled_.store(true, std::memory_order_release);  // release: stop() closes it on a thread of its own
+                if (stall_.stalled())
                     return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "gave"));
-                }
                 const std::int64_t since = detail::steady_now_ns();
                 const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
                 stall_.waited(detail::steady_now_ns() - since);
@@ -580,7 +590,6 @@ private:
     DeviceSettings settings_;
     Device device_pcm_;
     StallWatch stall_;  // the streaming thread's
-    std::atomic<bool> stalled_{false};  // set by the streaming thread, read by stop()
     engine::StreamLimit limit_;
     std::uint64_t frames_ = 0;
     std::atomic<std::uint64_t> xruns_{0};

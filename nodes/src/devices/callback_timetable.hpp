@@ -37,16 +37,20 @@ public:
     explicit CallbackTimetable(Side side) noexcept : side_(side) {}
 
     // A stream starts: nothing learnt yet.
-    void reset() noexcept { last_seen_ = spread_ns_ = 0, ends_seen_ = 0; }
+    void reset() noexcept {
+        last_seen_ = spread_ns_ = ends_seen_ = 0;
+        looks_ = 0;
+    }
 
     // When a wait for `slice_frames` to move should end, on the steady clock. `last`: when the
     // latest callback ended (0: none yet); `now`: read after `last` (a callback ending between
     // the two reads is then no "future" one); `mark`: `last` as the caller read it before it
     // looked at the ring (a callback that ended since may have moved what it waits for: the
     // wait ends at once), or kNoMark. A callback that is due and not yet seen is looked for a
-    // margin later; with none for four periods (not started, a stalled server, a freewheel
-    // whose callbacks wait on a slow client) the slice is timed from now, at least a quarter
-    // period.
+    // margin later, then twice that, four times, up to the eighth of a period (a late callback
+    // costs a few looks, a gap in the callbacks no more than 24 as before); with none for four
+    // periods (not started, a stalled server, a freewheel whose callbacks wait on a slow
+    // client) the slice is timed from now, at least a quarter period.
     static constexpr std::int64_t kNoMark = -1;
     std::int64_t slice_end_ns(std::int64_t last, std::int64_t now, std::int64_t mark, std::size_t slice_frames,
                               std::uint32_t period_frames, int rate) noexcept {
@@ -57,7 +61,12 @@ public:
         if (last == 0 || now < last || now >= last + 4 * period_ns)
             return now + frames_ns(std::max<std::size_t>(slice_frames, std::max<std::uint32_t>(period / 4, 1)), rate);
         const std::int64_t margin = margin_ns(period_ns);
-        if (now >= last + period_ns) return now + margin;  // the next callback is due
+        if (now >= last + period_ns) {  // the next callback is due and not seen
+            const std::int64_t most = period_ns / 8;
+            const std::int64_t later = looks_ >= 16 || (margin << looks_) >= most ? most : margin << looks_;
+            ++looks_;
+            return now + later;
+        }
         const std::int64_t cycles = std::max<std::int64_t>(1, std::int64_t((slice_frames + period - 1) / period));
         return last + cycles * period_ns + margin;
     }
@@ -79,11 +88,16 @@ private:
         return rate > 0 ? engine::frames_to_ns(frames, rate) : 0;
     }
 
-    // An end seen for the first time updates the mean by 1/16 of its stray: its distance from
-    // the previous end seen, to the nearest whole number of periods (they need not be
-    // neighbours: the thread sleeps over several).
+    // An end seen for the first time sets the mean (the first stray) or moves it by 1/16 of
+    // the difference: its stray is its distance from the previous end seen, to the nearest
+    // whole number of periods (they need not be neighbours: the thread sleeps over several).
     void learn(std::int64_t last, std::int64_t period_ns) noexcept {
-        if (side_ == Side::playback || last == 0 || last == last_seen_) return;
+        if (last == 0 || last == last_seen_) return;
+        looks_ = 0;
+        if (side_ == Side::playback) {
+            last_seen_ = last;
+            return;
+        }
         const std::int64_t previous = last_seen_;
         last_seen_ = last;
         if (previous == 0 || last < previous || period_ns <= 0) return;
@@ -97,6 +111,7 @@ private:
     std::int64_t last_seen_ = 0;  // the latest callback end learnt from
     std::int64_t spread_ns_ = 0;  // running mean of the strays
     std::int64_t ends_seen_ = 0;
+    int looks_ = 0;  // looks for a due callback since the last end seen
 };
 
 }  // namespace sluice::nodes::detail
