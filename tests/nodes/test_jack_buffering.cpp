@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// What jacksink takes from upstream while JACK takes nothing from it, against a real jackd
-// (dummy driver) of the test's own that the test freezes (SIGSTOP), so that no process callback
-// runs and the ring only fills: a count of buffers, no timing.
+// Device nodes against a real jackd (dummy driver) of the test's own that the test freezes
+// (SIGSTOP), so that no process callback runs: what jacksink and alsasink take from upstream
+// while nothing plays (a count of buffers, no timing), and what every device node does when its
+// server stays frozen (stall-timeout=).
 #include "../support.hpp"
 
 #include <doctest/doctest.h>
@@ -23,8 +24,8 @@ namespace {
 using namespace std::chrono_literals;
 using namespace sluice;
 
-// Resumes a frozen server when it goes, whatever failed: the graph's stop (before the server's
-// end) deactivates its client, which waits for the server.
+// Resumes a frozen server when it goes, whatever failed: a client left behind by a graph's stop
+// closes then, before the server ends.
 struct Thaw {
     const test::JackServer& jack;
     ~Thaw() { jack.resume(); }
@@ -130,10 +131,14 @@ TEST_CASE("Alsa.Sink.KeepsTheSampleThatFilledItsBuffer" * doctest::timeout(90)) 
     }
 }
 
-// A device that stops taking (or giving) samples without an error, here alsa-lib's JACK plugin
-// on a frozen jackd: after stall-timeout= seconds of waiting the node says so, an error event
-// naming the device (sluice-play exits 1), where it polled until stopped before; and the graph
-// stops while the server is still frozen.
+// A device that stops taking (or giving) samples without an error, here a frozen jackd, behind
+// alsa-lib's JACK plugin or as jacksink's and jacksrc's server: after stall-timeout= seconds of
+// waiting the node says so, an error event naming the device (sluice-play exits 1), where it
+// waited until stopped before; the graph stops while the server is still frozen (closing the
+// device, which asks the frozen server to deactivate a client, is given its time on a thread of
+// its own and left behind); and once the graph is gone and the server thaws, the clients left
+// behind run their callbacks and close without touching the freed nodes (AddressSanitizer would
+// see it).
 namespace {
 std::string stall_error(const char* pipeline, const char* asound_conf, const char* name) {
     test::JackServer jack(name, 48000, 256);
@@ -143,30 +148,33 @@ std::string stall_error(const char* pipeline, const char* asound_conf, const cha
     std::ofstream(dir / "asound.conf") << asound_conf;
     const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
     const ScopedEnv config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf"));
-    engine::Graph g;
-    const Status built = nodes::build_pipeline(g, pipeline);
-    INFO(built.message());
-    REQUIRE(built);
-    REQUIRE(g.run());
-    // The device runs: the render took five samples of 256 frames, more than its device's
-    // buffer holds (a sink's device starts once its buffer is full, inside a write).
-    CHECK(test::eventually([&] {
-        for (const auto& n : g.stats().nodes)
-            if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 5) return true;
-        return false;
-    }, 20s));
-    jack.pause();
     const Thaw thaw{jack};
     std::string error;
-    const auto until = std::chrono::steady_clock::now() + 20s;  // 1 s of stall, slack for sanitizers
-    while (error.empty() && std::chrono::steady_clock::now() < until)
-        if (auto e = g.wait_event(500ms); e && e->type == engine::Event::Type::error) error = e->message;
-    // The graph stops with the server still frozen: closing the device (which asks the frozen
-    // server to deactivate the plugin's client) is given a second and left behind.
-    auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
-    CHECK(stopped.wait_for(20s) == std::future_status::ready);
-    jack.resume();  // the abandoned close finishes
-    CHECK(stopped.get());  // the stop itself went well (the stall was its own error event)
+    {
+        engine::Graph g;
+        const Status built = nodes::build_pipeline(g, pipeline);
+        INFO(built.message());
+        REQUIRE(built);
+        REQUIRE(g.run());
+        // The device runs: the render took five samples of 256 frames, more than its device's
+        // buffer holds (a sink's device starts once its buffer is full, inside a write).
+        CHECK(test::eventually([&] {
+            for (const auto& n : g.stats().nodes)
+                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 5) return true;
+            return false;
+        }, 20s));
+        jack.pause();
+        const auto until = std::chrono::steady_clock::now() + 20s;  // 1 s of stall, slack for sanitizers
+        while (error.empty() && std::chrono::steady_clock::now() < until)
+            if (auto e = g.wait_event(500ms); e && e->type == engine::Event::Type::error) error = e->message;
+        auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
+        const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
+        CHECK(bounded);
+        if (!bounded) jack.resume();  // the stop can finish, and the graph go
+        CHECK(stopped.get());  // the stop itself went well (the stall was its own error event)
+    }
+    jack.resume();
+    std::this_thread::sleep_for(500ms);  // a hundred cycles for the clients left behind
     return error;
 }
 }  // namespace
@@ -194,4 +202,22 @@ TEST_CASE("Alsa.Duplex.StalledDeviceStopsBothEnds" * doctest::timeout(90)) {
                                           "playback_ports { 0 system:playback_1 1 system:playback_2 } }\n",
                                           "stallduplex");
     CHECK(error.find("no samples for 1 s (it stalled; stall-timeout= sets how long to wait)") != std::string::npos);
+}
+
+TEST_CASE("Jack.Sink.StalledServerIsAnError" * doctest::timeout(90)) {
+    const std::string error = stall_error("tone frames=256 ! audioconvert ! jacksink client=stall connect=none stall-timeout=1", "", "jstallsink");
+    CHECK(error == "JACK client 'stall': the JACK server ran no process cycle for 1 s (it stalled; stall-timeout= sets how long to wait)");
+}
+
+TEST_CASE("Jack.Src.StalledServerIsAnError" * doctest::timeout(90)) {
+    const std::string error = stall_error("jacksrc client=stall connect=none stall-timeout=1 ! nullsink", "", "jstallsrc");
+    CHECK(error == "JACK client 'stall': the JACK server ran no process cycle for 1 s (it stalled; stall-timeout= sets how long to wait)");
+}
+
+// Both ends, two clients of one frozen server: whichever reports, both close the bounded way.
+TEST_CASE("Jack.Duplex.StalledServerStopsBothEnds" * doctest::timeout(90)) {
+    const std::string error = stall_error("jacksrc client=rec connect=none stall-timeout=1 ! "
+                                          "jacksink client=play connect=none stall-timeout=1",
+                                          "", "jstalldup");
+    CHECK(error.find("the JACK server ran no process cycle for 1 s (it stalled; stall-timeout= sets how long to wait)") != std::string::npos);
 }

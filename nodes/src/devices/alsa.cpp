@@ -24,6 +24,7 @@
 // formats it takes among s16, s24 (S24_3LE), s32 and f32, and its rates and channel counts
 // (fixed when the device has one, open otherwise and checked at start).
 #include "core/common.hpp"
+#include "devices/stall_watch.hpp"
 #include <sluice/engine/log.hpp>
 #include <sluice/nodes/registry.hpp>
 
@@ -187,7 +188,7 @@ public:
         return {};
     }
 
-    // Closes the device. `bounded`: it has moved no samples for a while (see StallWatch), and
+    // Closes the device. `bounded`: it has moved no samples for a while (see stall_watch.hpp), and
     // closing it may not return either: alsa-lib's JACK plugin asks a frozen server to
     // deactivate its client and waits for the answer for ever. Such a close runs on a thread of
     // its own and is waited for a second; if it has not returned by then the device is left to
@@ -249,6 +250,14 @@ public:
         }
     }
 
+    // wait(), for no longer than `stall` allows, counting the time in it.
+    Wait wait(detail::StallWatch& stall) noexcept {
+        const std::int64_t since = detail::steady_now_ns();
+        const Wait w = wait(stall.timeout_ms());
+        stall.waited(detail::steady_now_ns() - since);
+        return w;
+    }
+
     snd_pcm_t* pcm() const noexcept { return pcm_.get(); }
     const std::string& name() const noexcept { return name_; }
     snd_pcm_uframes_t period() const noexcept { return period_; }
@@ -267,7 +276,7 @@ std::vector<PropertySpec> device_properties(const char* direction) {
     return {{"device", "default", std::string("ALSA device to ") + direction + " (default, hw:0, plughw:1,0, a name from asoundrc ...)"},
             {"period-frames", "1024", "frames per period (the device may round it)"},
             {"periods", "4", "periods in the device's buffer"},
-            {"stall-timeout", "10", "seconds the device may take (give) no samples before that is an error; 0: wait for ever"}};
+            detail::stall_timeout_property("take (give)")};
 }
 
 // What those properties say.
@@ -280,46 +289,9 @@ struct DeviceSettings {
         d.device = r.text("device");
         d.period_frames = unsigned(r.integer("period-frames", 16, 1 << 20));
         d.periods = unsigned(r.integer("periods", 2, 1024));
-        const double stall = r.number("stall-timeout", 0, 3600);
-        d.stall_ns = stall > 0 ? std::max<std::int64_t>(std::int64_t(stall * 1e9), 1'000'000) : 0;  // 0: for ever
+        d.stall_ns = detail::read_stall_timeout(r);
         return d;
     }
-};
-
-// How long a streaming thread has waited on a device that moved no samples since. A device can
-// stop without an error: a sound server frozen or suspended behind a plugin, a USB device gone
-// quiet. Polling it for ever would hang the graph until someone stops it, so after
-// `stall-timeout=` seconds of waiting, and at least two periods (10 s by default; the kernel
-// gives a blocking write on a hardware device whose interrupts stopped the longer of 10 s and
-// two periods too), the node reports the stall as an error. Only time spent waiting counts, so
-// a graph paused between two waits does not look stalled.
-class StallWatch {
-public:
-    StallWatch() noexcept = default;
-    StallWatch(std::int64_t limit_ns, std::int64_t period_ns) noexcept : limit_ns_(limit_ns > 0 ? std::max(limit_ns, 2 * period_ns) : 0) {}
-    void moved() noexcept { waited_ns_ = 0; }
-    // The device is given up on (a drain that did not end).
-    void give_up() noexcept { gave_up_ = true; }
-    // Whether closing the device may hang: it moved nothing for 200 ms of waiting (any working
-    // device moves samples every period, and periods are rarely that long; a longer period only
-    // costs a close on a thread of its own), or it was given up on.
-    bool quiet() const noexcept { return gave_up_ || waited_ns_ >= 200'000'000; }
-    // The poll timeout for the next wait, in ms (-1: none).
-    int timeout_ms() const noexcept {
-        if (limit_ns_ <= 0) return -1;
-        return int(std::clamp<std::int64_t>((limit_ns_ - waited_ns_ + 999'999) / 1'000'000, 0, INT32_MAX));
-    }
-    void waited(std::int64_t ns) noexcept { waited_ns_ += std::max<std::int64_t>(ns, 0); }
-    bool stalled() const noexcept { return limit_ns_ > 0 && waited_ns_ >= limit_ns_; }
-    std::string what(const std::string& device, const char* verb) const {
-        return "device '" + detail::printable(device) + "' " + verb + " no samples for " + detail::number_text(double(limit_ns_) / 1e9) +
-               " s (it stalled; stall-timeout= sets how long to wait)";
-    }
-
-private:
-    std::int64_t limit_ns_ = 0;  // 0: for ever
-    std::int64_t waited_ns_ = 0;
-    bool gave_up_ = false;
 };
 
 class AlsaSink final : public Node {
@@ -346,13 +318,13 @@ public:
 private:
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
-        stall_ = StallWatch();
+        stall_ = detail::StallWatch();
         Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_PLAYBACK, input(0).format(), settings_.period_frames, settings_.periods);
         if (!st) return st;
         // relaxed: no streaming thread runs yet; the graph reads it on this (the control) thread.
         keeps_time_.store(provide_clock_ && snd_pcm_type(device_pcm_.pcm()) != SND_PCM_TYPE_NULL, std::memory_order_relaxed);
         device_time_.start(int(input_rate()));
-        stall_ = StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), input_rate()));
+        stall_ = detail::StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), input_rate()));
         written_ = 0;
         timekeeping_checked_ = false;
         return st;
@@ -460,12 +432,10 @@ private:
         device_time_.publish(written_ - held, detail::steady_now_ns());
     }
 
-    // Waits for room (see StallWatch). Streaming thread.
+    // Waits for room (see stall_watch.hpp). Streaming thread.
     Flow wait_for_device() {
-        if (stall_.stalled()) return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "took"));
-        const std::int64_t since = detail::steady_now_ns();
-        const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
-        stall_.waited(detail::steady_now_ns() - since);
+        if (stall_.stalled()) return report_error(make_error_code(engine::GraphErrc::io_error), "device '" + detail::printable(settings_.device) + "' took no samples " + stall_.for_how_long());
+        const Device::Wait w = device_pcm_.wait(stall_);
         switch (w) {
             case Device::Wait::ready:
             case Device::Wait::timeout: return Flow::ok;
@@ -494,7 +464,7 @@ private:
     std::atomic<bool> keeps_time_{false};
     bool timekeeping_checked_ = false;
     Device device_pcm_;
-    StallWatch stall_;                // the streaming thread's
+    detail::StallWatch stall_;                // the streaming thread's
     engine::DeviceTime device_time_;  // published by this node's streaming thread
     std::uint64_t written_ = 0;       // frames written since start
     std::atomic<std::uint64_t> xruns_{0};
@@ -528,12 +498,12 @@ private:
     }
     Status start() override {
         xruns_.store(0, std::memory_order_relaxed);  // relaxed: statistics
-        stall_ = StallWatch();
+        stall_ = detail::StallWatch();
         frames_ = 0;
         limit_.produced = 0;
         if (Status st = device_pcm_.open(settings_.device, SND_PCM_STREAM_CAPTURE, output(0).format(), settings_.period_frames, settings_.periods); !st)
             return st;
-        stall_ = StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), std::max(output(0).format().rate, 1)));
+        stall_ = detail::StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), std::max(output(0).format().rate, 1)));
         if (int e = snd_pcm_start(device_pcm_.pcm()); e < 0)
             return {engine::GraphErrc::io_error, device_error(settings_.device, "cannot start capturing", e)};
         return {};
@@ -562,10 +532,8 @@ private:
             }
             if (n == -EAGAIN || n == 0) {
                 if (stall_.stalled())
-                    return report_error(make_error_code(engine::GraphErrc::io_error), stall_.what(settings_.device, "gave"));
-                const std::int64_t since = detail::steady_now_ns();
-                const Device::Wait w = device_pcm_.wait(stall_.timeout_ms());
-                stall_.waited(detail::steady_now_ns() - since);
+                    return report_error(make_error_code(engine::GraphErrc::io_error), "device '" + detail::printable(settings_.device) + "' gave no samples " + stall_.for_how_long());
+                const Device::Wait w = device_pcm_.wait(stall_);
                 if (w == Device::Wait::failed)
                     return report_error(make_error_code(engine::GraphErrc::io_error),
                                         "device '" + detail::printable(settings_.device) + "': poll failed: " + std::strerror(errno));
@@ -589,7 +557,7 @@ private:
 
     DeviceSettings settings_;
     Device device_pcm_;
-    StallWatch stall_;  // the streaming thread's
+    detail::StallWatch stall_;  // the streaming thread's
     engine::StreamLimit limit_;
     std::uint64_t frames_ = 0;
     std::atomic<std::uint64_t> xruns_{0};

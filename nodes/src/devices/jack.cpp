@@ -26,7 +26,9 @@
 // callback that makes the room (or delivers the samples missing) is due, counted in periods
 // from when the last callback ended (see callback_timetable.hpp). The callback cannot wake it
 // (that would be a system call), so it wakes on time; a stop (unblock() and the stop token), a flush, or the
-// server going away (jack_on_info_shutdown) wake it at once.
+// server going away (jack_on_info_shutdown) wake it at once. A server that runs no process cycle
+// while the thread waits (frozen, not gone) is an error event after `stall-timeout=` seconds of
+// waiting (stall_watch.hpp), and its client is closed without hanging the stop (close_bounded).
 //
 // Formats: f32 interleaved, at the server's sample rate, `channels=` ports. jacksink also takes
 // s16 and s32 and converts them on the streaming thread. A graph at another rate gets the
@@ -40,6 +42,7 @@
 // downstream are finished by the graph's stop as after any error.
 #include "core/common.hpp"
 #include "devices/callback_timetable.hpp"
+#include "devices/stall_watch.hpp"
 #include <sluice/allocators/event_count.hpp>
 #include <sluice/engine/log.hpp>
 #include <sluice/nodes/registry.hpp>
@@ -54,6 +57,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <new>  // std::hardware_destructive_interference_size
@@ -79,18 +83,84 @@ constexpr int kMaxChannels = 64;
 
 using ClientPtr = detail::CPtr<jack_client_t, jack_client_close>;
 
+class JackNode;
+
+// What JACK's callbacks are registered with, instead of the node: a client may outlive its node.
+// A client whose server froze cannot be deactivated (jack_deactivate waits for the server's
+// answer for ever), so it is closed on a thread of its own and left to it (see close_bounded);
+// should the server thaw, its process callback runs again, and must not run into a node that
+// is gone. So the callbacks reach the node through this host, and stop_client() detaches the
+// node from it first: from then on they touch nothing of the node's (a playback callback
+// writes silence to its ports). The host lives as long as the client.
+struct CallbackHost {
+    std::atomic<JackNode*> node{nullptr};  // null: detached
+    std::atomic<int> calls{0};             // callbacks under way in our code, any thread
+    std::vector<jack_port_t*> silent_ports;  // output ports a detached callback silences (fixed)
+};
+
+// One callback's visit to the host's node (null when detached). The node stays until the visit
+// ends: detach_host() waits for it.
+class HostVisit {
+public:
+    explicit HostVisit(CallbackHost* host) noexcept : host_(host) {
+        // seq_cst, with detach_host()'s store and load: the store-then-load on each side needs
+        // the single total order (acquire/release allows both loads to miss the other's
+        // write), so either this visit sees the node detached, or detach_host() sees this
+        // visit counted and waits for it. A locked add: no system call.
+        host_->calls.fetch_add(1, std::memory_order_seq_cst);
+        node_ = host_->node.load(std::memory_order_seq_cst);
+    }
+    // release: what the visit did to the node happens before detach_host() sees it leave.
+    ~HostVisit() { host_->calls.fetch_sub(1, std::memory_order_release); }
+    HostVisit(const HostVisit&) = delete;
+    HostVisit& operator=(const HostVisit&) = delete;
+    JackNode* node() const noexcept { return node_; }
+
+private:
+    CallbackHost* host_;
+    JackNode* node_;
+};
+
 // A client whose server went away is not closed: libjack2's jack_client_close can then block
 // forever on a lock of its own (jackaudio/jack2#395, open; seen here under load in 1 of ~40 runs
 // with the server killed mid-stream: the player hung in jack_client_close after reporting the
-// error). Its few kilobytes stay, reachable from here (not a leak to LeakSanitizer), for the rest
-// of the process; libjack calls nothing of ours once the server is gone.
-// Its ring stays with it: a process callback libjack had under way when the server went is
-// waited for (see stop_client), but what it holds must not be freed under a late one either.
-void abandon_client(jack_client_t* c, jack_ringbuffer_t* ring) {
+// error). Its few kilobytes and its host stay, reachable from here (not a leak to
+// LeakSanitizer), for the rest of the process; libjack calls nothing of ours once the server is
+// gone, and the host is detached anyway.
+void abandon_client(jack_client_t* c, CallbackHost* host) {
     static std::mutex mutex;
-    static auto* abandoned = new std::vector<std::pair<jack_client_t*, jack_ringbuffer_t*>>();  // immortal, as the clients
+    static auto* abandoned = new std::vector<std::pair<jack_client_t*, CallbackHost*>>();  // immortal, as the clients
     std::lock_guard lock(mutex);
-    abandoned->emplace_back(c, ring);
+    abandoned->emplace_back(c, host);
+}
+
+// Deactivates and closes a client (its host detached) on a thread of its own, waited for two
+// seconds; if it has not returned by then (a frozen server never answers), it is left to that
+// thread, which closes it and frees the host should the server come back. The graph stops
+// either way. (alsasink's Device::close does the same for alsa-lib's JACK plugin.) Two
+// seconds, not one: a healthy server answers within a few periods, but a sanitizer build on a
+// loaded machine has taken most of a second. Without a thread (none can be made), it is closed
+// here, unbounded.
+void close_bounded(jack_client_t* c, CallbackHost* host, const std::string& label) noexcept {
+    const auto close = [c, host] {
+        jack_deactivate(c);
+        jack_client_close(c);
+        delete host;
+    };
+    bool handed = false;  // the thread has the client
+    try {
+        auto closed = std::make_shared<std::promise<void>>();
+        std::future<void> done = closed->get_future();
+        std::thread([close, closed] {
+            close();
+            closed->set_value();
+        }).detach();
+        handed = true;
+        if (done.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
+            engine::log_message(engine::LogLevel::warning, label + " did not close within two seconds (a frozen JACK server?); left behind");
+    } catch (...) {  // no thread or no memory for one (or for the warning, once the thread has it)
+    }
+    if (!handed) close();
 }
 using RingPtr = detail::CPtr<jack_ringbuffer_t, jack_ringbuffer_free>;
 
@@ -173,7 +243,8 @@ std::vector<PropertySpec> client_properties(const char* ports) {
              std::string("JACK ports to connect to at start: 'physical' (the physical ") + ports +
                  " ports), 'none', or a POSIX extended regular expression (e.g. 'system:.*')"},
             {"channels", "2", "channels, one JACK port each"},
-            {"latency", "2048", "frames the ring between JACK's thread and the graph holds (at least two periods)"}};
+            {"latency", "2048", "frames the ring between JACK's thread and the graph holds (at least two periods)"},
+            detail::stall_timeout_property("run no process cycle and move")};
 }
 
 // JackNode: what jacksink and jacksrc share: the client, its ports and callbacks, the ring, the
@@ -218,6 +289,7 @@ protected:
         connect_ = r.text("connect");
         channels_ = int(r.integer("channels", 1, kMaxChannels));
         latency_frames_ = std::size_t(r.integer("latency", 16, 1 << 22));
+        stall_ns_ = detail::read_stall_timeout(r);
         if (client_name_.empty() || client_name_.size() > std::size_t(jack_client_name_size() - 1))
             r.fail(engine::GraphErrc::invalid_argument, "client='" + detail::printable(client_name_) + "' is empty or too long for JACK");
         if (r.ok() && connect_ != "none" && connect_ != "physical") {
@@ -233,7 +305,7 @@ protected:
         if (r.ok())
             if (Status st = open_client(); !st) r.fail(st.code(), st.message());
     }
-    ~JackNode() override { close_client(); }
+    ~JackNode() override { end_client(); }
 
     // The derived node's process callback, made for JACK's real-time thread (see the header).
     virtual int on_process(jack_nframes_t frames) noexcept = 0;
@@ -271,7 +343,10 @@ protected:
         xruns_.value.store(0, std::memory_order_relaxed);
         jack_xruns_.value.store(0, std::memory_order_relaxed);
         last_callback_ns_.value.store(0, std::memory_order_relaxed);  // relaxed: no callback runs yet
-        timetable_.reset();  // the streaming thread's, which does not run yet
+        timetable_.reset();  // the streaming thread's, which does not run yet, as the stall watch
+        stall_ = detail::StallWatch(stall_ns_, engine::frames_to_ns(period_frames(), std::max(rate_, 1)));
+        stall_mark_ = kNoMark;
+        stalled_ = false;
         // JACK stamps its cycles with its own monotonic microseconds (jack_get_time); the offset
         // to the steady clock, read here once, carries them over. (If JACK's time base is the raw
         // monotonic clock, NTP's slewing of the steady one shows in the drift: a few ppm at most.)
@@ -288,27 +363,14 @@ protected:
         return {};
     }
 
-    // Deactivates (the callback no longer runs when it returns) and closes the client. Control
+    // Ends the client: its callbacks no longer reach this node when it returns (see
+    // CallbackHost), and it is deactivated and closed without hanging the graph on a frozen
+    // server (close_bounded), or left as it is if the server went away (abandon_client). Control
     // thread.
     void stop_client() noexcept {
-        if (client_ && server_gone()) {
-            // Not deactivated, not closed (see abandon_client): wait for a process callback still
-            // under way (libjack may report the shutdown from another thread meanwhile), for at
-            // most a second, then leave the client and its ring be.
-            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-            // acquire: pairs with the callback's release on leaving; what it did is done.
-            while (in_process_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
-                std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            try {
-                abandon_client(client_.release(), ring_.release());
-            } catch (...) {  // out of memory for the list: drop the pointers all the same
-            }
-        }
-        if (client_) jack_deactivate(client_.get());
-        close_client();
-        ring_.reset();
+        end_client();
+        ring_.reset();  // no callback reaches it any more
     }
-
     // The derived node's state for a fresh start. Control thread, callback not running.
     virtual void reset_for_start() noexcept {}
 
@@ -322,13 +384,31 @@ protected:
     std::int64_t callback_mark() const noexcept {
         return last_callback_ns_.value.load(std::memory_order_relaxed);  // relaxed: a timing hint (see process_trampoline)
     }
+    // Flow::error: the server went away or stalled (no process cycle for stall-timeout= of
+    // waiting); report_wait_error() says which.
     Flow wait_slice(std::size_t slice_frames, std::int64_t mark = kNoMark) noexcept {
         const std::uint32_t ticket = wake_.prepare_wait();
         if (stop_token().stop_requested()) return Flow::stopped;
         if (flushing()) return Flow::flushing;
         if (shutdown_.load(std::memory_order_acquire)) return Flow::error;  // acquire: pairs with on_shutdown
+        if (const std::int64_t last = callback_mark(); last != stall_mark_) {
+            stall_mark_ = last;
+            stall_.moved();
+        }
+        if (stall_.stalled()) {
+            stalled_ = true;
+            return Flow::error;
+        }
+        const std::int64_t since = detail::steady_now_ns();
         wake_.wait(ticket, slice_end_ns(slice_frames, mark), &stop_token());
+        stall_.waited(detail::steady_now_ns() - since);
         return Flow::ok;
+    }
+    // The error event for a wait_slice() that returned Flow::error. Streaming thread.
+    Flow report_wait_error() {
+        if (!stalled_) return report_server_gone();
+        return report_error(make_error_code(engine::GraphErrc::io_error),
+                            client_label() + ": the JACK server ran no process cycle " + stall_.for_how_long());
     }
 
     // When a wait for `slice_frames` to move should end (see callback_timetable.hpp).
@@ -386,6 +466,9 @@ private:
         }
         client_.reset(raw);
         callback_client_ = raw;
+        host_ = std::make_unique<CallbackHost>();
+        // relaxed: no callback is registered yet; jack_set_*_callback() hands the host over.
+        host_->node.store(this, std::memory_order_relaxed);
         actual_name_ = jack_get_client_name(raw);
         if (actual_name_ != client_name_)
             engine::log_message(engine::LogLevel::info, "jack: client name '" + client_name_ + "' was taken; JACK named it '" + actual_name_ + "'");
@@ -400,26 +483,43 @@ private:
             ports_[std::size_t(c)] = jack_port_register(raw, port_name.c_str(), JACK_DEFAULT_AUDIO_TYPE,
                                                         direction_ == Direction::playback ? JackPortIsOutput : JackPortIsInput, 0);
             if (!ports_[std::size_t(c)]) {
-                close_client();
+                end_client();
                 return {engine::GraphErrc::io_error, "JACK client '" + detail::printable(actual_name_) + "': cannot register port " + port_name};
             }
         }
-        jack_set_process_callback(raw, &JackNode::process_trampoline, this);
-        jack_set_xrun_callback(raw, &JackNode::on_xrun, this);
-        jack_set_buffer_size_callback(raw, &JackNode::on_buffer_size, this);
-        jack_on_info_shutdown(raw, &JackNode::on_shutdown, this);
+        if (direction_ == Direction::playback) host_->silent_ports = ports_;
+        jack_set_process_callback(raw, &JackNode::process_trampoline, host_.get());
+        jack_set_xrun_callback(raw, &JackNode::on_xrun, host_.get());
+        jack_set_buffer_size_callback(raw, &JackNode::on_buffer_size, host_.get());
+        jack_on_info_shutdown(raw, &JackNode::on_shutdown, host_.get());
         return {};
     }
 
-    void close_client() noexcept {
-        if (client_ && server_gone()) {  // never activated since (open_client failed after the server went)
+    // See stop_client().
+    void end_client() noexcept {
+        if (!client_) return;
+        detach_host();
+        if (server_gone()) {
             try {
-                abandon_client(client_.release(), nullptr);
-            } catch (...) {  // out of memory for the list: drop the pointer all the same
+                abandon_client(client_.get(), host_.get());
+                (void)client_.release();
+                (void)host_.release();
+            } catch (...) {  // out of memory for the list: close it after all
             }
         }
-        client_.reset();
+        if (client_) close_bounded(client_.release(), host_.release(), client_label());
         ports_.clear();
+    }
+
+    // From now on no callback reaches this node: waits for those under way to leave. They never
+    // block (the process callback only moves samples; the others store a value or wake a
+    // thread), so this ends within a callback's run; no deadline: a callback preempted for
+    // longer would otherwise run into a node being freed.
+    void detach_host() noexcept {
+        if (!host_) return;
+        // seq_cst: see HostVisit.
+        host_->node.store(nullptr, std::memory_order_seq_cst);
+        while (host_->calls.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     }
 
     // Connects our ports to those `connect=` names: port i of ours to match i, round robin over
@@ -457,10 +557,15 @@ private:
     }
 
     // ---- JACK's callbacks.
-    static int process_trampoline(jack_nframes_t frames, void* self) noexcept {
-        auto* node = static_cast<JackNode*>(self);
-        // relaxed: the callback's own flag; the release below publishes what it did.
-        node->in_process_.store(true, std::memory_order_relaxed);
+    static int process_trampoline(jack_nframes_t frames, void* arg) noexcept {
+        auto* host = static_cast<CallbackHost*>(arg);
+        const HostVisit visit(host);
+        JackNode* node = visit.node();
+        if (!node) {  // detached: a client left to close_bounded's thread, its server thawed
+            for (jack_port_t* p : host->silent_ports)
+                std::fill_n(static_cast<float*>(jack_port_get_buffer(p, frames)), frames, 0.0f);
+            return 0;
+        }
         const int r = node->on_process(frames);
         // When the samples moved, for wait_slice's timetable. jack_get_time reads the monotonic
         // clock through the vDSO: no kernel entry on the clock sources that have a vDSO path
@@ -470,26 +575,29 @@ private:
         // callback ran, which comes a few hundred microseconds later and varies.) relaxed: a
         // timing hint only; what is in the ring, the ring's own indices (with their fences) say.
         node->last_callback_ns_.value.store(node->jack_to_steady_ns(jack_get_time()), std::memory_order_relaxed);
-        node->in_process_.store(false, std::memory_order_release);  // release: see stop_client
         return r;
     }
     // The server reports an xrun somewhere in its graph. libjack's notification thread.
-    static int on_xrun(void* self) noexcept {
+    static int on_xrun(void* arg) noexcept {
+        const HostVisit visit(static_cast<CallbackHost*>(arg));
         // relaxed: statistics.
-        static_cast<JackNode*>(self)->jack_xruns_.value.fetch_add(1, std::memory_order_relaxed);
+        if (JackNode* node = visit.node()) node->jack_xruns_.value.fetch_add(1, std::memory_order_relaxed);
         return 0;
     }
     // The period changed (jack_bufsize). libjack's thread, before the next process callback.
-    static int on_buffer_size(jack_nframes_t frames, void* self) noexcept {
+    static int on_buffer_size(jack_nframes_t frames, void* arg) noexcept {
+        const HostVisit visit(static_cast<CallbackHost*>(arg));
         // relaxed: read only to size wait slices (see period_frames()).
-        static_cast<JackNode*>(self)->period_frames_.store(frames, std::memory_order_relaxed);
+        if (JackNode* node = visit.node()) node->period_frames_.store(frames, std::memory_order_relaxed);
         return 0;
     }
     // The server went away (or threw us out). libjack's thread, possibly the real-time one, but
     // the stream is over by then: a wake-up's system call is fine. Async-signal-safe work only,
     // as JACK asks: copy the reason, set the flag, wake the streaming thread.
-    static void on_shutdown(jack_status_t, const char* reason, void* self) noexcept {
-        auto* node = static_cast<JackNode*>(self);
+    static void on_shutdown(jack_status_t, const char* reason, void* arg) noexcept {
+        const HostVisit visit(static_cast<CallbackHost*>(arg));
+        JackNode* node = visit.node();
+        if (!node) return;
         std::size_t i = 0;
         for (; reason && reason[i] && i + 1 < sizeof node->shutdown_reason_; ++i)
             node->shutdown_reason_[i] = reason[i] >= 0x20 && reason[i] < 0x7f ? reason[i] : '?';
@@ -514,7 +622,7 @@ private:
     int rate_ = 0;                             // the server's; fixed while the client is open
     ClientPtr client_;
     jack_client_t* callback_client_ = nullptr;  // see callback_client()
-    std::atomic<bool> in_process_{false};       // the process callback is under way
+    std::unique_ptr<CallbackHost> host_;       // what the client's callbacks reach this node through
     std::vector<jack_port_t*> ports_;          // one per channel; fixed while the client is open
     RingPtr ring_;                             // made at start, freed at stop (callback not running)
     std::atomic<std::uint32_t> period_frames_{0};
@@ -530,6 +638,10 @@ private:
     } last_callback_ns_;
     // The streaming thread's (reset by start_client before it runs).
     detail::CallbackTimetable timetable_;
+    std::int64_t stall_ns_ = 0;           // stall-timeout= (0: for ever)
+    detail::StallWatch stall_;            // waiting on callbacks that do not come
+    std::int64_t stall_mark_ = kNoMark;   // the callback mark the watch last saw
+    bool stalled_ = false;                // wait_slice gave up on a stalled server
     Counter xruns_;                            // ours: written by the process callback
     Counter jack_xruns_;                       // JACK's: written by libjack's notification thread
 };
@@ -543,7 +655,7 @@ public:
         add_input("sink", {MediaFormat::audio(rate, channels(), SampleFormat::f32), MediaFormat::audio(rate, channels(), SampleFormat::s16),
                            MediaFormat::audio(rate, channels(), SampleFormat::s32)});
     }
-    // Deactivated here, before this part of the node is gone: the callback calls into it.
+    // Detached here, before this part of the node is gone: the callback calls into it.
     ~JackSink() override { stop_client(); }
 
     // The server's cycle is the graph's clock (provide-clock=true): media time is what JACK has
@@ -619,7 +731,7 @@ private:
             // source upstream runs on this thread, and a live one (jacksrc, alsasrc) has only
             // its own buffer meanwhile.
             const std::size_t want = std::min(left == 0 ? std::max<std::size_t>(1, s.size() / in_frame) : left, latency_frames() / 4);
-            if (Flow fl = wait_slice(want, mark); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
+            if (Flow fl = wait_slice(want, mark); fl != Flow::ok) return fl == Flow::error ? report_wait_error() : fl;
         }
         return Flow::ok;
     }
@@ -645,6 +757,10 @@ private:
                 return;
             }
             const Flow fl = wait_slice(held_frames(ring()));
+            if (fl == Flow::error) {
+                (void)report_wait_error();
+                return;
+            }
             if (fl == Flow::stopped) return;  // stopping: the rest is dropped
             if (fl == Flow::flushing) break;
         }
@@ -766,7 +882,7 @@ public:
         }
         add_output("src", {r.ok() ? jack_format() : MediaFormat::audio(48000, channels(), SampleFormat::f32)});
     }
-    // Deactivated here, before this part of the node is gone: the callback calls into it.
+    // Detached here, before this part of the node is gone: the callback calls into it.
     ~JackSrc() override { stop_client(); }
 
 private:
@@ -812,7 +928,7 @@ private:
             jack_ringbuffer_get_read_vector(rb, v);
             const std::size_t held = (v[0].len + v[1].len) / fb;
             if (held >= want) break;
-            if (Flow fl = wait_slice(want - held, mark); fl != Flow::ok) return fl == Flow::error ? report_server_gone() : fl;
+            if (Flow fl = wait_slice(want - held, mark); fl != Flow::ok) return fl == Flow::error ? report_wait_error() : fl;
         }
         ring_acquire(rb);
         const Floats src = floats_of(v);
