@@ -221,3 +221,41 @@ TEST_CASE("Jack.Duplex.StalledServerStopsBothEnds" * doctest::timeout(90)) {
                                           "", "jstalldup");
     CHECK(error.find("the JACK server ran no process cycle for 1 s (it stalled; stall-timeout= sets how long to wait)") != std::string::npos);
 }
+
+// A stop while alsasink drains a device whose server froze (before the drain's own deadline):
+// the drain's waits count as stall time too, so the stop closes the device the bounded way;
+// before, it closed it the plain way and hung until the server thawed.
+TEST_CASE("Alsa.Sink.StopDuringAFrozenDrainIsBounded" * doctest::timeout(90)) {
+    test::JackServer jack("frozendrain", 48000, 256);
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    test::TempDir dir;
+    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n";
+    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
+    const ScopedEnv config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf"));
+    const Thaw thaw{jack};
+    {
+        engine::Graph g;
+        // 100 samples of 256 frames (533 ms) into a device buffer of 16384 frames (341 ms): the
+        // drain begins with most of a buffer to play.
+        const Status built = nodes::build_pipeline(g, "tone frames=256 num-buffers=100 ! audioconvert ! "
+                                                      "alsasink device=card period-frames=4096 periods=4 sync=false");
+        INFO(built.message());
+        REQUIRE(built);
+        REQUIRE(g.run());
+        REQUIRE(test::eventually([&] {
+            for (const auto& n : g.stats().nodes)
+                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 100) return true;
+            return false;
+        }, 20s));
+        jack.pause();
+        std::this_thread::sleep_for(400ms);  // the drain waits on the frozen device, short of its deadline (1.3 s)
+        auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
+        const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
+        CHECK(bounded);
+        if (!bounded) jack.resume();
+        (void)stopped.get();
+    }
+    jack.resume();
+    std::this_thread::sleep_for(500ms);
+}

@@ -140,6 +140,12 @@ public:
         if (int e = snd_pcm_open(&raw, device.c_str(), stream, SND_PCM_NONBLOCK); e < 0)
             return {engine::GraphErrc::io_error, device_error(device, e == -EBUSY ? "busy (another program has it)" : "cannot open", e)};
         pcm_.reset(raw);
+        // Said again, though the open said it: alsa-lib's external plugins (ioplug: the JACK
+        // and PulseAudio plugins) take the open's mode for their reads and writes but not for
+        // their drain, which then polls with no timeout until the device has played all (for
+        // ever on a frozen server, and deaf to a stop); snd_pcm_nonblock tells the plugin too.
+        if (int e = snd_pcm_nonblock(raw, 1); e < 0)
+            return {engine::GraphErrc::io_error, device_error(device, "cannot be made non-blocking", e)};
         snd_pcm_hw_params_t* hw_raw = nullptr;
         if (snd_pcm_hw_params_malloc(&hw_raw) < 0) return {Errc::out_of_memory, "out of memory"};
         HwParamsPtr hw(hw_raw);
@@ -381,13 +387,20 @@ private:
 
     // What was written plays out before the render reports its end. Non-blocking, waited on
     // like a write: a stop wakes it, and a device that stops taking samples (a suspended sound
-    // server) is given up on after a second more than its buffer lasts.
+    // server) is given up on after a second more than its buffer lasts. Waits while what the
+    // device holds does not go down count as stall time, so that a stop meanwhile closes a
+    // frozen device the bounded way (see Device::close).
     void end_of_stream(std::size_t input) override {
         snd_pcm_t* pcm = device_pcm_.pcm();
         int e = snd_pcm_drain(pcm);
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1) +
                               std::chrono::nanoseconds(engine::frames_to_ns(device_pcm_.buffer(), input_rate()));
+        snd_pcm_sframes_t held = -1;  // what the device held at the last look
         while ((e == -EAGAIN || e == 0) && snd_pcm_state(pcm) == SND_PCM_STATE_DRAINING) {
+            if (snd_pcm_sframes_t now_held = 0; snd_pcm_delay(pcm, &now_held) == 0 && now_held != held) {
+                held = now_held;
+                stall_.moved();
+            }
             if (std::chrono::steady_clock::now() > deadline) {
                 // Not dropped here: a device that stopped may not return from that either (the
                 // JACK plugin's drop deactivates its client); stop() closes it, bounded.
@@ -397,7 +410,9 @@ private:
                                    "device '" + detail::printable(settings_.device) + "': it stopped taking samples while draining");
                 return;
             }
+            const std::int64_t since = detail::steady_now_ns();
             const Device::Wait w = device_pcm_.wait(20);
+            stall_.waited(detail::steady_now_ns() - since);
             if (w == Device::Wait::woken && stop_token().stop_requested()) break;  // stopping: the rest is dropped
             if (w == Device::Wait::failed) break;
             publish_played();  // the device's time runs on while it plays out

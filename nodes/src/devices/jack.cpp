@@ -145,6 +145,10 @@ void close_bounded(jack_client_t* c, CallbackHost* host, const std::string& labe
     const auto close = [c, host] {
         jack_deactivate(c);
         jack_client_close(c);
+        // acquire: the last callback's visit (its release) happens before the host goes. None
+        // is under way once the client is closed; this orders it for ThreadSanitizer too, which
+        // does not see libjack join its threads.
+        while (host->calls.load(std::memory_order_acquire) != 0) std::this_thread::yield();
         delete host;
     };
     bool handed = false;  // the thread has the client
