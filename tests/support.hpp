@@ -340,7 +340,8 @@ public:
     }
 
     // Freezes the server (SIGSTOP) until resume(): no cycle runs, so no client's process
-    // callback is called. Resume before a client of it deactivates, which waits for the server.
+    // callback is called. A client that deactivates meanwhile waits for the server (jacksink,
+    // jacksrc and alsasink leave theirs to a thread after two seconds): resume before it ends.
     void pause() const {
         if (pid_ > 0) ::kill(pid_, SIGSTOP);
     }
@@ -354,6 +355,7 @@ public:
     void kill(int sig) {
         if (pid_ <= 0) return;
         ::kill(pid_, sig);
+        if (sig != SIGKILL) ::kill(pid_, SIGCONT);  // a frozen (paused) server takes it too
         if (!eventually([&] { return exited(); }, std::chrono::seconds(5))) {
             ::kill(pid_, SIGKILL);
             ::waitpid(pid_, nullptr, 0);

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <future>
 #include <span>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <thread>
@@ -40,6 +41,18 @@ struct ScopedEnv {
     ScopedEnv(const ScopedEnv&) = delete;
     ScopedEnv& operator=(const ScopedEnv&) = delete;
 };
+
+// Whether every client but the server's own has left `jack` (jack_lsp lists only system:
+// ports): the clients a graph's stop left behind on a frozen server close once it thaws, and
+// must be done before the server ends (a client closing against a dead server can hang).
+bool only_system_ports(const test::JackServer& jack) {
+    const test::CommandResult r = test::run(jack.env() + "jack_lsp");
+    if (r.exit_code != 0) return false;
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && line.rfind("system:", 0) != 0) return false;
+    return true;
+}
 
 // With `graph` running `appsrc name=in ! SINK` and `jack` the server behind SINK: freezes the
 // server, counts the buffers of `floats` f32 values the app hands over before one waits 3 s for
@@ -174,7 +187,7 @@ std::string stall_error(const char* pipeline, const char* asound_conf, const cha
         CHECK(stopped.get());  // the stop itself went well (the stall was its own error event)
     }
     jack.resume();
-    std::this_thread::sleep_for(500ms);  // a hundred cycles for the clients left behind
+    CHECK(test::eventually([&] { return only_system_ports(jack); }, 20s));  // cycles for them meanwhile
     return error;
 }
 }  // namespace
@@ -236,20 +249,20 @@ TEST_CASE("Alsa.Sink.StopDuringAFrozenDrainIsBounded" * doctest::timeout(90)) {
     const Thaw thaw{jack};
     {
         engine::Graph g;
-        // 100 samples of 256 frames (533 ms) into a device buffer of 16384 frames (341 ms): the
+        // 300 samples of 256 frames (1.6 s) into a device buffer of 65536 frames (1.37 s): the
         // drain begins with most of a buffer to play.
-        const Status built = nodes::build_pipeline(g, "tone frames=256 num-buffers=100 ! audioconvert ! "
-                                                      "alsasink device=card period-frames=4096 periods=4 sync=false");
+        const Status built = nodes::build_pipeline(g, "tone frames=256 num-buffers=300 ! audioconvert ! "
+                                                      "alsasink device=card period-frames=4096 periods=16 sync=false");
         INFO(built.message());
         REQUIRE(built);
         REQUIRE(g.run());
         REQUIRE(test::eventually([&] {
             for (const auto& n : g.stats().nodes)
-                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 100) return true;
+                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 300) return true;
             return false;
         }, 20s));
         jack.pause();
-        std::this_thread::sleep_for(400ms);  // the drain waits on the frozen device, short of its deadline (1.3 s)
+        std::this_thread::sleep_for(400ms);  // the drain waits on the frozen device, short of its deadline (2.4 s)
         auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
         const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
         CHECK(bounded);
@@ -257,5 +270,46 @@ TEST_CASE("Alsa.Sink.StopDuringAFrozenDrainIsBounded" * doctest::timeout(90)) {
         (void)stopped.get();
     }
     jack.resume();
-    std::this_thread::sleep_for(500ms);
+    CHECK(test::eventually([&] { return only_system_ports(jack); }, 20s));
+}
+
+// A frozen server ended rather than thawed, after the graph left its client behind: that
+// client's thread sees the server gone and abandons the client instead of closing it (libjack2
+// can hang closing a client of a dead server, holding the lock every jack_client_open takes),
+// and a new graph in the same process opens a client of another server as usual.
+TEST_CASE("Jack.Sink.FrozenServerKilledLeavesTheNextClientFree" * doctest::timeout(90)) {
+    {
+        test::JackServer jack("jkilled", 48000, 256);
+        INFO(jack.log());
+        REQUIRE(jack.ready());
+        const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
+        engine::Graph g;
+        REQUIRE(nodes::build_pipeline(g, "tone frames=256 ! jacksink client=killed connect=none stall-timeout=1"));
+        REQUIRE(g.run());
+        CHECK(test::eventually([&] {
+            for (const auto& n : g.stats().nodes)
+                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 5) return true;
+            return false;
+        }, 20s));
+        jack.pause();
+        auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
+        const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
+        CHECK(bounded);
+        if (!bounded) jack.resume();
+        (void)stopped.get();
+        jack.kill(SIGTERM);  // frozen, then gone (SIGTERM: a SIGKILLed jackd2 keeps its slot in JACK's registry)
+    }
+    test::JackServer next("jnext", 48000, 256);
+    INFO(next.log());
+    REQUIRE(next.ready());
+    const ScopedEnv server("JACK_DEFAULT_SERVER", next.name());
+    auto opened = std::async(std::launch::async, [] {
+        engine::Graph g;
+        if (!nodes::build_pipeline(g, "tone frames=256 num-buffers=20 ! jacksink client=next connect=none")) return false;
+        if (!g.run()) return false;
+        const bool ended = g.wait_until_ended(20s);
+        return g.stop() && ended;
+    });
+    REQUIRE(opened.wait_for(40s) == std::future_status::ready);
+    CHECK(opened.get());
 }

@@ -145,7 +145,7 @@ public:
         // their drain, which then polls with no timeout until the device has played all (for
         // ever on a frozen server, and deaf to a stop); snd_pcm_nonblock tells the plugin too.
         if (int e = snd_pcm_nonblock(raw, 1); e < 0)
-            return {engine::GraphErrc::io_error, device_error(device, "cannot be made non-blocking", e)};
+            engine::log_message(engine::LogLevel::warning, device_error(device, "cannot be made non-blocking (a stop may wait for its drain)", e));
         snd_pcm_hw_params_t* hw_raw = nullptr;
         if (snd_pcm_hw_params_malloc(&hw_raw) < 0) return {Errc::out_of_memory, "out of memory"};
         HwParamsPtr hw(hw_raw);

@@ -95,8 +95,22 @@ class JackNode;
 struct CallbackHost {
     std::atomic<JackNode*> node{nullptr};  // null: detached
     std::atomic<int> calls{0};             // callbacks under way in our code, any thread
+    std::atomic<bool> gone{false};         // the server went away (set even when detached)
     std::vector<jack_port_t*> silent_ports;  // output ports a detached callback silences (fixed)
 };
+
+// Waits for `done`, spinning a little and then sleeping: what it waits for is a callback's few
+// microseconds, but on a CPU it shares with a SCHED_FIFO caller a yield alone would never let a
+// normal-priority libjack thread finish.
+template <class Done>
+void wait_briefly(Done done) noexcept {
+    for (int spins = 0; !done(); ++spins) {
+        if (spins < 100)
+            std::this_thread::yield();
+        else
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+}
 
 // One callback's visit to the host's node (null when detached). The node stays until the visit
 // ends: detach_host() waits for it.
@@ -143,12 +157,22 @@ void abandon_client(jack_client_t* c, CallbackHost* host) {
 // here, unbounded.
 void close_bounded(jack_client_t* c, CallbackHost* host, const std::string& label) noexcept {
     const auto close = [c, host] {
-        jack_deactivate(c);
+        // A server that went away meanwhile (killed while frozen, or during the stop): its client
+        // is abandoned, not closed (see abandon_client; a close stuck there would also hold
+        // libjack's lock that every later jack_client_open in the process takes).
+        // acquire: pairs with on_shutdown's release.
+        if (jack_deactivate(c) != 0 || host->gone.load(std::memory_order_acquire)) {
+            try {
+                abandon_client(c, host);
+            } catch (...) {  // no memory for the list: the client and host stay unreferenced
+            }
+            return;
+        }
         jack_client_close(c);
         // acquire: the last callback's visit (its release) happens before the host goes. None
         // is under way once the client is closed; this orders it for ThreadSanitizer too, which
         // does not see libjack join its threads.
-        while (host->calls.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+        wait_briefly([host] { return host->calls.load(std::memory_order_acquire) == 0; });
         delete host;
     };
     bool handed = false;  // the thread has the client
@@ -404,8 +428,13 @@ protected:
             return Flow::error;
         }
         const std::int64_t since = detail::steady_now_ns();
-        wake_.wait(ticket, slice_end_ns(slice_frames, mark), &stop_token());
-        stall_.waited(detail::steady_now_ns() - since);
+        const std::int64_t until = slice_end_ns(slice_frames, mark);
+        wake_.wait(ticket, until, &stop_token());
+        // Counted: the time waited, but no more than the slice asked for and a period: a thread
+        // that was not run meanwhile (the process stopped with Ctrl-Z, a starved CPU) did not
+        // wait on the server all that time, and callbacks may be just resuming.
+        const std::int64_t period_ns = engine::frames_to_ns(std::max<std::uint32_t>(period_frames(), 1), std::max(rate_, 1));
+        stall_.waited(std::min(detail::steady_now_ns() - since, std::max<std::int64_t>(until - since, 0) + period_ns));
         return Flow::ok;
     }
     // The error event for a wait_slice() that returned Flow::error. Streaming thread.
@@ -454,6 +483,7 @@ protected:
 private:
     Status open_client() {
         route_jack_log();
+        auto host = std::make_unique<CallbackHost>();  // before the client: never a client without one
         jack_status_t status{};
         jack_client_t* raw = jack_client_open(client_name_.c_str(), JackNoStartServer, &status);
         if (!raw) {
@@ -468,9 +498,9 @@ private:
             return {engine::GraphErrc::io_error,
                     "cannot open JACK client '" + detail::printable(client_name_) + "' (JACK status " + bits + ")"};
         }
+        host_ = std::move(host);
         client_.reset(raw);
         callback_client_ = raw;
-        host_ = std::make_unique<CallbackHost>();
         // relaxed: no callback is registered yet; jack_set_*_callback() hands the host over.
         host_->node.store(this, std::memory_order_relaxed);
         actual_name_ = jack_get_client_name(raw);
@@ -503,7 +533,8 @@ private:
     void end_client() noexcept {
         if (!client_) return;
         detach_host();
-        if (server_gone()) {
+        // acquire: pairs with on_shutdown's release (a shutdown after the detach sets only this).
+        if (server_gone() || host_->gone.load(std::memory_order_acquire)) {
             try {
                 abandon_client(client_.get(), host_.get());
                 (void)client_.release();
@@ -511,7 +542,14 @@ private:
             } catch (...) {  // out of memory for the list: close it after all
             }
         }
-        if (client_) close_bounded(client_.release(), host_.release(), client_label());
+        if (client_) {
+            std::string label;
+            try {
+                label = client_label();
+            } catch (...) {  // no memory for it: the warning, if any, names no client
+            }
+            close_bounded(client_.release(), host_.release(), label);
+        }
         ports_.clear();
     }
 
@@ -523,7 +561,7 @@ private:
         if (!host_) return;
         // seq_cst: see HostVisit.
         host_->node.store(nullptr, std::memory_order_seq_cst);
-        while (host_->calls.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+        wait_briefly([this] { return host_->calls.load(std::memory_order_seq_cst) == 0; });
     }
 
     // Connects our ports to those `connect=` names: port i of ours to match i, round robin over
@@ -599,7 +637,10 @@ private:
     // the stream is over by then: a wake-up's system call is fine. Async-signal-safe work only,
     // as JACK asks: copy the reason, set the flag, wake the streaming thread.
     static void on_shutdown(jack_status_t, const char* reason, void* arg) noexcept {
-        const HostVisit visit(static_cast<CallbackHost*>(arg));
+        auto* host = static_cast<CallbackHost*>(arg);
+        const HostVisit visit(host);
+        // release: pairs with the acquire loads in end_client() and close_bounded().
+        host->gone.store(true, std::memory_order_release);
         JackNode* node = visit.node();
         if (!node) return;
         std::size_t i = 0;
@@ -624,9 +665,9 @@ private:
     int channels_ = 2;
     std::size_t latency_frames_ = 2048;
     int rate_ = 0;                             // the server's; fixed while the client is open
+    std::unique_ptr<CallbackHost> host_;       // what the client's callbacks reach this node through (outlives client_)
     ClientPtr client_;
     jack_client_t* callback_client_ = nullptr;  // see callback_client()
-    std::unique_ptr<CallbackHost> host_;       // what the client's callbacks reach this node through
     std::vector<jack_port_t*> ports_;          // one per channel; fixed while the client is open
     RingPtr ring_;                             // made at start, freed at stop (callback not running)
     std::atomic<std::uint32_t> period_frames_{0};
