@@ -148,6 +148,14 @@ void abandon_client(jack_client_t* c, CallbackHost* host) {
     abandoned->emplace_back(c, host);
 }
 
+// Counts the clients close_bounded's threads are done with (closed or abandoned). libjack's
+// state is the process's: a later jack_client_open may touch what such a thread's calls touched
+// (seen under ThreadSanitizer: the next open closed a dead server's socket the abandoned
+// client's deactivate had read). The thread's release and open_client's acquire order every
+// finished thread's calls before the open, as a join would (it is never joined: it may be left
+// on a frozen server for good).
+std::atomic<std::uint64_t> g_closers_done{0};
+
 // Deactivates and closes a client (its host detached) on a thread of its own, waited for two
 // seconds; if it has not returned by then (a frozen server never answers), it is left to that
 // thread, which closes it and frees the host should the server come back. The graph stops
@@ -181,6 +189,7 @@ void close_bounded(jack_client_t* c, CallbackHost* host, const std::string& labe
         std::future<void> done = closed->get_future();
         std::thread([close, closed] {
             close();
+            g_closers_done.fetch_add(1, std::memory_order_release);  // release: see g_closers_done
             closed->set_value();
         }).detach();
         handed = true;
@@ -484,6 +493,7 @@ private:
     Status open_client() {
         route_jack_log();
         auto host = std::make_unique<CallbackHost>();  // before the client: never a client without one
+        (void)g_closers_done.load(std::memory_order_acquire);  // acquire: see g_closers_done
         jack_status_t status{};
         jack_client_t* raw = jack_client_open(client_name_.c_str(), JackNoStartServer, &status);
         if (!raw) {
