@@ -42,6 +42,22 @@ struct ScopedEnv {
     ScopedEnv& operator=(const ScopedEnv&) = delete;
 };
 
+// A jackd of the test's own (256-frame periods) and alsa-lib pointed at it, with the devices
+// `asound_conf` defines (the tests' `card`: alsa-lib's JACK plugin on that server).
+struct AlsaOnJack {
+    test::JackServer jack;
+    test::TempDir dir;
+    ScopedEnv server;
+    ScopedEnv config;
+    AlsaOnJack(const char* tag, const std::string& asound_conf)
+        : jack(tag, 48000, 256),
+          server("JACK_DEFAULT_SERVER", jack.name()),
+          config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf")) {
+        std::ofstream(dir / "asound.conf") << asound_conf;
+    }
+};
+constexpr const char* kPlaybackCard = "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n";
+
 // Whether every client but the server's own has left `jack` (jack_lsp lists only system:
 // ports): the clients a graph's stop left behind on a frozen server close once it thaws, and
 // must be done before the server ends (a client closing against a dead server can hang).
@@ -52,6 +68,26 @@ bool only_system_ports(const test::JackServer& jack) {
     for (std::string line; std::getline(lines, line);)
         if (!line.empty() && line.rfind("system:", 0) != 0) return false;
     return true;
+}
+
+// Whether a render of `graph` takes `samples` samples within 20 s.
+bool render_takes(engine::Graph& graph, std::uint64_t samples) {
+    return test::eventually([&] {
+        for (const auto& n : graph.stats().nodes)
+            if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= samples) return true;
+        return false;
+    }, 20s);
+}
+
+// Stops `graph` while `jack` is frozen; whether the stop returned within 20 s (if not, the
+// server is thawed so that it can finish). With `check_status`, checks that it went well too.
+bool stops_while_frozen(engine::Graph& graph, const test::JackServer& jack, bool check_status = true) {
+    auto stopped = std::async(std::launch::async, [&] { return graph.stop(); });
+    const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
+    if (!bounded) jack.resume();
+    const Status st = stopped.get();
+    if (check_status) CHECK_MESSAGE(st, "the stop: ", st.message());
+    return bounded;
 }
 
 // With `graph` running `appsrc name=in ! SINK` and `jack` the server behind SINK: freezes the
@@ -127,13 +163,10 @@ TEST_CASE("Jack.Src.FramesSetsTheSampleLength" * doctest::timeout(90)) {
 // the test's own: a device buffer of two 256-frame periods takes two 256-frame samples, the
 // second stays with alsasink, two wait in appsrc's queue.
 TEST_CASE("Alsa.Sink.KeepsTheSampleThatFilledItsBuffer" * doctest::timeout(90)) {
-    test::JackServer jack("alsahold", 48000, 256);
+    const AlsaOnJack card("alsahold", kPlaybackCard);
+    const test::JackServer& jack = card.jack;
     INFO(jack.log());
     REQUIRE(jack.ready());
-    test::TempDir dir;
-    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n";
-    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
-    const ScopedEnv config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf"));
     {
         engine::Graph g;
         const Status built = nodes::build_pipeline(g, "appsrc name=in format=f32 channels=2 frames=256 max-buffers=2 ! "
@@ -154,13 +187,10 @@ TEST_CASE("Alsa.Sink.KeepsTheSampleThatFilledItsBuffer" * doctest::timeout(90)) 
 // see it).
 namespace {
 std::string stall_error(const char* pipeline, const char* asound_conf, const char* name) {
-    test::JackServer jack(name, 48000, 256);
+    const AlsaOnJack card(name, asound_conf);
+    const test::JackServer& jack = card.jack;
     INFO(jack.log());
     REQUIRE(jack.ready());
-    test::TempDir dir;
-    std::ofstream(dir / "asound.conf") << asound_conf;
-    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
-    const ScopedEnv config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf"));
     const Thaw thaw{jack};
     std::string error;
     {
@@ -171,20 +201,12 @@ std::string stall_error(const char* pipeline, const char* asound_conf, const cha
         REQUIRE(g.run());
         // The device runs: the render took five samples of 256 frames, more than its device's
         // buffer holds (a sink's device starts once its buffer is full, inside a write).
-        CHECK(test::eventually([&] {
-            for (const auto& n : g.stats().nodes)
-                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 5) return true;
-            return false;
-        }, 20s));
+        CHECK(render_takes(g, 5));
         jack.pause();
         const auto until = std::chrono::steady_clock::now() + 20s;  // 1 s of stall, slack for sanitizers
         while (error.empty() && std::chrono::steady_clock::now() < until)
             if (auto e = g.wait_event(500ms); e && e->type == engine::Event::Type::error) error = e->message;
-        auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
-        const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
-        CHECK(bounded);
-        if (!bounded) jack.resume();  // the stop can finish, and the graph go
-        CHECK(stopped.get());  // the stop itself went well (the stall was its own error event)
+        CHECK(stops_while_frozen(g, jack));  // and well: the stall was its own error event
     }
     jack.resume();
     CHECK(test::eventually([&] { return only_system_ports(jack); }, 20s));  // cycles for them meanwhile
@@ -194,8 +216,7 @@ std::string stall_error(const char* pipeline, const char* asound_conf, const cha
 
 TEST_CASE("Alsa.Sink.StalledDeviceIsAnError" * doctest::timeout(90)) {
     const std::string error = stall_error("tone frames=256 ! audioconvert ! alsasink device=card period-frames=256 periods=2 sync=false stall-timeout=1",
-                                          "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n",
-                                          "stallsink");
+                                          kPlaybackCard, "stallsink");
     CHECK(error == "device 'card' took no samples for 1 s (it stalled; stall-timeout= sets how long to wait)");
 }
 
@@ -235,17 +256,15 @@ TEST_CASE("Jack.Duplex.StalledServerStopsBothEnds" * doctest::timeout(90)) {
     CHECK(error.find("the JACK server ran no process cycle for 1 s (it stalled; stall-timeout= sets how long to wait)") != std::string::npos);
 }
 
-// A stop while alsasink drains a device whose server froze (before the drain's own deadline):
-// the drain's waits count as stall time too, so the stop closes the device the bounded way;
-// before, it closed it the plain way and hung until the server thawed.
+// A stop while alsasink drains a device whose server froze (before the drain's own deadline)
+// returns: the drain no longer polls inside alsa-lib with no timeout (the JACK plugin ignored
+// the open's non-blocking mode in its drain), and the device is closed the bounded way; before,
+// the stop hung until the server thawed.
 TEST_CASE("Alsa.Sink.StopDuringAFrozenDrainIsBounded" * doctest::timeout(90)) {
-    test::JackServer jack("frozendrain", 48000, 256);
+    const AlsaOnJack card("frozendrain", kPlaybackCard);
+    const test::JackServer& jack = card.jack;
     INFO(jack.log());
     REQUIRE(jack.ready());
-    test::TempDir dir;
-    std::ofstream(dir / "asound.conf") << "pcm.card { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } }\n";
-    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
-    const ScopedEnv config("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + std::string(dir / "asound.conf"));
     const Thaw thaw{jack};
     {
         engine::Graph g;
@@ -256,18 +275,10 @@ TEST_CASE("Alsa.Sink.StopDuringAFrozenDrainIsBounded" * doctest::timeout(90)) {
         INFO(built.message());
         REQUIRE(built);
         REQUIRE(g.run());
-        REQUIRE(test::eventually([&] {
-            for (const auto& n : g.stats().nodes)
-                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 300) return true;
-            return false;
-        }, 20s));
+        REQUIRE(render_takes(g, 300));
         jack.pause();
         std::this_thread::sleep_for(400ms);  // the drain waits on the frozen device, short of its deadline (2.4 s)
-        auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
-        const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
-        CHECK(bounded);
-        if (!bounded) jack.resume();
-        (void)stopped.get();
+        CHECK(stops_while_frozen(g, jack, false));
     }
     jack.resume();
     CHECK(test::eventually([&] { return only_system_ports(jack); }, 20s));
@@ -286,17 +297,9 @@ TEST_CASE("Jack.Sink.FrozenServerKilledLeavesTheNextClientFree" * doctest::timeo
         engine::Graph g;
         REQUIRE(nodes::build_pipeline(g, "tone frames=256 ! jacksink client=killed connect=none stall-timeout=1"));
         REQUIRE(g.run());
-        CHECK(test::eventually([&] {
-            for (const auto& n : g.stats().nodes)
-                if (n.kind == engine::Node::Kind::render && n.stats.samples_in >= 5) return true;
-            return false;
-        }, 20s));
+        CHECK(render_takes(g, 5));
         jack.pause();
-        auto stopped = std::async(std::launch::async, [&] { return g.stop(); });
-        const bool bounded = stopped.wait_for(20s) == std::future_status::ready;
-        CHECK(bounded);
-        if (!bounded) jack.resume();
-        (void)stopped.get();
+        CHECK(stops_while_frozen(g, jack, false));
         jack.kill(SIGTERM);  // frozen, then gone (SIGTERM: a SIGKILLed jackd2 keeps its slot in JACK's registry)
     }
     test::JackServer next("jnext", 48000, 256);

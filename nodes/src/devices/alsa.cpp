@@ -24,6 +24,7 @@
 // formats it takes among s16, s24 (S24_3LE), s32 and f32, and its rates and channel counts
 // (fixed when the device has one, open otherwise and checked at start).
 #include "core/common.hpp"
+#include "devices/bounded_close.hpp"
 #include "devices/stall_watch.hpp"
 #include <sluice/engine/log.hpp>
 #include <sluice/nodes/registry.hpp>
@@ -38,7 +39,6 @@
 #include <cstdio>
 #include <mutex>
 #include <cstring>
-#include <future>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -102,6 +102,7 @@ Status probe_device(const std::string& device, snd_pcm_stream_t stream, FormatSe
     route_alsa_log();
     snd_pcm_t* raw = nullptr;
     // Non-blocking: a busy device is an error now, never a wait.
+    detail::after_finished_closers();  // alsa-lib's JACK plugin opens a JACK client
     if (int e = snd_pcm_open(&raw, device.c_str(), stream, SND_PCM_NONBLOCK); e < 0)
         return {e == -EBUSY ? engine::GraphErrc::io_error : engine::GraphErrc::invalid_argument,
                 device_error(device, e == -EBUSY ? "busy (another program has it)" : "cannot open", e)};
@@ -137,6 +138,7 @@ public:
         close();
         name_ = device;
         snd_pcm_t* raw = nullptr;
+        detail::after_finished_closers();  // alsa-lib's JACK plugin opens a JACK client
         if (int e = snd_pcm_open(&raw, device.c_str(), stream, SND_PCM_NONBLOCK); e < 0)
             return {engine::GraphErrc::io_error, device_error(device, e == -EBUSY ? "busy (another program has it)" : "cannot open", e)};
         pcm_.reset(raw);
@@ -194,28 +196,24 @@ public:
         return {};
     }
 
-    // Closes the device. `bounded`: it has moved no samples for a while (see stall_watch.hpp), and
-    // closing it may not return either: alsa-lib's JACK plugin asks a frozen server to
-    // deactivate its client and waits for the answer for ever. Such a close runs on a thread of
-    // its own and is waited for a second; if it has not returned by then the device is left to
-    // it (its handle leaks, as jacksink leaves a vanished server's client), so that the graph
-    // still stops. Should that thread come back while the process exits, alsa-lib's messages
-    // may reach a log that is gone: a risk taken only for a device that already hung.
-    enum class Closing { plain, bounded };
-    void close(Closing how = Closing::plain) noexcept {
-        if (how == Closing::bounded && pcm_) {
-            try {
-                auto closed = std::make_shared<std::promise<void>>();
-                std::future<void> done = closed->get_future();
-                std::thread([pcm = pcm_.get(), closed] {
-                    snd_pcm_close(pcm);
-                    closed->set_value();
-                }).detach();
-                (void)pcm_.release();  // the thread's now
-                if (done.wait_for(std::chrono::seconds(1)) != std::future_status::ready)
+    // Closes the device, on a thread of its own given a second: closing may not return, as
+    // alsa-lib's JACK plugin asks a frozen server to deactivate its client and waits for the
+    // answer for ever. If it has not returned by then it is left to that thread
+    // (bounded_close.hpp; its handle leaks, as jacksink leaves a frozen server's client), so
+    // that the graph still stops. Every close, not only that of a device seen stalling: two
+    // devices on one streaming thread (alsasrc ! alsasink) wait in turn, so the one not waited
+    // on when the server froze looked healthy and its plain close hung the stop. Should a
+    // left-behind thread come back while the process exits, alsa-lib's messages may reach a log
+    // that is gone: a risk taken only for a device that already hung.
+    void close() noexcept {
+        if (pcm_) {
+            snd_pcm_t* pcm = pcm_.release();
+            if (!detail::close_within([pcm]() noexcept { snd_pcm_close(pcm); }, std::chrono::seconds(1))) {
+                try {
                     engine::log_message(engine::LogLevel::warning,
                                         "alsa: device '" + detail::printable(name_) + "' did not close within a second; left behind");
-            } catch (...) {  // no thread or no memory for one: pcm_ still holds it, closed below
+                } catch (...) {  // no memory for the line
+                }
             }
         }
         pcm_.reset();
@@ -335,8 +333,7 @@ private:
         timekeeping_checked_ = false;
         return st;
     }
-    // stall_ is the streaming thread's: the graph joined it before it calls stop().
-    void stop() override { device_pcm_.close(stall_.quiet() ? Device::Closing::bounded : Device::Closing::plain); }
+    void stop() override { device_pcm_.close(); }
     void unblock() override { device_pcm_.wake(); }
     void flush() override {
         if (device_pcm_.pcm()) {
@@ -387,32 +384,22 @@ private:
 
     // What was written plays out before the render reports its end. Non-blocking, waited on
     // like a write: a stop wakes it, and a device that stops taking samples (a suspended sound
-    // server) is given up on after a second more than its buffer lasts. Waits while what the
-    // device holds does not go down count as stall time, so that a stop meanwhile closes a
-    // frozen device the bounded way (see Device::close).
+    // server) is given up on after a second more than its buffer lasts.
     void end_of_stream(std::size_t input) override {
         snd_pcm_t* pcm = device_pcm_.pcm();
         int e = snd_pcm_drain(pcm);
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1) +
                               std::chrono::nanoseconds(engine::frames_to_ns(device_pcm_.buffer(), input_rate()));
-        snd_pcm_sframes_t held = -1;  // what the device held at the last look
         while ((e == -EAGAIN || e == 0) && snd_pcm_state(pcm) == SND_PCM_STATE_DRAINING) {
-            if (snd_pcm_sframes_t now_held = 0; snd_pcm_delay(pcm, &now_held) == 0 && now_held != held) {
-                held = now_held;
-                stall_.moved();
-            }
             if (std::chrono::steady_clock::now() > deadline) {
                 // Not dropped here: a device that stopped may not return from that either (the
                 // JACK plugin's drop deactivates its client); stop() closes it, bounded.
-                stall_.give_up();
                 device_time_.release();
                 (void)report_error(make_error_code(engine::GraphErrc::io_error),
                                    "device '" + detail::printable(settings_.device) + "': it stopped taking samples while draining");
                 return;
             }
-            const std::int64_t since = detail::steady_now_ns();
             const Device::Wait w = device_pcm_.wait(20);
-            stall_.waited(detail::steady_now_ns() - since);
             if (w == Device::Wait::woken && stop_token().stop_requested()) break;  // stopping: the rest is dropped
             if (w == Device::Wait::failed) break;
             publish_played();  // the device's time runs on while it plays out
@@ -523,8 +510,7 @@ private:
             return {engine::GraphErrc::io_error, device_error(settings_.device, "cannot start capturing", e)};
         return {};
     }
-    // stall_ is the streaming thread's: the graph joined it before it calls stop().
-    void stop() override { device_pcm_.close(stall_.quiet() ? Device::Closing::bounded : Device::Closing::plain); }
+    void stop() override { device_pcm_.close(); }
     void unblock() override { device_pcm_.wake(); }
 
     Flow produce() override {

@@ -41,6 +41,7 @@
 // the JACK graph). The server going away mid-stream is an error event naming the client; files
 // downstream are finished by the graph's stop as after any error.
 #include "core/common.hpp"
+#include "devices/bounded_close.hpp"
 #include "devices/callback_timetable.hpp"
 #include "devices/stall_watch.hpp"
 #include <sluice/allocators/event_count.hpp>
@@ -57,7 +58,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <new>  // std::hardware_destructive_interference_size
@@ -148,23 +148,13 @@ void abandon_client(jack_client_t* c, CallbackHost* host) {
     abandoned->emplace_back(c, host);
 }
 
-// Counts the clients close_bounded's threads are done with (closed or abandoned). libjack's
-// state is the process's: a later jack_client_open may touch what such a thread's calls touched
-// (seen under ThreadSanitizer: the next open closed a dead server's socket the abandoned
-// client's deactivate had read). The thread's release and open_client's acquire order every
-// finished thread's calls before the open, as a join would (it is never joined: it may be left
-// on a frozen server for good).
-std::atomic<std::uint64_t> g_closers_done{0};
-
 // Deactivates and closes a client (its host detached) on a thread of its own, waited for two
-// seconds; if it has not returned by then (a frozen server never answers), it is left to that
-// thread, which closes it and frees the host should the server come back. The graph stops
-// either way. (alsasink's Device::close does the same for alsa-lib's JACK plugin.) Two
-// seconds, not one: a healthy server answers within a few periods, but a sanitizer build on a
-// loaded machine has taken most of a second. Without a thread (none can be made), it is closed
-// here, unbounded.
+// seconds (bounded_close.hpp); if it has not returned by then (a frozen server never answers),
+// it is left to that thread, which closes it and frees the host should the server come back.
+// Two seconds, not one: a healthy server answers within a few periods, but a sanitizer build on
+// a loaded machine has taken most of a second.
 void close_bounded(jack_client_t* c, CallbackHost* host, const std::string& label) noexcept {
-    const auto close = [c, host] {
+    const auto close = [c, host]() noexcept {
         // A server that went away meanwhile (killed while frozen, or during the stop): its client
         // is abandoned, not closed (see abandon_client; a close stuck there would also hold
         // libjack's lock that every later jack_client_open in the process takes).
@@ -183,21 +173,11 @@ void close_bounded(jack_client_t* c, CallbackHost* host, const std::string& labe
         wait_briefly([host] { return host->calls.load(std::memory_order_acquire) == 0; });
         delete host;
     };
-    bool handed = false;  // the thread has the client
+    if (detail::close_within(close, std::chrono::seconds(2))) return;
     try {
-        auto closed = std::make_shared<std::promise<void>>();
-        std::future<void> done = closed->get_future();
-        std::thread([close, closed] {
-            close();
-            g_closers_done.fetch_add(1, std::memory_order_release);  // release: see g_closers_done
-            closed->set_value();
-        }).detach();
-        handed = true;
-        if (done.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
-            engine::log_message(engine::LogLevel::warning, label + " did not close within two seconds (a frozen JACK server?); left behind");
-    } catch (...) {  // no thread or no memory for one (or for the warning, once the thread has it)
+        engine::log_message(engine::LogLevel::warning, label + " did not close within two seconds (a frozen JACK server?); left behind");
+    } catch (...) {  // no memory for the line
     }
-    if (!handed) close();
 }
 using RingPtr = detail::CPtr<jack_ringbuffer_t, jack_ringbuffer_free>;
 
@@ -493,7 +473,7 @@ private:
     Status open_client() {
         route_jack_log();
         auto host = std::make_unique<CallbackHost>();  // before the client: never a client without one
-        (void)g_closers_done.load(std::memory_order_acquire);  // acquire: see g_closers_done
+        detail::after_finished_closers();
         jack_status_t status{};
         jack_client_t* raw = jack_client_open(client_name_.c_str(), JackNoStartServer, &status);
         if (!raw) {

@@ -37,12 +37,6 @@ public:
     StallWatch() noexcept = default;
     StallWatch(std::int64_t limit_ns, std::int64_t period_ns) noexcept : limit_ns_(limit_ns > 0 ? std::max(limit_ns, 2 * period_ns) : 0) {}
     void moved() noexcept { waited_ns_ = 0; }
-    // The device is given up on (a drain that did not end).
-    void give_up() noexcept { gave_up_ = true; }
-    // Whether closing the device may hang: it moved nothing for 200 ms of waiting (any working
-    // device moves samples every period, and periods are rarely that long; a longer period only
-    // costs a close on a thread of its own), or it was given up on.
-    bool quiet() const noexcept { return gave_up_ || waited_ns_ >= 200'000'000; }
     // The longest the next wait may last, in ms (-1: no limit), for a poll() timeout.
     int timeout_ms() const noexcept {
         if (limit_ns_ <= 0) return -1;
@@ -58,7 +52,6 @@ public:
 private:
     std::int64_t limit_ns_ = 0;  // 0: for ever
     std::int64_t waited_ns_ = 0;
-    bool gave_up_ = false;
 };
 
 }  // namespace sluice::nodes::detail
