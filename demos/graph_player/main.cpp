@@ -22,9 +22,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -58,6 +60,60 @@ std::string demo_speaker_branch(std::string& why_not) {
         return {};
     }
     return "audio. ! alsasink name=speaker ";
+}
+
+// A word of the pipeline syntax that reads back as `text` (double quotes; backslash before a
+// double quote or a backslash).
+std::string pipeline_quoted(const std::string& text) {
+    std::string quoted = "\"";
+    for (char c : text) {
+        if (c == '"' || c == '\\') quoted += '\\';
+        quoted += c;
+    }
+    return quoted + '"';
+}
+
+// `sluice-play FILE` plays a media file as gst-play-1.0 does: its audio on the default ALSA
+// device, its video in a window, each at its time (the sound device is the graph's clock). The
+// pipeline is the one a user would write; the file is probed first by an avsrc of its own, so
+// that only the streams it has are linked (a song gets no window). Returns the pipeline, and
+// what plays where in `said`; or an empty string and the one-line error in `error`.
+std::string file_player_pipeline(const std::string& path, std::string& said, std::string& error) {
+    std::unique_ptr<Node> probe;
+    if (Status st = nodes::create_node("avsrc", "file", {{"path", path}}, probe); !st) {
+        error = st.message();
+        return {};
+    }
+    bool audio = false, video = false;
+    for (std::size_t i = 0; i < probe->output_count(); ++i) {
+        audio = audio || probe->output(i).name() == "audio";
+        video = video || probe->output(i).name() == "video";
+    }
+    std::string text = "avsrc path=" + pipeline_quoted(path) + " name=file ";
+    if (audio) {
+        std::unique_ptr<Node> speaker;
+        if (Status st = nodes::create_node("alsasink", "speaker", {}, speaker); !st) {
+            error = path + ": no sound device for its audio (" + st.message() + "); a pipeline plays it elsewhere, e.g. 'avsrc path=" +
+                    path + " ! wavsink path=out.wav'";
+            return {};
+        }
+        // audioresample passes the file's rate through when the device takes it.
+        text += "file.audio ! audioconvert ! audioresample ! alsasink name=speaker ";
+        said = "audio on the ALSA device 'default'";
+    }
+    if (video) {
+        text += "file.video ! videoconvert ! videosink name=window title=" +
+                pipeline_quoted(std::filesystem::path(path).filename().string()) + " ";
+        said += std::string(said.empty() ? "" : ", ") + "video in a window";
+    }
+    return text;
+}
+
+// Whether the whole pipeline is one word naming a file (not a folder): `sluice-play FILE`.
+bool names_a_file(const std::vector<std::string>& words) {
+    std::error_code ec;
+    return words.size() == 1 && words[0].find('!') == std::string::npos &&
+           std::filesystem::exists(words[0], ec) && !std::filesystem::is_directory(words[0], ec);
 }
 
 std::atomic<int> g_signal{0};
@@ -373,6 +429,8 @@ int main(int argc, char** argv) {
                  "  sluice-play 'videotest ! tee name=t  t. ! y4msink path=a.y4m  t. ! pngsink path=a.png'\n"
                  "Words: a node type, key=value properties of the node before, '!' to link, 'name.' to refer\n"
                  "to a named node (each link to a tee adds a branch, to a mix an input).\n"
+                 "A media file alone plays it: its audio on the default ALSA device, its video in a window\n"
+                 "  sluice-play movie.mp4\n"
                  "With no pipeline it plays a demo graph (a tone and a test picture, 5 s) into files here,\n"
                  "and the tone on the default ALSA device when there is one.\n"
                  "Exit status: 0 end of stream, 1 a node failed, 2 bad input, 130/143/129/131 SIGINT/SIGTERM/SIGHUP/SIGQUIT."};
@@ -440,7 +498,17 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string speaker_missing;
-    if (demo) {
+    if (names_a_file(words)) {
+        std::string said, error;
+        text = file_player_pipeline(words[0], said, error);
+        if (text.empty()) {
+            std::fprintf(stderr, "sluice-play: %s\n", error.c_str());
+            return 2;
+        }
+        realtime = !no_realtime;  // played to be heard and seen
+        if (!quiet) std::printf("sluice-play: playing %s: %s\n", words[0].c_str(), said.c_str());
+        if (g_verbose) std::printf("sluice-play: the pipeline: %s\n", text.c_str());
+    } else if (demo) {
         text = kDefaultPipeline;
         if (const std::string speaker = demo_speaker_branch(speaker_missing); !speaker.empty()) {
             const std::size_t at = text.find("audio. ! nullsink ");
@@ -460,8 +528,12 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     Graph graph;
     if (Status st = nodes::build_pipeline(graph, text, {.num_buffers = num_buffers}); !st) {
-        std::fprintf(stderr, "sluice-play: %s%s\n", st.message().c_str(),
-                     st.message().starts_with("unknown node") ? " (sluice-play --list shows every node)" : "");
+        // One word that fails as a pipeline was perhaps meant as a file to play.
+        if (words.size() == 1 && !demo && words[0].find_first_of("./") != std::string::npos && words[0].find_first_of(" =!") == std::string::npos)
+            std::fprintf(stderr, "sluice-play: no file '%s' to play, and as a pipeline: %s\n", words[0].c_str(), st.message().c_str());
+        else
+            std::fprintf(stderr, "sluice-play: %s%s\n", st.message().c_str(),
+                         st.message().starts_with("unknown node") ? " (sluice-play --list shows every node)" : "");
         return 2;
     }
     // The statistics file is opened now, once the graph is known and before anything plays: a

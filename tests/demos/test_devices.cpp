@@ -151,3 +151,42 @@ TEST_CASE("Alsa.DefaultGraph.PlaysOnTheDefaultDeviceWhenThereIsOne" * doctest::t
     CHECK(none.exit_code == 0);
     CHECK(none.output.find("no sound device") != std::string::npos);
 }
+
+// `sluice-play FILE` plays a media file as gst-play-1.0 does: a song's audio on the default
+// ALSA device (here the file plugin), at its rate, with no window (no display is needed); the
+// device gets what ffmpeg decodes. Without a sound device, or with a word that names no file
+// and no node, one line and exit 2.
+TEST_CASE("Player.File.PlaysASongOnTheDefaultDevice" * doctest::timeout(120)) {
+    AlsaSetup alsa;
+    std::ofstream(alsa.dir.path() + "/asound.conf", std::ios::app)
+        << "pcm.!default { type file slave.pcm \"null\" file \"" << alsa.dir.path() << "/speaker.raw\" format \"raw\" }\n";
+    const std::string song = alsa.dir.path() + "/a song.flac";  // a space: the path is quoted in the pipeline
+    auto made = test::run("ffmpeg -v error -y -f lavfi -i sine=frequency=440:sample_rate=44100:duration=1.5 -ac 2 -c:a flac " +
+                          test::quote(song));
+    REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+    auto r = test::run("env -u DISPLAY -u WAYLAND_DISPLAY " + alsa.env + kPlayer + " " + test::quote(song) + " 2>&1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find("sluice-play: playing " + song + ": audio on the ALSA device 'default'\n") != std::string::npos);
+    auto decoded = test::run("ffmpeg -v error -i " + test::quote(song) + " -f s16le -");
+    REQUIRE(decoded.exit_code == 0);
+    CHECK(decoded.output.size() == std::size_t(66150 * 4));  // 1.5 s at 44.1 kHz, stereo s16
+    CHECK((read_file(alsa.dir.path() + "/speaker.raw") == decoded.output));
+
+    auto none = test::run("ALSA_CONFIG_PATH=" + alsa.dir.path() + "/empty.conf " + kPlayer + " " + test::quote(song) + " 2>&1");
+    INFO(none.output);
+    CHECK(none.exit_code == 2);
+    CHECK(none.output.find(": no sound device for its audio (") != std::string::npos);
+    CHECK(std::count(none.output.begin(), none.output.end(), '\n') == 1);
+
+    auto missing = test::run("cd " + test::quote(alsa.dir.path()) + " && " + alsa.env + kPlayer + " nosuch.mp3 2>&1");
+    INFO(missing.output);
+    CHECK(missing.exit_code == 2);
+    CHECK(missing.output.find("sluice-play: no file 'nosuch.mp3' to play, and as a pipeline: ") == 0);
+    CHECK(std::count(missing.output.begin(), missing.output.end(), '\n') == 1);
+
+    auto not_media = test::run(alsa.env + kPlayer + " " + test::quote(alsa.dir.path() + "/asound.conf") + " 2>&1");
+    INFO(not_media.output);
+    CHECK(not_media.exit_code == 2);
+    CHECK(std::count(not_media.output.begin(), not_media.output.end(), '\n') == 1);
+}

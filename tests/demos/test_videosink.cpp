@@ -442,3 +442,32 @@ TEST_CASE("VideoSink.NoDisplay.OneLineAndExitTwo" * doctest::timeout(60)) {
     CHECK(gone.output.find("videosink0: cannot open a window: ") != std::string::npos);
     CHECK(std::count(gone.output.begin(), gone.output.end(), '\n') == 1);
 }
+
+// `sluice-play FILE` with a movie: its audio on the default ALSA device (alsa-lib's file
+// plugin), its pictures in a window titled with the file's name, at their time (the device is
+// the clock, so the 2 s play in no less); every picture reaches the window, every sample the
+// device, exactly as ffmpeg decodes them.
+TEST_CASE("Player.File.PlaysAMovieOnTheDeviceAndInAWindow" * doctest::timeout(120)) {
+    test::TempDir dir;
+    auto made = test::run("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25:duration=2 -f lavfi -i "
+                          "sine=frequency=440:sample_rate=48000:duration=2 -ac 2 -c:v ffv1 -c:a flac " + dir / "movie.mkv");
+    REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+    std::ofstream(dir / "asound.conf") << "pcm.!default { type file slave.pcm \"null\" file \"" << dir / "speaker.raw"
+                                       << "\" format \"raw\" }\n";
+    Xvfb server;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = test::run("DISPLAY=" + server.display() + " ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + dir / "asound.conf" + " " +
+                       kPlayer + " --stats-json " + dir / "stats.json" + " " + dir / "movie.mkv" + " 2>&1");
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find("movie.mkv: audio on the ALSA device 'default', video in a window\n") != std::string::npos);
+    CHECK(took >= 1900ms);  // played at its time, not as fast as the machine decodes
+    const auto stats = nlohmann::json::parse(read_file(dir / "stats.json"));
+    REQUIRE(stats["nodes"].contains("window"));
+    CHECK(stats["nodes"]["window"]["samples_in"].get<std::int64_t>() == 50);
+    auto decoded = test::run("ffmpeg -v error -i " + dir / "movie.mkv" + " -map 0:a -f s16le -");
+    REQUIRE(decoded.exit_code == 0);
+    CHECK(decoded.output.size() == std::size_t(96000 * 4));
+    CHECK((read_file(dir / "speaker.raw") == decoded.output));
+}

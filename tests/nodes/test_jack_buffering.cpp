@@ -316,3 +316,57 @@ TEST_CASE("Jack.Sink.FrozenServerKilledLeavesTheNextClientFree" * doctest::timeo
     REQUIRE(opened.wait_for(40s) == std::future_status::ready);
     CHECK(opened.get());
 }
+
+// JACK's buffer size changed mid-stream (jack_bufsize): 256 frames at 16 kHz grow to 8192 (512
+// ms a cycle), past half of stall-timeout=0.3 and four times latency=2048. The stall limit (at
+// least two periods) and the ring (at least two periods) follow the period, and the nodes keep
+// running with no error and no run of xruns; before, both were fixed at start: the wait between
+// two cycles that came on time read as a stall, and every cycle was an xrun.
+namespace {
+void keeps_running_after_bufsize(const char* pipeline, const char* tag) {
+    test::JackServer jack(tag, 16000, 256);
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    const ScopedEnv server("JACK_DEFAULT_SERVER", jack.name());
+    engine::Graph g;
+    const Status built = nodes::build_pipeline(g, pipeline);
+    INFO(built.message());
+    REQUIRE(built);
+    REQUIRE(g.run());
+    REQUIRE(render_takes(g, 5));
+    const test::CommandResult resized = test::run(jack.env() + "jack_bufsize 8192");
+    INFO(resized.output);
+    REQUIRE(resized.exit_code == 0);
+    const auto rendered = [&] {
+        for (const auto& n : g.stats().nodes)
+            if (n.kind == engine::Node::Kind::render) return n.stats.samples_in;
+        return std::uint64_t{0};
+    };
+    const auto ring_xruns = [&] {
+        for (const auto& n : g.stats().nodes)
+            for (const auto& [key, value] : n.extras)
+                if (key == "xruns") return value;
+        return std::uint64_t{0};
+    };
+    const std::uint64_t before = rendered();
+    const std::uint64_t xruns_before = ring_xruns();
+    std::string error;
+    const auto until = std::chrono::steady_clock::now() + 4s;  // about eight cycles of 512 ms
+    while (error.empty() && std::chrono::steady_clock::now() < until)
+        if (auto e = g.wait_event(200ms); e && e->type == engine::Event::Type::error) error = e->message;
+    CHECK(error == "");
+    CHECK(rendered() >= before + 64);  // 4 s of 256-frame samples at 16 kHz is 250; it kept moving
+    // The ring holds two of the longer periods: a cycle or two short while it fills, not every
+    // one (with the ring of latency=2048 frames, each cycle of 8192 was an xrun).
+    CHECK(ring_xruns() <= xruns_before + 3);
+    CHECK(g.stop());
+}
+}  // namespace
+
+TEST_CASE("Jack.Sink.LongerPeriodMidStreamIsNoStall" * doctest::timeout(90)) {
+    keeps_running_after_bufsize("tone rate=16000 frames=256 ! audioconvert ! jacksink client=grow connect=none stall-timeout=0.3", "jgrowsink");
+}
+
+TEST_CASE("Jack.Src.LongerPeriodMidStreamIsNoStall" * doctest::timeout(90)) {
+    keeps_running_after_bufsize("jacksrc client=grow connect=none frames=256 stall-timeout=0.3 ! nullsink", "jgrowsrc");
+}

@@ -260,7 +260,8 @@ std::vector<PropertySpec> client_properties(const char* ports) {
              std::string("JACK ports to connect to at start: 'physical' (the physical ") + ports +
                  " ports), 'none', or a POSIX extended regular expression (e.g. 'system:.*')"},
             {"channels", "2", "channels, one JACK port each"},
-            {"latency", "2048", "frames the ring between JACK's thread and the graph holds (at least two periods)"},
+            {"latency", "2048", "frames the ring between JACK's thread and the graph holds (at least two periods; two of "
+                                "JACK's periods if jack_bufsize makes them longer)"},
             detail::stall_timeout_property("run no process cycle and move")};
 }
 
@@ -306,6 +307,7 @@ protected:
         connect_ = r.text("connect");
         channels_ = int(r.integer("channels", 1, kMaxChannels));
         latency_frames_ = std::size_t(r.integer("latency", 16, 1 << 22));
+        ring_frames_ = std::max(latency_frames_, 2 * kLongestPeriod);
         stall_ns_ = detail::read_stall_timeout(r);
         if (client_name_.empty() || client_name_.size() > std::size_t(jack_client_name_size() - 1))
             r.fail(engine::GraphErrc::invalid_argument, "client='" + detail::printable(client_name_) + "' is empty or too long for JACK");
@@ -330,10 +332,17 @@ protected:
     MediaFormat jack_format() const { return MediaFormat::audio(rate_, channels_, SampleFormat::f32); }
     std::size_t frame_bytes() const noexcept { return std::size_t(channels_) * sizeof(float); }
     int rate() const noexcept { return rate_; }
-    std::size_t latency_frames() const noexcept { return latency_frames_; }
+    // The most frames the ring holds now: latency=, or two of JACK's periods once jack_bufsize
+    // made a period longer than half of it (a whole period must fit, or every cycle would be
+    // an xrun: a jacksrc grown to 8192-frame periods kept a quarter of what it captured), but
+    // never more than the ring was made for. Any thread (the callback reads it each cycle).
+    std::size_t latency_frames() const noexcept {
+        return std::min(std::max(latency_frames_, 2 * std::size_t(period_frames())), ring_frames_);
+    }
     // Frames of JACK's current period. Any thread.
     std::uint32_t period_frames() const noexcept {
-        // relaxed: a stale value only changes how long one wait slice lasts.
+        // relaxed: a stale value only changes how long one wait slice lasts, and for a cycle
+        // how much the ring may hold (within what it was made for).
         return period_frames_.load(std::memory_order_relaxed);
     }
     // Opens the client (if a stop closed it), makes the ring, activates and connects, for a
@@ -349,9 +358,11 @@ protected:
             return {engine::GraphErrc::invalid_argument, "latency=" + std::to_string(latency_frames_) +
                                                              " is less than two JACK periods (2 x " +
                                                              std::to_string(period_frames()) + " frames)"};
-        // One byte more than the frames: the ring keeps one byte free, and latency_frames_, not
-        // its power-of-two size, is the most it ever holds.
-        ring_.reset(jack_ringbuffer_create(latency_frames_ * frame_bytes() + 1));
+        // One byte more than the frames: the ring keeps one byte free, and latency_frames(), not
+        // its power-of-two size, is the most it ever holds. Made for two of the longest periods
+        // too (memory only: what it holds is latency=), so that a server whose period grows
+        // mid-stream needs no new ring, which could not be swapped under the callback.
+        ring_.reset(jack_ringbuffer_create(ring_frames_ * frame_bytes() + 1));
         if (!ring_) return {Errc::out_of_memory, "out of memory for the ring"};
         if (jack_ringbuffer_mlock(ring_.get()) != 0)
             report_warning(client_label() + ": cannot lock the ring in memory (mlock; see ulimit -l): it may page");
@@ -412,6 +423,8 @@ protected:
             stall_mark_ = last;
             stall_.moved();
         }
+        const std::int64_t period_ns = engine::frames_to_ns(std::max<std::uint32_t>(period_frames(), 1), std::max(rate_, 1));
+        stall_.period(period_ns);  // jack_bufsize may have changed it
         if (stall_.stalled()) {
             stalled_ = true;
             return Flow::error;
@@ -422,7 +435,6 @@ protected:
         // Counted: the time waited, but no more than the slice asked for and a period: a thread
         // that was not run meanwhile (the process stopped with Ctrl-Z, a starved CPU) did not
         // wait on the server all that time, and callbacks may be just resuming.
-        const std::int64_t period_ns = engine::frames_to_ns(std::max<std::uint32_t>(period_frames(), 1), std::max(rate_, 1));
         stall_.waited(std::min(detail::steady_now_ns() - since, std::max<std::int64_t>(until - since, 0) + period_ns));
         return Flow::ok;
     }
@@ -653,7 +665,11 @@ private:
     Direction direction_;
     std::string client_name_, actual_name_, connect_;
     int channels_ = 2;
-    std::size_t latency_frames_ = 2048;
+    std::size_t latency_frames_ = 2048;   // latency=
+    // jackd2's longest period (its BUFFER_SIZE_MAX; jack_bufsize refuses more): the ring has
+    // room for two, whatever latency= says.
+    static constexpr std::size_t kLongestPeriod = 8192;
+    std::size_t ring_frames_ = 2 * kLongestPeriod;  // what the ring is made for
     int rate_ = 0;                             // the server's; fixed while the client is open
     std::unique_ptr<CallbackHost> host_;       // what the client's callbacks reach this node through (outlives client_)
     ClientPtr client_;

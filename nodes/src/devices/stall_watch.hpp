@@ -35,7 +35,11 @@ inline std::int64_t read_stall_timeout(PropertyReader& r) {
 class StallWatch {
 public:
     StallWatch() noexcept = default;
-    StallWatch(std::int64_t limit_ns, std::int64_t period_ns) noexcept : limit_ns_(limit_ns > 0 ? std::max(limit_ns, 2 * period_ns) : 0) {}
+    StallWatch(std::int64_t limit_ns, std::int64_t period_ns) noexcept : asked_ns_(limit_ns) { period(period_ns); }
+    // The device's period is now `period_ns` (JACK's buffer size can change mid-stream, with
+    // jack_bufsize): the floor of two periods follows it, or a period grown past half the limit
+    // would read as a stall between two cycles that came on time.
+    void period(std::int64_t period_ns) noexcept { limit_ns_ = asked_ns_ > 0 ? std::max(asked_ns_, 2 * period_ns) : 0; }
     void moved() noexcept { waited_ns_ = 0; }
     // The longest the next wait may last, in ms (-1: no limit), for a poll() timeout.
     int timeout_ms() const noexcept {
@@ -50,7 +54,8 @@ public:
     }
 
 private:
-    std::int64_t limit_ns_ = 0;  // 0: for ever
+    std::int64_t asked_ns_ = 0;  // stall-timeout= (0: for ever)
+    std::int64_t limit_ns_ = 0;  // that, and at least two periods (0: for ever)
     std::int64_t waited_ns_ = 0;
 };
 
