@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
@@ -85,20 +86,28 @@ std::string file_player_pipeline(const std::string& path, std::string& said, std
         return {};
     }
     bool audio = false, video = false;
+    int audio_rate = 0;
     for (std::size_t i = 0; i < probe->output_count(); ++i) {
-        audio = audio || probe->output(i).name() == "audio";
-        video = video || probe->output(i).name() == "video";
+        const OutputPin& pin = probe->output(i);
+        if (pin.name() == "audio" && !pin.offers().empty()) {
+            audio = true;
+            audio_rate = pin.offers().front().rate;
+        }
+        video = video || pin.name() == "video";
     }
     std::string text = "avsrc path=" + pipeline_quoted(path) + " name=file ";
     if (audio) {
         std::unique_ptr<Node> speaker;
         if (Status st = nodes::create_node("alsasink", "speaker", {}, speaker); !st) {
             error = path + ": no sound device for its audio (" + st.message() + "); a pipeline plays it elsewhere, e.g. 'avsrc path=" +
-                    path + " ! wavsink path=out.wav'";
+                    pipeline_quoted(path) + " ! wavsink path=out.wav'";
             return {};
         }
-        // audioresample passes the file's rate through when the device takes it.
-        text += "file.audio ! audioconvert ! audioresample ! alsasink name=speaker ";
+        // A resampler only where the device cannot take the file's rate (rate 0: the device
+        // leaves it open, as alsa-lib's plug does; a range is checked when it starts).
+        const engine::FormatSet& takes = speaker->input(0).accepts();
+        const bool takes_rate = std::any_of(takes.begin(), takes.end(), [&](const MediaFormat& f) { return f.rate == 0 || f.rate == audio_rate; });
+        text += takes_rate ? "file.audio ! audioconvert ! alsasink name=speaker " : "file.audio ! audioconvert ! audioresample ! alsasink name=speaker ";
         said = "audio on the ALSA device 'default'";
     }
     if (video) {
@@ -112,8 +121,8 @@ std::string file_player_pipeline(const std::string& path, std::string& said, std
 // Whether the whole pipeline is one word naming a file (not a folder): `sluice-play FILE`.
 bool names_a_file(const std::vector<std::string>& words) {
     std::error_code ec;
-    return words.size() == 1 && words[0].find('!') == std::string::npos &&
-           std::filesystem::exists(words[0], ec) && !std::filesystem::is_directory(words[0], ec);
+    // Not only regular files: avsrc refuses a FIFO or a device in one line of its own.
+    return words.size() == 1 && std::filesystem::exists(words[0], ec) && !std::filesystem::is_directory(words[0], ec);
 }
 
 std::atomic<int> g_signal{0};
@@ -529,7 +538,8 @@ int main(int argc, char** argv) {
     Graph graph;
     if (Status st = nodes::build_pipeline(graph, text, {.num_buffers = num_buffers}); !st) {
         // One word that fails as a pipeline was perhaps meant as a file to play.
-        if (words.size() == 1 && !demo && words[0].find_first_of("./") != std::string::npos && words[0].find_first_of(" =!") == std::string::npos)
+        if (words.size() == 1 && !demo && !names_a_file(words) && words[0].find_first_of("./") != std::string::npos &&
+            words[0].find_first_of(" =!") == std::string::npos)
             std::fprintf(stderr, "sluice-play: no file '%s' to play, and as a pipeline: %s\n", words[0].c_str(), st.message().c_str());
         else
             std::fprintf(stderr, "sluice-play: %s%s\n", st.message().c_str(),

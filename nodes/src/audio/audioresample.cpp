@@ -57,18 +57,11 @@ public:
     }
 
 private:
-    // The input's channels and sample format at `rate=`, or at any rate the next node takes:
-    // first the input's own, so that a next node open to any rate (a sound device through
-    // alsa-lib's plug) gets the stream untouched, as GStreamer's audioresample passes through.
+    // The input's channels and sample format at `rate=`, or at any rate the next node takes.
     FormatSet output_formats(std::size_t) const override {
         MediaFormat f = input(0).format();
-        if (rate_ != 0 || f.rate == 0) {
-            f.rate = rate_;
-            return {f};
-        }
-        MediaFormat any = f;
-        any.rate = 0;
-        return {f, any};
+        f.rate = rate_;
+        return {f};
     }
     Status configure() override {
         in_rate_ = input(0).format().rate;

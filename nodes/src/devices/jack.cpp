@@ -667,7 +667,10 @@ private:
     int channels_ = 2;
     std::size_t latency_frames_ = 2048;   // latency=
     // jackd2's longest period (its BUFFER_SIZE_MAX; jack_bufsize refuses more): the ring has
-    // room for two, whatever latency= says.
+    // room for two, whatever latency= says (256 KiB for stereo; a server with longer periods,
+    // such as PipeWire's JACK with a raised quantum limit, gets xruns counted past it). After
+    // the period shrinks again, frames held above the new limit play out (jacksink) or make
+    // the callback drop whole cycles, counted as xruns, until they drain (jacksrc).
     static constexpr std::size_t kLongestPeriod = 8192;
     std::size_t ring_frames_ = 2 * kLongestPeriod;  // what the ring is made for
     int rate_ = 0;                             // the server's; fixed while the client is open
@@ -754,7 +757,8 @@ private:
             jack_ringbuffer_get_write_vector(rb, v);
             ring_acquire(rb);
             // Never more than latency= frames in the ring, whatever its power-of-two size.
-            const std::size_t room = std::min((v[0].len + v[1].len) / fb, latency_frames() - std::min(latency_frames(), held_frames(rb)));
+            const std::size_t limit = latency_frames();  // read once: the period may change between two reads
+            const std::size_t room = std::min((v[0].len + v[1].len) / fb, limit - std::min(limit, held_frames(rb)));
             const std::size_t n = std::min(room, left);
             if (n > 0) {
                 write_converted(floats_of(v), p, n, f.sample_format);
@@ -1013,7 +1017,8 @@ private:
         jack_ringbuffer_get_write_vector(rb, v);
         ring_acquire(rb);
         const std::size_t held = jack_ringbuffer_read_space(rb) / fb;
-        const std::size_t room = std::min((v[0].len + v[1].len) / fb, latency_frames() - std::min(latency_frames(), held));
+        const std::size_t limit = latency_frames();  // read once: the period may change between two reads
+        const std::size_t room = std::min((v[0].len + v[1].len) / fb, limit - std::min(limit, held));
         const std::size_t n = std::min<std::size_t>(frames, room);
         const Floats dst = floats_of(v);
         std::size_t i = 0;
