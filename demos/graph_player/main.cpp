@@ -107,7 +107,10 @@ std::string file_player_pipeline(const std::string& path, std::string& said, std
         // leaves it open, as alsa-lib's plug does; a range is checked when it starts).
         const engine::FormatSet& takes = speaker->input(0).accepts();
         const bool takes_rate = std::any_of(takes.begin(), takes.end(), [&](const MediaFormat& f) { return f.rate == 0 || f.rate == audio_rate; });
-        text += takes_rate ? "file.audio ! audioconvert ! alsasink name=speaker " : "file.audio ! audioconvert ! audioresample ! alsasink name=speaker ";
+        // Eight periods (about 170 ms, GStreamer's alsasink buffers 200 ms): the same streaming
+        // thread waits for each picture's time, and the device must hold what plays meanwhile
+        // (a FLAC frame alone is 96 ms; with four periods such a movie underran 18 times in 2 s).
+        text += std::string("file.audio ! audioconvert ! ") + (takes_rate ? "" : "audioresample ! ") + "alsasink name=speaker periods=8 ";
         said = "audio on the ALSA device 'default'";
     }
     if (video) {

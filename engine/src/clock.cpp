@@ -17,7 +17,12 @@ void DeviceTime::start(int rate) noexcept {
     rate_.store(rate > 0 ? rate : 48000, std::memory_order_relaxed);
     counting_.store(false, std::memory_order_relaxed);
     released_.store(false, std::memory_order_relaxed);
+    plays_on_.store(false, std::memory_order_relaxed);
     latest_ns_.store(0, std::memory_order_relaxed);
+}
+
+void DeviceTime::plays_between_counts() noexcept {
+    plays_on_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag, as released_
 }
 
 void DeviceTime::release() noexcept {
@@ -97,8 +102,11 @@ std::int64_t DeviceTime::now_ns() const noexcept {
     const bool released = released_.load(std::memory_order_relaxed);
     const double pace = released ? 1.0 : pace_of(c, rate);
     // Between counts, move at that pace for at most 100 ms or two intervals between counts,
-    // whichever is longer: a device that stops counting stops the clock (unless released).
-    const std::int64_t hold = released ? INT64_MAX / 2 : std::max<std::int64_t>(100'000'000, 2 * c.interval_ns);
+    // whichever is longer: a device that stops counting stops the clock (unless released, or it
+    // plays between counts).
+    // relaxed: a lone flag (see plays_between_counts()).
+    const bool plays_on = released || plays_on_.load(std::memory_order_relaxed);
+    const std::int64_t hold = plays_on ? INT64_MAX / 2 : std::max<std::int64_t>(100'000'000, 2 * c.interval_ns);
     const double since = double(std::clamp<std::int64_t>(steady_now - c.at_ns, 0, hold));
     const std::int64_t t = c.first_ns + std::int64_t(device_elapsed + since * pace);
     // Never backwards (a count that lands a little before the interpolation): the latest answer

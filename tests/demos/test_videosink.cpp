@@ -471,3 +471,38 @@ TEST_CASE("Player.File.PlaysAMovieOnTheDeviceAndInAWindow" * doctest::timeout(12
     CHECK(decoded.output.size() == std::size_t(96000 * 4));
     CHECK((read_file(dir / "speaker.raw") == decoded.output));
 }
+
+// The same on a sound device that keeps time (alsa-lib's JACK plugin on a jackd of the test's
+// own), so that the device is the graph's clock: the audio and the pictures come from one avsrc,
+// on one streaming thread, which waits in the videosink for each picture's time on the device's
+// clock. That clock counted only when alsasink wrote, and a device that had not started yet (it
+// waits for a full buffer) counted nothing: the wait never ended and the player hung. Now the
+// device's time moves on between counts and is counted only once the device plays.
+TEST_CASE("Player.File.PlaysAMovieOnADeviceThatIsTheClock" * doctest::timeout(120)) {
+    test::TempDir dir;
+    auto made = test::run("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25:duration=2 -f lavfi -i "
+                          "sine=frequency=440:sample_rate=48000:duration=2 -ac 2 -c:v ffv1 -c:a flac " + dir / "movie.mkv");
+    REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+    test::JackServer jack("avclock", 48000, 256);
+    INFO(jack.log());
+    REQUIRE(jack.ready());
+    std::ofstream(dir / "asound.conf") << "pcm.!default { type plug slave.pcm { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } } }\n";
+    Xvfb server;
+    for (const char* pipeline : {"", "--realtime 'avsrc path=MOVIE name=file file.audio ! audioconvert ! alsasink period-frames=2048 periods=8 "
+                                     "file.video ! videosink'"}) {
+        std::string args = pipeline;
+        if (args.empty()) args = dir / "movie.mkv";
+        else args.replace(args.find("MOVIE"), 5, dir / "movie.mkv");
+        CAPTURE(args);
+        auto r = test::run(jack.env() + "DISPLAY=" + server.display() + " ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + dir / "asound.conf" +
+                           " timeout 60 " + kPlayer + " -q --stats-json " + dir / "stats.json " + args + " 2>&1");
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);  // 124: it hung, and timeout ended it
+        const auto stats = nlohmann::json::parse(read_file(dir / "stats.json"));
+        CHECK(stats["clock"].get<std::string>() != "system");  // the device was the clock
+        std::int64_t pictures = -1;
+        for (const auto& [name, node] : stats["nodes"].items())
+            if (node["type"] == "videosink") pictures = node["samples_in"].get<std::int64_t>();
+        CHECK(pictures == 50);
+    }
+}

@@ -328,6 +328,7 @@ private:
         // relaxed: no streaming thread runs yet; the graph reads it on this (the control) thread.
         keeps_time_.store(provide_clock_ && snd_pcm_type(device_pcm_.pcm()) != SND_PCM_TYPE_NULL, std::memory_order_relaxed);
         device_time_.start(int(input_rate()));
+        device_time_.plays_between_counts();  // counted by this streaming thread, which may wait elsewhere
         stall_ = detail::StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), input_rate()));
         written_ = 0;
         timekeeping_checked_ = false;
@@ -430,6 +431,13 @@ private:
                 return;
             }
         }
+        // Counted only while it plays: a device that waits for a full buffer before it starts
+        // counts no frames meanwhile, and a clock that followed those counts would stand still
+        // at 0 while this thread, fed by the same source as a videosink, waits for a picture's
+        // time on it and writes nothing more (the graph hung). Until the first count the
+        // clock runs at the system's pace.
+        if (const snd_pcm_state_t state = snd_pcm_state(device_pcm_.pcm()); state != SND_PCM_STATE_RUNNING && state != SND_PCM_STATE_DRAINING)
+            return;
         const std::uint64_t held = delay > 0 ? std::min(std::uint64_t(delay), written_) : 0;
         device_time_.publish(written_ - held, detail::steady_now_ns());
     }

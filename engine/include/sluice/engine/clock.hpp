@@ -43,6 +43,13 @@ public:
     // time): from here on the time runs on at the steady clock's pace from where it stands,
     // instead of standing still, so that other clocked renders are not held. Any thread.
     void release() noexcept;
+    // The device plays on between counts whether or not anyone counts: its counts come from the
+    // thread that writes to it (alsasink), which may be held elsewhere meanwhile, e.g. waiting for
+    // a picture's time in a videosink fed by the same streaming thread (one avsrc). Its time then
+    // moves on at the device's pace past the hold instead of standing still (which left that
+    // wait waiting for a count only the waiting thread could make: `sluice-play movie.mkv` hung).
+    // For this run (start() forgets it). Any thread.
+    void plays_between_counts() noexcept;
 
     // The device's time, in the steady clock's domain: equal to it at the first count, then
     // moving at the device's pace (interpolated between counts at the pace of the last second or
@@ -71,6 +78,7 @@ private:
     std::atomic<std::uint32_t> seq_{0};  // odd while publish() writes
     std::atomic<bool> counting_{false};
     std::atomic<bool> released_{false};  // see release()
+    std::atomic<bool> plays_on_{false};  // see plays_between_counts()
     std::atomic<std::uint64_t> first_frames_{0}, frames_{0};
     std::atomic<std::int64_t> first_ns_{0}, at_ns_{0};
     std::atomic<std::int64_t> interval_ns_{0};  // between the last two counts
