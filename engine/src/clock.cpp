@@ -18,11 +18,23 @@ void DeviceTime::start(int rate) noexcept {
     counting_.store(false, std::memory_order_relaxed);
     released_.store(false, std::memory_order_relaxed);
     plays_on_.store(false, std::memory_order_relaxed);
+    restarting_.store(false, std::memory_order_relaxed);
     latest_ns_.store(0, std::memory_order_relaxed);
 }
 
 void DeviceTime::plays_between_counts() noexcept {
     plays_on_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag, as released_
+}
+
+void DeviceTime::restart() noexcept {
+    // Under the sequence lock, as publish(): a reader sees counts or none, never half of each.
+    const std::uint32_t s = seq_.load(std::memory_order_relaxed);  // relaxed: this thread is its only writer
+    seq_.store(s + 1, std::memory_order_relaxed);  // relaxed: ordered before the flag by the fence
+    std::atomic_thread_fence(std::memory_order_release);  // as in publish()
+    // The counts stay for drift_ppm(); now_ns() no longer follows them. relaxed: published by
+    // the even count.
+    restarting_.store(true, std::memory_order_relaxed);
+    seq_.store(s + 2, std::memory_order_release);  // release: pairs with read()'s acquire
 }
 
 void DeviceTime::release() noexcept {
@@ -38,6 +50,11 @@ void DeviceTime::publish(std::uint64_t frames, std::int64_t steady_ns) noexcept 
     std::atomic_thread_fence(std::memory_order_release);
     // relaxed: the values, all published by the release store of the even count below.
     if (!counting_.load(std::memory_order_relaxed)) {
+        base_frames_.store(frames, std::memory_order_relaxed);
+        base_ns_.store(steady_ns, std::memory_order_relaxed);
+    }
+    if (!counting_.load(std::memory_order_relaxed) || restarting_.load(std::memory_order_relaxed)) {
+        restarting_.store(false, std::memory_order_relaxed);
         first_frames_.store(frames, std::memory_order_relaxed);
         first_ns_.store(steady_ns, std::memory_order_relaxed);
         window_frames_.store(frames, std::memory_order_relaxed);
@@ -78,7 +95,8 @@ DeviceTime::Read DeviceTime::read(Counts& c) const noexcept {
         c = {first_frames_.load(std::memory_order_relaxed), frames_.load(std::memory_order_relaxed),
              window_frames_.load(std::memory_order_relaxed), first_ns_.load(std::memory_order_relaxed),
              at_ns_.load(std::memory_order_relaxed),        window_ns_.load(std::memory_order_relaxed),
-             interval_ns_.load(std::memory_order_relaxed)};
+             interval_ns_.load(std::memory_order_relaxed), restarting_.load(std::memory_order_relaxed),
+             base_frames_.load(std::memory_order_relaxed),  base_ns_.load(std::memory_order_relaxed)};
         // acquire fence: the loads above happen before the second load of the count.
         std::atomic_thread_fence(std::memory_order_acquire);
         if (seq_.load(std::memory_order_relaxed) == before) return counting ? Read::ok : Read::none;  // relaxed: ordered by the fence
@@ -90,8 +108,12 @@ std::int64_t DeviceTime::now_ns() const noexcept {
     const auto steady = std::chrono::steady_clock::now().time_since_epoch();
     const std::int64_t steady_now = std::chrono::duration_cast<std::chrono::nanoseconds>(steady).count();
     Counts c{};
-    switch (read(c)) {
-        case Read::none: return steady_now;
+    Read got = read(c);
+    if (got == Read::ok && c.restarting) got = Read::none;
+    switch (got) {
+        // Before the first count, or since a restart: the steady clock, never below an earlier
+        // answer. relaxed: a lone word.
+        case Read::none: return std::max(steady_now, latest_ns_.load(std::memory_order_relaxed));
         case Read::busy: return latest_ns_.load(std::memory_order_relaxed);  // relaxed: a lone word; stand still
         case Read::ok: break;
     }
@@ -102,13 +124,15 @@ std::int64_t DeviceTime::now_ns() const noexcept {
     const bool released = released_.load(std::memory_order_relaxed);
     const double pace = released ? 1.0 : pace_of(c, rate);
     // Between counts, move at that pace for at most 100 ms or two intervals between counts,
-    // whichever is longer: a device that stops counting stops the clock (unless released, or it
-    // plays between counts).
-    // relaxed: a lone flag (see plays_between_counts()).
-    const bool plays_on = released || plays_on_.load(std::memory_order_relaxed);
-    const std::int64_t hold = plays_on ? INT64_MAX / 2 : std::max<std::int64_t>(100'000'000, 2 * c.interval_ns);
-    const double since = double(std::clamp<std::int64_t>(steady_now - c.at_ns, 0, hold));
-    const std::int64_t t = c.first_ns + std::int64_t(device_elapsed + since * pace);
+    // whichever is longer: a device that stops counting stops the clock (unless released).
+    const std::int64_t hold = released ? INT64_MAX / 2 : std::max<std::int64_t>(100'000'000, 2 * c.interval_ns);
+    const std::int64_t elapsed = std::max<std::int64_t>(steady_now - c.at_ns, 0);
+    const double since = double(std::min(elapsed, hold));
+    // A device that plays between counts (see plays_between_counts()) runs on past the hold at
+    // the steady clock's pace, not at a pace measured before whatever kept its counter away.
+    // relaxed: a lone flag.
+    const double beyond = plays_on_.load(std::memory_order_relaxed) ? double(elapsed - std::min(elapsed, hold)) : 0.0;
+    const std::int64_t t = c.first_ns + std::int64_t(device_elapsed + since * pace + beyond);
     // Never backwards (a count that lands a little before the interpolation): the latest answer
     // stands until the device's time passes it. relaxed: a lone word; the CAS keeps it a maximum.
     std::int64_t latest = latest_ns_.load(std::memory_order_relaxed);
@@ -131,9 +155,11 @@ double DeviceTime::pace() const noexcept {
 
 double DeviceTime::drift_ppm() const noexcept {
     Counts c{};
-    if (read(c) != Read::ok || c.at_ns - c.first_ns < 1'000'000'000) return 0;
-    const double device_elapsed = double(c.frames - c.first_frames) * 1e9 / double(rate_.load(std::memory_order_relaxed));  // relaxed: see start()
-    return (device_elapsed / double(c.at_ns - c.first_ns) - 1.0) * 1e6;
+    // From the run's first count, across restarts (a stop in between counts as the device
+    // running slow, as before there were restarts).
+    if (read(c) != Read::ok || c.at_ns - c.base_ns < 1'000'000'000) return 0;
+    const double device_elapsed = double(c.frames - c.base_frames) * 1e9 / double(rate_.load(std::memory_order_relaxed));  // relaxed: see start()
+    return (device_elapsed / double(c.at_ns - c.base_ns) - 1.0) * 1e6;
 }
 
 // ---- Clock

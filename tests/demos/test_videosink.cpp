@@ -477,8 +477,12 @@ TEST_CASE("Player.File.PlaysAMovieOnTheDeviceAndInAWindow" * doctest::timeout(12
 // on one streaming thread, which waits in the videosink for each picture's time on the device's
 // clock. That clock counted only when alsasink wrote, and a device that had not started yet (it
 // waits for a full buffer) counted nothing: the wait never ended and the player hung. Now the
-// device's time moves on between counts and is counted only once the device plays.
-TEST_CASE("Player.File.PlaysAMovieOnADeviceThatIsTheClock" * doctest::timeout(120)) {
+// device's time moves on between counts, is counted only while the device plays, and starts
+// over from where it stood after an underrun. The second run's buffer (8 x 2048 frames) is
+// longer than the time the thread waits per picture, the third's (4 x 1024, 85 ms) shorter
+// than a FLAC frame (96 ms): it underruns, and hung at the first underrun with a time that
+// stood still once nobody counted.
+TEST_CASE("Player.File.PlaysAMovieOnADeviceThatIsTheClock" * doctest::timeout(150)) {
     test::TempDir dir;
     auto made = test::run("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25:duration=2 -f lavfi -i "
                           "sine=frequency=440:sample_rate=48000:duration=2 -ac 2 -c:v ffv1 -c:a flac " + dir / "movie.mkv");
@@ -489,13 +493,15 @@ TEST_CASE("Player.File.PlaysAMovieOnADeviceThatIsTheClock" * doctest::timeout(12
     std::ofstream(dir / "asound.conf") << "pcm.!default { type plug slave.pcm { type jack playback_ports { 0 system:playback_1 1 system:playback_2 } } }\n";
     Xvfb server;
     for (const char* pipeline : {"", "--realtime 'avsrc path=MOVIE name=file file.audio ! audioconvert ! alsasink period-frames=2048 periods=8 "
-                                     "file.video ! videosink'"}) {
+                                     "file.video ! videosink'",
+                                 "--realtime 'avsrc path=MOVIE name=file file.audio ! audioconvert ! alsasink period-frames=1024 periods=4 "
+                                 "file.video ! videosink'"}) {
         std::string args = pipeline;
         if (args.empty()) args = dir / "movie.mkv";
         else args.replace(args.find("MOVIE"), 5, dir / "movie.mkv");
         CAPTURE(args);
         auto r = test::run(jack.env() + "DISPLAY=" + server.display() + " ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + dir / "asound.conf" +
-                           " timeout 60 " + kPlayer + " -q --stats-json " + dir / "stats.json " + args + " 2>&1");
+                           " timeout 25 " + kPlayer + " -q --stats-json " + dir / "stats.json " + args + " 2>&1");
         INFO(r.output);
         REQUIRE(r.exit_code == 0);  // 124: it hung, and timeout ended it
         const auto stats = nlohmann::json::parse(read_file(dir / "stats.json"));

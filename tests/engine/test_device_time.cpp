@@ -111,3 +111,41 @@ TEST_CASE("Clock.DeviceTime.ReleasedRunsOnAtTheSteadyPace" * doctest::timeout(30
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     CHECK(d.now_ns() == c);
 }
+
+// A device that plays between counts (alsasink: counted by the streaming thread that writes to
+// it, which may wait elsewhere) keeps its time moving past the 100 ms hold, at the steady clock's
+// pace; and after a restart (an underrun: its counts resume from where it stopped, behind) its
+// time goes on from where it stood instead of standing still until the counts catch up.
+TEST_CASE("Clock.DeviceTime.PlaysBetweenCountsAndRestarts" * doctest::timeout(30)) {
+    sluice::engine::DeviceTime d;
+    d.start(48000);
+    d.plays_between_counts();
+    const std::int64_t end = steady_now();
+    const std::int64_t first = end - 2'000'000'000;
+    // Two seconds at the steady clock's pace: 480 frames every 10 ms.
+    for (int i = 0; i <= 200; ++i) d.publish(std::uint64_t(i) * 480, first + std::int64_t(i) * 10'000'000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const std::int64_t moving = d.now_ns();
+    CHECK(moving - first >= std::int64_t{2'290'000'000});  // on past the hold (it stood at 2.1 s)
+    d.restart();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::int64_t restarted = d.now_ns();
+    CHECK(restarted - moving >= 45'000'000);  // the steady clock's pace, from where it stood
+    // The device plays again, its count where it stopped: a first count, no standing still.
+    d.publish(200 * 480, steady_now());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::int64_t later = d.now_ns();
+    CHECK(later - restarted >= 45'000'000);
+    d.publish(200 * 480 + 2400, steady_now());  // 50 ms more played
+    CHECK(d.now_ns() - restarted >= 45'000'000);  // without restart(): still where it stood
+    // start() forgets it: past the hold, the time stands still again.
+    sluice::engine::DeviceTime e;
+    e.start(48000);
+    e.plays_between_counts();
+    e.start(48000);
+    e.publish(0, steady_now());
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    const std::int64_t stood = e.now_ns();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(e.now_ns() == stood);
+}

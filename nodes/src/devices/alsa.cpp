@@ -329,6 +329,7 @@ private:
         keeps_time_.store(provide_clock_ && snd_pcm_type(device_pcm_.pcm()) != SND_PCM_TYPE_NULL, std::memory_order_relaxed);
         device_time_.start(int(input_rate()));
         device_time_.plays_between_counts();  // counted by this streaming thread, which may wait elsewhere
+        counted_run_ = false;
         stall_ = detail::StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), input_rate()));
         written_ = 0;
         timekeeping_checked_ = false;
@@ -434,10 +435,14 @@ private:
         // Counted only while it plays: a device that waits for a full buffer before it starts
         // counts no frames meanwhile, and a clock that followed those counts would stand still
         // at 0 while this thread, fed by the same source as a videosink, waits for a picture's
-        // time on it and writes nothing more (the graph hung). Until the first count the
-        // clock runs at the system's pace.
-        if (const snd_pcm_state_t state = snd_pcm_state(device_pcm_.pcm()); state != SND_PCM_STATE_RUNNING && state != SND_PCM_STATE_DRAINING)
+        // time on it and writes nothing more (the graph hung). Until it plays, the clock runs
+        // at the system's pace; once it stopped (an underrun, a drop), from where it stood.
+        if (const snd_pcm_state_t state = snd_pcm_state(device_pcm_.pcm()); state != SND_PCM_STATE_RUNNING && state != SND_PCM_STATE_DRAINING) {
+            if (counted_run_) device_time_.restart();
+            counted_run_ = false;
             return;
+        }
+        counted_run_ = true;
         const std::uint64_t held = delay > 0 ? std::min(std::uint64_t(delay), written_) : 0;
         device_time_.publish(written_ - held, detail::steady_now_ns());
     }
@@ -473,6 +478,7 @@ private:
     // streaming thread if the device turns out to take samples as fast as they come).
     std::atomic<bool> keeps_time_{false};
     bool timekeeping_checked_ = false;
+    bool counted_run_ = false;  // the device played and was counted since it last (re)started
     Device device_pcm_;
     detail::StallWatch stall_;                // the streaming thread's
     engine::DeviceTime device_time_;  // published by this node's streaming thread

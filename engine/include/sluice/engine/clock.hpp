@@ -43,18 +43,24 @@ public:
     // time): from here on the time runs on at the steady clock's pace from where it stands,
     // instead of standing still, so that other clocked renders are not held. Any thread.
     void release() noexcept;
-    // The device plays on between counts whether or not anyone counts: its counts come from the
-    // thread that writes to it (alsasink), which may be held elsewhere meanwhile, e.g. waiting for
-    // a picture's time in a videosink fed by the same streaming thread (one avsrc). Its time then
-    // moves on at the device's pace past the hold instead of standing still (which left that
-    // wait waiting for a count only the waiting thread could make: `sluice-play movie.mkv` hung).
-    // For this run (start() forgets it). Any thread.
+    // The device plays on between counts whether or not anyone counts: alsasink counts from the
+    // thread that writes to it, which may meanwhile wait for a picture's time in a videosink fed
+    // by the same source (one avsrc), and a time standing still there waited for a count only
+    // the waiting thread could make (`sluice-play movie.mkv` hung). Past the hold below its time
+    // then moves on at the steady clock's pace until the next count. For this run (start()
+    // forgets it). Any thread.
     void plays_between_counts() noexcept;
+    // The device stopped (an underrun, a drop, a pause) and starts again later: its next count
+    // is a first count again, and meanwhile its time runs on at the steady clock's pace from
+    // where it stands (never back). Without it the counts after the restart, behind by the
+    // stop, would hold the time still for as long as the stop lasted. Device thread.
+    void restart() noexcept;
 
     // The device's time, in the steady clock's domain: equal to it at the first count, then
     // moving at the device's pace (interpolated between counts at the pace of the last second or
     // two, never backwards, and standing still when the device stops counting for longer than
-    // 100 ms or two of its intervals). The steady clock before the first count.
+    // 100 ms or two of its intervals, unless it plays between counts). The steady clock before
+    // the first count (and after a restart(), from where it stood).
     std::int64_t now_ns() const noexcept;
     // How much faster the device runs than the steady clock, in parts per million, measured
     // from the first count to the last; 0 until a second has been counted.
@@ -67,6 +73,9 @@ private:
     struct Counts {
         std::uint64_t first_frames, frames, window_frames;
         std::int64_t first_ns, at_ns, window_ns, interval_ns;
+        bool restarting;
+        std::uint64_t base_frames;  // the run's first count, for drift_ppm(): a restart keeps it
+        std::int64_t base_ns;
     };
     enum class Read { ok, none, busy };
     // A consistent set of counts: none before the first; busy if a publish stayed under way for
@@ -79,6 +88,9 @@ private:
     std::atomic<bool> counting_{false};
     std::atomic<bool> released_{false};  // see release()
     std::atomic<bool> plays_on_{false};  // see plays_between_counts()
+    std::atomic<bool> restarting_{false};  // restart() was called; the next count is a first one
+    std::atomic<std::uint64_t> base_frames_{0};  // the run's first count (drift_ppm())
+    std::atomic<std::int64_t> base_ns_{0};
     std::atomic<std::uint64_t> first_frames_{0}, frames_{0};
     std::atomic<std::int64_t> first_ns_{0}, at_ns_{0};
     std::atomic<std::int64_t> interval_ns_{0};  // between the last two counts
