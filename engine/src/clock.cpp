@@ -27,12 +27,17 @@ void DeviceTime::plays_between_counts() noexcept {
 }
 
 void DeviceTime::restart() noexcept {
+    // Where the time stands now (this thread is the only writer: its own read is consistent).
+    const std::int64_t steady = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    const std::int64_t from = now_ns();
     // Under the sequence lock, as publish(): a reader sees counts or none, never half of each.
     const std::uint32_t s = seq_.load(std::memory_order_relaxed);  // relaxed: this thread is its only writer
     seq_.store(s + 1, std::memory_order_relaxed);  // relaxed: ordered before the flag by the fence
     std::atomic_thread_fence(std::memory_order_release);  // as in publish()
     // The counts stay for drift_ppm(); now_ns() no longer follows them. relaxed: published by
     // the even count.
+    restart_from_ns_.store(from, std::memory_order_relaxed);
+    restart_steady_ns_.store(steady, std::memory_order_relaxed);
     restarting_.store(true, std::memory_order_relaxed);
     seq_.store(s + 2, std::memory_order_release);  // release: pairs with read()'s acquire
 }
@@ -54,9 +59,14 @@ void DeviceTime::publish(std::uint64_t frames, std::int64_t steady_ns) noexcept 
         base_ns_.store(steady_ns, std::memory_order_relaxed);
     }
     if (!counting_.load(std::memory_order_relaxed) || restarting_.load(std::memory_order_relaxed)) {
+        // After a restart the time goes on from where it stood, not from the steady clock.
+        std::int64_t first_ns = steady_ns;
+        if (restarting_.load(std::memory_order_relaxed))
+            first_ns = restart_from_ns_.load(std::memory_order_relaxed) +
+                       std::max<std::int64_t>(steady_ns - restart_steady_ns_.load(std::memory_order_relaxed), 0);
         restarting_.store(false, std::memory_order_relaxed);
         first_frames_.store(frames, std::memory_order_relaxed);
-        first_ns_.store(steady_ns, std::memory_order_relaxed);
+        first_ns_.store(first_ns, std::memory_order_relaxed);
         window_frames_.store(frames, std::memory_order_relaxed);
         window_ns_.store(steady_ns, std::memory_order_relaxed);
         next_window_frames_.store(frames, std::memory_order_relaxed);
@@ -96,7 +106,8 @@ DeviceTime::Read DeviceTime::read(Counts& c) const noexcept {
              window_frames_.load(std::memory_order_relaxed), first_ns_.load(std::memory_order_relaxed),
              at_ns_.load(std::memory_order_relaxed),        window_ns_.load(std::memory_order_relaxed),
              interval_ns_.load(std::memory_order_relaxed), restarting_.load(std::memory_order_relaxed),
-             base_frames_.load(std::memory_order_relaxed),  base_ns_.load(std::memory_order_relaxed)};
+             base_frames_.load(std::memory_order_relaxed),  base_ns_.load(std::memory_order_relaxed),
+             restart_from_ns_.load(std::memory_order_relaxed), restart_steady_ns_.load(std::memory_order_relaxed)};
         // acquire fence: the loads above happen before the second load of the count.
         std::atomic_thread_fence(std::memory_order_acquire);
         if (seq_.load(std::memory_order_relaxed) == before) return counting ? Read::ok : Read::none;  // relaxed: ordered by the fence
@@ -108,15 +119,12 @@ std::int64_t DeviceTime::now_ns() const noexcept {
     const auto steady = std::chrono::steady_clock::now().time_since_epoch();
     const std::int64_t steady_now = std::chrono::duration_cast<std::chrono::nanoseconds>(steady).count();
     Counts c{};
-    Read got = read(c);
-    if (got == Read::ok && c.restarting) got = Read::none;
-    switch (got) {
-        // Before the first count, or since a restart: the steady clock, never below an earlier
-        // answer. relaxed: a lone word.
-        case Read::none: return std::max(steady_now, latest_ns_.load(std::memory_order_relaxed));
+    switch (read(c)) {
+        case Read::none: return steady_now;  // before the first count
         case Read::busy: return latest_ns_.load(std::memory_order_relaxed);  // relaxed: a lone word; stand still
         case Read::ok: break;
     }
+    if (c.restarting) return answer(continued(c, steady_now));  // since a restart
     // Double precision: exact to the nanosecond for 104 days of device time.
     const double rate = double(rate_.load(std::memory_order_relaxed));  // relaxed: see start()
     const double device_elapsed = double(c.frames - c.first_frames) * 1e9 / rate;
@@ -133,6 +141,10 @@ std::int64_t DeviceTime::now_ns() const noexcept {
     // relaxed: a lone flag.
     const double beyond = plays_on_.load(std::memory_order_relaxed) ? double(elapsed - std::min(elapsed, hold)) : 0.0;
     const std::int64_t t = c.first_ns + std::int64_t(device_elapsed + since * pace + beyond);
+    return answer(t);
+}
+
+std::int64_t DeviceTime::answer(std::int64_t t) const noexcept {
     // Never backwards (a count that lands a little before the interpolation): the latest answer
     // stands until the device's time passes it. relaxed: a lone word; the CAS keeps it a maximum.
     std::int64_t latest = latest_ns_.load(std::memory_order_relaxed);
@@ -149,7 +161,13 @@ double DeviceTime::pace_of(const Counts& c, double rate) noexcept {
 
 double DeviceTime::pace() const noexcept {
     Counts c{};
-    if (read(c) != Read::ok) return 1.0;
+    if (read(c) != Read::ok || c.restarting) return 1.0;  // since a restart: the steady clock's pace
+    // Past the hold, a device that plays between counts moves at the steady clock's pace too
+    // (see now_ns()). relaxed: a lone flag.
+    if (plays_on_.load(std::memory_order_relaxed)) {
+        const std::int64_t steady = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+        if (steady - c.at_ns > std::max<std::int64_t>(100'000'000, 2 * c.interval_ns)) return 1.0;
+    }
     return pace_of(c, double(rate_.load(std::memory_order_relaxed)));  // relaxed: see start()
 }
 

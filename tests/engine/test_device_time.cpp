@@ -138,6 +138,17 @@ TEST_CASE("Clock.DeviceTime.PlaysBetweenCountsAndRestarts" * doctest::timeout(30
     CHECK(later - restarted >= 45'000'000);
     d.publish(200 * 480 + 2400, steady_now());  // 50 ms more played
     CHECK(d.now_ns() - restarted >= 45'000'000);  // without restart(): still where it stood
+    // A restart goes on from where the time stood, even where the device ran behind the steady
+    // clock (here at half its pace: a second behind after two), not from the steady clock.
+    sluice::engine::DeviceTime slow;
+    slow.start(48000);
+    slow.plays_between_counts();
+    const std::int64_t slow_end = steady_now();
+    for (int i = 0; i <= 200; ++i) slow.publish(std::uint64_t(i) * 240, slow_end - 2'000'000'000 + std::int64_t(i) * 10'000'000);
+    slow.restart();
+    const std::int64_t stood = slow.now_ns() - (slow_end - 2'000'000'000);
+    CHECK(stood >= 1'000'000'000);
+    CHECK(stood < 1'500'000'000);  // jumping to the steady clock would read 2 s and more
     // start() forgets it: past the hold, the time stands still again.
     sluice::engine::DeviceTime e;
     e.start(48000);
@@ -145,7 +156,7 @@ TEST_CASE("Clock.DeviceTime.PlaysBetweenCountsAndRestarts" * doctest::timeout(30
     e.start(48000);
     e.publish(0, steady_now());
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    const std::int64_t stood = e.now_ns();
+    const std::int64_t still = e.now_ns();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    CHECK(e.now_ns() == stood);
+    CHECK(e.now_ns() == still);
 }

@@ -344,7 +344,15 @@ private:
             if (snd_pcm_delay(device_pcm_.pcm(), &delay) == 0 && delay > 0) written_ -= std::min(std::uint64_t(delay), written_);
             snd_pcm_drop(device_pcm_.pcm());
             snd_pcm_prepare(device_pcm_.pcm());
+            device_stopped();  // the streaming thread is parked while a flush runs: still one writer
         }
+    }
+    // The device stopped (dropped, or an xrun recovered): its next count starts its time over
+    // from where it stands. Done here, not found from its state later: one write of a whole
+    // buffer starts it again within the call, and the state would never read as stopped.
+    void device_stopped() noexcept {
+        if (counted_run_) device_time_.restart();
+        counted_run_ = false;
     }
 
     Flow process(std::size_t, SampleRef&& s) override {
@@ -438,8 +446,7 @@ private:
         // time on it and writes nothing more (the graph hung). Until it plays, the clock runs
         // at the system's pace; once it stopped (an underrun, a drop), from where it stood.
         if (const snd_pcm_state_t state = snd_pcm_state(device_pcm_.pcm()); state != SND_PCM_STATE_RUNNING && state != SND_PCM_STATE_DRAINING) {
-            if (counted_run_) device_time_.restart();
-            counted_run_ = false;
+            device_stopped();
             return;
         }
         counted_run_ = true;
@@ -468,6 +475,7 @@ private:
         if (err == -EPIPE || err == -ESTRPIPE) xruns_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
         if (int e = snd_pcm_recover(device_pcm_.pcm(), err, 1); e < 0)
             return report_error(make_error_code(engine::GraphErrc::io_error), device_error(settings_.device, "write failed", e));
+        device_stopped();
         return Flow::ok;
     }
 

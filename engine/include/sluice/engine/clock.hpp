@@ -76,7 +76,14 @@ private:
         bool restarting;
         std::uint64_t base_frames;  // the run's first count, for drift_ppm(): a restart keeps it
         std::int64_t base_ns;
+        std::int64_t restart_from_ns, restart_steady_ns;
     };
+    // The time since a restart: from where it stood, at the steady clock's pace.
+    static std::int64_t continued(const Counts& c, std::int64_t steady_ns) noexcept {
+        return c.restart_from_ns + std::max<std::int64_t>(steady_ns - c.restart_steady_ns, 0);
+    }
+    // Raises the latest answer to `t` (never backwards) and returns the answer.
+    std::int64_t answer(std::int64_t t) const noexcept;
     enum class Read { ok, none, busy };
     // A consistent set of counts: none before the first; busy if a publish stayed under way for
     // all of a bounded number of tries (the writer preempted by this reader on its core).
@@ -91,6 +98,8 @@ private:
     std::atomic<bool> restarting_{false};  // restart() was called; the next count is a first one
     std::atomic<std::uint64_t> base_frames_{0};  // the run's first count (drift_ppm())
     std::atomic<std::int64_t> base_ns_{0};
+    // Since restart(): the time it stood at, and the steady clock's then; it goes on from there.
+    std::atomic<std::int64_t> restart_from_ns_{0}, restart_steady_ns_{0};
     std::atomic<std::uint64_t> first_frames_{0}, frames_{0};
     std::atomic<std::int64_t> first_ns_{0}, at_ns_{0};
     std::atomic<std::int64_t> interval_ns_{0};  // between the last two counts
