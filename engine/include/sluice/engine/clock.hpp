@@ -53,7 +53,9 @@ public:
     // The device stopped (an underrun, a drop, a pause) and starts again later: its next count
     // is a first count again, and meanwhile its time runs on at the steady clock's pace from
     // where it stands (never back). Without it the counts after the restart, behind by the
-    // stop, would hold the time still for as long as the stop lasted. Device thread.
+    // stop, would hold the time still for as long as the stop lasted. The one writer thread at
+    // a time, as publish() (alsasink: its streaming thread, or the control thread during a
+    // flush, the streaming thread parked).
     void restart() noexcept;
 
     // The device's time, in the steady clock's domain: equal to it at the first count, then
