@@ -107,15 +107,27 @@ std::string file_player_pipeline(const std::string& path, std::string& said, std
         // leaves it open, as alsa-lib's plug does; a range is checked when it starts).
         const engine::FormatSet& takes = speaker->input(0).accepts();
         const bool takes_rate = std::any_of(takes.begin(), takes.end(), [&](const MediaFormat& f) { return f.rate == 0 || f.rate == audio_rate; });
-        // Eight periods (about 170 ms, GStreamer's alsasink buffers 200 ms): the same streaming
-        // thread waits for each picture's time, and the device must hold what plays meanwhile
-        // (a FLAC frame alone is 96 ms; with four periods such a movie underran 18 times in 2 s).
-        text += std::string("file.audio ! audioconvert ! ") + (takes_rate ? "" : "audioresample ! ") + "alsasink name=speaker periods=8 ";
+        // Each branch behind a queue, a thread of its own: the decoder runs ahead of both (up to
+        // the video queue's half second) and neither waits for the other's time; without them
+        // pictures of a decoder that holds frames back came 120 ms late (720p H.264). Eight
+        // periods (about 170 ms, GStreamer's alsasink buffers 200 ms): a FLAC frame alone is
+        // 96 ms, and with four periods such a movie underran 18 times in 2 s.
+        text += std::string("file.audio ! queue name=audio-queue ! audioconvert ! ") + (takes_rate ? "" : "audioresample ! ") +
+                "alsasink name=speaker periods=8 ";
         said = "audio on the ALSA device 'default'";
     }
     if (video) {
-        text += "file.video ! videoconvert ! videosink name=window title=" +
-                pipeline_quoted(std::filesystem::path(path).filename().string()) + " ";
+        // A converter only where the window cannot show what avsrc gives (it converts to I420
+        // itself, but keeps the colour it has: a BT.2020 picture needs one); without one, the
+        // decoder's pictures reach the window in the pool buffers it decoded them into.
+        std::unique_ptr<Node> window;
+        bool shows_it = false;
+        if (Status st = nodes::create_node("videosink", "window", {}, window); st)
+            for (std::size_t i = 0; i < probe->output_count(); ++i)
+                if (probe->output(i).name() == "video")
+                    shows_it = !engine::intersect(probe->output(i).offers(), window->input(0).accepts()).empty();
+        text += std::string("file.video ! queue name=video-queue max-size-time=0.5 ! ") + (shows_it ? "" : "videoconvert ! ") +
+                "videosink name=window title=" + pipeline_quoted(std::filesystem::path(path).filename().string()) + " ";
         said += std::string(said.empty() ? "" : ", ") + "video in a window";
     }
     return text;
@@ -457,7 +469,7 @@ int main(int argc, char** argv) {
     app.add_flag("--realtime", realtime, "Present every sample at its time on the clock (renders wait)");
     app.add_flag("--no-realtime", no_realtime, "As fast as possible (the default)");
     app.add_option("--rt-priority", rt_priority,
-                   "Run sources' streaming threads at this SCHED_FIFO priority (1-99), with all memory locked (mlockall)")
+                   "Run the streaming threads (sources', queues') at this SCHED_FIFO priority (1-99), with all memory locked (mlockall)")
         ->check(CLI::Range(1, 99));
     app.add_option("--clock", clock_source,
                    "What the graph's clock follows: system (a device render's clock where there is one), or ptp "
@@ -588,7 +600,7 @@ int main(int argc, char** argv) {
     if (duration >= 0) graph.set_media_duration(std::int64_t(duration * 1e9));
     for (Node* n : graph.nodes()) {
         if (n->kind() == Node::Kind::render) n->set_clocked(realtime);
-        if (n->kind() == Node::Kind::source && rt_priority > 0) n->set_thread_options({.priority = rt_priority, .cpu = -1});
+        if (n->owns_streaming_thread() && rt_priority > 0) n->set_thread_options({.priority = rt_priority, .cpu = -1});
     }
 
     struct sigaction sa {};

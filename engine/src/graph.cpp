@@ -84,6 +84,29 @@ void Graph::Impl::post(Event e) {
 }
 
 namespace {
+// Whether the graph runs a streaming thread for the node: every source, and the transforms that
+// cut a thread boundary (queue).
+bool has_streaming_thread(const Node& n) { return n.kind() == Node::Kind::source || n.owns_streaming_thread(); }
+
+// Whether `in`, an input that accepts anything, may be handed `f` in its own layout (padded
+// rows): its node passes samples on unchanged to each output (Node::passes_through), and every
+// input they reach takes `f` as it is, directly or through more such nodes. Their formats are not
+// fixed yet, so this looks at what those inputs accept. A chain deeper than 64 is taken for packed.
+bool passes_layout_on(const InputPin& in, const MediaFormat& f, int depth = 0) {
+    const Node& n = in.node();
+    bool passes = false;
+    for (std::size_t o = 0; o < n.output_count(); ++o) {
+        if (!n.output(o).linked()) continue;
+        if (!n.passes_through(in.index(), o)) return false;  // it may read the picture itself
+        const InputPin& next = *n.output(o).peer();
+        if (next.accepts().empty() ? depth >= 64 || !passes_layout_on(next, f, depth + 1)
+                                   : intersect(FormatSet{f}, next.accepts()).empty())
+            return false;
+        passes = true;
+    }
+    return passes;
+}
+
 // Whether some offered format has the kind of some accepted one; true when either side is open.
 bool kinds_meet(const FormatSet& offers, const FormatSet& accepts) {
     if (offers.empty() || accepts.empty()) return true;
@@ -473,13 +496,13 @@ void describe_holders(const OutputPin& out, std::string& path, std::size_t& budg
     }
 }
 
-// The source whose streaming thread reaches each node first (following input 0 upstream), for
-// every node in `order` (sources first): one step per node.
+// The node whose streaming thread reaches each node first (following input 0 upstream to a
+// source or a queue), for every node in `order` (sources first): one step per node.
 std::map<const Node*, const Node*> upstream_sources(const std::vector<Node*>& order) {
     std::map<const Node*, const Node*> source;
     for (const Node* n : order) {
         const InputPin* fed_by = nullptr;  // the first linked input
-        for (std::size_t i = 0; n->kind() != Node::Kind::source && i < n->input_count() && !fed_by; ++i)
+        for (std::size_t i = 0; !has_streaming_thread(*n) && i < n->input_count() && !fed_by; ++i)
             if (n->input(i).linked()) fed_by = &n->input(i);
         source[n] = fed_by ? source.at(&fed_by->peer()->node()) : n;
     }
@@ -569,9 +592,11 @@ Status Graph::Impl::prepare_locked() {
             if (Status st = guarded(*n, "output_formats()", [&] { offered = n->output_formats(o); return Status{}; }); !st)
                 return st;
             // An input that accepts anything still reads pictures as packed rows: padded ones go
-            // only to inputs that say they read any layout (MediaFormat::kAnyLayout).
+            // only to inputs that say they read any layout (MediaFormat::kAnyLayout), or that
+            // pass them on unchanged to such inputs (tee, queue).
             FormatSet anything = offered;
-            for (MediaFormat& f : anything) f.stride = f.plane_rows = 0;
+            for (MediaFormat& f : anything)
+                if (!f.packed() && !passes_layout_on(in, f)) f.stride = f.plane_rows = 0;
             const FormatSet agreed = intersect(offered, in.accepts().empty() ? anything : in.accepts());
             if (agreed.empty()) {
                 std::string advice;
@@ -736,7 +761,7 @@ Status Graph::Impl::pause_locked() {
     threads.clear();
     try {
         for (Node* n : order)
-            if (n->kind() == Node::Kind::source) {
+            if (has_streaming_thread(*n)) {
                 threads.emplace_back([this, n] { stream(*n); });
                 // relaxed: read by this thread below, and by others under `control` after it; the
                 // new thread cannot leave (and decrement it) before the gate opens or a stop is
@@ -921,21 +946,20 @@ Status Graph::seek(std::int64_t media_ns) {
     if (media_ns < 0) return {engine::GraphErrc::invalid_argument, "seek: a position before 0 (" + std::to_string(media_ns) + " ns)"};
     if (g.state.load(std::memory_order_relaxed) == State::stopped)  // relaxed: guarded by `control`
         return {engine::GraphErrc::bad_state, "seek: the graph is stopped; run or pause it first"};
-    std::size_t sources = 0, seekable = 0;
-    for (Node* n : g.order)
-        if (n->kind() == Node::Kind::source) {
-            ++sources;
-            if (n->seekable()) ++seekable;
-        }
+    std::size_t streaming = 0, seekable = 0;
+    for (Node* n : g.order) {
+        if (has_streaming_thread(*n)) ++streaming;
+        if (n->kind() == Node::Kind::source && n->seekable()) ++seekable;
+    }
     if (seekable == 0) return {engine::GraphErrc::unsupported_format, "seek: no source of this graph can seek"};
     // Paused, a clocked render parks inside present() with a sample of the old position on the
     // stack of its source's produce(); a seek under it would present that sample against the
     // moved clock on resume (a backward seek waiting its whole distance). Not yet: seek playing.
     if (g.state.load(std::memory_order_relaxed) == State::paused)  // relaxed: guarded by `control`
         return {engine::GraphErrc::bad_state, "seek: the graph is paused; seek while it plays (not yet while paused)"};
-    // A source whose stream ended has no thread left to carry it on from the new position.
-    // seq_cst: as flush reads it.
-    if (g.active.load(std::memory_order_seq_cst) < sources)
+    // A source (or queue) whose stream ended has no thread left to carry it on from the new
+    // position. seq_cst: as flush reads it.
+    if (g.active.load(std::memory_order_seq_cst) < streaming)
         return {engine::GraphErrc::bad_state, "seek: a source has ended its stream; stop and run again"};
     return g.flush_parked("seek", [&]() -> Status {
         for (Node* n : g.order) {

@@ -70,6 +70,7 @@ NodeStats Node::stats() const noexcept {
 
 std::vector<std::pair<std::string, std::uint64_t>> Node::extra_stats() const { return {}; }
 bool Node::passes_through(std::size_t, std::size_t) const { return false; }
+bool Node::owns_streaming_thread() const noexcept { return kind_ == Kind::source; }
 std::vector<Node::FileUse> Node::file_uses() const { return {}; }
 bool Node::request_output() { return false; }
 bool Node::seekable() const { return false; }

@@ -4,7 +4,9 @@
 // Node: the unit of a push graph. A node has input and output pins and is one of three kinds:
 //
 //   source     no inputs; the graph gives it a streaming thread that calls produce() in a loop
-//   transform  inputs and outputs; process() runs on the thread of whoever pushed the sample
+//   transform  inputs and outputs; process() runs on the thread of whoever pushed the sample,
+//              except in a transform that owns a streaming thread (queue, a thread boundary):
+//              its process() hands samples over and the graph's thread for it calls produce()
 //   render     inputs only; consumes samples (files, devices, counters)
 //
 // Writing a node: subclass Node, declare pins in the constructor (add_input / add_output), then
@@ -229,6 +231,12 @@ public:
 
     // Samples of input i this node keeps after process() returns. Default: the pin's needs.
     virtual std::size_t holds(std::size_t input) const { return inputs_.at(input)->needs_.holds; }
+    // Transforms that cut a thread boundary (queue): the graph gives the node a streaming thread
+    // of its own, as it gives each source, which calls produce() in a loop (a produce() that
+    // returns end_of_stream ends the node's outputs and the thread), parks it at pauses and
+    // flushes and gives it the node's thread options; process() and end_of_stream() hand
+    // samples over to it, and unblock() wakes both sides. Sources always have one. Default: no.
+    virtual bool owns_streaming_thread() const noexcept;
     // Whether a sample arriving on input i may leave unchanged on output o (the same buffer):
     // tees and in-place transforms. The graph uses it to size pools. Default: no.
     virtual bool passes_through(std::size_t input, std::size_t output) const;

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT
+// queue: a thread boundary (Node::owns_streaming_thread). What the upstream thread queues, the
+// queue's own streaming thread pushes on, in order; a full queue holds the upstream thread, and
+// stop, flush and a failure downstream reach both sides. Pictures in a decoder's padded layout
+// pass through queues and tees to renders that read any layout (no copy).
+#include "../engine/test_nodes.hpp"
+#include "../support.hpp"
+
+#include <sluice/engine/graph.hpp>
+#include <sluice/nodes/registry.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace sluice;
+using namespace sluice::engine;
+
+namespace {
+
+// A source that records the thread it runs on.
+class ThreadSource final : public test::CountingSource {
+public:
+    using CountingSource::CountingSource;
+    std::thread::id thread() const {
+        std::lock_guard lock(mutex_);
+        return thread_;
+    }
+
+private:
+    Flow produce() override {
+        {
+            std::lock_guard lock(mutex_);  // a test's node: a lock is fine here
+            thread_ = std::this_thread::get_id();
+        }
+        return CountingSource::produce();
+    }
+    mutable std::mutex mutex_;
+    std::thread::id thread_;
+};
+
+// Records each sample's number (CountingSource writes it into the sample) and the thread that
+// handed it over; while `held`, keeps the sample it has in hand, waiting, until released, the
+// graph flushes or stops. Fails on purpose at sample `fail_at`.
+class Gate final : public Node {
+public:
+    explicit Gate(std::string name) : Node(std::move(name), Kind::render) { add_input("sink", {}); }
+    std::atomic<bool> held{false};
+    std::atomic<bool> waiting{false};  // a sample in hand, held
+    std::int64_t fail_at = -1;
+
+    std::vector<std::uint64_t> numbers() const {
+        std::lock_guard lock(mutex_);
+        return numbers_;
+    }
+    std::vector<std::thread::id> threads() const {
+        std::lock_guard lock(mutex_);
+        return threads_;
+    }
+    void release() {
+        held.store(false);
+        held.notify_all();
+    }
+
+private:
+    Flow process(std::size_t, SampleRef&& s) override {
+        std::uint64_t n = 0;
+        std::memcpy(&n, s.data(), sizeof n);
+        if (fail_at >= 0 && n == std::uint64_t(fail_at))
+            return report_error(make_error_code(GraphErrc::io_error), "failed on purpose at sample " + std::to_string(n));
+        while (held.load()) {
+            waiting.store(true);
+            if (stop_token().stop_requested()) return Flow::stopped;
+            if (flushing()) return Flow::flushing;
+            std::this_thread::sleep_for(1ms);
+        }
+        waiting.store(false);
+        std::lock_guard lock(mutex_);  // a test's render: a lock is fine here
+        numbers_.push_back(n);
+        threads_.push_back(std::this_thread::get_id());
+        return Flow::ok;
+    }
+    Status start() override {
+        std::lock_guard lock(mutex_);
+        numbers_.clear();
+        threads_.clear();
+        return {};
+    }
+    mutable std::mutex mutex_;
+    std::vector<std::uint64_t> numbers_;
+    std::vector<std::thread::id> threads_;
+};
+
+std::uint64_t extra(const Graph& g, const std::string& node, const std::string& key) {
+    for (const auto& n : g.stats().nodes)
+        if (n.name == node)
+            for (const auto& [k, v] : n.extras)
+                if (k == key) return v;
+    FAIL("no stat " << key << " of " << node);
+    return 0;
+}
+
+NodeStats stats_of(const Graph& g, const std::string& node) {
+    for (const auto& n : g.stats().nodes)
+        if (n.name == node) return n.stats;
+    FAIL("no node " << node);
+    return {};
+}
+
+Node& add_queue(Graph& g, const nodes::Properties& properties) {
+    std::unique_ptr<Node> q;
+    const Status st = nodes::create_node("queue", "q", properties, q);
+    REQUIRE_MESSAGE(st, st.message());
+    return g.add(std::move(q));
+}
+
+// Waits up to 10 s for `done`.
+template <class F>
+bool eventually(F&& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+bool increasing(const std::vector<std::uint64_t>& v) {
+    for (std::size_t i = 1; i < v.size(); ++i)
+        if (v[i] <= v[i - 1]) return false;
+    return true;
+}
+
+// source -> queue -> gate, the queue `properties`.
+struct QueueGraph {
+    explicit QueueGraph(std::uint64_t samples, const nodes::Properties& properties)
+        : src(g.add<ThreadSource>("src", samples)), q(add_queue(g, properties)), gate(g.add<Gate>("gate")) {
+        REQUIRE(g.connect(src, q));
+        REQUIRE(g.connect(q, gate));
+    }
+    Graph g;
+    ThreadSource& src;
+    Node& q;
+    Gate& gate;
+};
+
+}  // namespace
+
+TEST_CASE("Queue.PushesOnItsOwnThreadInOrder" * doctest::timeout(30)) {
+    QueueGraph t(300, {{"max-size-buffers", "8"}});
+    REQUIRE(t.g.run());
+    REQUIRE(t.g.wait_until_ended(20s));
+    const auto numbers = t.gate.numbers();
+    REQUIRE(numbers.size() == 300);
+    for (std::size_t i = 0; i < numbers.size(); ++i) CHECK_MESSAGE(numbers[i] == i, "sample " << i);
+    // Every sample reached the render on one thread, and not the source's.
+    const auto threads = t.gate.threads();
+    CHECK(std::all_of(threads.begin(), threads.end(), [&](std::thread::id id) { return id == threads.front(); }));
+    CHECK(threads.front() != t.src.thread());
+    REQUIRE(t.g.stop());
+    CHECK(extra(t.g, "q", "capacity") == 8);
+    CHECK(extra(t.g, "q", "max-queued") <= 8);
+    CHECK(extra(t.g, "q", "dropped") == 0);
+    CHECK(stats_of(t.g, "q").samples_out == 300);
+}
+
+// The queue's size goes into the pool upstream of it: the source can have the whole queue, the
+// sample the queue's thread is pushing and one of its own out at once, and never runs dry.
+TEST_CASE("Queue.FullHoldsTheUpstreamThreadUntilThereIsRoom" * doctest::timeout(30)) {
+    QueueGraph t(100, {{"max-size-buffers", "4"}});
+    t.gate.held = true;
+    REQUIRE(t.g.run());
+    REQUIRE(eventually([&] { return extra(t.g, "q", "queued") == 4 && t.gate.waiting.load(); }));
+    REQUIRE(eventually([&] { return extra(t.g, "q", "waits-full") >= 1; }));
+    std::this_thread::sleep_for(100ms);
+    // 4 queued, 1 in the gate's hand, at most 1 more made and waiting to go in.
+    CHECK(t.src.produced() >= 5);
+    CHECK(t.src.produced() <= 6);
+    CHECK(extra(t.g, "q", "queued") == 4);
+    t.gate.release();
+    REQUIRE(t.g.wait_until_ended(20s));
+    const auto numbers = t.gate.numbers();
+    CHECK(numbers.size() == 100);
+    CHECK(increasing(numbers));
+    REQUIRE(t.g.stop());
+    CHECK(t.src.output(0).allocator().stats().outstanding == 0);
+}
+
+// Both sides blocked (the upstream thread on a full queue, the queue's thread in a render that
+// holds its sample), or the queue's thread waiting on an empty queue: stop wakes them all and
+// every sample goes back to its pool.
+TEST_CASE("Queue.StopWakesBothSides" * doctest::timeout(30)) {
+    SUBCASE("full") {
+        QueueGraph t(1000, {{"max-size-buffers", "3"}});
+        t.gate.held = true;
+        REQUIRE(t.g.run());
+        REQUIRE(eventually([&] { return extra(t.g, "q", "queued") == 3 && extra(t.g, "q", "waits-full") >= 1; }));
+        const Status st = t.g.stop();
+        CHECK_MESSAGE(st, st.message());
+        CHECK(t.src.output(0).allocator().stats().outstanding == 0);
+        CHECK(extra(t.g, "q", "queued") == 0);
+    }
+    SUBCASE("empty") {
+        Graph g;
+        std::unique_ptr<Node> in;
+        REQUIRE(nodes::create_node("appsrc", "in", {{"format", "f32"}}, in));
+        Node& src = g.add(std::move(in));
+        Node& q = add_queue(g, {});
+        auto& gate = g.add<Gate>("gate");
+        REQUIRE(g.connect(src, q));
+        REQUIRE(g.connect(q, gate));
+        REQUIRE(g.run());
+        std::this_thread::sleep_for(50ms);  // both threads asleep, nothing pushed
+        const Status st = g.stop();
+        CHECK_MESSAGE(st, st.message());
+        CHECK(gate.numbers().empty());
+    }
+}
+
+// A flush (a seek's first half) parks the queue's thread with the others and drops what was
+// queued; the stream goes on afterwards from where the source is.
+TEST_CASE("Queue.FlushDropsWhatIsQueued" * doctest::timeout(30)) {
+    QueueGraph t(200, {{"max-size-buffers", "5"}});
+    t.gate.held = true;
+    REQUIRE(t.g.run());
+    REQUIRE(eventually([&] { return extra(t.g, "q", "queued") == 5 && t.gate.waiting.load(); }));
+    const Status flushed = t.g.flush();
+    REQUIRE_MESSAGE(flushed, flushed.message());
+    CHECK(stats_of(t.g, "q").drops >= 5);  // the five queued, counted as the flush dropped them
+    t.gate.release();
+    REQUIRE(t.g.wait_until_ended(20s));
+    const auto numbers = t.gate.numbers();
+    CHECK(increasing(numbers));
+    CHECK(numbers.size() < 200);  // what was queued and in hand went
+    CHECK(numbers.back() == 199);
+    REQUIRE(t.g.stop());
+    CHECK(t.src.output(0).allocator().stats().outstanding == 0);
+}
+
+// leaky: a full queue drops instead of holding the upstream thread (a live source that must not
+// wait): the new sample (upstream) or the oldest queued (downstream).
+TEST_CASE("Queue.LeakyDropsInsteadOfWaiting" * doctest::timeout(30)) {
+    for (const char* leaky : {"upstream", "downstream"}) {
+        CAPTURE(leaky);
+        QueueGraph t(100, {{"max-size-buffers", "3"}, {"leaky", leaky}});
+        t.gate.held = true;
+        REQUIRE(t.g.run());
+        // The source makes all its samples with the render holding one: nobody waits.
+        REQUIRE(eventually([&] { return t.src.produced() == 100; }));
+        CHECK(extra(t.g, "q", "waits-full") == 0);
+        t.gate.release();
+        REQUIRE(t.g.wait_until_ended(20s));
+        const auto numbers = t.gate.numbers();
+        CHECK(increasing(numbers));
+        CHECK(numbers.size() + extra(t.g, "q", "dropped") == 100);
+        CHECK(numbers.size() <= 5);
+        REQUIRE(numbers.size() >= 3);
+        if (std::string(leaky) == "downstream") {
+            CHECK(numbers.back() == 99);  // the newest stay
+        } else {
+            CHECK(numbers[0] == 0);  // the first ones in stay; the rest came while it was full
+            CHECK(numbers[1] == 1);
+        }
+        REQUIRE(t.g.stop());
+    }
+}
+
+// A render failing behind the queue ends the queue's thread; the upstream thread hears it at its
+// next sample (or wakes from waiting for room) and ends too, instead of filling the queue for
+// ever.
+TEST_CASE("Queue.FailureDownstreamEndsTheUpstreamThread" * doctest::timeout(30)) {
+    QueueGraph t(0, {{"max-size-buffers", "4"}});  // an endless source
+    t.gate.fail_at = 10;
+    REQUIRE(t.g.run());
+    bool failed = false;
+    while (auto e = t.g.wait_event(10s)) {
+        if (e->type != Event::Type::error) continue;
+        failed = true;
+        CHECK(e->message.find("failed on purpose at sample 10") != std::string::npos);
+        break;
+    }
+    REQUIRE(failed);
+    // The source stops making samples: at most the queue and the pool's spares past the failure.
+    REQUIRE(eventually([&] {
+        const auto before = t.src.produced();
+        std::this_thread::sleep_for(50ms);
+        return t.src.produced() == before;
+    }));
+    CHECK(t.src.produced() < 30);
+    (void)t.g.stop();
+    CHECK(t.src.output(0).allocator().stats().outstanding == 0);
+}
+
+TEST_CASE("Queue.BadPropertiesAreOneLine" * doctest::timeout(30)) {
+    std::unique_ptr<Node> q;
+    Status st = nodes::create_node("queue", "q", {{"max-size-buffers", "0"}, {"max-size-time", "0"}}, q);
+    CHECK_FALSE(st);
+    CHECK(st.message().find("no size") != std::string::npos);
+    st = nodes::create_node("queue", "q", {{"leaky", "sideways"}}, q);
+    CHECK_FALSE(st);
+    CHECK(st.message().find("leaky") != std::string::npos);
+    st = nodes::create_node("queue", "q", {{"max-size-buffers", "-1"}}, q);
+    CHECK_FALSE(st);
+    CHECK(st.message().find("max-size-buffers") != std::string::npos);
+    CHECK(st.message().find('\n') == std::string::npos);
+}
+
+// The decoder's pictures in its padded layout pass through a queue, and through a tee whose
+// every branch reads any layout, to renders that read any layout: no copy. A branch that reads
+// packed rows makes the tee's pictures packed for all (one copy each, counted).
+TEST_CASE("Queue.PaddedPicturesPassThroughQueuesAndTees" * doctest::timeout(120)) {
+    test::TempDir dir;
+    const std::string movie = dir.path() + "/v.mp4";
+    auto made = test::run("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25:duration=2 -c:v libx264 -pix_fmt yuv420p "
+                          "-preset veryfast " + test::quote(movie) + " 2>&1");
+    INFO(made.output);
+    REQUIRE(made.exit_code == 0);
+    struct Case {
+        std::string pipeline;
+        bool copies;
+    };
+    const std::string y4m = dir.path() + "/a.y4m", y4m2 = dir.path() + "/b.y4m";
+    for (const Case& c : {Case{"avsrc name=d path=" + movie + " ! queue ! y4msink path=" + y4m, false},
+                          Case{"avsrc name=d path=" + movie + " ! tee name=t t. ! queue ! y4msink path=" + y4m + " t. ! nullsink", false},
+                          Case{"avsrc name=d path=" + movie + " ! tee name=t t. ! queue ! y4msink path=" + y4m + " t. ! videoconvert ! nullsink", true}}) {
+        CAPTURE(c.pipeline);
+        Graph g;
+        const Status built = nodes::build_pipeline(g, c.pipeline);
+        REQUIRE_MESSAGE(built, built.message());
+        REQUIRE(g.run());
+        REQUIRE(g.wait_until_ended(60s));
+        REQUIRE(g.stop());
+        CHECK(stats_of(g, "d").samples_out == 50);
+        if (c.copies) CHECK(extra(g, "d", "copies") == 50);
+        else CHECK(extra(g, "d", "copies") == 0);
+        // The file holds every picture, whatever layout they came in.
+        auto frames = test::run("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 " +
+                                test::quote(y4m));
+        CHECK(frames.output.find("50") == 0);
+    }
+}
