@@ -450,7 +450,7 @@ TEST_CASE("VideoSink.NoDisplay.OneLineAndExitTwo" * doctest::timeout(60)) {
 TEST_CASE("Player.File.PlaysAMovieOnTheDeviceAndInAWindow" * doctest::timeout(120)) {
     test::TempDir dir;
     auto made = test::run("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25:duration=2 -f lavfi -i "
-                          "sine=frequency=440:sample_rate=48000:duration=2 -ac 2 -c:v ffv1 -c:a flac " + dir / "movie.mkv");
+                          "sine=frequency=440:sample_rate=48000:duration=2 -ac 2 -c:v ffv1 -pix_fmt yuv420p -c:a flac " + dir / "movie.mkv");
     REQUIRE_MESSAGE(made.exit_code == 0, made.output);
     std::ofstream(dir / "asound.conf") << "pcm.!default { type file slave.pcm \"null\" file \"" << dir / "speaker.raw"
                                        << "\" format \"raw\" }\n";
@@ -466,6 +466,12 @@ TEST_CASE("Player.File.PlaysAMovieOnTheDeviceAndInAWindow" * doctest::timeout(12
     const auto stats = nlohmann::json::parse(read_file(dir / "stats.json"));
     REQUIRE(stats["nodes"].contains("window"));
     CHECK(stats["nodes"]["window"]["samples_in"].get<std::int64_t>() == 50);
+    // Each branch behind a queue of its own, and the decoder's I420 pictures shown from the pool
+    // buffers it decoded them into (the window reads them as they are: no videoconvert).
+    CHECK(stats["nodes"]["video-queue"]["samples_out"].get<std::int64_t>() == 50);
+    CHECK(stats["nodes"]["audio-queue"]["samples_out"].get<std::int64_t>() > 0);
+    CHECK(stats["nodes"]["file"]["copies"].get<std::int64_t>() == 0);
+    CHECK_FALSE(stats["nodes"].contains("videoconvert0"));
     auto decoded = test::run("ffmpeg -v error -i " + dir / "movie.mkv" + " -map 0:a -f s16le -");
     REQUIRE(decoded.exit_code == 0);
     CHECK(decoded.output.size() == std::size_t(96000 * 4));
