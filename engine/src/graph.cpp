@@ -201,6 +201,8 @@ int Graph::Impl::priority_ceiling_of(const Node& node) const {
         if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
         seen.push_back(n);
         if (const int c = n->priority_ceiling(); c != 0 && (ceiling == 0 || c < ceiling)) ceiling = c;
+        // A queue's own thread runs what lies past it: this thread never reaches it.
+        if (n != &node && has_streaming_thread(*n)) continue;
         for (std::size_t o = 0; o < n->output_count(); ++o)
             if (const InputPin* peer = n->output(o).peer()) todo.push_back(&peer->node());
     }

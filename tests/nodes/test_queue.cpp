@@ -24,7 +24,7 @@ using namespace sluice::engine;
 
 namespace {
 
-// A source that records the thread it runs on.
+// A source that records the thread it runs on and what its last step came to.
 class ThreadSource final : public test::CountingSource {
 public:
     using CountingSource::CountingSource;
@@ -32,6 +32,7 @@ public:
         std::lock_guard lock(mutex_);
         return thread_;
     }
+    std::atomic<Flow> last{Flow::ok};
 
 private:
     Flow produce() override {
@@ -39,7 +40,9 @@ private:
             std::lock_guard lock(mutex_);  // a test's node: a lock is fine here
             thread_ = std::this_thread::get_id();
         }
-        return CountingSource::produce();
+        const Flow f = CountingSource::produce();
+        last.store(f);
+        return f;
     }
     mutable std::mutex mutex_;
     std::thread::id thread_;
@@ -286,15 +289,45 @@ TEST_CASE("Queue.FailureDownstreamEndsTheUpstreamThread" * doctest::timeout(30))
         break;
     }
     REQUIRE(failed);
-    // The source stops making samples: at most the queue and the pool's spares past the failure.
-    REQUIRE(eventually([&] {
-        const auto before = t.src.produced();
-        std::this_thread::sleep_for(50ms);
-        return t.src.produced() == before;
-    }));
+    // The source hears the failure from its push (it would wait for room for ever otherwise)
+    // and its thread leaves, having made at most the queue's worth past the failure.
+    REQUIRE(eventually([&] { return t.src.last.load() == Flow::error; }));
     CHECK(t.src.produced() < 30);
     (void)t.g.stop();
     CHECK(t.src.output(0).allocator().stats().outstanding == 0);
+}
+
+// The stream ended upstream (the source's thread is gone) while samples were still queued: a
+// flush then drops them, and the end of stream still comes out of the queue, so the graph ends.
+TEST_CASE("Queue.EndOfStreamOutlivesAFlush" * doctest::timeout(30)) {
+    QueueGraph t(10, {{"max-size-buffers", "20"}});
+    t.gate.held = true;
+    REQUIRE(t.g.run());
+    REQUIRE(eventually([&] { return t.src.last.load() == Flow::end_of_stream && extra(t.g, "q", "queued") == 9; }));
+    const Status flushed = t.g.flush();
+    REQUIRE_MESSAGE(flushed, flushed.message());
+    t.gate.release();
+    CHECK(t.g.wait_until_ended(10s));
+    CHECK(t.gate.numbers().empty());  // what was queued and in hand went with the flush
+    REQUIRE(t.g.stop());
+}
+
+// leaky=downstream on a queue full by time: each new sample drops the oldest, not the queue.
+TEST_CASE("Queue.LeakyDownstreamFullByTimeDropsOnlyTheOldest" * doctest::timeout(30)) {
+    // 64-frame samples at 48 kHz are 1.33 ms: 8 ms hold 6 of them, fewer than the 50 by count.
+    QueueGraph t(100, {{"max-size-buffers", "50"}, {"max-size-time", "0.008"}, {"leaky", "downstream"}});
+    t.gate.held = true;
+    REQUIRE(t.g.run());
+    REQUIRE(eventually([&] { return t.src.produced() == 100; }));
+    CHECK(extra(t.g, "q", "queued") >= 5);  // a queue's worth by time stays
+    CHECK(extra(t.g, "q", "queued") <= 7);
+    t.gate.release();
+    REQUIRE(t.g.wait_until_ended(20s));
+    const auto numbers = t.gate.numbers();
+    CHECK(increasing(numbers));
+    CHECK(numbers.back() == 99);
+    CHECK(numbers.size() >= 6);  // the one in hand and the newest queued
+    REQUIRE(t.g.stop());
 }
 
 TEST_CASE("Queue.BadPropertiesAreOneLine" * doctest::timeout(30)) {

@@ -94,7 +94,10 @@ private:
         max_queued_.store(0, std::memory_order_relaxed);
         dropped_.store(0, std::memory_order_relaxed);
         waits_full_.store(0, std::memory_order_relaxed);
-        reset_stream();
+        // relaxed, both: no streaming thread runs yet; their start publishes these.
+        ended_.store(false, std::memory_order_relaxed);
+        downstream_flow_.store(Flow::ok, std::memory_order_relaxed);
+        reset_level();
         return {};
     }
 
@@ -104,10 +107,12 @@ private:
         samples_.reset();
     }
 
-    // Streaming threads parked: what was queued belongs to the old position.
+    // Streaming threads parked: what was queued belongs to the old position. An end of stream
+    // that reached the queue, or the end of the queue's thread, stays: the thread that would
+    // carry the stream on is gone, and a flush does not bring it back.
     void flush() override {
         drain(true);
-        reset_stream();
+        reset_level();
     }
 
     void unblock() override {
@@ -130,6 +135,9 @@ private:
             if (leaky_ == Leaky::downstream) {
                 SampleRef oldest;
                 if (take(oldest)) {
+                    // The level by time now starts about where the oldest ended; without it a
+                    // queue full by time would drop everything. relaxed: an estimate.
+                    if (oldest.stop_time() != kNoTime) out_start_ns_.store(oldest.stop_time(), std::memory_order_relaxed);
                     (void)drop(std::move(oldest));
                     continue;
                 }
@@ -148,8 +156,9 @@ private:
         if (!samples_->try_enqueue(*producer_, std::move(s)))  // never allocates; cannot fail with room
             return drop(std::move(s));
         if (end != kNoTime) in_end_ns_.store(end, std::memory_order_relaxed);  // relaxed: a level estimate
-        // release: pairs with take()'s acquire, so the queue thread that sees the count sees the sample.
-        const std::int64_t now = count_.fetch_add(1, std::memory_order_release) + 1;
+        // relaxed: a count that bounds the queue; the queue itself hands the sample over and
+        // orders it (moodycamel publishes what it enqueues to the thread that dequeues it).
+        const std::int64_t now = count_.fetch_add(1, std::memory_order_relaxed) + 1;
         if (std::uint64_t(now) > max_queued_.load(std::memory_order_relaxed))  // relaxed: a statistic, one writer
             max_queued_.store(std::uint64_t(now), std::memory_order_relaxed);
         queued_.notify_one();
@@ -188,15 +197,16 @@ private:
 
     bool take(SampleRef& s) noexcept {
         if (!samples_->try_dequeue(s)) return false;
-        count_.fetch_sub(1, std::memory_order_acq_rel);  // acq_rel: see process()
+        count_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see process()
         return true;
     }
 
     // Full by count, or by the time between the newest sample's end and the oldest's start (the
     // last one taken) once one is queued: a queue always takes one sample.
     bool full() const noexcept {
-        // acquire: pairs with take()'s release of a slot.
-        const std::int64_t n = count_.load(std::memory_order_acquire);
+        // relaxed: see process(); a stale count only makes the pusher look again after the
+        // wake-up the taker sends through room_ (an EventCount: the ticket orders it).
+        const std::int64_t n = count_.load(std::memory_order_relaxed);
         if (n >= std::int64_t(capacity_)) return true;
         if (max_time_ns_ == 0 || n == 0) return false;
         // relaxed: an estimate; the count above is what bounds the pool.
@@ -229,10 +239,8 @@ private:
         }
     }
 
-    void reset_stream() noexcept {
-        // relaxed, all: streaming threads are parked or not started; the gate publishes these.
-        ended_.store(false, std::memory_order_relaxed);
-        downstream_flow_.store(Flow::ok, std::memory_order_relaxed);
+    void reset_level() noexcept {
+        // relaxed, both: streaming threads are parked or not started; the gate publishes these.
         in_end_ns_.store(kNoTime, std::memory_order_relaxed);
         out_start_ns_.store(kNoTime, std::memory_order_relaxed);
     }

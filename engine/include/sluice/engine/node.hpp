@@ -260,8 +260,8 @@ public:
     // device's (the callback has the deadline; the ring has room for the rest), or
     // kNormalPriority: a ring long enough for threads at normal priority, which then stay there
     // (a second real-time thread beside the device's costs the device wake-ups on an idle
-    // machine; see jack.cpp). The graph asks after start() and caps every source's thread that
-    // reaches the node, the lowest ceiling winning. Default 0: no limit.
+    // machine; see jack.cpp). The graph asks after start() and caps every streaming thread (a
+    // source's, a queue's) that reaches the node, the lowest ceiling winning. Default 0: no limit.
     static constexpr int kNormalPriority = -1;
     virtual int priority_ceiling() const noexcept { return 0; }
 
