@@ -5,6 +5,7 @@
 // other end.
 
 #include "../support.hpp"  // test::run
+#include "node_stats.hpp"    // test::extra
 
 #include <doctest/doctest.h>
 #include <sluice/sluice.hpp>
@@ -29,15 +30,6 @@ namespace test {
 inline int random_port() {
     static std::mt19937 rng(std::random_device{}());
     return 20000 + int(rng() % 20000);
-}
-
-// One of a node's extra statistics (packets_lost...); all ones when the node has no such entry.
-inline std::uint64_t extra(const sluice::engine::Graph& g, const std::string& node, const std::string& key) {
-    const auto stats = g.stats();
-    if (const auto* n = stats.node(node))
-        for (const auto& [k, v] : n->extras)
-            if (k == key) return v;
-    return ~std::uint64_t(0);
 }
 
 // A receiver's packet counts for the test's log: "received R, lost L, late T".

@@ -2,6 +2,7 @@
 // avsrc decoding straight into pool buffers: the decoder's get_buffer2 is served by the video
 // pin's SampleAllocator, and the allocator's contract reaches the decoder's threads.
 #include "../support.hpp"
+#include "node_stats.hpp"
 
 #include <sluice/engine/graph.hpp>
 #include <sluice/nodes/registry.hpp>
@@ -42,14 +43,7 @@ private:
     std::vector<SampleRef> hoard_;
 };
 
-std::uint64_t extra(const Graph& g, const std::string& node, const std::string& key) {
-    for (const auto& n : g.stats().nodes)
-        if (n.name == node)
-            for (const auto& [k, v] : n.extras)
-                if (k == key) return v;
-    FAIL("no stat " << key << " of " << node);
-    return 0;
-}
+using test::extra;
 
 }  // namespace
 

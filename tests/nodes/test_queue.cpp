@@ -5,6 +5,7 @@
 // pass through queues and tees to renders that read any layout (no copy).
 #include "../engine/test_nodes.hpp"
 #include "../support.hpp"
+#include "node_stats.hpp"
 
 #include <sluice/engine/graph.hpp>
 #include <sluice/nodes/registry.hpp>
@@ -100,21 +101,8 @@ private:
     std::vector<std::thread::id> threads_;
 };
 
-std::uint64_t extra(const Graph& g, const std::string& node, const std::string& key) {
-    for (const auto& n : g.stats().nodes)
-        if (n.name == node)
-            for (const auto& [k, v] : n.extras)
-                if (k == key) return v;
-    FAIL("no stat " << key << " of " << node);
-    return 0;
-}
-
-NodeStats stats_of(const Graph& g, const std::string& node) {
-    for (const auto& n : g.stats().nodes)
-        if (n.name == node) return n.stats;
-    FAIL("no node " << node);
-    return {};
-}
+using test::extra;
+using test::stats_of;
 
 Node& add_queue(Graph& g, const nodes::Properties& properties) {
     std::unique_ptr<Node> q;
@@ -123,16 +111,7 @@ Node& add_queue(Graph& g, const nodes::Properties& properties) {
     return g.add(std::move(q));
 }
 
-// Waits up to 10 s for `done`.
-template <class F>
-bool eventually(F&& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
+using test::eventually;
 
 bool increasing(const std::vector<std::uint64_t>& v) {
     for (std::size_t i = 1; i < v.size(); ++i)
