@@ -632,7 +632,12 @@ Status Graph::Impl::prepare_locked() {
             BufferNeeds want;
             if (Status st = guarded(*n, "output_buffers()", [&] { want = n->output_buffers(o); return Status{}; }); !st)
                 return st;
-            const std::size_t need = std::max<std::size_t>(want.buffers, 1) + held_downstream(out, held_memo);
+            // A node that never takes a buffer from this pool (it passes on what it is given: tee,
+            // queue) gets the smallest pool there is, whatever downstream holds: sized like the
+            // others, each pool of a chain of 500 queues held buffers for everything after it
+            // (1.3 GB of pools that nobody used).
+            const bool unused = want.buffers == 0;
+            const std::size_t need = unused ? 1 : want.buffers + held_downstream(out, held_memo);
             needed[&out] = need;
             std::size_t buffers = out.pool_buffers();
             if (buffers != 0 && buffers < need) {
@@ -643,7 +648,7 @@ Status Graph::Impl::prepare_locked() {
                                               " buffers but " + std::to_string(need) + " may be held at once on " +
                                               path + "; it would run dry with every holder waiting"};
             }
-            if (buffers == 0) buffers = need + (want.exact ? 0 : 2);
+            if (buffers == 0) buffers = need + (want.exact || unused ? 0 : 2);
             const InputNeeds& downstream = out.peer()->needs();
             const Node* source = source_of.at(n);
             const AllocatorProperties props{.buffers = buffers,

@@ -309,6 +309,26 @@ TEST_CASE("Queue.LeakyDownstreamFullByTimeDropsOnlyTheOldest" * doctest::timeout
     REQUIRE(t.g.stop());
 }
 
+// A queue's (and a tee's) own output pool is never used: it is the smallest there is, however
+// much downstream holds, while the pool upstream has room for every queue after it. Sized like
+// the others, each pool of a chain of 500 queues held buffers for everything after it (1.3 GB).
+TEST_CASE("Queue.OwnPoolIsTheSmallestAChainOfThemIsCheap" * doctest::timeout(60)) {
+    std::string pipeline = "tone name=src num-buffers=20";
+    for (int i = 0; i < 100; ++i) pipeline += " ! queue name=q" + std::to_string(i) + " max-size-buffers=3";
+    pipeline += " ! tee name=t t. ! nullsink t. ! nullsink";
+    Graph g;
+    const Status built = nodes::build_pipeline(g, pipeline);
+    REQUIRE_MESSAGE(built, built.message());
+    REQUIRE(g.run());
+    REQUIRE(g.wait_until_ended(30s));
+    for (int i = 0; i < 100; ++i) CHECK(g.find("q" + std::to_string(i))->output(0).allocator().properties().buffers == 1);
+    CHECK(g.find("t")->output(0).allocator().properties().buffers == 1);
+    // The source's pool: its own sample, each queue's 3 and the one its thread pushes, two spares.
+    CHECK(g.find("src")->output(0).allocator().properties().buffers == 1 + 100 * 4 + 2);
+    CHECK(stats_of(g, "t").samples_out == 40);
+    REQUIRE(g.stop());
+}
+
 TEST_CASE("Queue.BadPropertiesAreOneLine" * doctest::timeout(30)) {
     std::unique_ptr<Node> q;
     Status st = nodes::create_node("queue", "q", {{"max-size-buffers", "0"}, {"max-size-time", "0"}}, q);

@@ -79,7 +79,7 @@ private:
     }
 
     // The queue's own output pool is never used: its samples are the ones it was given.
-    engine::BufferNeeds output_buffers(std::size_t) const override { return {1, 1, true}; }
+    engine::BufferNeeds output_buffers(std::size_t) const override { return {.bytes = 1, .buffers = 0}; }
 
     Status start() override {
         drain();

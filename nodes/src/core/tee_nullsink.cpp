@@ -14,6 +14,8 @@ class Tee final : public Node {
 public:
     Tee(std::string name, PropertyReader&) : Node(std::move(name), Kind::transform) { add_input("sink", {}); }
     bool passes_through(std::size_t, std::size_t) const override { return true; }
+    // Its output pools are never used: the branches get the sample it was given.
+    engine::BufferNeeds output_buffers(std::size_t) const override { return {.bytes = 1, .buffers = 0}; }
     bool request_output() override {
         add_output("src_" + std::to_string(output_count()), {});
         return true;

@@ -82,7 +82,9 @@ struct InputNeeds {
 // What a node needs from the pool of one of its outputs.
 struct BufferNeeds {
     std::size_t bytes = 0;    // per buffer
-    std::size_t buffers = 1;  // buffers the node itself may have in flight at once (>= 1)
+    // Buffers the node itself may have in flight at once; 0: it never takes one from this pool,
+    // passing on the samples it is given (tee, queue), and the pool is the smallest there is.
+    std::size_t buffers = 1;
     // The pool gets `buffers` and what downstream holds, without the two spares it otherwise
     // adds so that a producer rarely waits: for a source whose `buffers` is a limit of its own
     // (appsrc's max-buffers=), where spares would only be more samples queued ahead of the
