@@ -470,6 +470,23 @@ std::size_t held_downstream(const OutputPin& out, std::map<const OutputPin*, std
     return held;
 }
 
+// Why a pool of `buffers` x `bytes` may have been refused, for its error message: more buffers
+// than a pool can have, or more memory than the machine has (what a queue of 4096 4K pictures
+// asks for); empty when neither.
+std::string pool_refused_because(std::size_t buffers, std::size_t bytes) {
+    if (buffers > SampleAllocator::kMaxBuffers)
+        return " (more than the " + std::to_string(SampleAllocator::kMaxBuffers) +
+               " buffers a pool can have: fewer or smaller queues downstream would do)";
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    const double wanted = double(buffers) * double(bytes), memory = double(pages) * double(page);
+    if (pages > 0 && page > 0 && wanted > memory) {
+        char text[160];
+        std::snprintf(text, sizeof text, " (%.1f GB, more than this machine's %.1f GB of memory)", wanted / 1e9, memory / 1e9);
+        return text;
+    }
+    return {};
+}
+
 // The walk held_downstream() took, for the one error message that shows it: "tee -> [left
 // (keeps 1) | right (keeps 1)]". At most `budget` nodes are named.
 void describe_holders(const OutputPin& out, std::string& path, std::size_t& budget) {
@@ -660,7 +677,8 @@ Status Graph::Impl::prepare_locked() {
             auto granted = out.allocator().set_properties(props);
             if (!granted)
                 return {granted.error(), "pool of " + out.full_name() + " (" + std::to_string(buffers) + " x " +
-                                             std::to_string(props.buffer_bytes) + " bytes): " + granted.error().message()};
+                                             std::to_string(props.buffer_bytes) + " bytes): " + granted.error().message() +
+                                             pool_refused_because(buffers, props.buffer_bytes)};
         }
     return {};
 }

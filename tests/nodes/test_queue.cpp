@@ -341,6 +341,22 @@ TEST_CASE("Queue.BadPropertiesAreOneLine" * doctest::timeout(30)) {
     CHECK_FALSE(st);
     CHECK(st.message().find("max-size-buffers") != std::string::npos);
     CHECK(st.message().find('\n') == std::string::npos);
+    // Sizes the graph cannot give: the run is refused, saying why.
+    struct Case {
+        const char* pipeline;
+        const char* why;
+    };
+    std::string chain = "tone";
+    for (int i = 0; i < 1400; ++i) chain += " ! queue";  // 1400 x 49 buffers for the tone's pool
+    chain += " ! nullsink";
+    for (const Case& c : {Case{"videotest width=8192 height=8192 ! queue max-size-buffers=4096 ! nullsink", "GB of memory"},
+                          Case{chain.c_str(), "buffers a pool can have"}}) {
+        Graph g;
+        Status st = nodes::build_pipeline(g, c.pipeline);  // builds and prepares
+        if (st) st = g.run();
+        CHECK_FALSE(st);
+        CHECK_MESSAGE(st.message().find(c.why) != std::string::npos, st.message());
+    }
 }
 
 // The decoder's pictures in its padded layout pass through a queue, and through a tee whose
