@@ -116,6 +116,48 @@ TEST_CASE("Alsa.BadFormat.OneLineAndTheAdviceWorks" * doctest::timeout(60)) {
     CHECK(read_file(alsa.dir.path() + "/int.raw").size() == std::size_t(48000) * 2 * 2);
 }
 
+// A device another program has open: one line naming the device and saying it is busy, exit 2,
+// at once rather than a wait for the device; once the other program lets go, it plays. The
+// device is alsa-lib's `file` plugin made one program at a time by a hook for alsa-lib's own
+// `hooks` plugin (alsa_exclusive_hook.cpp: this machine has no sound card to be busy).
+TEST_CASE("Alsa.BusyDevice.OneLineAndExitTwoThenPlaysWhenFree" * doctest::timeout(90)) {
+    AlsaSetup alsa;
+    const std::string d = alsa.dir.path();
+    REQUIRE(alsa.play("--no-realtime --duration 0.5 " + test::quote("tone ! wavsink path=" + d + "/ref.wav")).exit_code == 0);
+    std::ofstream(d + "/feed.raw", std::ios::binary) << wav_data(d + "/ref.wav");
+    std::ofstream(d + "/asound.conf", std::ios::app)
+        << "pcm_hook_type.sluice_exclusive { lib \"" << SLUICE_ALSA_EXCLUSIVE_PATH
+        << "\" install \"sluice_exclusive_install\" }\n"
+        << "pcm.excl { type hooks slave.pcm { type file slave.pcm \"null\" file \"" << d << "/excl.raw\" infile \"" << d
+        << "/feed.raw\" format \"raw\" } hooks.0 { type sluice_exclusive hook_args { lock \"" << d << "/excl.lock\" } } }\n";
+    // The first program holds the device for six seconds (--realtime: paced by the graph's clock,
+    // where the null device under the file plugin would take 6 s of tone at once).
+    test::Background holder(alsa.env + kPlayer + " -q --realtime --duration 6 " + test::quote("tone ! alsasink device=excl") + " 2>&1");
+    REQUIRE(test::wait_for_file(d + "/excl.raw"));
+    for (const char* pipeline : {"tone ! alsasink device=excl", "alsasrc device=excl ! wavsink path=cap.wav"}) {
+        CAPTURE(pipeline);
+        const auto t0 = std::chrono::steady_clock::now();
+        // --duration: were the device not refused, the test still ends (and fills no disk).
+        auto r = test::run("cd " + test::quote(d) + " && " + alsa.env + kPlayer + " --no-realtime --duration 1 " +
+                           test::quote(pipeline) + " 2>&1");
+        const auto took = std::chrono::steady_clock::now() - t0;
+        INFO(r.output);
+        CHECK(r.exit_code == 2);
+        CHECK(r.output.find("device 'excl': busy (another program has it): Device or resource busy") != std::string::npos);
+        CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+        CHECK(r.output.find("ALSA lib") == std::string::npos);
+        CHECK(took < std::chrono::seconds(4));  // refused, not queued behind the holder's 6 s
+    }
+    const auto& held = holder.join();
+    INFO(held.output);
+    CHECK(held.exit_code == 0);
+    // The holder has let go: the same device plays, and records what the graph sent.
+    auto free = alsa.play("--no-realtime --duration 0.5 " + test::quote("tone ! alsasink device=excl"));
+    INFO(free.output);
+    CHECK(free.exit_code == 0);
+    CHECK(read_file(d + "/excl.raw").size() == std::size_t(24000) * 4);
+}
+
 // Ctrl-C with the device open: a clean exit, and the recording (paced by the graph's clock,
 // sync=true) holds what was played up to then, whole frames of the tone.
 TEST_CASE("Alsa.Interrupt.CleanExit" * doctest::timeout(60)) {
