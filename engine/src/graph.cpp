@@ -170,6 +170,21 @@ void Graph::Impl::park() noexcept {
     }
 }
 
+bool Graph::Impl::rest() noexcept {
+    // seq_cst, the read of `resumes` and the count: a seek bumps `resumes` only once it has seen
+    // every thread parked (seq_cst loads of `parked`), so after our read here.
+    const std::uint32_t seen = resumes.load(std::memory_order_seq_cst);
+    parked.fetch_add(1, std::memory_order_seq_cst);
+    parked.notify_all();
+    // acquire: pairs with the seek's bump, after the nodes' reset and the sources' new position.
+    while (resumes.load(std::memory_order_acquire) == seen && !stop_token.stop_requested())
+        resumes.wait(seen, std::memory_order_acquire);
+    parked.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as in park()
+    if (stop_token.stop_requested()) return false;
+    park();  // the seek opens the gate after its bump
+    return !stop_token.stop_requested();
+}
+
 namespace {
 // The graph whose streaming thread this is, if any: a thread-local, so asking needs no lock.
 thread_local const void* t_streaming_for = nullptr;
@@ -252,7 +267,16 @@ void Graph::Impl::stream(Node& source) {
         }
         if (flow == Flow::ok || flow == Flow::flushing) continue;
         if (flow == Flow::end_of_stream) {
+            // Said before the end goes out: a seek reads it once this thread rests. release:
+            // pairs with seek's acquire (the count of parked threads orders it too).
+            for (std::size_t o = 0; o < source.output_count(); ++o)
+                if (const InputPin* peer = source.output(o).peer(); peer && !has_streaming_thread(peer->node()))
+                    ended_past_queues.store(true, std::memory_order_release);
             for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o, Impl::key());
+            // Rest, not leave: while the end has gone no further than queues (whose threads
+            // still push on what came before it: up to a second of a movie), a seek carries the
+            // stream on from its new position, as it did before the source's end.
+            if (rest()) continue;
             break;
         }
         if (flow == Flow::error) break;
@@ -765,6 +789,7 @@ Status Graph::Impl::pause_locked() {
         }
     // relaxed: no streaming thread runs yet; the thread starts below publish these.
     render_inputs_ended.store(0, std::memory_order_relaxed);
+    ended_past_queues.store(false, std::memory_order_relaxed);
     ended.store(false, std::memory_order_relaxed);
     failed.store(false, std::memory_order_relaxed);
     flushing.store(false, std::memory_order_relaxed);
@@ -882,6 +907,8 @@ void Graph::Impl::halt_locked() {
     // release: parked threads re-check the stop token after waking.
     gate.store(kStopping, std::memory_order_release);
     gate.notify_all();
+    resumes.fetch_add(1, std::memory_order_release);  // release: resting threads re-check the stop token
+    resumes.notify_all();
     clock.interrupt();
     for (Node* n : order) n->unblock();
     // 2. Join.
@@ -982,17 +1009,30 @@ Status Graph::seek(std::int64_t media_ns) {
     // moved clock on resume (a backward seek waiting its whole distance). Not yet: seek playing.
     if (g.state.load(std::memory_order_relaxed) == State::paused)  // relaxed: guarded by `control`
         return {engine::GraphErrc::bad_state, "seek: the graph is paused; seek while it plays (not yet while paused)"};
-    // A source (or queue) whose stream ended has no thread left to carry it on from the new
-    // position. seq_cst: as flush reads it.
+    // A thread that left after an error has nothing to carry on. seq_cst: as flush reads it.
     if (g.active.load(std::memory_order_seq_cst) < streaming)
-        return {engine::GraphErrc::bad_state, "seek: a source has ended its stream; stop and run again"};
+        return {engine::GraphErrc::bad_state, "seek: a streaming thread has left after an error; stop and run again"};
+    // A source whose stream ended rests, and a seek carries it on, while the end has reached
+    // only queues (which keep it, and drop it below). An end that reached further (a render has
+    // it, a file is finished, a mixer counted it) is final. Asked again once every thread is
+    // parked: an end may be on its way now. acquire: pairs with the streaming threads' release.
+    auto ended = [&] {
+        return g.ended_past_queues.load(std::memory_order_acquire) || g.render_inputs_ended.load(std::memory_order_acquire) > 0;
+    };
+    const Status ended_error{engine::GraphErrc::bad_state, "seek: the stream has ended; stop and run again"};
+    if (ended()) return ended_error;
     return g.flush_parked("seek", [&]() -> Status {
+        if (ended()) return ended_error;
         for (Node* n : g.order) {
             if (n->kind() != Node::Kind::source || !n->seekable()) continue;
             Status st = guarded(*n, "seek()", [&] { return n->seek(media_ns); });
             if (!st) return {st.code(), st.message().starts_with(n->name() + ": ") ? st.message() : n->name() + ": " + st.message()};
         }
+        for (Node* n : g.order) n->forget_end_of_stream();
         g.clock.set(media_ns);  // renders present the new position now
+        // release: resting threads wake to the nodes' new state (the gate opens after).
+        g.resumes.fetch_add(1, std::memory_order_release);
+        g.resumes.notify_all();
         return Status{};
     });
 }

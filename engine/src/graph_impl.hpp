@@ -51,7 +51,12 @@ struct Graph::Impl final : NodeHost {
 
     std::atomic<std::uint32_t> gate{kClosed};
     std::atomic<std::uint32_t> parked{0};  // streaming threads waiting at the gate
-    std::atomic<std::uint32_t> active{0};  // streaming threads still in their loop
+    std::atomic<std::uint32_t> active{0};  // streaming threads still in their loop (resting ones too)
+    // Bumped by a seek that carries on the streams of resting threads, and by stop: wakes them.
+    std::atomic<std::uint32_t> resumes{0};
+    // An end of stream reached a node with no streaming thread of its own (a render, a mixer):
+    // a seek can no longer carry the stream on. Set by the thread that sends the end.
+    std::atomic<bool> ended_past_queues{false};
     std::atomic<bool> flushing{false};
     std::atomic<std::uint32_t> render_inputs_ended{0};
     std::atomic<bool> ended{false};
@@ -101,6 +106,9 @@ struct Graph::Impl final : NodeHost {
     void post(Event e) override;
     void input_ended() noexcept override;
     void park() noexcept override;  // streaming thread: wait at the gate while it is closed
+    // A streaming thread whose stream ended waits here, counted parked, until a seek carries
+    // the stream on (true: it has then waited at the gate as park() does) or a stop (false).
+    bool rest() noexcept;
 
     void stream(Node& source);
     bool is_streaming_thread() const;

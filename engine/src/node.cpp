@@ -112,6 +112,7 @@ Status Node::start() { return {}; }
 void Node::stop() {}
 void Node::flush() {}
 void Node::unblock() {}
+void Node::forget_end_of_stream() {}
 Flow Node::produce() { return Flow::end_of_stream; }
 
 Flow Node::process(std::size_t, SampleRef&& s) {

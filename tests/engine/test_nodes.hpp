@@ -27,8 +27,15 @@ public:
     std::uint64_t produced() const { return produced_.load(); }
     std::size_t frames = 64;
     int fail_after = -1;  // report an error after this many samples
+    bool can_seek = false;  // Graph::seek(ns) goes on from the sample at ns
 
 protected:
+    bool seekable() const override { return can_seek; }
+    Status seek(std::int64_t ns) override {
+        produced_.store(std::uint64_t(ns / period()), std::memory_order_relaxed);
+        return {};
+    }
+    std::int64_t period() const { return std::int64_t(frames) * 1'000'000'000 / output(0).format().rate; }
     BufferNeeds output_buffers(std::size_t) const override { return {frames * output(0).format().frame_bytes(), 1}; }
     Status start() override {
         produced_ = 0;
@@ -41,8 +48,7 @@ protected:
             return report_error(make_error_code(engine::GraphErrc::io_error), "test source failed on purpose");
         auto s = get_buffer(0);
         if (!s) return Flow::stopped;
-        const std::int64_t period = std::int64_t(frames) * 1'000'000'000 / output(0).format().rate;
-        s->set_times(std::int64_t(n) * period, std::int64_t(n + 1) * period);
+        s->set_times(std::int64_t(n) * period(), std::int64_t(n + 1) * period());
         (void)s->set_size(s->capacity());
         std::memcpy(s->data(), &n, sizeof n);
         produced_.store(n + 1, std::memory_order_relaxed);

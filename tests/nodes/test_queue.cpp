@@ -291,6 +291,30 @@ TEST_CASE("Queue.EndOfStreamOutlivesAFlush" * doctest::timeout(30)) {
     REQUIRE(t.g.stop());
 }
 
+// A seek after the source's end, while what came before it is still queued (a movie's last
+// second, playing): the source's thread carried on from the new position, and the stream ends
+// once more at its end. Refused before: "a source has ended its stream". Once the end has
+// reached the render, a seek is refused in one line.
+TEST_CASE("Queue.SeekAfterTheSourceEndedCarriesOn" * doctest::timeout(30)) {
+    QueueGraph t(10, {{"max-size-buffers", "20"}});
+    t.src.can_seek = true;
+    t.gate.held = true;
+    REQUIRE(t.g.run());
+    REQUIRE(eventually([&] { return t.src.last.load() == Flow::end_of_stream && extra(t.g, "q", "queued") == 9; }));
+    const std::int64_t period = 64 * 1'000'000'000LL / 48000;
+    const Status seeked = t.g.seek(3 * period);
+    REQUIRE_MESSAGE(seeked, seeked.message());
+    t.gate.release();
+    REQUIRE(t.g.wait_until_ended(10s));
+    // What was queued and in hand went with the flush; the stream went on from sample 3.
+    CHECK(t.gate.numbers() == std::vector<std::uint64_t>{3, 4, 5, 6, 7, 8, 9});
+    CHECK(t.src.produced() == 10);
+    const Status late = t.g.seek(0);
+    CHECK_FALSE(late);
+    CHECK(late.message() == "seek: the stream has ended; stop and run again");
+    REQUIRE(t.g.stop());
+}
+
 // leaky=downstream on a queue full by time: each new sample drops the oldest, not the queue.
 TEST_CASE("Queue.LeakyDownstreamFullByTimeDropsOnlyTheOldest" * doctest::timeout(30)) {
     // 64-frame samples at 48 kHz are 1.33 ms: 8 ms hold 6 of them, fewer than the 50 by count.

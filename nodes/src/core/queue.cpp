@@ -108,11 +108,19 @@ private:
     }
 
     // Streaming threads parked: what was queued belongs to the old position. An end of stream
-    // that reached the queue, or the end of the queue's thread, stays: the thread that would
-    // carry the stream on is gone, and a flush does not bring it back.
+    // that reached the queue, or the end of the queue's thread, stays: the upstream thread that
+    // sent it rests at its end, and only a seek carries it on (forget_end_of_stream, below).
     void flush() override {
         drain(true);
         reset_level();
+    }
+
+    // A seek after the upstream source's end, before the queue passed it on: the source goes on
+    // from its new position, and so does the queue. relaxed, both: streaming threads are
+    // parked; the gate publishes these.
+    void forget_end_of_stream() override {
+        ended_.store(false, std::memory_order_relaxed);
+        downstream_flow_.store(Flow::ok, std::memory_order_relaxed);
     }
 
     void unblock() override {

@@ -127,9 +127,12 @@ public:
     // without changing the state.
     Status flush();
     // Flushes, then moves every seekable source (files) to `media_ns` and the clock with them;
-    // renders see a discontinuity. While playing (not yet while paused), before any source ended
-    // its stream. Errors:
-    // no source can seek, a source's own seek failed (the graph is then flushed where it was).
+    // renders see a discontinuity. While playing (not yet while paused), and before the end of a
+    // stream has gone past the queues: a source that ended rests, and a seek while its end is
+    // still in a queue (the queue's thread pushing on what came before it) carries it on. Errors:
+    // the stream has ended (a render, or a node without a streaming thread of its own, has its
+    // end), a streaming thread left after an error, no source can seek, a source's own seek
+    // failed (the graph is then flushed where it was).
     Status seek(std::int64_t media_ns);
     State state() const noexcept;
 

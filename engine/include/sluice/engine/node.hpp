@@ -299,6 +299,12 @@ public:
     // seekable; seek() fails.
     virtual bool seekable() const;
     virtual Status seek(std::int64_t media_ns);
+    // Nodes that keep an end of stream across a flush (a queue, whose upstream thread has ended):
+    // a seek carries that stream on from the new position, so forget the end. Graph::seek calls
+    // it on every node after flush() and the sources' seek() succeeded, streaming threads
+    // parked, and only while the end has reached no node without a streaming thread of its own
+    // (after that a seek is refused). Default: nothing.
+    virtual void forget_end_of_stream();
     // Called on the control thread when the graph flushes or stops, before it waits for the
     // streaming threads: wake any streaming thread blocked inside this node (a mixer waiting for
     // its other inputs). Default: nothing.
