@@ -171,9 +171,9 @@ void Graph::Impl::park() noexcept {
 }
 
 bool Graph::Impl::rest() noexcept {
-    // seq_cst, the read of `resumes` and the count: a seek bumps `resumes` only once it has seen
-    // every thread parked (seq_cst loads of `parked`), so after our read here.
-    const std::uint32_t seen = resumes.load(std::memory_order_seq_cst);
+    // relaxed: a seek bumps `resumes` only once it has seen every thread parked, our count
+    // below included (seq_cst RMW and loads of `parked`), so after this read.
+    const std::uint32_t seen = resumes.load(std::memory_order_relaxed);
     parked.fetch_add(1, std::memory_order_seq_cst);
     parked.notify_all();
     // acquire: pairs with the seek's bump, after the nodes' reset and the sources' new position.
@@ -275,8 +275,15 @@ void Graph::Impl::stream(Node& source) {
             for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o, Impl::key());
             // Rest, not leave: while the end has gone no further than queues (whose threads
             // still push on what came before it: up to a second of a movie), a seek carries the
-            // stream on from its new position, as it did before the source's end.
-            if (rest()) continue;
+            // stream on from its new position, as it did before the source's end. A source the
+            // seek could not move is still at its end: it says so again to the queues, which
+            // forgot it, without asking produce() (a live source would go on receiving).
+            bool resumed = rest();
+            while (resumed && source.kind() == Node::Kind::source && !source.seekable()) {
+                for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o, Impl::key());
+                resumed = rest();
+            }
+            if (resumed) continue;
             break;
         }
         if (flow == Flow::error) break;
@@ -690,10 +697,20 @@ Status Graph::Impl::prepare_locked() {
                                               path + "; it would run dry with every holder waiting"};
             }
             if (buffers == 0) buffers = need + (want.exact || unused ? 0 : 2);
+            // Its one buffer is as large as those that feed it (their pools are sized: graph
+            // order): a node after it sizes its own pool by this one, as the largest sample that
+            // reaches it (gain copies a shared sample into its pool, audioresample sizes its
+            // output). With the 1 byte such a node asks for, a gain after a tee wrote an empty
+            // file and an audioresample after a queue crashed in libsoxr.
+            std::size_t bytes = want.bytes;
+            if (unused)
+                for (std::size_t i = 0; i < n->input_count(); ++i)
+                    if (const OutputPin* feed = n->input(i).peer())
+                        bytes = std::max(bytes, feed->allocator().properties().buffer_bytes);
             const InputNeeds& downstream = out.peer()->needs();
             const Node* source = source_of.at(n);
             const AllocatorProperties props{.buffers = buffers,
-                                            .buffer_bytes = std::max<std::size_t>(want.bytes, 1),
+                                            .buffer_bytes = std::max<std::size_t>(bytes, 1),
                                             .alignment = std::max<std::size_t>(downstream.alignment, 64),
                                             .prefix = downstream.prefix,
                                             .numa_node = numa_node_of_cpu(source->thread_options().cpu)};
@@ -907,7 +924,7 @@ void Graph::Impl::halt_locked() {
     // release: parked threads re-check the stop token after waking.
     gate.store(kStopping, std::memory_order_release);
     gate.notify_all();
-    resumes.fetch_add(1, std::memory_order_release);  // release: resting threads re-check the stop token
+    resumes.fetch_add(1, std::memory_order_relaxed);  // relaxed: wakes resting threads; the stop token orders itself
     resumes.notify_all();
     clock.interrupt();
     for (Node* n : order) n->unblock();
@@ -958,7 +975,8 @@ void Graph::Impl::wait_for_samples(std::chrono::steady_clock::time_point t0) {
     }
 }
 
-Status Graph::Impl::flush_parked(const char* what, const std::function<Status()>& while_parked) {
+Status Graph::Impl::flush_parked(const char* what, const std::function<Status()>& while_parked,
+                                 const std::function<Status()>& before_flush) {
     Impl& g = *this;
     // relaxed: push() treats it as a hint; the parking below is the synchronisation.
     g.flushing.store(true, std::memory_order_relaxed);
@@ -973,8 +991,11 @@ Status Graph::Impl::flush_parked(const char* what, const std::function<Status()>
         g.gate.notify_all();
         return {engine::GraphErrc::timeout, std::string(what) + ": a streaming thread did not reach a safe point within 2 s"};
     }
-    for (Node* n : g.order) n->flush();
-    Status st = while_parked();
+    Status st = before_flush ? before_flush() : Status{};
+    if (st) {
+        for (Node* n : g.order) n->flush();
+        st = while_parked();
+    }
     g.flushing.store(false, std::memory_order_relaxed);
     g.gate.store(previous, std::memory_order_release);  // release: the nodes' reset state
     g.gate.notify_all();
@@ -1009,20 +1030,21 @@ Status Graph::seek(std::int64_t media_ns) {
     // moved clock on resume (a backward seek waiting its whole distance). Not yet: seek playing.
     if (g.state.load(std::memory_order_relaxed) == State::paused)  // relaxed: guarded by `control`
         return {engine::GraphErrc::bad_state, "seek: the graph is paused; seek while it plays (not yet while paused)"};
-    // A thread that left after an error has nothing to carry on. seq_cst: as flush reads it.
-    if (g.active.load(std::memory_order_seq_cst) < streaming)
-        return {engine::GraphErrc::bad_state, "seek: a streaming thread has left after an error; stop and run again"};
-    // A source whose stream ended rests, and a seek carries it on, while the end has reached
-    // only queues (which keep it, and drop it below). An end that reached further (a render has
-    // it, a file is finished, a mixer counted it) is final. Asked again once every thread is
-    // parked: an end may be on its way now. acquire: pairs with the streaming threads' release.
-    auto ended = [&] {
-        return g.ended_past_queues.load(std::memory_order_acquire) || g.render_inputs_ended.load(std::memory_order_acquire) > 0;
+    // A thread that left after an error has nothing to carry on. A source whose stream ended
+    // rests, and a seek carries it on, while the end has reached only queues (which keep it, and
+    // drop it below); an end that reached any node without a thread of its own (a tee, a
+    // converter, a mixer, a render) is final. Asked again once every thread is parked, before
+    // anything is flushed: an end or an error may be on its way now. seq_cst: as flush reads
+    // `active`; acquire: pairs with the streaming threads' release of the end.
+    auto can_go_on = [&]() -> Status {
+        if (g.active.load(std::memory_order_seq_cst) < streaming)
+            return {engine::GraphErrc::bad_state, "seek: a streaming thread has left after an error; stop and run again"};
+        if (g.ended_past_queues.load(std::memory_order_acquire) || g.render_inputs_ended.load(std::memory_order_acquire) > 0)
+            return {engine::GraphErrc::bad_state, "seek: the stream has ended; stop and run again"};
+        return {};
     };
-    const Status ended_error{engine::GraphErrc::bad_state, "seek: the stream has ended; stop and run again"};
-    if (ended()) return ended_error;
+    if (Status st = can_go_on(); !st) return st;
     return g.flush_parked("seek", [&]() -> Status {
-        if (ended()) return ended_error;
         for (Node* n : g.order) {
             if (n->kind() != Node::Kind::source || !n->seekable()) continue;
             Status st = guarded(*n, "seek()", [&] { return n->seek(media_ns); });
@@ -1034,7 +1056,7 @@ Status Graph::seek(std::int64_t media_ns) {
         g.resumes.fetch_add(1, std::memory_order_release);
         g.resumes.notify_all();
         return Status{};
-    });
+    }, can_go_on);
 }
 
 Status Graph::set_property(std::string_view node, std::string_view key, std::string_view value) {

@@ -45,12 +45,14 @@ struct Graph::Impl final : NodeHost {
     std::stop_source stop_source{std::nostopstate};
     std::stop_token stop_token;  // copy of stop_source's token, read by streaming threads
     // Parks every streaming thread at the gate, flushes every node, runs `while_parked` (no
-    // node code runs meanwhile), and reopens the gate as it was. `what` names the caller in
-    // errors. Control thread, `control` held.
-    Status flush_parked(const char* what, const std::function<Status()>& while_parked);
+    // node code runs meanwhile), and reopens the gate as it was. `before_flush`, when given,
+    // runs once every thread is parked and may refuse: then nothing is flushed. `what` names the
+    // caller in errors. Control thread, `control` held.
+    Status flush_parked(const char* what, const std::function<Status()>& while_parked,
+                        const std::function<Status()>& before_flush = {});
 
     std::atomic<std::uint32_t> gate{kClosed};
-    std::atomic<std::uint32_t> parked{0};  // streaming threads waiting at the gate
+    std::atomic<std::uint32_t> parked{0};  // streaming threads waiting at the gate, or resting (rest())
     std::atomic<std::uint32_t> active{0};  // streaming threads still in their loop (resting ones too)
     // Bumped by a seek that carries on the streams of resting threads, and by stop: wakes them.
     std::atomic<std::uint32_t> resumes{0};
@@ -121,7 +123,7 @@ struct Graph::Impl final : NodeHost {
     // Stop's first steps: decommit every pool, wake and join the streaming threads, stop every
     // node (a node's error is posted). Control thread, `control` held.
     void halt_locked();
-    // Waits until every streaming thread is parked at the gate or has left its loop, or until
+    // Waits until every streaming thread is parked at the gate, resting or has left its loop, or until
     // `deadline`; returns whether they all are. Control thread.
     bool wait_until_parked(std::chrono::steady_clock::time_point deadline) const;
     void wait_for_samples(std::chrono::steady_clock::time_point t0);

@@ -158,6 +158,59 @@ TEST_CASE("Alsa.BusyDevice.OneLineAndExitTwoThenPlaysWhenFree" * doctest::timeou
     CHECK(read_file(d + "/excl.raw").size() == std::size_t(24000) * 4);
 }
 
+// A card that takes a list of rates (44.1, 48 and 96 kHz, as a USB interface does; here an
+// alsa-lib ioplug device, alsa_rate_list_device.cpp): its rates take part in negotiation. A
+// 22.05 kHz tone is refused in one line naming audioresample, and the advice plays at 48 kHz;
+// 44.1 kHz plays as it is; `sluice-play SONG` of a 22.05 kHz song puts a resampler in and the
+// card gets 48 kHz (before: "does not take 22050 Hz" when the device opened, exit 1). alsasrc
+// captures at a rate of the list, and names the list for one not in it.
+TEST_CASE("Alsa.RateList.NegotiatedAndTheSongResampled" * doctest::timeout(120)) {
+    AlsaSetup alsa;
+    const std::string d = alsa.dir.path();
+    std::ofstream(d + "/asound.conf", std::ios::app)
+        << "pcm_type.sluice_rates { lib \"" << SLUICE_ALSA_RATE_LIST_PATH << "\" }\n"
+        << "pcm.card { type sluice_rates file \"" << d << "/card.raw\" }\n";
+    auto params = [&] {
+        std::string p = read_file(d + "/card.raw.params");
+        while (!p.empty() && p.back() == '\n') p.pop_back();
+        return p;
+    };
+    auto refused = alsa.play("--no-realtime --duration 1 " + test::quote("tone rate=22050 ! alsasink device=card"));
+    test::check_refused(refused, "audioresample");
+    auto advice = alsa.play("--no-realtime --duration 1 " + test::quote("tone rate=22050 ! audioresample ! alsasink device=card"));
+    INFO(advice.output);
+    REQUIRE(advice.exit_code == 0);
+    CHECK(params() == "48000 2 S16_LE");
+    CHECK(read_file(d + "/card.raw").size() == std::size_t(48000) * 4);
+    auto cd = alsa.play("--no-realtime --duration 1 " + test::quote("tone rate=44100 ! alsasink device=card"));
+    INFO(cd.output);
+    REQUIRE(cd.exit_code == 0);
+    CHECK(params() == "44100 2 S16_LE");
+    CHECK(read_file(d + "/card.raw").size() == std::size_t(44100) * 4);
+
+    const std::string song = d + "/song.flac";
+    auto made = test::run("ffmpeg -v error -y -f lavfi -i sine=frequency=440:sample_rate=22050:duration=1.5 -ac 2 -c:a flac " +
+                          test::quote(song));
+    REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+    std::ofstream(d + "/asound.conf", std::ios::app) << "pcm.!default card\n";
+    auto played = test::run("env -u DISPLAY -u WAYLAND_DISPLAY " + alsa.env + kPlayer + " -v " + test::quote(song) + " 2>&1");
+    INFO(played.output);
+    REQUIRE(played.exit_code == 0);
+    CHECK(played.output.find("audioresample") != std::string::npos);
+    CHECK(params() == "48000 2 S16_LE");
+    const std::size_t bytes = read_file(d + "/card.raw").size();
+    CHECK(bytes > std::size_t(48000 * 1.49) * 4);  // 1.5 s at 48 kHz, give or take the filter's edges
+    CHECK(bytes < std::size_t(48000 * 1.51) * 4);
+
+    auto not_listed = alsa.play("--no-realtime " + test::quote("alsasrc device=card rate=22050 num-buffers=4 ! nullsink"));
+    test::check_refused(not_listed, "device 'card' captures at 48000, 44100, 96000 Hz, not rate=22050");
+    const std::string wav = d + "/cap.wav";
+    auto captured = alsa.play("--no-realtime " + test::quote("alsasrc device=card rate=44100 num-buffers=4 ! wavsink path=" + wav));
+    INFO(captured.output);
+    REQUIRE(captured.exit_code == 0);
+    CHECK(test::probe(wav, "a:0", "sample_rate") == "44100");
+}
+
 // Ctrl-C with the device open: a clean exit, and the recording (paced by the graph's clock,
 // sync=true) holds what was played up to then, whole frames of the tone.
 TEST_CASE("Alsa.Interrupt.CleanExit" * doctest::timeout(60)) {

@@ -8,13 +8,16 @@
 #include "node_stats.hpp"
 
 #include <sluice/engine/graph.hpp>
+#include <sluice/nodes/pipeline.hpp>
 #include <sluice/nodes/registry.hpp>
 
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -104,9 +107,9 @@ private:
 using test::extra;
 using test::stats_of;
 
-Node& add_queue(Graph& g, const nodes::Properties& properties) {
+Node& add_queue(Graph& g, const nodes::Properties& properties, const std::string& name = "q") {
     std::unique_ptr<Node> q;
-    const Status st = nodes::create_node("queue", "q", properties, q);
+    const Status st = nodes::create_node("queue", name, properties, q);
     REQUIRE_MESSAGE(st, st.message());
     return g.add(std::move(q));
 }
@@ -313,6 +316,67 @@ TEST_CASE("Queue.SeekAfterTheSourceEndedCarriesOn" * doctest::timeout(30)) {
     CHECK_FALSE(late);
     CHECK(late.message() == "seek: the stream has ended; stop and run again");
     REQUIRE(t.g.stop());
+}
+
+// Two sources ended, their last samples queued: two seeks in a row move the one that can seek,
+// which carries on from the second position; the one that cannot stays at its end and says so
+// again (its queue forgot it), so its branch ends with nothing more and the graph ends.
+TEST_CASE("Queue.SeekCarriesOnOnlyTheSourcesThatCanSeek" * doctest::timeout(30)) {
+    Graph g;
+    auto& moved = g.add<ThreadSource>("moved", 10);
+    auto& stays = g.add<ThreadSource>("stays", 10);
+    moved.can_seek = true;
+    Node& qa = add_queue(g, {{"max-size-buffers", "20"}}, "qa");
+    Node& qb = add_queue(g, {{"max-size-buffers", "20"}}, "qb");
+    auto& a = g.add<Gate>("a");
+    auto& b = g.add<Gate>("b");
+    REQUIRE(g.connect(moved, qa));
+    REQUIRE(g.connect(qa, a));
+    REQUIRE(g.connect(stays, qb));
+    REQUIRE(g.connect(qb, b));
+    a.held = true;
+    b.held = true;
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] {
+        return moved.last.load() == Flow::end_of_stream && stays.last.load() == Flow::end_of_stream &&
+               extra(g, "qa", "queued") == 9 && extra(g, "qb", "queued") == 9;
+    }));
+    const std::int64_t period = 64 * 1'000'000'000LL / 48000;
+    for (std::int64_t at : {3 * period, 5 * period}) {
+        const Status seeked = g.seek(at);
+        REQUIRE_MESSAGE(seeked, seeked.message());
+    }
+    a.release();
+    b.release();
+    REQUIRE(g.wait_until_ended(10s));
+    CHECK(a.numbers() == std::vector<std::uint64_t>{5, 6, 7, 8, 9});
+    CHECK(b.numbers().empty());
+    CHECK(stays.produced() == 10);  // asked for nothing more after its end
+    REQUIRE(g.stop());
+}
+
+// Nodes after a queue or a tee size their pools by the pool before them, as the largest sample
+// that reaches them; a queue's or a tee's own pool, which they never take from, is one buffer of
+// what feeds them. With 1 byte: a gain after a tee copied the shared samples into 64-byte
+// buffers (an empty file, exit 0), an audioresample after a queue crashed in libsoxr.
+TEST_CASE("Queue.NodesAfterQueuesAndTeesGetWholeBuffers" * doctest::timeout(60)) {
+    test::TempDir dir;
+    const std::string a = dir.path() + "/a.wav", b = dir.path() + "/b.wav", c = dir.path() + "/c.wav";
+    Graph g;
+    const std::string pipeline = "tone num-buffers=20 ! tee name=t t. ! gain db=-6 ! wavsink path=" + a +
+                                 " t. ! queue ! audioresample rate=44100 ! wavsink path=" + b +
+                                 " tone num-buffers=20 rate=22050 ! queue ! audioconvert ! audioresample rate=48000 ! wavsink path=" + c;
+    const Status built = nodes::build_pipeline(g, pipeline);
+    REQUIRE_MESSAGE(built, built.message());
+    REQUIRE(g.run());
+    REQUIRE(g.wait_until_ended(30s));
+    REQUIRE(g.stop());
+    // 20 x 1024 frames of stereo s16 at 48 kHz; resampled, as many seconds at the new rate.
+    CHECK(test::probe(a, "a:0", "duration_ts") == "20480");
+    const long at_44100 = std::stol(test::probe(b, "a:0", "duration_ts"));
+    CHECK(std::abs(at_44100 - 18816) <= 64);  // 20480 * 44100 / 48000, give or take the filter's edges
+    const long at_48000 = std::stol(test::probe(c, "a:0", "duration_ts"));
+    CHECK(std::abs(at_48000 - 44582) <= 128);  // 20480 * 48000 / 22050
 }
 
 // leaky=downstream on a queue full by time: each new sample drops the oldest, not the queue.

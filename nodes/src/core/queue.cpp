@@ -116,11 +116,12 @@ private:
     }
 
     // A seek after the upstream source's end, before the queue passed it on: the source goes on
-    // from its new position, and so does the queue. relaxed, both: streaming threads are
-    // parked; the gate publishes these.
+    // from its new position, and so does the queue (a failure downstream stays). relaxed, all:
+    // streaming threads are parked; the gate publishes these.
     void forget_end_of_stream() override {
         ended_.store(false, std::memory_order_relaxed);
-        downstream_flow_.store(Flow::ok, std::memory_order_relaxed);
+        if (downstream_flow_.load(std::memory_order_relaxed) == Flow::end_of_stream)
+            downstream_flow_.store(Flow::ok, std::memory_order_relaxed);
     }
 
     void unblock() override {

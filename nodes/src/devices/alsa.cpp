@@ -96,8 +96,25 @@ std::string device_error(const std::string& device, const char* what, int err) {
     return "device '" + detail::printable(device) + "': " + what + ": " + snd_strerror(err);
 }
 
-// What the device takes, from its hardware parameters: one MediaFormat per sample format, with
-// rate and channels fixed where the device has only one.
+// The rates a device with more than one takes, as a graph can negotiate them: 0 (any) where it
+// takes every common rate from 8 to 192 kHz (alsa-lib's plug converts any rate; a card with a
+// continuous range); otherwise each common rate it takes, 48 kHz first. A card's list (a USB
+// interface's 44.1, 48 and 96 kHz) is then met at negotiation, where an audioresample fixes a
+// song's 22.05 kHz (sluice-play puts one in), instead of refused when the device opens.
+std::vector<int> device_rates(snd_pcm_t* pcm, snd_pcm_hw_params_t* hw, unsigned min, unsigned max) {
+    static constexpr int kCommon[] = {48000, 44100, 96000, 88200, 192000, 176400, 32000,
+                                      24000, 22050, 16000, 12000, 11025, 8000};
+    if (min == max) return {int(min)};
+    std::vector<int> rates;
+    for (int r : kCommon)
+        if (snd_pcm_hw_params_test_rate(pcm, hw, unsigned(r), 0) == 0) rates.push_back(r);
+    if (rates.size() == std::size(kCommon) && min <= 8000 && max >= 192000) return {0};
+    if (rates.empty()) return {int(min)};  // uncommon rates only: the lowest, which it takes
+    return rates;
+}
+
+// What the device takes, from its hardware parameters: one MediaFormat per sample format and
+// rate (device_rates), with channels fixed where the device has only one.
 Status probe_device(const std::string& device, snd_pcm_stream_t stream, FormatSet& out) {
     route_alsa_log();
     snd_pcm_t* raw = nullptr;
@@ -117,11 +134,11 @@ Status probe_device(const std::string& device, snd_pcm_stream_t stream, FormatSe
     snd_pcm_hw_params_get_rate_max(hw.get(), &rate_max, nullptr);
     snd_pcm_hw_params_get_channels_min(hw.get(), &channels_min);
     snd_pcm_hw_params_get_channels_max(hw.get(), &channels_max);
-    const int rate = rate_min == rate_max ? int(rate_min) : 0;
+    const std::vector<int> rates = device_rates(pcm.get(), hw.get(), rate_min, rate_max);
     const int channels = channels_min == channels_max ? int(channels_min) : 0;
     for (SampleFormat f : {SampleFormat::s16, SampleFormat::s32, SampleFormat::f32, SampleFormat::s24})
         if (snd_pcm_hw_params_test_format(pcm.get(), hw.get(), alsa_format(f)) == 0)
-            out.push_back(MediaFormat::audio(rate, channels, f));
+            for (int rate : rates) out.push_back(MediaFormat::audio(rate, channels, f));
     if (out.empty())
         return {engine::GraphErrc::unsupported_format, "device '" + detail::printable(device) +
                                                            "' takes none of the sample formats s16, s24, s32, f32"};
@@ -504,6 +521,19 @@ public:
         FormatSet offers;
         if (r.ok())
             if (Status st = probe_device(settings_.device, SND_PCM_STREAM_CAPTURE, offers); !st) r.fail(st.code(), st.message());
+        // A rate asked for, among the device's rates (a card's list; see device_rates).
+        if (rate > 0 && !offers.empty()) {
+            std::vector<int> rates;
+            for (const MediaFormat& f : offers)
+                if (std::find(rates.begin(), rates.end(), f.rate) == rates.end()) rates.push_back(f.rate);
+            std::erase_if(offers, [&](const MediaFormat& f) { return f.rate != 0 && f.rate != rate; });
+            if (offers.empty()) {
+                std::string takes;
+                for (int x : rates) takes += (takes.empty() ? "" : ", ") + std::to_string(x);
+                r.fail(engine::GraphErrc::unsupported_format, "device '" + detail::printable(settings_.device) + "' captures at " +
+                                                                  takes + " Hz, not rate=" + std::to_string(rate));
+            }
+        }
         // What the device leaves open, the properties (or fixate's 48 kHz stereo) decide.
         for (MediaFormat& f : offers) {
             if (f.rate == 0) f.rate = rate > 0 ? rate : 48000;

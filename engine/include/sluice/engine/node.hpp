@@ -83,7 +83,9 @@ struct InputNeeds {
 struct BufferNeeds {
     std::size_t bytes = 0;    // per buffer
     // Buffers the node itself may have in flight at once; 0: it never takes one from this pool,
-    // passing on the samples it is given (tee, queue), and the pool is the smallest there is.
+    // passing on the samples it is given (tee, queue), and the pool is the smallest there is:
+    // one buffer, as large as the largest of the pools that feed the node (what arrives after
+    // it, which the nodes there size their own pools by).
     std::size_t buffers = 1;
     // The pool gets `buffers` and what downstream holds, without the two spares it otherwise
     // adds so that a producer rarely waits: for a source whose `buffers` is a limit of its own
@@ -235,7 +237,8 @@ public:
     virtual std::size_t holds(std::size_t input) const { return inputs_.at(input)->needs_.holds; }
     // Transforms that cut a thread boundary (queue): the graph gives the node a streaming thread
     // of its own, as it gives each source, which calls produce() in a loop (a produce() that
-    // returns end_of_stream ends the node's outputs and the thread), parks it at pauses and
+    // returns end_of_stream ends the node's outputs, and the thread rests until a seek carries
+    // the stream on, then calls produce() again, or a stop), parks it at pauses and
     // flushes and gives it the node's thread options; process() and end_of_stream() hand
     // samples over to it, and unblock() wakes both sides. Sources always have one. Default: no.
     virtual bool owns_streaming_thread() const noexcept;

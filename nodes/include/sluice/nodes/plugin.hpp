@@ -30,8 +30,9 @@ namespace sluice::nodes {
 // within it. Revision 2: MediaFormat gained its colour matrix and range. Revision 3: the entry
 // names the registry the plugin registers into; Node's host-driven methods became public and the
 // pins share a Pin base (another layout). Revision 4: BufferNeeds gained `exact` (24 bytes,
-// returned through memory where its 16 came back in registers).
-inline constexpr std::uint32_t kPluginAbi = (std::uint32_t(SLUICE_VERSION_MAJOR) << 16) | 4;
+// returned through memory where its 16 came back in registers). Revision 5: Node gained
+// owns_streaming_thread() and forget_end_of_stream() (every later slot of its vtable moved).
+inline constexpr std::uint32_t kPluginAbi = (std::uint32_t(SLUICE_VERSION_MAJOR) << 16) | 5;
 
 namespace detail {
 // The registry that code calling register_node_type() registers into, as that code's linking
