@@ -168,6 +168,13 @@ inline std::string two_namespaces(const std::string& a, const std::string& b, co
            "ip -n " + a + " link set lo up\nip -n " + b + " link set lo up\n";
 }
 
+// A 320x240, 25 fps H.264 movie of ffmpeg's test pattern, `seconds` long, for the decoder tests:
+// the ffmpeg CLI's result (its output says why it failed).
+inline CommandResult make_h264_movie(const std::string& path, int seconds) {
+    return run("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25:duration=" + std::to_string(seconds) +
+               " -c:v libx264 -pix_fmt yuv420p -preset veryfast " + quote(path) + " 2>&1");
+}
+
 // ffprobe's answer for one stream entry, e.g. probe(file, "a:0", "codec_name").
 inline std::string probe(const std::string& path, const std::string& stream, const std::string& entry) {
     auto r = run("ffprobe -v error -select_streams " + stream + " -count_frames -show_entries stream=" + entry +

@@ -453,8 +453,7 @@ TEST_CASE("Queue.BadPropertiesAreOneLine" * doctest::timeout(30)) {
 TEST_CASE("Queue.PaddedPicturesPassThroughQueuesAndTees" * doctest::timeout(120)) {
     test::TempDir dir;
     const std::string movie = dir.path() + "/v.mp4";
-    auto made = test::run("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25:duration=2 -c:v libx264 -pix_fmt yuv420p "
-                          "-preset veryfast " + test::quote(movie) + " 2>&1");
+    auto made = test::make_h264_movie(movie, 2);
     INFO(made.output);
     REQUIRE(made.exit_code == 0);
     struct Case {
