@@ -104,7 +104,7 @@ std::string file_player_pipeline(const std::string& path, std::string& said, std
             return {};
         }
         // A resampler only where the device cannot take the file's rate (rate 0: the device
-        // leaves it open, as alsa-lib's plug does; a range is checked when it starts).
+        // leaves it open, as alsa-lib's plug does; a card's list of rates is listed).
         const engine::FormatSet& takes = speaker->input(0).accepts();
         const bool takes_rate = std::any_of(takes.begin(), takes.end(), [&](const MediaFormat& f) { return f.rate == 0 || f.rate == audio_rate; });
         // Each branch behind a queue, a thread of its own: the decoder runs ahead of both (up to

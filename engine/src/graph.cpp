@@ -681,7 +681,7 @@ Status Graph::Impl::prepare_locked() {
             if (Status st = guarded(*n, "output_buffers()", [&] { want = n->output_buffers(o); return Status{}; }); !st)
                 return st;
             // A node that never takes a buffer from this pool (it passes on what it is given: tee,
-            // queue) gets the smallest pool there is, whatever downstream holds: sized like the
+            // queue, capsfilter) gets one buffer, whatever downstream holds: sized like the
             // others, each pool of a chain of 500 queues held buffers for everything after it
             // (1.3 GB of pools that nobody used).
             const bool unused = want.buffers == 0;
@@ -924,7 +924,7 @@ void Graph::Impl::halt_locked() {
     // release: parked threads re-check the stop token after waking.
     gate.store(kStopping, std::memory_order_release);
     gate.notify_all();
-    resumes.fetch_add(1, std::memory_order_relaxed);  // relaxed: wakes resting threads; the stop token orders itself
+    resumes.fetch_add(1, std::memory_order_release);  // release: a resting thread that sees it sees the stop request
     resumes.notify_all();
     clock.interrupt();
     for (Node* n : order) n->unblock();

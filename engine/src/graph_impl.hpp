@@ -46,7 +46,8 @@ struct Graph::Impl final : NodeHost {
     std::stop_token stop_token;  // copy of stop_source's token, read by streaming threads
     // Parks every streaming thread at the gate, flushes every node, runs `while_parked` (no
     // node code runs meanwhile), and reopens the gate as it was. `before_flush`, when given,
-    // runs once every thread is parked and may refuse: then nothing is flushed. `what` names the
+    // runs once every thread is parked and may refuse: then no node is flushed (a sample being
+    // pushed or waiting on the clock as the threads parked is dropped all the same). `what` names the
     // caller in errors. Control thread, `control` held.
     Status flush_parked(const char* what, const std::function<Status()>& while_parked,
                         const std::function<Status()>& before_flush = {});

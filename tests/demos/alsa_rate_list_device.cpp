@@ -39,12 +39,20 @@ int start(snd_pcm_ioplug_t*) { return 0; }
 int stop(snd_pcm_ioplug_t*) { return 0; }
 
 // Everything written is played at once, as by the null device: the ring is always empty.
-// Captured, a period more is there each time alsa-lib asks, up to a full ring.
+// Captured, a period more is there each time alsa-lib asks, up to a full ring. Positions run on
+// unwrapped (SND_PCM_IOPLUG_FLAG_BOUNDARY_WA): a write of a whole ring is then progress, where
+// its position modulo the ring would look like none.
 snd_pcm_sframes_t pointer(snd_pcm_ioplug_t* io) {
     RateListPcm& p = self(io);
-    if (io->stream == SND_PCM_STREAM_PLAYBACK) return snd_pcm_sframes_t(p.played % io->buffer_size);
-    if (p.captured + io->period_size <= p.played + io->buffer_size - 1) p.captured += io->period_size;
-    return snd_pcm_sframes_t(p.captured % io->buffer_size);
+    if (io->stream == SND_PCM_STREAM_PLAYBACK) return snd_pcm_sframes_t(p.played);
+    if (p.captured + io->period_size <= p.played + io->buffer_size) p.captured += io->period_size;
+    return snd_pcm_sframes_t(p.captured);
+}
+
+// alsa-lib starts its positions at 0 again.
+int prepare(snd_pcm_ioplug_t* io) {
+    self(io).played = self(io).captured = 0;
+    return 0;
 }
 
 snd_pcm_sframes_t transfer(snd_pcm_ioplug_t* io, const snd_pcm_channel_area_t* areas, snd_pcm_uframes_t offset,
@@ -81,6 +89,7 @@ const snd_pcm_ioplug_callback_t kCallbacks = [] {
     c.pointer = pointer;
     c.transfer = transfer;
     c.hw_params = hw_params;
+    c.prepare = prepare;
     c.close = close_pcm;
     return c;
 }();
@@ -107,13 +116,19 @@ __attribute__((visibility("default"))) int _snd_pcm_sluice_rates_open(snd_pcm_t*
         SNDERR("sluice_rates: needs file \"PATH\"");
         return -EINVAL;
     }
-    auto* p = new RateListPcm;
-    p->path = file;
-    p->out = std::fopen(file, "wb");
+    RateListPcm* p = nullptr;
+    try {  // nothing may throw into alsa-lib's C
+        p = new RateListPcm;
+        p->path = file;
+    } catch (...) {
+        delete p;
+        return -ENOMEM;
+    }
+    if (stream == SND_PCM_STREAM_PLAYBACK) p->out = std::fopen(file, "wb");
     // An eventfd with a count is always readable and writable: poll says there is room, or
     // something to read, as the null device's does.
     const int fd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->out == nullptr || fd < 0) {
+    if ((stream == SND_PCM_STREAM_PLAYBACK && p->out == nullptr) || fd < 0) {
         const int err = errno;
         if (p->out) std::fclose(p->out);
         if (fd >= 0) ::close(fd);
@@ -121,6 +136,7 @@ __attribute__((visibility("default"))) int _snd_pcm_sluice_rates_open(snd_pcm_t*
         return -err;
     }
     p->io.version = SND_PCM_IOPLUG_VERSION;
+    p->io.flags = SND_PCM_IOPLUG_FLAG_BOUNDARY_WA;
     p->io.name = "Sluice test card: 44.1, 48 and 96 kHz";
     p->io.callback = &kCallbacks;
     p->io.private_data = p;
@@ -128,7 +144,7 @@ __attribute__((visibility("default"))) int _snd_pcm_sluice_rates_open(snd_pcm_t*
     p->io.poll_events = stream == SND_PCM_STREAM_PLAYBACK ? POLLOUT : POLLIN;
     p->io.mmap_rw = 0;
     if (int e = snd_pcm_ioplug_create(&p->io, name, stream, mode); e < 0) {
-        std::fclose(p->out);
+        if (p->out) std::fclose(p->out);
         ::close(fd);
         delete p;
         return e;

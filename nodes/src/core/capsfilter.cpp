@@ -134,10 +134,9 @@ public:
 
 private:
     FormatSet output_formats(std::size_t) const override { return {input(0).format()}; }
-    // Nothing is made here: every sample leaves in the buffer it came in.
-    BufferNeeds output_buffers(std::size_t) const override {
-        return {input(0).peer()->allocator().properties().buffer_bytes, 1};
-    }
+    // Nothing is made here: every sample leaves in the buffer it came in (the graph sizes the
+    // pool it never takes from as the one feeding it).
+    BufferNeeds output_buffers(std::size_t) const override { return {.bytes = 1, .buffers = 0}; }
     Flow process(std::size_t, SampleRef&& s) override { return push(0, std::move(s)); }
 };
 

@@ -100,8 +100,9 @@ std::string device_error(const std::string& device, const char* what, int err) {
 // takes every common rate from 8 to 192 kHz (alsa-lib's plug converts any rate; a card with a
 // continuous range); otherwise each common rate it takes, 48 kHz first. A card's list (a USB
 // interface's 44.1, 48 and 96 kHz) is then met at negotiation, where an audioresample fixes a
-// song's 22.05 kHz (sluice-play puts one in), instead of refused when the device opens.
-std::vector<int> device_rates(snd_pcm_t* pcm, snd_pcm_hw_params_t* hw, unsigned min, unsigned max) {
+// song's 22.05 kHz (sluice-play puts one in), instead of refused when the device opens. A rate
+// asked for by name (alsasrc's rate=) that the device takes comes first, common or not.
+std::vector<int> device_rates(snd_pcm_t* pcm, snd_pcm_hw_params_t* hw, unsigned min, unsigned max, int wanted) {
     static constexpr int kCommon[] = {48000, 44100, 96000, 88200, 192000, 176400, 32000,
                                       24000, 22050, 16000, 12000, 11025, 8000};
     if (min == max) return {int(min)};
@@ -109,13 +110,18 @@ std::vector<int> device_rates(snd_pcm_t* pcm, snd_pcm_hw_params_t* hw, unsigned 
     for (int r : kCommon)
         if (snd_pcm_hw_params_test_rate(pcm, hw, unsigned(r), 0) == 0) rates.push_back(r);
     if (rates.size() == std::size(kCommon) && min <= 8000 && max >= 192000) return {0};
+    if (wanted > 0 && snd_pcm_hw_params_test_rate(pcm, hw, unsigned(wanted), 0) == 0) {
+        std::erase(rates, wanted);
+        rates.insert(rates.begin(), wanted);
+    }
     if (rates.empty()) return {int(min)};  // uncommon rates only: the lowest, which it takes
     return rates;
 }
 
 // What the device takes, from its hardware parameters: one MediaFormat per sample format and
-// rate (device_rates), with channels fixed where the device has only one.
-Status probe_device(const std::string& device, snd_pcm_stream_t stream, FormatSet& out) {
+// rate (device_rates; a USB card's rates may differ by format), with channels fixed where the
+// device has only one. `wanted_rate`: see device_rates.
+Status probe_device(const std::string& device, snd_pcm_stream_t stream, FormatSet& out, int wanted_rate = 0) {
     route_alsa_log();
     snd_pcm_t* raw = nullptr;
     // Non-blocking: a busy device is an error now, never a wait.
@@ -129,16 +135,21 @@ Status probe_device(const std::string& device, snd_pcm_stream_t stream, FormatSe
     HwParamsPtr hw(hw_raw);
     if (int e = snd_pcm_hw_params_any(pcm.get(), hw.get()); e < 0)
         return {engine::GraphErrc::unsupported_format, device_error(device, "cannot read its parameters", e)};
-    unsigned rate_min = 0, rate_max = 0, channels_min = 0, channels_max = 0;
-    snd_pcm_hw_params_get_rate_min(hw.get(), &rate_min, nullptr);
-    snd_pcm_hw_params_get_rate_max(hw.get(), &rate_max, nullptr);
-    snd_pcm_hw_params_get_channels_min(hw.get(), &channels_min);
-    snd_pcm_hw_params_get_channels_max(hw.get(), &channels_max);
-    const std::vector<int> rates = device_rates(pcm.get(), hw.get(), rate_min, rate_max);
-    const int channels = channels_min == channels_max ? int(channels_min) : 0;
-    for (SampleFormat f : {SampleFormat::s16, SampleFormat::s32, SampleFormat::f32, SampleFormat::s24})
-        if (snd_pcm_hw_params_test_format(pcm.get(), hw.get(), alsa_format(f)) == 0)
-            for (int rate : rates) out.push_back(MediaFormat::audio(rate, channels, f));
+    snd_pcm_hw_params_t* one_raw = nullptr;  // the parameters with one sample format chosen
+    if (snd_pcm_hw_params_malloc(&one_raw) < 0) return {Errc::out_of_memory, "out of memory"};
+    HwParamsPtr one(one_raw);
+    for (SampleFormat f : {SampleFormat::s16, SampleFormat::s32, SampleFormat::f32, SampleFormat::s24}) {
+        snd_pcm_hw_params_copy(one.get(), hw.get());
+        if (snd_pcm_hw_params_set_format(pcm.get(), one.get(), alsa_format(f)) < 0) continue;
+        unsigned rate_min = 0, rate_max = 0, channels_min = 0, channels_max = 0;
+        snd_pcm_hw_params_get_rate_min(one.get(), &rate_min, nullptr);
+        snd_pcm_hw_params_get_rate_max(one.get(), &rate_max, nullptr);
+        snd_pcm_hw_params_get_channels_min(one.get(), &channels_min);
+        snd_pcm_hw_params_get_channels_max(one.get(), &channels_max);
+        const int channels = channels_min == channels_max ? int(channels_min) : 0;
+        for (int rate : device_rates(pcm.get(), one.get(), rate_min, rate_max, wanted_rate))
+            out.push_back(MediaFormat::audio(rate, channels, f));
+    }
     if (out.empty())
         return {engine::GraphErrc::unsupported_format, "device '" + detail::printable(device) +
                                                            "' takes none of the sample formats s16, s24, s32, f32"};
@@ -520,7 +531,7 @@ public:
         limit_.num_buffers = r.integer("num-buffers", -1, INT64_MAX);
         FormatSet offers;
         if (r.ok())
-            if (Status st = probe_device(settings_.device, SND_PCM_STREAM_CAPTURE, offers); !st) r.fail(st.code(), st.message());
+            if (Status st = probe_device(settings_.device, SND_PCM_STREAM_CAPTURE, offers, rate); !st) r.fail(st.code(), st.message());
         // A rate asked for, among the device's rates (a card's list; see device_rates).
         if (rate > 0 && !offers.empty()) {
             std::vector<int> rates;
@@ -531,7 +542,9 @@ public:
                 std::string takes;
                 for (int x : rates) takes += (takes.empty() ? "" : ", ") + std::to_string(x);
                 r.fail(engine::GraphErrc::unsupported_format, "device '" + detail::printable(settings_.device) + "' captures at " +
-                                                                  takes + " Hz, not rate=" + std::to_string(rate));
+                                                                  takes + " Hz, not rate=" + std::to_string(rate) +
+                                                                  " (leave rate= out, and put 'audioresample rate=" +
+                                                                  std::to_string(rate) + "' after it)");
             }
         }
         // What the device leaves open, the properties (or fixate's 48 kHz stereo) decide.
@@ -629,7 +642,7 @@ NodeSpec alsasink_spec() {
 
 NodeSpec alsasrc_spec() {
     std::vector<PropertySpec> properties = device_properties("capture from");
-    properties.push_back({"rate", "0", "sample rate when the device leaves it open (0: 48000)"});
+    properties.push_back({"rate", "0", "sample rate, one the device takes (0: the device's, 48000 where it takes that)"});
     properties.push_back({"channels", "0", "channels when the device leaves them open (0: 2)"});
     properties.push_back(detail::num_buffers_property());
     return {"alsasrc", Node::Kind::source, "captures audio from an ALSA device (xruns counted)", std::move(properties),
