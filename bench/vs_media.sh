@@ -2,7 +2,11 @@
 # Decoding real media files: sluice-play's avsrc against the ffmpeg CLI and GStreamer's decodebin
 # (gstreamer1.0-libav: the same FFmpeg decoders), on the same files, in one run, alternating the
 # three. Whole-command wall time over REPS rounds (each tool once a round, ratios taken round by
-# round); every tool picks its own decoder threads (FFmpeg's automatic count for all three). Files are made at the start with the ffmpeg CLI:
+# round). The first H.264 row lets every tool pick its own decoder threads (avsrc one per core,
+# the ffmpeg CLI and avdec_h264 their automatic counts); the next two give all three the same
+# count, one per core and then FFmpeg's automatic cores + 1, with GStreamer's decodebin spelled
+# out (qtdemux ! h264parse ! avdec_h264, what it picks) to set max-threads. Files are made at the
+# start with the ffmpeg CLI:
 #   720p H.264, 30 s at 30 fps (libx264, testsrc2)        -> decode to a null sink
 #   FLAC 44.1 kHz stereo, 10 min (a sine sweep)           -> decode and resample to 48 kHz
 #   1080p Y4M, 200 I420 pictures (testsrc2)               -> scale to 720p (bilinear on both sides),
@@ -33,6 +37,7 @@ fi
 locked cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 locked cmake --build "$build" -j2 --target sluice-play >/dev/null
 play="$build/demos/sluice-play"
+cores=$(nproc)  # the CPUs this process may run on, as avsrc counts them
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -92,6 +97,14 @@ PY
     "avsrc path=$work/720p.mp4 ! nullsink" \
     "-i $work/720p.mp4 -f null -" \
     "filesrc location=$work/720p.mp4 ! decodebin ! fakesink sync=false"
+  run_case "the same H.264, one decoder thread per core in all three ($cores)" \
+    "avsrc path=$work/720p.mp4 threads=$cores ! nullsink" \
+    "-threads $cores -i $work/720p.mp4 -f null -" \
+    "filesrc location=$work/720p.mp4 ! qtdemux ! h264parse ! avdec_h264 max-threads=$cores ! fakesink sync=false"
+  run_case "the same H.264, FFmpeg's automatic count in all three ($((cores + 1)))" \
+    "avsrc path=$work/720p.mp4 threads=$((cores + 1)) ! nullsink" \
+    "-threads $((cores + 1)) -i $work/720p.mp4 -f null -" \
+    "filesrc location=$work/720p.mp4 ! qtdemux ! h264parse ! avdec_h264 max-threads=$((cores + 1)) ! fakesink sync=false"
   run_case "FLAC 44.1 kHz 10 min, decode + resample to 48 kHz" \
     "avsrc path=$work/10min.flac ! audioresample rate=48000 ! nullsink" \
     "-i $work/10min.flac -ar 48000 -f null -" \
