@@ -256,6 +256,16 @@ void Clock::interrupt() noexcept {
     changes_.notify_all();
 }
 
+ClockWait Clock::wait_until_running(std::int64_t timeout_ns, const std::stop_token& stop) noexcept {
+    // Taken before the checks, as in wait_until(): a start after them ends the wait at once.
+    const std::uint32_t ticket = changes_.prepare_wait();
+    if (stop.stop_requested()) return ClockWait::stopped;
+    if (running()) return ClockWait::due;
+    changes_.wait(ticket, steady_ns() + timeout_ns, &stop);
+    if (stop.stop_requested()) return ClockWait::stopped;
+    return running() ? ClockWait::due : ClockWait::interrupted;
+}
+
 ClockWait Clock::wait_until(std::int64_t running_ns, const std::stop_token& stop) noexcept {
     // Taken before the checks, so a change after them makes the wait return at once.
     const std::uint32_t ticket = changes_.prepare_wait();

@@ -49,6 +49,13 @@ const char* to_string(Event::Type t) noexcept {
 // ---------------------------------------------------------------------------------------------
 // Impl: bus, gate, streaming threads
 
+namespace {
+// This streaming thread feeds a clocked render (Impl::preroll_feeders), and the preroll it last
+// counted itself in. Set when the thread starts; a thread belongs to one graph.
+thread_local bool t_preroll_feeder = false;
+thread_local std::uint32_t t_prerolled_generation = 0;
+}  // namespace
+
 Graph::Impl::~Impl() {
     if (event_fd >= 0) ::close(event_fd);
 }
@@ -152,6 +159,75 @@ std::string held_sample_report(const LedgerEntry& e, const std::string& pool) {
 }  // namespace
 
 void Graph::Impl::park() noexcept {
+    // Prerolling: the gate is open and the clock stands until every feeding thread has brought
+    // a sample to a clocked render. Held here, looking at the gate every 10 ms at most (a pause
+    // or a flush closes it) besides the clock's own wake-ups (start, interrupt). acquire: pairs
+    // with begin_preroll()'s release (its generation) and end_preroll()'s (the clock's start).
+    while (prerolling.load(std::memory_order_acquire) && gate.load(std::memory_order_acquire) == kOpen &&
+           !stop_token.stop_requested() && !flushing.load(std::memory_order_relaxed)) {  // relaxed: see push()
+        preroll_arrived();
+        if (clock.wait_until_running(10'000'000, stop_token) != ClockWait::interrupted) return;
+    }
+    // The clock runs, or a flush or a stop is under way: present() looks at them again.
+    if (gate.load(std::memory_order_acquire) == kOpen || stop_token.stop_requested()) return;  // acquire: as above
+    park_at_gate();
+}
+
+void Graph::Impl::preroll_arrived() noexcept {
+    if (!t_preroll_feeder) return;
+    // acquire: pairs with begin_preroll()'s release of `prerolling`, after the generation.
+    const std::uint32_t generation = preroll_generation.load(std::memory_order_acquire);
+    if (t_prerolled_generation == generation) return;
+    t_prerolled_generation = generation;
+    // release: the io thread's acquire load sees this thread's arrival (nothing else rides on it).
+    prerolled.fetch_add(1, std::memory_order_release);
+}
+
+void Graph::Impl::begin_preroll() {
+    // relaxed: the generation and the count are published by the release store of `prerolling`;
+    // every streaming thread is parked at the gate now (run from paused, or inside a seek's flush).
+    const std::uint32_t generation = preroll_generation.load(std::memory_order_relaxed) + 1;
+    preroll_generation.store(generation, std::memory_order_relaxed);
+    prerolled.store(0, std::memory_order_relaxed);
+    prerolling.store(true, std::memory_order_release);
+    const auto deadline = std::chrono::steady_clock::now() + kPrerollBound;
+    asio::post(io, [this, generation, deadline] { poll_preroll(generation, deadline); });
+}
+
+void Graph::Impl::poll_preroll(std::uint32_t generation, std::chrono::steady_clock::time_point deadline) {
+    // Every 2 ms on the io thread, so that a streaming thread's arrival is a counter's increment
+    // and never a call, a lock or an allocation.
+    preroll_timer.expires_after(std::chrono::milliseconds(2));
+    preroll_timer.async_wait([this, generation, deadline](std::error_code ec) {
+        if (ec) return;
+        // relaxed: the generation is only compared (a newer preroll took over from this one).
+        if (!prerolling.load(std::memory_order_acquire) || preroll_generation.load(std::memory_order_relaxed) != generation)
+            return;  // acquire: as in park()
+        // acquire: pairs with the streaming threads' release increments, and with post()'s and
+        // input_ended()'s release stores of `failed` and `ended`.
+        const bool done = prerolled.load(std::memory_order_acquire) >= preroll_feeders.size() ||
+                          failed.load(std::memory_order_acquire) || ended.load(std::memory_order_acquire) ||
+                          std::chrono::steady_clock::now() >= deadline;
+        if (!done) return poll_preroll(generation, deadline);
+        std::lock_guard lock(control);
+        // relaxed: guarded by `control`, under which a pause, a seek or a stop changes them.
+        if (!prerolling.load(std::memory_order_relaxed) || preroll_generation.load(std::memory_order_relaxed) != generation ||
+            state.load(std::memory_order_relaxed) != State::running)
+            return;
+        end_preroll(true);
+    });
+}
+
+void Graph::Impl::end_preroll(bool start_clock) {
+    // relaxed: guarded by `control`.
+    if (!prerolling.load(std::memory_order_relaxed)) return;
+    // The clock first: a held render that sees the preroll over sees the clock running.
+    if (start_clock) clock.start();
+    prerolling.store(false, std::memory_order_release);  // release: as in park()
+    clock.interrupt();
+}
+
+void Graph::Impl::park_at_gate() noexcept {
     for (;;) {
         // seq_cst: flush() reads `parked` and then node state; our count must be visible before
         // we stop touching nodes, and its reads of the count are seq_cst too.
@@ -181,7 +257,7 @@ bool Graph::Impl::rest() noexcept {
         resumes.wait(seen, std::memory_order_acquire);
     parked.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as in park()
     if (stop_token.stop_requested()) return false;
-    park();  // the seek opens the gate after its bump
+    park_at_gate();  // the seek opens the gate after its bump
     return !stop_token.stop_requested();
 }
 
@@ -224,8 +300,27 @@ int Graph::Impl::priority_ceiling_of(const Node& node) const {
     return ceiling;
 }
 
+// Whether `node`'s streaming thread reaches a clocked render (another streaming thread's node
+// ends its reach, as in priority_ceiling_of). Each node once.
+bool Graph::Impl::feeds_clocked_render(const Node& node) const {
+    std::vector<const Node*> seen, todo{&node};
+    while (!todo.empty()) {
+        const Node* n = todo.back();
+        todo.pop_back();
+        if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
+        seen.push_back(n);
+        if (n->kind() == Node::Kind::render && n->clocked()) return true;
+        if (n != &node && has_streaming_thread(*n)) continue;
+        for (std::size_t o = 0; o < n->output_count(); ++o)
+            if (const InputPin* peer = n->output(o).peer()) todo.push_back(&peer->node());
+    }
+    return false;
+}
+
 void Graph::Impl::stream(Node& source) {
     t_streaming_for = this;
+    t_preroll_feeder = std::find(preroll_feeders.begin(), preroll_feeders.end(), &source) != preroll_feeders.end();
+    t_prerolled_generation = 0;
     Node::ThreadOptions opts = source.thread_options();
     if (opts.priority > 0)
         if (const int ceiling = priority_ceiling_of(source); ceiling != 0 && ceiling < opts.priority) {
@@ -257,7 +352,7 @@ void Graph::Impl::stream(Node& source) {
     }
     for (;;) {
         // acquire: pairs with the release store that opens the gate.
-        if (gate.load(std::memory_order_acquire) != kOpen) park();
+        if (gate.load(std::memory_order_acquire) != kOpen) park_at_gate();
         if (stop_token.stop_requested()) break;
         Flow flow;
         try {
@@ -273,6 +368,9 @@ void Graph::Impl::stream(Node& source) {
                 if (const InputPin* peer = source.output(o).peer(); peer && !has_streaming_thread(peer->node()))
                     ended_past_queues.store(true, std::memory_order_release);
             for (std::size_t o = 0; o < source.output_count(); ++o) source.push_end_of_stream(o, Impl::key());
+            // An end that went out before any sample: the preroll waits for this thread no more.
+            // acquire: as in park().
+            if (prerolling.load(std::memory_order_acquire)) preroll_arrived();
             // Rest, not leave: while the end has gone no further than queues (whose threads
             // still push on what came before it: up to a second of a movie), a seek carries the
             // stream on from its new position, as it did before the source's end. A source the
@@ -348,6 +446,7 @@ Graph::~Graph() {
     asio::post(impl_->io, [this] {
         impl_->stop_timer.cancel();
         impl_->tick_timer.cancel();
+        impl_->preroll_timer.cancel();
     });
     impl_->io.stop();
     impl_->io_thread.join();
@@ -778,6 +877,7 @@ Status Graph::Impl::pause_locked() {
     if (s == State::running) {
         // release: streaming threads that see the closed gate park (acquire in stream()).
         gate.store(kClosed, std::memory_order_release);
+        end_preroll(false);  // a pause while prerolling: run() starts the clock where it stands
         clock.pause();
         state.store(State::paused, std::memory_order_release);  // release: read by state()
         post({Event::Type::state_changed, {}, {}, "paused"});
@@ -823,6 +923,15 @@ Status Graph::Impl::pause_locked() {
     if (ptp) clock_master = nullptr;
     clock.follow(ptp ? &ptp->device_time() : clock_master ? clock_master->device_time() : nullptr);
     clock.share(ptp.get());
+    // Preroll (see graph_impl.hpp): only where every source is a file.
+    preroll_feeders.clear();
+    fresh_start = true;
+    const bool files_only = std::all_of(order.begin(), order.end(), [](const Node* n) {
+        return n->kind() != Node::Kind::source || n->seekable();
+    });
+    if (files_only)
+        for (const Node* n : order)
+            if (has_streaming_thread(*n) && feeds_clocked_render(*n)) preroll_feeders.push_back(n);
     stop_source = std::stop_source();
     stop_token = stop_source.get_token();
     threads.clear();
@@ -865,8 +974,12 @@ Status Graph::run() {
     Impl& g = *impl_;
     if (g.state.load(std::memory_order_relaxed) == State::running) return {};  // relaxed: guarded by `control`
     if (Status st = g.pause_locked(); !st) return st;
-    g.clock.start();
-    // release: pairs with the acquire loads of the gate in stream() and park().
+    if (g.fresh_start && !g.preroll_feeders.empty())
+        g.begin_preroll();  // the io thread starts the clock once the renders have their first samples
+    else
+        g.clock.start();
+    g.fresh_start = false;
+    // release: pairs with the acquire loads of the gate in stream() and park_at_gate().
     g.gate.store(Impl::kOpen, std::memory_order_release);
     g.gate.notify_all();
     g.state.store(State::running, std::memory_order_release);  // release: read by state()
@@ -921,6 +1034,7 @@ void Graph::Impl::halt_locked() {
     for (Node* n : order)
         for (std::size_t o = 0; o < n->output_count(); ++o) (void)n->output(o).allocator().decommit();
     stop_source.request_stop();
+    end_preroll(false);
     // release: parked threads re-check the stop token after waking.
     gate.store(kStopping, std::memory_order_release);
     gate.notify_all();
@@ -1052,6 +1166,12 @@ Status Graph::seek(std::int64_t media_ns) {
         }
         for (Node* n : g.order) n->forget_end_of_stream();
         g.clock.set(media_ns);  // renders present the new position now
+        if (!g.preroll_feeders.empty()) {
+            // ... once they have it: the clock stands at the new position until they do.
+            g.clock.pause();
+            g.clock.set(media_ns);
+            g.begin_preroll();
+        }
         // release: resting threads wake to the nodes' new state (the gate opens after).
         g.resumes.fetch_add(1, std::memory_order_release);
         g.resumes.notify_all();

@@ -37,6 +37,7 @@ struct Graph::Impl final : NodeHost {
     Node* clock_master = nullptr;  // the render whose device the clock follows; control thread
     std::unique_ptr<PtpClock> ptp;  // follow_ptp(): the clock follows PTP time instead; control thread
     int priority_ceiling_of(const Node& node) const;  // see Node::priority_ceiling
+    bool feeds_clocked_render(const Node& node) const;  // see preroll_feeders
     std::map<const OutputPin*, std::size_t> needed;  // buffers each pool may have out at once
     std::size_t render_inputs = 0;
 
@@ -67,6 +68,33 @@ struct Graph::Impl final : NodeHost {
     std::atomic<std::int64_t> media_limit{-1};
     Clock clock;
 
+    // Preroll. In a graph whose every source is a file (seekable), run() from stopped and each
+    // seek hold the clock until every streaming thread that feeds a clocked render has brought
+    // its first sample there (or its end), at most kPrerollBound, as a GStreamer pipeline
+    // prerolls its sinks before its clock runs: the first pictures of a movie are then on time
+    // instead of late by the decoder's start (24-36 ms at start, up to 107 ms after a seek).
+    // A source that cannot seek is live: its graph's clock starts at once, as before.
+    static constexpr std::chrono::milliseconds kPrerollBound{1000};
+    // The streaming threads' nodes (sources, queues) whose threads feed a clocked render
+    // without another streaming thread between: the threads preroll waits for. One thread that
+    // feeds two renders brings a sample to only one of them (it then waits there), so it counts
+    // once. Set by pause_locked() before the threads start; read-only while they run.
+    std::vector<const Node*> preroll_feeders;
+    bool fresh_start = false;  // paused from stopped, not yet run: run() prerolls. `control`
+    std::atomic<bool> prerolling{false};
+    // Which preroll (run's or a seek's); a thread counts itself once per generation.
+    std::atomic<std::uint32_t> preroll_generation{0};
+    std::atomic<std::uint32_t> prerolled{0};  // feeding threads that brought a sample (or an end)
+    // Starts a preroll: the clock stands (not running) and the io thread starts it once every
+    // feeding thread has prerolled, the bound has passed, or the graph failed or ended.
+    // Control thread, `control` held, the clock not running.
+    void begin_preroll();
+    void poll_preroll(std::uint32_t generation, std::chrono::steady_clock::time_point deadline);  // io thread
+    // Stops waiting: starts the clock (when `start_clock`) and lets held renders go. `control` held.
+    void end_preroll(bool start_clock);
+    // A feeding streaming thread brought its first sample to a clocked render (or its end).
+    void preroll_arrived() noexcept;
+
     // Bus.
     std::mutex events_mutex;
     std::condition_variable events_cv;
@@ -93,6 +121,7 @@ struct Graph::Impl final : NodeHost {
     asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
     asio::steady_timer stop_timer{io};
     asio::steady_timer tick_timer{io};
+    asio::steady_timer preroll_timer{io};  // see begin_preroll()
     std::chrono::nanoseconds stop_after{0};
     std::chrono::milliseconds tick_interval{0};
     std::function<void()> tick;
@@ -108,9 +137,10 @@ struct Graph::Impl final : NodeHost {
     Signals signals() noexcept override { return {&flushing, &stop_token, &clock, &media_limit}; }
     void post(Event e) override;
     void input_ended() noexcept override;
-    void park() noexcept override;  // streaming thread: wait at the gate while it is closed
+    void park() noexcept override;  // streaming thread in present(): the clock is paused or prerolls
+    void park_at_gate() noexcept;   // streaming thread: wait at the gate while it is closed
     // A streaming thread whose stream ended waits here, counted parked, until a seek carries
-    // the stream on (true: it has then waited at the gate as park() does) or a stop (false).
+    // the stream on (true: it has then waited at the gate as park_at_gate() does) or a stop (false).
     bool rest() noexcept;
 
     void stream(Node& source);

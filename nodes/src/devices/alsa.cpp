@@ -386,7 +386,10 @@ private:
     Flow process(std::size_t, SampleRef&& s) override {
         // The master's samples are paced by the device alone (see the file's header).
         const bool master = keeps_time_.load(std::memory_order_relaxed) && clock().device() == &device_time_;  // relaxed: as above
-        if (sync_ && !master)
+        // The master too while the clock does not run: a file's graph prerolls (every render
+        // holds its first sample until the clock starts), and audio written now would play
+        // ahead of the pictures held for the start.
+        if (sync_ && (!master || !clock().running()))
             if (Flow f = present(s); f != Flow::ok) return f;
         const std::size_t frame_bytes = input(0).format().frame_bytes();
         const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());

@@ -745,6 +745,11 @@ private:
 
     Flow process(std::size_t, SampleRef&& s) override {
         if (server_gone()) return report_server_gone();
+        // JACK's cycle paces the samples, but while the clock does not run a file's graph
+        // prerolls: the first sample waits with the other renders' for the clock to start
+        // (audio in the ring now would play ahead of the pictures held for it).
+        if (!clock().running())
+            if (Flow f = present(s); f != Flow::ok) return f;
         const MediaFormat& f = input(0).format();
         const std::size_t in_frame = f.frame_bytes();
         const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());

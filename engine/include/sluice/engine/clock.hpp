@@ -130,6 +130,10 @@ public:
 
     // Waits until running time reaches `running_ns`. Any thread; never allocates.
     ClockWait wait_until(std::int64_t running_ns, const std::stop_token& stop) noexcept;
+    // Waits, at most `timeout_ns` of the steady clock, until the clock runs (due), changes in
+    // some other way (interrupted: a flush, a pause) or the stop_token fires. The graph's
+    // preroll holds a render's first sample here. Any thread; never allocates.
+    ClockWait wait_until_running(std::int64_t timeout_ns, const std::stop_token& stop) noexcept;
 
     // Control thread.
     void start() noexcept;      // running time resumes where it stood

@@ -120,6 +120,13 @@ public:
     // ready. run() pauses first when stopped, then starts the clock and opens the gate. A thread
     // the system refuses (its thread or address-space limit) is an error returned, never an
     // exception: the graph is stopped again as it was.
+    // Preroll: when every source is a file (Node::seekable) and some render is clocked, run()
+    // from stopped opens the gate with the clock standing at 0, and the clock starts (on the
+    // engine's own thread; run() does not wait) once every streaming thread that feeds a
+    // clocked render has brought its first sample there or its end, or after 1 s, as a
+    // GStreamer pipeline prerolls its sinks: the first pictures of a movie are on time, not late
+    // by the decoder's start. A seek does the same at its new position. A graph with a live
+    // source (one that cannot seek) starts its clock at once.
     Status pause();
     Status run();
     Status stop();
@@ -127,7 +134,8 @@ public:
     // without changing the state.
     Status flush();
     // Flushes, then moves every seekable source (files) to `media_ns` and the clock with them;
-    // renders see a discontinuity. While playing (not yet while paused), and before the end of a
+    // renders see a discontinuity (and the clock waits for them: see Preroll above). While
+    // playing (not yet while paused), and before the end of a
     // stream has gone past the queues: a source that ended rests, and a seek while its end is
     // still in a queue (the queue's thread pushing on what came before it) carries it on. Errors:
     // the stream has ended (a render, or a node without a streaming thread of its own, has its

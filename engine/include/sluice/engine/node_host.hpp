@@ -11,7 +11,7 @@
 //     clock, the media limit. The host hands them over once, as plain words (Signals), so that
 //     reading one costs a load and never a call;
 //   - events, rare by nature: errors, warnings, a render's end of stream, a clocked render that
-//     found the clock paused. Those are calls.
+//     found the clock not running (paused, or prerolling). Those are calls.
 
 #include <sluice/engine/clock.hpp>
 
@@ -62,7 +62,11 @@ public:
     // run, from a streaming thread or, while they run, a render's own thread (videosink's window
     // thread when its window is closed). Never blocks.
     virtual void input_ended() noexcept = 0;
-    // The clock is paused: wait here until the host runs again or stops. Streaming thread; blocks.
+    // A clocked render found the clock not running: the host is paused, or it prerolls (holds
+    // its clock until every streaming thread that feeds a clocked render has brought a first
+    // sample there, so that playback starts with every render ready). Wait here until the clock
+    // runs, or the host pauses, flushes or stops; the caller then looks at all of them again.
+    // Streaming thread; blocks.
     virtual void park() noexcept = 0;
 
 protected:
