@@ -162,21 +162,29 @@ void Graph::Impl::park() noexcept {
     // Prerolling: the gate is open and the clock stands until every feeding thread has brought
     // a sample to a clocked render. Held here, looking at the gate every 10 ms at most (a pause
     // or a flush closes it) besides the clock's own wake-ups (start, interrupt). acquire: pairs
-    // with begin_preroll()'s release (its generation) and end_preroll()'s (the clock's start).
+    // with begin_preroll()'s release and end_preroll()'s (the clock's start before it).
     while (prerolling.load(std::memory_order_acquire) && gate.load(std::memory_order_acquire) == kOpen &&
            !stop_token.stop_requested() && !flushing.load(std::memory_order_relaxed)) {  // relaxed: see push()
         preroll_arrived();
         if (clock.wait_until_running(10'000'000, stop_token) != ClockWait::interrupted) return;
     }
-    // The clock runs, or a flush or a stop is under way: present() looks at them again.
-    if (gate.load(std::memory_order_acquire) == kOpen || stop_token.stop_requested()) return;  // acquire: as above
+    // The clock runs, or a flush or a stop is under way: present() looks at them again. A flush
+    // (a seek) must not find this thread parked here with the sample it holds: the nodes would
+    // be flushed and the sources moved under it, and the old sample presented after the seek
+    // (a backward seek waiting its whole distance). `flushing` is set before the gate closes
+    // and stays set until every thread is parked, so present() returns Flow::flushing instead
+    // and the thread parks at its source's gate. relaxed: as above.
+    if (gate.load(std::memory_order_acquire) == kOpen || stop_token.stop_requested() ||
+        flushing.load(std::memory_order_relaxed))
+        return;  // acquire: as above
     park_at_gate();
 }
 
 void Graph::Impl::preroll_arrived() noexcept {
     if (!t_preroll_feeder) return;
-    // acquire: pairs with begin_preroll()'s release of `prerolling`, after the generation.
-    const std::uint32_t generation = preroll_generation.load(std::memory_order_acquire);
+    // relaxed: begin_preroll() stored it before a release this thread has acquired since (the
+    // gate's opening after run() or a seek's flush, or `prerolling`).
+    const std::uint32_t generation = preroll_generation.load(std::memory_order_relaxed);
     if (t_prerolled_generation == generation) return;
     t_prerolled_generation = generation;
     // release: the io thread's acquire load sees this thread's arrival (nothing else rides on it).
@@ -184,31 +192,36 @@ void Graph::Impl::preroll_arrived() noexcept {
 }
 
 void Graph::Impl::begin_preroll() {
-    // relaxed: the generation and the count are published by the release store of `prerolling`;
-    // every streaming thread is parked at the gate now (run from paused, or inside a seek's flush).
+    // relaxed: every streaming thread is parked at the gate now (run from paused, or inside a
+    // flush), and the release store that opens it publishes these; the store of `prerolling`
+    // publishes them to the io thread.
     const std::uint32_t generation = preroll_generation.load(std::memory_order_relaxed) + 1;
     preroll_generation.store(generation, std::memory_order_relaxed);
     prerolled.store(0, std::memory_order_relaxed);
     prerolling.store(true, std::memory_order_release);
     const auto deadline = std::chrono::steady_clock::now() + kPrerollBound;
-    asio::post(io, [this, generation, deadline] { poll_preroll(generation, deadline); });
+    // The count to wait for goes with the poll: the io thread never reads preroll_feeders, which
+    // a stop and a new start may refill meanwhile.
+    const std::size_t expected = preroll_feeders.size();
+    asio::post(io, [this, generation, deadline, expected] { poll_preroll(generation, deadline, expected); });
 }
 
-void Graph::Impl::poll_preroll(std::uint32_t generation, std::chrono::steady_clock::time_point deadline) {
+void Graph::Impl::poll_preroll(std::uint32_t generation, std::chrono::steady_clock::time_point deadline,
+                               std::size_t expected) {
     // Every 2 ms on the io thread, so that a streaming thread's arrival is a counter's increment
     // and never a call, a lock or an allocation.
     preroll_timer.expires_after(std::chrono::milliseconds(2));
-    preroll_timer.async_wait([this, generation, deadline](std::error_code ec) {
+    preroll_timer.async_wait([this, generation, deadline, expected](std::error_code ec) {
         if (ec) return;
         // relaxed: the generation is only compared (a newer preroll took over from this one).
         if (!prerolling.load(std::memory_order_acquire) || preroll_generation.load(std::memory_order_relaxed) != generation)
             return;  // acquire: as in park()
         // acquire: pairs with the streaming threads' release increments, and with post()'s and
         // input_ended()'s release stores of `failed` and `ended`.
-        const bool done = prerolled.load(std::memory_order_acquire) >= preroll_feeders.size() ||
+        const bool done = prerolled.load(std::memory_order_acquire) >= expected ||
                           failed.load(std::memory_order_acquire) || ended.load(std::memory_order_acquire) ||
                           std::chrono::steady_clock::now() >= deadline;
-        if (!done) return poll_preroll(generation, deadline);
+        if (!done) return poll_preroll(generation, deadline, expected);
         std::lock_guard lock(control);
         // relaxed: guarded by `control`, under which a pause, a seek or a stop changes them.
         if (!prerolling.load(std::memory_order_relaxed) || preroll_generation.load(std::memory_order_relaxed) != generation ||
@@ -1124,7 +1137,11 @@ Status Graph::flush() {
         for (Node* n : g.order) n->flush();
         return {};
     }
-    return g.flush_parked("flush", [] { return Status{}; });
+    return g.flush_parked("flush", [&g] {
+        // A flush while prerolling: what was counted was dropped; count again.
+        if (g.prerolling.load(std::memory_order_relaxed)) g.begin_preroll();  // relaxed: `control` held
+        return Status{};
+    });
 }
 
 Status Graph::seek(std::int64_t media_ns) {

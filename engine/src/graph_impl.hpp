@@ -89,7 +89,7 @@ struct Graph::Impl final : NodeHost {
     // feeding thread has prerolled, the bound has passed, or the graph failed or ended.
     // Control thread, `control` held, the clock not running.
     void begin_preroll();
-    void poll_preroll(std::uint32_t generation, std::chrono::steady_clock::time_point deadline);  // io thread
+    void poll_preroll(std::uint32_t generation, std::chrono::steady_clock::time_point deadline, std::size_t expected);  // io thread
     // Stops waiting: starts the clock (when `start_clock`) and lets held renders go. `control` held.
     void end_preroll(bool start_clock);
     // A feeding streaming thread brought its first sample to a clocked render (or its end).

@@ -60,6 +60,8 @@ public:
     std::atomic<bool> clock_ran{false};
     std::atomic<std::int64_t> clock_at{-1}, sample_at{-1};
     std::atomic<std::int64_t> presented_steady_ns{0};
+    // The first sample presented after the last flush (-1: none yet).
+    std::atomic<std::int64_t> first_presented_at{-1};
 
 protected:
     Status start() override {
@@ -68,16 +70,19 @@ protected:
     }
     void flush() override {
         arrived = false;
+        first_presented_at = -1;
         KeepRender::flush();
     }
     Flow process(std::size_t input, SampleRef&& s) override {
         const bool first = !arrived.load();
+        const std::int64_t start = s.start_time();
         if (first) {
             clock_ran = clock().running();
             clock_at = clock().now();
             sample_at = s.start_time();
         }
         Flow f = KeepRender::process(input, std::move(s));
+        if (f == Flow::ok && first_presented_at.load() < 0) first_presented_at = start;
         if (first) {
             presented_steady_ns = std::chrono::steady_clock::now().time_since_epoch().count();
             arrived = true;
@@ -168,7 +173,7 @@ TEST_CASE("Graph.Preroll.OneThreadForTwoRendersIsCountedOnce" * doctest::timeout
 
 // A pause while prerolling, then run: the clock starts at once where it stood (the preroll is
 // over), and the graph stops as usual.
-TEST_CASE("Graph.Preroll.PauseAndStopWhilePrerolling" * doctest::timeout(30)) {
+TEST_CASE("Graph.Preroll.PauseWhilePrerollingThenRun" * doctest::timeout(30)) {
     Graph g;
     auto& src = g.add<SlowStartSource>("src", 10ms, true);
     auto& late = g.add<SlowStartSource>("late", 1500ms, true);  // its first sample takes longer than the bound
@@ -178,11 +183,36 @@ TEST_CASE("Graph.Preroll.PauseAndStopWhilePrerolling" * doctest::timeout(30)) {
     REQUIRE(g.connect(late, b));
     REQUIRE(g.run());
     REQUIRE(eventually([&] { return a.sample_at.load() == 0; }));  // held for the start
-    CHECK_FALSE(g.clock().running());
+    CHECK_FALSE(a.clock_ran.load());
     REQUIRE(g.pause());
     REQUIRE(g.run());
     CHECK(g.clock().running());
     REQUIRE(eventually([&] { return a.received() > 5; }));
     REQUIRE(g.stop());
     CHECK_FALSE(g.clock().running());
+}
+
+// A seek while a render holds its first sample for the preroll: that sample is dropped with the
+// flush, never presented after the seek (where a backward seek would wait its whole distance),
+// and the preroll starts over at the new position.
+TEST_CASE("Graph.Preroll.ASeekWhilePrerollingDropsTheHeldSample" * doctest::timeout(30)) {
+    Graph g;
+    auto& src = g.add<SlowStartSource>("src", 10ms, true);
+    auto& other = g.add<SlowStartSource>("other", 400ms, true);  // keeps the preroll waiting
+    auto& a = g.add<ArrivalRender>("a");
+    auto& b = g.add<ArrivalRender>("b");
+    REQUIRE(g.connect(src, a));
+    REQUIRE(g.connect(other, b));
+    REQUIRE(g.run());
+    REQUIRE(eventually([&] { return a.sample_at.load() == 0; }));  // a holds its first sample
+    CHECK_FALSE(a.clock_ran.load());
+    const std::int64_t period = 64 * 1'000'000'000LL / 48000;
+    const std::int64_t to = 750 * period;  // 1 s
+    REQUIRE(g.seek(to));
+    REQUIRE(eventually([&] { return a.first_presented_at.load() >= 0 && b.first_presented_at.load() >= 0; }));
+    CHECK(a.first_presented_at.load() == to);  // not the sample at 0 held before the seek
+    CHECK(b.first_presented_at.load() == to);
+    CHECK_FALSE(a.clock_ran.load());  // after the seek, a held its new first sample too
+    CHECK(a.clock_at.load() == to);
+    REQUIRE(g.stop());
 }

@@ -12,7 +12,8 @@
 // instant, and the graph's clock follows them, so other clocked renders (video) keep to the
 // sound card's crystal and the drift between it and the system clock is measured. The master
 // sink then never waits for the clock itself: that clock only moves as the device plays, so
-// waiting for a sample's time would drain the device's buffer before every write. Devices that
+// waiting for a sample's time would drain the device's buffer before every write. (Its first
+// sample after a start or a seek alone waits while a file's graph prerolls, before the clock runs.) Devices that
 // keep no time (alsa-lib's null plugin, and anything that still holds no samples once a whole
 // buffer went in) provide no clock, or release it (it runs on at the system's pace); an
 // alsasink that is not the master (sync=true, the default) waits for each sample's time as a
@@ -361,6 +362,9 @@ private:
         stall_ = detail::StallWatch(settings_.stall_ns, engine::frames_to_ns(device_pcm_.period(), input_rate()));
         written_ = 0;
         timekeeping_checked_ = false;
+        first_since_flush_ = true;
+        // sync=false: never waits for the clock, so the graph's preroll must not wait for it.
+        if (!sync_) set_clocked(false);
         return st;
     }
     void stop() override { device_pcm_.close(); }
@@ -374,6 +378,7 @@ private:
             snd_pcm_prepare(device_pcm_.pcm());
             device_stopped();  // the streaming thread is parked while a flush runs: still one writer
         }
+        first_since_flush_ = true;
     }
     // The device stopped (dropped, or an xrun recovered): its next count starts its time over
     // from where it stands. Done here, not found from its state later: one write of a whole
@@ -386,11 +391,14 @@ private:
     Flow process(std::size_t, SampleRef&& s) override {
         // The master's samples are paced by the device alone (see the file's header).
         const bool master = keeps_time_.load(std::memory_order_relaxed) && clock().device() == &device_time_;  // relaxed: as above
-        // The master too while the clock does not run: a file's graph prerolls (every render
-        // holds its first sample until the clock starts), and audio written now would play
-        // ahead of the pictures held for the start.
-        if (sync_ && (!master || !clock().running()))
+        // The master too with its first sample after a start or a flush while the clock does not
+        // run: a file's graph prerolls (every render holds its first sample until the clock
+        // starts), and audio written now would play ahead of the pictures held for the start.
+        // Only the first: one held at a pause runs ahead of the clock by the device's buffer,
+        // and would wait that out after the pause, the device running dry meanwhile.
+        if (sync_ && (!master || (first_since_flush_ && !clock().running())))
             if (Flow f = present(s); f != Flow::ok) return f;
+        first_since_flush_ = false;
         const std::size_t frame_bytes = input(0).format().frame_bytes();
         const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
         snd_pcm_uframes_t left = s.size() / frame_bytes;
@@ -513,6 +521,7 @@ private:
     DeviceSettings settings_;
     bool sync_ = true;
     bool provide_clock_ = true;
+    bool first_since_flush_ = true;  // streaming thread; start() and flush() while it is parked
     // Provides the clock: asked for, and the device keeps time (start(); cleared by the
     // streaming thread if the device turns out to take samples as fast as they come).
     std::atomic<bool> keeps_time_{false};

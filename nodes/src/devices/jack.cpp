@@ -722,6 +722,7 @@ private:
     void unblock() override { wake(); }
 
     void reset_for_start() noexcept override {
+        first_since_flush_ = true;
         // relaxed: the callback does not run yet (see start_client()).
         primed_.store(false, std::memory_order_relaxed);
         ended_.store(false, std::memory_order_relaxed);
@@ -734,6 +735,7 @@ private:
     // must) and says so; waited for at most a few periods (a server that stopped calling us
     // leaves it for the next callback).
     void flush() override {
+        first_since_flush_ = true;
         if (!ring()) return;
         // release: nothing to publish but the request; acquire loads in the callback see it.
         flush_request_.store(true, std::memory_order_release);
@@ -746,10 +748,13 @@ private:
     Flow process(std::size_t, SampleRef&& s) override {
         if (server_gone()) return report_server_gone();
         // JACK's cycle paces the samples, but while the clock does not run a file's graph
-        // prerolls: the first sample waits with the other renders' for the clock to start
-        // (audio in the ring now would play ahead of the pictures held for it).
-        if (!clock().running())
+        // prerolls: the first sample after a start or a flush waits with the other renders' for
+        // the clock to start (audio in the ring now would play ahead of the pictures held for
+        // it). Only the first: one held at a pause runs ahead of the clock by the ring, and
+        // would wait that out after the pause while the ring runs dry.
+        if (first_since_flush_ && !clock().running())
             if (Flow f = present(s); f != Flow::ok) return f;
+        first_since_flush_ = false;
         const MediaFormat& f = input(0).format();
         const std::size_t in_frame = f.frame_bytes();
         const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
@@ -913,6 +918,7 @@ private:
     }
 
     bool provide_clock_ = true;
+    bool first_since_flush_ = true;           // streaming thread; start and flush while it is parked
     engine::DeviceTime device_time_;          // published by the callback; see device_time()
     std::uint64_t frames_taken_ = 0;          // the callback's own count (reset before it runs)
     std::atomic<bool> primed_{false};         // the ring filled once (or the stream ended): play

@@ -166,6 +166,8 @@ private:
     // ---- Control thread.
 
     Status start() override {
+        // sync=false: never waits for the clock, so the graph's preroll must not wait for it.
+        if (!sync_) set_clocked(false);
         close_window();
         const MediaFormat& f = input(0).format();
         layout_ = engine::picture_layout(f);
