@@ -293,41 +293,45 @@ void Graph::Impl::input_ended() noexcept {
     }
 }
 
-// The lowest priority_ceiling() of the nodes `node`'s streams reach, itself included (0: none;
-// Node::kNormalPriority, below every SCHED_FIFO priority, wins).
-// Each node once, however many paths lead to it (tees into mixers).
-int Graph::Impl::priority_ceiling_of(const Node& node) const {
-    int ceiling = 0;
+namespace {
+// Calls `visit` on every node that `node`'s streaming thread reaches, itself included, each once
+// however many paths lead to it (tees into mixers). Another streaming thread's node (a queue) is
+// visited but not gone past: its own thread runs what lies beyond. `visit` returns false to stop.
+template <class Visit>
+void for_each_reached(const Node& node, Visit&& visit) {
     std::vector<const Node*> seen, todo{&node};
     while (!todo.empty()) {
         const Node* n = todo.back();
         todo.pop_back();
         if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
         seen.push_back(n);
-        if (const int c = n->priority_ceiling(); c != 0 && (ceiling == 0 || c < ceiling)) ceiling = c;
-        // A queue's own thread runs what lies past it: this thread never reaches it.
+        if (!visit(*n)) return;
         if (n != &node && has_streaming_thread(*n)) continue;
         for (std::size_t o = 0; o < n->output_count(); ++o)
             if (const InputPin* peer = n->output(o).peer()) todo.push_back(&peer->node());
     }
+}
+}  // namespace
+
+// The lowest priority_ceiling() of the nodes `node`'s streams reach, itself included (0: none;
+// Node::kNormalPriority, below every SCHED_FIFO priority, wins).
+int Graph::Impl::priority_ceiling_of(const Node& node) const {
+    int ceiling = 0;
+    for_each_reached(node, [&](const Node& n) {
+        if (const int c = n.priority_ceiling(); c != 0 && (ceiling == 0 || c < ceiling)) ceiling = c;
+        return true;
+    });
     return ceiling;
 }
 
-// Whether `node`'s streaming thread reaches a clocked render (another streaming thread's node
-// ends its reach, as in priority_ceiling_of). Each node once.
+// Whether `node`'s streaming thread reaches a clocked render.
 bool Graph::Impl::feeds_clocked_render(const Node& node) const {
-    std::vector<const Node*> seen, todo{&node};
-    while (!todo.empty()) {
-        const Node* n = todo.back();
-        todo.pop_back();
-        if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
-        seen.push_back(n);
-        if (n->kind() == Node::Kind::render && n->clocked()) return true;
-        if (n != &node && has_streaming_thread(*n)) continue;
-        for (std::size_t o = 0; o < n->output_count(); ++o)
-            if (const InputPin* peer = n->output(o).peer()) todo.push_back(&peer->node());
-    }
-    return false;
+    bool feeds = false;
+    for_each_reached(node, [&](const Node& n) {
+        feeds = n.kind() == Node::Kind::render && n.clocked();
+        return !feeds;
+    });
+    return feeds;
 }
 
 void Graph::Impl::stream(Node& source) {
